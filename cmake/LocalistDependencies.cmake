@@ -1,0 +1,46 @@
+# Finds every dependency with CMake's own mechanisms and sets LOCALIST_HAVE_CUDA /
+# LOCALIST_HAVE_NCCL. CUDA and NCCL are optional: they come with a CUDA LibTorch
+# (CMAKE_PREFIX_PATH=/path/to/libtorch) and a system NCCL.
+find_package(Torch REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C CXX)
+find_package(HDF5 REQUIRED COMPONENTS C CXX)
+find_package(yaml-cpp REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+find_package(Threads REQUIRED)
+
+# HDF5's variables become one imported target so folders link it like the others.
+if(NOT TARGET localist::hdf5)
+  add_library(localist::hdf5 INTERFACE IMPORTED)
+  target_include_directories(localist::hdf5 INTERFACE ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(localist::hdf5 INTERFACE ${HDF5_CXX_LIBRARIES} ${HDF5_LIBRARIES})
+  target_compile_definitions(localist::hdf5 INTERFACE ${HDF5_DEFINITIONS})
+endif()
+
+# CUDA: decided by the LibTorch that was found, never assumed.
+set(LOCALIST_HAVE_CUDA OFF)
+set(LOCALIST_HAVE_NCCL OFF)
+if(NOT LOCALIST_CUDA STREQUAL "OFF")
+  if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
+    set(LOCALIST_HAVE_CUDA ON)
+  elseif(LOCALIST_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LOCALIST_CUDA=ON but the LibTorch found at ${Torch_DIR} has no CUDA; "
+                        "point CMAKE_PREFIX_PATH at a CUDA build of LibTorch")
+  endif()
+endif()
+if(LOCALIST_HAVE_CUDA)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_HOME}/include ${CUDA_TOOLKIT_ROOT_DIR}/include)
+  find_library(NCCL_LIBRARY nccl HINTS $ENV{NCCL_HOME}/lib ${CUDA_TOOLKIT_ROOT_DIR}/lib64)
+  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    set(LOCALIST_HAVE_NCCL ON)
+    add_library(localist::nccl INTERFACE IMPORTED)
+    target_include_directories(localist::nccl INTERFACE ${NCCL_INCLUDE_DIR})
+    target_link_libraries(localist::nccl INTERFACE ${NCCL_LIBRARY})
+  elseif(LOCALIST_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LOCALIST_CUDA=ON but nccl.h/libnccl were not found; set NCCL_HOME")
+  endif()
+endif()

@@ -1,0 +1,18 @@
+# Prints what the configure step found, so a user sees at once whether CUDA, NCCL
+# and ccache are in play and which LibTorch is used.
+message(STATUS "")
+message(STATUS "localist ${PROJECT_VERSION} configuration")
+message(STATUS "  build type     : ${CMAKE_BUILD_TYPE}")
+message(STATUS "  LibTorch       : ${Torch_VERSION} (${Torch_DIR})")
+message(STATUS "  MPI            : ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE})")
+message(STATUS "  HDF5           : ${HDF5_VERSION}")
+message(STATUS "  yaml-cpp       : ${yaml-cpp_VERSION}")
+message(STATUS "  spdlog / fmt   : ${spdlog_VERSION} / ${fmt_VERSION}")
+message(STATUS "  CLI11          : ${CLI11_VERSION}")
+message(STATUS "  SentencePiece  : ${SENTENCEPIECE_VERSION}")
+message(STATUS "  CUDA           : ${LOCALIST_HAVE_CUDA}")
+message(STATUS "  NCCL           : ${LOCALIST_HAVE_NCCL}")
+message(STATUS "  ccache         : ${CCACHE_PROGRAM}")
+message(STATUS "  torch PCH      : ${LOCALIST_USE_PCH}")
+message(STATUS "  tests / bench  : ${LOCALIST_BUILD_TESTS} / ${LOCALIST_BUILD_BENCH}")
+message(STATUS "")

@@ -1,0 +1,70 @@
+// sampler.cpp: see sampler.h.
+#include "data/sampler.h"
+
+#include "core/error.h"
+#include "core/mix64.h"
+
+namespace localist {
+
+GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed,
+                             int64_t global_batch)
+    : sources_(std::move(sources)), seq_len_(seq_len), seed_(seed), global_batch_(global_batch) {
+  if (sources_.empty()) throw ConfigError("data.sources: no training source to sample from");
+  if (seq_len_ < 1) throw ConfigError("model.context: must be at least 1");
+  if (global_batch_ < 1) throw ConfigError("train.global_batch: must be at least 1");
+  bool any_at_zero = false;
+  for (const auto& s : sources_) {
+    if (s.token_count < static_cast<uint64_t>(seq_len_) + 1) {
+      throw ConfigError("data.sources: source '" + s.name + "' has " + std::to_string(s.token_count) +
+                        " tokens, fewer than one window of model.context + 1 = " +
+                        std::to_string(seq_len_ + 1));
+    }
+    if (!(s.weight > 0)) throw ConfigError("data.sources: source '" + s.name + "' needs a weight > 0");
+    any_at_zero |= s.start_step == 0;
+  }
+  if (!any_at_zero) throw ConfigError("data.sources: at least one training source must have start_step 0");
+}
+
+SampleRef GlobalSampler::sample(int64_t step, int64_t index) const {
+  const uint64_t key = mix64(mix64(mix64(seed_) ^ static_cast<uint64_t>(step)) ^ static_cast<uint64_t>(index));
+  double total = 0;
+  for (const auto& s : sources_) {
+    if (s.start_step <= step) total += s.weight;
+  }
+  const double u = mix64_unit(key) * total;
+  int32_t chosen = -1;
+  double acc = 0;
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (sources_[i].start_step > step) continue;
+    chosen = static_cast<int32_t>(i);
+    acc += sources_[i].weight;
+    if (u < acc) break;
+  }
+  const uint64_t positions = sources_[chosen].token_count - static_cast<uint64_t>(seq_len_);
+  const uint64_t r = mix64(key ^ 0xD1B54A32D192ED03ull);
+  const uint64_t start = static_cast<uint64_t>((static_cast<unsigned __int128>(r) * positions) >> 64);
+  return SampleRef{chosen, start};
+}
+
+std::pair<int64_t, int64_t> GlobalSampler::rank_range(int dp_rank, int dp_size) const {
+  if (dp_size < 1 || dp_rank < 0 || dp_rank >= dp_size) {
+    throw Error("sampler: data-parallel rank " + std::to_string(dp_rank) + " of " + std::to_string(dp_size) +
+                " is invalid");
+  }
+  if (global_batch_ % dp_size != 0) {
+    throw ConfigError("train.global_batch: " + std::to_string(global_batch_) +
+                      " does not divide evenly over " + std::to_string(dp_size) + " data-parallel ranks");
+  }
+  const int64_t per = global_batch_ / dp_size;
+  return {per * dp_rank, per * (dp_rank + 1)};
+}
+
+std::vector<SampleRef> GlobalSampler::rank_samples(int64_t step, int dp_rank, int dp_size) const {
+  auto [b, e] = rank_range(dp_rank, dp_size);
+  std::vector<SampleRef> out;
+  out.reserve(e - b);
+  for (int64_t i = b; i < e; ++i) out.push_back(sample(step, i));
+  return out;
+}
+
+}  // namespace localist

@@ -1,0 +1,50 @@
+// sampler.h: the global sample order. Sample `index` of training step `step` is a pure
+// function of (seed, step, index): which source (by weight, among sources whose
+// start_step has come) and which window of seq_len+1 tokens in it. It does not depend
+// on the world size, so any number of data-parallel ranks, or a resume on another
+// number, sees the same global batches; each DP rank takes a contiguous slice.
+// Limits: windows are drawn with replacement (uniform start positions), not as
+// epochs; windows may cross document boundaries (the boundary token marks them).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace localist {
+
+struct SamplerSource {
+  std::string name;
+  uint64_t token_count = 0;
+  double weight = 1.0;
+  int64_t start_step = 0;
+};
+
+struct SampleRef {
+  int32_t source = -1;
+  uint64_t start = 0;  // first token of the window (window = seq_len + 1 tokens)
+  bool operator==(const SampleRef& o) const { return source == o.source && start == o.start; }
+};
+
+class GlobalSampler {
+ public:
+  // Throws ConfigError if a source is shorter than one window or none starts at step 0.
+  GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed, int64_t global_batch);
+
+  SampleRef sample(int64_t step, int64_t index) const;
+  // Batch indices [begin, end) that data-parallel rank `dp_rank` of `dp_size` processes.
+  std::pair<int64_t, int64_t> rank_range(int dp_rank, int dp_size) const;
+  std::vector<SampleRef> rank_samples(int64_t step, int dp_rank, int dp_size) const;
+
+  int64_t seq_len() const { return seq_len_; }
+  int64_t global_batch() const { return global_batch_; }
+  const std::vector<SamplerSource>& sources() const { return sources_; }
+
+ private:
+  std::vector<SamplerSource> sources_;
+  int64_t seq_len_;
+  uint64_t seed_;
+  int64_t global_batch_;
+};
+
+}  // namespace localist

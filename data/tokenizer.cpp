@@ -1,0 +1,29 @@
+// tokenizer.cpp: the factory that turns a TokenizerConfig into a tokenizer.
+#include "data/tokenizer.h"
+
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "data/byte_tokenizer.h"
+#include "data/data_config.h"
+#include "data/sentencepiece_tokenizer.h"
+
+namespace localist {
+
+std::unique_ptr<Tokenizer> tokenizer_create(const TokenizerConfig& config,
+                                            const std::vector<std::string>& training_files,
+                                            const std::string& trained_model_path) {
+  if (config.kind == "byte") return std::make_unique<ByteTokenizer>();
+  if (config.kind == "sentencepiece") {
+    if (!config.model.empty()) return SentencePieceTokenizer::load(config.model);
+    struct stat st{};
+    if (::stat(trained_model_path.c_str(), &st) != 0) {
+      SentencePieceTokenizer::train(training_files, config.vocab_size, config.model_type,
+                                    trained_model_path);
+    }
+    return SentencePieceTokenizer::load(trained_model_path);
+  }
+  throw ConfigError("data.tokenizer.kind: '" + config.kind + "' is not one of: byte, sentencepiece");
+}
+
+}  // namespace localist

@@ -1,0 +1,338 @@
+// run_config.cpp: see run_config.h. Each section's keys, defaults and ranges live in
+// exactly one parse function below, mirrored by configs/reference.yaml.
+#include "launch/run_config.h"
+
+#include <cmath>
+#include <limits>
+#include <regex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/logging.h"
+#include "core/strict_yaml.h"
+
+namespace localist {
+namespace {
+
+constexpr int64_t kBig = std::numeric_limits<int32_t>::max();
+constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() / 4;
+
+void parse_run(StrictMap m, RunSection& r) {
+  r.name = m.get_string("name", r.name);
+  r.dir = m.get_string("dir", r.dir);
+  if (r.dir.empty()) m.fail("dir", "must not be empty");
+  r.seed = m.get_int("seed", r.seed, 0, kHuge);
+  r.log_level = m.get_string("log_level", r.log_level, {"trace", "debug", "info", "warn", "error"});
+  m.finish();
+}
+
+void parse_data(StrictMap m, DataConfig& d) {
+  d.shard_dir = m.get_string("shard_dir", d.shard_dir);
+  if (d.shard_dir.empty()) m.fail("shard_dir", "must not be empty");
+  StrictMap t = m.get_map("tokenizer");
+  d.tokenizer.kind = t.get_string("kind", d.tokenizer.kind, {"byte", "sentencepiece"});
+  d.tokenizer.model = t.get_string("model", d.tokenizer.model);
+  d.tokenizer.vocab_size = t.get_int("vocab_size", d.tokenizer.vocab_size, 300, 1 << 20);
+  d.tokenizer.model_type = t.get_string("model_type", d.tokenizer.model_type, {"unigram", "bpe"});
+  t.finish();
+  if (!m.has("sources")) m.fail("", "data.sources is required: list the text files to train on");
+  const std::regex name_ok("[A-Za-z0-9_.-]+");
+  std::set<std::string> names;
+  bool train_at_zero = false;
+  d.sources.clear();
+  for (StrictMap s : m.get_map_list("sources")) {
+    SourceConfig c;
+    if (!s.has("name")) s.fail("", "each source needs a name");
+    if (!s.has("path")) s.fail("", "each source needs a path");
+    c.name = s.get_string("name", "");
+    if (!std::regex_match(c.name, name_ok)) s.fail("name", "use letters, digits, '_', '-' and '.' only");
+    if (!names.insert(c.name).second) s.fail("name", "source name '" + c.name + "' is used twice");
+    c.path = s.get_string("path", "");
+    c.domain = s.get_string("domain", c.name);
+    c.split = s.get_string("split", c.split, {"file", "blank_line", "wikitext"});
+    c.weight = s.get_double("weight", c.weight, 1e-9, 1e9);
+    c.start_step = s.get_int("start_step", c.start_step, 0, kHuge);
+    c.train = s.get_bool("train", c.train);
+    s.finish();
+    train_at_zero |= c.train && c.start_step == 0;
+    d.sources.push_back(c);
+  }
+  if (!train_at_zero) m.fail("sources", "at least one source with train: true must have start_step 0");
+  m.finish();
+}
+
+void parse_model(StrictMap m, ModelConfig& c) {
+  c.d_model = m.get_int("d_model", c.d_model, 1, 1 << 16);
+  c.n_layers = m.get_int("n_layers", c.n_layers, 1, 1024);
+  c.context = m.get_int("context", c.context, 1, 1 << 20);
+  c.heads_per_block = m.get_int("heads_per_block", c.heads_per_block, 1, 1024);
+  c.head_dim = m.get_int("head_dim", c.head_dim, 1, 4096);
+  c.k_max = m.get_int("k_max", c.k_max, 1, 4096);
+  c.k_initial = m.get_int("k_initial", c.k_initial, 1, 4096);
+  if (c.k_initial > c.k_max) {
+    m.fail("k_initial", "k_initial " + std::to_string(c.k_initial) + " exceeds k_max " + std::to_string(c.k_max));
+  }
+  c.anchor_dim = m.get_int("anchor_dim", c.anchor_dim, 1, 1 << 16);
+  const int64_t need = static_cast<int64_t>(std::ceil(std::log2(static_cast<double>(c.k_max))));
+  if (c.anchor_dim < need) {
+    m.fail("anchor_dim", "naming one of k_max = " + std::to_string(c.k_max) + " blocks takes " +
+                             std::to_string(need) + " bits, so anchor_dim must be at least " + std::to_string(need));
+  }
+  c.ffn_mult = m.get_int("ffn_mult", c.ffn_mult, 1, 64);
+  c.dropout = m.get_double("dropout", c.dropout, 0.0, 0.999);
+  c.tau = m.get_double("tau", c.tau, 1e-6, 1e6);
+  c.gamma = m.get_double("gamma", c.gamma, 0.0, 1e6);
+  c.rho = m.get_double("rho", c.rho, 0.0, 1e6);
+  m.finish();
+}
+
+std::vector<double> parse_dial_value(const StrictMap& owner, const YAML::Node& n, const std::string& path) {
+  std::vector<double> v;
+  if (n.IsSequence()) {
+    if (n.size() == 0) owner.fail_at(n, path, "a per-layer dial needs one value per layer");
+    for (size_t i = 0; i < n.size(); ++i) v.push_back(yaml_to_double(owner, n[i], path + "[" + std::to_string(i) + "]"));
+  } else {
+    v.push_back(yaml_to_double(owner, n, path));
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < 0.0 || v[i] > 1.0) {
+      const YAML::Node& at = n.IsSequence() ? n[i] : n;
+      owner.fail_at(at, path, "dial value " + YAML::Dump(at) + " is outside [0, 1]");
+    }
+  }
+  return v;
+}
+
+DialSchedule parse_dial(StrictMap& train) {
+  DialSchedule d;
+  YAML::Node n = train.get_node("dial");
+  const std::string path = train.key_path("dial");
+  if (!n.IsDefined() || n.IsNull()) return d;
+  if (!n.IsMap()) {
+    d.value = parse_dial_value(train, n, path);
+    return d;
+  }
+  StrictMap m(n, path, std::make_shared<const std::string>(train.file()));
+  d.kind = m.get_string("schedule", "constant", {"constant", "linear", "cosine", "points", "stages", "uniform"});
+  if (d.kind == "constant") {
+    if (!m.has("value")) m.fail("", "a constant dial schedule needs a value");
+    d.value = parse_dial_value(m, m.get_node("value"), m.key_path("value"));
+  } else if (d.kind == "linear" || d.kind == "cosine") {
+    d.from = m.get_double("from", 0.0, 0.0, 1.0);
+    d.to = m.get_double("to", 1.0, 0.0, 1.0);
+    d.start = m.get_int("start", 0, 0, kHuge);
+    if (!m.has("end")) m.fail("", "a " + d.kind + " dial schedule needs an end step");
+    d.end = m.get_int("end", 1, 0, kHuge);
+    if (d.end <= d.start) m.fail("end", "end must be after start (" + std::to_string(d.start) + ")");
+  } else if (d.kind == "points") {
+    YAML::Node p = m.get_node("points");
+    if (!p.IsSequence() || p.size() == 0) m.fail("points", "expected a list of [step, value] pairs");
+    for (size_t i = 0; i < p.size(); ++i) {
+      const std::string pp = m.key_path("points") + "[" + std::to_string(i) + "]";
+      if (!p[i].IsSequence() || p[i].size() != 2) m.fail_at(p[i], pp, "expected [step, value]");
+      int64_t step = 0;
+      if (!YAML::convert<int64_t>::decode(p[i][0], step) || step < 0) m.fail_at(p[i][0], pp, "step must be an integer >= 0");
+      if (!d.points.empty() && step <= d.points.back().step) m.fail_at(p[i][0], pp, "steps must increase");
+      d.points.push_back({step, parse_dial_value(m, p[i][1], pp).at(0)});
+    }
+  } else if (d.kind == "stages") {
+    std::vector<StrictMap> stages = m.get_map_list("stages");
+    if (stages.empty()) m.fail("stages", "expected a list of {name, until, value}");
+    for (size_t i = 0; i < stages.size(); ++i) {
+      StrictMap& s = stages[i];
+      DialStage st;
+      st.name = s.get_string("name", "stage" + std::to_string(i));
+      st.until_step = s.get_int("until", -1, 1, kHuge);
+      if (i + 1 < stages.size() && st.until_step < 0) s.fail("", "every stage but the last needs `until`");
+      if (!d.stages.empty() && st.until_step >= 0 && st.until_step <= d.stages.back().until_step) {
+        s.fail("until", "stages must be in increasing `until` order");
+      }
+      if (!s.has("value")) s.fail("", "each stage needs a value");
+      st.value = parse_dial_value(s, s.get_node("value"), s.key_path("value"));
+      s.finish();
+      d.stages.push_back(st);
+    }
+  } else {  // uniform
+    d.lo = m.get_double("lo", 0.0, 0.0, 1.0);
+    d.hi = m.get_double("hi", 1.0, 0.0, 1.0);
+    if (d.hi < d.lo) m.fail("hi", "hi must be >= lo");
+  }
+  m.finish();
+  return d;
+}
+
+void parse_train(StrictMap m, TrainConfig& t) {
+  t.steps = m.get_int("steps", t.steps, 1, kHuge);
+  t.global_batch = m.get_int("global_batch", t.global_batch, 1, kBig);
+  t.micro_batch = m.get_int("micro_batch", t.micro_batch, 1, kBig);
+  t.lr = m.get_double("lr", t.lr, 0.0, 10.0);
+  t.weight_decay = m.get_double("weight_decay", t.weight_decay, 0.0, 10.0);
+  t.grad_clip = m.get_double("grad_clip", t.grad_clip, 0.0, 1e9);
+  t.warmup_steps = m.get_int("warmup_steps", t.warmup_steps, 0, kHuge);
+  t.log_every = m.get_int("log_every", t.log_every, 1, kHuge);
+  t.dial = parse_dial(m);
+  m.finish();
+}
+
+void check_dial_layers(StrictMap& train, const DialSchedule& d, int64_t n_layers) {
+  auto check = [&](const std::vector<double>& v) {
+    if (v.size() != 1 && static_cast<int64_t>(v.size()) != n_layers) {
+      train.fail("dial", "per-layer dial has " + std::to_string(v.size()) + " values but model.n_layers is " +
+                             std::to_string(n_layers));
+    }
+  };
+  if (d.kind == "constant") check(d.value);
+  for (const auto& s : d.stages) check(s.value);
+}
+
+}  // namespace
+
+RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size) {
+  StrictMap root = StrictMap::parse(yaml_text, file);
+  RunConfig c;
+  c.file = file;
+  parse_run(root.get_map("run"), c.run);
+  parse_data(root.get_map("data"), c.data);
+  parse_model(root.get_map("model"), c.model);
+  StrictMap train = root.get_map("train");
+  parse_train(train, c.train);
+  check_dial_layers(train, c.train.dial, c.model.n_layers);
+
+  StrictMap dist = root.get_map("distributed");
+  c.distributed.block_parallel = dist.get_int("block_parallel", 1, 1, 4096);
+  if (c.distributed.block_parallel > c.model.k_max) {
+    dist.fail("block_parallel", "block_parallel " + std::to_string(c.distributed.block_parallel) +
+                                    " exceeds model.k_max " + std::to_string(c.model.k_max) +
+                                    " (each block-parallel rank must be able to hold a block)");
+  }
+  dist.finish();
+
+  // Divisibility: the mesh must tile the world; the batch must tile the DP ranks.
+  int64_t dp = 1;
+  if (world_size > 0) {
+    if (world_size % c.distributed.block_parallel != 0) {
+      dist.fail("block_parallel", "mesh does not divide the world: block_parallel " +
+                                      std::to_string(c.distributed.block_parallel) + " does not divide " +
+                                      std::to_string(world_size) + " ranks");
+    }
+    dp = world_size / c.distributed.block_parallel;
+  }
+  if (c.train.global_batch % dp != 0) {
+    train.fail("global_batch", std::to_string(c.train.global_batch) + " sequences do not split evenly over " +
+                                   std::to_string(dp) + " data-parallel ranks");
+  }
+  if ((c.train.global_batch / dp) % c.train.micro_batch != 0) {
+    train.fail("micro_batch", "micro_batch " + std::to_string(c.train.micro_batch) +
+                                  " does not divide the per-rank batch " + std::to_string(c.train.global_batch / dp) +
+                                  " (global_batch / data-parallel ranks)");
+  }
+  root.finish();
+  return c;
+}
+
+RunConfig run_config_load(const std::string& path, int world_size) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error& e) {
+    throw ConfigError(std::string(e.what()) + " (pass a config file such as configs/quickstart.yaml)");
+  }
+  return run_config_parse(text, path, world_size);
+}
+
+namespace {
+
+void emit_dial_value(YAML::Emitter& e, const std::vector<double>& v) {
+  if (v.size() == 1) {
+    e << v[0];
+  } else {
+    e << YAML::Flow << YAML::BeginSeq;
+    for (double x : v) e << x;
+    e << YAML::EndSeq;
+  }
+}
+
+}  // namespace
+
+std::string run_config_to_yaml(const RunConfig& c) {
+  YAML::Emitter e;
+  e.SetDoublePrecision(17);
+  e << YAML::Comment("effective config of this run: every value, defaults filled in");
+  e << YAML::BeginMap;
+  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << c.run.name << YAML::Key << "dir" << YAML::Value << c.run.dir;
+  e << YAML::Key << "seed" << YAML::Value << c.run.seed << YAML::Key << "log_level" << YAML::Value << c.run.log_level;
+  e << YAML::EndMap;
+
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "shard_dir" << YAML::Value << c.data.shard_dir;
+  e << YAML::Key << "tokenizer" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "kind" << YAML::Value << c.data.tokenizer.kind;
+  e << YAML::Key << "model" << YAML::Value << c.data.tokenizer.model;
+  e << YAML::Key << "vocab_size" << YAML::Value << c.data.tokenizer.vocab_size;
+  e << YAML::Key << "model_type" << YAML::Value << c.data.tokenizer.model_type << YAML::EndMap;
+  e << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : c.data.sources) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name << YAML::Key << "path" << YAML::Value << s.path;
+    e << YAML::Key << "domain" << YAML::Value << s.domain << YAML::Key << "split" << YAML::Value << s.split;
+    e << YAML::Key << "weight" << YAML::Value << s.weight << YAML::Key << "start_step" << YAML::Value << s.start_step;
+    e << YAML::Key << "train" << YAML::Value << s.train << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::EndMap;
+
+  const ModelConfig& m = c.model;
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "d_model" << YAML::Value << m.d_model << YAML::Key << "n_layers" << YAML::Value << m.n_layers;
+  e << YAML::Key << "context" << YAML::Value << m.context << YAML::Key << "heads_per_block" << YAML::Value
+    << m.heads_per_block;
+  e << YAML::Key << "head_dim" << YAML::Value << m.head_dim << YAML::Key << "k_initial" << YAML::Value << m.k_initial;
+  e << YAML::Key << "k_max" << YAML::Value << m.k_max << YAML::Key << "anchor_dim" << YAML::Value << m.anchor_dim;
+  e << YAML::Key << "ffn_mult" << YAML::Value << m.ffn_mult << YAML::Key << "dropout" << YAML::Value << m.dropout;
+  e << YAML::Key << "tau" << YAML::Value << m.tau << YAML::Key << "gamma" << YAML::Value << m.gamma;
+  e << YAML::Key << "rho" << YAML::Value << m.rho << YAML::EndMap;
+
+  const TrainConfig& t = c.train;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "steps" << YAML::Value << t.steps << YAML::Key << "global_batch" << YAML::Value << t.global_batch;
+  e << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch << YAML::Key << "lr" << YAML::Value << t.lr;
+  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "grad_clip" << YAML::Value
+    << t.grad_clip;
+  e << YAML::Key << "warmup_steps" << YAML::Value << t.warmup_steps << YAML::Key << "log_every" << YAML::Value
+    << t.log_every;
+  const DialSchedule& d = t.dial;
+  e << YAML::Key << "dial" << YAML::Value << YAML::BeginMap << YAML::Key << "schedule" << YAML::Value << d.kind;
+  if (d.kind == "constant") {
+    e << YAML::Key << "value" << YAML::Value;
+    emit_dial_value(e, d.value);
+  } else if (d.kind == "linear" || d.kind == "cosine") {
+    e << YAML::Key << "from" << YAML::Value << d.from << YAML::Key << "to" << YAML::Value << d.to;
+    e << YAML::Key << "start" << YAML::Value << d.start << YAML::Key << "end" << YAML::Value << d.end;
+  } else if (d.kind == "points") {
+    e << YAML::Key << "points" << YAML::Value << YAML::BeginSeq;
+    for (const auto& p : d.points) e << YAML::Flow << YAML::BeginSeq << p.step << p.value << YAML::EndSeq;
+    e << YAML::EndSeq;
+  } else if (d.kind == "stages") {
+    e << YAML::Key << "stages" << YAML::Value << YAML::BeginSeq;
+    for (const auto& s : d.stages) {
+      e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;
+      if (s.until_step >= 0) e << YAML::Key << "until" << YAML::Value << s.until_step;
+      e << YAML::Key << "value" << YAML::Value;
+      emit_dial_value(e, s.value);
+      e << YAML::EndMap;
+    }
+    e << YAML::EndSeq;
+  } else {
+    e << YAML::Key << "lo" << YAML::Value << d.lo << YAML::Key << "hi" << YAML::Value << d.hi;
+  }
+  e << YAML::EndMap << YAML::EndMap;
+
+  e << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "block_parallel" << YAML::Value << c.distributed.block_parallel << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace localist

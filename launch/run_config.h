@@ -1,0 +1,40 @@
+// run_config.h: the whole run config: one YAML file parsed strictly into typed
+// sections (unknown key, wrong type, out-of-range value: ConfigError naming
+// file:line:column and the key path), checked against the world size when known,
+// and written back out as the effective config (every value, defaults filled in).
+// Reference with every key and its default: configs/reference.yaml.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "comm/distributed_config.h"
+#include "data/data_config.h"
+#include "model/model_config.h"
+#include "trainer/train_config.h"
+
+namespace localist {
+
+struct RunSection {
+  std::string name = "run";
+  std::string dir = "runs/run";  // run directory (relative paths: from the working directory)
+  int64_t seed = 1234;
+  std::string log_level = "info";
+};
+
+struct RunConfig {
+  RunSection run;
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  DistributedConfig distributed;
+  std::string file;  // where it was read from
+};
+
+// world_size 0: unknown (the mesh and batch divisibility checks are skipped).
+RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size);
+RunConfig run_config_load(const std::string& path, int world_size);
+
+// The effective config as YAML; parsing it gives back the same config.
+std::string run_config_to_yaml(const RunConfig& config);
+
+}  // namespace localist

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# setup.sh: installs the Debian packages localist builds and tests with, and makes
+# LibTorch use OpenBLAS instead of the reference BLAS (37x slower matmuls).
+# Idempotent and quick when everything is present. Needs root (or sudo) and apt.
+# Limits: Debian/Ubuntu only; other systems install the same libraries by hand
+# (see docs/install.md).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev hdf5-tools
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev
+  libsentencepiece-dev
+)
+
+log() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@";
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@";
+  else log "error: need root (or sudo) to run: $*"; exit 1; fi
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  log "error: this script needs Debian's apt/dpkg; on other systems install the packages listed in docs/install.md"
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${#missing[@]} missing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # A stale package index makes installs fail with 404s: refresh once if needed.
+  if ! as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
+    as_root apt-get update
+    as_root apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+else
+  log "all ${#PACKAGES[@]} packages present"
+fi
+
+# LibTorch calls whatever libblas.so.3 Debian's alternatives select; the default
+# reference BLAS runs a 1024^2 matmul at ~3 GFLOP/s, OpenBLAS at ~125.
+alt=libblas.so.3-$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+current=$(update-alternatives --query "$alt" 2>/dev/null | awk '/^Value:/{print $2}')
+openblas=$(update-alternatives --query "$alt" 2>/dev/null | awk '/^Alternative:/{print $2}' | grep openblas | head -n1 || true)
+if [ -z "$openblas" ]; then
+  log "error: no OpenBLAS alternative for $alt after installing libopenblas0-pthread"
+  exit 1
+fi
+if [ "$current" != "$openblas" ]; then
+  log "selecting OpenBLAS for LibTorch ($current -> $openblas)"
+  as_root update-alternatives --set "$alt" "$openblas"
+else
+  log "BLAS: $current"
+fi
