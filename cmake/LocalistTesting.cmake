@@ -16,6 +16,7 @@ function(localist_add_test_executable name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_definitions(${name} PRIVATE LOCALIST_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 endfunction()
 
 # localist_add_test(NAME TARGET LABEL TIMEOUT [SKIP_CODE n] [ARGS ...])

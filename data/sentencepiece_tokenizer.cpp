@@ -111,7 +111,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::load(const std::
   t->vocab_size_ = static_cast<uint32_t>(v[0]);
   t->document_id_ = static_cast<uint32_t>(v[1]);
   t->pad_id_ = static_cast<uint32_t>(v[2]);
-  t->hash_ = sha256_hex(bytes);
+  t->hash_ = sha256_hex(info.substr(sizeof v));  // the mapping, not the file bytes
   return t;
 }
 
@@ -169,7 +169,7 @@ std::string SentencePieceTokenizer::decode(const uint32_t* ids, size_t n) const 
 std::string SentencePieceTokenizer::spec() const {
   return std::string(R"({"kind":"sentencepiece","vocab_size":)") + std::to_string(vocab_size_) +
          R"(,"document_id":)" + std::to_string(document_id_) + R"(,"pad_id":)" + std::to_string(pad_id_) +
-         R"(,"model_sha256":")" + hash_ + "\"}";
+         R"(,"mapping_sha256":")" + hash_ + "\"}";
 }
 
 }  // namespace localist

@@ -17,6 +17,25 @@ namespace {
 bool reply(uint8_t status, const void* data, uint64_t size) { return write_frame(1, status, data, size); }
 bool reply_error(const std::string& msg) { return reply(1, msg.data(), msg.size()); }
 
+// What decides the token mapping: every piece with its score and type, and the ids of
+// a probe text (which exercises the normaliser). The serialized model also embeds
+// training paths and options, so two identical vocabularies differ byte-wise.
+std::string mapping_fingerprint(const sentencepiece::SentencePieceProcessor& sp) {
+  std::string out = "sentencepiece-mapping-v1\n";
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    const float score = sp.GetScore(i);
+    uint32_t bits;
+    std::memcpy(&bits, &score, sizeof bits);
+    const char type = sp.IsUnknown(i) ? 'U' : sp.IsControl(i) ? 'C' : sp.IsByte(i) ? 'B' : sp.IsUnused(i) ? 'X' : 'N';
+    out += sp.IdToPiece(i) + "\t" + std::to_string(bits) + "\t" + type + "\n";
+  }
+  std::vector<int> probe;
+  if (sp.Encode("  Probe,\ttext 0123 ünïcöde Ａ\r\n", &probe).ok()) {
+    for (int id : probe) out += std::to_string(id) + " ";
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,7 +56,9 @@ int main(int argc, char** argv) {
       } else {
         sp = std::move(next);
         const int32_t info[3] = {sp->GetPieceSize(), sp->bos_id(), sp->pad_id()};
-        ok = reply(0, info, sizeof info);
+        std::string out(reinterpret_cast<const char*>(info), sizeof info);
+        out += mapping_fingerprint(*sp);
+        ok = reply(0, out.data(), out.size());
       }
     } else if (op == kTrain) {
       auto st = sentencepiece::SentencePieceTrainer::Train(payload);

@@ -32,6 +32,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 std::vector<double> dial_arg_parse(const std::string& text) {
   std::vector<double> out;
+  if (text.empty()) throw ConfigError("--dial: empty value (use 0.6, 0,0.5,1 or 0:1:0.1)");
   if (text.find(':') != std::string::npos) {
     auto parts = split(text, ':');
     if (parts.size() != 3) throw ConfigError("--dial '" + text + "': a sweep is lo:hi:step, e.g. 0:1:0.1");
