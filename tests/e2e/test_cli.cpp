@@ -1,0 +1,157 @@
+// test_cli.cpp: the `localist` binary end to end, as a user runs it: bad inputs
+// (missing file, empty file, non-UTF-8 bytes, typo'd key, negative batch, dial 1.5,
+// bad flags) each give exactly one line on stderr, the documented exit status, and
+// write nothing; the happy path prepares shards and dry-runs a config, also on 2
+// ranks under mpirun.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+using localist::test::TempDir;
+
+namespace {
+
+struct CliRun {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+std::string bin() {
+  const char* b = std::getenv("LOCALIST_BIN");
+  return b ? b : "localist";
+}
+
+CliRun run_cli(const TempDir& dir, const std::string& args, const std::string& prefix = "") {
+  const std::string err_file = dir / "stderr.txt";
+  auto r = localist::test::run_command("cd '" + dir.path() + "' && " + prefix + bin() + " " + args + " 2>'" + err_file + "'");
+  return {r.status, r.out, localist::test::read_text(err_file)};
+}
+
+std::string config(const std::string& source_path, const std::string& train_extra = "") {
+  return "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - name: text\n      path: " + source_path +
+         "\n      split: blank_line\nmodel:\n  context: 64\ntrain:\n  global_batch: 8\n  micro_batch: 4\n" + train_extra;
+}
+
+void expect_one_line(const CliRun& r, int status, const std::string& needle) {
+  EXPECT_EQ(r.status, status) << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    localist::test::write_text(dir_ / "good.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 50000));
+  }
+  // Nothing but the inputs the test wrote (and stderr.txt) may exist afterwards.
+  void expect_nothing_written() {
+    for (const char* p : {"run", "shards"}) EXPECT_FALSE(fs::exists(dir_ / p)) << p << " was written";
+  }
+  TempDir dir_;
+};
+
+}  // namespace
+
+TEST_F(Cli, HelpAndVersion) {
+  CliRun r = run_cli(dir_, "--help");
+  EXPECT_EQ(r.status, 0);
+  for (const char* verb : {"prepare", "train", "eval", "generate", "inspect", "info"}) {
+    EXPECT_NE(r.out.find(verb), std::string::npos) << verb;
+  }
+  EXPECT_EQ(run_cli(dir_, "train --help").status, 0);
+  EXPECT_EQ(run_cli(dir_, "--version").status, 0);
+}
+
+TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
+  expect_one_line(run_cli(dir_, "prepare missing.yaml"), 2, "missing.yaml: cannot open");
+  expect_one_line(run_cli(dir_, ""), 2, "A subcommand is required");
+  expect_one_line(run_cli(dir_, "train"), 2, "config is required");
+  expect_one_line(run_cli(dir_, "train c.yaml --bogus"), 2, "--bogus");
+
+  localist::test::write_text(dir_ / "empty.txt", "");
+  localist::test::write_text(dir_ / "c.yaml", config("empty.txt"));
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 1, "empty.txt: source file is empty");
+
+  localist::test::write_text(dir_ / "latin1.txt", "Ros\xE9 wine\n");
+  localist::test::write_text(dir_ / "c.yaml", config("latin1.txt"));
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 1, "latin1.txt:1: invalid UTF-8 (byte 0xE9 at offset 3)");
+
+  localist::test::write_text(dir_ / "c.yaml", config("nowhere.txt"));
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 1, "nowhere.txt: source file not found");
+
+  std::string typo = config("good.txt");
+  typo.replace(typo.find("micro_batch"), 11, "micro_bacth");
+  localist::test::write_text(dir_ / "c.yaml", typo);
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "c.yaml:13:3: train.micro_bacth: unknown key (did you mean 'micro_batch'?)");
+
+  std::string negative = config("good.txt");
+  negative.replace(negative.find("global_batch: 8"), 15, "global_batch: -8");
+  localist::test::write_text(dir_ / "c.yaml", negative);
+  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2, "c.yaml:12:17: train.global_batch: value -8 is out of range");
+
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  dial: 1.5\n"));
+  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2, "c.yaml:14:9: train.dial: dial value 1.5 is outside [0, 1]");
+
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt") + "distributed:\n  block_parallel: 2\n");
+  expect_one_line(run_cli(dir_, "train --dry-run --world-size 3 c.yaml"), 2, "mesh does not divide the world");
+
+  localist::test::write_text(dir_ / "c.yaml", "run: [unclosed\n");
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "YAML syntax error");
+
+  expect_one_line(run_cli(dir_, "eval --checkpoint ckpt --dial 1.5"), 2, "value 1.5 is outside [0, 1]");
+  expect_one_line(run_cli(dir_, "generate --checkpoint ckpt --prompt hi --temperature -1"), 2, "--temperature");
+  expect_one_line(run_cli(dir_, "inspect nothing.h5"), 1, "nothing.h5: no such file");
+  expect_nothing_written();
+}
+
+TEST_F(Cli, VerbsOfLaterPartsSaySoAndExit3) {
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt"));
+  expect_one_line(run_cli(dir_, "train c.yaml"), 3, "training is not available in this build yet");
+  expect_one_line(run_cli(dir_, "eval --checkpoint ckpt --dial 0:1:0.1"), 3, "eval is not available");
+  expect_one_line(run_cli(dir_, "generate --checkpoint ckpt --prompt hi"), 3, "generate is not available");
+  expect_nothing_written();
+}
+
+TEST_F(Cli, PrepareInspectAndDryRun) {
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  dial: {schedule: linear, from: 0, to: 1, end: 100}\n"));
+  CliRun prep = run_cli(dir_, "prepare c.yaml");
+  ASSERT_EQ(prep.status, 0) << prep.err;
+  EXPECT_NE(prep.out.find("total: 1 sources"), std::string::npos) << prep.out;
+  CliRun again = run_cli(dir_, "prepare c.yaml");
+  EXPECT_NE(again.out.find("(up to date)"), std::string::npos) << again.out;
+
+  CliRun info = run_cli(dir_, "inspect shards/text.h5");
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_NE(info.out.find("source bytes    50000"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("first text      \"First Citizen:"), std::string::npos) << info.out;
+
+  CliRun dry = run_cli(dir_, "train --dry-run c.yaml");
+  ASSERT_EQ(dry.status, 0) << dry.err;
+  EXPECT_TRUE(fs::exists(dir_ / "run/config.effective.yaml"));
+  EXPECT_TRUE(fs::exists(dir_ / "run/logs/rank-0.log"));
+  EXPECT_NE(dry.err.find("world 1 = dp 1 x bp 1"), std::string::npos) << dry.err;
+  // The effective config is itself a valid config.
+  CliRun redo = run_cli(dir_, "train --dry-run run/config.effective.yaml");
+  EXPECT_EQ(redo.status, 0) << redo.err;
+}
+
+TEST_F(Cli, DryRunOnTwoRanksUnderMpirun) {
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt"));
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  CliRun r = run_cli(dir_, "train --dry-run c.yaml", "timeout 60 mpirun -np 2 --oversubscribe ");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "run/logs/rank-0.log"));
+  EXPECT_TRUE(fs::exists(dir_ / "run/logs/rank-1.log"));
+  const std::string log1 = localist::test::read_text(dir_ / "run/logs/rank-1.log");
+  EXPECT_NE(log1.find("[rank 1]"), std::string::npos) << log1;
+  EXPECT_NE(log1.find("world 2 = dp 2 x bp 1, launcher mpirun"), std::string::npos) << log1;
+  // prepare refuses to run on several ranks.
+  CliRun p = run_cli(dir_, "prepare c.yaml", "timeout 60 mpirun -np 2 --oversubscribe ");
+  EXPECT_NE(p.status, 0);
+  EXPECT_NE(p.err.find("prepare runs as a single process"), std::string::npos) << p.err;
+}
