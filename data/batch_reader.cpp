@@ -8,7 +8,8 @@
 
 namespace localist {
 
-BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch) {
+BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch,
+                         uint64_t cache_bytes) {
   std::vector<SamplerSource> sources;
   std::string hash;
   for (const auto& s : data.sources) {
@@ -33,6 +34,11 @@ BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed,
     shards_.push_back(std::move(reader));
   }
   sampler_ = std::make_unique<GlobalSampler>(std::move(sources), seq_len, seed, global_batch);
+  uint64_t total = 0;
+  for (const auto& s : shards_) total += static_cast<uint64_t>(s->meta().token_count) * sizeof(uint32_t);
+  if (total <= cache_bytes) {
+    for (auto& s : shards_) s->cache_in_memory();
+  }
 }
 
 TokenBatch BatchReader::read(int64_t step, int dp_rank, int dp_size) const {

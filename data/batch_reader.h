@@ -1,6 +1,8 @@
 // batch_reader.h: reads the token windows the GlobalSampler picks from the prepared
 // shards of the training sources. Checks at open that every shard exists, uses one
 // tokenizer and still matches its source file's size (stale shards are an error).
+// Shards are held in memory while their total fits `cache_bytes` (as uint32), else
+// read window by window from HDF5.
 #pragma once
 #include <memory>
 #include <vector>
@@ -20,7 +22,9 @@ struct TokenBatch {
 
 class BatchReader {
  public:
-  BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch);
+  static constexpr uint64_t kDefaultCacheBytes = uint64_t(1) << 30;
+  BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch,
+              uint64_t cache_bytes = kDefaultCacheBytes);
   // This data-parallel rank's rows of the global batch of `step`.
   TokenBatch read(int64_t step, int dp_rank, int dp_size) const;
   const GlobalSampler& sampler() const { return *sampler_; }

@@ -153,6 +153,10 @@ void ShardReader::read(uint64_t start, uint64_t count, uint32_t* out) const {
                 std::to_string(start + count) + ") is past the end (" +
                 std::to_string(meta_.token_count) + " tokens)");
   }
+  if (!cache_.empty()) {
+    std::copy(cache_.begin() + start, cache_.begin() + start + count, out);
+    return;
+  }
   try {
     H5::DataSpace file_space = tokens_.getSpace();
     const hsize_t off = start, cnt = count;
@@ -168,6 +172,10 @@ std::vector<uint32_t> ShardReader::read_all() const {
   std::vector<uint32_t> out(meta_.token_count);
   if (!out.empty()) read(0, out.size(), out.data());
   return out;
+}
+
+void ShardReader::cache_in_memory() {
+  if (cache_.empty()) cache_ = read_all();
 }
 
 std::vector<uint64_t> ShardReader::document_offsets() const {

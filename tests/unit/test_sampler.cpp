@@ -81,11 +81,15 @@ TEST(BatchReader, WindowsAreStretchesOfTheSourceText) {
   data.sources.push_back({"heldout", test::corpus("wikitext2-test.txt"), "encyclopedia", "wikitext", 1.0, 0, false});
   prepare_shards(data, false, nullptr);
   const BatchReader reader(data, 128, 42, 8);
+  const BatchReader uncached(data, 128, 42, 8, /*cache_bytes=*/0);
   ASSERT_EQ(reader.shards().size(), 2u);  // the held-out source is never sampled
+  EXPECT_TRUE(reader.shards()[0]->cached());
+  EXPECT_FALSE(uncached.shards()[0]->cached());
   const std::string texts[2] = {test::read_text(data.sources[0].path), test::read_text(data.sources[1].path)};
   ByteTokenizer tok;
   for (int64_t step = 0; step < 6; ++step) {
     TokenBatch whole = reader.read(step, 0, 1);
+    EXPECT_EQ(uncached.read(step, 0, 1).tokens, whole.tokens);  // HDF5 reads == in-memory cache
     ASSERT_EQ(whole.rows, 8);
     ASSERT_EQ(whole.cols, 129);
     for (int64_t r = 0; r < whole.rows; ++r) {
