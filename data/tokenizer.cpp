@@ -10,6 +10,12 @@
 
 namespace localist {
 
+std::vector<std::string> Tokenizer::token_texts() const {
+  std::vector<std::string> out(vocab_size());
+  for (uint32_t id = 0; id < vocab_size(); ++id) out[id] = decode(&id, 1);
+  return out;
+}
+
 std::unique_ptr<Tokenizer> tokenizer_create(const TokenizerConfig& config,
                                             const std::vector<std::string>& training_files,
                                             const std::string& trained_model_path) {

@@ -29,6 +29,9 @@ class Tokenizer {
   // SHA-256 (hex) identifying the mapping: shards with equal hashes are compatible.
   virtual std::string hash() const = 0;
   std::string decode(const std::vector<uint32_t>& ids) const { return decode(ids.data(), ids.size()); }
+  // The bytes each id decodes to on its own ("" for the special tokens), for rules
+  // (regex spans) and metrics (bits per byte).
+  std::vector<std::string> token_texts() const;
 };
 
 // Builds the configured tokenizer. A SentencePiece tokenizer without a `model` is

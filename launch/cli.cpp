@@ -20,7 +20,13 @@
 #include "data/token_shard.h"
 #include "launch/dial_arg.h"
 #include "launch/run_config.h"
+#include "data/tokenizer.h"
+#include "model/rules.h"
+#include "trainer/evaluate.h"
+#include "trainer/generate.h"
+#include "trainer/model_checkpoint.h"
 #include "trainer/torch_runtime.h"
+#include "trainer/trainer.h"
 
 namespace localist {
 namespace fs = std::filesystem;
@@ -70,9 +76,9 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   const RunConfig cfg = run_config_load(config_path, world);
   if (!resume.empty()) not_available("--resume", "the HDF5 checkpoint issue (#5)");
-  if (!dry_run) {
-    not_available("training", "the localist model and trainer (issue #3); `localist train --dry-run " + config_path +
-                                  "` checks the config and data now");
+  if (!dry_run && world > 1) {
+    not_available("training on " + std::to_string(world) + " ranks",
+                  "the distributed-training issue (#4); run one process, or `--dry-run` to check the config");
   }
   // Check the data before anything is written, so a bad run leaves no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
@@ -86,7 +92,24 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (ec) throw Error(cfg.run.dir + ": cannot create run directory: " + ec.message());
   logging_init({rank, world, cfg.run.log_level, (run_dir / "logs").string()});
   warn_if_slow_blas();
-  if (rank == 0) write_file_atomic((run_dir / "config.effective.yaml").string(), run_config_to_yaml(cfg));
+  const std::string effective = run_config_to_yaml(cfg);
+  if (rank == 0) write_file_atomic((run_dir / "config.effective.yaml").string(), effective);
+
+  if (!dry_run) {
+    TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
+                   cfg.model, cfg.data, cfg.train};
+    const TrainSummary s = train_run(plan);
+    std::cout << fmt::format("trained '{}': {} steps in {:.1f} s, final loss {:.4f} (ce {:.4f} nats)", cfg.run.name,
+                             s.steps, s.seconds, s.final_loss, s.final_ce);
+    if (s.evaluated) {
+      std::cout << fmt::format("; held-out: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}",
+                               s.final_eval.ce_nats, s.final_eval.bits_per_byte, s.final_eval.perplexity,
+                               s.final_eval.accuracy);
+    }
+    std::cout << "\ncheckpoint: " << s.checkpoint << std::endl;
+    logging_shutdown();
+    return kExitOk;
+  }
 
   spdlog::info("dry run of '{}' ({}): world {} = dp {} x bp {}, launcher {}", cfg.run.name, config_path, world, dp,
                bp, env.launcher);
@@ -112,10 +135,115 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   return kExitOk;
 }
 
+// A trained model with its run config and tokenizer, loaded from a checkpoint.
+struct LoadedCheckpoint {
+  std::string dir;
+  RunConfig cfg;
+  CheckpointMeta meta;
+  std::shared_ptr<LocalistModel> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  at::Device device = at::kCPU;
+};
+
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name) {
+  LoadedCheckpoint c;
+  c.dir = model_checkpoint_resolve(path);
+  c.cfg = run_config_parse(model_checkpoint_config(c.dir), c.dir + "/config.yaml", 0);
+  c.meta = model_checkpoint_meta(c.dir);
+  logging_init({0, 1, c.cfg.run.log_level, ""});
+  torch_set_threads(static_cast<int>(c.cfg.train.threads));
+  c.device = at::Device(trainer_device_name(device_name));
+  TokenizerConfig tc = c.cfg.data.tokenizer;
+  if (tc.kind == "sentencepiece") tc.model = c.dir + "/tokenizer.model";
+  c.tokenizer = tokenizer_create(tc, {}, "");
+  if (c.tokenizer->hash() != c.meta.tokenizer_hash) {
+    throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
+  }
+  c.model = model_checkpoint_load(c.dir, c.cfg.model, c.device);
+  return c;
+}
+
+int run_eval(const std::string& checkpoint, const std::string& dial_text, const std::string& rules_path,
+             const std::string& out_dir, int64_t windows, const std::string& device) {
+  const std::vector<double> dials = dial_arg_parse(dial_text);
+  LoadedCheckpoint c = load_checkpoint(checkpoint, device);
+  RuleSet rules;
+  if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
+  const EvalSet set = eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
+  const auto texts = c.tokenizer->token_texts();
+  EvalInputs in;
+  in.token_texts = &texts;
+  for (const auto& t : texts) in.token_bytes.push_back(static_cast<int64_t>(t.size()));
+  in.pad_id = c.tokenizer->pad_id();
+  in.device = c.device;
+  in.batch = c.cfg.train.micro_batch;
+  std::vector<EvalMetrics> rows;
+  ProgressLine progress(true);
+  for (size_t i = 0; i < dials.size(); ++i) {
+    progress.update(fmt::format("eval [{}/{}] dial {:.2f}", i + 1, dials.size(), dials[i]));
+    rows.push_back(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, dials[i]), &rules, in));
+  }
+  progress.finish();
+  std::cout << fmt::format("checkpoint {} (step {}), {} held-out windows of {} tokens{}\n", c.dir, c.meta.step,
+                           set.tokens.size(0), c.cfg.model.context,
+                           rules.empty() ? "" : ", rules " + rules_path)
+            << sweep_table(rows) << std::endl;
+  const std::string out = out_dir.empty()
+      ? (fs::path(c.cfg.run.dir) / ("eval-step-" + std::to_string(c.meta.step))).string() : out_dir;
+  for (const auto& f : sweep_write(rows, out)) std::cout << "wrote " << f << "\n";
+  return kExitOk;
+}
+
+int run_generate(const std::string& checkpoint, const std::string& prompt, const std::string& dial_text,
+                 double temperature, int top_k, int max_tokens, bool show_attention, const std::string& rules_path,
+                 uint64_t seed, const std::string& device) {
+  const std::vector<double> dial = dial_arg_parse(dial_text);
+  if (dial.size() != 1) throw ConfigError("--dial: generate takes one dial value");
+  LoadedCheckpoint c = load_checkpoint(checkpoint, device);
+  RuleSet rules;
+  if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
+  std::vector<uint32_t> ids;
+  c.tokenizer->encode(prompt, ids);
+  GenerateOptions o;
+  o.dial.assign(c.cfg.model.n_layers, dial[0]);
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.max_tokens = max_tokens;
+  o.seed = seed;
+  o.rules = &rules;
+  const auto texts = c.tokenizer->token_texts();
+  const auto out = generate(*c.model, ids, o, texts, c.device);
+  std::vector<uint32_t> gen_ids;
+  for (const auto& g : out) gen_ids.push_back(g.id);
+  std::cout << prompt << c.tokenizer->decode(gen_ids) << std::endl;
+  if (show_attention) {
+    std::vector<uint32_t> all = ids;
+    all.insert(all.end(), gen_ids.begin(), gen_ids.end());
+    std::cout << fmt::format("\n{:>5}  {:<8} {:>5}  top attended earlier positions (weight)\n", "pos", "token", "block");
+    for (size_t i = 0; i < out.size(); ++i) {
+      std::string line = fmt::format("{:>5}  {:<8} {:>5} ", ids.size() + i, "\"" + preview(texts[out[i].id], 6) + "\"",
+                                     out[i].block_slot);
+      for (const auto& [pos, w] : out[i].attended) {
+        line += fmt::format("  {}:\"{}\" ({:.2f})", pos, preview(texts[all[pos]], 6), w);
+      }
+      std::cout << line << "\n";
+    }
+  }
+  return kExitOk;
+}
+
 int run_inspect(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
-  if (fs::is_directory(path, ec)) not_available("inspecting checkpoints", "the HDF5 checkpoint issue (#5)");
+  if (fs::is_directory(path, ec)) {
+    const std::string dir = model_checkpoint_resolve(path);
+    const CheckpointMeta m = model_checkpoint_meta(dir);
+    std::cout << fmt::format("model checkpoint {}\n  step            {}\n  tokens seen     {}\n  vocabulary      {}\n"
+                             "  tokenizer       {} ({})\n  config          {}/config.yaml\n"
+                             "(the full HDF5 checkpoint format with optimizer state arrives with issue #5)\n",
+                             dir, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind, m.tokenizer_spec, dir);
+    return kExitOk;
+  }
   ShardReader shard(path);
   const ShardMeta& m = shard.meta();
   std::cout << fmt::format(
@@ -177,7 +305,10 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(LOCALIST_VERSION));
   app.require_subcommand(1);
 
-  std::string config, checkpoint, prompt, dial = "0", resume, inspect_path, out_dir;
+  std::string config, checkpoint, prompt, dial = "0:1:0.1", gen_dial = "0", resume, inspect_path, out_dir, rules_path,
+      device = "auto";
+  int64_t windows = 0;
+  uint64_t seed = 1;
   bool force = false, dry_run = false, show_attention = false;
   int world_size = 0;
   double temperature = 1.0;
@@ -187,7 +318,7 @@ int cli_main(int argc, char** argv) {
   prepare->add_option("config", config, "Run config (YAML)")->required();
   prepare->add_flag("--force", force, "Rebuild shards even when they are up to date");
 
-  auto* train = app.add_subcommand("train", "Train a localist model from a config");
+  auto* train = app.add_subcommand("train", "Train a localist model from a config (one process until issue #4)");
   train->add_option("config", config, "Run config (YAML)")->required();
   train->add_flag("--dry-run", dry_run, "Check config and data, write the effective config, do not train");
   train->add_option("--world-size", world_size, "With --dry-run: check the config for this many ranks")
@@ -197,18 +328,25 @@ int cli_main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");
   eval->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   eval->add_option("--dial", dial, "Dial values: 0.6, a list 0,0.5,1 or a sweep 0:1:0.1");
-  eval->add_option("--out", out_dir, "Directory for the sweep table (default: the run directory)");
+  eval->add_option("--out", out_dir, "Directory for sweep.csv/json/png (default: <run dir>/eval-step-N)");
+  eval->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied during evaluation");
+  eval->add_option("--windows", windows, "Held-out windows per held-out source (default: train.eval_windows)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  eval->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   auto* generate = app.add_subcommand("generate", "Sample text from a checkpoint at a chosen dial");
   generate->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   generate->add_option("--prompt", prompt, "Prompt text")->required();
-  generate->add_option("--dial", dial, "Locality dial in [0, 1]");
+  generate->add_option("--dial", gen_dial, "Locality dial in [0, 1]");
+  generate->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied while generating");
+  generate->add_option("--seed", seed, "Sampling seed");
+  generate->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate->add_option("--temperature", temperature, "Sampling temperature (> 0)")->check(CLI::Range(1e-6, 100.0));
   generate->add_option("--top-k", top_k, "Sample among the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));
   generate->add_option("--max-tokens", max_tokens, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
   generate->add_flag("--show-attention", show_attention, "Print each token's block and top attended positions");
 
-  auto* inspect = app.add_subcommand("inspect", "Describe a token shard (or, later, a checkpoint)");
+  auto* inspect = app.add_subcommand("inspect", "Describe a token shard or a model checkpoint");
   inspect->add_option("path", inspect_path, "Token shard file or checkpoint directory")->required();
 
   auto* info = app.add_subcommand("info", "Print build and runtime facts: LibTorch, BLAS, CUDA, NCCL, launcher");
@@ -219,13 +357,10 @@ int cli_main(int argc, char** argv) {
     for (auto* sub : app.get_subcommands()) verb = "localist " + sub->get_name();
     if (prepare->parsed()) return run_prepare(config, force);
     if (train->parsed()) return run_train(config, dry_run, world_size, resume);
-    if (eval->parsed()) {
-      dial_arg_parse(dial);
-      not_available("eval", "the localist model and trainer (issue #3)");
-    }
+    if (eval->parsed()) return run_eval(checkpoint, dial, rules_path, out_dir, windows, device);
     if (generate->parsed()) {
-      if (dial_arg_parse(dial).size() != 1) throw ConfigError("--dial: generate takes one dial value");
-      not_available("generate", "the localist model and trainer (issue #3)");
+      return run_generate(checkpoint, prompt, gen_dial, temperature, top_k, max_tokens, show_attention, rules_path,
+                          seed, device);
     }
     if (inspect->parsed()) return run_inspect(inspect_path);
     if (info->parsed()) return run_info();

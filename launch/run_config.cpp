@@ -168,11 +168,27 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.steps = m.get_int("steps", t.steps, 1, kHuge);
   t.global_batch = m.get_int("global_batch", t.global_batch, 1, kBig);
   t.micro_batch = m.get_int("micro_batch", t.micro_batch, 1, kBig);
-  t.lr = m.get_double("lr", t.lr, 0.0, 10.0);
+  t.lr.lr = m.get_double("lr", t.lr.lr, 0.0, 10.0);
+  t.lr.min_lr = m.get_double("min_lr", t.lr.lr * 0.1, 0.0, 10.0);
+  t.lr.kind = m.get_string("lr_schedule", t.lr.kind, {"constant", "linear", "cosine", "wsd"});
+  t.lr.warmup_steps = m.get_int("warmup_steps", t.lr.warmup_steps, 0, kHuge);
+  t.lr.decay_fraction = m.get_double("decay_fraction", t.lr.decay_fraction, 0.0, 1.0);
+  t.lr.total_steps = t.steps;
   t.weight_decay = m.get_double("weight_decay", t.weight_decay, 0.0, 10.0);
+  t.decay_embeddings = m.get_bool("decay_embeddings", t.decay_embeddings);
+  t.beta1 = m.get_double("beta1", t.beta1, 0.0, 0.999999);
+  t.beta2 = m.get_double("beta2", t.beta2, 0.0, 0.999999);
   t.grad_clip = m.get_double("grad_clip", t.grad_clip, 0.0, 1e9);
-  t.warmup_steps = m.get_int("warmup_steps", t.warmup_steps, 0, kHuge);
+  t.penalty_mu = m.get_double("penalty_mu", t.penalty_mu, 0.0, 1e6);
+  t.penalty_nu = m.get_double("penalty_nu", t.penalty_nu, 0.0, 1e6);
   t.log_every = m.get_int("log_every", t.log_every, 1, kHuge);
+  t.eval_every = m.get_int("eval_every", t.eval_every, 0, kHuge);
+  t.eval_windows = m.get_int("eval_windows", t.eval_windows, 1, kBig);
+  t.checkpoint_every = m.get_int("checkpoint_every", t.checkpoint_every, 0, kHuge);
+  t.rules = m.get_string("rules", t.rules);
+  t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
+  t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
+  t.threads = m.get_int("threads", t.threads, 1, 1024);
   t.dial = parse_dial(m);
   m.finish();
 }
@@ -297,11 +313,21 @@ std::string run_config_to_yaml(const RunConfig& c) {
   const TrainConfig& t = c.train;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "steps" << YAML::Value << t.steps << YAML::Key << "global_batch" << YAML::Value << t.global_batch;
-  e << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch << YAML::Key << "lr" << YAML::Value << t.lr;
-  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "grad_clip" << YAML::Value
-    << t.grad_clip;
-  e << YAML::Key << "warmup_steps" << YAML::Value << t.warmup_steps << YAML::Key << "log_every" << YAML::Value
-    << t.log_every;
+  e << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch;
+  e << YAML::Key << "lr" << YAML::Value << t.lr.lr << YAML::Key << "min_lr" << YAML::Value << t.lr.min_lr;
+  e << YAML::Key << "lr_schedule" << YAML::Value << t.lr.kind << YAML::Key << "warmup_steps" << YAML::Value
+    << t.lr.warmup_steps << YAML::Key << "decay_fraction" << YAML::Value << t.lr.decay_fraction;
+  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "decay_embeddings"
+    << YAML::Value << t.decay_embeddings;
+  e << YAML::Key << "beta1" << YAML::Value << t.beta1 << YAML::Key << "beta2" << YAML::Value << t.beta2;
+  e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;
+  e << YAML::Key << "penalty_mu" << YAML::Value << t.penalty_mu << YAML::Key << "penalty_nu" << YAML::Value
+    << t.penalty_nu;
+  e << YAML::Key << "log_every" << YAML::Value << t.log_every << YAML::Key << "eval_every" << YAML::Value
+    << t.eval_every << YAML::Key << "eval_windows" << YAML::Value << t.eval_windows;
+  e << YAML::Key << "checkpoint_every" << YAML::Value << t.checkpoint_every;
+  e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
+  e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
   const DialSchedule& d = t.dial;
   e << YAML::Key << "dial" << YAML::Value << YAML::BeginMap << YAML::Key << "schedule" << YAML::Value << d.kind;
   if (d.kind == "constant") {

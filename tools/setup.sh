@@ -14,6 +14,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
   libsentencepiece-dev
+  gnuplot-nox
 )
 
 log() { printf 'setup: %s\n' "$*"; }

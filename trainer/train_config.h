@@ -2,7 +2,10 @@
 #pragma once
 #include <cstdint>
 
+#include <string>
+
 #include "trainer/dial_schedule.h"
+#include "trainer/lr_schedule.h"
 
 namespace localist {
 
@@ -10,11 +13,21 @@ struct TrainConfig {
   int64_t steps = 200;
   int64_t global_batch = 16;  // sequences per optimizer step, over all data-parallel ranks
   int64_t micro_batch = 8;    // sequences per forward/backward on one rank (accumulation)
-  double lr = 3e-3;
+  LrSchedule lr;              // lr, min_lr, warmup_steps, kind (lr_schedule), decay_fraction
   double weight_decay = 0.1;
+  bool decay_embeddings = false;  // weight decay on embeddings, norms and biases too
+  double beta1 = 0.9, beta2 = 0.95;
   double grad_clip = 1.0;     // 0 disables clipping
-  int64_t warmup_steps = 20;
+  double penalty_mu = 0.01;   // μ: weight of the group-sparsity penalty Ω (M5)
+  double penalty_nu = 0.1;    // ν: weight of the routing mutual information I_π (M5)
   int64_t log_every = 10;
+  int64_t eval_every = 100;   // 0: only at the end
+  int64_t eval_windows = 32;  // held-out windows per source for periodic evaluation
+  int64_t checkpoint_every = 0;  // 0: only the final checkpoint
+  std::string rules;          // rules file (M6), reloaded when it changes; "" for none
+  std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+  std::string device = "auto";     // auto | cpu | cuda
+  int64_t threads = 1;        // LibTorch intra-op threads per rank (BLAS threads: OPENBLAS_NUM_THREADS)
   DialSchedule dial;
 };
 

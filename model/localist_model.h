@@ -1,0 +1,93 @@
+// localist_model.h: the localist transformer (DESIGN.md §1): token + learned position
+// embeddings, pre-LayerNorm layers of block-local attention (M2 routing, M3 bias, M4
+// gates) and a GELU FFN, a final LayerNorm and a head tied to the embedding. Block
+// slots are preallocated up to k_max and switched on by a mask; only active blocks'
+// heads are computed. λ (one value per layer) and rules are forward-time arguments.
+// Limits: dropout acts on embeddings and residual branches, never on attention
+// weights, so the weights reported and penalised are the ones used.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <vector>
+
+#include "model/anchors.h"
+#include "model/model_config.h"
+
+namespace localist {
+
+// Rule effects for one batch (model/rules.h builds them); tensors on the model's device.
+struct RuleMasks {
+  at::Tensor route_block;    // (B,T) int64: slot id a token is routed to, -1 for none
+  at::Tensor point_targets;  // (B,T,T) bool: explicit targets T_rule(i) (row i), or undefined
+  at::Tensor point_block;    // (B,T) int64: the query points to every key of this slot, -1 for none
+};
+
+struct ForwardOptions {
+  std::vector<double> dial;         // λ per layer, each in [0, 1]
+  const RuleMasks* rules = nullptr;
+  bool penalties = false;           // compute Ω and I_π per layer
+  bool trace = false;               // keep attention, routing and logits (metrics, generate)
+};
+
+struct LayerTrace {
+  double dial = 0;
+  at::Tensor alpha;         // (B,H,T,T) attention weights used (H = active heads)
+  at::Tensor scores;        // (B,H,T,T) q.k / sqrt(d_h) before any bias
+  at::Tensor logits;        // (B,H,T,T) post-bias z (-inf above the diagonal)
+  at::Tensor pi;            // (B,T,K) routing over active blocks
+  at::Tensor gate;          // (B,T,K) g_ik
+  at::Tensor hard;          // (B,T) int64 argmax block, index into the active blocks
+  at::Tensor rule_fired;    // (B,T) bool: a point rule fired for the query
+  at::Tensor rule_targets;  // (B,T,T) bool: T_rule(i) where fired
+};
+
+struct ForwardResult {
+  at::Tensor logits;                      // (B,T,V)
+  std::vector<at::Tensor> omega;          // per layer, scalar (when penalties)
+  std::vector<at::Tensor> mutual_info;    // per layer, bits (when penalties)
+  std::vector<LayerTrace> traces;         // per layer (when trace)
+  at::Tensor active_blocks;               // (K) slot ids, ascending
+  at::Tensor head_block;                  // (H) index into active_blocks for each active head
+};
+
+class LocalistLayer : public torch::nn::Module {
+ public:
+  LocalistLayer(const ModelConfig& c, int64_t layer_index, uint64_t seed);
+  at::Tensor ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, router_w, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+};
+
+class LocalistModel : public torch::nn::Module {
+ public:
+  LocalistModel(const ModelConfig& config, int64_t vocab_size, uint64_t seed);
+
+  ForwardResult forward(const at::Tensor& tokens, const ForwardOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  const AnchorCode& anchor_code() const { return anchor_code_; }
+  // Switches a block slot on or off (the mask; no parameter changes).
+  void set_block_active(int64_t slot, bool active);
+  std::vector<int64_t> active_slots() const;
+  // Parameters for weight decay (matrices) and without (embeddings, norms, biases).
+  std::vector<at::Tensor> decay_parameters();
+  std::vector<at::Tensor> no_decay_parameters();
+  int64_t parameter_count();
+
+  at::Tensor wte, wpe, lnf_w, lnf_b, anchors, block_active;
+  std::vector<std::shared_ptr<LocalistLayer>> layers;
+
+ private:
+  ModelConfig config_;
+  int64_t vocab_size_;
+  AnchorCode anchor_code_;
+};
+
+// The attention sublayer of one layer on normalised input xn (B,T,d): M2-M4 and the
+// penalties; exposed for tests that compare it with plain multi-head attention.
+at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
+                              const at::Tensor& active_blocks, const ModelConfig& c, double dial,
+                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out);
+
+}  // namespace localist

@@ -1,0 +1,266 @@
+// trainer.cpp: see trainer.h.
+#include "trainer/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <torch/cuda.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/metrics_writer.h"
+#include "core/progress_line.h"
+#include "data/batch_reader.h"
+#include "data/prepare.h"
+#include "data/tokenizer.h"
+#include "model/localist_model.h"
+#include "model/rules.h"
+#include "trainer/evaluate.h"
+#include "trainer/model_checkpoint.h"
+#include "trainer/torch_runtime.h"
+
+namespace localist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t file_mtime_ns(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+
+// The λ used for evaluation during and after training: the schedule's value at that
+// step, except for dial-conditioned training (uniform), evaluated at the range's middle.
+std::vector<double> eval_dial(const TrainConfig& t, int64_t step, int64_t layers, uint64_t seed) {
+  if (t.dial.kind == "uniform") return std::vector<double>(layers, 0.5 * (t.dial.lo + t.dial.hi));
+  return t.dial.at(step, layers, seed);
+}
+
+}  // namespace
+
+std::string trainer_device_name(const std::string& requested) {
+  if (requested == "cpu") return "cpu";
+  const bool cuda = torch::cuda::is_available();
+  if (requested == "cuda" && !cuda) {
+    throw ConfigError("train.device: cuda requested but no CUDA device is visible (or LibTorch was built without CUDA)");
+  }
+  return cuda ? "cuda" : "cpu";
+}
+
+TrainSummary train_run(const TrainPlan& p) {
+  const auto t_start = Clock::now();
+  const TrainConfig& tc = p.train;
+  torch_set_threads(static_cast<int>(tc.threads));
+  at::manual_seed(p.seed);
+  const at::Device device(trainer_device_name(tc.device));
+  const bool bf16 = device.is_cuda() && tc.precision != "fp32";
+  if (tc.precision == "bf16" && !device.is_cuda()) {
+    spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
+  }
+
+  // Data and tokenizer; the tokenizer must be the one the shards were made with.
+  const BatchReader reader(p.data, p.model.context, p.seed, tc.global_batch);
+  std::vector<std::string> training_files;
+  for (const auto& s : p.data.sources) {
+    if (s.train) training_files.push_back(s.path);
+  }
+  const std::string sp_model = trained_tokenizer_path(p.data);
+  const auto tok = tokenizer_create(p.data.tokenizer, training_files, sp_model);
+  const auto& shard_meta = reader.shards().front()->meta();
+  if (tok->hash() != shard_meta.tokenizer_hash) {
+    throw Error(reader.shards().front()->path() + ": made with another tokenizer than the config's; re-run "
+                "`localist prepare --force`");
+  }
+  const std::vector<std::string> token_texts = tok->token_texts();
+  EvalInputs eval_in;
+  eval_in.token_texts = &token_texts;
+  for (const auto& t : token_texts) eval_in.token_bytes.push_back(static_cast<int64_t>(t.size()));
+  eval_in.pad_id = tok->pad_id();
+  eval_in.device = device;
+  eval_in.batch = tc.micro_batch;
+
+  bool have_eval = false;
+  EvalSet eval_set;
+  try {
+    eval_set = eval_set_load(p.data, p.model.context, tc.eval_windows);
+    have_eval = true;
+  } catch (const ConfigError& e) {
+    spdlog::warn("no held-out evaluation: {}", e.what());
+  }
+
+  auto model = std::make_shared<LocalistModel>(p.model, tok->vocab_size(), p.seed);
+  model->to(device);
+  model->train();
+  const auto& ac = model->anchor_code();
+  spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
+               "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
+               model->parameter_count(), p.model.n_layers, p.model.d_model, p.model.k_initial, p.model.k_max,
+               p.model.heads_per_block, p.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, device.str(),
+               bf16 ? " (bf16 autocast)" : "");
+
+  std::vector<at::Tensor> decay = model->decay_parameters(), no_decay = model->no_decay_parameters();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto opts = [&](double wd) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(tc.lr.lr);
+    o->betas({tc.beta1, tc.beta2}).weight_decay(wd).eps(1e-8);
+    return o;
+  };
+  groups.emplace_back(decay, opts(tc.weight_decay));
+  groups.emplace_back(no_decay, opts(tc.decay_embeddings ? tc.weight_decay : 0.0));
+  torch::optim::AdamW optimizer(groups);
+  std::vector<at::Tensor> all_params = decay;
+  all_params.insert(all_params.end(), no_decay.begin(), no_decay.end());
+
+  RuleSet rules;
+  int64_t rules_mtime = -1;
+  auto reload_rules = [&] {
+    if (tc.rules.empty()) return;
+    const int64_t m = file_mtime_ns(tc.rules);
+    if (m == rules_mtime) return;
+    rules = RuleSet::load(tc.rules, p.model.k_max);
+    rules_mtime = m;
+    spdlog::info("rules: loaded {} rule(s) from {}", rules.rules().size(), tc.rules);
+  };
+
+  std::vector<std::string> source_domain;
+  for (const auto& s : p.data.sources) {
+    if (s.train) source_domain.push_back(s.domain);
+  }
+  MetricsWriter metrics((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
+  ProgressLine progress(true);
+  const int64_t L = p.model.n_layers, T = p.model.context;
+  const int64_t accum = tc.global_batch / tc.micro_batch;
+  TrainSummary summary;
+  auto run_eval = [&](int64_t step) {
+    const EvalMetrics m = evaluate(*model, eval_set, eval_dial(tc, step, L, p.seed), &rules, eval_in);
+    auto j = eval_metrics_json(m);
+    j["event"] = "eval";
+    j["step"] = step;
+    metrics.write(j);
+    progress.finish();
+    spdlog::info("eval step {}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
+                 "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
+                 step, m.ce_nats, m.bits_per_byte, m.perplexity, m.accuracy, m.attn_entropy, m.own_fidelity_mass,
+                 m.max_share);
+    return m;
+  };
+
+  for (int64_t step = 0; step < tc.steps; ++step) {
+    const auto t0 = Clock::now();
+    reload_rules();
+    const double lr = tc.lr.at(step);
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    const std::vector<double> dial = tc.dial.at(step, L, p.seed);
+    const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
+
+    const TokenBatch batch = reader.read(step, 0, 1);
+    const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
+                         .view({batch.rows, batch.cols});
+    optimizer.zero_grad();
+    double ce_sum = 0, loss_sum = 0, omega_sum = 0, mi_sum = 0, share_max = 0;
+    for (int64_t m = 0; m < accum; ++m) {
+      const auto rows = all.narrow(0, m * tc.micro_batch, tc.micro_batch);
+      const auto inputs = rows.narrow(1, 0, T), targets = rows.narrow(1, 1, T);
+      RuleMasks masks;
+      if (!rules.empty()) {
+        std::vector<std::string> doms;
+        for (int64_t r = 0; r < tc.micro_batch; ++r) doms.push_back(source_domain[batch.source[m * tc.micro_batch + r]]);
+        masks = rules.masks(inputs, doms, token_texts, device);
+      }
+      ForwardOptions fo;
+      fo.dial = dial;
+      fo.rules = rules.empty() ? nullptr : &masks;
+      fo.penalties = true;
+      fo.trace = log_step && m == 0;
+      if (bf16) {
+        at::autocast::set_enabled(true);
+        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      }
+      const ForwardResult r = model->forward(inputs.to(device), fo);
+      if (bf16) at::autocast::set_enabled(false);
+      const auto logits = r.logits.to(at::kFloat);
+      const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.to(device).reshape({-1}),
+                                             {}, at::Reduction::Mean, tok->pad_id());
+      at::Tensor pen = at::zeros({}, logits.options());
+      for (int64_t l = 0; l < L; ++l) {
+        pen = pen + dial[l] * (tc.penalty_mu * r.omega[l].to(at::kFloat) - tc.penalty_nu * r.mutual_info[l].to(at::kFloat));
+      }
+      pen = pen / static_cast<double>(L);
+      const auto loss = (ce + pen) / static_cast<double>(accum);
+      loss.backward();
+      ce_sum += ce.item<double>() / accum;
+      loss_sum += loss.item<double>();
+      for (int64_t l = 0; l < L; ++l) {
+        omega_sum += r.omega[l].item<double>() / (L * accum);
+        mi_sum += r.mutual_info[l].item<double>() / (L * accum);
+      }
+      if (fo.trace) {
+        for (const auto& tr : r.traces) {
+          const auto shares = at::one_hot(tr.hard.flatten(), r.active_blocks.size(0)).to(at::kDouble).mean(0);
+          share_max = std::max(share_max, shares.max().item<double>());
+        }
+      }
+    }
+    if (!std::isfinite(loss_sum)) {
+      throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
+                              loss_sum));
+    }
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(
+        all_params, tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
+    optimizer.step();
+    summary.final_loss = loss_sum;
+    summary.final_ce = ce_sum;
+
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double tok_s = tc.global_batch * T / (ms / 1000.0);
+    progress.update(fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
+                                "lr {:.2e}  {:.0f} tok/s",
+                                step + 1, tc.steps, loss_sum, ce_sum / std::log(2.0), mean(dial), omega_sum, mi_sum, lr,
+                                tok_s));
+    if (log_step) {
+      metrics.write({{"event", "step"}, {"step", step}, {"loss", loss_sum}, {"ce_nats", ce_sum},
+                     {"bits_per_token", ce_sum / std::log(2.0)}, {"dial", dial}, {"omega", omega_sum},
+                     {"mutual_info_bits", mi_sum}, {"max_block_share", share_max},
+                     {"active_blocks", model->active_slots().size()}, {"grad_norm", grad_norm}, {"lr", lr},
+                     {"tokens_per_s", tok_s}, {"ms_per_step", ms}});
+    }
+    if (have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
+    if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
+      CheckpointMeta meta{step + 1, (step + 1) * tc.global_batch * T, tok->vocab_size(), p.seed,
+                          tok->kind(), tok->hash(), tok->spec()};
+      model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, p.data.tokenizer.kind == "sentencepiece" ?
+                            (p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model) : "");
+    }
+  }
+  progress.finish();
+  summary.steps = tc.steps;
+  if (have_eval) {
+    summary.final_eval = run_eval(tc.steps);
+    summary.evaluated = true;
+  }
+  CheckpointMeta meta{tc.steps, tc.steps * tc.global_batch * T, tok->vocab_size(), p.seed,
+                      tok->kind(), tok->hash(), tok->spec()};
+  summary.checkpoint = model_checkpoint_save(
+      p.run_dir, *model, meta, p.config_yaml,
+      p.data.tokenizer.kind == "sentencepiece" ? (p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model)
+                                               : "");
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);
+  return summary;
+}
+
+}  // namespace localist

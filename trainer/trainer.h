@@ -1,0 +1,42 @@
+// trainer.h: single-process training of a localist model: AdamW with decoupled weight
+// decay, gradient clipping, LR and dial schedules, loss CE + mean over layers of
+// λ_l (μ Ω_l − ν I_π,l), gradient accumulation over micro-batches, rules reloaded
+// when their file changes, periodic held-out evaluation, metrics as JSON lines, and
+// a final checkpoint. Data-parallel and block-parallel training arrive with issue #4.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "data/data_config.h"
+#include "model/metrics.h"
+#include "model/model_config.h"
+#include "trainer/train_config.h"
+
+namespace localist {
+
+struct TrainPlan {
+  std::string name;
+  std::string run_dir;
+  std::string config_yaml;  // effective config, stored in checkpoints
+  uint64_t seed = 0;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double final_loss = 0;
+  double final_ce = 0;
+  bool evaluated = false;
+  EvalMetrics final_eval;
+  std::string checkpoint;
+  double seconds = 0;
+};
+
+// The device to use for `train.device` ("auto": CUDA when available).
+std::string trainer_device_name(const std::string& requested);
+
+TrainSummary train_run(const TrainPlan& plan);
+
+}  // namespace localist
