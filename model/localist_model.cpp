@@ -78,7 +78,7 @@ void LocalistModel::set_block_active(int64_t slot, bool active) {
 }
 
 std::vector<int64_t> LocalistModel::active_slots() const {
-  const auto cpu = block_active.to(at::kCPU);
+  const auto cpu = block_active.ne(0).to(at::kCPU);
   std::vector<int64_t> out;
   for (int64_t k = 0; k < config_.k_max; ++k) {
     if (cpu[k].item<bool>()) out.push_back(k);
@@ -198,7 +198,7 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     if (!(v >= 0.0 && v <= 1.0)) throw ConfigError("dial value " + std::to_string(v) + " is outside [0, 1]");
   }
   ForwardResult out;
-  out.active_blocks = at::nonzero(block_active).flatten();
+  out.active_blocks = at::nonzero(block_active.ne(0)).flatten();
   if (out.active_blocks.size(0) == 0) throw Error("the model has no active block");
   const double p = is_training() ? config_.dropout : 0.0;
   at::Tensor x = at::embedding(wte, tokens) + wpe.narrow(0, 0, T).unsqueeze(0);

@@ -109,12 +109,48 @@ TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   expect_nothing_written();
 }
 
-TEST_F(Cli, VerbsOfLaterPartsSaySoAndExit3) {
+TEST_F(Cli, ModesOfLaterPartsSaySoAndExit3) {
   localist::test::write_text(dir_ / "c.yaml", config("good.txt"));
-  expect_one_line(run_cli(dir_, "train c.yaml"), 3, "training is not available in this build yet");
-  expect_one_line(run_cli(dir_, "eval --checkpoint ckpt --dial 0:1:0.1"), 3, "eval is not available");
-  expect_one_line(run_cli(dir_, "generate --checkpoint ckpt --prompt hi"), 3, "generate is not available");
+  expect_one_line(run_cli(dir_, "train c.yaml --resume auto"), 3, "--resume is not available in this build yet");
+  // Under mpirun every rank reports, and mpirun adds its own lines.
+  const CliRun two = run_cli(dir_, "train c.yaml", "timeout 60 mpirun -np 2 --oversubscribe ");
+  EXPECT_NE(two.status, 0);
+  EXPECT_NE(two.err.find("training on 2 ranks is not available"), std::string::npos) << two.err;
+  expect_one_line(run_cli(dir_, "eval --checkpoint nowhere"), 1, "nowhere: not a checkpoint");
   expect_nothing_written();
+}
+
+TEST_F(Cli, TrainEvalGenerate) {
+  localist::test::write_text(dir_ / "held.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(60000, 20000));
+  std::string cfg = config("good.txt", "  steps: 30\n  eval_windows: 4\n  dial: {schedule: uniform, lo: 0, hi: 1}\n");
+  cfg.replace(cfg.find("model:"), 6, "    - name: held\n      path: held.txt\n      train: false\nmodel:\n  d_model: 32\n  head_dim: 8");
+  localist::test::write_text(dir_ / "c.yaml", cfg);
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  CliRun t = run_cli(dir_, "train c.yaml");
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_NE(t.out.find("trained 'run': 30 steps"), std::string::npos) << t.out;
+  EXPECT_TRUE(fs::exists(dir_ / "run/checkpoints/step-30/model.pt"));
+  const std::string metrics = localist::test::read_text(dir_ / "run/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"event\":\"step\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"event\":\"eval\""), std::string::npos);
+
+  CliRun e = run_cli(dir_, "eval --checkpoint run --dial 0,0.5,1 --out sweep");
+  ASSERT_EQ(e.status, 0) << e.err;
+  EXPECT_NE(e.out.find(" 0.50 "), std::string::npos) << e.out;
+  EXPECT_TRUE(fs::exists(dir_ / "sweep/sweep.csv"));
+  EXPECT_TRUE(fs::exists(dir_ / "sweep/sweep.json"));
+  EXPECT_EQ(std::count(e.out.begin(), e.out.end(), '\n') > 4, true);
+  const std::string csv = localist::test::read_text(dir_ / "sweep/sweep.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);  // header + 3 dial values
+
+  CliRun g = run_cli(dir_, "generate --checkpoint run --prompt 'ROMEO:' --dial 0.7 --max-tokens 20 --show-attention");
+  ASSERT_EQ(g.status, 0) << g.err;
+  EXPECT_EQ(g.out.rfind("ROMEO:", 0), 0u) << g.out;
+  EXPECT_NE(g.out.find("top attended earlier positions"), std::string::npos) << g.out;
+  expect_one_line(run_cli(dir_, "generate --checkpoint run --prompt hi --dial 0,1"), 2, "generate takes one dial value");
+  CliRun i = run_cli(dir_, "inspect run");
+  EXPECT_EQ(i.status, 0) << i.err;
+  EXPECT_NE(i.out.find("step            30"), std::string::npos) << i.out;
 }
 
 TEST_F(Cli, PrepareInspectAndDryRun) {
