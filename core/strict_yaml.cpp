@@ -55,7 +55,8 @@ StrictMap::StrictMap(YAML::Node node, std::string path, std::shared_ptr<const st
   }
 }
 
-StrictMap StrictMap::parse(const std::string& text, const std::string& file) {
+StrictMap StrictMap::parse(const std::string& text, const std::string& file,
+                           const std::vector<std::string>& overrides) {
   auto name = std::make_shared<const std::string>(file);
   YAML::Node root;
   try {
@@ -66,6 +67,34 @@ StrictMap StrictMap::parse(const std::string& text, const std::string& file) {
   }
   if (root.IsNull() || !root.IsDefined()) {
     throw ConfigError(file + ": the config is empty; start from configs/reference.yaml");
+  }
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) throw ConfigError("--set '" + o + "': expected key.path=value");
+    const std::string path = o.substr(0, eq);
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError("--set '" + o + "': the value is not valid YAML: " + e.msg);
+    }
+    // Walk the dotted path with fresh node handles (yaml-cpp nodes alias on assignment).
+    std::vector<std::string> keys;
+    for (size_t b = 0, e; b <= path.size(); b = e + 1) {
+      e = path.find('.', b);
+      if (e == std::string::npos) e = path.size();
+      keys.push_back(path.substr(b, e - b));
+    }
+    std::vector<YAML::Node> chain{root};
+    for (size_t i = 0; i + 1 < keys.size(); ++i) {
+      YAML::Node next = chain.back()[keys[i]];
+      if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
+        throw ConfigError("--set '" + o + "': '" + keys[i] + "' is not a mapping in " + file);
+      }
+      if (!next.IsDefined() || next.IsNull()) chain.back()[keys[i]] = YAML::Node(YAML::NodeType::Map);
+      chain.push_back(chain.back()[keys[i]]);
+    }
+    chain.back()[keys.back()] = value;
   }
   return StrictMap(root, "", name);
 }

@@ -18,8 +18,10 @@ class StrictMap {
   // `node` must be a mapping (or null/undefined: an absent section reads as empty).
   StrictMap(YAML::Node node, std::string path, std::shared_ptr<const std::string> file);
 
-  // Parses a whole YAML document from text; `file` is used in messages.
-  static StrictMap parse(const std::string& text, const std::string& file);
+  // Parses a whole YAML document from text; `file` is used in messages. Each override
+  // "a.b.c=value" replaces (or adds) that key before anything reads the document.
+  static StrictMap parse(const std::string& text, const std::string& file,
+                         const std::vector<std::string>& overrides = {});
   static StrictMap load_file(const std::string& path);
 
   bool has(const std::string& key) const;

@@ -56,13 +56,15 @@ void warn_if_slow_blas() {
                   " (see docs/roadmap.md)", kExitNotAvailable);
 }
 
+ConfigOverrides g_overrides;  // --set key=value, for prepare and train
+
 int run_prepare(const std::string& config_path, bool force) {
   const LaunchEnv env = launch_env_detect();
   if (env.world_size > 1) {
     throw ConfigError("prepare runs as a single process; start it without mpirun/srun (world size " +
                       std::to_string(env.world_size) + " here)");
   }
-  const RunConfig cfg = run_config_load(config_path, 0);
+  const RunConfig cfg = run_config_load(config_path, 0, g_overrides);
   logging_init({0, 1, cfg.run.log_level, ""});
   ProgressLine progress(true);
   const auto shards = prepare_shards(cfg.data, force, &progress);
@@ -74,7 +76,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   const LaunchEnv env = launch_env_detect();
   const int world = world_override > 0 ? world_override : env.world_size;
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
-  const RunConfig cfg = run_config_load(config_path, world);
+  const RunConfig cfg = run_config_load(config_path, world, g_overrides);
   if (!resume.empty()) not_available("--resume", "the HDF5 checkpoint issue (#5)");
   if (!dry_run && world > 1) {
     not_available("training on " + std::to_string(world) + " ranks",
@@ -317,12 +319,14 @@ int cli_main(int argc, char** argv) {
   auto* prepare = app.add_subcommand("prepare", "Turn the config's text sources into HDF5 token shards");
   prepare->add_option("config", config, "Run config (YAML)")->required();
   prepare->add_flag("--force", force, "Rebuild shards even when they are up to date");
+  prepare->add_option("--set", g_overrides, "Override a config key: --set data.shard_dir=/scratch/shards");
 
   auto* train = app.add_subcommand("train", "Train a localist model from a config (one process until issue #4)");
   train->add_option("config", config, "Run config (YAML)")->required();
   train->add_flag("--dry-run", dry_run, "Check config and data, write the effective config, do not train");
   train->add_option("--world-size", world_size, "With --dry-run: check the config for this many ranks")
       ->check(CLI::Range(1, 1 << 20));
+  train->add_option("--set", g_overrides, "Override a config key: --set train.dial=0.4 --set run.dir=runs/x");
   train->add_option("--resume", resume, "Resume: 'auto' (newest complete checkpoint in the run dir) or a path");
 
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");

@@ -206,8 +206,9 @@ void check_dial_layers(StrictMap& train, const DialSchedule& d, int64_t n_layers
 
 }  // namespace
 
-RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size) {
-  StrictMap root = StrictMap::parse(yaml_text, file);
+RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size,
+                           const ConfigOverrides& overrides) {
+  StrictMap root = StrictMap::parse(yaml_text, file, overrides);
   RunConfig c;
   c.file = file;
   parse_run(root.get_map("run"), c.run);
@@ -249,14 +250,14 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   return c;
 }
 
-RunConfig run_config_load(const std::string& path, int world_size) {
+RunConfig run_config_load(const std::string& path, int world_size, const ConfigOverrides& overrides) {
   std::string text;
   try {
     text = read_file(path);
   } catch (const Error& e) {
     throw ConfigError(std::string(e.what()) + " (pass a config file such as configs/quickstart.yaml)");
   }
-  return run_config_parse(text, path, world_size);
+  return run_config_parse(text, path, world_size, overrides);
 }
 
 namespace {

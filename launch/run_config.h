@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "comm/distributed_config.h"
 #include "data/data_config.h"
@@ -30,9 +31,15 @@ struct RunConfig {
   std::string file;  // where it was read from
 };
 
+// A command-line override "a.b.c=value" (value in YAML syntax, e.g. 0.4 or
+// "{schedule: uniform, lo: 0, hi: 1}"); applied before the strict parse, so the same
+// checks hold. Keys name mappings only (not list entries).
+using ConfigOverrides = std::vector<std::string>;
+
 // world_size 0: unknown (the mesh and batch divisibility checks are skipped).
-RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size);
-RunConfig run_config_load(const std::string& path, int world_size);
+RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size,
+                           const ConfigOverrides& overrides = {});
+RunConfig run_config_load(const std::string& path, int world_size, const ConfigOverrides& overrides = {});
 
 // The effective config as YAML; parsing it gives back the same config.
 std::string run_config_to_yaml(const RunConfig& config);

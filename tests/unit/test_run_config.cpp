@@ -33,6 +33,15 @@ std::string error_of(const std::string& yaml, int world = 0) {
   return "";
 }
 
+std::string error_of_overrides(const std::vector<std::string>& o) {
+  try {
+    run_config_parse(kBase, "t.yaml", 0, o);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::string replace(std::string s, const std::string& from, const std::string& to) {
   const size_t p = s.find(from);
   EXPECT_NE(p, std::string::npos) << from;
@@ -116,4 +125,18 @@ TEST(RunConfig, BundledConfigsParse) {
     EXPECT_NO_THROW(run_config_load(path, 2)) << name;
   }
   EXPECT_THROW(run_config_load("/nonexistent.yaml", 1), ConfigError);
+}
+
+TEST(RunConfig, CommandLineOverridesAreCheckedLikeTheFile) {
+  const RunConfig c = run_config_parse(kBase, "t.yaml", 0,
+                                       {"train.dial={schedule: uniform, lo: 0.1, hi: 0.9}", "run.dir=runs/x",
+                                        "model.k_max=16", "model.anchor_dim=4"});
+  EXPECT_EQ(c.train.dial.kind, "uniform");
+  EXPECT_DOUBLE_EQ(c.train.dial.hi, 0.9);
+  EXPECT_EQ(c.run.dir, "runs/x");
+  EXPECT_EQ(c.model.k_max, 16);
+  EXPECT_NE(error_of_overrides({"train.dial=1.5"}).find("train.dial: dial value 1.5 is outside [0, 1]"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"train.stpes=3"}).find("did you mean 'steps'"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"nokey"}).find("expected key.path=value"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"run.dir.x=1"}).find("'dir' is not a mapping"), std::string::npos);
 }
