@@ -10,6 +10,7 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -184,7 +185,7 @@ TrainSummary train_run(const TrainPlan& p) {
       ForwardOptions fo;
       fo.dial = dial;
       fo.rules = rules.empty() ? nullptr : &masks;
-      fo.penalties = true;
+      fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
       fo.trace = log_step && m == 0;
       if (bf16) {
         at::autocast::set_enabled(true);
@@ -196,7 +197,7 @@ TrainSummary train_run(const TrainPlan& p) {
       const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.to(device).reshape({-1}),
                                              {}, at::Reduction::Mean, tok->pad_id());
       at::Tensor pen = at::zeros({}, logits.options());
-      for (int64_t l = 0; l < L; ++l) {
+      for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
         pen = pen + dial[l] * (tc.penalty_mu * r.omega[l].to(at::kFloat) - tc.penalty_nu * r.mutual_info[l].to(at::kFloat));
       }
       pen = pen / static_cast<double>(L);
@@ -204,7 +205,7 @@ TrainSummary train_run(const TrainPlan& p) {
       loss.backward();
       ce_sum += ce.item<double>() / accum;
       loss_sum += loss.item<double>();
-      for (int64_t l = 0; l < L; ++l) {
+      for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
         omega_sum += r.omega[l].item<double>() / (L * accum);
         mi_sum += r.mutual_info[l].item<double>() / (L * accum);
       }

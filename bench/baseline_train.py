@@ -1,0 +1,76 @@
+# baseline_train.py: the plain PyTorch-Python model a user would otherwise write
+# (GPT-2 style: tied embedding, learned positions, pre-LayerNorm, causal multi-head
+# attention, GELU FFN, AdamW), on the same shape as bench_train.cpp, timed the same
+# way (forward, backward, optimizer). Debian's python3-torch, same version as LibTorch.
+# Usage: python3 baseline_train.py [steps] [warmup] [threads]
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, ffn):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.proj = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+    def forward(self, x, mask):
+        B, T, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+        att = att.masked_fill(mask[:T, :T], float("-inf")).softmax(-1)
+        x = x + self.out((att @ v).transpose(1, 2).reshape(B, T, d))
+        return x + self.proj(F.gelu(self.fc(self.ln2(x))))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab=258, d=256, layers=4, heads=4, ctx=256):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+        self.blocks = nn.ModuleList(Block(d, heads, 4 * d) for _ in range(layers))
+        self.lnf = nn.LayerNorm(d)
+        self.register_buffer("mask", torch.ones(ctx, ctx, dtype=torch.bool).triu(1))
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.blocks:
+            x = b(x, self.mask)
+        return self.lnf(x) @ self.wte.weight.t()
+
+
+def main():
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    torch.manual_seed(1)
+    B, T, V = 8, 256, 258
+    model = GPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    data = torch.randint(256, (B, T + 1))
+    x, y = data[:, :-1], data[:, 1:]
+    fwd = bwd = optm = 0.0
+    for s in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1))
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if s >= warmup:
+            fwd, bwd, optm = fwd + t1 - t0, bwd + t2 - t1, optm + t3 - t2
+    total = (fwd + bwd + optm) / steps * 1000
+    params = sum(p.numel() for p in model.parameters())
+    print(f"pytorch-python ms/step {total:.1f} (forward {fwd / steps * 1000:.1f}, backward {bwd / steps * 1000:.1f}, "
+          f"optimizer {optm / steps * 1000:.1f}) tokens/s {B * T / total * 1000:.0f} params {params}")
+
+
+if __name__ == "__main__":
+    main()

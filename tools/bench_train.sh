@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench_train.sh: localist (C++) against the plain PyTorch-Python baseline on the same
+# model shape, in one go, each with its best thread setting on this machine (torch
+# threads 1, OpenBLAS threads = cores), plus the machine's measured fp32 matmul rate,
+# so each result is also a fraction of what the BLAS can do. Installs python3-torch
+# (Debian, the same version as libtorch-dev) if it is missing. Run on an idle machine.
+# Usage: tools/bench_train.sh [build_dir] [steps]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+STEPS=${2:-20}
+if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "installing python3-torch (Debian) for the baseline"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-torch >/dev/null
+fi
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc)}
+echo "threads: torch 1, OpenBLAS $OPENBLAS_NUM_THREADS; $(nproc) cores"
+peak=$("$PY" - <<'PY'
+import time, torch
+torch.set_num_threads(1)
+a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+for _ in range(3): a @ b
+best = min((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(10))
+print(f"{2 * 1024**3 / best / 1e9:.1f}")
+PY
+)
+echo "machine fp32 matmul (1024^2, torch): $peak GFLOP/s"
+cpp=$("$BUILD_DIR/bench/bench_train" "$STEPS" 3 1)
+py=$("$PY" bench/baseline_train.py "$STEPS" 3 1)
+echo "$cpp"
+echo "$py"
+# Model FLOPs per token for training: 6 x (non-embedding params + tied head) + attention 12 L T d.
+"$PY" - "$peak" <<PY
+import re, sys
+peak = float(sys.argv[1])
+cpp = """$cpp""".splitlines()
+py = """$py"""
+L, d, T, V = 4, 256, 256, 258
+flops_tok = 6 * (12 * L * d * d + V * d) + 12 * L * T * d
+tps = lambda s: float(re.search(r"tokens/s (\d+)", s).group(1))
+base = tps(py)
+for line in cpp:
+    r = tps(line)
+    print(f"{line.split(' ms/')[0]}: {r / base:.2f}x the PyTorch baseline, {100 * r * flops_tok / 1e9 / peak:.1f}% of the matmul rate")
+print(f"pytorch-python: {100 * base * flops_tok / 1e9 / peak:.1f}% of the matmul rate")
+l0, l1 = tps(cpp[0]), tps(cpp[1])
+print(f"dial 1 vs dial 0: {100 * (l0 - l1) / l0:+.1f}% slower")
+PY
