@@ -160,6 +160,14 @@ TrainSummary train_run(const TrainPlan& p) {
     return m;
   };
 
+  const std::string tokenizer_file = p.data.tokenizer.kind != "sentencepiece" ? ""
+                                     : p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model;
+  auto save_checkpoint = [&](int64_t step) {
+    const CheckpointMeta meta{step, step * tc.global_batch * T, tok->vocab_size(), p.seed,
+                              tok->kind(), tok->hash(), tok->spec()};
+    return model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, tokenizer_file);
+  };
+
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     reload_rules();
@@ -241,10 +249,7 @@ TrainSummary train_run(const TrainPlan& p) {
     }
     if (have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
-      CheckpointMeta meta{step + 1, (step + 1) * tc.global_batch * T, tok->vocab_size(), p.seed,
-                          tok->kind(), tok->hash(), tok->spec()};
-      model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, p.data.tokenizer.kind == "sentencepiece" ?
-                            (p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model) : "");
+      save_checkpoint(step + 1);
     }
   }
   progress.finish();
@@ -253,12 +258,7 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.final_eval = run_eval(tc.steps);
     summary.evaluated = true;
   }
-  CheckpointMeta meta{tc.steps, tc.steps * tc.global_batch * T, tok->vocab_size(), p.seed,
-                      tok->kind(), tok->hash(), tok->spec()};
-  summary.checkpoint = model_checkpoint_save(
-      p.run_dir, *model, meta, p.config_yaml,
-      p.data.tokenizer.kind == "sentencepiece" ? (p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model)
-                                               : "");
+  summary.checkpoint = save_checkpoint(tc.steps);
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);
   return summary;
