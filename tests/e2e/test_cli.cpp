@@ -148,6 +148,12 @@ TEST_F(Cli, TrainEvalGenerate) {
   EXPECT_EQ(g.out.rfind("ROMEO:", 0), 0u) << g.out;
   EXPECT_NE(g.out.find("top attended earlier positions"), std::string::npos) << g.out;
   expect_one_line(run_cli(dir_, "generate --checkpoint run --prompt hi --dial 0,1"), 2, "generate takes one dial value");
+  localist::test::write_text(dir_ / "rules.yaml", "rules:\n  - {kind: route, match: {regex: \"[aeiou]\"}, block: 9}\n");
+  expect_one_line(run_cli(dir_, "eval --checkpoint run --dial 0.5 --rules rules.yaml"), 2,
+                  "rules.yaml:2:53: rules[0].block: value 9 is out of range [0, 7]");
+  localist::test::write_text(dir_ / "rules.yaml", "rules:\n  - {kind: route, match: {regex: \"[aeiou]\"}, block: 1}\n");
+  CliRun ruled = run_cli(dir_, "eval --checkpoint run --dial 0.5 --rules rules.yaml --out ruled");
+  EXPECT_EQ(ruled.status, 0) << ruled.err;
   CliRun i = run_cli(dir_, "inspect run");
   EXPECT_EQ(i.status, 0) << i.err;
   EXPECT_NE(i.out.find("step            30"), std::string::npos) << i.out;
