@@ -190,8 +190,10 @@ int run_eval(const std::string& checkpoint, const std::string& dial_text, const 
                            set.tokens.size(0), c.cfg.model.context,
                            rules.empty() ? "" : ", rules " + rules_path)
             << sweep_table(rows) << std::endl;
+  // Default: beside the checkpoints of the run (<run>/checkpoints/step-N -> <run>/eval-step-N).
   const std::string out = out_dir.empty()
-      ? (fs::path(c.cfg.run.dir) / ("eval-step-" + std::to_string(c.meta.step))).string() : out_dir;
+      ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
+      : out_dir;
   for (const auto& f : sweep_write(rows, out)) std::cout << "wrote " << f << "\n";
   return kExitOk;
 }
@@ -332,7 +334,7 @@ int cli_main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");
   eval->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   eval->add_option("--dial", dial, "Dial values: 0.6, a list 0,0.5,1 or a sweep 0:1:0.1");
-  eval->add_option("--out", out_dir, "Directory for sweep.csv/json/png (default: <run dir>/eval-step-N)");
+  eval->add_option("--out", out_dir, "Directory for sweep.csv/json/png (default: <run>/eval-step-N beside the checkpoints)");
   eval->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied during evaluation");
   eval->add_option("--windows", windows, "Held-out windows per held-out source (default: train.eval_windows)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
