@@ -21,7 +21,7 @@ namespace {
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-void run(double dial, int steps, int warmup) {
+void run(double dial, int steps, int warmup, bool penalties) {
   ModelConfig c;
   c.d_model = 256, c.n_layers = 4, c.context = 256, c.heads_per_block = 1, c.head_dim = 64;
   c.k_initial = 4, c.k_max = 4, c.anchor_dim = 4, c.ffn_mult = 4;
@@ -37,7 +37,7 @@ void run(double dial, int steps, int warmup) {
     auto t0 = Clock::now();
     ForwardOptions o;
     o.dial = std::vector<double>(c.n_layers, dial);
-    o.penalties = dial > 0;  // as the trainer: λ = 0 gives the penalties zero weight
+    o.penalties = penalties && dial > 0;  // as the trainer: λ = 0 gives the penalties zero weight
     const auto r = model.forward(x, o);
     auto loss = at::cross_entropy_loss(r.logits.reshape({-1, V}), y.reshape({-1}));
     for (size_t l = 0; l < r.omega.size(); ++l) loss = loss + dial * (0.01 * r.omega[l] - 0.1 * r.mutual_info[l]) / 4.0;
@@ -52,8 +52,8 @@ void run(double dial, int steps, int warmup) {
     if (s >= warmup) fwd += f, bwd += b, optm += o2;
   }
   const double total = (fwd + bwd + optm) / steps;
-  std::printf("localist-cpp dial=%.1f ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld\n",
-              dial, total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
+  std::printf("localist-cpp dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld\n",
+              dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
               static_cast<long long>(model.parameter_count()));
 }
 
@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   const int warmup = argc > 2 ? std::atoi(argv[2]) : 3;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
   at::set_num_threads(threads);
-  run(0.0, steps, warmup);
-  run(1.0, steps, warmup);
+  run(0.0, steps, warmup, true);
+  run(1.0, steps, warmup, true);
+  if (argc > 4) run(1.0, steps, warmup, false);  // diagnostic: the cost of Ω and I_π
   return 0;
 }

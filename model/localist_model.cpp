@@ -116,12 +116,16 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
   const at::Tensor active_heads = (active_blocks.unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
   const at::Tensor head_block = at::arange(K, lopt).repeat_interleave(hb);
 
-  // Only the active heads' projections are computed.
-  const auto w_qkv = L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
-  const auto b_qkv = L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
+  // Only the active heads' projections are computed (no gather when every slot is on).
+  const bool all_active = K == c.k_max;
+  const auto w_qkv = all_active ? L.qkv_w
+                                : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
+  const auto b_qkv = all_active ? L.qkv_b
+                                : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
   const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});
-  const auto q = qkv[0], k = qkv[1], v = qkv[2];
-  const auto scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));
+  // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
+  const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(dh))), k = qkv[1], v = qkv[2];
+  const auto scores = at::matmul(q, k.transpose(-2, -1));
 
   // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau.
   const auto r = at::linear(xn, L.router_w);
@@ -139,9 +143,13 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
   }
   const auto hard = pi.argmax(-1);
 
-  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
-  const auto pi_key = pi.index_select(-1, head_block).permute({0, 2, 1}).unsqueeze(2);  // (B,H,1,T)
-  at::Tensor z = scores - dial * c.gamma * (1.0 - pi_key);
+  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal. The
+  // routing bias is built at key resolution (B,H,1,T) and added once; skipped at dial 0.
+  at::Tensor z = scores;
+  if (dial != 0.0) {
+    const auto pi_key = pi.index_select(-1, head_block).permute({0, 2, 1}).unsqueeze(2);  // (B,H,1,T)
+    z = z + (dial * c.gamma) * (pi_key - 1.0);
+  }
   const auto causal = at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1);
   at::Tensor targets, fired;
   if (rules && (rules->point_targets.defined() || rules->point_block.defined())) {
@@ -158,10 +166,11 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
   z = z.masked_fill(causal, -std::numeric_limits<double>::infinity());
   const auto alpha = at::softmax(z, -1);
 
-  // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik.
+  // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
   const auto gate = (1.0 - dial) + dial * static_cast<double>(K) * pi;
-  const auto heads = at::matmul(alpha, v).permute({0, 2, 1, 3}) * gate.index_select(-1, head_block).unsqueeze(-1);
-  const auto w_o = L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
+  auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
+  if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
+  const auto w_o = all_active ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
   const auto y = at::linear(heads.reshape({B, T, H * dh}), w_o, L.out_b);
 
   if (penalties) {
