@@ -122,15 +122,20 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
                                 : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
   const auto b_qkv = all_active ? L.qkv_b
                                 : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
-  const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4});
+  // unbind (not three selects): its backward is one stack, not three zero-filled copies.
+  const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
   // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
   const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(dh))), k = qkv[1], v = qkv[2];
-  const auto scores = at::matmul(q, k.transpose(-2, -1));
 
-  // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau.
-  const auto r = at::linear(xn, L.router_w);
-  const auto a = anchors.index_select(0, active_blocks);
-  at::Tensor pi = at::softmax(at::matmul(r, a.t()) / c.tau, -1);
+  // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau. At dial 0 with no
+  // penalties, rules or trace nothing reads it, so it is not computed.
+  const bool routing = dial != 0.0 || penalties || trace || rules;
+  at::Tensor pi;
+  if (routing) {
+    const auto r = at::linear(xn, L.router_w);
+    const auto a = anchors.index_select(0, active_blocks);
+    pi = at::softmax(at::matmul(r, a.t()) / c.tau, -1);
+  }
   at::Tensor slot_map;
   if (rules) slot_map = slot_to_active(active_blocks, c.k_max);
   if (rules && rules->route_block.defined()) {
@@ -141,14 +146,22 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
     const auto forced = idx.ge(0);
     pi = at::where(forced.unsqueeze(-1), at::one_hot(idx.clamp_min(0), K).to(pi.scalar_type()), pi);
   }
-  const auto hard = pi.argmax(-1);
+  const auto hard = routing ? pi.argmax(-1) : at::Tensor();
 
-  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal. The
-  // routing bias is built at key resolution (B,H,1,T) and added once; skipped at dial 0.
-  at::Tensor z = scores;
+  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
+  // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
+  // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
+  // spent on it forward, and its gradient comes out of the matmul's backward.
+  at::Tensor z, scores;
   if (dial != 0.0) {
-    const auto pi_key = pi.index_select(-1, head_block).permute({0, 2, 1}).unsqueeze(2);  // (B,H,1,T)
-    z = z + (dial * c.gamma) * (pi_key - 1.0);
+    const auto beta = ((dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0)).permute({0, 2, 1}).unsqueeze(-1);
+    const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
+    const auto k1 = at::cat({k, beta}, -1);
+    z = at::matmul(q1, k1.transpose(-2, -1));
+    if (trace) scores = at::matmul(q, k.transpose(-2, -1)).detach();
+  } else {
+    z = at::matmul(q, k.transpose(-2, -1));
+    scores = z;
   }
   const auto causal = at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1);
   at::Tensor targets, fired;
@@ -167,7 +180,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
   const auto alpha = at::softmax(z, -1);
 
   // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
-  const auto gate = (1.0 - dial) + dial * static_cast<double>(K) * pi;
+  const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
   auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
   if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   const auto w_o = all_active ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});

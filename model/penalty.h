@@ -2,7 +2,8 @@
 // Omega: off-block group lasso, for head h (block k) and query i,
 //   sum over blocks k' != k of sqrt(|G_k'(i)|) * || alpha_{i, G_k'(i)} ||_2,
 // with G_k'(i) = {j <= i : b(j) = k'} (hard assignment), averaged over heads, queries
-// and sequences. I_pi: token-block mutual information H(mean pi) - mean H(pi_i), bits.
+// and sequences (with a hand-written backward). I_pi: token-block mutual information
+// H(mean pi) - mean H(pi_i), bits.
 #pragma once
 #include <ATen/core/Tensor.h>
 

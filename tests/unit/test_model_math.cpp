@@ -231,3 +231,25 @@ TEST(Anchors, HadamardIdentityAndGreedyCodes) {
   EXPECT_NE(anchors_make(32, 8, 8).values, g.values);
   EXPECT_THROW(anchors_make(64, 5, 1), ConfigError);  // log2 64 = 6 bits needed
 }
+
+TEST(Penalty, OmegaBackwardMatchesAutogradOfTheFormula) {
+  auto gen = at::detail::createCPUGenerator(12);
+  const int64_t B = 2, H = 3, T = 8, K = 3;
+  auto logits = at::empty({B, H, T, T}, at::kDouble).normal_(0, 2, gen);
+  logits = logits.masked_fill(at::ones({T, T}, at::kBool).triu(1), -INFINITY);
+  const auto hard = at::randint(K, {B, T}, gen, at::kLong);
+  const auto head_block = at::tensor(std::vector<int64_t>{0, 1, 2}, at::kLong);
+  auto grad_of = [&](bool custom) {
+    auto x = logits.clone().requires_grad_();
+    const auto alpha = at::softmax(x, -1) * 1.0;
+    const auto v = custom ? penalty_omega(alpha, hard, head_block, K)
+                          : penalty_omega_per_query(alpha, hard, head_block, K).mean();
+    (v * 3.0).backward();
+    return std::make_pair(v.item<double>(), x.grad());
+  };
+  const auto [v1, g1] = grad_of(true);
+  const auto [v2, g2] = grad_of(false);
+  EXPECT_NEAR(v1, v2, 1e-12);
+  EXPECT_LE((g1 - g2).abs().max().item<double>(), 1e-12);
+  EXPECT_GT(g1.abs().max().item<double>(), 1e-3);
+}
