@@ -1,0 +1,194 @@
+// mpi_communicator.cpp: see mpi_communicator.h.
+#include "comm/mpi_communicator.h"
+
+#include <ATen/ATen.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <thread>
+
+namespace localist {
+namespace {
+
+MPI_Datatype mpi_type(const at::Tensor& t, const std::string& what) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kLong: return MPI_INT64_T;
+    case at::kInt: return MPI_INT32_T;
+    case at::kByte: return MPI_UINT8_T;
+    default:
+      throw Error(what + ": the MPI backend does not carry " + std::string(at::toString(t.scalar_type())) +
+                  " tensors (use float32/64 or integers)");
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
+
+void check_cpu_contiguous(const at::Tensor& t, const std::string& what) {
+  if (!t.device().is_cpu()) throw Error(what + ": the MPI backend needs CPU tensors (NCCL carries CUDA tensors)");
+  if (!t.is_contiguous()) throw Error(what + ": tensor must be contiguous");
+}
+
+bool g_we_initialised = false;
+
+class MpiCommunicator : public Communicator {
+ public:
+  MpiCommunicator(MPI_Comm comm, std::string name, double timeout_s) : comm_(comm), name_(std::move(name)) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    timeout_s_ = timeout_s;
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const std::string& name() const override { return name_; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op, const std::string& what) override {
+    check_cpu_contiguous(t, what);
+    MPI_Request req;
+    MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_, &req);
+    wait(req, "all_reduce", what);
+    if (op == ReduceOp::kAvg) t.div_(size_);
+  }
+
+  void broadcast(at::Tensor& t, int root, const std::string& what) override {
+    check_cpu_contiguous(t, what);
+    check_rank(root, what);
+    MPI_Request req;
+    MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), root, comm_, &req);
+    wait(req, "broadcast", what);
+  }
+
+  at::Tensor all_gather(const at::Tensor& t_in, const std::string& what) override {
+    const auto t = t_in.contiguous();
+    check_cpu_contiguous(t, what);
+    std::vector<int64_t> shape{size_};
+    shape.insert(shape.end(), t.sizes().begin(), t.sizes().end());
+    auto out = at::empty(shape, t.options());
+    MPI_Request req;
+    const auto type = mpi_type(t, what);
+    MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), type, out.data_ptr(), static_cast<int>(t.numel()), type,
+                   comm_, &req);
+    wait(req, "all_gather", what);
+    return out;
+  }
+
+  at::Tensor reduce_scatter(const at::Tensor& t_in, ReduceOp op, const std::string& what) override {
+    const auto t = t_in.contiguous();
+    check_cpu_contiguous(t, what);
+    if (t.dim() == 0 || t.size(0) % size_ != 0) {
+      throw Error(what + ": reduce_scatter needs a first dimension divisible by the group size " +
+                  std::to_string(size_));
+    }
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    shape[0] /= size_;
+    auto out = at::empty(shape, t.options());
+    MPI_Request req;
+    MPI_Ireduce_scatter_block(t.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(t, what),
+                              mpi_op(op), comm_, &req);
+    wait(req, "reduce_scatter", what);
+    if (op == ReduceOp::kAvg) out.div_(size_);
+    return out;
+  }
+
+  void send(const at::Tensor& t, int dst, int tag, const std::string& what) override {
+    check_cpu_contiguous(t, what);
+    check_rank(dst, what);
+    MPI_Request req;
+    MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), dst, tag, comm_, &req);
+    wait(req, "send to rank " + std::to_string(dst), what);
+  }
+
+  void recv(at::Tensor& t, int src, int tag, const std::string& what) override {
+    check_cpu_contiguous(t, what);
+    check_rank(src, what);
+    MPI_Request req;
+    MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), src, tag, comm_, &req);
+    wait(req, "recv from rank " + std::to_string(src), what);
+  }
+
+  void barrier(const std::string& what) override {
+    MPI_Request req;
+    MPI_Ibarrier(comm_, &req);
+    wait(req, "barrier", what);
+  }
+
+  std::shared_ptr<Communicator> split(int color, int key, const std::string& name) override {
+    MPI_Comm sub;
+    MPI_Comm_split(comm_, color, key, &sub);
+    return std::make_shared<MpiCommunicator>(sub, name, timeout_s_);
+  }
+
+  [[noreturn]] void abort(int status) override {
+    MPI_Abort(MPI_COMM_WORLD, status);
+    std::_Exit(status);
+  }
+
+ private:
+  void check_rank(int r, const std::string& what) const {
+    if (r < 0 || r >= size_) {
+      throw Error(what + ": rank " + std::to_string(r) + " is outside group '" + name_ + "' of " +
+                  std::to_string(size_));
+    }
+  }
+
+  // Polls until done or the timeout; spins briefly, then sleeps so idle ranks yield the core.
+  void wait(MPI_Request& req, const std::string& op, const std::string& what) {
+    const auto start = std::chrono::steady_clock::now();
+    int done = 0;
+    for (int spins = 0;; ++spins) {
+      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      if (done) return;
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > timeout_s_) {
+        // A point-to-point request can be withdrawn; a collective cannot (the job must end).
+        MPI_Cancel(&req);
+        MPI_Request_free(&req);
+        int world_rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+        throw CommTimeout(op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + " of " +
+                          std::to_string(size_) + ", world rank " + std::to_string(world_rank) +
+                          ") timed out after " + std::to_string(static_cast<int>(timeout_s_)) +
+                          " s: a peer died or stopped calling collectives; see the other ranks' logs");
+      }
+      if (spins > 2000) std::this_thread::sleep_for(std::chrono::microseconds(spins > 20000 ? 1000 : 50));
+    }
+  }
+
+  MPI_Comm comm_;
+  std::string name_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    g_we_initialised = true;
+  }
+  MpiWorld w;
+  w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s);
+  if (env.launcher != "none" && (w.world->size() != env.world_size || w.world->rank() != env.rank)) {
+    throw Error("MPI sees rank " + std::to_string(w.world->rank()) + " of " + std::to_string(w.world->size()) +
+                " but the launcher (" + env.launcher + ") started rank " + std::to_string(env.rank) + " of " +
+                std::to_string(env.world_size) + "; with Slurm use `srun --mpi=pmix` (Debian's OpenMPI needs PMIx)");
+  }
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.world->rank(), MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &w.local_rank);
+  MPI_Comm_size(node, &w.local_size);
+  MPI_Comm_free(&node);
+  return w;
+}
+
+void mpi_finalize() {
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (g_we_initialised && !finalised) MPI_Finalize();
+}
+
+}  // namespace localist
