@@ -8,6 +8,10 @@ struct DistributedConfig {
   // Ranks that together hold one model replica, its semantic blocks sharded among them
   // (DESIGN.md §2). Must divide the world size; data-parallel size = world / bp.
   int64_t block_parallel = 1;
+  // Seconds any collective or point-to-point may wait before the job is ended with a
+  // message naming the operation and group. Must cover rank 0's evaluation and
+  // checkpoint writes, which the other ranks wait out at their next collective.
+  double timeout_s = 600.0;
 };
 
 }  // namespace localist

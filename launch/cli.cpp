@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "comm/launch_env.h"
+#include "comm/mpi_communicator.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/logging.h"
@@ -57,6 +58,8 @@ void warn_if_slow_blas() {
 }
 
 ConfigOverrides g_overrides;  // --set key=value, for prepare and train
+// The MPI world once training on several ranks started; an error then ends every rank.
+std::shared_ptr<Communicator> g_world;
 
 int run_prepare(const std::string& config_path, bool force) {
   const LaunchEnv env = launch_env_detect();
@@ -78,9 +81,9 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
   if (!resume.empty()) not_available("--resume", "the HDF5 checkpoint issue (#5)");
-  if (!dry_run && world > 1) {
-    not_available("training on " + std::to_string(world) + " ranks",
-                  "the distributed-training issue (#4); run one process, or `--dry-run` to check the config");
+  if (!dry_run && cfg.distributed.block_parallel > 1) {
+    not_available("block-parallel training (distributed.block_parallel > 1)",
+                  "the rest of the distributed-training issue (#4); data parallelism (block_parallel: 1) works");
   }
   // Check the data before anything is written, so a bad run leaves no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
@@ -99,8 +102,17 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
 
   if (!dry_run) {
     TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
-                   cfg.model, cfg.data, cfg.train};
+                   cfg.model, cfg.data, cfg.train, nullptr};
+    if (world > 1) {
+      g_world = mpi_world(env, cfg.distributed.timeout_s).world;
+      plan.world = g_world;
+    }
     const TrainSummary s = train_run(plan);
+    if (g_world) {
+      g_world.reset();
+      mpi_finalize();
+    }
+    if (rank != 0) return kExitOk;
     std::cout << fmt::format("trained '{}': {} steps in {:.1f} s, final loss {:.4f} (ce {:.4f} nats)", cfg.run.name,
                              s.steps, s.seconds, s.final_loss, s.final_ce);
     if (s.evaluated) {
@@ -381,10 +393,13 @@ int cli_main(int argc, char** argv) {
     return kExitConfig;
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: error: %s\n", verb.c_str(), one_line(e.what()).c_str());
+    // Peers blocked in a collective would otherwise wait out their timeouts: end them all.
+    if (g_world && g_world->size() > 1) g_world->abort(e.exit_code());
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: internal error: %s (please report this with the command you ran)\n", verb.c_str(),
                  one_line(e.what()).c_str());
+    if (g_world && g_world->size() > 1) g_world->abort(kExitFailure);
     return kExitFailure;
   }
   return kExitFailure;

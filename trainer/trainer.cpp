@@ -65,6 +65,9 @@ std::string trainer_device_name(const std::string& requested) {
 TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
   const TrainConfig& tc = p.train;
+  const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
+  const int dp_rank = world->rank(), dp_size = world->size();
+  const bool lead = dp_rank == 0;  // rank 0 logs progress, writes metrics, evaluates and checkpoints
   torch_set_threads(static_cast<int>(tc.threads));
   at::manual_seed(p.seed);
   const at::Device device(trainer_device_name(tc.device));
@@ -104,6 +107,11 @@ TrainSummary train_run(const TrainPlan& p) {
   }
 
   auto model = std::make_shared<LocalistModel>(p.model, tok->vocab_size(), p.seed);
+  if (dp_size > 1) {
+    // Identical replicas by construction (same seed); the broadcast makes it a guarantee.
+    at::NoGradGuard no_grad;
+    for (auto& t : model->parameters()) world->broadcast(t, 0, "initial parameters");
+  }
   model->to(device);
   model->train();
   const auto& ac = model->anchor_code();
@@ -141,17 +149,22 @@ TrainSummary train_run(const TrainPlan& p) {
   for (const auto& s : p.data.sources) {
     if (s.train) source_domain.push_back(s.domain);
   }
-  MetricsWriter metrics((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
-  ProgressLine progress(true);
+  std::unique_ptr<MetricsWriter> metrics;
+  if (lead) metrics = std::make_unique<MetricsWriter>((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
+  ProgressLine progress(lead);
   const int64_t L = p.model.n_layers, T = p.model.context;
-  const int64_t accum = tc.global_batch / tc.micro_batch;
+  if (tc.global_batch % (static_cast<int64_t>(dp_size) * tc.micro_batch) != 0) {
+    throw ConfigError("train.micro_batch: " + std::to_string(tc.micro_batch) + " does not divide the per-rank batch " +
+                      std::to_string(tc.global_batch / dp_size));
+  }
+  const int64_t accum = tc.global_batch / dp_size / tc.micro_batch;  // micro-batches per rank
   TrainSummary summary;
   auto run_eval = [&](int64_t step) {
     const EvalMetrics m = evaluate(*model, eval_set, eval_dial(tc, step, L, p.seed), &rules, eval_in);
     auto j = eval_metrics_json(m);
     j["event"] = "eval";
     j["step"] = step;
-    metrics.write(j);
+    metrics->write(j);
     progress.finish();
     spdlog::info("eval step {}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
                  "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
@@ -176,7 +189,7 @@ TrainSummary train_run(const TrainPlan& p) {
     const std::vector<double> dial = tc.dial.at(step, L, p.seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
 
-    const TokenBatch batch = reader.read(step, 0, 1);
+    const TokenBatch batch = reader.read(step, dp_rank, dp_size);
     const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
                          .view({batch.rows, batch.cols});
     optimizer.zero_grad();
@@ -209,10 +222,11 @@ TrainSummary train_run(const TrainPlan& p) {
         pen = pen + dial[l] * (tc.penalty_mu * r.omega[l].to(at::kFloat) - tc.penalty_nu * r.mutual_info[l].to(at::kFloat));
       }
       pen = pen / static_cast<double>(L);
-      const auto loss = (ce + pen) / static_cast<double>(accum);
+      // Every micro-batch of the global batch weighs the same, on any number of ranks.
+      const auto loss = (ce + pen) / static_cast<double>(accum * dp_size);
       loss.backward();
       ce_sum += ce.item<double>() / accum;
-      loss_sum += loss.item<double>();
+      loss_sum += loss.item<double>() * dp_size;
       for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
         omega_sum += r.omega[l].item<double>() / (L * accum);
         mi_sum += r.mutual_info[l].item<double>() / (L * accum);
@@ -223,6 +237,25 @@ TrainSummary train_run(const TrainPlan& p) {
           share_max = std::max(share_max, shares.max().item<double>());
         }
       }
+    }
+    if (dp_size > 1) {
+      // One flattened bucket of every gradient, summed over the data-parallel ranks.
+      std::vector<at::Tensor> grads;
+      for (const auto& t : all_params) grads.push_back(t.grad().reshape({-1}));
+      auto flat = at::cat(grads);
+      world->all_reduce(flat, ReduceOp::kSum, "gradients (step " + std::to_string(step) + ")");
+      int64_t offset = 0;
+      for (auto& t : all_params) {
+        const int64_t n = t.numel();
+        t.grad().copy_(flat.narrow(0, offset, n).view_as(t.grad()));
+        offset += n;
+      }
+      auto stats = at::tensor(std::vector<double>{loss_sum, ce_sum, omega_sum, mi_sum}, at::kDouble);
+      world->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
+      auto shares = at::tensor(std::vector<double>{share_max}, at::kDouble);
+      world->all_reduce(shares, ReduceOp::kMax, "block shares");
+      loss_sum = stats[0].item<double>(), ce_sum = stats[1].item<double>();
+      omega_sum = stats[2].item<double>(), mi_sum = stats[3].item<double>(), share_max = shares[0].item<double>();
     }
     if (!std::isfinite(loss_sum)) {
       throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
@@ -235,30 +268,33 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.final_ce = ce_sum;
 
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    const double tok_s = tc.global_batch * T / (ms / 1000.0);
+    const double tok_s = tc.global_batch * T / (ms / 1000.0);  // over all ranks
     progress.update(fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
                                 "lr {:.2e}  {:.0f} tok/s",
                                 step + 1, tc.steps, loss_sum, ce_sum / std::log(2.0), mean(dial), omega_sum, mi_sum, lr,
                                 tok_s));
-    if (log_step) {
-      metrics.write({{"event", "step"}, {"step", step}, {"loss", loss_sum}, {"ce_nats", ce_sum},
+    if (log_step && lead) {
+      metrics->write({{"event", "step"}, {"step", step}, {"loss", loss_sum}, {"ce_nats", ce_sum},
                      {"bits_per_token", ce_sum / std::log(2.0)}, {"dial", dial}, {"omega", omega_sum},
                      {"mutual_info_bits", mi_sum}, {"max_block_share", share_max},
                      {"active_blocks", model->active_slots().size()}, {"grad_norm", grad_norm}, {"lr", lr},
                      {"tokens_per_s", tok_s}, {"ms_per_step", ms}});
     }
-    if (have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) run_eval(step + 1);
-    if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
+    if (lead && have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
+      run_eval(step + 1);
+    }
+    if (lead && tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
       save_checkpoint(step + 1);
     }
   }
   progress.finish();
   summary.steps = tc.steps;
-  if (have_eval) {
+  if (lead && have_eval) {
     summary.final_eval = run_eval(tc.steps);
     summary.evaluated = true;
   }
-  summary.checkpoint = save_checkpoint(tc.steps);
+  if (lead) summary.checkpoint = save_checkpoint(tc.steps);
+  world->barrier("end of training");
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);
   return summary;

@@ -2,11 +2,15 @@
 // decay, gradient clipping, LR and dial schedules, loss CE + mean over layers of
 // λ_l (μ Ω_l − ν I_π,l), gradient accumulation over micro-batches, rules reloaded
 // when their file changes, periodic held-out evaluation, metrics as JSON lines, and
-// a final checkpoint. Data-parallel and block-parallel training arrive with issue #4.
+// a final checkpoint. Data parallel over `world` (bp = 1): each rank takes its slice of
+// the global batch and gradients are summed in one flattened all-reduce per step, so
+// losses do not depend on the number of ranks. Block parallelism is issue #4's next part.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "comm/communicator.h"
 #include "data/data_config.h"
 #include "model/metrics.h"
 #include "model/model_config.h"
@@ -22,6 +26,7 @@ struct TrainPlan {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
+  std::shared_ptr<Communicator> world;  // data-parallel group; null: one process
 };
 
 struct TrainSummary {

@@ -5,7 +5,9 @@
 // ranks under mpirun.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 
 #include "tests/test_util.h"
 
@@ -113,9 +115,11 @@ TEST_F(Cli, ModesOfLaterPartsSaySoAndExit3) {
   localist::test::write_text(dir_ / "c.yaml", config("good.txt"));
   expect_one_line(run_cli(dir_, "train c.yaml --resume auto"), 3, "--resume is not available in this build yet");
   // Under mpirun every rank reports, and mpirun adds its own lines.
-  const CliRun two = run_cli(dir_, "train c.yaml", "timeout 60 mpirun -np 2 --oversubscribe ");
+  const CliRun two = run_cli(dir_, "train c.yaml --set distributed.block_parallel=2",
+                             "timeout 60 mpirun -np 2 --oversubscribe ");
   EXPECT_NE(two.status, 0);
-  EXPECT_NE(two.err.find("training on 2 ranks is not available"), std::string::npos) << two.err;
+  EXPECT_NE(two.err.find("block-parallel training (distributed.block_parallel > 1) is not available"),
+            std::string::npos) << two.err;
   expect_one_line(run_cli(dir_, "eval --checkpoint nowhere"), 1, "nowhere: not a checkpoint");
   expect_nothing_written();
 }
@@ -196,4 +200,46 @@ TEST_F(Cli, DryRunOnTwoRanksUnderMpirun) {
   CliRun p = run_cli(dir_, "prepare c.yaml", "timeout 60 mpirun -np 2 --oversubscribe ");
   EXPECT_NE(p.status, 0);
   EXPECT_NE(p.err.find("prepare runs as a single process"), std::string::npos) << p.err;
+}
+
+namespace {
+
+std::vector<double> step_losses(const std::string& metrics_path) {
+  std::vector<double> out;
+  std::istringstream in(localist::test::read_text(metrics_path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"event\":\"step\"") == std::string::npos) continue;
+    const size_t p = line.find("\"loss\":");
+    out.push_back(std::stod(line.substr(p + 7)));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
+  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n");
+  cfg.replace(cfg.find("model:\n  context: 64"), 20,
+              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
+  cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 2");
+  localist::test::write_text(dir_ / "c.yaml", cfg);
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  CliRun one = run_cli(dir_, "train c.yaml --set run.dir=r1");
+  ASSERT_EQ(one.status, 0) << one.err;
+  const auto base = step_losses(dir_ / "r1/metrics.jsonl");
+  ASSERT_EQ(base.size(), 20u);
+  for (int n : {2, 4}) {
+    const std::string name = "r" + std::to_string(n);
+    CliRun r = run_cli(dir_, "train c.yaml --set run.dir=" + name,
+                       "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto got = step_losses(dir_ / (name + "/metrics.jsonl"));
+    ASSERT_EQ(got.size(), base.size()) << name;
+    for (size_t i = 0; i < base.size(); ++i) {
+      EXPECT_NEAR(got[i], base[i], 1e-5 * std::fabs(base[i])) << n << " ranks, step " << i;
+    }
+    EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
+  }
+  EXPECT_LT(base.back(), base.front());  // it trains
 }

@@ -57,7 +57,9 @@ TEST(MpiComm, BroadcastGatherScatter) {
   const auto out = g_world->reduce_scatter(in, ReduceOp::kSum, "rs");
   const auto expect = at::arange(n * 3 * 2, at::kDouble).view({n * 3, 2}).narrow(0, r * 3, 3) * (n * (n + 1) / 2);
   EXPECT_TRUE(at::equal(out, expect));
-  if (n > 1) EXPECT_THROW(g_world->reduce_scatter(at::zeros({n * 3 + 1}, at::kDouble), ReduceOp::kSum, "bad"), Error);
+  if (n > 1) {
+    EXPECT_THROW(g_world->reduce_scatter(at::zeros({n * 3 + 1}, at::kDouble), ReduceOp::kSum, "bad"), Error);
+  }
 }
 
 TEST(MpiComm, RingAndSubGroups) {
