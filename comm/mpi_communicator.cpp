@@ -4,7 +4,9 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 #include <thread>
 
 namespace localist {
@@ -31,6 +33,53 @@ void check_cpu_contiguous(const at::Tensor& t, const std::string& what) {
 }
 
 bool g_we_initialised = false;
+MPI_Comm g_monitor = MPI_COMM_NULL;  // a private duplicate of the world for the timeout check-in
+constexpr int kCheckInTag = 7331;
+
+// NOTE(watchdog): on a timeout every rank that timed out checks in with world rank 0
+// over a private communicator; rank 0 waits a short window and names the ranks it did
+// not hear from (stalled or dead), then the job is aborted. Ranks other than 0 wait
+// out the window (plus a margin) so that rank 0's verdict is printed before the abort.
+std::string watchdog_report(double timeout_s) {
+  if (g_monitor == MPI_COMM_NULL) return "";
+  int rank = 0, size = 1;
+  MPI_Comm_rank(g_monitor, &rank);
+  MPI_Comm_size(g_monitor, &size);
+  if (size == 1) return "";
+  const double window = std::min(10.0, std::max(1.0, timeout_s / 2));
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  if (rank != 0) {
+    int me = rank;
+    MPI_Request req;
+    MPI_Isend(&me, 1, MPI_INT, 0, kCheckInTag, g_monitor, &req);
+    int done = 0;
+    while (!done && elapsed() < window + 2.0) {
+      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    while (elapsed() < window + 2.0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!done) MPI_Cancel(&req);
+    return "; rank 0 did not answer the watchdog check-in (it may be the one that stopped)";
+  }
+  std::vector<int> got(size, -1);
+  std::vector<MPI_Request> reqs(size, MPI_REQUEST_NULL);
+  for (int r = 1; r < size; ++r) MPI_Irecv(&got[r], 1, MPI_INT, r, kCheckInTag, g_monitor, &reqs[r]);
+  while (elapsed() < window) {
+    int all = 0;
+    MPI_Testall(size - 1, reqs.data() + 1, &all, MPI_STATUSES_IGNORE);
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::string missing;
+  for (int r = 1; r < size; ++r) {
+    int flag = 0;
+    if (reqs[r] != MPI_REQUEST_NULL) MPI_Test(&reqs[r], &flag, MPI_STATUS_IGNORE);
+    if (got[r] < 0) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return missing.empty() ? "; every rank reached the watchdog, so ranks are waiting in different operations"
+                         : "; world rank(s) " + missing + " did not arrive (stalled or dead)";
+}
 
 class MpiCommunicator : public Communicator {
  public:
@@ -96,7 +145,7 @@ class MpiCommunicator : public Communicator {
     check_rank(dst, what);
     MPI_Request req;
     MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), dst, tag, comm_, &req);
-    wait(req, "send to rank " + std::to_string(dst), what);
+    wait(req, "send to rank " + std::to_string(dst), what, true);
   }
 
   void recv(at::Tensor& t, int src, int tag, const std::string& what) override {
@@ -104,7 +153,7 @@ class MpiCommunicator : public Communicator {
     check_rank(src, what);
     MPI_Request req;
     MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), src, tag, comm_, &req);
-    wait(req, "recv from rank " + std::to_string(src), what);
+    wait(req, "recv from rank " + std::to_string(src), what, true);
   }
 
   void barrier(const std::string& what) override {
@@ -133,7 +182,7 @@ class MpiCommunicator : public Communicator {
   }
 
   // Polls until done or the timeout; spins briefly, then sleeps so idle ranks yield the core.
-  void wait(MPI_Request& req, const std::string& op, const std::string& what) {
+  void wait(MPI_Request& req, const std::string& op, const std::string& what, bool point_to_point = false) {
     const auto start = std::chrono::steady_clock::now();
     int done = 0;
     for (int spins = 0;; ++spins) {
@@ -142,14 +191,16 @@ class MpiCommunicator : public Communicator {
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (waited > timeout_s_) {
         // A point-to-point request can be withdrawn; a collective cannot (the job must end).
-        MPI_Cancel(&req);
-        MPI_Request_free(&req);
+        if (point_to_point) {
+          MPI_Cancel(&req);
+          MPI_Request_free(&req);
+        }
         int world_rank = 0;
         MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+        const std::string verdict = watchdog_report(timeout_s_);
         throw CommTimeout(op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + " of " +
                           std::to_string(size_) + ", world rank " + std::to_string(world_rank) +
-                          ") timed out after " + std::to_string(static_cast<int>(timeout_s_)) +
-                          " s: a peer died or stopped calling collectives; see the other ranks' logs");
+                          ") timed out after " + std::to_string(static_cast<int>(timeout_s_)) + " s" + verdict);
       }
       if (spins > 2000) std::this_thread::sleep_for(std::chrono::microseconds(spins > 20000 ? 1000 : 50));
     }
@@ -171,6 +222,7 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
     g_we_initialised = true;
   }
   MpiWorld w;
+  if (g_monitor == MPI_COMM_NULL) MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor);
   w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s);
   if (env.launcher != "none" && (w.world->size() != env.world_size || w.world->rank() != env.rank)) {
     throw Error("MPI sees rank " + std::to_string(w.world->rank()) + " of " + std::to_string(w.world->size()) +
@@ -188,6 +240,7 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
 void mpi_finalize() {
   int finalised = 0;
   MPI_Finalized(&finalised);
+  if (!finalised && g_monitor != MPI_COMM_NULL) MPI_Comm_free(&g_monitor);
   if (g_we_initialised && !finalised) MPI_Finalize();
 }
 

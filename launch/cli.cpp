@@ -308,6 +308,10 @@ int run_info() {
 }
 
 std::string one_line(std::string s) {
+  // LibTorch appends a C++ backtrace to its messages; the first sentence is the message.
+  const size_t trace = s.find("Exception raised from");
+  if (trace != std::string::npos) s = s.substr(0, trace);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
   for (char& c : s) {
     if (c == '\n' || c == '\r') c = ' ';
   }

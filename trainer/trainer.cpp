@@ -12,6 +12,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 
@@ -52,6 +56,26 @@ std::vector<double> eval_dial(const TrainConfig& t, int64_t step, int64_t layers
 }
 
 }  // namespace
+
+FaultInjection fault_injection_from_env() {
+  FaultInjection f;
+  const char* v = std::getenv("LOCALIST_TEST_FAULT");
+  if (!v || !*v) return f;
+  char kind[16] = {0};
+  if (std::sscanf(v, "%15[a-z]:rank=%d:step=%lld", kind, &f.rank, reinterpret_cast<long long*>(&f.step)) != 3 ||
+      (std::string(kind) != "stall" && std::string(kind) != "kill")) {
+    throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v + "': expected stall|kill:rank=R:step=S");
+  }
+  f.kind = kind;
+  return f;
+}
+
+void fault_maybe_trigger(const FaultInjection& f, int rank, int64_t step) {
+  if (f.kind.empty() || f.rank != rank || f.step != step) return;
+  spdlog::warn("LOCALIST_TEST_FAULT: rank {} {} at step {}", rank, f.kind == "kill" ? "killed" : "stalls", step);
+  if (f.kind == "kill") std::raise(SIGKILL);
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
 
 std::string trainer_device_name(const std::string& requested) {
   if (requested == "cpu") return "cpu";
@@ -103,7 +127,7 @@ TrainSummary train_run(const TrainPlan& p) {
     eval_set = eval_set_load(p.data, p.model.context, tc.eval_windows);
     have_eval = true;
   } catch (const ConfigError& e) {
-    spdlog::warn("no held-out evaluation: {}", e.what());
+    if (lead) spdlog::warn("no held-out evaluation: {}", e.what());
   }
 
   auto model = std::make_shared<LocalistModel>(p.model, tok->vocab_size(), p.seed);
@@ -181,8 +205,10 @@ TrainSummary train_run(const TrainPlan& p) {
     return model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, tokenizer_file);
   };
 
+  const FaultInjection fault = fault_injection_from_env();
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
+    fault_maybe_trigger(fault, dp_rank, step);
     reload_rules();
     const double lr = tc.lr.at(step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -240,12 +266,17 @@ TrainSummary train_run(const TrainPlan& p) {
     }
     if (dp_size > 1) {
       // One flattened bucket of every gradient, summed over the data-parallel ranks.
+      // Parameters without a gradient (e.g. the router at λ = 0) are the same on every
+      // rank (same code path), so they are simply left out.
       std::vector<at::Tensor> grads;
-      for (const auto& t : all_params) grads.push_back(t.grad().reshape({-1}));
+      for (const auto& t : all_params) {
+        if (t.grad().defined()) grads.push_back(t.grad().reshape({-1}));
+      }
       auto flat = at::cat(grads);
       world->all_reduce(flat, ReduceOp::kSum, "gradients (step " + std::to_string(step) + ")");
       int64_t offset = 0;
       for (auto& t : all_params) {
+        if (!t.grad().defined()) continue;
         const int64_t n = t.numel();
         t.grad().copy_(flat.narrow(0, offset, n).view_as(t.grad()));
         offset += n;

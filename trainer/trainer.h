@@ -39,6 +39,16 @@ struct TrainSummary {
   double seconds = 0;
 };
 
+// Fault injection for the failure tests (docs/operations.md): LOCALIST_TEST_FAULT=
+// "stall:rank=R:step=S" makes rank R stop before step S; "kill:rank=R:step=S" kills it.
+struct FaultInjection {
+  std::string kind;  // "", stall or kill
+  int rank = -1;
+  int64_t step = -1;
+};
+FaultInjection fault_injection_from_env();
+void fault_maybe_trigger(const FaultInjection& fault, int rank, int64_t step);
+
 // The device to use for `train.device` ("auto": CUDA when available).
 std::string trainer_device_name(const std::string& requested);
 

@@ -5,6 +5,7 @@
 // ranks under mpirun.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -242,4 +243,34 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
     EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
   }
   EXPECT_LT(base.back(), base.front());  // it trains
+}
+
+TEST_F(Cli, AStalledOrKilledRankEndsTheJobWithANamedMessage) {
+  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n");
+  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
+  cfg.replace(cfg.find("global_batch: 8"), 15, "global_batch: 12");  // 3 ranks x 4
+  cfg += "distributed:\n  timeout_s: 4\n";
+  localist::test::write_text(dir_ / "c.yaml", cfg);
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  using Clock = std::chrono::steady_clock;
+  // A rank that stops calling collectives: the others time out, rank 0 names it, all end.
+  auto t0 = Clock::now();
+  CliRun stall = run_cli(dir_, "train c.yaml --set run.dir=rs",
+                         "LOCALIST_TEST_FAULT=stall:rank=1:step=3 timeout 60 mpirun -np 3 --oversubscribe ");
+  const double stall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_NE(stall.status, 0);
+  EXPECT_NE(stall.status, 124) << "the job hung until the test's own timeout";
+  EXPECT_NE(stall.err.find("all_reduce 'gradients (step 3)' in group 'world'"), std::string::npos) << stall.err;
+  EXPECT_NE(stall.err.find("world rank(s) 1 did not arrive"), std::string::npos) << stall.err;
+  EXPECT_LT(stall_s, 2 * 4 + 12.0);  // 2x the timeout, plus start-up and three steps on a loaded machine
+  // A rank that is killed: mpirun ends the job at once and names the rank.
+  t0 = Clock::now();
+  CliRun kill = run_cli(dir_, "train c.yaml --set run.dir=rk",
+                        "LOCALIST_TEST_FAULT=kill:rank=2:step=3 timeout 60 mpirun -np 3 --oversubscribe ");
+  const double kill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_NE(kill.status, 0);
+  EXPECT_NE(kill.status, 124);
+  EXPECT_NE(kill.err.find("rank 2 killed at step 3"), std::string::npos) << kill.err;
+  EXPECT_NE(kill.err.find("process rank 2"), std::string::npos) << kill.err;
+  EXPECT_LT(kill_s, 2 * 4 + 12.0);
 }
