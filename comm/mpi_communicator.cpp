@@ -46,7 +46,10 @@ std::string watchdog_report(double timeout_s) {
   MPI_Comm_rank(g_monitor, &rank);
   MPI_Comm_size(g_monitor, &size);
   if (size == 1) return "";
-  const double window = std::min(10.0, std::max(1.0, timeout_s / 2));
+  // Rank 0 listens for `window`; the others wait `window + margin` so that rank 0's
+  // verdict and abort come first; both scale with the timeout (~2x it in all).
+  const double window = std::min(10.0, std::max(0.2, timeout_s / 2));
+  const double margin = std::min(5.0, std::max(0.5, timeout_s / 2));
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (rank != 0) {
@@ -54,11 +57,11 @@ std::string watchdog_report(double timeout_s) {
     MPI_Request req;
     MPI_Isend(&me, 1, MPI_INT, 0, kCheckInTag, g_monitor, &req);
     int done = 0;
-    while (!done && elapsed() < window + 2.0) {
+    while (!done && elapsed() < window + margin) {
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    while (elapsed() < window + 2.0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (elapsed() < window + margin) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (!done) MPI_Cancel(&req);
     return "; rank 0 did not answer the watchdog check-in (it may be the one that stopped)";
   }

@@ -101,17 +101,13 @@ TEST(MpiComm, APeerThatNeverSendsTimesOut) {
     EXPECT_NE(m.find("'never sent' in group 'quick'"), std::string::npos) << m;
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(s, 1.5);  // within 2x the timeout (+ slack for a loaded machine)
+  EXPECT_LT(s, 2 * 0.5 + 0.5);  // within 2x the timeout, + slack for a loaded machine
   g_world->barrier("after timeout");
 }
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   g_world = mpi_world(launch_env_detect(), 60.0).world;
-  if (g_world->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
   int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   auto f = at::full({1}, static_cast<int64_t>(failed), at::kLong);
   g_world->all_reduce(f, ReduceOp::kMax, "results");
