@@ -264,7 +264,9 @@ TrainSummary train_run(const TrainPlan& p) {
         }
       }
     }
+    double comm_ms = 0;
     if (dp_size > 1) {
+      const auto c0 = Clock::now();
       // One flattened bucket of every gradient, summed over the data-parallel ranks.
       // Parameters without a gradient (e.g. the router at λ = 0) are the same on every
       // rank (same code path), so they are simply left out.
@@ -287,6 +289,8 @@ TrainSummary train_run(const TrainPlan& p) {
       world->all_reduce(shares, ReduceOp::kMax, "block shares");
       loss_sum = stats[0].item<double>(), ce_sum = stats[1].item<double>();
       omega_sum = stats[2].item<double>(), mi_sum = stats[3].item<double>(), share_max = shares[0].item<double>();
+      // Not overlapped with backward yet, so all of it is exposed (includes waiting for the slowest rank).
+      comm_ms = std::chrono::duration<double, std::milli>(Clock::now() - c0).count();
     }
     if (!std::isfinite(loss_sum)) {
       throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
@@ -309,7 +313,7 @@ TrainSummary train_run(const TrainPlan& p) {
                      {"bits_per_token", ce_sum / std::log(2.0)}, {"dial", dial}, {"omega", omega_sum},
                      {"mutual_info_bits", mi_sum}, {"max_block_share", share_max},
                      {"active_blocks", model->active_slots().size()}, {"grad_norm", grad_norm}, {"lr", lr},
-                     {"tokens_per_s", tok_s}, {"ms_per_step", ms}});
+                     {"tokens_per_s", tok_s}, {"ms_per_step", ms}, {"comm_ms", comm_ms}});
     }
     if (lead && have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
       run_eval(step + 1);
