@@ -83,7 +83,7 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
     sums_.bytes += (t[i] >= 0 && t[i] < static_cast<int64_t>(token_bytes_.size())) ? token_bytes_[t[i]] : 0;
   }
 
-  const int64_t K = r.active_blocks.size(0), hb = config_.heads_per_block;
+  const int64_t K = r.active_blocks.size(0);
   const auto head_block = r.head_block.to(at::kCPU);
   if (pi_sum_.empty()) {
     pi_sum_.assign(config_.n_layers * K, 0.0);
@@ -161,7 +161,6 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
     const auto* lp = ls.data_ptr<double>();
     for (int64_t i = 0; i < ls.numel(); i += stride) lambda_stars_.push_back(lp[i]);
   }
-  (void)hb;
 }
 
 EvalMetrics MetricsAccumulator::finish() const {
