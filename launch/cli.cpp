@@ -85,8 +85,10 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     not_available("block-parallel training (distributed.block_parallel > 1)",
                   "the rest of the distributed-training issue (#4); data parallelism (block_parallel: 1) works");
   }
-  // Check the data before anything is written, so a bad run leaves no run directory.
+  // Check the data and the rules file before anything is written, so a bad run leaves
+  // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
+  if (!cfg.train.rules.empty()) RuleSet::load(cfg.train.rules, cfg.model.k_max);
   const int64_t bp = cfg.distributed.block_parallel, dp = world / bp;
   const int rank = world_override > 0 ? 0 : env.rank;
   const int dp_rank = static_cast<int>(rank / bp);

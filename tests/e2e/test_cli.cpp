@@ -103,6 +103,11 @@ TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   localist::test::write_text(dir_ / "c.yaml", config("good.txt") + "distributed:\n  block_parallel: 2\n");
   expect_one_line(run_cli(dir_, "train --dry-run --world-size 3 c.yaml"), 2, "mesh does not divide the world");
 
+  localist::test::write_text(dir_ / "bad-rules.yaml", "rules:\n  - {kind: route, match: {regex: a}}\n");
+  localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  rules: bad-rules.yaml\n"));
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  expect_one_line(run_cli(dir_, "train c.yaml"), 2, "bad-rules.yaml:2:5: rules[0]: a route rule needs `block`");
+  fs::remove_all(dir_ / "shards");  // written by the prepare above; the failed train wrote nothing
   localist::test::write_text(dir_ / "c.yaml", "run: [unclosed\n");
   expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "YAML syntax error");
 
