@@ -20,6 +20,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/mix64.h"
 #include "core/metrics_writer.h"
 #include "core/progress_line.h"
 #include "data/batch_reader.h"
@@ -229,6 +230,10 @@ TrainSummary train_run(const TrainPlan& p) {
         for (int64_t r = 0; r < tc.micro_batch; ++r) doms.push_back(source_domain[batch.source[m * tc.micro_batch + r]]);
         masks = rules.masks(inputs, doms, token_texts, device);
       }
+      // Dropout draws from a stream fixed by (seed, step, micro-batch of the global batch),
+      // so the same micro-batch sees the same masks on any number of ranks.
+      at::manual_seed(mix64(p.seed ^ mix64(static_cast<uint64_t>(step) * 1000003u +
+                                           static_cast<uint64_t>(dp_rank * accum + m))));
       ForwardOptions fo;
       fo.dial = dial;
       fo.rules = rules.empty() ? nullptr : &masks;

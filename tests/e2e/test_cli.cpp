@@ -227,7 +227,7 @@ std::vector<double> step_losses(const std::string& metrics_path) {
 TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n");
   cfg.replace(cfg.find("model:\n  context: 64"), 20,
-              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
+              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
   cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 2");
   localist::test::write_text(dir_ / "c.yaml", cfg);
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
