@@ -12,6 +12,9 @@ struct DistributedConfig {
   // message naming the operation and group. Must cover rank 0's evaluation and
   // checkpoint writes, which the other ranks wait out at their next collective.
   double timeout_s = 600.0;
+  // The same bound for start-up (MPI and data set-up, initial parameter broadcast, the
+  // first step), which can be much slower than a steady-state step.
+  double startup_timeout_s = 1800.0;
 };
 
 }  // namespace localist

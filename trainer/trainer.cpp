@@ -93,6 +93,7 @@ TrainSummary train_run(const TrainPlan& p) {
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
   const int dp_rank = world->rank(), dp_size = world->size();
   const bool lead = dp_rank == 0;  // rank 0 logs progress, writes metrics, evaluates and checkpoints
+  world->set_timeout(p.startup_timeout_s);
   torch_set_threads(static_cast<int>(tc.threads));
   at::manual_seed(p.seed);
   const at::Device device(trainer_device_name(tc.device));
@@ -304,6 +305,7 @@ TrainSummary train_run(const TrainPlan& p) {
     const double grad_norm = torch::nn::utils::clip_grad_norm_(
         all_params, tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
     optimizer.step();
+    if (step == 0) world->set_timeout(p.timeout_s);  // start-up is over
     summary.final_loss = loss_sum;
     summary.final_ce = ce_sum;
 

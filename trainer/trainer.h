@@ -27,6 +27,8 @@ struct TrainPlan {
   DataConfig data;
   TrainConfig train;
   std::shared_ptr<Communicator> world;  // data-parallel group; null: one process
+  double timeout_s = 600.0;             // collective timeout in steady state
+  double startup_timeout_s = 1800.0;    // ... until the first step is done
 };
 
 struct TrainSummary {
