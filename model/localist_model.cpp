@@ -106,22 +106,33 @@ int64_t LocalistModel::parameter_count() {
   return n;
 }
 
-at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, const at::Tensor& anchors,
+at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
-                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out) {
-  const int64_t B = xn.size(0), T = xn.size(1), d = xn.size(2);
+                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
+                              const BlockShard* shard) {
+  const int64_t B = xn_in.size(0), T = xn_in.size(1), d = xn_in.size(2);
   const int64_t hb = c.heads_per_block, dh = c.head_dim, hmax = c.k_max * hb;
-  const int64_t K = active_blocks.size(0), H = K * hb;
+  const int64_t K = active_blocks.size(0);
   const auto lopt = active_blocks.options();
-  const at::Tensor active_heads = (active_blocks.unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
-  const at::Tensor head_block = at::arange(K, lopt).repeat_interleave(hb);
+  if (shard && trace) throw Error("attention traces need every block on one rank (evaluate without block parallelism)");
+  // Blocks computed here, as indices into the active blocks (all of them without a shard).
+  at::Tensor local = at::arange(K, lopt);
+  if (shard) {
+    const auto owned = at::tensor(shard->owned_slots, lopt);
+    local = at::nonzero(at::isin(active_blocks, owned)).flatten();
+  }
+  const int64_t K_local = local.size(0), H = K_local * hb;
+  const at::Tensor active_heads = (active_blocks.index_select(0, local).unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
+  const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)
+  // Under block parallelism the input's gradient is summed over the group on the way back.
+  const at::Tensor xn = shard ? shard->enter(xn_in) : xn_in;
 
-  // Only the active heads' projections are computed (no gather when every slot is on).
-  const bool all_active = K == c.k_max;
-  const auto w_qkv = all_active ? L.qkv_w
-                                : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
-  const auto b_qkv = all_active ? L.qkv_b
-                                : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
+  // Only the computed heads' projections are used (no gather when that is every slot).
+  const bool all_heads = !shard && K == c.k_max;
+  const auto w_qkv = all_heads ? L.qkv_w
+                               : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
+  const auto b_qkv = all_heads ? L.qkv_b
+                               : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
   // unbind (not three selects): its backward is one stack, not three zero-filled copies.
   const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
   // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
@@ -183,12 +194,21 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn, cons
   const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
   auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
   if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
-  const auto w_o = all_active ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
-  const auto y = at::linear(heads.reshape({B, T, H * dh}), w_o, L.out_b);
+  const auto w_o = all_heads ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
+  // The output bias is added once, after the partial outputs of the group are summed.
+  const auto partial = at::linear(heads.reshape({B, T, H * dh}), w_o);
+  const auto y = (shard ? shard->leave(partial) : partial) + L.out_b;
 
   if (penalties) {
-    out.omega.push_back(penalty_omega(alpha, hard, head_block, K));
-    out.mutual_info.push_back(routing_mutual_information(pi));
+    auto omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
+    auto mi = routing_mutual_information(pi);
+    if (shard) {
+      // Ω: this rank's heads' share of the mean over all heads; I_π: counted once, on the lead.
+      omega = shard->leave(omega * (static_cast<double>(H) / static_cast<double>(K * hb)));
+      mi = shard->leave(shard->lead ? mi : mi * 0.0);
+    }
+    out.omega.push_back(omega);
+    out.mutual_info.push_back(mi);
   }
   if (trace) {
     LayerTrace t;
@@ -229,7 +249,7 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     const LocalistLayer& L = *layers[l];
     const auto xn = at::layer_norm(x, {config_.d_model}, L.ln1_w, L.ln1_b);
     auto attn = localist_attention(L, xn, anchors, out.active_blocks, config_, o.dial[l], o.rules, o.penalties,
-                                   o.trace, out);
+                                   o.trace, out, o.shard);
     if (p > 0) attn = at::dropout(attn, p, true);
     x = x + attn;
     const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);

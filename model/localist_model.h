@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,11 +25,24 @@ struct RuleMasks {
   at::Tensor point_block;    // (B,T) int64: the query points to every key of this slot, -1 for none
 };
 
+// Block parallelism (DESIGN.md §2): this rank computes the heads of `owned_slots` only.
+// `enter` is the identity forward whose backward sums the gradient over the group;
+// `leave` sums over the group forward and is the identity backward (the conjugate
+// pair of Megatron's tensor parallelism, with the block as the unit). The model stays
+// ignorant of how the sums happen (trainer/block_parallel.h provides them).
+struct BlockShard {
+  std::vector<int64_t> owned_slots;
+  bool lead = false;  // exactly one rank of the group: it alone adds the I_π term
+  std::function<at::Tensor(const at::Tensor&)> enter;
+  std::function<at::Tensor(const at::Tensor&)> leave;
+};
+
 struct ForwardOptions {
   std::vector<double> dial;         // λ per layer, each in [0, 1]
   const RuleMasks* rules = nullptr;
   bool penalties = false;           // compute Ω and I_π per layer
   bool trace = false;               // keep attention, routing and logits (metrics, generate)
+  const BlockShard* shard = nullptr;  // block parallel; null: every active block here
 };
 
 struct LayerTrace {
@@ -88,6 +102,7 @@ class LocalistModel : public torch::nn::Module {
 // penalties; exposed for tests that compare it with plain multi-head attention.
 at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
-                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out);
+                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
+                              const BlockShard* shard = nullptr);
 
 }  // namespace localist
