@@ -81,10 +81,6 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
   if (!resume.empty()) not_available("--resume", "the HDF5 checkpoint issue (#5)");
-  if (!dry_run && cfg.distributed.block_parallel > 1) {
-    not_available("block-parallel training (distributed.block_parallel > 1)",
-                  "the rest of the distributed-training issue (#4); data parallelism (block_parallel: 1) works");
-  }
   // Check the data and the rules file before anything is written, so a bad run leaves
   // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
@@ -104,8 +100,8 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
 
   if (!dry_run) {
     TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
-                   cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.timeout_s,
-                   cfg.distributed.startup_timeout_s};
+                   cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
+                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s};
     if (world > 1) {
       g_world = mpi_world(env, cfg.distributed.startup_timeout_s).world;
       plan.world = g_world;

@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <torch/cuda.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
@@ -28,6 +27,7 @@
 #include "data/tokenizer.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
+#include "trainer/block_parallel.h"
 #include "trainer/evaluate.h"
 #include "trainer/model_checkpoint.h"
 #include "trainer/torch_runtime.h"
@@ -91,8 +91,20 @@ TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
   const TrainConfig& tc = p.train;
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
-  const int dp_rank = world->rank(), dp_size = world->size();
-  const bool lead = dp_rank == 0;  // rank 0 logs progress, writes metrics, evaluates and checkpoints
+  // Mesh: ranks r = dp_rank * bp + bp_rank. The bp group holds one replica; the dp group
+  // joins the ranks that hold the same blocks in different replicas.
+  const int bp = static_cast<int>(p.block_parallel);
+  if (bp < 1 || world->size() % bp != 0) {
+    throw ConfigError("distributed.block_parallel: " + std::to_string(bp) + " does not divide the world size " +
+                      std::to_string(world->size()));
+  }
+  const int dp_rank = world->rank() / bp, dp_size = world->size() / bp, bp_rank = world->rank() % bp;
+  std::shared_ptr<Communicator> dp_group = world, bp_group;
+  if (bp > 1) {
+    dp_group = world->split(bp_rank, dp_rank, "dp[" + std::to_string(bp_rank) + "]");
+    bp_group = world->split(dp_rank, bp_rank, "bp[" + std::to_string(dp_rank) + "]");
+  }
+  const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics, evaluates and checkpoints
   world->set_timeout(p.startup_timeout_s);
   torch_set_threads(static_cast<int>(tc.threads));
   at::manual_seed(p.seed);
@@ -133,13 +145,29 @@ TrainSummary train_run(const TrainPlan& p) {
   }
 
   auto model = std::make_shared<LocalistModel>(p.model, tok->vocab_size(), p.seed);
-  if (dp_size > 1) {
+  if (world->size() > 1) {
     // Identical replicas by construction (same seed); the broadcast makes it a guarantee.
     at::NoGradGuard no_grad;
     for (auto& t : model->parameters()) world->broadcast(t, 0, "initial parameters");
   }
   model->to(device);
   model->train();
+  BlockShard shard;
+  std::vector<at::Tensor> block_params, block_masks, router_params;  // bp > 1 only
+  if (bp > 1) {
+    shard = block_shard_make(bp_group, block_slots_round_robin(p.model.k_max, bp_rank, bp));
+    // Rows (qkv) and columns (output) of the heads this rank owns, as 0/1 masks.
+    const int64_t hb = p.model.heads_per_block, dh = p.model.head_dim;
+    auto owned_heads = at::zeros({p.model.k_max * hb}, at::kFloat);
+    for (int64_t slot : shard.owned_slots) owned_heads.narrow(0, slot * hb, hb).fill_(1.0);
+    const auto per_dim = owned_heads.repeat_interleave(dh);  // (k_max * hb * dh)
+    for (auto& l : model->layers) {
+      block_params.insert(block_params.end(), {l->qkv_w, l->qkv_b, l->out_w});
+      block_masks.insert(block_masks.end(), {per_dim.repeat(3).unsqueeze(1).to(device), per_dim.repeat(3).to(device),
+                                             per_dim.unsqueeze(0).to(device)});
+      router_params.push_back(l->router_w);
+    }
+  }
   const auto& ac = model->anchor_code();
   spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
                "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
@@ -239,7 +267,8 @@ TrainSummary train_run(const TrainPlan& p) {
       fo.dial = dial;
       fo.rules = rules.empty() ? nullptr : &masks;
       fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
-      fo.trace = log_step && m == 0;
+      fo.trace = log_step && m == 0 && bp == 1;  // traces need every block on one rank
+      fo.shard = bp > 1 ? &shard : nullptr;
       if (bf16) {
         at::autocast::set_enabled(true);
         at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -271,8 +300,14 @@ TrainSummary train_run(const TrainPlan& p) {
       }
     }
     double comm_ms = 0;
-    if (dp_size > 1) {
+    if (world->size() > 1) {
       const auto c0 = Clock::now();
+      // The router is used through every rank's blocks: its partial gradients add up
+      // over the replica's group first.
+      for (auto& r : router_params) {
+        at::Tensor g = r.grad();  // shares the gradient's storage
+        if (g.defined()) bp_group->all_reduce(g, ReduceOp::kSum, "router gradient");
+      }
       // One flattened bucket of every gradient, summed over the data-parallel ranks.
       // Parameters without a gradient (e.g. the router at λ = 0) are the same on every
       // rank (same code path), so they are simply left out.
@@ -281,7 +316,7 @@ TrainSummary train_run(const TrainPlan& p) {
         if (t.grad().defined()) grads.push_back(t.grad().reshape({-1}));
       }
       auto flat = at::cat(grads);
-      world->all_reduce(flat, ReduceOp::kSum, "gradients (step " + std::to_string(step) + ")");
+      dp_group->all_reduce(flat, ReduceOp::kSum, "gradients (step " + std::to_string(step) + ")");
       int64_t offset = 0;
       for (auto& t : all_params) {
         if (!t.grad().defined()) continue;
@@ -302,9 +337,42 @@ TrainSummary train_run(const TrainPlan& p) {
       throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
                               loss_sum));
     }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(
-        all_params, tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
+    // Global gradient norm of the whole model: block parameters are held in parts by the
+    // ranks of a replica (other ranks' rows are zero here), so their squares add up over
+    // the block-parallel group; everything else is replicated and counted once.
+    double shared_sq = 0, block_sq = 0;
+    for (const auto& t : all_params) {
+      if (!t.grad().defined()) continue;
+      const double sq = t.grad().to(at::kDouble).pow(2).sum().item<double>();
+      const bool is_block = std::any_of(block_params.begin(), block_params.end(),
+                                        [&](const at::Tensor& b) { return b.is_same(t); });
+      (is_block ? block_sq : shared_sq) += sq;
+    }
+    if (bp > 1) {
+      auto sq = at::tensor(std::vector<double>{block_sq}, at::kDouble);
+      bp_group->all_reduce(sq, ReduceOp::kSum, "gradient norm");
+      block_sq = sq.item<double>();
+    }
+    const double grad_norm = std::sqrt(shared_sq + block_sq);
+    if (tc.grad_clip > 0 && grad_norm > tc.grad_clip) {
+      at::NoGradGuard no_grad;
+      const double scale = tc.grad_clip / (grad_norm + 1e-6);
+      for (auto& t : all_params) {
+        if (t.grad().defined()) t.grad().mul_(scale);
+      }
+    }
     optimizer.step();
+    if (bp > 1) {
+      // Each rank's copy of the blocks it does not own drifts (weight decay on zero
+      // gradients); the owners' values are re-assembled on every rank of the replica so
+      // that rank 0 evaluates and checkpoints the true model.
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < block_params.size(); ++i) {
+        auto owned = (block_params[i] * block_masks[i]).contiguous();
+        bp_group->all_reduce(owned, ReduceOp::kSum, "block parameters");
+        block_params[i].copy_(owned);
+      }
+    }
     if (step == 0) world->set_timeout(p.timeout_s);  // start-up is over
     summary.final_loss = loss_sum;
     summary.final_ce = ce_sum;

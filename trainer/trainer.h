@@ -2,9 +2,10 @@
 // decay, gradient clipping, LR and dial schedules, loss CE + mean over layers of
 // λ_l (μ Ω_l − ν I_π,l), gradient accumulation over micro-batches, rules reloaded
 // when their file changes, periodic held-out evaluation, metrics as JSON lines, and
-// a final checkpoint. Data parallel over `world` (bp = 1): each rank takes its slice of
-// the global batch and gradients are summed in one flattened all-reduce per step, so
-// losses do not depend on the number of ranks. Block parallelism is issue #4's next part.
+// a final checkpoint. Over several ranks the world is a mesh DP x BP: consecutive
+// groups of `block_parallel` ranks hold one replica and split its blocks (round robin);
+// each replica takes its slice of the global batch; gradients are summed over the
+// data-parallel groups, so losses do not depend on the number of ranks or on bp.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,8 @@ struct TrainPlan {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
-  std::shared_ptr<Communicator> world;  // data-parallel group; null: one process
+  std::shared_ptr<Communicator> world;  // all ranks of the run; null: one process
+  int64_t block_parallel = 1;           // ranks sharing one replica's blocks (divides the world)
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done
 };
