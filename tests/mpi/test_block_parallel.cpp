@@ -7,13 +7,13 @@
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
+#include "tests/mpi/mpi_gtest_main.h"
 #include "model/localist_model.h"
 #include "trainer/block_parallel.h"
 
 using namespace localist;
 
 namespace {
-std::shared_ptr<Communicator> g_world;
 
 at::Tensor loss_of(const ForwardResult& r, const at::Tensor& y, const std::vector<double>& dial) {
   auto loss = at::cross_entropy_loss(r.logits.reshape({-1, r.logits.size(-1)}), y.reshape({-1}));
@@ -43,6 +43,7 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
   for (const auto& p : m.named_parameters()) ref_grads[p.key()] = p.value().grad().clone();
   m.zero_grad();
 
+  const auto g_world = localist::test::mpi_test_world();
   const BlockShard shard = block_shard_make(g_world, block_slots_round_robin(c.k_max, g_world->rank(), g_world->size()));
   o.shard = &shard;
   const auto got = m.forward(x, o);
@@ -62,15 +63,4 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
     if (partial) g_world->all_reduce(g, ReduceOp::kSum, "test gradient sum");
     EXPECT_LE((g - ref_grads[name]).abs().max().item<double>(), 1e-12) << name;
   }
-}
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  g_world = mpi_world(launch_env_detect(), 60.0).world;
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  auto f = at::full({1}, static_cast<int64_t>(failed), at::kLong);
-  g_world->all_reduce(f, ReduceOp::kMax, "results");
-  g_world.reset();
-  mpi_finalize();
-  return static_cast<int>(f.item<int64_t>());
 }

@@ -9,11 +9,17 @@
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
+#include "tests/mpi/mpi_gtest_main.h"
 
 using namespace localist;
 
 namespace {
-std::shared_ptr<Communicator> g_world;
+std::shared_ptr<Communicator> g_world = nullptr;
+struct WorldSetter : ::testing::Environment {
+  void SetUp() override { g_world = localist::test::mpi_test_world(); }
+  void TearDown() override { g_world.reset(); }
+};
+const auto* const kWorldSetter = ::testing::AddGlobalTestEnvironment(new WorldSetter);
 }
 
 TEST(MpiComm, WorldMatchesTheLauncher) {
@@ -103,15 +109,4 @@ TEST(MpiComm, APeerThatNeverSendsTimesOut) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(s, 2 * 0.5 + 0.5);  // within 2x the timeout, + slack for a loaded machine
   g_world->barrier("after timeout");
-}
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  g_world = mpi_world(launch_env_detect(), 60.0).world;
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  auto f = at::full({1}, static_cast<int64_t>(failed), at::kLong);
-  g_world->all_reduce(f, ReduceOp::kMax, "results");
-  g_world.reset();
-  mpi_finalize();
-  return static_cast<int>(f.item<int64_t>());
 }
