@@ -72,6 +72,9 @@ StrictMap StrictMap::parse(const std::string& text, const std::string& file,
     const size_t eq = o.find('=');
     if (eq == std::string::npos || eq == 0) throw ConfigError("--set '" + o + "': expected key.path=value");
     const std::string path = o.substr(0, eq);
+    if (eq + 1 == o.size()) {
+      throw ConfigError("--set '" + o + "': no value; to return a key to its default, leave it out of --set");
+    }
     YAML::Node value;
     try {
       value = YAML::Load(o.substr(eq + 1));

@@ -386,7 +386,9 @@ TrainSummary train_run(const TrainPlan& p) {
     if (log_step && lead) {
       metrics->write({{"event", "step"}, {"step", step}, {"loss", loss_sum}, {"ce_nats", ce_sum},
                      {"bits_per_token", ce_sum / std::log(2.0)}, {"dial", dial}, {"omega", omega_sum},
-                     {"mutual_info_bits", mi_sum}, {"max_block_share", share_max},
+                     {"mutual_info_bits", mi_sum},
+                     // Shares need traces, which need every block on one rank: null under bp > 1.
+                     {"max_block_share", bp == 1 ? nlohmann::json(share_max) : nlohmann::json(nullptr)},
                      {"active_blocks", model->active_slots().size()}, {"grad_norm", grad_norm}, {"lr", lr},
                      {"tokens_per_s", tok_s}, {"ms_per_step", ms}, {"comm_ms", comm_ms}});
     }

@@ -138,5 +138,6 @@ TEST(RunConfig, CommandLineOverridesAreCheckedLikeTheFile) {
   EXPECT_NE(error_of_overrides({"train.dial=1.5"}).find("train.dial: dial value 1.5 is outside [0, 1]"), std::string::npos);
   EXPECT_NE(error_of_overrides({"train.stpes=3"}).find("did you mean 'steps'"), std::string::npos);
   EXPECT_NE(error_of_overrides({"nokey"}).find("expected key.path=value"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"train.dial="}).find("no value"), std::string::npos);
   EXPECT_NE(error_of_overrides({"run.dir.x=1"}).find("'dir' is not a mapping"), std::string::npos);
 }
