@@ -5,6 +5,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstdint>
+#include <string>
+
+#include "core/error.h"
 
 namespace localist {
 namespace {
@@ -57,10 +60,133 @@ BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vec
   return s;
 }
 
-std::vector<int64_t> block_slots_round_robin(int64_t k_max, int rank, int size) {
-  std::vector<int64_t> out;
-  for (int64_t s = rank; s < k_max; s += size) out.push_back(s);
-  return out;
+std::vector<at::Tensor> block_slot_views(const at::Tensor& qkv_w, const at::Tensor& qkv_b, const at::Tensor& out_w,
+                                         const ModelConfig& c, int64_t slot) {
+  const int64_t n = c.heads_per_block * c.head_dim, all = c.k_max * n, d = qkv_w.size(1);
+  std::vector<at::Tensor> v;
+  for (int64_t j = 0; j < 3; ++j) v.push_back(qkv_w.view({3, all, d})[j].narrow(0, slot * n, n));
+  for (int64_t j = 0; j < 3; ++j) v.push_back(qkv_b.view({3, all})[j].narrow(0, slot * n, n));
+  v.push_back(out_w.narrow(1, slot * n, n));
+  return v;
+}
+
+BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map)
+    : group_(std::move(group)), model_(model), map_(std::move(map)) {
+  map_.validate();
+  if (map_.bp != group_->size() || map_.slots() != model_.config().k_max) {
+    throw Error("block map (" + map_.describe() + ") does not fit a block-parallel group of " +
+                std::to_string(group_->size()) + " ranks and k_max " + std::to_string(model_.config().k_max));
+  }
+  for (auto& l : model_.layers) block_params_.insert(block_params_.end(), {l->qkv_w, l->qkv_b, l->out_w});
+  rebuild_shard();
+}
+
+bool BlockParallel::is_block_param(const at::Tensor& t) const {
+  for (const auto& b : block_params_) {
+    if (b.is_same(t)) return true;
+  }
+  return false;
+}
+
+void BlockParallel::rebuild_shard() {
+  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()));
+  // 0/1 masks of the rows (qkv) and columns (output) of the heads this rank owns.
+  const auto& c = model_.config();
+  block_masks_.clear();
+  for (auto& l : model_.layers) {
+    std::vector<at::Tensor> masks{at::zeros_like(l->qkv_w), at::zeros_like(l->qkv_b), at::zeros_like(l->out_w)};
+    for (int64_t slot : shard_.owned_slots) {
+      for (auto& v : block_slot_views(masks[0], masks[1], masks[2], c, slot)) v.fill_(1.0);
+    }
+    block_masks_.insert(block_masks_.end(), masks.begin(), masks.end());
+  }
+}
+
+void BlockParallel::reassemble() {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < block_params_.size(); ++i) {
+    auto owned = (block_params_[i] * block_masks_[i]).contiguous();
+    group_->all_reduce(owned, ReduceOp::kSum, "block parameters");
+    block_params_[i].copy_(owned);
+  }
+}
+
+int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
+  next.validate();
+  if (next.bp != map_.bp || next.slots() != map_.slots() || next.epoch != map_.epoch + 1) {
+    throw Error("block map: cannot go from " + map_.describe() + " to " + next.describe() +
+                " (needs the next epoch on the same group and slots)");
+  }
+  // NOTE(block map): every rank must switch at the same step to the same epoch; a rank
+  // that disagrees would compute the wrong blocks silently, so it is checked here.
+  auto epochs = at::tensor(std::vector<int64_t>{next.epoch, -next.epoch}, at::kLong);
+  group_->all_reduce(epochs, ReduceOp::kMax, "block map epoch check");
+  if (epochs[0].item<int64_t>() != next.epoch || -epochs[1].item<int64_t>() != next.epoch) {
+    throw Error("block map: ranks of group '" + group_->name() + "' disagree on the epoch to apply (this rank: " +
+                std::to_string(next.epoch) + ")");
+  }
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const int me = group_->rank();
+  int64_t sent = 0;
+  // Moves run in slot order on every rank, so the first unfinished move's two ranks
+  // are both waiting on it: no cycle, no deadlock.
+  for (const auto& mv : block_map_moves(map_, next)) {
+    if (me != mv.from && me != mv.to) continue;
+    std::vector<at::Tensor> views;
+    for (auto& l : model_.layers) {
+      const std::vector<at::Tensor> tensors{l->qkv_w, l->qkv_b, l->out_w};
+      auto add = [&](const at::Tensor& w, const at::Tensor& b, const at::Tensor& o) {
+        for (auto& v : block_slot_views(w, b, o, c, mv.slot)) views.push_back(v);
+      };
+      add(l->qkv_w, l->qkv_b, l->out_w);
+      std::vector<std::vector<at::Tensor>> m;
+      for (const auto& t : tensors) m.push_back(moments(t));
+      for (size_t k = 0; k < m[0].size(); ++k) add(m[0][k], m[1][k], m[2][k]);
+    }
+    const std::string what = "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
+    const int tag = static_cast<int>(mv.slot);
+    if (me == mv.from) {
+      std::vector<at::Tensor> flat;
+      for (const auto& v : views) flat.push_back(v.reshape({-1}));
+      const auto payload = at::cat(flat).contiguous();
+      const auto count = at::tensor(std::vector<int64_t>{payload.numel()}, at::kLong);
+      group_->send(count, mv.to, tag, what + " size");
+      group_->send(payload, mv.to, tag, what);
+      sent += payload.numel() * payload.element_size();
+    } else {
+      auto count = at::zeros({1}, at::kLong);
+      group_->recv(count, mv.from, tag, what + " size");
+      int64_t expected = 0;
+      for (const auto& v : views) expected += v.numel();
+      if (count.item<int64_t>() != expected) {
+        throw Error(what + ": rank " + std::to_string(mv.from) + " sends " + std::to_string(count.item<int64_t>()) +
+                    " values, this rank expects " + std::to_string(expected) +
+                    " (optimizer state differs between ranks)");
+      }
+      auto payload = at::empty({expected}, views.front().options());
+      group_->recv(payload, mv.from, tag, what);
+      int64_t off = 0;
+      for (auto& v : views) {
+        v.copy_(payload.narrow(0, off, v.numel()).view_as(v));
+        off += v.numel();
+      }
+    }
+  }
+  // Only owners hold a block's moments: a rank that gave a block away zeroes them.
+  for (const auto& mv : block_map_moves(map_, next)) {
+    if (me != mv.from) continue;
+    for (auto& l : model_.layers) {
+      std::vector<std::vector<at::Tensor>> m;
+      for (const auto& t : {l->qkv_w, l->qkv_b, l->out_w}) m.push_back(moments(t));
+      for (size_t k = 0; k < m[0].size(); ++k) {
+        for (auto& v : block_slot_views(m[0][k], m[1][k], m[2][k], c, mv.slot)) v.zero_();
+      }
+    }
+  }
+  map_ = next;
+  rebuild_shard();
+  return sent;
 }
 
 }  // namespace localist

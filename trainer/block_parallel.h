@@ -1,15 +1,18 @@
-// block_parallel.h: the conjugate autograd pair that lets a group of ranks share one
-// model replica's semantic blocks (DESIGN.md §2): `enter` is the identity forward and
-// sums the gradient over the group backward; `leave` sums partial outputs forward and
-// is the identity backward. block_shard_make() wraps them for LocalistModel.
-// Limits: placement is round-robin by slot (slot % group size); training with
-// block_parallel > 1 (DP groups per block, parameter moves) is not wired up yet.
+// block_parallel.h: a group of ranks sharing one model replica's semantic blocks
+// (DESIGN.md §2). The conjugate autograd pair: `enter` is the identity forward and sums
+// the gradient over the group backward; `leave` sums partial outputs forward and is the
+// identity backward. BlockParallel holds the versioned block map, this rank's shard,
+// and applies a new map by moving block parameters and optimizer moments point to point.
+// Limits: every rank keeps full-size block tensors (only owners' rows are trained and
+// authoritative); memory is not sharded yet.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "comm/communicator.h"
 #include "model/localist_model.h"
+#include "recruitment/block_map.h"
 
 namespace localist {
 
@@ -19,7 +22,37 @@ at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
 // A shard for `group` owning `owned_slots`; the group's rank 0 is the lead.
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots);
 
-// Round-robin placement: the slots of k_max that group rank `rank` of `size` owns.
-std::vector<int64_t> block_slots_round_robin(int64_t k_max, int rank, int size);
+// Views of the parameters of block `slot` in one layer, in a fixed order: the q, k and v
+// rows of qkv_weight, then of qkv_bias, then the columns of out_weight.
+std::vector<at::Tensor> block_slot_views(const at::Tensor& qkv_w, const at::Tensor& qkv_b, const at::Tensor& out_w,
+                                         const ModelConfig& c, int64_t slot);
+
+// The optimizer's per-parameter moment tensors (same shape as the parameter), empty
+// before the optimizer's first step.
+using MomentsOf = std::function<std::vector<at::Tensor>(const at::Tensor& param)>;
+
+class BlockParallel {
+ public:
+  BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map);
+  const BlockMap& map() const { return map_; }
+  const BlockShard& shard() const { return shard_; }
+  const std::vector<at::Tensor>& block_params() const { return block_params_; }
+  bool is_block_param(const at::Tensor& t) const;
+  // After an optimizer step: every rank copies the owners' values of every block, so the
+  // replica's ranks hold the same (true) model.
+  void reassemble();
+  // Switches to `next` (epoch must be the current one + 1, the same on every rank): each
+  // moved block's parameters and moments go from the old owner to the new one; the old
+  // owner's moments for it are zeroed. Returns the bytes this rank sent.
+  int64_t apply(const BlockMap& next, const MomentsOf& moments);
+
+ private:
+  void rebuild_shard();
+  std::shared_ptr<Communicator> group_;
+  LocalistModel& model_;
+  BlockMap map_;
+  BlockShard shard_;
+  std::vector<at::Tensor> block_params_, block_masks_;
+};
 
 }  // namespace localist

@@ -71,6 +71,15 @@ FaultInjection fault_injection_from_env() {
   return f;
 }
 
+int64_t forced_remap_step_from_env() {
+  const char* v = std::getenv("LOCALIST_TEST_REMAP_STEP");
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  const long long step = std::strtoll(v, &end, 10);
+  if (*end != '\0' || step < 0) throw ConfigError(std::string("LOCALIST_TEST_REMAP_STEP='") + v + "': expected a step");
+  return step;
+}
+
 void fault_maybe_trigger(const FaultInjection& f, int rank, int64_t step) {
   if (f.kind.empty() || f.rank != rank || f.step != step) return;
   spdlog::warn("LOCALIST_TEST_FAULT: rank {} {} at step {}", rank, f.kind == "kill" ? "killed" : "stalls", step);
@@ -152,21 +161,14 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   model->to(device);
   model->train();
-  BlockShard shard;
-  std::vector<at::Tensor> block_params, block_masks, router_params;  // bp > 1 only
+  std::unique_ptr<BlockParallel> blocks;  // bp > 1 only
+  std::vector<at::Tensor> router_params;
   if (bp > 1) {
-    shard = block_shard_make(bp_group, block_slots_round_robin(p.model.k_max, bp_rank, bp));
-    // Rows (qkv) and columns (output) of the heads this rank owns, as 0/1 masks.
-    const int64_t hb = p.model.heads_per_block, dh = p.model.head_dim;
-    auto owned_heads = at::zeros({p.model.k_max * hb}, at::kFloat);
-    for (int64_t slot : shard.owned_slots) owned_heads.narrow(0, slot * hb, hb).fill_(1.0);
-    const auto per_dim = owned_heads.repeat_interleave(dh);  // (k_max * hb * dh)
-    for (auto& l : model->layers) {
-      block_params.insert(block_params.end(), {l->qkv_w, l->qkv_b, l->out_w});
-      block_masks.insert(block_masks.end(), {per_dim.repeat(3).unsqueeze(1).to(device), per_dim.repeat(3).to(device),
-                                             per_dim.unsqueeze(0).to(device)});
-      router_params.push_back(l->router_w);
-    }
+    std::vector<uint8_t> active(p.model.k_max, 0);
+    for (int64_t slot : model->active_slots()) active[slot] = 1;
+    blocks = std::make_unique<BlockParallel>(bp_group, *model, block_map_initial(active, bp));
+    for (auto& l : model->layers) router_params.push_back(l->router_w);
+    if (lead) spdlog::info("block map {}", blocks->map().describe());
   }
   const auto& ac = model->anchor_code();
   spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
@@ -187,6 +189,12 @@ TrainSummary train_run(const TrainPlan& p) {
   torch::optim::AdamW optimizer(groups);
   std::vector<at::Tensor> all_params = decay;
   all_params.insert(all_params.end(), no_decay.begin(), no_decay.end());
+  const MomentsOf adam_moments = [&optimizer](const at::Tensor& param) -> std::vector<at::Tensor> {
+    const auto it = optimizer.state().find(c10::guts::to_string(param.unsafeGetTensorImpl()));
+    if (it == optimizer.state().end()) return {};
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    return {st.exp_avg(), st.exp_avg_sq()};
+  };
 
   RuleSet rules;
   int64_t rules_mtime = -1;
@@ -236,9 +244,18 @@ TrainSummary train_run(const TrainPlan& p) {
   };
 
   const FaultInjection fault = fault_injection_from_env();
+  const int64_t forced_remap_step = forced_remap_step_from_env();
   for (int64_t step = 0; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
-    fault_maybe_trigger(fault, dp_rank, step);
+    fault_maybe_trigger(fault, world->rank(), step);
+    if (blocks && step == forced_remap_step) {
+      // Test hook: every block moves to the next BP rank, as a recruitment's re-placement would.
+      BlockMap next = blocks->map();
+      ++next.epoch;
+      for (auto& o : next.owner) o = o < 0 ? o : (o + 1) % bp;
+      const int64_t bytes = blocks->apply(next, adam_moments);
+      spdlog::info("block map {} applied at step {} ({} bytes sent)", next.describe(), step, bytes);
+    }
     reload_rules();
     const double lr = tc.lr.at(step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -268,7 +285,7 @@ TrainSummary train_run(const TrainPlan& p) {
       fo.rules = rules.empty() ? nullptr : &masks;
       fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
       fo.trace = log_step && m == 0 && bp == 1;  // traces need every block on one rank
-      fo.shard = bp > 1 ? &shard : nullptr;
+      fo.shard = blocks ? &blocks->shard() : nullptr;
       if (bf16) {
         at::autocast::set_enabled(true);
         at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -344,9 +361,7 @@ TrainSummary train_run(const TrainPlan& p) {
     for (const auto& t : all_params) {
       if (!t.grad().defined()) continue;
       const double sq = t.grad().to(at::kDouble).pow(2).sum().item<double>();
-      const bool is_block = std::any_of(block_params.begin(), block_params.end(),
-                                        [&](const at::Tensor& b) { return b.is_same(t); });
-      (is_block ? block_sq : shared_sq) += sq;
+      (blocks && blocks->is_block_param(t) ? block_sq : shared_sq) += sq;
     }
     if (bp > 1) {
       auto sq = at::tensor(std::vector<double>{block_sq}, at::kDouble);
@@ -362,17 +377,10 @@ TrainSummary train_run(const TrainPlan& p) {
       }
     }
     optimizer.step();
-    if (bp > 1) {
-      // Each rank's copy of the blocks it does not own drifts (weight decay on zero
-      // gradients); the owners' values are re-assembled on every rank of the replica so
-      // that rank 0 evaluates and checkpoints the true model.
-      at::NoGradGuard no_grad;
-      for (size_t i = 0; i < block_params.size(); ++i) {
-        auto owned = (block_params[i] * block_masks[i]).contiguous();
-        bp_group->all_reduce(owned, ReduceOp::kSum, "block parameters");
-        block_params[i].copy_(owned);
-      }
-    }
+    // Each rank's copy of the blocks it does not own drifts (weight decay on zero
+    // gradients); the owners' values are re-assembled on every rank of the replica so
+    // that rank 0 evaluates and checkpoints the true model.
+    if (blocks) blocks->reassemble();
     if (step == 0) world->set_timeout(p.timeout_s);  // start-up is over
     summary.final_loss = loss_sum;
     summary.final_ce = ce_sum;

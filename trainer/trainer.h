@@ -52,6 +52,9 @@ struct FaultInjection {
 };
 FaultInjection fault_injection_from_env();
 void fault_maybe_trigger(const FaultInjection& fault, int rank, int64_t step);
+// LOCALIST_TEST_REMAP_STEP=S (tests): under block parallelism, every block moves to the
+// next BP rank at step S, parameters and optimizer moments included; -1 when unset.
+int64_t forced_remap_step_from_env();
 
 // The device to use for `train.device` ("auto": CUDA when available).
 std::string trainer_device_name(const std::string& requested);

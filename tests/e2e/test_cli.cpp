@@ -244,6 +244,17 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
     EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
   }
   EXPECT_LT(base.back(), base.front());  // it trains
+
+  // A block map forced to change at step 5 (every block to the other BP rank, with its
+  // parameters and Adam moments): the losses go on as if the blocks had always been there.
+  CliRun moved = run_cli(dir_, "train c.yaml --set run.dir=moved --set distributed.block_parallel=2",
+                         "LOCALIST_TEST_REMAP_STEP=5 OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ");
+  ASSERT_EQ(moved.status, 0) << moved.err;
+  EXPECT_NE(localist::test::read_text(dir_ / "moved/logs/rank-0.log").find("block map epoch 1, bp 2: slot 0 -> 1"),
+            std::string::npos);
+  const auto got = step_losses(dir_ / "moved/metrics.jsonl");
+  ASSERT_EQ(got.size(), base.size());
+  for (size_t i = 0; i < base.size(); ++i) EXPECT_NEAR(got[i], base[i], 1e-5 * std::fabs(base[i])) << "step " << i;
 }
 
 TEST_F(Cli, AStalledOrKilledRankEndsTheJobWithANamedMessage) {
