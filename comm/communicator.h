@@ -3,7 +3,8 @@
 // timeout, and sub-groups. Backends: the MPI backend (CPU tensors and the control
 // plane; comm/mpi_communicator.h) and the single-rank double local_communicator().
 // A timeout raises CommTimeout naming the operation, the group and this rank.
-// Limits: the NCCL backend (CUDA tensors) is not written yet (issue #4).
+// Limits: the NCCL backend (CUDA tensors) is not written yet; CUDA tensors go through
+// host memory with the MPI backend (see carries_device()).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -21,6 +22,15 @@ class CommTimeout : public Error {
   explicit CommTimeout(const std::string& message) : Error(message, kExitFailure) {}
 };
 
+// A non-blocking operation in flight. test() also drives its progress (MPI progresses
+// only inside MPI calls); wait() is bounded by the group's timeout like any blocking call.
+class CommWork {
+ public:
+  virtual ~CommWork() = default;
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -32,6 +42,10 @@ class Communicator {
 
   // In place on a contiguous tensor; kAvg divides the sum by size().
   virtual void all_reduce(at::Tensor& t, ReduceOp op, const std::string& what) = 0;
+  // The same, non-blocking: `t` must stay alive and untouched until the work is done.
+  virtual std::shared_ptr<CommWork> all_reduce_async(at::Tensor& t, ReduceOp op, const std::string& what) = 0;
+  // Whether tensors on `device` can be passed directly (else stage them in host memory).
+  virtual bool carries_device(const at::Device& device) const { return device.is_cpu(); }
   virtual void broadcast(at::Tensor& t, int root, const std::string& what) = 0;
   // Every rank's `t` (same shape everywhere) stacked along a new leading dimension.
   virtual at::Tensor all_gather(const at::Tensor& t, const std::string& what) = 0;

@@ -15,6 +15,8 @@ struct DistributedConfig {
   // The same bound for start-up (MPI and data set-up, initial parameter broadcast, the
   // first step), which can be much slower than a steady-state step.
   double startup_timeout_s = 1800.0;
+  // Gradient bucket size (MB) for the data-parallel all-reduce overlapped with backward.
+  double bucket_mb = 1.0;
 };
 
 }  // namespace localist

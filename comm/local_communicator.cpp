@@ -8,6 +8,12 @@
 namespace localist {
 namespace {
 
+class DoneWork : public CommWork {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
 class LocalCommunicator : public Communicator {
  public:
   explicit LocalCommunicator(std::string name) : name_(std::move(name)) {}
@@ -15,6 +21,10 @@ class LocalCommunicator : public Communicator {
   int size() const override { return 1; }
   const std::string& name() const override { return name_; }
   void all_reduce(at::Tensor&, ReduceOp, const std::string&) override {}
+  std::shared_ptr<CommWork> all_reduce_async(at::Tensor&, ReduceOp, const std::string&) override {
+    return std::make_shared<DoneWork>();
+  }
+  bool carries_device(const at::Device&) const override { return true; }
   void broadcast(at::Tensor&, int root, const std::string& what) override { check_peer(root, what); }
   at::Tensor all_gather(const at::Tensor& t, const std::string&) override { return t.unsqueeze(0).clone(); }
   at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp, const std::string&) override { return t.clone(); }

@@ -4,8 +4,13 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstring>
 #include <vector>
 #include <thread>
 
@@ -33,6 +38,41 @@ void check_cpu_contiguous(const at::Tensor& t, const std::string& what) {
 }
 
 bool g_we_initialised = false;
+
+// NOTE(termination report): when a peer dies, mpirun (or srun) ends the job by sending
+// SIGTERM to the survivors, which would otherwise vanish without saying where they were.
+// Each wait records its operation here; the handler writes it with write(2) (async-
+// signal-safe), then lets the default action end the process.
+char g_last_op[512] = "no collective yet";
+std::atomic<int> g_in_wait{0};
+
+void record_op(const std::string& text, bool waiting) {
+  if (waiting) {
+    const size_t n = std::min(text.size(), sizeof(g_last_op) - 1);
+    std::memcpy(g_last_op, text.data(), n);
+    g_last_op[n] = '\0';
+  }
+  g_in_wait.store(waiting ? 1 : 0);
+}
+
+void write_all(const char* s) {
+  size_t n = std::strlen(s);
+  while (n > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, s, n);
+    if (w <= 0) return;
+    s += w, n -= static_cast<size_t>(w);
+  }
+}
+
+void on_termination(int sig) {
+  write_all("localist: got ");
+  write_all(sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a termination signal");
+  write_all(g_in_wait.load() ? " while waiting in " : " while computing, after ");
+  write_all(g_last_op);
+  write_all(" (a peer died or the job was cancelled)\n");
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
 MPI_Comm g_monitor = MPI_COMM_NULL;  // a private duplicate of the world for the timeout check-in
 constexpr int kCheckInTag = 7331;
 
@@ -84,6 +124,26 @@ std::string watchdog_report(double timeout_s) {
                          : "; world rank(s) " + missing + " did not arrive (stalled or dead)";
 }
 
+class MpiCommunicator;
+
+
+class MpiWork : public CommWork {
+ public:
+  MpiWork(MpiCommunicator* comm, at::Tensor t, bool average, std::string op, std::string what)
+      : comm_(comm), t_(std::move(t)), average_(average), op_(std::move(op)), what_(std::move(what)) {}
+  bool test() override;
+  void wait() override;
+  MPI_Request req_ = MPI_REQUEST_NULL;
+
+ private:
+  void complete();
+  MpiCommunicator* comm_;
+  at::Tensor t_;
+  bool average_;
+  bool done_ = false;
+  std::string op_, what_;
+};
+
 class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, std::string name, double timeout_s) : comm_(comm), name_(std::move(name)) {
@@ -101,6 +161,14 @@ class MpiCommunicator : public Communicator {
     MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_, &req);
     wait(req, "all_reduce", what);
     if (op == ReduceOp::kAvg) t.div_(size_);
+  }
+
+  std::shared_ptr<CommWork> all_reduce_async(at::Tensor& t, ReduceOp op, const std::string& what) override {
+    check_cpu_contiguous(t, what);
+    auto work = std::make_shared<MpiWork>(this, t, op == ReduceOp::kAvg, "all_reduce", what);
+    MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
+                   &work->req_);
+    return work;
   }
 
   void broadcast(at::Tensor& t, int root, const std::string& what) override {
@@ -177,6 +245,7 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
+  friend class MpiWork;
   void check_rank(int r, const std::string& what) const {
     if (r < 0 || r >= size_) {
       throw Error(what + ": rank " + std::to_string(r) + " is outside group '" + name_ + "' of " +
@@ -188,9 +257,18 @@ class MpiCommunicator : public Communicator {
   void wait(MPI_Request& req, const std::string& op, const std::string& what, bool point_to_point = false) {
     const auto start = std::chrono::steady_clock::now();
     int done = 0;
+    bool recorded = false;
     for (int spins = 0;; ++spins) {
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+      if (done) {
+        if (recorded) record_op("", false);
+        return;
+      }
+      if (!recorded && spins > 100) {  // only waits that last are worth the string
+        record_op(op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + " of " +
+                      std::to_string(size_) + ")", true);
+        recorded = true;
+      }
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (waited > timeout_s_) {
         // A point-to-point request can be withdrawn; a collective cannot (the job must end).
@@ -214,6 +292,25 @@ class MpiCommunicator : public Communicator {
   int rank_ = 0, size_ = 1;
 };
 
+bool MpiWork::test() {
+  if (done_) return true;
+  int flag = 0;
+  MPI_Test(&req_, &flag, MPI_STATUS_IGNORE);
+  if (flag) complete();
+  return done_;
+}
+
+void MpiWork::wait() {
+  if (done_) return;
+  comm_->wait(req_, op_, what_);
+  complete();
+}
+
+void MpiWork::complete() {
+  done_ = true;
+  if (average_) t_.div_(comm_->size());
+}
+
 }  // namespace
 
 MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
@@ -225,7 +322,10 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
     g_we_initialised = true;
   }
   MpiWorld w;
-  if (g_monitor == MPI_COMM_NULL) MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor);
+  if (g_monitor == MPI_COMM_NULL) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor);
+    std::signal(SIGTERM, on_termination);
+  }
   w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s);
   if (env.launcher != "none" && (w.world->size() != env.world_size || w.world->rank() != env.rank)) {
     throw Error("MPI sees rank " + std::to_string(w.world->rank()) + " of " + std::to_string(w.world->size()) +

@@ -101,7 +101,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (!dry_run) {
     TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
                    cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
-                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s};
+                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb};
     if (world > 1) {
       g_world = mpi_world(env, cfg.distributed.startup_timeout_s).world;
       plan.world = g_world;

@@ -228,6 +228,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   c.distributed.timeout_s = dist.get_double("timeout_s", c.distributed.timeout_s, 1.0, 86400.0);
   c.distributed.startup_timeout_s =
       dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
+  c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   dist.finish();
 
   // Divisibility: the mesh must tile the world; the batch must tile the DP ranks.
@@ -362,7 +363,8 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "block_parallel" << YAML::Value << c.distributed.block_parallel;
   e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
-  e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s << YAML::EndMap;
+  e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
+  e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

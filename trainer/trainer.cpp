@@ -29,6 +29,7 @@
 #include "model/rules.h"
 #include "trainer/block_parallel.h"
 #include "trainer/evaluate.h"
+#include "trainer/grad_sync.h"
 #include "trainer/model_checkpoint.h"
 #include "trainer/torch_runtime.h"
 
@@ -243,6 +244,16 @@ TrainSummary train_run(const TrainPlan& p) {
     return model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, tokenizer_file);
   };
 
+  // Gradients are summed over the data-parallel ranks while backward runs (hooks).
+  std::unique_ptr<GradientSync> grad_sync;
+  if (dp_size > 1) {
+    grad_sync = std::make_unique<GradientSync>(dp_group, model->parameters(),
+                                               static_cast<int64_t>(p.bucket_mb * 1024 * 1024));
+    if (lead) {
+      spdlog::info("gradient sync: {} bucket(s), {:.2f} MB per step over {} data-parallel ranks",
+                   grad_sync->bucket_count(), grad_sync->bytes() / 1e6, dp_size);
+    }
+  }
   const FaultInjection fault = fault_injection_from_env();
   const int64_t forced_remap_step = forced_remap_step_from_env();
   for (int64_t step = 0; step < tc.steps; ++step) {
@@ -302,6 +313,7 @@ TrainSummary train_run(const TrainPlan& p) {
       pen = pen / static_cast<double>(L);
       // Every micro-batch of the global batch weighs the same, on any number of ranks.
       const auto loss = (ce + pen) / static_cast<double>(accum * dp_size);
+      if (grad_sync && m + 1 == accum) grad_sync->arm("gradients (step " + std::to_string(step) + ")");
       loss.backward();
       ce_sum += ce.item<double>() / accum;
       loss_sum += loss.item<double>() * dp_size;
@@ -319,27 +331,12 @@ TrainSummary train_run(const TrainPlan& p) {
     double comm_ms = 0;
     if (world->size() > 1) {
       const auto c0 = Clock::now();
-      // The router is used through every rank's blocks: its partial gradients add up
-      // over the replica's group first.
+      if (grad_sync) grad_sync->finish();
+      // The router is used through every rank's blocks: its partial gradients (already
+      // summed over the data-parallel ranks) add up over the replica's group.
       for (auto& r : router_params) {
         at::Tensor g = r.grad();  // shares the gradient's storage
         if (g.defined()) bp_group->all_reduce(g, ReduceOp::kSum, "router gradient");
-      }
-      // One flattened bucket of every gradient, summed over the data-parallel ranks.
-      // Parameters without a gradient (e.g. the router at λ = 0) are the same on every
-      // rank (same code path), so they are simply left out.
-      std::vector<at::Tensor> grads;
-      for (const auto& t : all_params) {
-        if (t.grad().defined()) grads.push_back(t.grad().reshape({-1}));
-      }
-      auto flat = at::cat(grads);
-      dp_group->all_reduce(flat, ReduceOp::kSum, "gradients (step " + std::to_string(step) + ")");
-      int64_t offset = 0;
-      for (auto& t : all_params) {
-        if (!t.grad().defined()) continue;
-        const int64_t n = t.numel();
-        t.grad().copy_(flat.narrow(0, offset, n).view_as(t.grad()));
-        offset += n;
       }
       auto stats = at::tensor(std::vector<double>{loss_sum, ce_sum, omega_sum, mi_sum}, at::kDouble);
       world->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
@@ -347,7 +344,7 @@ TrainSummary train_run(const TrainPlan& p) {
       world->all_reduce(shares, ReduceOp::kMax, "block shares");
       loss_sum = stats[0].item<double>(), ce_sum = stats[1].item<double>();
       omega_sum = stats[2].item<double>(), mi_sum = stats[3].item<double>(), share_max = shares[0].item<double>();
-      // Not overlapped with backward yet, so all of it is exposed (includes waiting for the slowest rank).
+      // What backward did not hide (includes waiting for the slowest rank).
       comm_ms = std::chrono::duration<double, std::milli>(Clock::now() - c0).count();
     }
     if (!std::isfinite(loss_sum)) {

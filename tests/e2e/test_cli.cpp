@@ -272,10 +272,12 @@ TEST_F(Cli, AStalledOrKilledRankEndsTheJobWithANamedMessage) {
   const double stall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_NE(stall.status, 0);
   EXPECT_NE(stall.status, 124) << "the job hung until the test's own timeout";
-  EXPECT_NE(stall.err.find("all_reduce 'gradients (step 3)' in group 'world'"), std::string::npos) << stall.err;
+  EXPECT_NE(stall.err.find("all_reduce 'gradients (step 3), bucket 1 of 1' in group 'world'"), std::string::npos)
+      << stall.err;
   EXPECT_NE(stall.err.find("world rank(s) 1 did not arrive"), std::string::npos) << stall.err;
   EXPECT_LT(stall_s, 2 * 4 + 12.0);  // 2x the timeout, plus start-up and three steps on a loaded machine
-  // A rank that is killed: mpirun ends the job at once and names the rank.
+  // A rank that is killed: mpirun ends the job at once and names the rank; the survivors
+  // say which operation they were in (or last waited on) when the job was ended.
   t0 = Clock::now();
   CliRun kill = run_cli(dir_, "train c.yaml --set run.dir=rk",
                         "LOCALIST_TEST_FAULT=kill:rank=2:step=3 timeout 60 mpirun -np 3 --oversubscribe ");
@@ -284,5 +286,7 @@ TEST_F(Cli, AStalledOrKilledRankEndsTheJobWithANamedMessage) {
   EXPECT_NE(kill.status, 124);
   EXPECT_NE(kill.err.find("rank 2 killed at step 3"), std::string::npos) << kill.err;
   EXPECT_NE(kill.err.find("process rank 2"), std::string::npos) << kill.err;
+  EXPECT_NE(kill.err.find("localist: got SIGTERM while"), std::string::npos) << kill.err;
+  EXPECT_NE(kill.err.find("in group 'world'"), std::string::npos) << kill.err;
   EXPECT_LT(kill_s, 2 * 4 + 12.0);
 }
