@@ -25,7 +25,7 @@
 #include "model/rules.h"
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
-#include "trainer/model_checkpoint.h"
+#include "trainer/checkpoint.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/trainer.h"
 
@@ -52,11 +52,6 @@ void warn_if_slow_blas() {
   }
 }
 
-[[noreturn]] void not_available(const std::string& what, const std::string& when) {
-  throw Error(what + " is not available in this build yet: it arrives with " + when +
-                  " (see docs/roadmap.md)", kExitNotAvailable);
-}
-
 ConfigOverrides g_overrides;  // --set key=value, for prepare and train
 // The MPI world once training on several ranks started; an error then ends every rank.
 std::shared_ptr<Communicator> g_world;
@@ -80,11 +75,11 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   const int world = world_override > 0 ? world_override : env.world_size;
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
-  if (!resume.empty()) not_available("--resume", "the HDF5 checkpoint issue (#5)");
   // Check the data and the rules file before anything is written, so a bad run leaves
   // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
   if (!cfg.train.rules.empty()) RuleSet::load(cfg.train.rules, cfg.model.k_max);
+  if (!resume.empty() && resume != "auto") checkpoint_resolve(resume);  // a wrong path writes nothing
   const int64_t bp = cfg.distributed.block_parallel, dp = world / bp;
   const int rank = world_override > 0 ? 0 : env.rank;
   const int dp_rank = static_cast<int>(rank / bp);
@@ -101,7 +96,8 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (!dry_run) {
     TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
                    cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
-                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb};
+                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb,
+                   resume};
     if (world > 1) {
       g_world = mpi_world(env, cfg.distributed.startup_timeout_s).world;
       plan.world = g_world;
@@ -160,9 +156,10 @@ struct LoadedCheckpoint {
 
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name) {
   LoadedCheckpoint c;
-  c.dir = model_checkpoint_resolve(path);
-  c.cfg = run_config_parse(model_checkpoint_config(c.dir), c.dir + "/config.yaml", 0);
-  c.meta = model_checkpoint_meta(c.dir);
+  c.dir = checkpoint_resolve(path);
+  const CheckpointContents contents = checkpoint_read(c.dir);
+  c.cfg = run_config_parse(contents.config_yaml, c.dir + "/config.yaml", 0);
+  c.meta = contents.meta;
   logging_init({0, 1, c.cfg.run.log_level, ""});
   torch_set_threads(static_cast<int>(c.cfg.train.threads));
   c.device = at::Device(trainer_device_name(device_name));
@@ -172,7 +169,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
   if (c.tokenizer->hash() != c.meta.tokenizer_hash) {
     throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
   }
-  c.model = model_checkpoint_load(c.dir, c.cfg.model, c.device);
+  c.model = checkpoint_model(contents, c.cfg.model, c.device);
   return c;
 }
 
@@ -251,12 +248,18 @@ int run_inspect(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
   if (fs::is_directory(path, ec)) {
-    const std::string dir = model_checkpoint_resolve(path);
-    const CheckpointMeta m = model_checkpoint_meta(dir);
-    std::cout << fmt::format("model checkpoint {}\n  step            {}\n  tokens seen     {}\n  vocabulary      {}\n"
-                             "  tokenizer       {} ({})\n  config          {}/config.yaml\n"
-                             "(the full HDF5 checkpoint format with optimizer state arrives with issue #5)\n",
-                             dir, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind, m.tokenizer_spec, dir);
+    const std::string dir = checkpoint_resolve(path);
+    const CheckpointContents c = checkpoint_read(dir, false);  // verifies every file's checksum
+    const CheckpointMeta& m = c.meta;
+    std::cout << fmt::format("checkpoint {} (format version {})\n  step            {}\n  tokens seen     {}\n"
+                             "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
+                             "  state           {}\n  block map       {}\n  recruitment log empty\n  files\n",
+                             dir, c.format_version, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
+                             m.tokenizer_spec, dir, c.state.dump(), c.map.describe());
+    for (const auto& [name, info] : c.files.items()) {
+      std::cout << fmt::format("    {:<16} {:>12} bytes  sha256 {}  ok\n", name, info.at("bytes").get<int64_t>(),
+                               info.at("sha256").get<std::string>().substr(0, 16));
+    }
     return kExitOk;
   }
   ShardReader shard(path);

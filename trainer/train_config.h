@@ -24,6 +24,8 @@ struct TrainConfig {
   int64_t eval_every = 100;   // 0: only at the end
   int64_t eval_windows = 32;  // held-out windows per source for periodic evaluation
   int64_t checkpoint_every = 0;  // 0: only the final checkpoint
+  int64_t keep_checkpoints = 3;  // newest complete checkpoints kept
+  int64_t keep_checkpoint_every = 0;  // also keep forever those whose step is a multiple (0: none)
   std::string rules;          // rules file (M6), reloaded when it changes; "" for none
   std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
   std::string device = "auto";     // auto | cpu | cuda

@@ -30,7 +30,7 @@
 #include "trainer/block_parallel.h"
 #include "trainer/evaluate.h"
 #include "trainer/grad_sync.h"
-#include "trainer/model_checkpoint.h"
+#include "trainer/checkpoint.h"
 #include "trainer/torch_runtime.h"
 
 namespace localist {
@@ -160,14 +160,34 @@ TrainSummary train_run(const TrainPlan& p) {
     at::NoGradGuard no_grad;
     for (auto& t : model->parameters()) world->broadcast(t, 0, "initial parameters");
   }
+  // Resume: weights now; the optimizer state once the optimizer and the block map exist.
+  if (lead) checkpoint_clean_partial(p.run_dir);
+  world->barrier("checkpoint clean-up");
+  std::unique_ptr<CheckpointContents> resumed;
+  if (!p.resume.empty()) {
+    const std::string dir = p.resume == "auto" ? checkpoint_find_auto(p.run_dir) : checkpoint_resolve(p.resume);
+    if (dir.empty()) {
+      if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
+    } else {
+      resumed = std::make_unique<CheckpointContents>(checkpoint_read(dir));
+      if (resumed->meta.tokenizer_hash != tok->hash()) {
+        throw Error(dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec + ")");
+      }
+      checkpoint_load_model(*resumed, *model);
+      if (lead) spdlog::info("resuming from {} (step {}, {} tokens seen)", dir, resumed->meta.step, resumed->meta.tokens_seen);
+    }
+  }
+  const int64_t start_step = resumed ? resumed->meta.step : 0;
   model->to(device);
   model->train();
+  std::vector<uint8_t> active(p.model.k_max, 0);
+  for (int64_t slot : model->active_slots()) active[slot] = 1;
   std::unique_ptr<BlockParallel> blocks;  // bp > 1 only
   std::vector<at::Tensor> router_params;
   if (bp > 1) {
-    std::vector<uint8_t> active(p.model.k_max, 0);
-    for (int64_t slot : model->active_slots()) active[slot] = 1;
-    blocks = std::make_unique<BlockParallel>(bp_group, *model, block_map_initial(active, bp));
+    // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
+    blocks = std::make_unique<BlockParallel>(
+        bp_group, *model, resumed ? block_map_plan(resumed->map, active, bp) : block_map_initial(active, bp));
     for (auto& l : model->layers) router_params.push_back(l->router_w);
     if (lead) spdlog::info("block map {}", blocks->map().describe());
   }
@@ -196,6 +216,8 @@ TrainSummary train_run(const TrainPlan& p) {
     auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
     return {st.exp_avg(), st.exp_avg_sq()};
   };
+  auto current_map = [&] { return blocks ? blocks->map() : block_map_initial(active, 1); };
+  if (resumed) checkpoint_load_optimizer(*resumed, *model, optimizer, current_map(), bp_rank);
 
   RuleSet rules;
   int64_t rules_mtime = -1;
@@ -238,10 +260,27 @@ TrainSummary train_run(const TrainPlan& p) {
 
   const std::string tokenizer_file = p.data.tokenizer.kind != "sentencepiece" ? ""
                                      : p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model;
+  // Collective: every rank calls it at the same step.
   auto save_checkpoint = [&](int64_t step) {
-    const CheckpointMeta meta{step, step * tc.global_batch * T, tok->vocab_size(), p.seed,
-                              tok->kind(), tok->hash(), tok->spec()};
-    return model_checkpoint_save(p.run_dir, *model, meta, p.config_yaml, tokenizer_file);
+    CheckpointWrite w;
+    w.run_dir = p.run_dir;
+    w.world = world;
+    w.model = model.get();
+    w.optimizer = &optimizer;
+    w.map = current_map();
+    w.dp_rank = dp_rank;
+    w.bp_rank = bp_rank;
+    w.meta = CheckpointMeta{step, step * tc.global_batch * T, tok->vocab_size(), p.seed,
+                            tok->kind(), tok->hash(), tok->spec()};
+    w.config_yaml = p.config_yaml;
+    w.tokenizer_model_path = tokenizer_file;
+    w.keep_last = tc.keep_checkpoints;
+    w.keep_every = tc.keep_checkpoint_every;
+    // The data position is the step: the sample order is a pure function of (seed, step).
+    w.state = {{"data_position", {{"next_step", step}, {"global_batch", tc.global_batch}, {"seed", p.seed}}},
+               {"schedules", {{"lr", tc.lr.at(step)}, {"dial", tc.dial.at(step, L, p.seed)}}},
+               {"mesh", {{"world", world->size()}, {"block_parallel", bp}}}};
+    return checkpoint_save(w);
   };
 
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
@@ -256,7 +295,13 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   const FaultInjection fault = fault_injection_from_env();
   const int64_t forced_remap_step = forced_remap_step_from_env();
-  for (int64_t step = 0; step < tc.steps; ++step) {
+  if (start_step >= tc.steps) {
+    if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
+    summary.steps = start_step;
+    summary.checkpoint = resumed->dir;
+    return summary;
+  }
+  for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     fault_maybe_trigger(fault, world->rank(), step);
     if (blocks && step == forced_remap_step) {
@@ -378,7 +423,7 @@ TrainSummary train_run(const TrainPlan& p) {
     // gradients); the owners' values are re-assembled on every rank of the replica so
     // that rank 0 evaluates and checkpoints the true model.
     if (blocks) blocks->reassemble();
-    if (step == 0) world->set_timeout(p.timeout_s);  // start-up is over
+    if (step == start_step) world->set_timeout(p.timeout_s);  // start-up is over
     summary.final_loss = loss_sum;
     summary.final_ce = ce_sum;
 
@@ -400,7 +445,7 @@ TrainSummary train_run(const TrainPlan& p) {
     if (lead && have_eval && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
       run_eval(step + 1);
     }
-    if (lead && tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
+    if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
       save_checkpoint(step + 1);
     }
   }
@@ -410,7 +455,7 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.final_eval = run_eval(tc.steps);
     summary.evaluated = true;
   }
-  if (lead) summary.checkpoint = save_checkpoint(tc.steps);
+  summary.checkpoint = save_checkpoint(tc.steps);
   world->barrier("end of training");
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);

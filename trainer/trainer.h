@@ -32,6 +32,7 @@ struct TrainPlan {
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done
   double bucket_mb = 1.0;               // gradient bucket size for the overlapped all-reduce
+  std::string resume;                   // "", "auto" (newest complete checkpoint, if any) or a path
 };
 
 struct TrainSummary {

@@ -10,7 +10,7 @@
 #include "data/prepare.h"
 #include "tests/test_util.h"
 #include "trainer/lr_schedule.h"
-#include "trainer/model_checkpoint.h"
+#include "trainer/checkpoint.h"
 #include "trainer/trainer.h"
 
 using namespace localist;
@@ -87,10 +87,11 @@ TEST(Trainer, ShortRunBeatsTheUnigramBaselineAndCheckpointsReload) {
   EXPECT_TRUE(std::filesystem::exists(plan.run_dir + "/metrics.jsonl"));
 
   // The checkpoint reloads to a model with identical outputs.
-  const std::string ckpt = model_checkpoint_resolve(plan.run_dir);
+  const std::string ckpt = checkpoint_resolve(plan.run_dir);
   EXPECT_EQ(ckpt, s.checkpoint);
-  auto a = model_checkpoint_load(ckpt, plan.model, at::kCPU);
-  auto b = model_checkpoint_load(ckpt, plan.model, at::kCPU);
+  const auto contents = checkpoint_read(ckpt);
+  auto a = checkpoint_model(contents, plan.model, at::kCPU);
+  auto b = checkpoint_model(contents, plan.model, at::kCPU);
   const auto x = at::randint(256, {2, 64}, at::kLong);
   ForwardOptions o;
   o.dial = {0.3, 0.3};

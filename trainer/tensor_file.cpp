@@ -1,0 +1,133 @@
+// tensor_file.cpp: see tensor_file.h. HDF5 exceptions never escape: each becomes a
+// localist::Error naming the file.
+#include "trainer/tensor_file.h"
+
+#include <ATen/ATen.h>
+#include <H5Cpp.h>
+
+#include <cstdio>
+#include <functional>
+
+#include "core/error.h"
+#include "core/file_util.h"
+
+namespace localist {
+namespace {
+
+bool g_locking = false;
+
+H5::FileAccPropList access_props() {
+  H5::FileAccPropList fapl;
+#if H5_VERSION_GE(1, 10, 7)
+  H5Pset_file_locking(fapl.getId(), g_locking ? 1 : 0, 1);
+#endif
+  return fapl;
+}
+
+const H5::PredType& file_type(at::ScalarType t, const std::string& name) {
+  switch (t) {
+    case at::kFloat: return H5::PredType::IEEE_F32LE;
+    case at::kDouble: return H5::PredType::IEEE_F64LE;
+    case at::kLong: return H5::PredType::STD_I64LE;
+    case at::kByte: return H5::PredType::STD_U8LE;
+    default: throw Error("tensor '" + name + "': " + std::string(at::toString(t)) + " cannot be stored (a bug)");
+  }
+}
+
+const H5::PredType& mem_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return H5::PredType::NATIVE_FLOAT;
+    case at::kDouble: return H5::PredType::NATIVE_DOUBLE;
+    case at::kLong: return H5::PredType::NATIVE_INT64;
+    default: return H5::PredType::NATIVE_UINT8;
+  }
+}
+
+at::ScalarType scalar_type_of(const H5::DataSet& ds, const std::string& name) {
+  const H5T_class_t cls = ds.getTypeClass();
+  const size_t size = ds.getDataType().getSize();
+  if (cls == H5T_FLOAT && size == 4) return at::kFloat;
+  if (cls == H5T_FLOAT && size == 8) return at::kDouble;
+  if (cls == H5T_INTEGER && size == 8) return at::kLong;
+  if (cls == H5T_INTEGER && size == 1) return at::kByte;
+  throw Error("dataset '" + name + "' has a type this build does not read");
+}
+
+}  // namespace
+
+void tensor_file_set_locking(bool enabled) { g_locking = enabled; }
+
+void tensor_file_write(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const TensorFileAttrs& attrs) {
+  H5::Exception::dontPrint();
+  const std::string tmp = temp_sibling(path);
+  try {
+    {
+      H5::H5File f(tmp, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access_props());
+      H5::LinkCreatPropList lcpl;
+      H5Pset_create_intermediate_group(lcpl.getId(), 1);
+      for (const auto& [name, t_in] : tensors) {
+        auto t = t_in.detach().to(at::kCPU).contiguous();
+        if (t.scalar_type() == at::kBool) t = t.to(at::kByte);  // HDF5 has no bool; 0/1 bytes
+        std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+        H5::DataSpace space = dims.empty() ? H5::DataSpace(H5S_SCALAR)
+                                           : H5::DataSpace(static_cast<int>(dims.size()), dims.data());
+        H5::DataSet ds = f.createDataSet(name, file_type(t.scalar_type(), name), space,
+                                         H5::DSetCreatPropList::DEFAULT, H5::DSetAccPropList::DEFAULT, lcpl);
+        if (t.numel() > 0) ds.write(t.data_ptr(), mem_type(t.scalar_type()));
+      }
+      H5::StrType str(H5::PredType::C_S1, H5T_VARIABLE);
+      for (const auto& [k, v] : attrs) f.createAttribute(k, str, H5::DataSpace(H5S_SCALAR)).write(str, v);
+    }
+    commit_temp_file(tmp, path);
+  } catch (const H5::Exception& e) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot write checkpoint file (" + e.getDetailMsg() + "); check free space and permissions");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
+
+TensorFileContents tensor_file_read(const std::string& path) {
+  H5::Exception::dontPrint();
+  TensorFileContents out;
+  try {
+    if (H5::H5File::isHdf5(path.c_str()) <= 0) throw Error("not an HDF5 file (missing or truncated)");
+    H5::H5File f(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_props());
+    std::function<void(const H5::Group&, const std::string&)> walk = [&](const H5::Group& g, const std::string& prefix) {
+      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+        const std::string name = g.getObjnameByIdx(i);
+        const std::string full = prefix.empty() ? name : prefix + "/" + name;
+        const H5G_obj_t kind = g.getObjTypeByIdx(i);
+        if (kind == H5G_GROUP) {
+          walk(g.openGroup(name), full);
+        } else if (kind == H5G_DATASET) {
+          H5::DataSet ds = g.openDataSet(name);
+          H5::DataSpace space = ds.getSpace();
+          std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+          if (!dims.empty()) space.getSimpleExtentDims(dims.data());
+          const auto type = scalar_type_of(ds, full);
+          auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(type));
+          if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type));
+          out.tensors[full] = t;
+        }
+      }
+    };
+    walk(f.openGroup("/"), "");
+    for (int i = 0; i < f.getNumAttrs(); ++i) {
+      H5::Attribute a = f.openAttribute(static_cast<unsigned>(i));
+      std::string v;
+      a.read(a.getStrType(), v);
+      out.attrs[a.getName()] = v;
+    }
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": unreadable checkpoint file (" + e.getDetailMsg() + ")");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  }
+  return out;
+}
+
+}  // namespace localist
