@@ -15,6 +15,7 @@ PACKAGES=(
   libgtest-dev
   libsentencepiece-dev
   gnuplot-nox
+  python3-h5py
 )
 
 log() { printf 'setup: %s\n' "$*"; }

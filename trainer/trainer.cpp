@@ -124,6 +124,20 @@ TrainSummary train_run(const TrainPlan& p) {
     spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
   }
 
+  // Resume: the checkpoint is found and verified first (a damaged one fails before any
+  // other work); weights, then the optimizer state once the optimizer and map exist.
+  if (lead) checkpoint_clean_partial(p.run_dir);
+  world->barrier("checkpoint clean-up");
+  std::unique_ptr<CheckpointContents> resumed;
+  if (!p.resume.empty()) {
+    const std::string dir = p.resume == "auto" ? checkpoint_find_auto(p.run_dir) : checkpoint_resolve(p.resume);
+    if (dir.empty()) {
+      if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
+    } else {
+      resumed = std::make_unique<CheckpointContents>(checkpoint_read(dir));
+    }
+  }
+
   // Data and tokenizer; the tokenizer must be the one the shards were made with.
   const BatchReader reader(p.data, p.model.context, p.seed, tc.global_batch);
   std::vector<std::string> training_files;
@@ -160,21 +174,14 @@ TrainSummary train_run(const TrainPlan& p) {
     at::NoGradGuard no_grad;
     for (auto& t : model->parameters()) world->broadcast(t, 0, "initial parameters");
   }
-  // Resume: weights now; the optimizer state once the optimizer and the block map exist.
-  if (lead) checkpoint_clean_partial(p.run_dir);
-  world->barrier("checkpoint clean-up");
-  std::unique_ptr<CheckpointContents> resumed;
-  if (!p.resume.empty()) {
-    const std::string dir = p.resume == "auto" ? checkpoint_find_auto(p.run_dir) : checkpoint_resolve(p.resume);
-    if (dir.empty()) {
-      if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
-    } else {
-      resumed = std::make_unique<CheckpointContents>(checkpoint_read(dir));
-      if (resumed->meta.tokenizer_hash != tok->hash()) {
-        throw Error(dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec + ")");
-      }
-      checkpoint_load_model(*resumed, *model);
-      if (lead) spdlog::info("resuming from {} (step {}, {} tokens seen)", dir, resumed->meta.step, resumed->meta.tokens_seen);
+  if (resumed) {
+    if (resumed->meta.tokenizer_hash != tok->hash()) {
+      throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec + ")");
+    }
+    checkpoint_load_model(*resumed, *model);
+    if (lead) {
+      spdlog::info("resuming from {} (step {}, {} tokens seen)", resumed->dir, resumed->meta.step,
+                   resumed->meta.tokens_seen);
     }
   }
   const int64_t start_step = resumed ? resumed->meta.step : 0;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -334,4 +335,73 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
     ASSERT_EQ(l.size(), 10u) << name;
     for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i])) << name;
   }
+}
+
+// Damaged checkpoints: a flipped byte, a truncated file, a missing rank file, a rank
+// file from another run and an index from a future format version are each refused
+// with one line naming the file (exit 1, nothing loaded); --resume auto skips a damaged
+// checkpoint, says so, and falls back to the previous one. The h5py example of
+// docs/checkpoint-format.md reads a checkpoint written by 2 block-parallel ranks.
+TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
+  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\n");
+  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
+  localist::test::write_text(dir_ / "c.yaml", cfg);
+  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  const std::string mpi2 = "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ";
+  ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=good --set distributed.block_parallel=2", mpi2).status, 0);
+  ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=other --set run.seed=7 --set distributed.block_parallel=2", mpi2)
+                .status, 0);
+  const std::string step20 = "checkpoints/step-00000020", step10 = "checkpoints/step-00000010";
+  ASSERT_TRUE(fs::exists(dir_ / ("good/" + step20 + "/rank-00001.h5")));
+
+  if (fs::exists("/usr/bin/python3")) {  // Debian's python3 with python3-h5py (tools/setup.sh)
+    auto py = localist::test::run_command("/usr/bin/python3 " + localist::test::source_dir() +
+                                          "/docs/examples/read_checkpoint.py '" + (dir_ / ("good/" + step20)) + "'");
+    EXPECT_EQ(py.status, 0) << py.out;
+    EXPECT_NE(py.out.find("step 20, wte (258, 32)"), std::string::npos) << py.out;
+    EXPECT_NE(py.out.find("layer1: qkv_weight (192, 32), out_weight (32, 64)"), std::string::npos) << py.out;
+  }
+  CliRun ins = run_cli(dir_, "inspect good/" + step20);
+  EXPECT_EQ(ins.status, 0) << ins.err;
+  EXPECT_NE(ins.out.find("rank-00001.h5"), std::string::npos) << ins.out;
+
+  auto damaged = [&](const std::string& name, const std::function<void(const fs::path&)>& damage) {
+    fs::copy(dir_ / "good", dir_ / name, fs::copy_options::recursive);
+    damage(dir_ / (name + "/" + step20));
+    return name + "/" + step20;
+  };
+  auto flip = damaged("flip", [](const fs::path& d) {
+    std::string bytes = localist::test::read_text(d / "rank-00001.h5");
+    bytes[bytes.size() / 2] ^= 0x01;
+    localist::test::write_text(d / "rank-00001.h5", bytes);
+  });
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x1 --resume " + flip), 1,
+                  "rank-00001.h5: fails its SHA-256 check");
+  // --resume auto in the damaged run: skips step 20, resumes from step 10.
+  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto");
+  EXPECT_EQ(autor.status, 0) << autor.err;
+  EXPECT_NE(autor.err.find("skipping checkpoint"), std::string::npos) << autor.err;
+  EXPECT_NE(localist::test::read_text(dir_ / "flip/logs/rank-0.log").find("step-00000010 (step 10"),
+            std::string::npos);
+
+  auto cut = damaged("cut", [](const fs::path& d) { fs::resize_file(d / "rank-00000.h5", 1000); });
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x2 --resume " + cut), 1, "(truncated or replaced)");
+  auto gone = damaged("gone", [](const fs::path& d) { fs::remove(d / "rank-00001.h5"); });
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x3 --resume " + gone), 1, "rank-00001.h5: missing");
+  auto alien = damaged("alien", [&](const fs::path& d) {
+    fs::copy_file(dir_ / ("other/" + step20 + "/rank-00000.h5"), d / "rank-00000.h5",
+                  fs::copy_options::overwrite_existing);
+  });
+  CliRun a = run_cli(dir_, "train c.yaml --set run.dir=x4 --resume " + alien);
+  EXPECT_EQ(a.status, 1);
+  EXPECT_NE(a.err.find("rank-00000.h5"), std::string::npos) << a.err;
+  if (fs::exists("/usr/bin/python3")) {
+    auto future = damaged("future", [](const fs::path& d) {
+      localist::test::run_command("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + (d / "index.h5").string() +
+                                  "', 'r+'); f.attrs['format_version'] = '2'\"");
+    });
+    expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x5 --resume " + future), 1,
+                    "format version 2 is newer than this build reads");
+  }
+  for (const char* d : {"x1", "x2", "x3", "x4", "x5"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
 }
