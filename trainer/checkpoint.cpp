@@ -110,7 +110,11 @@ std::string checkpoint_save(const CheckpointWrite& w) {
     fs::create_directories(dir, ec);
     if (ec) throw Error(dir.string() + ": cannot create checkpoint directory: " + ec.message());
   }
+  auto point = [&](const char* name) {
+    if (w.on_point) w.on_point(name);
+  };
   world.barrier("checkpoint step " + std::to_string(w.meta.step) + " directory");
+  point("directory");
 
   // Writers: world rank 0 (shared tensors) and the first replica's BP ranks (blocks).
   const bool writer = w.dp_rank == 0;
@@ -165,6 +169,7 @@ std::string checkpoint_save(const CheckpointWrite& w) {
                       {{"format", kFormatName}, {"written_by_world_rank", std::to_string(world.rank())},
                        {"step", std::to_string(w.meta.step)}, {"run", w.state.value("run_id", std::string())}});
   }
+  point("rank-file");
   // Every rank's file digest to rank 0 (non-writers send zeros).
   auto digest = at::zeros({72}, at::kByte);
   if (writer) {
@@ -200,6 +205,7 @@ std::string checkpoint_save(const CheckpointWrite& w) {
     index.emplace_back(fmt::format("block_map/{}/epoch", kLlm), at::tensor(w.map.epoch, at::kLong));
     index.emplace_back("recruitment_log", at::empty({0}, at::kByte));  // JSON lines, one per decision (issue #6)
     const nlohmann::json pool = nlohmann::json::array({{{"name", kLlm}, {"block_parallel", w.map.bp}}});
+    point("before-index");
     tensor_file_write((dir / "index.h5").string(), index,
                       {{"format", kFormatName},
                        {"format_version", std::to_string(kCheckpointFormatVersion)},
@@ -214,6 +220,7 @@ std::string checkpoint_save(const CheckpointWrite& w) {
                        {"state_json", w.state.dump()},
                        {"pool_json", pool.dump()},
                        {"files_json", files.dump()}});
+    point("after-index");
     write_file_atomic((root / "latest").string(), dir.filename().string() + "\n");
     // Keep the newest keep_last complete checkpoints, and every keep_every-th forever.
     const auto done = committed_checkpoints(root);

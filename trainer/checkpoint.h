@@ -50,6 +50,9 @@ struct CheckpointWrite {
   nlohmann::json state;              // schedules, data position, mesh: stored in the index
   int64_t keep_last = 3;             // complete checkpoints kept (newest first)
   int64_t keep_every = 0;            // and every checkpoint whose step is a multiple of this, forever
+  // Called at each point of the write (directory, rank-file, before-index, after-index);
+  // the fault tests kill the process there.
+  std::function<void(const std::string&)> on_point;
 };
 
 // Writes the checkpoint of w.meta.step; returns its directory (on every rank).

@@ -63,12 +63,16 @@ FaultInjection fault_injection_from_env() {
   FaultInjection f;
   const char* v = std::getenv("LOCALIST_TEST_FAULT");
   if (!v || !*v) return f;
-  char kind[16] = {0};
-  if (std::sscanf(v, "%15[a-z]:rank=%d:step=%lld", kind, &f.rank, reinterpret_cast<long long*>(&f.step)) != 3 ||
-      (std::string(kind) != "stall" && std::string(kind) != "kill")) {
-    throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v + "': expected stall|kill:rank=R:step=S");
-  }
+  char kind[16] = {0}, at[32] = {0};
+  const int n = std::sscanf(v, "%15[a-z]:rank=%d:step=%lld:at=%31[a-z-]", kind, &f.rank,
+                            reinterpret_cast<long long*>(&f.step), at);
   f.kind = kind;
+  f.at = at;
+  const bool ok = (n == 3 && (f.kind == "stall" || f.kind == "kill")) || (n == 4 && f.kind == "ckptkill");
+  if (!ok) {
+    throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v +
+                      "': expected stall|kill:rank=R:step=S or ckptkill:rank=R:step=S:at=POINT");
+  }
   return f;
 }
 
@@ -82,7 +86,7 @@ int64_t forced_remap_step_from_env() {
 }
 
 void fault_maybe_trigger(const FaultInjection& f, int rank, int64_t step) {
-  if (f.kind.empty() || f.rank != rank || f.step != step) return;
+  if ((f.kind != "stall" && f.kind != "kill") || f.rank != rank || f.step != step) return;
   spdlog::warn("LOCALIST_TEST_FAULT: rank {} {} at step {}", rank, f.kind == "kill" ? "killed" : "stalls", step);
   if (f.kind == "kill") std::raise(SIGKILL);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
@@ -267,6 +271,7 @@ TrainSummary train_run(const TrainPlan& p) {
 
   const std::string tokenizer_file = p.data.tokenizer.kind != "sentencepiece" ? ""
                                      : p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model;
+  const FaultInjection fault = fault_injection_from_env();
   // Collective: every rank calls it at the same step.
   auto save_checkpoint = [&](int64_t step) {
     CheckpointWrite w;
@@ -283,6 +288,13 @@ TrainSummary train_run(const TrainPlan& p) {
     w.tokenizer_model_path = tokenizer_file;
     w.keep_last = tc.keep_checkpoints;
     w.keep_every = tc.keep_checkpoint_every;
+    if (fault.kind == "ckptkill" && fault.rank == world->rank() && fault.step == step) {
+      w.on_point = [&fault](const std::string& point) {
+        if (point != fault.at) return;
+        spdlog::warn("LOCALIST_TEST_FAULT: killed inside the checkpoint write at '{}'", point);
+        std::raise(SIGKILL);
+      };
+    }
     // The data position is the step: the sample order is a pure function of (seed, step).
     w.state = {{"data_position", {{"next_step", step}, {"global_batch", tc.global_batch}, {"seed", p.seed}}},
                {"schedules", {{"lr", tc.lr.at(step)}, {"dial", tc.dial.at(step, L, p.seed)}}},
@@ -300,7 +312,6 @@ TrainSummary train_run(const TrainPlan& p) {
                    grad_sync->bucket_count(), grad_sync->bytes() / 1e6, dp_size);
     }
   }
-  const FaultInjection fault = fault_injection_from_env();
   const int64_t forced_remap_step = forced_remap_step_from_env();
   if (start_step >= tc.steps) {
     if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);

@@ -47,10 +47,13 @@ struct TrainSummary {
 
 // Fault injection for the failure tests (docs/operations.md): LOCALIST_TEST_FAULT=
 // "stall:rank=R:step=S" makes rank R stop before step S; "kill:rank=R:step=S" kills it.
+// "ckptkill:rank=R:step=S:at=P" kills rank R inside the checkpoint of step S at point P
+// (directory, rank-file, before-index, after-index).
 struct FaultInjection {
-  std::string kind;  // "", stall or kill
+  std::string kind;  // "", stall, kill or ckptkill
   int rank = -1;
   int64_t step = -1;
+  std::string at;    // ckptkill only
 };
 FaultInjection fault_injection_from_env();
 void fault_maybe_trigger(const FaultInjection& fault, int rank, int64_t step);
