@@ -53,6 +53,7 @@ void warn_if_slow_blas() {
 }
 
 ConfigOverrides g_overrides;  // --set key=value, for prepare and train
+bool g_override_schedules = false;  // train --override-schedules
 // The MPI world once training on several ranks started; an error then ends every rank.
 std::shared_ptr<Communicator> g_world;
 
@@ -98,6 +99,23 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
                    cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
                    cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb,
                    resume};
+    plan.check_resume = [effective](const std::string& checkpoint_yaml) {
+      const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);
+      auto list = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& k : v) out += (out.empty() ? "" : ", ") + k;
+        return out;
+      };
+      if (!c.fixed.empty()) {
+        throw ConfigError("--resume: " + list(c.fixed) + " differ(s) from the checkpoint's config; a changed model or "
+                          "data order cannot continue this run (use a new run.dir to start afresh)");
+      }
+      if (!c.schedules.empty() && !g_override_schedules) {
+        throw ConfigError("--resume: " + list(c.schedules) + " differ(s) from the checkpoint's config; pass "
+                          "--override-schedules to continue with this config's schedules, or restore them");
+      }
+      if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
+    };
     if (world > 1) {
       g_world = mpi_world(env, cfg.distributed.startup_timeout_s).world;
       plan.world = g_world;
@@ -348,6 +366,9 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 20));
   train->add_option("--set", g_overrides, "Override a config key: --set train.dial=0.4 --set run.dir=runs/x");
   train->add_option("--resume", resume, "Resume: 'auto' (newest complete checkpoint in the run dir) or a path");
+  train->add_flag("--override-schedules", g_override_schedules,
+                  "On resume, use this config's train.steps and LR/dial schedules where they differ from the "
+                  "checkpoint's");
 
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");
   eval->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();

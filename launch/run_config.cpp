@@ -374,3 +374,28 @@ std::string run_config_to_yaml(const RunConfig& c) {
 }
 
 }  // namespace localist
+
+namespace localist {
+
+ResumeConflicts run_config_resume_conflicts(const std::string& checkpoint_yaml, const std::string& config_yaml) {
+  const YAML::Node a = YAML::Load(checkpoint_yaml), b = YAML::Load(config_yaml);
+  ResumeConflicts out;
+  auto differs = [&](const std::string& section, const std::string& key) {
+    const YAML::Node x = a[section], y = b[section];
+    const YAML::Node xv = key.empty() ? x : x[key], yv = key.empty() ? y : y[key];
+    return YAML::Dump(xv) != YAML::Dump(yv);
+  };
+  for (const auto& it : b["model"]) {
+    const std::string k = it.first.as<std::string>();
+    if (differs("model", k)) out.fixed.push_back("model." + k);
+  }
+  if (differs("data", "sources")) out.fixed.push_back("data.sources");
+  if (differs("run", "seed")) out.fixed.push_back("run.seed");
+  if (differs("train", "global_batch")) out.fixed.push_back("train.global_batch");
+  for (const char* k : {"steps", "lr", "min_lr", "lr_schedule", "warmup_steps", "decay_fraction", "dial"}) {
+    if (differs("train", k)) out.schedules.push_back(std::string("train.") + k);
+  }
+  return out;
+}
+
+}  // namespace localist

@@ -44,4 +44,15 @@ RunConfig run_config_load(const std::string& path, int world_size, const ConfigO
 // The effective config as YAML; parsing it gives back the same config.
 std::string run_config_to_yaml(const RunConfig& config);
 
+// Resuming: which of the config's values differ from those a checkpoint was trained
+// with (both effective configs, YAML text). `fixed`: the model and the data order
+// (model.*, data.sources, run.seed, train.global_batch) — a resume with any of these
+// changed is refused; `schedules`: train.steps, the LR and dial schedules — used from
+// the config only with --override-schedules. Everything else (logging, evaluation,
+// checkpoint cadence, threads, distributed.*) is taken from the config.
+struct ResumeConflicts {
+  std::vector<std::string> fixed, schedules;
+};
+ResumeConflicts run_config_resume_conflicts(const std::string& checkpoint_yaml, const std::string& config_yaml);
+
 }  // namespace localist

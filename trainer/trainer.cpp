@@ -139,6 +139,7 @@ TrainSummary train_run(const TrainPlan& p) {
       if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
     } else {
       resumed = std::make_unique<CheckpointContents>(checkpoint_read(dir));
+      if (p.check_resume) p.check_resume(resumed->config_yaml);
     }
   }
 

@@ -8,6 +8,7 @@
 // data-parallel groups, so losses do not depend on the number of ranks or on bp.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,9 @@ struct TrainPlan {
   double startup_timeout_s = 1800.0;    // ... until the first step is done
   double bucket_mb = 1.0;               // gradient bucket size for the overlapped all-reduce
   std::string resume;                   // "", "auto" (newest complete checkpoint, if any) or a path
+  // Called with the resumed checkpoint's effective config; throws when the run's config
+  // may not continue it (launch/ decides which differences are allowed).
+  std::function<void(const std::string& checkpoint_config_yaml)> check_resume;
 };
 
 struct TrainSummary {

@@ -378,12 +378,17 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x1 --resume " + flip), 1,
                   "rank-00001.h5: fails its SHA-256 check");
   // --resume auto in the damaged run: skips step 20, resumes from step 10.
-  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto");
+  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto --override-schedules");
   EXPECT_EQ(autor.status, 0) << autor.err;
   EXPECT_NE(autor.err.find("skipping checkpoint"), std::string::npos) << autor.err;
   EXPECT_NE(localist::test::read_text(dir_ / "flip/logs/rank-0.log").find("step-00000010 (step 10"),
             std::string::npos);
 
+  // What may change on resume is explicit: schedules only with the flag, the model never.
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=good --set train.steps=30 --resume auto"), 2,
+                  "train.steps differ(s) from the checkpoint's config; pass --override-schedules");
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=good --set model.d_model=64 --resume auto"), 2,
+                  "model.d_model differ(s) from the checkpoint's config");
   auto cut = damaged("cut", [](const fs::path& d) { fs::resize_file(d / "rank-00000.h5", 1000); });
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x2 --resume " + cut), 1, "(truncated or replaced)");
   auto gone = damaged("gone", [](const fs::path& d) { fs::remove(d / "rank-00001.h5"); });
