@@ -4,15 +4,14 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <vector>
 #include <thread>
+
+#include "core/stop_signal.h"
 
 namespace localist {
 namespace {
@@ -39,10 +38,11 @@ void check_cpu_contiguous(const at::Tensor& t, const std::string& what) {
 
 bool g_we_initialised = false;
 
-// NOTE(termination report): when a peer dies, mpirun (or srun) ends the job by sending
-// SIGTERM to the survivors, which would otherwise vanish without saying where they were.
-// Each wait records its operation here; the handler writes it with write(2) (async-
-// signal-safe), then lets the default action end the process.
+// NOTE(termination report): when a peer dies, mpirun (or srun) sends SIGTERM to the
+// survivors; when Slurm preempts, every rank gets it. Either way the stop handler
+// (core/stop_signal.h) says where this rank was: each long wait records its operation
+// here, and the reporter writes it with write(2) (async-signal-safe). A survivor of a
+// dead peer then ends at its collective's timeout, like any other hang.
 char g_last_op[512] = "no collective yet";
 std::atomic<int> g_in_wait{0};
 
@@ -55,24 +55,11 @@ void record_op(const std::string& text, bool waiting) {
   g_in_wait.store(waiting ? 1 : 0);
 }
 
-void write_all(const char* s) {
-  size_t n = std::strlen(s);
-  while (n > 0) {
-    const ssize_t w = ::write(STDERR_FILENO, s, n);
-    if (w <= 0) return;
-    s += w, n -= static_cast<size_t>(w);
-  }
+void report_operation() {
+  stop_signal_write(g_in_wait.load() ? " while waiting in " : " while computing, after ");
+  stop_signal_write(g_last_op);
 }
 
-void on_termination(int sig) {
-  write_all("localist: got ");
-  write_all(sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a termination signal");
-  write_all(g_in_wait.load() ? " while waiting in " : " while computing, after ");
-  write_all(g_last_op);
-  write_all(" (a peer died or the job was cancelled)\n");
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
-}
 MPI_Comm g_monitor = MPI_COMM_NULL;  // a private duplicate of the world for the timeout check-in
 constexpr int kCheckInTag = 7331;
 
@@ -324,7 +311,8 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
   MpiWorld w;
   if (g_monitor == MPI_COMM_NULL) {
     MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor);
-    std::signal(SIGTERM, on_termination);
+    stop_signal_install();
+    stop_signal_set_reporter(report_operation);
   }
   w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s);
   if (env.launcher != "none" && (w.world->size() != env.world_size || w.world->rank() != env.rank)) {

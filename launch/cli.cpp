@@ -12,6 +12,7 @@
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "core/progress_line.h"
@@ -124,6 +125,15 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     if (g_world) {
       g_world.reset();
       mpi_finalize();
+    }
+    if (s.stop_signal != 0) {
+      if (rank == 0) {
+        std::cout << fmt::format("stopped '{}' by signal {} before step {}; checkpoint: {}\n"
+                                 "continue with: localist train {} --resume auto\n",
+                                 cfg.run.name, s.stop_signal, s.steps, s.checkpoint, config_path);
+      }
+      logging_shutdown();
+      return kExitStopped;
     }
     if (rank != 0) return kExitOk;
     std::cout << fmt::format("trained '{}': {} steps in {:.1f} s, final loss {:.4f} (ce {:.4f} nats)", cfg.run.name,

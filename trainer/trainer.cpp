@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/mix64.h"
+#include "core/stop_signal.h"
 #include "core/metrics_writer.h"
 #include "core/progress_line.h"
 #include "data/batch_reader.h"
@@ -68,10 +69,11 @@ FaultInjection fault_injection_from_env() {
                             reinterpret_cast<long long*>(&f.step), at);
   f.kind = kind;
   f.at = at;
-  const bool ok = (n == 3 && (f.kind == "stall" || f.kind == "kill")) || (n == 4 && f.kind == "ckptkill");
+  const bool ok = (n == 3 && (f.kind == "stall" || f.kind == "kill" || f.kind == "signal")) ||
+                  (n == 4 && f.kind == "ckptkill");
   if (!ok) {
     throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v +
-                      "': expected stall|kill:rank=R:step=S or ckptkill:rank=R:step=S:at=POINT");
+                      "': expected stall|kill|signal:rank=R:step=S or ckptkill:rank=R:step=S:at=POINT");
   }
   return f;
 }
@@ -86,7 +88,12 @@ int64_t forced_remap_step_from_env() {
 }
 
 void fault_maybe_trigger(const FaultInjection& f, int rank, int64_t step) {
-  if ((f.kind != "stall" && f.kind != "kill") || f.rank != rank || f.step != step) return;
+  if ((f.kind != "stall" && f.kind != "kill" && f.kind != "signal") || f.rank != rank || f.step != step) return;
+  if (f.kind == "signal") {
+    spdlog::warn("LOCALIST_TEST_FAULT: rank {} sends itself SIGUSR1 at step {}", rank, step);
+    std::raise(SIGUSR1);
+    return;
+  }
   spdlog::warn("LOCALIST_TEST_FAULT: rank {} {} at step {}", rank, f.kind == "kill" ? "killed" : "stalls", step);
   if (f.kind == "kill") std::raise(SIGKILL);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
@@ -103,6 +110,7 @@ std::string trainer_device_name(const std::string& requested) {
 
 TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
+  stop_signal_install();  // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
   const TrainConfig& tc = p.train;
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
   // Mesh: ranks r = dp_rank * bp + bp_rank. The bp group holds one replica; the dp group
@@ -323,6 +331,21 @@ TrainSummary train_run(const TrainPlan& p) {
   for (int64_t step = start_step; step < tc.steps; ++step) {
     const auto t0 = Clock::now();
     fault_maybe_trigger(fault, world->rank(), step);
+    // A stop signal on any rank (also one received during evaluation or start-up) is
+    // agreed on by all at this step boundary: checkpoint the state before this step, exit.
+    auto stop = at::tensor(std::vector<int64_t>{stop_signal_pending()}, at::kLong);
+    if (world->size() > 1) world->all_reduce(stop, ReduceOp::kMax, "stop flag (step " + std::to_string(step) + ")");
+    if (stop.item<int64_t>() != 0) {
+      progress.finish();
+      const bool have_it = resumed && step == start_step;  // the checkpoint we started from
+      summary.checkpoint = have_it ? resumed->dir : save_checkpoint(step);
+      summary.steps = step;
+      summary.stop_signal = static_cast<int>(stop.item<int64_t>());
+      summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+      spdlog::warn("stopped by signal {} before step {}: checkpoint {}; continue with --resume auto",
+                   summary.stop_signal, step, summary.checkpoint);
+      return summary;
+    }
     if (blocks && step == forced_remap_step) {
       // Test hook: every block moves to the next BP rank, as a recruitment's re-placement would.
       BlockMap next = blocks->map();

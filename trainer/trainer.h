@@ -47,14 +47,16 @@ struct TrainSummary {
   EvalMetrics final_eval;
   std::string checkpoint;
   double seconds = 0;
+  int stop_signal = 0;  // SIGTERM/SIGUSR1 that stopped training early (checkpoint written), else 0
 };
 
 // Fault injection for the failure tests (docs/operations.md): LOCALIST_TEST_FAULT=
 // "stall:rank=R:step=S" makes rank R stop before step S; "kill:rank=R:step=S" kills it.
 // "ckptkill:rank=R:step=S:at=P" kills rank R inside the checkpoint of step S at point P
-// (directory, rank-file, before-index, after-index).
+// (directory, rank-file, before-index, after-index); "signal:rank=R:step=S" sends
+// SIGUSR1 to rank R itself before step S (a preemption notice).
 struct FaultInjection {
-  std::string kind;  // "", stall, kill or ckptkill
+  std::string kind;  // "", stall, kill, signal or ckptkill
   int rank = -1;
   int64_t step = -1;
   std::string at;    // ckptkill only
