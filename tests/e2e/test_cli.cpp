@@ -52,6 +52,15 @@ class Cli : public ::testing::Test {
   void SetUp() override {
     localist::test::write_text(dir_ / "good.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 50000));
   }
+  // Writes c.yaml (the small model: context 32, width 32, heads of 8, plus `model_extra`
+  // lines) with `train_extra` train keys, and prepares its shards.
+  void prepare_small(const std::string& train_extra, const std::string& model_extra = "") {
+    std::string cfg = config("good.txt", train_extra);
+    cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8" + model_extra);
+    localist::test::write_text(dir_ / "c.yaml", cfg);
+    ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  }
+  const std::string mpi2_ = "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ";
   // Nothing but the inputs the test wrote (and stderr.txt) may exist afterwards.
   void expect_nothing_written() {
     for (const char* p : {"run", "shards"}) EXPECT_FALSE(fs::exists(dir_ / p)) << p << " was written";
@@ -342,11 +351,8 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
 // checkpoint, says so, and falls back to the previous one. The h5py example of
 // docs/checkpoint-format.md reads a checkpoint written by 2 block-parallel ranks.
 TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\n");
-  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
-  localist::test::write_text(dir_ / "c.yaml", cfg);
-  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
-  const std::string mpi2 = "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ";
+  prepare_small("  steps: 20\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\n");
+  const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=good --set distributed.block_parallel=2", mpi2).status, 0);
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=other --set run.seed=7 --set distributed.block_parallel=2", mpi2)
                 .status, 0);
@@ -414,10 +420,7 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
 // complete and loadable, the partial one is removed at the next start, and
 // --resume auto continues from the newest complete one.
 TEST_F(Cli, AKillDuringACheckpointWriteLosesNothing) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\n");
-  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8");
-  localist::test::write_text(dir_ / "c.yaml", cfg);
-  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
+  prepare_small("  steps: 20\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\n");
   for (const std::string at : {"directory", "rank-file", "before-index", "after-index"}) {
     const std::string run = "k-" + at;
     CliRun k = run_cli(dir_, "train c.yaml --set run.dir=" + run,
@@ -444,11 +447,8 @@ TEST_F(Cli, AKillDuringACheckpointWriteLosesNothing) {
 // write a checkpoint of that step, exit with status 75, and --resume auto continues
 // with the uninterrupted run's losses bit for bit (same mesh).
 TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
-  std::string cfg = config("good.txt", "  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n");
-  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
-  localist::test::write_text(dir_ / "c.yaml", cfg);
-  ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
-  const std::string mpi2 = "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ";
+  prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n", "\n  dropout: 0.1");
+  const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full", mpi2).status, 0);
   const auto full = step_losses(dir_ / "full/metrics.jsonl");
   ASSERT_EQ(full.size(), 16u);
