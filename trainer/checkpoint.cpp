@@ -368,6 +368,14 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model) {
   }
 }
 
+MomentsOf adamw_moments(torch::optim::AdamW& optimizer) {
+  return [&optimizer](const at::Tensor& p) -> std::vector<at::Tensor> {
+    auto* st = adam_state(optimizer, p);
+    if (!st) return {};
+    return {st->exp_avg(), st->exp_avg_sq()};
+  };
+}
+
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,
                                                 const at::Device& device) {
   auto model = std::make_shared<LocalistModel>(config, c.meta.vocab_size, c.meta.seed);

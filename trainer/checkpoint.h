@@ -18,6 +18,7 @@
 #include "comm/communicator.h"
 #include "model/localist_model.h"
 #include "recruitment/block_map.h"
+#include "trainer/block_parallel.h"
 
 namespace torch::optim {
 class AdamW;
@@ -79,6 +80,9 @@ std::string checkpoint_find_auto(const std::string& run_dir);
 CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors = true);
 // Removes step directories without an index and temporary files (crashed writes).
 void checkpoint_clean_partial(const std::string& run_dir);
+
+// The AdamW moments of a parameter (exp_avg, exp_avg_sq; empty before its first step).
+MomentsOf adamw_moments(torch::optim::AdamW& optimizer);
 
 // A model with the checkpoint's weights (config must match the checkpoint's shapes).
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,

@@ -230,12 +230,7 @@ TrainSummary train_run(const TrainPlan& p) {
   torch::optim::AdamW optimizer(groups);
   std::vector<at::Tensor> all_params = decay;
   all_params.insert(all_params.end(), no_decay.begin(), no_decay.end());
-  const MomentsOf adam_moments = [&optimizer](const at::Tensor& param) -> std::vector<at::Tensor> {
-    const auto it = optimizer.state().find(c10::guts::to_string(param.unsafeGetTensorImpl()));
-    if (it == optimizer.state().end()) return {};
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    return {st.exp_avg(), st.exp_avg_sq()};
-  };
+  const MomentsOf adam_moments = adamw_moments(optimizer);
   auto current_map = [&] { return blocks ? blocks->map() : block_map_initial(active, 1); };
   if (resumed) checkpoint_load_optimizer(*resumed, *model, optimizer, current_map(), bp_rank);
 

@@ -12,6 +12,7 @@
 #include "tests/mpi/mpi_gtest_main.h"
 #include "model/localist_model.h"
 #include "trainer/block_parallel.h"
+#include "trainer/checkpoint.h"
 
 using namespace localist;
 
@@ -80,12 +81,7 @@ TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
   std::vector<uint8_t> active(c.k_max, 1);
   BlockParallel bp(world, m, block_map_initial(active, world->size()));
   torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(1e-2));
-  const MomentsOf moments = [&opt](const at::Tensor& p) -> std::vector<at::Tensor> {
-    const auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-    if (it == opt.state().end()) return {};
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    return {st.exp_avg(), st.exp_avg_sq()};
-  };
+  const MomentsOf moments = adamw_moments(opt);
   auto gen = at::detail::createCPUGenerator(5);
   const auto x = at::randint(30, {2, 10}, gen, at::kLong), y = at::randint(30, {2, 10}, gen, at::kLong);
   ForwardOptions o;
