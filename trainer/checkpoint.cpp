@@ -7,6 +7,7 @@
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <regex>
 
@@ -93,6 +94,24 @@ std::vector<std::pair<int64_t, fs::path>> committed_checkpoints(const fs::path& 
   }
   std::sort(found.rbegin(), found.rend());
   return found;
+}
+
+// NOTE(index checksum): the index holds every other file's SHA-256 but cannot hold its
+// own; it carries a SHA-256 of its content instead (every attribute and dataset in name
+// order), so a changed byte in the config, state or block map is caught too.
+std::string index_digest(const TensorFileAttrs& attrs, const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  std::string text;
+  for (const auto& [k, v] : attrs) {
+    if (k != "index_sha256") text += k + "=" + std::to_string(v.size()) + ":" + v + "\n";
+  }
+  auto sorted = tensors;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [k, t_in] : sorted) {
+    const auto t = t_in.contiguous();
+    text += k + "=" + std::to_string(t.numel() * t.element_size()) + ":";
+    text.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  }
+  return sha256_hex(text);
 }
 
 }  // namespace
@@ -206,8 +225,7 @@ std::string checkpoint_save(const CheckpointWrite& w) {
     index.emplace_back("recruitment_log", at::empty({0}, at::kByte));  // JSON lines, one per decision (issue #6)
     const nlohmann::json pool = nlohmann::json::array({{{"name", kLlm}, {"block_parallel", w.map.bp}}});
     point("before-index");
-    tensor_file_write((dir / "index.h5").string(), index,
-                      {{"format", kFormatName},
+    TensorFileAttrs attrs{{"format", kFormatName},
                        {"format_version", std::to_string(kCheckpointFormatVersion)},
                        {"step", std::to_string(w.meta.step)},
                        {"tokens_seen", std::to_string(w.meta.tokens_seen)},
@@ -219,9 +237,12 @@ std::string checkpoint_save(const CheckpointWrite& w) {
                        {"config_yaml", w.config_yaml},
                        {"state_json", w.state.dump()},
                        {"pool_json", pool.dump()},
-                       {"files_json", files.dump()}});
+                       {"files_json", files.dump()}};
+    attrs["index_sha256"] = index_digest(attrs, index);
+    tensor_file_write((dir / "index.h5").string(), index, attrs);
     point("after-index");
     write_file_atomic((root / "latest").string(), dir.filename().string() + "\n");
+    spdlog::info("checkpoint {} written ({} files)", dir.string(), files.size() + 1);
     // Keep the newest keep_last complete checkpoints, and every keep_every-th forever.
     const auto done = committed_checkpoints(root);
     for (size_t i = static_cast<size_t>(std::max<int64_t>(w.keep_last, 1)); i < done.size(); ++i) {
@@ -261,12 +282,23 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors) {
     if (it == index.attrs.end()) throw Error(index_path + ": missing attribute '" + k + "' (not a localist checkpoint?)");
     return it->second;
   };
+  auto dataset = [&](const std::string& name) {
+    const auto it = index.tensors.find(name);
+    if (it == index.tensors.end()) throw Error(index_path + ": missing dataset '" + name + "'");
+    return it->second;
+  };
   try {
     if (attr("format") != kFormatName) throw Error(index_path + ": not a localist checkpoint index");
     c.format_version = std::stoll(attr("format_version"));
     if (c.format_version > kCheckpointFormatVersion) {
       throw Error(index_path + ": checkpoint format version " + std::to_string(c.format_version) +
                   " is newer than this build reads (" + std::to_string(kCheckpointFormatVersion) + "); update localist");
+    }
+    // After the version check: a newer format may checksum differently.
+    const std::vector<std::pair<std::string, at::Tensor>> tensors(index.tensors.begin(), index.tensors.end());
+    const auto it = index.attrs.find("index_sha256");
+    if (it == index.attrs.end() || it->second != index_digest(index.attrs, tensors)) {
+      throw Error(index_path + ": fails its SHA-256 check (corrupted or edited)");
     }
     c.meta.step = std::stoll(attr("step"));
     c.meta.tokens_seen = std::stoll(attr("tokens_seen"));
@@ -278,18 +310,21 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors) {
     c.config_yaml = attr("config_yaml");
     c.state = nlohmann::json::parse(attr("state_json"));
     c.files = nlohmann::json::parse(attr("files_json"));
+    const auto active = dataset(std::string("block_map/") + kLlm + "/active").to(at::kByte).contiguous();
+    const auto owner = dataset(std::string("block_map/") + kLlm + "/owner").to(at::kLong);
+    c.map.epoch = dataset(std::string("block_map/") + kLlm + "/epoch").to(at::kLong).item<int64_t>();
+    c.map.active.assign(active.data_ptr<uint8_t>(), active.data_ptr<uint8_t>() + active.numel());
+    for (int64_t i = 0; i < owner.numel(); ++i) c.map.owner.push_back(static_cast<int32_t>(owner[i].item<int64_t>()));
+    c.map.bp = nlohmann::json::parse(attr("pool_json")).at(0).at("block_parallel").get<int32_t>();
+    c.map.validate();
+    for (const auto& [name, info] : c.files.items()) {
+      if (!info.contains("bytes") || !info.contains("sha256")) throw Error(index_path + ": file entry '" + name + "' incomplete");
+    }
   } catch (const std::invalid_argument&) {
     throw Error(index_path + ": malformed number in the index");
   } catch (const nlohmann::json::exception& e) {
     throw Error(index_path + ": malformed JSON in the index (" + e.what() + ")");
   }
-  const auto active = index.tensors.at(std::string("block_map/") + kLlm + "/active");
-  const auto owner = index.tensors.at(std::string("block_map/") + kLlm + "/owner");
-  c.map.epoch = index.tensors.at(std::string("block_map/") + kLlm + "/epoch").item<int64_t>();
-  c.map.active.assign(active.data_ptr<uint8_t>(), active.data_ptr<uint8_t>() + active.numel());
-  for (int64_t i = 0; i < owner.numel(); ++i) c.map.owner.push_back(static_cast<int32_t>(owner[i].item<int64_t>()));
-  const auto pool = nlohmann::json::parse(attr("pool_json"));
-  c.map.bp = pool.at(0).at("block_parallel").get<int32_t>();
   // Every file must be there, complete and unchanged before anything is used.
   for (const auto& [name, info] : c.files.items()) {
     const fs::path p = fs::path(dir) / name;
@@ -326,16 +361,15 @@ std::string checkpoint_resolve(const std::string& path) {
                      "<run>/checkpoints/step-N");
 }
 
-std::string checkpoint_find_auto(const std::string& run_dir) {
+std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_dir) {
   for (const auto& [step, dir] : committed_checkpoints(fs::path(run_dir) / "checkpoints")) {
     try {
-      checkpoint_read(dir.string(), false);
-      return dir.string();
+      return std::make_unique<CheckpointContents>(checkpoint_read(dir.string()));
     } catch (const Error& e) {
       spdlog::warn("--resume auto: skipping checkpoint {}: {}; trying the previous one", dir.string(), e.what());
     }
   }
-  return "";
+  return nullptr;
 }
 
 void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model) {

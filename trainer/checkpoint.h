@@ -73,9 +73,9 @@ struct CheckpointContents {
 // A step directory, a run directory or its checkpoints/ directory -> the checkpoint
 // directory (`latest`, else the newest with an index). Throws naming the path.
 std::string checkpoint_resolve(const std::string& path);
-// The newest complete checkpoint under run_dir whose files all pass their checksums
-// ("" when there is none); each one skipped is logged with the failing file.
-std::string checkpoint_find_auto(const std::string& run_dir);
+// The newest complete checkpoint under run_dir whose files all pass their checksums,
+// read (null when there is none); each one skipped is logged with the failing file.
+std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_dir);
 // Reads and verifies (SHA-256 of every file) a checkpoint directory.
 CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors = true);
 // Removes step directories without an index and temporary files (crashed writes).

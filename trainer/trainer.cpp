@@ -142,12 +142,12 @@ TrainSummary train_run(const TrainPlan& p) {
   world->barrier("checkpoint clean-up");
   std::unique_ptr<CheckpointContents> resumed;
   if (!p.resume.empty()) {
-    const std::string dir = p.resume == "auto" ? checkpoint_find_auto(p.run_dir) : checkpoint_resolve(p.resume);
-    if (dir.empty()) {
+    resumed = p.resume == "auto" ? checkpoint_read_auto(p.run_dir)
+                                 : std::make_unique<CheckpointContents>(checkpoint_read(checkpoint_resolve(p.resume)));
+    if (!resumed) {
       if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
-    } else {
-      resumed = std::make_unique<CheckpointContents>(checkpoint_read(dir));
-      if (p.check_resume) p.check_resume(resumed->config_yaml);
+    } else if (p.check_resume) {
+      p.check_resume(resumed->config_yaml);
     }
   }
 
@@ -276,6 +276,8 @@ TrainSummary train_run(const TrainPlan& p) {
   const std::string tokenizer_file = p.data.tokenizer.kind != "sentencepiece" ? ""
                                      : p.data.tokenizer.model.empty() ? sp_model : p.data.tokenizer.model;
   const FaultInjection fault = fault_injection_from_env();
+  int64_t last_saved_step = resumed ? start_step : -1;
+  std::string last_saved_dir = resumed ? resumed->dir : "";
   // Collective: every rank calls it at the same step.
   auto save_checkpoint = [&](int64_t step) {
     CheckpointWrite w;
@@ -332,8 +334,9 @@ TrainSummary train_run(const TrainPlan& p) {
     if (world->size() > 1) world->all_reduce(stop, ReduceOp::kMax, "stop flag (step " + std::to_string(step) + ")");
     if (stop.item<int64_t>() != 0) {
       progress.finish();
-      const bool have_it = resumed && step == start_step;  // the checkpoint we started from
-      summary.checkpoint = have_it ? resumed->dir : save_checkpoint(step);
+      // The checkpoint of this step may exist already (resumed from, or just written):
+      // never rewrite a committed one.
+      summary.checkpoint = step == last_saved_step ? last_saved_dir : save_checkpoint(step);
       summary.steps = step;
       summary.stop_signal = static_cast<int>(stop.item<int64_t>());
       summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -483,7 +486,8 @@ TrainSummary train_run(const TrainPlan& p) {
       run_eval(step + 1);
     }
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
-      save_checkpoint(step + 1);
+      last_saved_dir = save_checkpoint(step + 1);
+      last_saved_step = step + 1;
     }
   }
   progress.finish();

@@ -394,6 +394,15 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
                   "train.steps differ(s) from the checkpoint's config; pass --override-schedules");
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=good --set model.d_model=64 --resume auto"), 2,
                   "model.d_model differ(s) from the checkpoint's config");
+  auto edited = damaged("edited", [](const fs::path& d) {  // the index's own content checksum
+    std::string bytes = localist::test::read_text(d / "index.h5");
+    const size_t at = bytes.find("steps: 20");
+    ASSERT_NE(at, std::string::npos);
+    bytes[at + 8] = '1';
+    localist::test::write_text(d / "index.h5", bytes);
+  });
+  expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x6 --resume " + edited), 1,
+                  "index.h5: fails its SHA-256 check");
   auto cut = damaged("cut", [](const fs::path& d) { fs::resize_file(d / "rank-00000.h5", 1000); });
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x2 --resume " + cut), 1, "(truncated or replaced)");
   auto gone = damaged("gone", [](const fs::path& d) { fs::remove(d / "rank-00001.h5"); });
@@ -413,7 +422,7 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
     expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x5 --resume " + future), 1,
                     "format version 2 is newer than this build reads");
   }
-  for (const char* d : {"x1", "x2", "x3", "x4", "x5"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
+  for (const char* d : {"x1", "x2", "x3", "x4", "x5", "x6"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
 }
 
 // kill -9 inside a checkpoint write, at each point of it: the previous checkpoint stays
@@ -447,7 +456,7 @@ TEST_F(Cli, AKillDuringACheckpointWriteLosesNothing) {
 // write a checkpoint of that step, exit with status 75, and --resume auto continues
 // with the uninterrupted run's losses bit for bit (same mesh).
 TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
-  prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n", "\n  dropout: 0.1");
+  prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n  checkpoint_every: 7\n", "\n  dropout: 0.1");
   const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full", mpi2).status, 0);
   const auto full = step_losses(dir_ / "full/metrics.jsonl");
@@ -457,6 +466,12 @@ TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
   EXPECT_NE(stopped.err.find("localist: got SIGUSR1"), std::string::npos) << stopped.err;
   EXPECT_NE(stopped.out.find("before step 7"), std::string::npos) << stopped.out;
   ASSERT_TRUE(fs::exists(dir_ / "pre/checkpoints/step-00000007/index.h5"));
+  // The periodic checkpoint of step 7 was just written: the stop reuses it, never rewrites it.
+  const std::string log0 = localist::test::read_text(dir_ / "pre/logs/rank-0.log");
+  const std::string written = "step-00000007 written";
+  const size_t first = log0.find(written);
+  EXPECT_NE(first, std::string::npos) << log0;
+  EXPECT_EQ(log0.find(written, first + 1), std::string::npos) << "step 7 written twice";
   CliRun resumed = run_cli(dir_, "train c.yaml --set run.dir=pre --resume auto", mpi2);
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   const auto got = step_losses(dir_ / "pre/metrics.jsonl");  // 7 steps, then 9 resumed
