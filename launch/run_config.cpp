@@ -187,6 +187,7 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.checkpoint_every = m.get_int("checkpoint_every", t.checkpoint_every, 0, kHuge);
   t.keep_checkpoints = m.get_int("keep_checkpoints", t.keep_checkpoints, 1, kHuge);
   t.keep_checkpoint_every = m.get_int("keep_checkpoint_every", t.keep_checkpoint_every, 0, kHuge);
+  t.async_checkpoint = m.get_bool("async_checkpoint", t.async_checkpoint);
   t.rules = m.get_string("rules", t.rules);
   t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
   t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
@@ -335,6 +336,7 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "checkpoint_every" << YAML::Value << t.checkpoint_every;
   e << YAML::Key << "keep_checkpoints" << YAML::Value << t.keep_checkpoints;
   e << YAML::Key << "keep_checkpoint_every" << YAML::Value << t.keep_checkpoint_every;
+  e << YAML::Key << "async_checkpoint" << YAML::Value << t.async_checkpoint;
   e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
   e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
   const DialSchedule& d = t.dial;

@@ -13,7 +13,7 @@ PACKAGES=(
   libhdf5-dev hdf5-tools
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
-  libsentencepiece-dev
+  libsentencepiece-dev libssl-dev
   gnuplot-nox
   python3-h5py
 )

@@ -1,11 +1,8 @@
-// checkpoint.h: HDF5 checkpoints (DESIGN.md §3), written collectively by all ranks:
-// <run>/checkpoints/step-<N>/ holds rank-<r>.h5 per writing rank (world rank 0: the
-// shared parameters; the owner of each block in the first replica: that block), each
-// with its optimizer moments beside, named by global identity independent of
-// placement; config.yaml and tokenizer.model copies; and index.h5, written last by
-// rank 0 with the step, config, state, block map and a SHA-256 of every other file.
-// The index's rename is the commit point; `latest` is updated after it.
-// Limits: one LLM ("main") until specialists land; readers load every file.
+// checkpoint.h: reading HDF5 checkpoints (DESIGN.md §3; written by checkpoint_writer.h):
+// finding the newest complete one, verifying every file's SHA-256 before anything is
+// used, and loading weights and Adam moments into a model on any mesh.
+// Limits: one LLM ("main") until specialists land; every rank reads and verifies every
+// file (block storage is replicated, so each rank needs every block anyway).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -26,8 +23,6 @@ class AdamW;
 
 namespace localist {
 
-constexpr int64_t kCheckpointFormatVersion = 1;
-
 struct CheckpointMeta {
   int64_t step = 0;
   int64_t tokens_seen = 0;
@@ -38,27 +33,6 @@ struct CheckpointMeta {
   std::string tokenizer_spec;
 };
 
-struct CheckpointWrite {
-  std::string run_dir;
-  std::shared_ptr<Communicator> world;  // every rank of it calls checkpoint_save
-  LocalistModel* model = nullptr;
-  torch::optim::AdamW* optimizer = nullptr;  // null: no optimizer state (e.g. tests)
-  BlockMap map;                              // owners within a replica (bp = map.bp)
-  int dp_rank = 0, bp_rank = 0;
-  CheckpointMeta meta;
-  std::string config_yaml;
-  std::string tokenizer_model_path;  // copied in when not empty (SentencePiece)
-  nlohmann::json state;              // schedules, data position, mesh: stored in the index
-  int64_t keep_last = 3;             // complete checkpoints kept (newest first)
-  int64_t keep_every = 0;            // and every checkpoint whose step is a multiple of this, forever
-  // Called at each point of the write (directory, rank-file, before-index, after-index);
-  // the fault tests kill the process there.
-  std::function<void(const std::string&)> on_point;
-};
-
-// Writes the checkpoint of w.meta.step; returns its directory (on every rank).
-std::string checkpoint_save(const CheckpointWrite& w);
-
 struct CheckpointContents {
   std::string dir;
   int64_t format_version = 0;
@@ -66,6 +40,7 @@ struct CheckpointContents {
   std::string config_yaml;
   nlohmann::json state;
   BlockMap map;
+  at::Tensor rng_cpu;  // every writing-time rank's CPU generator state (world, bytes); undefined if absent
   std::map<std::string, at::Tensor> tensors;  // every tensor of every rank file, by global name
   nlohmann::json files;                       // name -> {sha256, bytes}
 };

@@ -26,6 +26,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only the final checkpoint
   int64_t keep_checkpoints = 3;  // newest complete checkpoints kept
   int64_t keep_checkpoint_every = 0;  // also keep forever those whose step is a multiple (0: none)
+  bool async_checkpoint = true;  // periodic checkpoints: training waits only for the host copy
   std::string rules;          // rules file (M6), reloaded when it changes; "" for none
   std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
   std::string device = "auto";     // auto | cpu | cuda

@@ -2,6 +2,7 @@
 #include "trainer/trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +33,7 @@
 #include "trainer/evaluate.h"
 #include "trainer/grad_sync.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_writer.h"
 #include "trainer/torch_runtime.h"
 
 namespace localist {
@@ -192,6 +194,13 @@ TrainSummary train_run(const TrainPlan& p) {
       throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec + ")");
     }
     checkpoint_load_model(*resumed, *model);
+    // The generators continue where they were when the world size is the same (training
+    // itself draws only explicitly seeded numbers, so results never depend on this).
+    if (resumed->rng_cpu.defined() && resumed->rng_cpu.size(0) == world->size()) {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(resumed->rng_cpu[world->rank()].clone());
+    }
     if (lead) {
       spdlog::info("resuming from {} (step {}, {} tokens seen)", resumed->dir, resumed->meta.step,
                    resumed->meta.tokens_seen);
@@ -278,8 +287,15 @@ TrainSummary train_run(const TrainPlan& p) {
   const FaultInjection fault = fault_injection_from_env();
   int64_t last_saved_step = resumed ? start_step : -1;
   std::string last_saved_dir = resumed ? resumed->dir : "";
-  // Collective: every rank calls it at the same step.
-  auto save_checkpoint = [&](int64_t step) {
+  CheckpointWriter checkpoints(tc.async_checkpoint);
+  auto commit_pending = [&] {
+    if (!checkpoints.pending()) return;
+    last_saved_step = checkpoints.pending_step();
+    last_saved_dir = checkpoints.finish();
+  };
+  // Collective: every rank calls it at the same step. Periodic checkpoints may be
+  // asynchronous (committed at a later step boundary); the others are committed at once.
+  auto save_checkpoint = [&](int64_t step, bool periodic) {
     CheckpointWrite w;
     w.run_dir = p.run_dir;
     w.world = world;
@@ -305,7 +321,8 @@ TrainSummary train_run(const TrainPlan& p) {
     w.state = {{"data_position", {{"next_step", step}, {"global_batch", tc.global_batch}, {"seed", p.seed}}},
                {"schedules", {{"lr", tc.lr.at(step)}, {"dial", tc.dial.at(step, L, p.seed)}}},
                {"mesh", {{"world", world->size()}, {"block_parallel", bp}}}};
-    return checkpoint_save(w);
+    checkpoints.start(w);
+    if (!periodic || !tc.async_checkpoint) commit_pending();
   };
 
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
@@ -330,15 +347,21 @@ TrainSummary train_run(const TrainPlan& p) {
     fault_maybe_trigger(fault, world->rank(), step);
     // A stop signal on any rank (also one received during evaluation or start-up) is
     // agreed on by all at this step boundary: checkpoint the state before this step, exit.
-    auto stop = at::tensor(std::vector<int64_t>{stop_signal_pending()}, at::kLong);
-    if (world->size() > 1) world->all_reduce(stop, ReduceOp::kMax, "stop flag (step " + std::to_string(step) + ")");
-    if (stop.item<int64_t>() != 0) {
+    // The same 16-byte all-reduce tells whether every rank's background checkpoint write
+    // is done, so the commit happens at the same boundary everywhere.
+    auto flags = at::tensor(std::vector<int64_t>{stop_signal_pending(), checkpoints.local_done() ? 0 : 1}, at::kLong);
+    if (world->size() > 1) world->all_reduce(flags, ReduceOp::kMax, "stop flag (step " + std::to_string(step) + ")");
+    const int64_t stop_signal = flags[0].item<int64_t>();
+    if (flags[1].item<int64_t>() == 0) commit_pending();
+    if (stop_signal != 0) {
       progress.finish();
+      commit_pending();
       // The checkpoint of this step may exist already (resumed from, or just written):
       // never rewrite a committed one.
-      summary.checkpoint = step == last_saved_step ? last_saved_dir : save_checkpoint(step);
+      if (step != last_saved_step) save_checkpoint(step, false);
+      summary.checkpoint = last_saved_dir;
       summary.steps = step;
-      summary.stop_signal = static_cast<int>(stop.item<int64_t>());
+      summary.stop_signal = static_cast<int>(stop_signal);
       summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
       spdlog::warn("stopped by signal {} before step {}: checkpoint {}; continue with --resume auto",
                    summary.stop_signal, step, summary.checkpoint);
@@ -486,8 +509,7 @@ TrainSummary train_run(const TrainPlan& p) {
       run_eval(step + 1);
     }
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
-      last_saved_dir = save_checkpoint(step + 1);
-      last_saved_step = step + 1;
+      save_checkpoint(step + 1, true);
     }
   }
   progress.finish();
@@ -496,7 +518,8 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.final_eval = run_eval(tc.steps);
     summary.evaluated = true;
   }
-  summary.checkpoint = save_checkpoint(tc.steps);
+  save_checkpoint(tc.steps, false);
+  summary.checkpoint = last_saved_dir;
   world->barrier("end of training");
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);

@@ -1,7 +1,9 @@
 // test_trainer.cpp: LR schedules equal their closed forms; a short training run on the
 // bundled Shakespeare lowers held-out cross-entropy below the unigram baseline
-// (computed here independently from byte counts); checkpoints reload exactly.
+// (computed here independently from byte counts); checkpoints reload exactly; an
+// asynchronous checkpoint holds the state of the step it was started at.
 #include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +13,7 @@
 #include "tests/test_util.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_writer.h"
 #include "trainer/trainer.h"
 
 using namespace localist;
@@ -100,4 +103,56 @@ TEST(Trainer, ShortRunBeatsTheUnigramBaselineAndCheckpointsReload) {
   EXPECT_TRUE(at::equal(a->forward(x, o).logits, b->forward(x, o).logits));
   LocalistModel fresh(plan.model, 258, 3);
   EXPECT_FALSE(at::equal(fresh.forward(x, o).logits, a->forward(x, o).logits));
+}
+
+// The training step goes on while an asynchronous checkpoint is written: the files must
+// hold the state at start(), equal bit for bit to a synchronous checkpoint of that state,
+// however much the parameters and moments change before finish().
+TEST(Checkpoint, AsynchronousWriteHoldsTheStateAtItsStart) {
+  ModelConfig mc;
+  mc.d_model = 32;
+  mc.head_dim = 8;
+  mc.context = 16;
+  LocalistModel model(mc, 50, 3);
+  torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(1e-3));
+  ForwardOptions fo;
+  fo.dial = {0.5, 0.5};
+  auto x = at::randint(50, {2, 16}, at::kLong);
+  model.forward(x, fo).logits.pow(2).mean().backward();
+  opt.step();
+
+  test::TempDir root;
+  std::vector<uint8_t> active(mc.k_max, 0);
+  for (int64_t s : model.active_slots()) active[s] = 1;
+  CheckpointWrite w;
+  w.world = local_communicator();
+  w.model = &model;
+  w.optimizer = &opt;
+  w.map = block_map_initial(active, 1);
+  w.meta = CheckpointMeta{5, 100, 50, 3, "byte", "h", "byte"};
+  w.config_yaml = "model: {}\n";
+  w.run_dir = root / "sync";
+  const auto sync = checkpoint_read(checkpoint_save(w));
+
+  w.run_dir = root / "async";
+  CheckpointWriter writer(true);
+  writer.start(w);
+  EXPECT_TRUE(writer.pending());
+  {
+    at::NoGradGuard no_grad;
+    for (auto& p : model.parameters()) p.add_(1.0);  // the next training step, meanwhile
+  }
+  model.forward(x, fo).logits.pow(2).mean().backward();
+  opt.step();
+  const std::string dir = writer.finish();
+  EXPECT_FALSE(writer.pending());
+  const auto async = checkpoint_read(dir);
+  ASSERT_EQ(async.tensors.size(), sync.tensors.size());
+  for (const auto& [name, t] : sync.tensors) {
+    ASSERT_TRUE(async.tensors.count(name)) << name;
+    EXPECT_TRUE(at::equal(async.tensors.at(name), t)) << name;
+  }
+  ASSERT_TRUE(async.rng_cpu.defined());
+  EXPECT_EQ(async.rng_cpu.size(0), 1);
+  EXPECT_TRUE(at::equal(async.rng_cpu, sync.rng_cpu));
 }

@@ -1,0 +1,267 @@
+// checkpoint_writer.cpp: see checkpoint_writer.h. The background thread only writes and
+// hashes this rank's file; every collective (directory barrier, RNG gather, checksum
+// gather, commit barrier) runs on the calling thread, so MPI needs no thread support.
+#include "trainer/checkpoint_writer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/sha256.h"
+#include "trainer/checkpoint_schema.h"
+#include "trainer/tensor_file.h"
+
+namespace localist {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// This rank's share of the checkpoint: world rank 0 the shared tensors and buffers; in
+// the first replica, each block's owner that block (inactive slots: BP rank 0). With
+// `copy`, every tensor is a host copy that later training steps cannot change.
+std::vector<std::pair<std::string, at::Tensor>> owned_tensors(const CheckpointWrite& w, bool copy) {
+  at::NoGradGuard no_grad;
+  LocalistModel& model = *w.model;
+  const auto& cfg = model.config();
+  const char* llm = kCheckpointLlm;
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  // fresh: already a new tensor (a stack of slot views), so moving it to the host suffices.
+  auto own = [copy](const at::Tensor& t, bool fresh = false) {
+    if (!copy) return t;
+    return fresh ? t.to(at::kCPU) : t.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  };
+  auto add_optim = [&](const std::string& prefix, const at::Tensor& p) {
+    auto* st = w.optimizer ? checkpoint_adam_state(*w.optimizer, p) : nullptr;
+    if (!st) return;
+    out.emplace_back(prefix + "exp_avg", own(st->exp_avg()));
+    out.emplace_back(prefix + "exp_avg_sq", own(st->exp_avg_sq()));
+    out.emplace_back(prefix + "step", at::tensor(st->step(), at::kLong));
+  };
+  if (w.world->rank() == 0) {
+    for (const auto& kv : model.named_parameters()) {
+      if (checkpoint_is_block_name(kv.key())) continue;
+      out.emplace_back(fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), own(kv.value()));
+      add_optim(fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key())), kv.value());
+    }
+    for (const auto& kv : model.named_buffers()) {
+      out.emplace_back(fmt::format("model/{}/buffers/{}", llm, checkpoint_slash_path(kv.key())), own(kv.value()));
+    }
+  }
+  const auto& names = kCheckpointBlockParams;
+  for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
+    const int owner = w.map.active[slot] ? w.map.owner[slot] : 0;
+    if (owner != w.bp_rank) continue;
+    for (size_t l = 0; l < model.layers.size(); ++l) {
+      auto& L = *model.layers[l];
+      const auto parts = checkpoint_block_parts(L.qkv_w, L.qkv_b, L.out_w, cfg, slot);
+      for (size_t k = 0; k < 3; ++k) {
+        out.emplace_back(checkpoint_block_prefix("model", slot, l) + names[k], own(parts[k], k < 2));
+      }
+      if (!w.optimizer) continue;
+      auto *sw = checkpoint_adam_state(*w.optimizer, L.qkv_w), *sb = checkpoint_adam_state(*w.optimizer, L.qkv_b),
+           *so = checkpoint_adam_state(*w.optimizer, L.out_w);
+      if (!sw || !sb || !so) continue;
+      const auto m1 = checkpoint_block_parts(sw->exp_avg(), sb->exp_avg(), so->exp_avg(), cfg, slot);
+      const auto m2 = checkpoint_block_parts(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, slot);
+      const int64_t steps[3] = {sw->step(), sb->step(), so->step()};
+      for (size_t k = 0; k < 3; ++k) {
+        const std::string pre = checkpoint_block_prefix("optim", slot, l) + names[k] + "/";
+        out.emplace_back(pre + "exp_avg", own(m1[k], k < 2));
+        out.emplace_back(pre + "exp_avg_sq", own(m2[k], k < 2));
+        out.emplace_back(pre + "step", at::tensor(steps[k], at::kLong));
+      }
+    }
+  }
+  return out;
+}
+
+at::Tensor cpu_generator_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state().contiguous();
+}
+
+}  // namespace
+
+CheckpointWriter::~CheckpointWriter() {
+  if (thread_.joinable()) thread_.join();
+}
+
+bool CheckpointWriter::local_done() const { return !pending_ || done_.load(); }
+
+void CheckpointWriter::join() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) {
+    auto e = error_;
+    error_ = nullptr;
+    pending_ = false;
+    std::rethrow_exception(e);
+  }
+}
+
+void CheckpointWriter::start(const CheckpointWrite& w) {
+  if (pending_) finish();
+  const auto t0 = Clock::now();
+  Communicator& world = *w.world;
+  const fs::path root = fs::path(w.run_dir) / "checkpoints";
+  const fs::path dir = root / checkpoint_step_dir_name(w.meta.step);
+  if (world.rank() == 0) {
+    std::error_code ec;
+    if (fs::exists(dir / "index.h5")) fs::remove(dir / "index.h5", ec);  // un-commit before rewriting
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    if (ec) throw Error(dir.string() + ": cannot create checkpoint directory: " + ec.message());
+  }
+  w_ = w;
+  w_.model = nullptr;  // not touched after this call: the writer thread owns copies
+  w_.optimizer = nullptr;
+  dir_ = dir.string();
+  const std::string tag = "checkpoint step " + std::to_string(w.meta.step);
+  world.barrier(tag + " directory");
+  if (w.on_point) w.on_point("directory");
+  // Every rank's generator state, for the index (exact resume on the same world size).
+  const auto rng = world.all_gather(cpu_generator_state(), tag + " RNG states");
+  rng_states_ = world.rank() == 0 ? rng : at::Tensor();
+
+  // Writers: world rank 0 (shared tensors) and the first replica's BP ranks (blocks).
+  file_name_.clear();
+  out_.clear();
+  sha256_.clear();
+  bytes_ = 0;
+  pending_ = true;
+  done_ = true;
+  if (w.dp_rank != 0) {
+    start_ms_ = ms_since(t0);
+    return;
+  }
+  file_name_ = fmt::format("rank-{:05d}.h5", world.rank());
+  // The host copy is the only part an asynchronous checkpoint makes training wait for.
+  const auto tc = Clock::now();
+  out_ = owned_tensors(w, async_);
+  copy_ms_ = async_ ? ms_since(tc) : 0.0;
+  start_ms_ = ms_since(t0);
+  const TensorFileAttrs attrs{{"format", kCheckpointFormatName},
+                              {"written_by_world_rank", std::to_string(world.rank())},
+                              {"step", std::to_string(w.meta.step)}};
+  auto write = [this, attrs, t0] {
+    const std::string path = (fs::path(dir_) / file_name_).string();
+    tensor_file_write(path, out_, attrs);
+    sha256_ = sha256_file(path);
+    bytes_ = static_cast<int64_t>(fs::file_size(path));
+    out_.clear();  // release the host copies now
+    write_ms_ = ms_since(t0);
+  };
+  if (!async_) {
+    write();
+    start_ms_ = ms_since(t0);
+    return;
+  }
+  done_ = false;
+  thread_ = std::thread([this, write] {
+    try {
+      write();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    done_ = true;
+  });
+}
+
+std::string CheckpointWriter::finish() {
+  if (!pending_) throw Error("checkpoint writer: finish() without start() (a bug)");
+  join();
+  pending_ = false;
+  Communicator& world = *w_.world;
+  const CheckpointWrite& w = w_;
+  const fs::path dir(dir_), root = dir.parent_path();
+  const std::string tag = "checkpoint step " + std::to_string(w.meta.step);
+  auto point = [&](const char* name) {
+    if (w.on_point) w.on_point(name);
+  };
+  point("rank-file");
+  // Every rank's file digest to rank 0 (non-writers send zeros).
+  auto digest = at::zeros({72}, at::kByte);
+  if (!file_name_.empty()) {
+    std::memcpy(digest.data_ptr(), sha256_.data(), 64);
+    std::memcpy(static_cast<uint8_t*>(digest.data_ptr()) + 64, &bytes_, 8);
+  }
+  const auto all = world.all_gather(digest, tag + " checksums");
+  if (world.rank() == 0) {
+    nlohmann::json files = nlohmann::json::object();
+    for (int r = 0; r < world.size(); ++r) {
+      const auto row = all[r];
+      const auto* p = static_cast<const uint8_t*>(row.data_ptr());
+      if (p[0] == 0) continue;
+      int64_t bytes = 0;
+      std::memcpy(&bytes, p + 64, 8);
+      files[fmt::format("rank-{:05d}.h5", r)] = {{"sha256", std::string(reinterpret_cast<const char*>(p), 64)},
+                                                  {"bytes", bytes}};
+    }
+    write_file_atomic((dir / "config.yaml").string(), w.config_yaml);
+    files["config.yaml"] = {{"sha256", sha256_hex(w.config_yaml)}, {"bytes", w.config_yaml.size()}};
+    if (!w.tokenizer_model_path.empty()) {
+      write_file_atomic((dir / "tokenizer.model").string(), read_file(w.tokenizer_model_path));
+      files["tokenizer.model"] = {{"sha256", sha256_file((dir / "tokenizer.model").string())},
+                                  {"bytes", fs::file_size(dir / "tokenizer.model")}};
+    }
+    const std::string llm = kCheckpointLlm;
+    std::vector<std::pair<std::string, at::Tensor>> index;
+    index.emplace_back("block_map/" + llm + "/active",
+                       at::tensor(std::vector<int64_t>(w.map.active.begin(), w.map.active.end()), at::kLong).to(at::kByte));
+    index.emplace_back("block_map/" + llm + "/owner",
+                       at::tensor(std::vector<int64_t>(w.map.owner.begin(), w.map.owner.end()), at::kLong));
+    index.emplace_back("block_map/" + llm + "/epoch", at::tensor(w.map.epoch, at::kLong));
+    index.emplace_back("recruitment_log", at::empty({0}, at::kByte));  // JSON lines, one per decision (issue #6)
+    index.emplace_back("rng/cpu", rng_states_);                        // (world size, state bytes)
+    const nlohmann::json pool = nlohmann::json::array({{{"name", llm}, {"block_parallel", w.map.bp}}});
+    point("before-index");
+    TensorFileAttrs attrs{{"format", kCheckpointFormatName},
+                          {"format_version", std::to_string(kCheckpointFormatVersion)},
+                          {"step", std::to_string(w.meta.step)},
+                          {"tokens_seen", std::to_string(w.meta.tokens_seen)},
+                          {"vocab_size", std::to_string(w.meta.vocab_size)},
+                          {"seed", std::to_string(w.meta.seed)},
+                          {"tokenizer_kind", w.meta.tokenizer_kind},
+                          {"tokenizer_hash", w.meta.tokenizer_hash},
+                          {"tokenizer_spec", w.meta.tokenizer_spec},
+                          {"config_yaml", w.config_yaml},
+                          {"state_json", w.state.dump()},
+                          {"pool_json", pool.dump()},
+                          {"files_json", files.dump()}};
+    attrs["index_sha256"] = checkpoint_index_digest(attrs, index);
+    tensor_file_write((dir / "index.h5").string(), index, attrs);
+    point("after-index");
+    write_file_atomic((root / "latest").string(), dir.filename().string() + "\n");
+    spdlog::info("checkpoint {} written ({} files; training waited {:.1f} ms{})", dir.string(), files.size() + 1,
+                 start_ms_, async_ ? fmt::format(", rank files on disk after {:.1f} ms", write_ms_) : "");
+    // Keep the newest keep_last complete checkpoints, and every keep_every-th forever.
+    const auto done = checkpoint_committed(root);
+    std::error_code ec;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(w.keep_last, 1)); i < done.size(); ++i) {
+      if (w.keep_every > 0 && done[i].first % w.keep_every == 0) continue;
+      fs::remove(done[i].second / "index.h5", ec);  // un-commit first, then delete
+      fs::remove_all(done[i].second, ec);
+    }
+  }
+  world.barrier(tag + " committed");
+  rng_states_ = at::Tensor();
+  return dir_;
+}
+
+std::string checkpoint_save(const CheckpointWrite& w) {
+  CheckpointWriter writer(false);
+  writer.start(w);
+  return writer.finish();
+}
+
+}  // namespace localist
