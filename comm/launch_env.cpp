@@ -43,6 +43,8 @@ LaunchEnv launch_env_detect(const EnvLookup& lookup) {
     const char* per_node = env("SLURM_STEP_TASKS_PER_NODE");
     e.local_size = per_node ? std::atoi(per_node) : 1;  // "2(x3)" reads as 2
     if (e.local_size < 1) e.local_size = 1;
+    const char* plugin = env("SLURM_MPI_TYPE");
+    e.slurm_mpi = plugin && *plugin ? plugin : "none";
   } else if (read_int(env, "PMIX_RANK", 0, &found), found) {
     e.launcher = "pmix";
     e.rank = read_int(env, "PMIX_RANK", 0);
@@ -54,6 +56,14 @@ LaunchEnv launch_env_detect(const EnvLookup& lookup) {
                 " of " + std::to_string(e.local_size) + "; check how the job was started");
   }
   return e;
+}
+
+void launch_env_require_mpi(const LaunchEnv& env) {
+  if (env.launcher == "slurm" && env.world_size > 1 && env.slurm_mpi == "none") {
+    throw Error("srun started " + std::to_string(env.world_size) + " tasks without an MPI plugin (--mpi=none), so "
+                "MPI cannot join them into one world; use `srun --mpi=pmix` (the only plugin Debian's OpenMPI "
+                "accepts), set MpiDefault=pmix in slurm.conf, or run mpirun inside the allocation");
+  }
 }
 
 }  // namespace localist

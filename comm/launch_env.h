@@ -14,11 +14,17 @@ struct LaunchEnv {
   int world_size = 1;
   int local_rank = 0;
   int local_size = 1;
+  std::string slurm_mpi;  // srun only: its --mpi plugin (SLURM_MPI_TYPE), "none" when it set none
 };
 
 using EnvLookup = std::function<const char*(const char*)>;
 
 // Throws localist::Error if a variable is present but malformed or inconsistent.
 LaunchEnv launch_env_detect(const EnvLookup& lookup = nullptr);
+
+// Throws localist::Error, before MPI starts, when the launch cannot give MPI a world:
+// several srun tasks without an MPI plugin would each become a world of one (or abort
+// inside MPI_Init with an OpenMPI message that does not say why).
+void launch_env_require_mpi(const LaunchEnv& env);
 
 }  // namespace localist

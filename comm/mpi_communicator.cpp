@@ -301,6 +301,7 @@ void MpiWork::complete() {
 }  // namespace
 
 MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
+  launch_env_require_mpi(env);
   int initialised = 0;
   MPI_Initialized(&initialised);
   if (!initialised) {

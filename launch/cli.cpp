@@ -76,6 +76,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   const LaunchEnv env = launch_env_detect();
   const int world = world_override > 0 ? world_override : env.world_size;
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
+  if (world_override == 0) launch_env_require_mpi(env);  // also in a dry run: it checks the launch line
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
   // Check the data and the rules file before anything is written, so a bad run leaves
   // no run directory.
@@ -369,7 +370,7 @@ int cli_main(int argc, char** argv) {
   prepare->add_flag("--force", force, "Rebuild shards even when they are up to date");
   prepare->add_option("--set", g_overrides, "Override a config key: --set data.shard_dir=/scratch/shards");
 
-  auto* train = app.add_subcommand("train", "Train a localist model from a config (one process until issue #4)");
+  auto* train = app.add_subcommand("train", "Train a localist model from a config, on every rank of an mpirun or srun launch");
   train->add_option("config", config, "Run config (YAML)")->required();
   train->add_flag("--dry-run", dry_run, "Check config and data, write the effective config, do not train");
   train->add_option("--world-size", world_size, "With --dry-run: check the config for this many ranks")

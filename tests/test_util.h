@@ -10,8 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace localist::test {
 
@@ -66,6 +68,19 @@ inline CommandResult run_command(const std::string& cmd) {
   const int st = ::pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// The training losses of a run's metrics.jsonl, in the order they were logged.
+inline std::vector<double> step_losses(const std::string& metrics_path) {
+  std::vector<double> out;
+  std::istringstream in(read_text(metrics_path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"event\":\"step\"") == std::string::npos) continue;
+    const size_t p = line.find("\"loss\":");
+    out.push_back(std::stod(line.substr(p + 7)));
+  }
+  return out;
 }
 
 }  // namespace localist::test

@@ -16,6 +16,7 @@ PACKAGES=(
   libsentencepiece-dev libssl-dev
   gnuplot-nox
   python3-h5py
+  slurm-wlm
 )
 
 log() { printf 'setup: %s\n' "$*"; }

@@ -215,18 +215,6 @@ TEST_F(Cli, DryRunOnTwoRanksUnderMpirun) {
 
 namespace {
 
-std::vector<double> step_losses(const std::string& metrics_path) {
-  std::vector<double> out;
-  std::istringstream in(localist::test::read_text(metrics_path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find("\"event\":\"step\"") == std::string::npos) continue;
-    const size_t p = line.find("\"loss\":");
-    out.push_back(std::stod(line.substr(p + 7)));
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
@@ -238,7 +226,7 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   CliRun one = run_cli(dir_, "train c.yaml --set run.dir=r1");
   ASSERT_EQ(one.status, 0) << one.err;
-  const auto base = step_losses(dir_ / "r1/metrics.jsonl");
+  const auto base = localist::test::step_losses(dir_ / "r1/metrics.jsonl");
   ASSERT_EQ(base.size(), 20u);
   // (ranks, block_parallel): data parallel on 2 and 4 ranks, block parallel 2 on 2 and 4.
   for (auto [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {2, 2}, {4, 2}}) {
@@ -247,7 +235,7 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
                                  std::to_string(bp),
                        "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ");
     ASSERT_EQ(r.status, 0) << r.err;
-    const auto got = step_losses(dir_ / (name + "/metrics.jsonl"));
+    const auto got = localist::test::step_losses(dir_ / (name + "/metrics.jsonl"));
     ASSERT_EQ(got.size(), base.size()) << name;
     for (size_t i = 0; i < base.size(); ++i) {
       EXPECT_NEAR(got[i], base[i], 1e-5 * std::fabs(base[i])) << n << " ranks, bp " << bp << ", step " << i;
@@ -263,7 +251,7 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   ASSERT_EQ(moved.status, 0) << moved.err;
   EXPECT_NE(localist::test::read_text(dir_ / "moved/logs/rank-0.log").find("block map epoch 1, bp 2: slot 0 -> 1"),
             std::string::npos);
-  const auto got = step_losses(dir_ / "moved/metrics.jsonl");
+  const auto got = localist::test::step_losses(dir_ / "moved/metrics.jsonl");
   ASSERT_EQ(got.size(), base.size());
   for (size_t i = 0; i < base.size(); ++i) EXPECT_NEAR(got[i], base[i], 1e-5 * std::fabs(base[i])) << "step " << i;
 }
@@ -314,7 +302,7 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   localist::test::write_text(dir_ / "c.yaml", cfg);
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full").status, 0);
-  const auto full = step_losses(dir_ / "full/metrics.jsonl");
+  const auto full = localist::test::step_losses(dir_ / "full/metrics.jsonl");
   ASSERT_EQ(full.size(), 20u);
 
   CliRun killed = run_cli(dir_, "train c.yaml --set run.dir=cut", "LOCALIST_TEST_FAULT=kill:rank=0:step=13 ");
@@ -322,7 +310,7 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   ASSERT_TRUE(fs::exists(dir_ / "cut/checkpoints/step-00000010/index.h5"));
   CliRun resumed = run_cli(dir_, "train c.yaml --set run.dir=cut --resume auto");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
-  auto got = step_losses(dir_ / "cut/metrics.jsonl");  // 13 steps before the kill, then 10 resumed
+  auto got = localist::test::step_losses(dir_ / "cut/metrics.jsonl");  // 13 steps before the kill, then 10 resumed
   ASSERT_EQ(got.size(), 23u);
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(got[13 + i], full[10 + i]) << "step " << 10 + i << " after resume";
 
@@ -330,7 +318,7 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   CliRun four = run_cli(dir_, "train c.yaml --set run.dir=four --set distributed.block_parallel=2",
                         "OMP_NUM_THREADS=1 timeout 120 mpirun -np 4 --oversubscribe ");
   ASSERT_EQ(four.status, 0) << four.err;
-  const auto four_losses = step_losses(dir_ / "four/metrics.jsonl");
+  const auto four_losses = localist::test::step_losses(dir_ / "four/metrics.jsonl");
   for (int n : {1, 3}) {
     const std::string name = "from4to" + std::to_string(n);
     fs::create_directories(dir_ / (name + "/checkpoints"));
@@ -339,7 +327,7 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
     const std::string prefix = n == 1 ? "" : "OMP_NUM_THREADS=1 timeout 120 mpirun -np 3 --oversubscribe ";
     CliRun r = run_cli(dir_, "train c.yaml --set run.dir=" + name + " --resume auto", prefix);
     ASSERT_EQ(r.status, 0) << r.err;
-    const auto l = step_losses(dir_ / (name + "/metrics.jsonl"));
+    const auto l = localist::test::step_losses(dir_ / (name + "/metrics.jsonl"));
     ASSERT_EQ(l.size(), 10u) << name;
     for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i])) << name;
   }
@@ -456,7 +444,7 @@ TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
   prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n  checkpoint_every: 7\n", "\n  dropout: 0.1");
   const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full", mpi2).status, 0);
-  const auto full = step_losses(dir_ / "full/metrics.jsonl");
+  const auto full = localist::test::step_losses(dir_ / "full/metrics.jsonl");
   ASSERT_EQ(full.size(), 16u);
   CliRun stopped = run_cli(dir_, "train c.yaml --set run.dir=pre", "LOCALIST_TEST_FAULT=signal:rank=1:step=7 " + mpi2);
   EXPECT_EQ(stopped.status, 75) << stopped.err;
@@ -471,7 +459,7 @@ TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
   EXPECT_EQ(log0.find(written, first + 1), std::string::npos) << "step 7 written twice";
   CliRun resumed = run_cli(dir_, "train c.yaml --set run.dir=pre --resume auto", mpi2);
   ASSERT_EQ(resumed.status, 0) << resumed.err;
-  const auto got = step_losses(dir_ / "pre/metrics.jsonl");  // 7 steps, then 9 resumed
+  const auto got = localist::test::step_losses(dir_ / "pre/metrics.jsonl");  // 7 steps, then 9 resumed
   ASSERT_EQ(got.size(), 16u);
   for (size_t i = 0; i < 16; ++i) EXPECT_EQ(got[i], full[i]) << "step " << i;
 }

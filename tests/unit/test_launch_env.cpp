@@ -51,3 +51,26 @@ TEST(LaunchEnv, MalformedOrInconsistentIsAnError) {
   EXPECT_THROW(launch_env_detect(env_of({{"OMPI_COMM_WORLD_SIZE", "two"}})), Error);
   EXPECT_THROW(launch_env_detect(env_of({{"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_RANK", "2"}})), Error);
 }
+
+// srun --mpi=none would make each task a world of one (or abort inside MPI_Init):
+// refused before MPI starts, naming the fix; a single task or a PMIx step is fine.
+TEST(LaunchEnv, SrunWithoutAnMpiPluginIsRefused) {
+  const std::map<std::string, std::string> step{{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"},
+                                                {"SLURM_STEP_NUM_TASKS", "2"}};
+  const LaunchEnv none = launch_env_detect(env_of(step));
+  EXPECT_EQ(none.slurm_mpi, "none");
+  try {
+    launch_env_require_mpi(none);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("srun --mpi=pmix"), std::string::npos) << e.what();
+  }
+  auto with_pmix = step;
+  with_pmix["SLURM_MPI_TYPE"] = "pmix";
+  const LaunchEnv pmix = launch_env_detect(env_of(with_pmix));
+  EXPECT_EQ(pmix.slurm_mpi, "pmix");
+  EXPECT_NO_THROW(launch_env_require_mpi(pmix));
+  const LaunchEnv one = launch_env_detect(env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}}));
+  EXPECT_NO_THROW(launch_env_require_mpi(one));
+  EXPECT_NO_THROW(launch_env_require_mpi(launch_env_detect(env_of({}))));
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# mpirun.sh: runs `localist train CONFIG` on N local ranks, or on the hosts of an
+# OpenMPI hostfile, with what a user otherwise sets by hand: BLAS/OpenMP threads per
+# rank so ranks do not oversubscribe cores, the root flags only when run as root, and
+# --oversubscribe only when there are more local ranks than cores. Prints the exact
+# command, then runs it; its exit status is localist's (75: stopped by a signal after a
+# checkpoint; continue with --resume auto).
+# Usage: launch/mpirun.sh [-n RANKS] [--hostfile FILE] [--dry-print] CONFIG [localist train options]
+set -euo pipefail
+
+usage() { echo "usage: $0 [-n RANKS] [--hostfile FILE] [--dry-print] CONFIG [localist train options]" >&2; exit 2; }
+ranks=2
+hostfile=""
+dry=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n|-np) [ $# -ge 2 ] || usage; ranks=$2; shift 2 ;;
+    --hostfile) [ $# -ge 2 ] || usage; hostfile=$2; shift 2 ;;
+    --dry-print) dry=1; shift ;;
+    -h|--help) usage ;;
+    *) break ;;
+  esac
+done
+[ $# -ge 1 ] || usage
+case "$ranks" in ''|*[!0-9]*|0) echo "mpirun.sh: -n $ranks: the number of ranks must be a positive integer" >&2; exit 2 ;; esac
+config=$1
+shift
+[ -f "$config" ] || { echo "mpirun.sh: $config: no such config file" >&2; exit 2; }
+command -v mpirun >/dev/null || { echo "mpirun.sh: mpirun not found; install OpenMPI (tools/setup.sh)" >&2; exit 2; }
+
+if [ -n "${LOCALIST:-}" ]; then bin=$LOCALIST
+elif [ -x "$(dirname "$0")/../build/localist" ]; then bin=$(cd "$(dirname "$0")/../build" && pwd)/localist
+else bin=$(command -v localist || true); fi
+[ -n "$bin" ] && [ -x "$bin" ] || { echo "mpirun.sh: no localist binary (build it with make, or set LOCALIST=/path/to/localist)" >&2; exit 2; }
+
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc alone obeys OMP_NUM_THREADS
+args=(mpirun -np "$ranks")
+if [ -n "$hostfile" ]; then
+  [ -f "$hostfile" ] || { echo "mpirun.sh: $hostfile: no such hostfile" >&2; exit 2; }
+  slots=$(awk '!/^[[:space:]]*(#|$)/ { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } s += n } END { print s + 0 }' "$hostfile")
+  hosts=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  if [ "$ranks" -gt "$slots" ]; then
+    echo "mpirun.sh: -n $ranks but $hostfile offers $slots slot(s) on $hosts host(s); lower -n or add slots" >&2
+    exit 2
+  fi
+  args+=(--hostfile "$hostfile")
+  # Threads per rank from this host's cores and the hostfile's ranks per host (assumes alike hosts).
+  per_host=$(( (ranks + hosts - 1) / hosts ))
+else
+  per_host=$ranks
+  if [ "$ranks" -gt "$cores" ]; then args+=(--oversubscribe); fi
+fi
+threads=${LOCALIST_THREADS:-$(( cores / per_host > 0 ? cores / per_host : 1 ))}
+envs=(OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads")
+if [ "$(id -u)" -eq 0 ]; then envs+=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1); fi
+export "${envs[@]}"
+args+=(-x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS "$bin" train "$config" "$@")
+echo "${envs[*]} ${args[*]}"
+[ "$dry" -eq 1 ] && exit 0
+exec "${args[@]}"
