@@ -78,6 +78,10 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   if (world_override == 0) launch_env_require_mpi(env);  // also in a dry run: it checks the launch line
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
+  if (!dry_run && cfg.recruitment.enabled) {
+    throw Error(cfg.file + ": recruitment.enabled: recruitment rounds are not run by this build yet (issue #6; the "
+                "criterion and candidate formation exist); set it to false", kExitNotAvailable);
+  }
   // Check the data and the rules file before anything is written, so a bad run leaves
   // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);

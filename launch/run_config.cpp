@@ -207,6 +207,30 @@ void check_dial_layers(StrictMap& train, const DialSchedule& d, int64_t n_layers
   for (const auto& s : d.stages) check(s.value);
 }
 
+void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model) {
+  constexpr int64_t kHuge = int64_t(1) << 40;
+  r.enabled = m.get_bool("enabled", r.enabled);
+  r.interval = m.get_int("interval", r.interval, 1, kHuge);
+  r.probe_windows = m.get_int("probe_windows", r.probe_windows, 1, 1 << 20);
+  r.phi = m.get_double("phi", r.phi, 0.0, 1.0);
+  r.kappa = m.get_double("kappa", r.kappa, 0.0, 64.0);
+  r.median_rounds = m.get_int("median_rounds", r.median_rounds, 1, 1000);
+  r.n_min = m.get_int("n_min", r.n_min, 1, kHuge);
+  r.kmeans_k = m.get_int("kmeans_k", r.kmeans_k, 1, 1024);
+  r.kmeans_iters = m.get_int("kmeans_iters", r.kmeans_iters, 1, 10000);
+  r.n_try = m.get_int("n_try", r.n_try, 1, 1000000);
+  r.heldout_fraction = m.get_double("heldout_fraction", r.heldout_fraction, 0.01, 0.99);
+  r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kHuge);
+  r.delta = m.get_double("delta", r.delta, 0.0, 1e15);
+  r.anchor = m.get_string("anchor", r.anchor, {"next", "centroid"});
+  r.prune = m.get_bool("prune", r.prune);
+  if (r.enabled && model.k_initial >= model.k_max) {
+    m.fail("enabled", "recruitment needs free block slots, but model.k_initial (" + std::to_string(model.k_initial) +
+                          ") equals model.k_max; raise k_max");
+  }
+  m.finish();
+}
+
 }  // namespace
 
 RunConfig run_config_parse(const std::string& yaml_text, const std::string& file, int world_size,
@@ -233,6 +257,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
       dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   dist.finish();
+  parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
 
   // Divisibility: the mesh must tile the world; the batch must tile the DP ranks.
   int64_t dp = 1;
@@ -371,6 +396,17 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
   e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
   e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb << YAML::EndMap;
+  const RecruitmentConfig& r = c.recruitment;
+  e << YAML::Key << "recruitment" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "enabled" << YAML::Value << r.enabled << YAML::Key << "interval" << YAML::Value << r.interval;
+  e << YAML::Key << "probe_windows" << YAML::Value << r.probe_windows << YAML::Key << "phi" << YAML::Value << r.phi;
+  e << YAML::Key << "kappa" << YAML::Value << r.kappa << YAML::Key << "median_rounds" << YAML::Value << r.median_rounds;
+  e << YAML::Key << "n_min" << YAML::Value << r.n_min << YAML::Key << "kmeans_k" << YAML::Value << r.kmeans_k;
+  e << YAML::Key << "kmeans_iters" << YAML::Value << r.kmeans_iters << YAML::Key << "n_try" << YAML::Value << r.n_try;
+  e << YAML::Key << "heldout_fraction" << YAML::Value << r.heldout_fraction;
+  e << YAML::Key << "horizon_steps" << YAML::Value << r.horizon_steps << YAML::Key << "delta" << YAML::Value << r.delta;
+  e << YAML::Key << "anchor" << YAML::Value << r.anchor << YAML::Key << "prune" << YAML::Value << r.prune;
+  e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -11,6 +11,7 @@
 #include "comm/distributed_config.h"
 #include "data/data_config.h"
 #include "model/model_config.h"
+#include "recruitment/recruitment_config.h"
 #include "trainer/train_config.h"
 
 namespace localist {
@@ -28,6 +29,7 @@ struct RunConfig {
   ModelConfig model;
   TrainConfig train;
   DistributedConfig distributed;
+  RecruitmentConfig recruitment;
   std::string file;  // where it was read from
 };
 

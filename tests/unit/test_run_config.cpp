@@ -141,3 +141,21 @@ TEST(RunConfig, CommandLineOverridesAreCheckedLikeTheFile) {
   EXPECT_NE(error_of_overrides({"train.dial="}).find("no value"), std::string::npos);
   EXPECT_NE(error_of_overrides({"run.dir.x=1"}).find("'dir' is not a mapping"), std::string::npos);
 }
+
+TEST(RunConfig, RecruitmentSectionIsCheckedAndRoundTrips) {
+  const RunConfig c = run_config_parse(kBase, "t.yaml", 0,
+                                       {"recruitment.interval=50", "recruitment.phi=0.3", "recruitment.anchor=centroid",
+                                        "recruitment.delta=128"});
+  EXPECT_FALSE(c.recruitment.enabled);
+  EXPECT_EQ(c.recruitment.interval, 50);
+  EXPECT_DOUBLE_EQ(c.recruitment.phi, 0.3);
+  EXPECT_EQ(c.recruitment.anchor, "centroid");
+  const std::string yaml = run_config_to_yaml(c);
+  EXPECT_EQ(run_config_to_yaml(run_config_parse(yaml, "effective.yaml", 0)), yaml);
+  EXPECT_NE(error_of_overrides({"recruitment.phi=1.5"}).find("recruitment.phi"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"recruitment.anchor=random"}).find("is not one of"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"recruitment.n_tri=3"}).find("did you mean 'n_try'"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"recruitment.enabled=true", "model.k_initial=8", "model.k_max=8"})
+                .find("recruitment needs free block slots"),
+            std::string::npos);
+}
