@@ -42,7 +42,10 @@ BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed,
 }
 
 TokenBatch BatchReader::read(int64_t step, int dp_rank, int dp_size) const {
-  const std::vector<SampleRef> refs = sampler_->rank_samples(step, dp_rank, dp_size);
+  return read_refs(sampler_->rank_samples(step, dp_rank, dp_size));
+}
+
+TokenBatch BatchReader::read_refs(const std::vector<SampleRef>& refs) const {
   TokenBatch b;
   b.rows = static_cast<int64_t>(refs.size());
   b.cols = sampler_->seq_len() + 1;

@@ -27,6 +27,8 @@ class BatchReader {
               uint64_t cache_bytes = kDefaultCacheBytes);
   // This data-parallel rank's rows of the global batch of `step`.
   TokenBatch read(int64_t step, int dp_rank, int dp_size) const;
+  // The windows `refs` (e.g. a recruitment probe's), in that order.
+  TokenBatch read_refs(const std::vector<SampleRef>& refs) const;
   const GlobalSampler& sampler() const { return *sampler_; }
   const std::vector<std::unique_ptr<ShardReader>>& shards() const { return shards_; }
   uint32_t vocab_size() const { return vocab_size_; }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
@@ -78,10 +79,6 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
   if (world_override == 0) launch_env_require_mpi(env);  // also in a dry run: it checks the launch line
   const RunConfig cfg = run_config_load(config_path, world, g_overrides);
-  if (!dry_run && cfg.recruitment.enabled) {
-    throw Error(cfg.file + ": recruitment.enabled: recruitment rounds are not run by this build yet (issue #6; the "
-                "criterion and candidate formation exist); set it to false", kExitNotAvailable);
-  }
   // Check the data and the rules file before anything is written, so a bad run leaves
   // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
@@ -105,6 +102,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
                    cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
                    cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb,
                    resume};
+    plan.recruitment = cfg.recruitment;
     plan.check_resume = [effective](const std::string& checkpoint_yaml) {
       const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);
       auto list = [](const std::vector<std::string>& v) {
@@ -286,9 +284,13 @@ int run_inspect(const std::string& path) {
     const CheckpointMeta& m = c.meta;
     std::cout << fmt::format("checkpoint {} (format version {})\n  step            {}\n  tokens seen     {}\n"
                              "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
-                             "  state           {}\n  block map       {}\n  recruitment log empty\n  files\n",
+                             "  state           {}\n  block map       {}\n",
                              dir, c.format_version, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
                              m.tokenizer_spec, dir, c.state.dump(), c.map.describe());
+    std::cout << "  recruitment log" << (c.recruitment_log.empty() ? " empty\n" : "\n");
+    std::istringstream log(c.recruitment_log);
+    for (std::string line; std::getline(log, line);) std::cout << "    " << line << "\n";
+    std::cout << "  files\n";
     for (const auto& [name, info] : c.files.items()) {
       std::cout << fmt::format("    {:<16} {:>12} bytes  sha256 {}  ok\n", name, info.at("bytes").get<int64_t>(),
                                info.at("sha256").get<std::string>().substr(0, 16));

@@ -141,9 +141,10 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau. At dial 0 with no
   // penalties, rules or trace nothing reads it, so it is not computed.
   const bool routing = dial != 0.0 || penalties || trace || rules;
-  at::Tensor pi;
+  at::Tensor pi, router;
   if (routing) {
     const auto r = at::linear(xn, L.router_w);
+    router = r;
     const auto a = anchors.index_select(0, active_blocks);
     pi = at::softmax(at::matmul(r, a.t()) / c.tau, -1);
   }
@@ -217,6 +218,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     t.scores = scores;
     t.logits = z;
     t.pi = pi;
+    t.router = router.defined() ? router.detach() : router;
     t.gate = gate;
     t.hard = hard;
     t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, xn.options().dtype(at::kBool));

@@ -51,6 +51,7 @@ struct LayerTrace {
   at::Tensor scores;        // (B,H,T,T) q.k / sqrt(d_h) before any bias
   at::Tensor logits;        // (B,H,T,T) post-bias z (-inf above the diagonal)
   at::Tensor pi;            // (B,T,K) routing over active blocks
+  at::Tensor router;        // (B,T,d_a) router vectors r_i
   at::Tensor gate;          // (B,T,K) g_ik
   at::Tensor hard;          // (B,T) int64 argmax block, index into the active blocks
   at::Tensor rule_fired;    // (B,T) bool: a point rule fired for the query

@@ -93,6 +93,8 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors) {
     c.map.active.assign(active.data_ptr<uint8_t>(), active.data_ptr<uint8_t>() + active.numel());
     for (int64_t i = 0; i < owner.numel(); ++i) c.map.owner.push_back(static_cast<int32_t>(owner[i].item<int64_t>()));
     if (index.tensors.count("rng/cpu")) c.rng_cpu = index.tensors.at("rng/cpu");
+    const auto log = dataset("recruitment_log").to(at::kByte).contiguous();
+    c.recruitment_log.assign(reinterpret_cast<const char*>(log.data_ptr<uint8_t>()), log.numel());
     c.map.bp = nlohmann::json::parse(attr("pool_json")).at(0).at("block_parallel").get<int32_t>();
     c.map.validate();
     for (const auto& [name, info] : c.files.items()) {

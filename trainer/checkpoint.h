@@ -40,6 +40,7 @@ struct CheckpointContents {
   std::string config_yaml;
   nlohmann::json state;
   BlockMap map;
+  std::string recruitment_log;  // JSON lines, one per recruitment decision
   at::Tensor rng_cpu;  // every writing-time rank's CPU generator state (world, bytes); undefined if absent
   std::map<std::string, at::Tensor> tensors;  // every tensor of every rank file, by global name
   nlohmann::json files;                       // name -> {sha256, bytes}

@@ -221,7 +221,9 @@ std::string CheckpointWriter::finish() {
     index.emplace_back("block_map/" + llm + "/owner",
                        at::tensor(std::vector<int64_t>(w.map.owner.begin(), w.map.owner.end()), at::kLong));
     index.emplace_back("block_map/" + llm + "/epoch", at::tensor(w.map.epoch, at::kLong));
-    index.emplace_back("recruitment_log", at::empty({0}, at::kByte));  // JSON lines, one per decision (issue #6)
+    // JSON lines, one per recruitment decision (accepted, rejected, pruned).
+    index.emplace_back("recruitment_log", at::tensor(std::vector<uint8_t>(w.recruitment_log.begin(), w.recruitment_log.end()),
+                                                     at::kByte));
     index.emplace_back("rng/cpu", rng_states_);                        // (world size, state bytes)
     const nlohmann::json pool = nlohmann::json::array({{{"name", llm}, {"block_parallel", w.map.bp}}});
     point("before-index");

@@ -41,6 +41,7 @@ struct CheckpointWrite {
   std::string config_yaml;
   std::string tokenizer_model_path;  // copied in when not empty (SentencePiece)
   nlohmann::json state;              // schedules, data position, mesh: stored in the index
+  std::string recruitment_log;       // JSON lines, one per recruitment decision
   int64_t keep_last = 3;             // complete checkpoints kept (newest first)
   int64_t keep_every = 0;            // and every checkpoint whose step is a multiple of this, forever
   // Called at each point of the write (directory, rank-file, before-index, after-index);

@@ -34,6 +34,7 @@
 #include "trainer/grad_sync.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_writer.h"
+#include "trainer/recruiter.h"
 #include "trainer/torch_runtime.h"
 
 namespace localist {
@@ -240,7 +241,16 @@ TrainSummary train_run(const TrainPlan& p) {
   std::vector<at::Tensor> all_params = decay;
   all_params.insert(all_params.end(), no_decay.begin(), no_decay.end());
   const MomentsOf adam_moments = adamw_moments(optimizer);
-  auto current_map = [&] { return blocks ? blocks->map() : block_map_initial(active, 1); };
+  std::unique_ptr<Recruiter> recruiter;  // created below, once the data reader exists
+  const int64_t resumed_epoch = resumed ? resumed->map.epoch : 0;
+  auto current_map = [&] {
+    if (blocks) return blocks->map();
+    std::vector<uint8_t> now(p.model.k_max, 0);
+    for (int64_t slot : model->active_slots()) now[slot] = 1;
+    BlockMap m = block_map_initial(now, 1);
+    m.epoch = recruiter ? recruiter->map_epoch() : resumed_epoch;
+    return m;
+  };
   if (resumed) checkpoint_load_optimizer(*resumed, *model, optimizer, current_map(), bp_rank);
 
   RuleSet rules;
@@ -257,6 +267,31 @@ TrainSummary train_run(const TrainPlan& p) {
   std::vector<std::string> source_domain;
   for (const auto& s : p.data.sources) {
     if (s.train) source_domain.push_back(s.domain);
+  }
+  if (p.recruitment.enabled) {
+    if (bp > 1) {
+      throw Error("recruitment.enabled with distributed.block_parallel " + std::to_string(bp) +
+                      ": recruitment runs with block_parallel 1 only in this build (issue #6); use data parallelism",
+                  kExitNotAvailable);
+    }
+    RecruiterSetup rs;
+    rs.config = p.recruitment;
+    rs.model = model.get();
+    rs.optimizer = &optimizer;
+    rs.reader = &reader;
+    rs.world = world;
+    rs.dp_rank = dp_rank, rs.dp_size = dp_size;
+    rs.source_domains = source_domain;
+    rs.pad_id = tok->pad_id();
+    rs.seed = p.seed;
+    rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
+    rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
+    rs.device = device;
+    recruiter = std::make_unique<Recruiter>(rs);
+    if (resumed) {
+      recruiter->restore(resumed->state.value("recruitment", nlohmann::json()), resumed->recruitment_log);
+      recruiter->restore_epoch(resumed_epoch);
+    }
   }
   std::unique_ptr<MetricsWriter> metrics;
   if (lead) metrics = std::make_unique<MetricsWriter>((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
@@ -308,6 +343,7 @@ TrainSummary train_run(const TrainPlan& p) {
                             tok->kind(), tok->hash(), tok->spec()};
     w.config_yaml = p.config_yaml;
     w.tokenizer_model_path = tokenizer_file;
+    if (recruiter) w.recruitment_log = recruiter->log();
     w.keep_last = tc.keep_checkpoints;
     w.keep_every = tc.keep_checkpoint_every;
     if (fault.kind == "ckptkill" && fault.rank == world->rank() && fault.step == step) {
@@ -321,6 +357,7 @@ TrainSummary train_run(const TrainPlan& p) {
     w.state = {{"data_position", {{"next_step", step}, {"global_batch", tc.global_batch}, {"seed", p.seed}}},
                {"schedules", {{"lr", tc.lr.at(step)}, {"dial", tc.dial.at(step, L, p.seed)}}},
                {"mesh", {{"world", world->size()}, {"block_parallel", bp}}}};
+    if (recruiter) w.state["recruitment"] = recruiter->state();
     checkpoints.start(w);
     if (!periodic || !tc.async_checkpoint) commit_pending();
   };
@@ -377,6 +414,10 @@ TrainSummary train_run(const TrainPlan& p) {
     }
     reload_rules();
     const double lr = tc.lr.at(step);
+    if (recruiter && recruiter->due(step)) {
+      const nlohmann::json rec = recruiter->round(step, tc.dial.at(step, L, p.seed), lr);
+      if (metrics) metrics->write(rec);
+    }
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     const std::vector<double> dial = tc.dial.at(step, L, p.seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;

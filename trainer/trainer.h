@@ -16,6 +16,7 @@
 #include "data/data_config.h"
 #include "model/metrics.h"
 #include "model/model_config.h"
+#include "recruitment/recruitment_config.h"
 #include "trainer/train_config.h"
 
 namespace localist {
@@ -37,6 +38,7 @@ struct TrainPlan {
   // Called with the resumed checkpoint's effective config; throws when the run's config
   // may not continue it (launch/ decides which differences are allowed).
   std::function<void(const std::string& checkpoint_config_yaml)> check_resume;
+  RecruitmentConfig recruitment;        // block recruitment rounds (block_parallel 1)
 };
 
 struct TrainSummary {

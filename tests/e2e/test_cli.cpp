@@ -117,8 +117,8 @@ TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  rules: bad-rules.yaml\n"));
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   expect_one_line(run_cli(dir_, "train c.yaml"), 2, "bad-rules.yaml:2:5: rules[0]: a route rule needs `block`");
-  expect_one_line(run_cli(dir_, "train c.yaml --set recruitment.enabled=true"), 3, "recruitment.enabled: recruitment "
-                  "rounds are not run by this build yet (issue #6");
+  expect_one_line(run_cli(dir_, "train c.yaml --set recruitment.enabled=true --set distributed.block_parallel=2"), 2,
+                  "recruitment.enabled: recruitment runs with distributed.block_parallel 1 only");
   fs::remove_all(dir_ / "shards");  // written by the prepare above; the failed trains wrote nothing
   localist::test::write_text(dir_ / "c.yaml", "run: [unclosed\n");
   expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "YAML syntax error");

@@ -1,7 +1,9 @@
 // test_trainer.cpp: LR schedules equal their closed forms; a short training run on the
 // bundled Shakespeare lowers held-out cross-entropy below the unigram baseline
 // (computed here independently from byte counts); checkpoints reload exactly; an
-// asynchronous checkpoint holds the state of the step it was started at.
+// asynchronous checkpoint holds the state of the step it was started at; a rejected
+// recruitment trial leaves every parameter, buffer and optimizer moment bit-identical,
+// an accepted one changes only the new block and the router.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
 #include <gtest/gtest.h>
@@ -14,6 +16,10 @@
 #include "trainer/lr_schedule.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_writer.h"
+#include "trainer/block_parallel.h"
+#include "trainer/checkpoint_schema.h"
+#include "trainer/recruiter.h"
+#include "data/batch_reader.h"
 #include "trainer/trainer.h"
 
 using namespace localist;
@@ -155,4 +161,112 @@ TEST(Checkpoint, AsynchronousWriteHoldsTheStateAtItsStart) {
   ASSERT_TRUE(async.rng_cpu.defined());
   EXPECT_EQ(async.rng_cpu.size(0), 1);
   EXPECT_TRUE(at::equal(async.rng_cpu, sync.rng_cpu));
+}
+
+namespace {
+
+struct Snapshot {
+  std::vector<at::Tensor> params, buffers, moments;
+};
+
+Snapshot snapshot(LocalistModel& m, torch::optim::AdamW& opt) {
+  Snapshot s;
+  for (const auto& t : m.parameters()) {
+    s.params.push_back(t.detach().clone());
+    auto* st = checkpoint_adam_state(opt, t);
+    s.moments.push_back(st ? st->exp_avg().clone() : at::Tensor());
+    s.moments.push_back(st ? st->exp_avg_sq().clone() : at::Tensor());
+  }
+  for (const auto& t : m.buffers()) s.buffers.push_back(t.detach().clone());
+  return s;
+}
+
+}  // namespace
+
+// A trial on real text (every token counts as unexplained, so there is a candidate):
+// rejected (δ huge), the model, its buffers and the main optimizer's moments equal the
+// state before the round bit for bit; accepted (δ 0, a long horizon), the new slot is
+// on, its output columns trained from zero, and everything but that block and the
+// router is unchanged.
+TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRouter) {
+  test::TempDir dir;
+  const std::string text = test::read_text(test::corpus("tinyshakespeare.txt"));
+  test::write_text(dir / "drama.txt", text.substr(0, 200000));
+  DataConfig data;
+  data.shard_dir = dir / "shards";
+  data.sources.push_back({"drama", dir / "drama.txt", "drama", "blank_line", 1.0, 0, true});
+  prepare_shards(data, false, nullptr);
+  ModelConfig mc;
+  mc.d_model = 32, mc.head_dim = 8, mc.context = 32, mc.k_initial = 2, mc.k_max = 4, mc.anchor_dim = 4;
+  const BatchReader reader(data, mc.context, 5, 8);
+  LocalistModel model(mc, 258, 3);
+  torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(1e-3));
+  const auto x = at::randint(256, {2, 32}, at::kLong);
+  ForwardOptions fo;
+  fo.dial = {0.5, 0.5};
+  model.forward(x, fo).logits.pow(2).mean().backward();
+  opt.step();
+  model.zero_grad();
+
+  RecruiterSetup rs;
+  rs.config.enabled = true;
+  rs.config.interval = 10;
+  rs.config.probe_windows = 8;
+  rs.config.phi = 1.01;  // every token unexplained
+  rs.config.n_min = 16;
+  rs.config.n_try = 3;
+  rs.config.delta = 1e15;
+  rs.model = &model;
+  rs.optimizer = &opt;
+  rs.reader = &reader;
+  rs.world = local_communicator();
+  rs.source_domains = {"drama"};
+  rs.seed = 5;
+  rs.global_batch = 8, rs.micro_batch = 4, rs.total_steps = 100;
+  Recruiter rejecting(rs);
+  const Snapshot before = snapshot(model, opt);
+  const auto rec = rejecting.round(10, {0.5, 0.5}, 1e-3);
+  ASSERT_EQ(rec.at("decision"), "rejected") << rec.dump();
+  EXPECT_EQ(rec.at("candidate"), "domain drama");
+  const Snapshot after = snapshot(model, opt);
+  for (size_t i = 0; i < before.params.size(); ++i) EXPECT_TRUE(at::equal(before.params[i], after.params[i])) << i;
+  for (size_t i = 0; i < before.buffers.size(); ++i) EXPECT_TRUE(at::equal(before.buffers[i], after.buffers[i])) << i;
+  for (size_t i = 0; i < before.moments.size(); ++i) {
+    if (before.moments[i].defined()) {
+      EXPECT_TRUE(at::equal(before.moments[i], after.moments[i])) << i;
+    }
+  }
+  EXPECT_NE(rejecting.log().find("\"decision\":\"rejected\""), std::string::npos);
+
+  rs.config.delta = 0;
+  rs.config.horizon_steps = int64_t(1) << 40;  // so long that any saving pays
+  Recruiter accepting(rs);
+  const auto yes = accepting.round(10, {0.5, 0.5}, 1e-3);
+  ASSERT_EQ(yes.at("decision"), "accepted") << yes.dump();
+  const int64_t slot = yes.at("slot");
+  EXPECT_EQ(slot, 2);  // the lowest free slot
+  EXPECT_EQ(model.active_slots(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(accepting.map_epoch(), 1);
+  const auto named = model.named_parameters();
+  size_t i = 0;
+  for (const auto& kv : named) {
+    const auto& now = kv.value();
+    const auto& was = before.params[i++];
+    if (kv.key().find("router_weight") != std::string::npos) continue;  // trained with the block
+    if (!checkpoint_is_block_name(kv.key())) {
+      EXPECT_TRUE(at::equal(now, was)) << kv.key() << " changed in the trial";
+      continue;
+    }
+    // The other slots' parts are untouched; the new one's output columns left zero.
+    for (int64_t s = 0; s < mc.k_max; ++s) {
+      if (s == slot) continue;
+      const auto& key = kv.key();
+      const bool is_out = key.find("out_weight") != std::string::npos;
+      const auto part = is_out ? now.narrow(1, s * 8, 8) : now.view({3, mc.k_max * 8, -1}).narrow(1, s * 8, 8);
+      const auto part_was = is_out ? was.narrow(1, s * 8, 8) : was.view({3, mc.k_max * 8, -1}).narrow(1, s * 8, 8);
+      EXPECT_TRUE(at::equal(part, part_was)) << key << " slot " << s;
+    }
+  }
+  auto& L0 = *model.layers[0];
+  EXPECT_GT(block_slot_views(L0.qkv_w, L0.qkv_b, L0.out_w, mc, slot)[6].abs().max().item<double>(), 0.0);
 }

@@ -1,0 +1,344 @@
+// recruiter.cpp: see recruiter.h.
+#include "trainer/recruiter.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/optim/adamw.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/mix64.h"
+#include "recruitment/mdl.h"
+#include "trainer/block_parallel.h"
+#include "trainer/checkpoint_schema.h"
+
+namespace localist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// [begin, end) of n items that data-parallel rank r of d handles.
+std::pair<int64_t, int64_t> slice(int64_t n, int r, int d) { return {n * r / d, n * (r + 1) / d}; }
+
+at::Tensor tokens_of(const TokenBatch& b) {
+  return at::tensor(std::vector<int64_t>(b.tokens.begin(), b.tokens.end()), at::kLong).view({b.rows, b.cols});
+}
+
+}  // namespace
+
+struct Recruiter::Probe {
+  std::vector<SampleRef> refs;
+  std::vector<int32_t> window_domain;
+  std::vector<ProbeToken> tokens;  // window-major, T per window
+  std::vector<float> router;       // tokens x d_a
+  std::vector<float> bits;
+};
+
+Recruiter::Recruiter(RecruiterSetup setup) : s_(std::move(setup)), median_(s_.config.median_rounds) {
+  for (const auto& d : s_.source_domains) {
+    if (d.empty()) {
+      source_domain_.push_back(-1);
+      continue;
+    }
+    auto it = std::find(domain_names_.begin(), domain_names_.end(), d);
+    if (it == domain_names_.end()) it = domain_names_.insert(domain_names_.end(), d);
+    source_domain_.push_back(static_cast<int32_t>(it - domain_names_.begin()));
+  }
+}
+
+bool Recruiter::due(int64_t step) const {
+  return s_.config.enabled && step > 0 && step % s_.config.interval == 0;
+}
+
+void Recruiter::score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
+                      const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) {
+  LocalistModel& model = *s_.model;
+  const int64_t T = s_.reader->sampler().seq_len();
+  const auto [begin, end] = slice(static_cast<int64_t>(refs.size()), s_.dp_rank, s_.dp_size);
+  if (end <= begin) return;
+  const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
+  at::NoGradGuard no_grad;
+  model.eval();
+  for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
+    const auto rows = all.narrow(0, off, std::min(s_.micro_batch, end - begin - off));
+    ForwardOptions fo;
+    fo.dial = dial;
+    fo.trace = trace;
+    const auto r = model.forward(rows.narrow(1, 0, T).to(s_.device), fo);
+    const auto logits = r.logits.to(at::kFloat);
+    const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                           rows.narrow(1, 1, T).reshape({-1}).to(s_.device), {}, at::Reduction::None,
+                                           s_.pad_id);
+    visit(begin + off, (ce / std::log(2.0)).view({rows.size(0), T}).cpu(), r);
+  }
+  model.train();
+}
+
+Recruiter::Probe Recruiter::probe(int64_t step, const std::vector<double>& dial) {
+  LocalistModel& model = *s_.model;
+  const auto& sampler = s_.reader->sampler();
+  const int64_t P = s_.config.probe_windows, T = sampler.seq_len(), da = model.config().anchor_dim;
+  Probe p;
+  // Windows beyond this step's training batch: scored, never trained on at this step.
+  for (int64_t i = 0; i < P; ++i) p.refs.push_back(sampler.sample(step, s_.global_batch + i));
+  auto bits = at::zeros({P, T}, at::kFloat), max_pi = at::zeros({P, T}, at::kFloat);
+  auto router = at::zeros({P, T, da}, at::kFloat);
+  score(p.refs, dial, true, [&](int64_t first, const at::Tensor& token_bits, const ForwardResult& r) {
+    const int64_t b = token_bits.size(0);
+    bits.narrow(0, first, b).copy_(token_bits);
+    const auto& last = r.traces.back();  // routing and router vectors of the last layer
+    max_pi.narrow(0, first, b).copy_(std::get<0>(last.pi.max(-1)).to(at::kFloat).cpu());
+    router.narrow(0, first, b).copy_(last.router.to(at::kFloat).cpu());
+  });
+  if (s_.world->size() > 1) {  // each window was scored by exactly one rank: the sums are the values
+    s_.world->all_reduce(bits, ReduceOp::kSum, "recruitment probe bits (step " + std::to_string(step) + ")");
+    s_.world->all_reduce(max_pi, ReduceOp::kSum, "recruitment probe routing");
+    s_.world->all_reduce(router, ReduceOp::kSum, "recruitment probe router vectors");
+  }
+  const float* b = bits.data_ptr<float>();
+  const float* m = max_pi.data_ptr<float>();
+  p.bits.assign(b, b + P * T);
+  p.router.assign(router.data_ptr<float>(), router.data_ptr<float>() + P * T * da);
+  for (int64_t w = 0; w < P; ++w) {
+    p.window_domain.push_back(source_domain_[p.refs[w].source]);
+    for (int64_t t = 0; t < T; ++t) p.tokens.push_back({b[w * T + t], m[w * T + t], p.window_domain[w], w});
+  }
+  return p;
+}
+
+// Mean bits per token over `refs` (eval mode, every rank its share, summed); *count = tokens.
+double Recruiter::heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, double* count) {
+  auto sums = at::zeros({2}, at::kDouble);
+  score(refs, dial, false, [&](int64_t, const at::Tensor& token_bits, const ForwardResult&) {
+    sums[0] += token_bits.to(at::kDouble).sum().item<double>();
+    sums[1] += static_cast<double>(token_bits.numel());
+  });
+  if (s_.world->size() > 1) s_.world->all_reduce(sums, ReduceOp::kSum, "recruitment held-out bits");
+  *count = sums[1].item<double>();
+  return sums[0].item<double>() / std::max(1.0, *count);
+}
+
+void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool,
+                            const std::vector<double>& dial, double lr) {
+  LocalistModel& model = *s_.model;
+  const auto& cfg = model.config();
+  const int64_t T = s_.reader->sampler().seq_len(), G = s_.global_batch;
+  // Router weights, and (a real trial, slot >= 0) each layer's block-partitioned tensors.
+  std::vector<at::Tensor> params, blocks;
+  for (auto& l : model.layers) {
+    params.push_back(l->router_w);
+    if (slot < 0) continue;
+    for (auto* t : {&l->qkv_w, &l->qkv_b, &l->out_w}) params.push_back(*t), blocks.push_back(*t);
+  }
+  torch::optim::AdamW trial(params, torch::optim::AdamWOptions(lr).betas({s_.beta1, s_.beta2}).weight_decay(0.0));
+  std::vector<at::Tensor> frozen;  // the other blocks' values, put back after every update
+  for (const auto& t : blocks) frozen.push_back(t.detach().clone());
+  model.train();
+  for (int64_t t = 0; t < s_.config.n_try; ++t) {
+    std::vector<SampleRef> refs;
+    for (int64_t i = 0; i < G; ++i) refs.push_back(pool[(t * G + i) % pool.size()]);
+    const auto [begin, end] = slice(G, s_.dp_rank, s_.dp_size);
+    trial.zero_grad();
+    if (end > begin) {
+      const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
+      for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
+        const auto rows = all.narrow(0, off, std::min(s_.micro_batch, end - begin - off));
+        at::manual_seed(mix64(s_.seed ^ mix64(static_cast<uint64_t>(step) * 7919u + t * 131u + begin + off)));
+        ForwardOptions fo;
+        fo.dial = dial;
+        const auto logits = model.forward(rows.narrow(1, 0, T).to(s_.device), fo).logits.to(at::kFloat);
+        const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                               rows.narrow(1, 1, T).reshape({-1}).to(s_.device), {},
+                                               at::Reduction::Mean, s_.pad_id);
+        (ce * static_cast<double>(rows.size(0)) / static_cast<double>(G)).backward();
+      }
+    }
+    if (s_.world->size() > 1) {
+      std::vector<at::Tensor> grads;
+      for (auto& p : params) {
+        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+        grads.push_back(p.grad().reshape({-1}));
+      }
+      auto flat = at::cat(grads);
+      s_.world->all_reduce(flat, ReduceOp::kSum, "recruitment trial gradients (step " + std::to_string(step) + ")");
+      int64_t o = 0;
+      for (auto& p : params) {
+        p.grad().copy_(flat.narrow(0, o, p.numel()).view_as(p));
+        o += p.numel();
+      }
+    }
+    trial.step();
+    at::NoGradGuard no_grad;
+    for (size_t l = 0; slot >= 0 && l < model.layers.size(); ++l) {
+      auto& L = *model.layers[l];
+      const auto now = block_slot_views(L.qkv_w, L.qkv_b, L.out_w, cfg, slot);
+      std::vector<at::Tensor> keep;
+      for (const auto& v : now) keep.push_back(v.clone());
+      for (size_t k = 0; k < 3; ++k) blocks[3 * l + k].copy_(frozen[3 * l + k]);
+      for (size_t j = 0; j < now.size(); ++j) now[j].copy_(keep[j]);
+    }
+  }
+  model.zero_grad();
+}
+
+nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, double lr) {
+  LocalistModel& model = *s_.model;
+  const auto& cfg = model.config();
+  const auto& sampler = s_.reader->sampler();
+  const int64_t T = sampler.seq_len(), P = s_.config.probe_windows;
+  nlohmann::json rec = {{"event", "recruitment"}, {"step", step}};
+  auto t0 = Clock::now();
+  const Probe p = probe(step, dial);
+  const double median = median_.add_round(p.bits);
+  CandidateOptions o;
+  o.phi = s_.config.phi, o.kappa = s_.config.kappa, o.n_min = s_.config.n_min;
+  o.kmeans_k = s_.config.kmeans_k, o.kmeans_iters = s_.config.kmeans_iters;
+  o.seed = mix64(s_.seed ^ static_cast<uint64_t>(step));
+  const auto cands = candidates_find(p.tokens, p.router, cfg.anchor_dim, median, domain_names_, o);
+  int64_t unexplained = 0;
+  for (const auto& c : cands) unexplained += static_cast<int64_t>(c.tokens.size());
+  rec["median_bits"] = median;
+  rec["candidates"] = cands.size();
+  times_.statistics += seconds_since(t0);
+  const auto active = model.active_slots();
+  int64_t slot = -1;
+  for (int64_t k = 0; k < cfg.k_max && slot < 0; ++k) {
+    if (std::find(active.begin(), active.end(), k) == active.end()) slot = k;
+  }
+  if (cands.empty() || slot < 0) {
+    rec["decision"] = cands.empty() ? "no candidate" : "no free slot";
+    return rec;
+  }
+  t0 = Clock::now();
+  const Candidate& c = cands.front();
+  // The candidate's windows: of its domain, or where its cluster's tokens make up a quarter.
+  std::vector<int64_t> wins;
+  std::vector<int64_t> per_window(P, 0);
+  for (int64_t i : c.tokens) ++per_window[p.tokens[i].window];
+  for (int64_t w = 0; w < P; ++w) {
+    if (c.domain >= 0 ? p.window_domain[w] == c.domain : per_window[w] * 4 >= T) wins.push_back(w);
+  }
+  rec["candidate"] = c.label;
+  rec["candidate_tokens"] = c.tokens.size();
+  rec["candidate_windows"] = wins.size();
+  if (wins.size() < 2) {
+    rec["decision"] = "too few candidate windows";
+    return rec;
+  }
+  const size_t n_held = std::clamp<size_t>(static_cast<size_t>(std::lround(s_.config.heldout_fraction * wins.size())),
+                                           1, wins.size() - 1);
+  std::vector<SampleRef> held, pool;
+  for (size_t j = 0; j < wins.size(); ++j) (j + n_held >= wins.size() ? held : pool).push_back(p.refs[wins[j]]);
+  if (c.domain >= 0) {
+    // Fresh windows of the domain's sources (active at this step) for the trial.
+    std::vector<int32_t> srcs;
+    for (size_t i = 0; i < sampler.sources().size(); ++i) {
+      if (source_domain_[i] == c.domain && sampler.sources()[i].start_step <= step) srcs.push_back(static_cast<int32_t>(i));
+    }
+    pool.clear();
+    for (int64_t i = 0; i < s_.config.n_try * s_.global_batch; ++i) {
+      const uint64_t key = mix64(mix64(s_.seed ^ 0x7E37A11ull) ^ static_cast<uint64_t>(step) * 1000003u ^ i);
+      const int32_t src = srcs[key % srcs.size()];
+      const uint64_t positions = sampler.sources()[src].token_count - static_cast<uint64_t>(T);
+      pool.push_back({src, static_cast<uint64_t>((static_cast<unsigned __int128>(mix64(key)) * positions) >> 64)});
+    }
+  }
+  const int64_t horizon = s_.config.horizon_steps > 0 ? s_.config.horizon_steps
+                                                      : std::max(s_.total_steps - step, s_.config.interval);
+  const double n_eff = mdl_effective_tokens(static_cast<double>(wins.size()) / P, horizon, s_.global_batch * T);
+  double held_tokens = 0;
+  const double before = heldout_bits(held, dial, &held_tokens);
+  times_.decision += seconds_since(t0);
+
+  t0 = Clock::now();
+  std::vector<at::Tensor> saved;
+  for (const auto& t : model.parameters()) saved.push_back(t.detach().clone());
+  for (const auto& t : model.buffers()) saved.push_back(t.detach().clone());
+  auto restore_saved = [&] {
+    at::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& t : model.parameters()) t.copy_(saved[i++]);
+    for (auto& t : model.buffers()) t.copy_(saved[i++]);
+  };
+  // NOTE(control trial): the same steps on the same batches with the router alone and no
+  // new block; what the model learns that way is not the block's doing, so the gain is
+  // measured against it, not against the state before the trial.
+  train_trial(step, -1, pool, dial, lr);
+  double control_tokens = 0;
+  const double control = heldout_bits(held, dial, &control_tokens);
+  restore_saved();
+
+  // The trial: a free slot on, its output columns zero, only it and the router train.
+  {
+    at::NoGradGuard no_grad;
+    model.set_block_active(slot, true);
+    if (s_.config.anchor == "centroid") {
+      // The candidate's mean router vector, projected off the other active anchors.
+      auto v = at::tensor(std::vector<double>(c.centroid.begin(), c.centroid.end()), at::kDouble);
+      for (int64_t k : active) {
+        const auto a = model.anchors[k].to(at::kDouble).cpu();
+        v = v - (v * a).sum() * a;
+      }
+      const double norm = v.norm().item<double>();
+      if (norm > 1e-6) model.anchors[slot].copy_((v / norm).to(model.anchors.dtype()));
+    }
+    for (auto& l : model.layers) block_slot_views(l->qkv_w, l->qkv_b, l->out_w, cfg, slot)[6].zero_();
+  }
+  train_trial(step, slot, pool, dial, lr);
+  double after_tokens = 0;
+  const double after = heldout_bits(held, dial, &after_tokens);
+  times_.trial += seconds_since(t0);
+
+  t0 = Clock::now();
+  const MdlDecision d = mdl_decide_recruit(control, after, n_eff, mdl_block_parameters(cfg), cfg.k_max,
+                                           s_.config.delta, costs_bits_);
+  rec.update({{"decision", d.accepted ? "accepted" : "rejected"}, {"slot", slot}, {"owner_rank", 0},
+              {"heldout_tokens", held_tokens}, {"n_eff", d.n_eff}, {"bits_start", before}, {"bits_before", d.bits_before},
+              {"bits_after", d.bits_after}, {"gain_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
+              {"delta_bits", d.delta_bits}, {"j_before", d.j_before}, {"j_after", d.j_after}, {"accepted", d.accepted},
+              {"anchor", s_.config.anchor}});
+  if (d.accepted) {
+    costs_bits_ += d.cost_bits;
+    ++map_epoch_;
+    // Fresh Adam moments for the new block (a slot used before may have old ones).
+    at::NoGradGuard no_grad;
+    for (auto& l : model.layers) {
+      auto *sw = checkpoint_adam_state(*s_.optimizer, l->qkv_w), *sb = checkpoint_adam_state(*s_.optimizer, l->qkv_b),
+           *so = checkpoint_adam_state(*s_.optimizer, l->out_w);
+      if (!sw || !sb || !so) continue;
+      for (const auto& v : block_slot_views(sw->exp_avg(), sb->exp_avg(), so->exp_avg(), cfg, slot)) v.zero_();
+      for (const auto& v : block_slot_views(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, slot)) v.zero_();
+    }
+  } else {
+    restore_saved();
+  }
+  log_ += rec.dump() + "\n";
+  times_.restore += seconds_since(t0);
+  rec["map_epoch"] = map_epoch_;
+  spdlog::info("recruitment at step {}: {} ({} tokens, {} windows): held-out bits/token {:.4f} at the start, {:.4f} "
+               "after the router-only control; {}{}", step, c.label, c.tokens.size(), wins.size(), before, control,
+               d.to_string(), d.accepted ? fmt::format("; block slot {} switched on", slot) : "");
+  return rec;
+}
+
+nlohmann::json Recruiter::state() const {
+  return {{"median_history", std::vector<double>(median_.history().begin(), median_.history().end())},
+          {"costs_bits", costs_bits_}, {"map_epoch", map_epoch_}};
+}
+
+void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
+  if (state.is_object()) {
+    const auto h = state.value("median_history", std::vector<double>{});
+    median_.restore(std::deque<double>(h.begin(), h.end()));
+    costs_bits_ = state.value("costs_bits", 0.0);
+    map_epoch_ = state.value("map_epoch", int64_t(0));
+  }
+  log_ = log;
+}
+
+}  // namespace localist

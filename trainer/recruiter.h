@@ -1,0 +1,89 @@
+// recruiter.h: block recruitment rounds during training (DESIGN.md §1 M10), run by every
+// rank at the same step: probe windows are scored and the statistics summed over the
+// ranks (so all hold the same numbers); candidates and the MDL decision are computed
+// identically everywhere (recruitment/); the best candidate gets a trial — a free slot
+// switched on, its output columns zeroed, only it and the router trained for n_try steps
+// on candidate data by a separate optimizer — and is kept iff it pays in bits, else every
+// parameter and buffer is restored bit for bit (the main optimizer is never touched).
+// Limits: block_parallel 1 (any number of data-parallel ranks); gains are measured on all
+// tokens of held-out candidate windows (see docs/recruitment.md).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "data/batch_reader.h"
+#include "model/localist_model.h"
+#include "recruitment/candidates.h"
+#include "recruitment/recruitment_config.h"
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace localist {
+
+struct RecruiterSetup {
+  RecruitmentConfig config;
+  LocalistModel* model = nullptr;
+  torch::optim::AdamW* optimizer = nullptr;  // the main optimizer: only the new slot's moments are reset
+  const BatchReader* reader = nullptr;
+  std::shared_ptr<Communicator> world;  // the data-parallel ranks (block_parallel 1)
+  int dp_rank = 0, dp_size = 1;
+  std::vector<std::string> source_domains;  // per training source, "" when untagged
+  int64_t pad_id = -100;
+  uint64_t seed = 0;
+  int64_t global_batch = 16, micro_batch = 8, total_steps = 0;
+  double beta1 = 0.9, beta2 = 0.95;
+  at::Device device = at::kCPU;
+};
+
+// Where a round's time went (seconds, this rank).
+struct RecruiterTimes {
+  double statistics = 0, decision = 0, trial = 0, restore = 0;
+};
+
+class Recruiter {
+ public:
+  explicit Recruiter(RecruiterSetup setup);
+  bool due(int64_t step) const;
+  // Collective over the world. Returns the round's record (event "recruitment"): the
+  // decision with its numbers, or why there was none. Leaves the model in train mode.
+  nlohmann::json round(int64_t step, const std::vector<double>& dial, double lr);
+
+  // What a checkpoint must hold to make the same later decisions.
+  nlohmann::json state() const;
+  void restore(const nlohmann::json& state, const std::string& log);
+  // Decisions so far (accepted, rejected, pruned), one JSON object per line.
+  const std::string& log() const { return log_; }
+  int64_t map_epoch() const { return map_epoch_; }
+  void restore_epoch(int64_t epoch) { map_epoch_ = std::max(map_epoch_, epoch); }
+  const RecruiterTimes& times() const { return times_; }
+
+ private:
+  struct Probe;
+  Probe probe(int64_t step, const std::vector<double>& dial);
+  // Scores this rank's share of `refs` in eval mode, micro-batch by micro-batch: calls
+  // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
+  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
+             const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit);
+  double heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, double* count);
+  void train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const std::vector<double>& dial,
+                   double lr);
+
+  RecruiterSetup s_;
+  RunningMedian median_;
+  double costs_bits_ = 0;  // Σ c_blk of the blocks recruited so far (J's model part)
+  int64_t map_epoch_ = 0;
+  std::string log_;
+  std::vector<std::string> domain_names_;
+  std::vector<int32_t> source_domain_;  // per training source: index into domain_names_, -1 untagged
+  RecruiterTimes times_;
+};
+
+}  // namespace localist
