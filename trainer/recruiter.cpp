@@ -200,11 +200,10 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   o.kmeans_k = s_.config.kmeans_k, o.kmeans_iters = s_.config.kmeans_iters;
   o.seed = mix64(s_.seed ^ static_cast<uint64_t>(step));
   const auto cands = candidates_find(p.tokens, p.router, cfg.anchor_dim, median, domain_names_, o);
-  int64_t unexplained = 0;
-  for (const auto& c : cands) unexplained += static_cast<int64_t>(c.tokens.size());
   rec["median_bits"] = median;
   rec["candidates"] = cands.size();
   times_.statistics += seconds_since(t0);
+  if (s_.config.prune) rec["prune"] = prune(step, p, dial);
   const auto active = model.active_slots();
   int64_t slot = -1;
   for (int64_t k = 0; k < cfg.k_max && slot < 0; ++k) {
@@ -304,6 +303,7 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
               {"anchor", s_.config.anchor}});
   if (d.accepted) {
     costs_bits_ += d.cost_bits;
+    recruited_.push_back(slot);
     ++map_epoch_;
     // Fresh Adam moments for the new block (a slot used before may have old ones).
     at::NoGradGuard no_grad;
@@ -326,9 +326,56 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   return rec;
 }
 
+// NOTE(pruning): the symmetric rule, without retraining, for recruited blocks (the initial
+// ones carry no cost in J, so the rule has nothing to weigh): a block is switched off on
+// all probe windows (its heads serve every token, as a recruited block's gain is measured
+// on all tokens of its candidate's windows); if the bits it saves, over all tokens of the
+// horizon, are fewer than its cost minus δ, it stays off. At most one block goes per
+// round (the one that saves least).
+nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<double>& dial) {
+  LocalistModel& model = *s_.model;
+  const auto& cfg = model.config();
+  const int64_t T = s_.reader->sampler().seq_len();
+  const auto t0 = Clock::now();
+  nlohmann::json out = nlohmann::json::array();
+  const int64_t horizon = s_.config.horizon_steps > 0 ? s_.config.horizon_steps
+                                                      : std::max(s_.total_steps - step, s_.config.interval);
+  MdlDecision best;
+  int64_t best_slot = -1;
+  const double n_eff = mdl_effective_tokens(1.0, horizon, s_.global_batch * T);
+  double n = 0;
+  const double with = recruited_.empty() ? 0.0 : heldout_bits(p.refs, dial, &n);
+  for (int64_t slot : recruited_) {
+    model.set_block_active(slot, false);
+    const double without = heldout_bits(p.refs, dial, &n);
+    model.set_block_active(slot, true);
+    const MdlDecision d = mdl_decide_prune(with, without, n_eff, mdl_block_parameters(cfg), cfg.k_max,
+                                           s_.config.delta, costs_bits_);
+    out.push_back({{"slot", slot}, {"n_eff", n_eff}, {"bits_with", with},
+                   {"bits_without", without}, {"saves_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
+                   {"prune", d.accepted}});
+    if (d.accepted && (best_slot < 0 || d.gain_bits < best.gain_bits)) best = d, best_slot = slot;
+  }
+  if (best_slot >= 0) {
+    model.set_block_active(best_slot, false);
+    recruited_.erase(std::find(recruited_.begin(), recruited_.end(), best_slot));
+    costs_bits_ = std::max(0.0, costs_bits_ - best.cost_bits);
+    ++map_epoch_;
+    const nlohmann::json rec = {{"event", "recruitment"}, {"step", step}, {"decision", "pruned"}, {"slot", best_slot},
+                                {"owner_rank", 0}, {"n_eff", best.n_eff}, {"bits_before", best.bits_before},
+                                {"bits_after", best.bits_after}, {"gain_bits", best.gain_bits},
+                                {"cost_bits", best.cost_bits}, {"delta_bits", best.delta_bits},
+                                {"j_before", best.j_before}, {"j_after", best.j_after}, {"accepted", true}};
+    log_ += rec.dump() + "\n";
+    spdlog::info("recruitment at step {}: block slot {} pruned: {}", step, best_slot, best.to_string());
+  }
+  times_.decision += seconds_since(t0);
+  return out;
+}
+
 nlohmann::json Recruiter::state() const {
   return {{"median_history", std::vector<double>(median_.history().begin(), median_.history().end())},
-          {"costs_bits", costs_bits_}, {"map_epoch", map_epoch_}};
+          {"costs_bits", costs_bits_}, {"map_epoch", map_epoch_}, {"recruited_slots", recruited_}};
 }
 
 void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
@@ -337,6 +384,7 @@ void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
     median_.restore(std::deque<double>(h.begin(), h.end()));
     costs_bits_ = state.value("costs_bits", 0.0);
     map_epoch_ = state.value("map_epoch", int64_t(0));
+    recruited_ = state.value("recruited_slots", std::vector<int64_t>{});
   }
   log_ = log;
 }

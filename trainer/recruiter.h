@@ -72,6 +72,7 @@ class Recruiter {
   // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
   void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
              const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit);
+  nlohmann::json prune(int64_t step, const Probe& p, const std::vector<double>& dial);
   double heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, double* count);
   void train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const std::vector<double>& dial,
                    double lr);
@@ -80,6 +81,7 @@ class Recruiter {
   RunningMedian median_;
   double costs_bits_ = 0;  // Σ c_blk of the blocks recruited so far (J's model part)
   int64_t map_epoch_ = 0;
+  std::vector<int64_t> recruited_;  // slots switched on by recruitment (the ones pruning may remove)
   std::string log_;
   std::vector<std::string> domain_names_;
   std::vector<int32_t> source_domain_;  // per training source: index into domain_names_, -1 untagged

@@ -561,6 +561,18 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   save_checkpoint(tc.steps, false);
   summary.checkpoint = last_saved_dir;
+  if (recruiter && lead) {
+    // Overhead of recruitment (probing, candidates, decisions, restores) against the run's
+    // wall time; the trials' steps are training and are reported apart.
+    const auto& rt = recruiter->times();
+    const double wall = std::chrono::duration<double>(Clock::now() - t_start).count();
+    const double overhead = rt.statistics + rt.decision + rt.restore;
+    spdlog::info("recruitment time: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
+                 "trials {:.2f} s ({:.1f}%)", rt.statistics, rt.decision, rt.restore, 100 * overhead / wall, wall,
+                 rt.trial, 100 * rt.trial / wall);
+    metrics->write({{"event", "recruitment_time"}, {"statistics_s", rt.statistics}, {"decision_s", rt.decision},
+                    {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}});
+  }
   world->barrier("end of training");
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);

@@ -137,6 +137,25 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   EXPECT_NE(read_text(path("stat/logs/rank-0.log")).find("rejected"), std::string::npos);
 }
 
+// Pruning by the symmetric rule (δ 0, no hysteresis): a recruited block that saves fewer
+// bits than it costs is switched off, logged as "pruned" with its numbers, and J falls.
+TEST_F(Recruitment, PruningRemovesABlockThatNoLongerPays) {
+  ASSERT_EQ(sh(bin() + " train shift.yaml --set run.dir=prune --set recruitment.prune=true --set recruitment.delta=0")
+                .status, 0);
+  const std::string log = read_text(path("prune/metrics.jsonl"));
+  int pruned = 0;
+  for (const auto& r : records(path("prune/metrics.jsonl"), "recruitment")) {
+    for (const auto& q : r.value("prune", nlohmann::json::array())) {
+      const double saves = q.at("saves_bits"), cost = q.at("cost_bits");
+      EXPECT_EQ(q.at("prune").get<bool>(), saves < cost) << q.dump();
+      pruned += q.at("prune").get<bool>() ? 1 : 0;
+    }
+  }
+  EXPECT_GE(pruned, 1) << log;
+  const auto ins = sh(bin() + " inspect prune");
+  EXPECT_NE(ins.out.find("\"decision\":\"pruned\""), std::string::npos) << ins.out;
+}
+
 TEST_F(Recruitment, DecisionsAreTheSameOnOneTwoAndFourRanks) {
   const auto ref = records(path("ref/metrics.jsonl"), "recruitment");
   for (int n : {2, 4}) {
