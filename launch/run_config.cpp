@@ -207,7 +207,7 @@ void check_dial_layers(StrictMap& train, const DialSchedule& d, int64_t n_layers
   for (const auto& s : d.stages) check(s.value);
 }
 
-void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model, int64_t block_parallel) {
+void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model) {
   constexpr int64_t kHuge = int64_t(1) << 40;
   r.enabled = m.get_bool("enabled", r.enabled);
   r.interval = m.get_int("interval", r.interval, 1, kHuge);
@@ -224,10 +224,6 @@ void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& mod
   r.delta = m.get_double("delta", r.delta, 0.0, 1e15);
   r.anchor = m.get_string("anchor", r.anchor, {"next", "centroid"});
   r.prune = m.get_bool("prune", r.prune);
-  if (r.enabled && block_parallel > 1) {
-    m.fail("enabled", "recruitment runs with distributed.block_parallel 1 only in this build (issue #6); use data "
-                      "parallelism, or turn recruitment off");
-  }
   if (r.enabled && model.k_initial >= model.k_max) {
     m.fail("enabled", "recruitment needs free block slots, but model.k_initial (" + std::to_string(model.k_initial) +
                           ") equals model.k_max; raise k_max");
@@ -261,7 +257,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
       dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   dist.finish();
-  parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model, c.distributed.block_parallel);
+  parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
 
   // Divisibility: the mesh must tile the world; the batch must tile the DP ranks.
   int64_t dp = 1;

@@ -2,6 +2,7 @@
 #include "trainer/recruiter.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <torch/optim/adamw.h>
@@ -59,7 +60,7 @@ void Recruiter::score(const std::vector<SampleRef>& refs, const std::vector<doub
                       const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) {
   LocalistModel& model = *s_.model;
   const int64_t T = s_.reader->sampler().seq_len();
-  const auto [begin, end] = slice(static_cast<int64_t>(refs.size()), s_.dp_rank, s_.dp_size);
+  const auto [begin, end] = slice(static_cast<int64_t>(refs.size()), s_.world->rank(), s_.world->size());
   if (end <= begin) return;
   const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
   at::NoGradGuard no_grad;
@@ -142,7 +143,7 @@ void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<Sample
   for (int64_t t = 0; t < s_.config.n_try; ++t) {
     std::vector<SampleRef> refs;
     for (int64_t i = 0; i < G; ++i) refs.push_back(pool[(t * G + i) % pool.size()]);
-    const auto [begin, end] = slice(G, s_.dp_rank, s_.dp_size);
+    const auto [begin, end] = slice(G, s_.world->rank(), s_.world->size());
     trial.zero_grad();
     if (end > begin) {
       const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
@@ -286,7 +287,20 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
       const double norm = v.norm().item<double>();
       if (norm > 1e-6) model.anchors[slot].copy_((v / norm).to(model.anchors.dtype()));
     }
-    for (auto& l : model.layers) block_slot_views(l->qkv_w, l->qkv_b, l->out_w, cfg, slot)[6].zero_();
+    // NOTE(new block init): q/k/v rows drawn afresh (normal, std 0.02 as at model
+    // construction, from a generator seeded by run seed, step and slot, so every rank
+    // draws the same), biases and output columns zero: the model's function is unchanged
+    // but the block can learn. An inactive slot's old rows cannot be reused: block
+    // parallelism re-assembles only owned blocks, so an unowned slot's rows are zero.
+    auto gen = at::detail::createCPUGenerator(mix64(s_.seed ^ mix64(static_cast<uint64_t>(step) * 4099u + slot)));
+    for (auto& l : model.layers) {
+      const auto v = block_slot_views(l->qkv_w, l->qkv_b, l->out_w, cfg, slot);
+      for (int j = 0; j < 3; ++j) {
+        v[j].copy_(at::empty(v[j].sizes(), at::kFloat).normal_(0.0, 0.02, gen).to(v[j].options()));
+        v[3 + j].zero_();
+      }
+      v[6].zero_();
+    }
   }
   train_trial(step, slot, pool, dial, lr);
   double after_tokens = 0;
@@ -296,7 +310,9 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   t0 = Clock::now();
   const MdlDecision d = mdl_decide_recruit(control, after, n_eff, mdl_block_parameters(cfg), cfg.k_max,
                                            s_.config.delta, costs_bits_);
-  rec.update({{"decision", d.accepted ? "accepted" : "rejected"}, {"slot", slot}, {"owner_rank", 0},
+  // The new block's owner under the next block map (applied by every rank now).
+  const int32_t owner = d.accepted ? (s_.place ? s_.place(slot) : 0) : -1;
+  rec.update({{"decision", d.accepted ? "accepted" : "rejected"}, {"slot", slot}, {"owner_rank", owner},
               {"heldout_tokens", held_tokens}, {"n_eff", d.n_eff}, {"bits_start", before}, {"bits_before", d.bits_before},
               {"bits_after", d.bits_after}, {"gain_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
               {"delta_bits", d.delta_bits}, {"j_before", d.j_before}, {"j_after", d.j_after}, {"accepted", d.accepted},
@@ -359,10 +375,11 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   if (best_slot >= 0) {
     model.set_block_active(best_slot, false);
     recruited_.erase(std::find(recruited_.begin(), recruited_.end(), best_slot));
+    if (s_.place) s_.place(best_slot);
     costs_bits_ = std::max(0.0, costs_bits_ - best.cost_bits);
     ++map_epoch_;
     const nlohmann::json rec = {{"event", "recruitment"}, {"step", step}, {"decision", "pruned"}, {"slot", best_slot},
-                                {"owner_rank", 0}, {"n_eff", best.n_eff}, {"bits_before", best.bits_before},
+                                {"owner_rank", -1}, {"n_eff", best.n_eff}, {"bits_before", best.bits_before},
                                 {"bits_after", best.bits_after}, {"gain_bits", best.gain_bits},
                                 {"cost_bits", best.cost_bits}, {"delta_bits", best.delta_bits},
                                 {"j_before", best.j_before}, {"j_after", best.j_after}, {"accepted", true}};

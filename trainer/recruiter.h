@@ -5,8 +5,8 @@
 // switched on, its output columns zeroed, only it and the router trained for n_try steps
 // on candidate data by a separate optimizer — and is kept iff it pays in bits, else every
 // parameter and buffer is restored bit for bit (the main optimizer is never touched).
-// Limits: block_parallel 1 (any number of data-parallel ranks); gains are measured on all
-// tokens of held-out candidate windows (see docs/recruitment.md).
+// Limits: a trial computes every block on every rank (not sharded); gains are measured on
+// all tokens of held-out candidate windows (see docs/recruitment.md).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -33,8 +33,12 @@ struct RecruiterSetup {
   LocalistModel* model = nullptr;
   torch::optim::AdamW* optimizer = nullptr;  // the main optimizer: only the new slot's moments are reset
   const BatchReader* reader = nullptr;
-  std::shared_ptr<Communicator> world;  // the data-parallel ranks (block_parallel 1)
-  int dp_rank = 0, dp_size = 1;
+  // Every rank of the run. Probes and trials run the whole model on every rank (block
+  // storage is replicated), each rank on its slice of the windows, as data parallelism.
+  std::shared_ptr<Communicator> world;
+  // Called on every rank right after the active blocks changed (a block accepted or
+  // pruned): applies the next block map and returns the slot's owner (-1 when inactive).
+  std::function<int32_t(int64_t slot)> place;
   std::vector<std::string> source_domains;  // per training source, "" when untagged
   int64_t pad_id = -100;
   uint64_t seed = 0;

@@ -269,18 +269,23 @@ TrainSummary train_run(const TrainPlan& p) {
     if (s.train) source_domain.push_back(s.domain);
   }
   if (p.recruitment.enabled) {
-    if (bp > 1) {
-      throw Error("recruitment.enabled with distributed.block_parallel " + std::to_string(bp) +
-                      ": recruitment runs with block_parallel 1 only in this build (issue #6); use data parallelism",
-                  kExitNotAvailable);
-    }
     RecruiterSetup rs;
     rs.config = p.recruitment;
     rs.model = model.get();
     rs.optimizer = &optimizer;
     rs.reader = &reader;
     rs.world = world;
-    rs.dp_rank = dp_rank, rs.dp_size = dp_size;
+    rs.place = [&](int64_t slot) -> int32_t {
+      if (!blocks) return 0;
+      // Under block parallelism the planner places the new block on the least-loaded rank
+      // (rebalancing past the threshold); parameters and moments move point to point.
+      std::vector<uint8_t> now(p.model.k_max, 0);
+      for (int64_t s : model->active_slots()) now[s] = 1;
+      const BlockMap next = block_map_plan(blocks->map(), now, bp);
+      const int64_t bytes = blocks->apply(next, adam_moments);
+      if (lead) spdlog::info("block map {} applied ({} bytes moved)", next.describe(), bytes);
+      return next.owner[slot];
+    };
     rs.source_domains = source_domain;
     rs.pad_id = tok->pad_id();
     rs.seed = p.seed;

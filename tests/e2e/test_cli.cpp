@@ -117,8 +117,8 @@ TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  rules: bad-rules.yaml\n"));
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   expect_one_line(run_cli(dir_, "train c.yaml"), 2, "bad-rules.yaml:2:5: rules[0]: a route rule needs `block`");
-  expect_one_line(run_cli(dir_, "train c.yaml --set recruitment.enabled=true --set distributed.block_parallel=2"), 2,
-                  "recruitment.enabled: recruitment runs with distributed.block_parallel 1 only");
+  expect_one_line(run_cli(dir_, "train c.yaml --set recruitment.enabled=true --set model.k_initial=8"), 2,
+                  "recruitment needs free block slots");
   fs::remove_all(dir_ / "shards");  // written by the prepare above; the failed trains wrote nothing
   localist::test::write_text(dir_ / "c.yaml", "run: [unclosed\n");
   expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "YAML syntax error");
@@ -434,7 +434,9 @@ TEST_F(Cli, AKillDuringACheckpointWriteLosesNothing) {
     ASSERT_EQ(r.status, 0) << at << ": " << r.err;
     const std::string log = localist::test::read_text(dir_ / (run + "/logs/rank-0.log"));
     EXPECT_NE(log.find(committed ? "step-00000010 (step 10" : "step-00000005 (step 5"), std::string::npos) << at;
-    if (!committed) EXPECT_NE(log.find("removing incomplete checkpoint"), std::string::npos) << at;
+    if (!committed) {
+      EXPECT_NE(log.find("removing incomplete checkpoint"), std::string::npos) << at;
+    }
     EXPECT_TRUE(fs::exists(dir_ / (run + "/checkpoints/step-00000014/index.h5"))) << at;
   }
 }

@@ -269,4 +269,21 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   }
   auto& L0 = *model.layers[0];
   EXPECT_GT(block_slot_views(L0.qkv_w, L0.qkv_b, L0.out_w, mc, slot)[6].abs().max().item<double>(), 0.0);
+
+  // Pruning over a one-step horizon: the recruited block cannot save the bits it costs
+  // (c_blk = 1048·log2 256 + 2 bits against a fraction of a bit per token over 256
+  // tokens), so it is switched off and logged; the initial blocks are never weighed.
+  rs.config.prune = true;
+  rs.config.horizon_steps = 1;
+  Recruiter pruning(rs);
+  pruning.restore(accepting.state(), accepting.log());
+  const auto cut = pruning.round(20, {0.5, 0.5}, 1e-3);
+  ASSERT_EQ(cut.at("prune").size(), 1u) << cut.dump();
+  EXPECT_EQ(cut.at("prune")[0].at("slot"), slot);
+  EXPECT_TRUE(cut.at("prune")[0].at("prune").get<bool>()) << cut.dump();
+  EXPECT_LT(cut.at("prune")[0].at("saves_bits").get<double>(), cut.at("prune")[0].at("cost_bits").get<double>());
+  EXPECT_EQ(cut.at("decision"), "rejected") << "a one-step horizon pays for no block";
+  EXPECT_EQ(model.active_slots(), (std::vector<int64_t>{0, 1}));
+  EXPECT_NE(pruning.log().find("\"decision\":\"pruned\""), std::string::npos);
+  EXPECT_EQ(pruning.map_epoch(), 2);
 }
