@@ -274,6 +274,8 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   restore_saved();
 
   // The trial: a free slot on, its output columns zero, only it and the router train.
+  // (Anchors other than a Hadamard code are not orthogonal: the centroid option removes
+  // their components one after another, an approximate projection.)
   {
     at::NoGradGuard no_grad;
     model.set_block_active(slot, true);
@@ -289,8 +291,9 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
     }
     // NOTE(new block init): q/k/v rows drawn afresh (normal, std 0.02 as at model
     // construction, from a generator seeded by run seed, step and slot, so every rank
-    // draws the same), biases and output columns zero: the model's function is unchanged
-    // but the block can learn. An inactive slot's old rows cannot be reused: block
+    // draws the same), biases and output columns zero: the block's heads add nothing at
+    // first (at λ > 0 routing now also spreads over its anchor, which shifts the other
+    // blocks' locality biases a little) but the block can learn. An inactive slot's old rows cannot be reused: block
     // parallelism re-assembles only owned blocks, so an unowned slot's rows are zero.
     auto gen = at::detail::createCPUGenerator(mix64(s_.seed ^ mix64(static_cast<uint64_t>(step) * 4099u + slot)));
     for (auto& l : model.layers) {
