@@ -98,10 +98,19 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   if (rank == 0) write_file_atomic((run_dir / "config.effective.yaml").string(), effective);
 
   if (!dry_run) {
-    TrainPlan plan{cfg.run.name, cfg.run.dir, effective, static_cast<uint64_t>(cfg.run.seed),
-                   cfg.model, cfg.data, cfg.train, nullptr, cfg.distributed.block_parallel,
-                   cfg.distributed.timeout_s, cfg.distributed.startup_timeout_s, cfg.distributed.bucket_mb,
-                   resume};
+    TrainPlan plan;
+    plan.name = cfg.run.name;
+    plan.run_dir = cfg.run.dir;
+    plan.config_yaml = effective;
+    plan.seed = static_cast<uint64_t>(cfg.run.seed);
+    plan.model = cfg.model;
+    plan.data = cfg.data;
+    plan.train = cfg.train;
+    plan.block_parallel = cfg.distributed.block_parallel;
+    plan.timeout_s = cfg.distributed.timeout_s;
+    plan.startup_timeout_s = cfg.distributed.startup_timeout_s;
+    plan.bucket_mb = cfg.distributed.bucket_mb;
+    plan.resume = resume;
     plan.recruitment = cfg.recruitment;
     plan.check_resume = [effective](const std::string& checkpoint_yaml) {
       const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);

@@ -1,8 +1,8 @@
 // checkpoint.h: reading HDF5 checkpoints (DESIGN.md §3; written by checkpoint_writer.h):
 // finding the newest complete one, verifying every file's SHA-256 before anything is
 // used, and loading weights and Adam moments into a model on any mesh.
-// Limits: one LLM ("main") until specialists land; every rank reads and verifies every
-// file (block storage is replicated, so each rank needs every block anyway).
+// Limits: one LLM ("main") until specialists land; every rank reads every file (block
+// storage is replicated, so each rank needs every block anyway).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -51,9 +51,15 @@ struct CheckpointContents {
 std::string checkpoint_resolve(const std::string& path);
 // The newest complete checkpoint under run_dir whose files all pass their checksums,
 // read (null when there is none); each one skipped is logged with the failing file.
-std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_dir);
-// Reads and verifies (SHA-256 of every file) a checkpoint directory.
-CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors = true);
+// With a world of several ranks (every rank calls it): each rank hashes its share of
+// the files and all agree on the outcome, so a resume hashes every byte once, not once
+// per rank, and no two ranks can pick different checkpoints.
+std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_dir,
+                                                         const std::shared_ptr<Communicator>& world = nullptr);
+// Reads and verifies a checkpoint directory: every file's size, and the SHA-256 of the
+// files whose index (in name order) is verify_rank modulo verify_ranks (all by default).
+CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors = true, int verify_rank = 0,
+                                   int verify_ranks = 1);
 // Removes step directories without an index and temporary files (crashed writes).
 void checkpoint_clean_partial(const std::string& run_dir);
 

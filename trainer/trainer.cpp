@@ -145,7 +145,7 @@ TrainSummary train_run(const TrainPlan& p) {
   world->barrier("checkpoint clean-up");
   std::unique_ptr<CheckpointContents> resumed;
   if (!p.resume.empty()) {
-    resumed = p.resume == "auto" ? checkpoint_read_auto(p.run_dir)
+    resumed = p.resume == "auto" ? checkpoint_read_auto(p.run_dir, world)
                                  : std::make_unique<CheckpointContents>(checkpoint_read(checkpoint_resolve(p.resume)));
     if (!resumed) {
       if (lead) spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);

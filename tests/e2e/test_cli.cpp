@@ -372,8 +372,10 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
   });
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x1 --resume " + flip), 1,
                   "rank-00001.h5: fails its SHA-256 check");
-  // --resume auto in the damaged run: skips step 20, resumes from step 10.
-  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto --override-schedules");
+  // --resume auto in the damaged run, on 2 ranks (each hashes half of the files; rank 0
+  // has the damaged one): skips step 20, resumes from step 10.
+  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto --override-schedules",
+                         mpi2);
   EXPECT_EQ(autor.status, 0) << autor.err;
   EXPECT_NE(autor.err.find("skipping checkpoint"), std::string::npos) << autor.err;
   EXPECT_NE(localist::test::read_text(dir_ / "flip/logs/rank-0.log").find("step-00000010 (step 10"),
