@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   c.d_model = argc > 2 ? std::atoll(argv[2]) : 1024;
   c.n_layers = argc > 3 ? std::atoll(argv[3]) : 4;
   const int repeats = argc > 4 ? std::atoi(argv[4]) : 3;
+  if (c.d_model < 1 || c.n_layers < 1 || repeats < 1) {
+    std::fprintf(stderr, "bench_checkpoint: d_model, n_layers and repeats must be positive integers\n");
+    return 2;
+  }
   c.heads_per_block = 2, c.head_dim = 64, c.k_initial = 8, c.k_max = 8, c.context = 256;
   spdlog::set_level(spdlog::level::warn);
   try {

@@ -1,6 +1,8 @@
 // sampler.cpp: see sampler.h.
 #include "data/sampler.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/mix64.h"
 
@@ -25,17 +27,26 @@ GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len
   if (!any_at_zero) throw ConfigError("data.sources: at least one training source must have start_step 0");
 }
 
-SampleRef GlobalSampler::sample(int64_t step, int64_t index) const {
+SampleRef GlobalSampler::sample(int64_t step, int64_t index) const { return sample_among(step, index, {}); }
+
+SampleRef GlobalSampler::sample_among(int64_t step, int64_t index, const std::vector<int32_t>& allowed) const {
   const uint64_t key = mix64(mix64(mix64(seed_) ^ static_cast<uint64_t>(step)) ^ static_cast<uint64_t>(index));
+  auto eligible = [&](size_t i) {
+    return sources_[i].start_step <= step &&
+           (allowed.empty() || std::find(allowed.begin(), allowed.end(), static_cast<int32_t>(i)) != allowed.end());
+  };
   double total = 0;
-  for (const auto& s : sources_) {
-    if (s.start_step <= step) total += s.weight;
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (eligible(i)) total += sources_[i].weight;
+  }
+  if (!(total > 0)) {
+    throw Error("sampler: none of the requested sources is sampled yet at step " + std::to_string(step) + " (a bug)");
   }
   const double u = mix64_unit(key) * total;
   int32_t chosen = -1;
   double acc = 0;
   for (size_t i = 0; i < sources_.size(); ++i) {
-    if (sources_[i].start_step > step) continue;
+    if (!eligible(i)) continue;
     chosen = static_cast<int32_t>(i);
     acc += sources_[i].weight;
     if (u < acc) break;

@@ -32,6 +32,9 @@ class GlobalSampler {
   GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed, int64_t global_batch);
 
   SampleRef sample(int64_t step, int64_t index) const;
+  // The same draw among `allowed` sources only (by index; their weights kept), e.g. the
+  // windows of one domain; empty = every source.
+  SampleRef sample_among(int64_t step, int64_t index, const std::vector<int32_t>& allowed) const;
   // Batch indices [begin, end) that data-parallel rank `dp_rank` of `dp_size` processes.
   std::pair<int64_t, int64_t> rank_range(int dp_rank, int dp_size) const;
   std::vector<SampleRef> rank_samples(int64_t step, int dp_rank, int dp_size) const;

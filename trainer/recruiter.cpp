@@ -52,6 +52,10 @@ Recruiter::Recruiter(RecruiterSetup setup) : s_(std::move(setup)), median_(s_.co
   }
 }
 
+int64_t Recruiter::horizon(int64_t step) const {
+  return s_.config.horizon_steps > 0 ? s_.config.horizon_steps : std::max(s_.total_steps - step, s_.config.interval);
+}
+
 bool Recruiter::due(int64_t step) const {
   return s_.config.enabled && step > 0 && step % s_.config.interval == 0;
 }
@@ -97,9 +101,11 @@ Recruiter::Probe Recruiter::probe(int64_t step, const std::vector<double>& dial)
     router.narrow(0, first, b).copy_(last.router.to(at::kFloat).cpu());
   });
   if (s_.world->size() > 1) {  // each window was scored by exactly one rank: the sums are the values
-    s_.world->all_reduce(bits, ReduceOp::kSum, "recruitment probe bits (step " + std::to_string(step) + ")");
-    s_.world->all_reduce(max_pi, ReduceOp::kSum, "recruitment probe routing");
-    s_.world->all_reduce(router, ReduceOp::kSum, "recruitment probe router vectors");
+    auto all = at::cat({bits.flatten(), max_pi.flatten(), router.flatten()});
+    s_.world->all_reduce(all, ReduceOp::kSum, "recruitment probe statistics (step " + std::to_string(step) + ")");
+    bits.copy_(all.narrow(0, 0, P * T).view_as(bits));
+    max_pi.copy_(all.narrow(0, P * T, P * T).view_as(max_pi));
+    router.copy_(all.narrow(0, 2 * P * T, P * T * da).view_as(router));
   }
   const float* b = bits.data_ptr<float>();
   const float* m = max_pi.data_ptr<float>();
@@ -235,22 +241,18 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   std::vector<SampleRef> held, pool;
   for (size_t j = 0; j < wins.size(); ++j) (j + n_held >= wins.size() ? held : pool).push_back(p.refs[wins[j]]);
   if (c.domain >= 0) {
-    // Fresh windows of the domain's sources (active at this step) for the trial.
+    // Fresh windows of the domain's sources for the trial, drawn by the global sampler
+    // at indices past this step's training batch and probe.
     std::vector<int32_t> srcs;
     for (size_t i = 0; i < sampler.sources().size(); ++i) {
-      if (source_domain_[i] == c.domain && sampler.sources()[i].start_step <= step) srcs.push_back(static_cast<int32_t>(i));
+      if (source_domain_[i] == c.domain) srcs.push_back(static_cast<int32_t>(i));
     }
     pool.clear();
     for (int64_t i = 0; i < s_.config.n_try * s_.global_batch; ++i) {
-      const uint64_t key = mix64(mix64(s_.seed ^ 0x7E37A11ull) ^ static_cast<uint64_t>(step) * 1000003u ^ i);
-      const int32_t src = srcs[key % srcs.size()];
-      const uint64_t positions = sampler.sources()[src].token_count - static_cast<uint64_t>(T);
-      pool.push_back({src, static_cast<uint64_t>((static_cast<unsigned __int128>(mix64(key)) * positions) >> 64)});
+      pool.push_back(sampler.sample_among(step, s_.global_batch + P + i, srcs));
     }
   }
-  const int64_t horizon = s_.config.horizon_steps > 0 ? s_.config.horizon_steps
-                                                      : std::max(s_.total_steps - step, s_.config.interval);
-  const double n_eff = mdl_effective_tokens(static_cast<double>(wins.size()) / P, horizon, s_.global_batch * T);
+  const double n_eff = mdl_effective_tokens(static_cast<double>(wins.size()) / P, horizon(step), s_.global_batch * T);
   double held_tokens = 0;
   const double before = heldout_bits(held, dial, &held_tokens);
   times_.decision += seconds_since(t0);
@@ -357,11 +359,9 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   const int64_t T = s_.reader->sampler().seq_len();
   const auto t0 = Clock::now();
   nlohmann::json out = nlohmann::json::array();
-  const int64_t horizon = s_.config.horizon_steps > 0 ? s_.config.horizon_steps
-                                                      : std::max(s_.total_steps - step, s_.config.interval);
   MdlDecision best;
   int64_t best_slot = -1;
-  const double n_eff = mdl_effective_tokens(1.0, horizon, s_.global_batch * T);
+  const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.global_batch * T);
   double n = 0;
   const double with = recruited_.empty() ? 0.0 : heldout_bits(p.refs, dial, &n);
   for (int64_t slot : recruited_) {
@@ -395,7 +395,7 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
 
 nlohmann::json Recruiter::state() const {
   return {{"median_history", std::vector<double>(median_.history().begin(), median_.history().end())},
-          {"costs_bits", costs_bits_}, {"map_epoch", map_epoch_}, {"recruited_slots", recruited_}};
+          {"costs_bits", costs_bits_}, {"recruited_slots", recruited_}};
 }
 
 void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
@@ -403,7 +403,6 @@ void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
     const auto h = state.value("median_history", std::vector<double>{});
     median_.restore(std::deque<double>(h.begin(), h.end()));
     costs_bits_ = state.value("costs_bits", 0.0);
-    map_epoch_ = state.value("map_epoch", int64_t(0));
     recruited_ = state.value("recruited_slots", std::vector<int64_t>{});
   }
   log_ = log;

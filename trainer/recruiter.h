@@ -56,6 +56,8 @@ class Recruiter {
  public:
   explicit Recruiter(RecruiterSetup setup);
   bool due(int64_t step) const;
+  // Accounting horizon in steps: recruitment.horizon_steps, else the rest of the run (at least one interval).
+  int64_t horizon(int64_t step) const;
   // Collective over the world. Returns the round's record (event "recruitment"): the
   // decision with its numbers, or why there was none. Leaves the model in train mode.
   nlohmann::json round(int64_t step, const std::vector<double>& dial, double lr);
@@ -66,7 +68,7 @@ class Recruiter {
   // Decisions so far (accepted, rejected, pruned), one JSON object per line.
   const std::string& log() const { return log_; }
   int64_t map_epoch() const { return map_epoch_; }
-  void restore_epoch(int64_t epoch) { map_epoch_ = std::max(map_epoch_, epoch); }
+  void restore_epoch(int64_t epoch) { map_epoch_ = epoch; }  // the resumed block map's
   const RecruiterTimes& times() const { return times_; }
 
  private:

@@ -210,14 +210,18 @@ TrainSummary train_run(const TrainPlan& p) {
   const int64_t start_step = resumed ? resumed->meta.step : 0;
   model->to(device);
   model->train();
-  std::vector<uint8_t> active(p.model.k_max, 0);
-  for (int64_t slot : model->active_slots()) active[slot] = 1;
+  // Per slot: 1 when the block is switched on (recruitment changes it during training).
+  auto active_mask = [&] {
+    std::vector<uint8_t> mask(p.model.k_max, 0);
+    for (int64_t slot : model->active_slots()) mask[slot] = 1;
+    return mask;
+  };
   std::unique_ptr<BlockParallel> blocks;  // bp > 1 only
   std::vector<at::Tensor> router_params;
   if (bp > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
     blocks = std::make_unique<BlockParallel>(
-        bp_group, *model, resumed ? block_map_plan(resumed->map, active, bp) : block_map_initial(active, bp));
+        bp_group, *model, resumed ? block_map_plan(resumed->map, active_mask(), bp) : block_map_initial(active_mask(), bp));
     for (auto& l : model->layers) router_params.push_back(l->router_w);
     if (lead) spdlog::info("block map {}", blocks->map().describe());
   }
@@ -245,9 +249,7 @@ TrainSummary train_run(const TrainPlan& p) {
   const int64_t resumed_epoch = resumed ? resumed->map.epoch : 0;
   auto current_map = [&] {
     if (blocks) return blocks->map();
-    std::vector<uint8_t> now(p.model.k_max, 0);
-    for (int64_t slot : model->active_slots()) now[slot] = 1;
-    BlockMap m = block_map_initial(now, 1);
+    BlockMap m = block_map_initial(active_mask(), 1);
     m.epoch = recruiter ? recruiter->map_epoch() : resumed_epoch;
     return m;
   };
@@ -279,9 +281,7 @@ TrainSummary train_run(const TrainPlan& p) {
       if (!blocks) return 0;
       // Under block parallelism the planner places the new block on the least-loaded rank
       // (rebalancing past the threshold); parameters and moments move point to point.
-      std::vector<uint8_t> now(p.model.k_max, 0);
-      for (int64_t s : model->active_slots()) now[s] = 1;
-      const BlockMap next = block_map_plan(blocks->map(), now, bp);
+      const BlockMap next = block_map_plan(blocks->map(), active_mask(), bp);
       const int64_t bytes = blocks->apply(next, adam_moments);
       if (lead) spdlog::info("block map {} applied ({} bytes moved)", next.describe(), bytes);
       return next.owner[slot];

@@ -72,6 +72,22 @@ TEST(Sampler, SeedChangesTheOrderAndShortSourcesAreRejected) {
   EXPECT_THROW(GlobalSampler({{"a", 1000, 1.0, 5}}, 64, 1, 4), ConfigError);
 }
 
+// A draw restricted to some sources: only those, in proportion to their weights (a
+// naive count), from the same positions a source's windows take; none started: an error.
+TEST(Sampler, SampleAmongKeepsToTheAllowedSources) {
+  const GlobalSampler s = make_sampler(64);
+  std::vector<int64_t> count(3, 0);
+  for (int64_t i = 0; i < 4000; ++i) {
+    const SampleRef r = s.sample_among(100, i, {1, 2});
+    ASSERT_TRUE(r.source == 1 || r.source == 2) << i;
+    ASSERT_LE(r.start + 65, r.source == 1 ? 5000u : 20000u);
+    ++count[r.source];
+  }
+  EXPECT_NEAR(static_cast<double>(count[1]) / 4000, 0.75, 0.03);  // weights 3 : 1
+  for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(s.sample_among(7, i, {}), s.sample(7, i));
+  EXPECT_THROW(s.sample_among(10, 0, {2}), Error);  // "late" starts at step 50
+}
+
 TEST(BatchReader, WindowsAreStretchesOfTheSourceText) {
   test::TempDir dir;
   DataConfig data;

@@ -277,6 +277,7 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   rs.config.horizon_steps = 1;
   Recruiter pruning(rs);
   pruning.restore(accepting.state(), accepting.log());
+  pruning.restore_epoch(accepting.map_epoch());  // as a resumed run takes it from the block map
   const auto cut = pruning.round(20, {0.5, 0.5}, 1e-3);
   ASSERT_EQ(cut.at("prune").size(), 1u) << cut.dump();
   EXPECT_EQ(cut.at("prune")[0].at("slot"), slot);
