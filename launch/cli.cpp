@@ -28,6 +28,7 @@
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
 #include "trainer/checkpoint.h"
+#include "trainer/recruiter.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/trainer.h"
 
@@ -191,6 +192,7 @@ struct LoadedCheckpoint {
   CheckpointMeta meta;
   std::shared_ptr<LocalistModel> model;
   std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<DomainRoute> domain_routes;  // blocks recruited for a domain: its tokens route there
   at::Device device = at::kCPU;
 };
 
@@ -210,15 +212,30 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
     throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
   }
   c.model = checkpoint_model(contents, c.cfg.model, c.device);
+  c.domain_routes = recruited_domain_routes(contents.state.value("recruitment", nlohmann::json()));
   return c;
 }
 
-int run_eval(const std::string& checkpoint, const std::string& dial_text, const std::string& rules_path,
-             const std::string& out_dir, int64_t windows, const std::string& device) {
-  const std::vector<double> dials = dial_arg_parse(dial_text);
-  LoadedCheckpoint c = load_checkpoint(checkpoint, device);
+// The rules file's rules with the checkpoint's domain routes in front (unless `plain`).
+RuleSet rules_for(const LoadedCheckpoint& c, const std::string& rules_path, bool plain, std::string* described) {
   RuleSet rules;
   if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
+  std::string d = rules_path.empty() ? "" : ", rules " + rules_path;
+  if (!plain && !c.domain_routes.empty()) {
+    rules = rules.with_domain_routes(c.domain_routes);
+    d += ", domain routes";
+    for (const auto& r : c.domain_routes) d += fmt::format(" {}->block {}", r.domain, r.slot);
+  }
+  if (described) *described = d;
+  return rules;
+}
+
+int run_eval(const std::string& checkpoint, const std::string& dial_text, const std::string& rules_path,
+             bool no_domain_routes, const std::string& out_dir, int64_t windows, const std::string& device) {
+  const std::vector<double> dials = dial_arg_parse(dial_text);
+  LoadedCheckpoint c = load_checkpoint(checkpoint, device);
+  std::string described;
+  const RuleSet rules = rules_for(c, rules_path, no_domain_routes, &described);
   const EvalSet set = eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
   const auto texts = c.tokenizer->token_texts();
   EvalInputs in;
@@ -235,8 +252,7 @@ int run_eval(const std::string& checkpoint, const std::string& dial_text, const 
   }
   progress.finish();
   std::cout << fmt::format("checkpoint {} (step {}), {} held-out windows of {} tokens{}\n", c.dir, c.meta.step,
-                           set.tokens.size(0), c.cfg.model.context,
-                           rules.empty() ? "" : ", rules " + rules_path)
+                           set.tokens.size(0), c.cfg.model.context, described)
             << sweep_table(rows) << std::endl;
   // Default: beside the checkpoints of the run (<run>/checkpoints/step-N -> <run>/eval-step-N).
   const std::string out = out_dir.empty()
@@ -248,12 +264,23 @@ int run_eval(const std::string& checkpoint, const std::string& dial_text, const 
 
 int run_generate(const std::string& checkpoint, const std::string& prompt, const std::string& dial_text,
                  double temperature, int top_k, int max_tokens, bool show_attention, const std::string& rules_path,
-                 uint64_t seed, const std::string& device) {
+                 const std::string& domain, uint64_t seed, const std::string& device) {
   const std::vector<double> dial = dial_arg_parse(dial_text);
   if (dial.size() != 1) throw ConfigError("--dial: generate takes one dial value");
   LoadedCheckpoint c = load_checkpoint(checkpoint, device);
-  RuleSet rules;
-  if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
+  const RuleSet rules = rules_for(c, rules_path, false, nullptr);
+  if (!domain.empty() && std::none_of(c.cfg.data.sources.begin(), c.cfg.data.sources.end(),
+                                      [&](const SourceConfig& s) { return s.domain == domain; })) {
+    std::string known;
+    for (const auto& s : c.cfg.data.sources) known += (known.empty() ? "" : ", ") + s.domain;
+    throw ConfigError("--domain " + domain + ": not a domain of this model's data (its sources' domains: " + known + ")");
+  }
+  if (domain.empty() && !c.domain_routes.empty()) {
+    std::string names;
+    for (const auto& r : c.domain_routes) names += (names.empty() ? "" : ", ") + r.domain;
+    spdlog::info("this model has blocks recruited for the domain(s) {}; the prompt has no domain, so the learned router "
+                 "routes it (pass --domain NAME to route it as training did)", names);
+  }
   std::vector<uint32_t> ids;
   c.tokenizer->encode(prompt, ids);
   GenerateOptions o;
@@ -263,6 +290,7 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   o.max_tokens = max_tokens;
   o.seed = seed;
   o.rules = &rules;
+  o.domain = domain;
   const auto texts = c.tokenizer->token_texts();
   const auto out = generate(*c.model, ids, o, texts, c.device);
   std::vector<uint32_t> gen_ids;
@@ -372,10 +400,10 @@ int cli_main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string config, checkpoint, prompt, dial = "0:1:0.1", gen_dial = "0", resume, inspect_path, out_dir, rules_path,
-      device = "auto";
+      device = "auto", domain;
   int64_t windows = 0;
   uint64_t seed = 1;
-  bool force = false, dry_run = false, show_attention = false;
+  bool force = false, dry_run = false, show_attention = false, no_domain_routes = false;
   int world_size = 0;
   double temperature = 1.0;
   int top_k = 0, max_tokens = 200;
@@ -404,12 +432,15 @@ int cli_main(int argc, char** argv) {
   eval->add_option("--windows", windows, "Held-out windows per held-out source (default: train.eval_windows)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   eval->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  eval->add_flag("--no-domain-routes", no_domain_routes,
+                 "Route every token by the learned router, as for text without a domain tag");
 
   auto* generate = app.add_subcommand("generate", "Sample text from a checkpoint at a chosen dial");
   generate->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   generate->add_option("--prompt", prompt, "Prompt text")->required();
   generate->add_option("--dial", gen_dial, "Locality dial in [0, 1]");
   generate->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied while generating");
+  generate->add_option("--domain", domain, "The prompt's domain (domain rules and the routes of recruited blocks)");
   generate->add_option("--seed", seed, "Sampling seed");
   generate->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate->add_option("--temperature", temperature, "Sampling temperature (> 0)")->check(CLI::Range(1e-6, 100.0));
@@ -428,10 +459,10 @@ int cli_main(int argc, char** argv) {
     for (auto* sub : app.get_subcommands()) verb = "localist " + sub->get_name();
     if (prepare->parsed()) return run_prepare(config, force);
     if (train->parsed()) return run_train(config, dry_run, world_size, resume);
-    if (eval->parsed()) return run_eval(checkpoint, dial, rules_path, out_dir, windows, device);
+    if (eval->parsed()) return run_eval(checkpoint, dial, rules_path, no_domain_routes, out_dir, windows, device);
     if (generate->parsed()) {
       return run_generate(checkpoint, prompt, gen_dial, temperature, top_k, max_tokens, show_attention, rules_path,
-                          seed, device);
+                          domain, seed, device);
     }
     if (inspect->parsed()) return run_inspect(inspect_path);
     if (info->parsed()) return run_info();

@@ -185,13 +185,15 @@ EvalMetrics MetricsAccumulator::finish() const {
     const int64_t K = static_cast<int64_t>(pi_sum_.size()) / L;
     double hsum = 0, mi = 0;
     m.block_share.assign(K, 0.0);
+    m.block_share_by_layer.assign(L, std::vector<double>(K, 0.0));
     for (int64_t l = 0; l < L; ++l) {
       const double h_tok = route_ent_sum_[l] / route_count_;
       double h_mean = 0;
       for (int64_t k = 0; k < K; ++k) {
         const double p = pi_sum_[l * K + k] / route_count_;
         if (p > 0) h_mean -= p * std::log2(p);
-        m.block_share[k] += share_sum_[l * K + k] / route_count_ / L;
+        m.block_share_by_layer[l][k] = share_sum_[l * K + k] / route_count_;
+        m.block_share[k] += m.block_share_by_layer[l][k] / L;
       }
       hsum += h_tok;
       mi += h_mean - h_tok;

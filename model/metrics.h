@@ -23,6 +23,7 @@ struct EvalMetrics {
   // routing
   double routing_entropy = 0, mutual_info = 0, max_share = 0;
   std::vector<double> block_share;  // per active block, mean over layers of the hard-assignment share
+  std::vector<std::vector<double>> block_share_by_layer;  // [layer][active block], the same per layer
   // pointer fidelity: own block (no point rule fired) and point rules
   double own_fidelity_mass = 0, own_fidelity_top1 = 0;
   int64_t own_pairs = 0;

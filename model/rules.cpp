@@ -117,6 +117,21 @@ std::vector<bool> pattern_match(const TokenPattern& p, const int64_t* ids, int64
   return out;
 }
 
+RuleSet RuleSet::with_domain_routes(const std::vector<DomainRoute>& routes) const {
+  RuleSet out;
+  for (const auto& r : routes) {
+    Rule rule;
+    rule.name = "recruited block for domain " + r.domain;
+    rule.kind = "route";
+    rule.match.domain = r.domain;
+    rule.block = r.slot;
+    out.rules_.push_back(std::move(rule));
+  }
+  out.rules_.insert(out.rules_.end(), rules_.begin(), rules_.end());
+  out.source_ = source_;
+  return out;
+}
+
 RuleMasks RuleSet::masks(const at::Tensor& tokens_in, const std::vector<std::string>& domains,
                          const std::vector<std::string>& token_text, const at::Device& device) const {
   RuleMasks m;

@@ -32,12 +32,22 @@ struct Rule {
   TokenPattern target;    // point: keys to point to (when block < 0)
 };
 
+// A block recruited for a domain (M10, docs/recruitment.md): every token of that domain's
+// rows is routed to it, as by a route rule {domain: name}.
+struct DomainRoute {
+  std::string domain;
+  int64_t slot = -1;
+};
+
 class RuleSet {
  public:
   RuleSet() = default;
   // Strict parse (unknown keys, bad regexes, blocks outside [0, k_max)): ConfigError with file:line:col.
   static RuleSet load(const std::string& path, int64_t k_max);
   static RuleSet parse(const std::string& text, const std::string& name, int64_t k_max);
+  // This set with one route rule per domain route in front: later rules win, so the
+  // set's own rules keep precedence where both fire.
+  RuleSet with_domain_routes(const std::vector<DomainRoute>& routes) const;
   bool empty() const { return rules_.empty(); }
   const std::vector<Rule>& rules() const { return rules_; }
   const std::string& source() const { return source_; }

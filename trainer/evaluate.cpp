@@ -83,6 +83,7 @@ nlohmann::json eval_metrics_json(const EvalMetrics& m) {
           {"routing_entropy_bits", m.routing_entropy},
           {"mutual_info_bits", m.mutual_info},
           {"block_share", m.block_share},
+          {"block_share_by_layer", m.block_share_by_layer},
           {"max_block_share", m.max_share},
           {"own_fidelity_mass", m.own_fidelity_mass},
           {"own_fidelity_top1", m.own_fidelity_top1},

@@ -60,7 +60,34 @@ bool Recruiter::due(int64_t step) const {
   return s_.config.enabled && step > 0 && step % s_.config.interval == 0;
 }
 
+bool Recruiter::owns_block(int32_t domain) const {
+  return std::any_of(domain_routes_.begin(), domain_routes_.end(),
+                     [&](const DomainRoute& r) { return r.domain == domain_names_[domain]; });
+}
+
+std::vector<DomainRoute> Recruiter::routes_without(int64_t slot) const {
+  std::vector<DomainRoute> out;
+  for (const auto& r : domain_routes_) {
+    if (r.slot != slot) out.push_back(r);
+  }
+  return out;
+}
+
+RuleSet Recruiter::rules_with(const std::vector<DomainRoute>& routes) const {
+  return (s_.rules ? *s_.rules : RuleSet()).with_domain_routes(routes);
+}
+
+RuleMasks Recruiter::masks_of(const RuleSet& rules, const std::vector<SampleRef>& refs,
+                              const at::Tensor& inputs) const {
+  if (rules.empty()) return {};
+  std::vector<std::string> domains;
+  for (const auto& r : refs) domains.push_back(s_.source_domains.at(r.source));
+  static const std::vector<std::string> none;
+  return rules.masks(inputs, domains, s_.token_texts ? *s_.token_texts : none, s_.device);
+}
+
 void Recruiter::score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
+                      const RuleSet& rules,
                       const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) {
   LocalistModel& model = *s_.model;
   const int64_t T = s_.reader->sampler().seq_len();
@@ -70,10 +97,14 @@ void Recruiter::score(const std::vector<SampleRef>& refs, const std::vector<doub
   at::NoGradGuard no_grad;
   model.eval();
   for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
-    const auto rows = all.narrow(0, off, std::min(s_.micro_batch, end - begin - off));
+    const int64_t n = std::min(s_.micro_batch, end - begin - off);
+    const auto rows = all.narrow(0, off, n);
+    const RuleMasks masks = masks_of(rules, {refs.begin() + begin + off, refs.begin() + begin + off + n},
+                                     rows.narrow(1, 0, T));
     ForwardOptions fo;
     fo.dial = dial;
     fo.trace = trace;
+    fo.rules = rules.empty() ? nullptr : &masks;
     const auto r = model.forward(rows.narrow(1, 0, T).to(s_.device), fo);
     const auto logits = r.logits.to(at::kFloat);
     const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
@@ -93,7 +124,8 @@ Recruiter::Probe Recruiter::probe(int64_t step, const std::vector<double>& dial)
   for (int64_t i = 0; i < P; ++i) p.refs.push_back(sampler.sample(step, s_.global_batch + i));
   auto bits = at::zeros({P, T}, at::kFloat), max_pi = at::zeros({P, T}, at::kFloat);
   auto router = at::zeros({P, T, da}, at::kFloat);
-  score(p.refs, dial, true, [&](int64_t first, const at::Tensor& token_bits, const ForwardResult& r) {
+  score(p.refs, dial, true, rules_with(domain_routes_),
+        [&](int64_t first, const at::Tensor& token_bits, const ForwardResult& r) {
     const int64_t b = token_bits.size(0);
     bits.narrow(0, first, b).copy_(token_bits);
     const auto& last = r.traces.back();  // routing and router vectors of the last layer
@@ -119,9 +151,10 @@ Recruiter::Probe Recruiter::probe(int64_t step, const std::vector<double>& dial)
 }
 
 // Mean bits per token over `refs` (eval mode, every rank its share, summed); *count = tokens.
-double Recruiter::heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, double* count) {
+double Recruiter::heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial,
+                               const RuleSet& rules, double* count) {
   auto sums = at::zeros({2}, at::kDouble);
-  score(refs, dial, false, [&](int64_t, const at::Tensor& token_bits, const ForwardResult&) {
+  score(refs, dial, false, rules, [&](int64_t, const at::Tensor& token_bits, const ForwardResult&) {
     sums[0] += token_bits.to(at::kDouble).sum().item<double>();
     sums[1] += static_cast<double>(token_bits.numel());
   });
@@ -130,7 +163,7 @@ double Recruiter::heldout_bits(const std::vector<SampleRef>& refs, const std::ve
   return sums[0].item<double>() / std::max(1.0, *count);
 }
 
-void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool,
+void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const RuleSet& rules,
                             const std::vector<double>& dial, double lr) {
   LocalistModel& model = *s_.model;
   const auto& cfg = model.config();
@@ -154,10 +187,14 @@ void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<Sample
     if (end > begin) {
       const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
       for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
-        const auto rows = all.narrow(0, off, std::min(s_.micro_batch, end - begin - off));
+        const int64_t n = std::min(s_.micro_batch, end - begin - off);
+        const auto rows = all.narrow(0, off, n);
+        const RuleMasks masks = masks_of(rules, {refs.begin() + begin + off, refs.begin() + begin + off + n},
+                                         rows.narrow(1, 0, T));
         at::manual_seed(mix64(s_.seed ^ mix64(static_cast<uint64_t>(step) * 7919u + t * 131u + begin + off)));
         ForwardOptions fo;
         fo.dial = dial;
+        fo.rules = rules.empty() ? nullptr : &masks;
         const auto logits = model.forward(rows.narrow(1, 0, T).to(s_.device), fo).logits.to(at::kFloat);
         const auto ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                                rows.narrow(1, 1, T).reshape({-1}).to(s_.device), {},
@@ -206,11 +243,17 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   o.phi = s_.config.phi, o.kappa = s_.config.kappa, o.n_min = s_.config.n_min;
   o.kmeans_k = s_.config.kmeans_k, o.kmeans_iters = s_.config.kmeans_iters;
   o.seed = mix64(s_.seed ^ static_cast<uint64_t>(step));
-  const auto cands = candidates_find(p.tokens, p.router, cfg.anchor_dim, median, domain_names_, o);
+  auto cands = candidates_find(p.tokens, p.router, cfg.anchor_dim, median, domain_names_, o);
   rec["median_bits"] = median;
-  rec["candidates"] = cands.size();
   times_.statistics += seconds_since(t0);
   if (s_.config.prune) rec["prune"] = prune(step, p, dial);
+  // NOTE(one block per domain): a domain that owns a block routes every token there; a
+  // second block could only take the domain over, so it is no candidate again (a domain
+  // one block does not serve is what specialist LLMs, M11, are for).
+  cands.erase(std::remove_if(cands.begin(), cands.end(),
+                             [&](const Candidate& c) { return c.domain >= 0 && owns_block(c.domain); }),
+              cands.end());
+  rec["candidates"] = cands.size();
   const auto active = model.active_slots();
   int64_t slot = -1;
   for (int64_t k = 0; k < cfg.k_max && slot < 0; ++k) {
@@ -254,7 +297,13 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   }
   const double n_eff = mdl_effective_tokens(static_cast<double>(wins.size()) / P, horizon(step), s_.global_batch * T);
   double held_tokens = 0;
-  const double before = heldout_bits(held, dial, &held_tokens);
+  const RuleSet rules = rules_with(domain_routes_);
+  // The trial's routing: the candidate domain's tokens go to the new block, as they will
+  // if it is kept, so the gain measured is the block's as it will be used.
+  std::vector<DomainRoute> trial_routes = domain_routes_;
+  if (c.domain >= 0 && s_.config.domain_routes) trial_routes.push_back({domain_names_[c.domain], slot});
+  const RuleSet trial_rules = rules_with(trial_routes);
+  const double before = heldout_bits(held, dial, rules, &held_tokens);
   times_.decision += seconds_since(t0);
 
   t0 = Clock::now();
@@ -270,9 +319,9 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   // NOTE(control trial): the same steps on the same batches with the router alone and no
   // new block; what the model learns that way is not the block's doing, so the gain is
   // measured against it, not against the state before the trial.
-  train_trial(step, -1, pool, dial, lr);
+  train_trial(step, -1, pool, rules, dial, lr);
   double control_tokens = 0;
-  const double control = heldout_bits(held, dial, &control_tokens);
+  const double control = heldout_bits(held, dial, rules, &control_tokens);
   restore_saved();
 
   // The trial: a free slot on, its output columns zero, only it and the router train.
@@ -307,9 +356,9 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
       v[6].zero_();
     }
   }
-  train_trial(step, slot, pool, dial, lr);
+  train_trial(step, slot, pool, trial_rules, dial, lr);
   double after_tokens = 0;
-  const double after = heldout_bits(held, dial, &after_tokens);
+  const double after = heldout_bits(held, dial, trial_rules, &after_tokens);
   times_.trial += seconds_since(t0);
 
   t0 = Clock::now();
@@ -321,10 +370,12 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
               {"heldout_tokens", held_tokens}, {"n_eff", d.n_eff}, {"bits_start", before}, {"bits_before", d.bits_before},
               {"bits_after", d.bits_after}, {"gain_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
               {"delta_bits", d.delta_bits}, {"j_before", d.j_before}, {"j_after", d.j_after}, {"accepted", d.accepted},
-              {"anchor", s_.config.anchor}});
+              {"anchor", s_.config.anchor},
+              {"route_domain", trial_routes.size() > domain_routes_.size() ? trial_routes.back().domain : ""}});
   if (d.accepted) {
     costs_bits_ += d.cost_bits;
     recruited_.push_back(slot);
+    domain_routes_ = trial_routes;
     ++map_epoch_;
     // Fresh Adam moments for the new block (a slot used before may have old ones).
     at::NoGradGuard no_grad;
@@ -363,10 +414,10 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   int64_t best_slot = -1;
   const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.global_batch * T);
   double n = 0;
-  const double with = recruited_.empty() ? 0.0 : heldout_bits(p.refs, dial, &n);
+  const double with = recruited_.empty() ? 0.0 : heldout_bits(p.refs, dial, rules_with(domain_routes_), &n);
   for (int64_t slot : recruited_) {
     model.set_block_active(slot, false);
-    const double without = heldout_bits(p.refs, dial, &n);
+    const double without = heldout_bits(p.refs, dial, rules_with(routes_without(slot)), &n);
     model.set_block_active(slot, true);
     const MdlDecision d = mdl_decide_prune(with, without, n_eff, mdl_block_parameters(cfg), cfg.k_max,
                                            s_.config.delta, costs_bits_);
@@ -378,6 +429,7 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   if (best_slot >= 0) {
     model.set_block_active(best_slot, false);
     recruited_.erase(std::find(recruited_.begin(), recruited_.end(), best_slot));
+    domain_routes_ = routes_without(best_slot);
     if (s_.place) s_.place(best_slot);
     costs_bits_ = std::max(0.0, costs_bits_ - best.cost_bits);
     ++map_epoch_;
@@ -393,9 +445,30 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   return out;
 }
 
+nlohmann::json domain_routes_json(const std::vector<DomainRoute>& routes) {
+  auto out = nlohmann::json::array();
+  for (const auto& r : routes) out.push_back({{"domain", r.domain}, {"slot", r.slot}});
+  return out;
+}
+
+std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& state) {
+  std::vector<DomainRoute> out;
+  if (!state.is_object() || !state.contains("domain_routes")) return out;
+  try {
+    for (const auto& r : state.at("domain_routes")) {
+      out.push_back({r.at("domain").get<std::string>(), r.at("slot").get<int64_t>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("the checkpoint's recruitment state has malformed domain_routes (") + e.what() +
+                "); the checkpoint is damaged: use an earlier one");
+  }
+  return out;
+}
+
 nlohmann::json Recruiter::state() const {
   return {{"median_history", std::vector<double>(median_.history().begin(), median_.history().end())},
-          {"costs_bits", costs_bits_}, {"recruited_slots", recruited_}};
+          {"costs_bits", costs_bits_}, {"recruited_slots", recruited_},
+          {"domain_routes", domain_routes_json(domain_routes_)}};
 }
 
 void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
@@ -404,6 +477,7 @@ void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
     median_.restore(std::deque<double>(h.begin(), h.end()));
     costs_bits_ = state.value("costs_bits", 0.0);
     recruited_ = state.value("recruited_slots", std::vector<int64_t>{});
+    domain_routes_ = recruited_domain_routes(state);
   }
   log_ = log;
 }

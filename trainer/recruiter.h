@@ -19,6 +19,7 @@
 #include "comm/communicator.h"
 #include "data/batch_reader.h"
 #include "model/localist_model.h"
+#include "model/rules.h"
 #include "recruitment/candidates.h"
 #include "recruitment/recruitment_config.h"
 
@@ -40,6 +41,10 @@ struct RecruiterSetup {
   // pruned): applies the next block map and returns the slot's owner (-1 when inactive).
   std::function<int32_t(int64_t slot)> place;
   std::vector<std::string> source_domains;  // per training source, "" when untagged
+  // The run's rules file (reloaded by the trainer; may be null) and the vocabulary's bytes:
+  // probes and trials apply the rules and the domain routes as training does.
+  const RuleSet* rules = nullptr;
+  const std::vector<std::string>* token_texts = nullptr;
   int64_t pad_id = -100;
   uint64_t seed = 0;
   int64_t global_batch = 16, micro_batch = 8, total_steps = 0;
@@ -67,6 +72,8 @@ class Recruiter {
   void restore(const nlohmann::json& state, const std::string& log);
   // Decisions so far (accepted, rejected, pruned), one JSON object per line.
   const std::string& log() const { return log_; }
+  // Domains that own a recruited block (recruitment.domain_routes): their tokens route there.
+  const std::vector<DomainRoute>& domain_routes() const { return domain_routes_; }
   int64_t map_epoch() const { return map_epoch_; }
   void restore_epoch(int64_t epoch) { map_epoch_ = epoch; }  // the resumed block map's
   const RecruiterTimes& times() const { return times_; }
@@ -76,22 +83,35 @@ class Recruiter {
   Probe probe(int64_t step, const std::vector<double>& dial);
   // Scores this rank's share of `refs` in eval mode, micro-batch by micro-batch: calls
   // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
-  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
+  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace, const RuleSet& rules,
              const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit);
+  bool owns_block(int32_t domain) const;
+  std::vector<DomainRoute> routes_without(int64_t slot) const;
+  // The run's rules with `routes` in front.
+  RuleSet rules_with(const std::vector<DomainRoute>& routes) const;
+  // Rule masks of rows `refs` (their sources' domains); empty when there are no rules.
+  RuleMasks masks_of(const RuleSet& rules, const std::vector<SampleRef>& refs, const at::Tensor& inputs) const;
   nlohmann::json prune(int64_t step, const Probe& p, const std::vector<double>& dial);
-  double heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, double* count);
-  void train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const std::vector<double>& dial,
-                   double lr);
+  double heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, const RuleSet& rules,
+                      double* count);
+  void train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const RuleSet& rules,
+                   const std::vector<double>& dial, double lr);
 
   RecruiterSetup s_;
   RunningMedian median_;
   double costs_bits_ = 0;  // Σ c_blk of the blocks recruited so far (J's model part)
   int64_t map_epoch_ = 0;
   std::vector<int64_t> recruited_;  // slots switched on by recruitment (the ones pruning may remove)
+  std::vector<DomainRoute> domain_routes_;
   std::string log_;
   std::vector<std::string> domain_names_;
   std::vector<int32_t> source_domain_;  // per training source: index into domain_names_, -1 untagged
   RecruiterTimes times_;
 };
+
+// The domain routes in a checkpoint's recruitment state (`state.recruitment`), for the
+// commands that load a trained model; empty when there are none.
+std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& recruitment_state);
+nlohmann::json domain_routes_json(const std::vector<DomainRoute>& routes);
 
 }  // namespace localist

@@ -255,7 +255,8 @@ TrainSummary train_run(const TrainPlan& p) {
   };
   if (resumed) checkpoint_load_optimizer(*resumed, *model, optimizer, current_map(), bp_rank);
 
-  RuleSet rules;
+  RuleSet rules;         // the rules file's
+  RuleSet active_rules;  // those with the recruited domains' routes in front (what training applies)
   int64_t rules_mtime = -1;
   auto reload_rules = [&] {
     if (tc.rules.empty()) return;
@@ -287,6 +288,8 @@ TrainSummary train_run(const TrainPlan& p) {
       return next.owner[slot];
     };
     rs.source_domains = source_domain;
+    rs.rules = &rules;
+    rs.token_texts = &token_texts;
     rs.pad_id = tok->pad_id();
     rs.seed = p.seed;
     rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
@@ -309,7 +312,7 @@ TrainSummary train_run(const TrainPlan& p) {
   const int64_t accum = tc.global_batch / dp_size / tc.micro_batch;  // micro-batches per rank
   TrainSummary summary;
   auto run_eval = [&](int64_t step) {
-    const EvalMetrics m = evaluate(*model, eval_set, eval_dial(tc, step, L, p.seed), &rules, eval_in);
+    const EvalMetrics m = evaluate(*model, eval_set, eval_dial(tc, step, L, p.seed), &active_rules, eval_in);
     auto j = eval_metrics_json(m);
     j["event"] = "eval";
     j["step"] = step;
@@ -423,6 +426,7 @@ TrainSummary train_run(const TrainPlan& p) {
       const nlohmann::json rec = recruiter->round(step, tc.dial.at(step, L, p.seed), lr);
       if (metrics) metrics->write(rec);
     }
+    active_rules = recruiter ? rules.with_domain_routes(recruiter->domain_routes()) : rules;
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     const std::vector<double> dial = tc.dial.at(step, L, p.seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
@@ -436,10 +440,10 @@ TrainSummary train_run(const TrainPlan& p) {
       const auto rows = all.narrow(0, m * tc.micro_batch, tc.micro_batch);
       const auto inputs = rows.narrow(1, 0, T), targets = rows.narrow(1, 1, T);
       RuleMasks masks;
-      if (!rules.empty()) {
+      if (!active_rules.empty()) {
         std::vector<std::string> doms;
         for (int64_t r = 0; r < tc.micro_batch; ++r) doms.push_back(source_domain[batch.source[m * tc.micro_batch + r]]);
-        masks = rules.masks(inputs, doms, token_texts, device);
+        masks = active_rules.masks(inputs, doms, token_texts, device);
       }
       // Dropout draws from a stream fixed by (seed, step, micro-batch of the global batch),
       // so the same micro-batch sees the same masks on any number of ranks.
@@ -447,7 +451,7 @@ TrainSummary train_run(const TrainPlan& p) {
                                            static_cast<uint64_t>(dp_rank * accum + m))));
       ForwardOptions fo;
       fo.dial = dial;
-      fo.rules = rules.empty() ? nullptr : &masks;
+      fo.rules = active_rules.empty() ? nullptr : &masks;
       fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
       fo.trace = log_step && m == 0 && bp == 1;  // traces need every block on one rank
       fo.shard = blocks ? &blocks->shard() : nullptr;

@@ -77,11 +77,12 @@ class Recruitment : public ::testing::Test {
 TempDir* Recruitment::dir_ = nullptr;
 
 // Held-out drama bits/token and routing shares of a run's final checkpoint at λ = 0.5.
-nlohmann::json drama_eval(const std::string& dir, const std::string& run) {
-  const auto r = run_command("cd '" + dir + "' && " + bin() + " eval --checkpoint " + run + " --dial 0.5 --out ev-" +
-                             run + " 2>&1");
+nlohmann::json drama_eval(const std::string& dir, const std::string& run, const std::string& flags = "") {
+  const std::string out = "ev-" + run + (flags.empty() ? "" : "-plain");
+  const auto r = run_command("cd '" + dir + "' && " + bin() + " eval --checkpoint " + run + " --dial 0.5 --out " + out +
+                             " " + flags + " 2>&1");
   EXPECT_EQ(r.status, 0) << r.out;
-  return nlohmann::json::parse(read_text(dir + "/ev-" + run + "/sweep.json")).at(0);
+  return nlohmann::json::parse(read_text(dir + "/" + out + "/sweep.json")).at(0);
 }
 
 }  // namespace
@@ -89,7 +90,7 @@ nlohmann::json drama_eval(const std::string& dir, const std::string& run) {
 TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   const auto rec = records(path("ref/metrics.jsonl"), "recruitment");
   ASSERT_EQ(rec.size(), 5u);  // steps 50 .. 250
-  int accepted_drama_at = -1;
+  int accepted_drama_at = -1, drama_slot = -1;
   for (const auto& r : rec) {
     const int step = r.at("step");
     ASSERT_TRUE(r.contains("decision")) << r.dump();
@@ -103,7 +104,11 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
       EXPECT_GT(g - c, d) << r.dump();
       EXPECT_GE(r.at("j_before").get<double>() - r.at("j_after").get<double>(), d) << r.dump();
       EXPECT_GE(step, 150) << "no block before the new domain arrives: " << r.dump();
-      if (r.at("candidate") == "domain drama" && accepted_drama_at < 0) accepted_drama_at = step;
+      if (r.at("candidate") == "domain drama" && accepted_drama_at < 0) {
+        accepted_drama_at = step;
+        drama_slot = r.at("slot");
+        EXPECT_EQ(r.at("route_domain"), "drama") << r.dump();
+      }
     } else {
       EXPECT_LE(g - c, d) << r.dump();
     }
@@ -117,10 +122,19 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   // The same run without recruitment codes the new domain's held-out text worse.
   ASSERT_EQ(sh(bin() + " train shift.yaml --set run.dir=off --set recruitment.enabled=false").status, 0);
   const auto with = drama_eval(dir_->path(), "ref"), without = drama_eval(dir_->path(), "off");
+  const auto router_only = drama_eval(dir_->path(), "ref", "--no-domain-routes");
   const double b_with = with.at("bits_per_token"), b_without = without.at("bits_per_token");
   std::printf("held-out Shakespeare at step 300, dial 0.5: %.4f bits/token with recruitment, %.4f without; "
-              "routing shares with: %s\n", b_with, b_without, with.at("block_share").dump().c_str());
+              "routing shares per layer with: %s; without the domain route (untagged text): %.4f bits/token, %s\n",
+              b_with, b_without, with.at("block_share_by_layer").dump().c_str(),
+              router_only.at("bits_per_token").get<double>(), router_only.at("block_share_by_layer").dump().c_str());
   EXPECT_LT(b_with, b_without);
+  // The new domain's routing is on its block: the recruited slot is the last active one
+  // (slots are switched on lowest first), in every layer.
+  ASSERT_EQ(drama_slot, 3);
+  for (const auto& layer : with.at("block_share_by_layer")) {
+    EXPECT_GE(layer.back().get<double>(), 0.99) << with.at("block_share_by_layer").dump();
+  }
 
   // Stationary data: every round rejects (or finds nothing), each with its numbers.
   ASSERT_EQ(sh(bin() + " train stationary.yaml --set run.dir=stat").status, 0);

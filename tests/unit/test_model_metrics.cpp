@@ -184,6 +184,23 @@ TEST(Bounds, HoldOnEveryQueryOfATrainedModel) {
   }
 }
 
+// A recruited block's domain route (M10) sends every token of that domain's rows to its
+// slot and no other row's; a rules file's own route wins where both fire.
+TEST(Rules, DomainRoutesComeFirstAndTheFilesRulesWin) {
+  const ModelConfig c = small_config();
+  const RuleSet file = RuleSet::parse("rules:\n  - {kind: route, name: vowels, match: {regex: \"[aeiou]\"}, block: 1}\n",
+                                      "route.yaml", c.k_max);
+  const RuleSet both = file.with_domain_routes({{"drama", 3}});
+  ASSERT_EQ(both.rules().size(), 2u);
+  EXPECT_EQ(both.rules()[0].match.domain, "drama");
+  const auto x = text_tokens({"xyzab", "xyzab"});
+  const auto m = both.masks(x, {"drama", "encyclopedia"}, byte_texts(256), at::kCPU);
+  const std::vector<int64_t> want{3, 3, 3, 1, 3, -1, -1, -1, 1, -1};  // 'a' is a vowel: the file's rule
+  const auto got = m.route_block.flatten();
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i].item<int64_t>(), want[i]) << i;
+  EXPECT_TRUE(RuleSet().with_domain_routes({}).empty());
+}
+
 TEST(Rules, RoutePointAndSwapWithoutTouchingWeights) {
   const ModelConfig c = small_config();
   LocalistModel m(c, 256, 5);

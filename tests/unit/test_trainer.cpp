@@ -269,6 +269,20 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   }
   auto& L0 = *model.layers[0];
   EXPECT_GT(block_slot_views(L0.qkv_w, L0.qkv_b, L0.out_w, mc, slot)[6].abs().max().item<double>(), 0.0);
+  // The block was recruited for a domain: that domain now routes to it (also in the state a
+  // checkpoint keeps), and it is no candidate again.
+  EXPECT_EQ(yes.at("route_domain"), "drama");
+  ASSERT_EQ(accepting.domain_routes().size(), 1u);
+  EXPECT_EQ(accepting.domain_routes()[0].domain, "drama");
+  EXPECT_EQ(accepting.domain_routes()[0].slot, slot);
+  const auto routes = recruited_domain_routes(accepting.state());
+  ASSERT_EQ(routes.size(), 1u);
+  EXPECT_EQ(routes[0].slot, slot);
+  const Snapshot accepted = snapshot(model, opt);
+  EXPECT_EQ(accepting.round(15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
+  const Snapshot untouched = snapshot(model, opt);
+  for (size_t j = 0; j < accepted.params.size(); ++j) EXPECT_TRUE(at::equal(accepted.params[j], untouched.params[j])) << j;
+  EXPECT_THROW(recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"slot": 2}]})")), Error);
 
   // Pruning over a one-step horizon: the recruited block cannot save the bits it costs
   // (c_blk = 1048·log2 256 + 2 bits against a fraction of a bit per token over 256
@@ -287,4 +301,5 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   EXPECT_EQ(model.active_slots(), (std::vector<int64_t>{0, 1}));
   EXPECT_NE(pruning.log().find("\"decision\":\"pruned\""), std::string::npos);
   EXPECT_EQ(pruning.map_epoch(), 2);
+  EXPECT_TRUE(pruning.domain_routes().empty()) << "a pruned block's domain routes by the router again";
 }
