@@ -53,6 +53,7 @@ TokenBatch BatchReader::read_refs(const std::vector<SampleRef>& refs) const {
   for (int64_t r = 0; r < b.rows; ++r) {
     shards_[refs[r].source]->read(refs[r].start, b.cols, b.tokens.data() + r * b.cols);
     b.source.push_back(refs[r].source);
+    b.start.push_back(refs[r].start);
   }
   return b;
 }

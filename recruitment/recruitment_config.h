@@ -24,6 +24,10 @@ struct RecruitmentConfig {
   // A block recruited for a domain receives that domain's tokens by a route rule (M6),
   // from its trial on, in training and in evaluation (docs/recruitment.md, routing).
   bool domain_routes = true;
+  // Of a routed domain's training windows, the share shown without the domain's tag (a pure
+  // function of seed, step and window): the model keeps learning the domain's text as it
+  // comes untagged (generate without --domain), where the learned router routes it.
+  double untagged_fraction = 0.25;
   std::string anchor = "next";   // next (the next unused code) | centroid (projected off the existing anchors)
   bool prune = false;            // also remove blocks by the symmetric rule
 };

@@ -73,6 +73,15 @@ std::vector<DomainRoute> Recruiter::routes_without(int64_t slot) const {
   return out;
 }
 
+std::string Recruiter::training_domain(int64_t step, int32_t source, int64_t start) const {
+  const int32_t d = source_domain_.at(source);
+  if (d < 0 || !owns_block(d) || s_.config.untagged_fraction <= 0.0) return s_.source_domains[source];
+  const uint64_t h = mix64(s_.seed ^ mix64(static_cast<uint64_t>(step) * 1000003u + static_cast<uint64_t>(start) * 131u +
+                                           static_cast<uint64_t>(source)));
+  const bool hidden = static_cast<double>(h >> 11) * 0x1.0p-53 < s_.config.untagged_fraction;
+  return hidden ? std::string() : s_.source_domains[source];
+}
+
 RuleSet Recruiter::rules_with(const std::vector<DomainRoute>& routes) const {
   return (s_.rules ? *s_.rules : RuleSet()).with_domain_routes(routes);
 }

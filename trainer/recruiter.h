@@ -74,6 +74,9 @@ class Recruiter {
   const std::string& log() const { return log_; }
   // Domains that own a recruited block (recruitment.domain_routes): their tokens route there.
   const std::vector<DomainRoute>& domain_routes() const { return domain_routes_; }
+  // The domain a training window is shown with at `step`: its source's, or "" when the
+  // domain has a route and the window is among recruitment.untagged_fraction of them.
+  std::string training_domain(int64_t step, int32_t source, int64_t start) const;
   int64_t map_epoch() const { return map_epoch_; }
   void restore_epoch(int64_t epoch) { map_epoch_ = epoch; }  // the resumed block map's
   const RecruiterTimes& times() const { return times_; }

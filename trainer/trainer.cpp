@@ -442,7 +442,10 @@ TrainSummary train_run(const TrainPlan& p) {
       RuleMasks masks;
       if (!active_rules.empty()) {
         std::vector<std::string> doms;
-        for (int64_t r = 0; r < tc.micro_batch; ++r) doms.push_back(source_domain[batch.source[m * tc.micro_batch + r]]);
+        for (int64_t i = m * tc.micro_batch; i < (m + 1) * tc.micro_batch; ++i) {
+          doms.push_back(recruiter ? recruiter->training_domain(step, batch.source[i], batch.start[i])
+                                   : source_domain[batch.source[i]]);
+        }
         masks = active_rules.masks(inputs, doms, token_texts, device);
       }
       // Dropout draws from a stream fixed by (seed, step, micro-batch of the global batch),

@@ -278,6 +278,17 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   const auto routes = recruited_domain_routes(accepting.state());
   ASSERT_EQ(routes.size(), 1u);
   EXPECT_EQ(routes[0].slot, slot);
+  // A quarter of the routed domain's training windows (by default) are shown untagged: a
+  // pure function of seed, step and window.
+  int hidden = 0;
+  for (int64_t start = 0; start < 4000; ++start) {
+    const std::string d = accepting.training_domain(11, 0, start);
+    EXPECT_TRUE(d.empty() || d == "drama") << d;
+    EXPECT_EQ(d, accepting.training_domain(11, 0, start));
+    hidden += d.empty();
+  }
+  EXPECT_NEAR(hidden / 4000.0, rs.config.untagged_fraction, 0.03);
+  EXPECT_EQ(rejecting.training_domain(11, 0, 7), "drama") << "a domain without a block keeps its tag";
   const Snapshot accepted = snapshot(model, opt);
   EXPECT_EQ(accepting.round(15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
   const Snapshot untouched = snapshot(model, opt);
