@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/strict_yaml.h"
@@ -140,7 +142,11 @@ RuleMasks RuleSet::masks(const at::Tensor& tokens_in, const std::vector<std::str
   const int64_t B = tokens.size(0), T = tokens.size(1);
   auto route = at::full({B, T}, -1, at::kLong);
   auto point_block = at::full({B, T}, -1, at::kLong);
-  auto targets = at::zeros({B, T, T}, at::kBool);
+  // (B,T,T) only when a rule points to explicit targets: route rules alone (a recruited
+  // domain's, every micro-batch) must not cost a T x T allocation per row.
+  const bool any_point_target = std::any_of(rules_.begin(), rules_.end(),
+                                            [](const Rule& r) { return r.kind == "point" && r.block < 0; });
+  auto targets = at::zeros(any_point_target ? std::vector<int64_t>{B, T, T} : std::vector<int64_t>{0}, at::kBool);
   bool any_route = false, any_block = false, any_target = false;
   auto* rp = route.data_ptr<int64_t>();
   auto* bp = point_block.data_ptr<int64_t>();
