@@ -3,8 +3,10 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -271,8 +273,11 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   const RuleSet rules = rules_for(c, rules_path, false, nullptr);
   if (!domain.empty() && std::none_of(c.cfg.data.sources.begin(), c.cfg.data.sources.end(),
                                       [&](const SourceConfig& s) { return s.domain == domain; })) {
-    std::string known;
-    for (const auto& s : c.cfg.data.sources) known += (known.empty() ? "" : ", ") + s.domain;
+    std::vector<std::string> names;
+    for (const auto& s : c.cfg.data.sources) {
+      if (!s.domain.empty() && std::find(names.begin(), names.end(), s.domain) == names.end()) names.push_back(s.domain);
+    }
+    const std::string known = fmt::format("{}", fmt::join(names, ", "));
     throw ConfigError("--domain " + domain + ": not a domain of this model's data (its sources' domains: " + known + ")");
   }
   if (domain.empty() && !c.domain_routes.empty()) {

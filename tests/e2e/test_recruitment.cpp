@@ -135,6 +135,15 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   for (const auto& layer : with.at("block_share_by_layer")) {
     EXPECT_GE(layer.back().get<double>(), 0.99) << with.at("block_share_by_layer").dump();
   }
+  // generate names a prompt's domain to route it as training did; an unknown one is refused.
+  const auto gen = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --max-tokens 8 --domain drama");
+  EXPECT_EQ(gen.status, 0) << gen.out;
+  const auto untagged = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --max-tokens 8");
+  EXPECT_NE(untagged.out.find("pass --domain NAME"), std::string::npos) << untagged.out;
+  const auto typo = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --domain dramma");
+  EXPECT_EQ(typo.status, 2) << typo.out;
+  EXPECT_NE(typo.out.find("--domain dramma: not a domain of this model's data (its sources' domains: encyclopedia, "
+                          "drama)"), std::string::npos) << typo.out;
 
   // Stationary data: every round rejects (or finds nothing), each with its numbers.
   ASSERT_EQ(sh(bin() + " train stationary.yaml --set run.dir=stat").status, 0);
