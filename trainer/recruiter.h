@@ -5,8 +5,10 @@
 // switched on, its output columns zeroed, only it and the router trained for n_try steps
 // on candidate data by a separate optimizer — and is kept iff it pays in bits, else every
 // parameter and buffer is restored bit for bit (the main optimizer is never touched).
-// Limits: a trial computes every block on every rank (not sharded); gains are measured on
-// all tokens of held-out candidate windows (see docs/recruitment.md).
+// A block kept for a tagged domain receives that domain's tokens by a route rule from its
+// trial on (domain_routes(); docs/recruitment.md, routing). Limits: a trial computes every
+// block on every rank (not sharded); gains are measured on all tokens of held-out
+// candidate windows (see docs/recruitment.md).
 #pragma once
 #include <nlohmann/json.hpp>
 
