@@ -212,17 +212,27 @@ void Recruiter::train_trial(int64_t step, int64_t slot, const std::vector<Sample
       }
     }
     if (s_.world->size() > 1) {
-      std::vector<at::Tensor> grads;
+      // Only what trains is summed over the ranks: the router and the new slot's rows and
+      // columns (1/k_max of the block tensors); the other blocks are put back after the step.
+      std::vector<at::Tensor> grads;  // views into the gradients
       for (auto& p : params) {
         if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-        grads.push_back(p.grad().reshape({-1}));
       }
-      auto flat = at::cat(grads);
+      for (auto& l : model.layers) {
+        grads.push_back(l->router_w.grad());
+        if (slot < 0) continue;
+        for (const auto& v : block_slot_views(l->qkv_w.grad(), l->qkv_b.grad(), l->out_w.grad(), cfg, slot)) {
+          grads.push_back(v);
+        }
+      }
+      std::vector<at::Tensor> flat_parts;
+      for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
+      auto flat = at::cat(flat_parts);
       s_.world->all_reduce(flat, ReduceOp::kSum, "recruitment trial gradients (step " + std::to_string(step) + ")");
       int64_t o = 0;
-      for (auto& p : params) {
-        p.grad().copy_(flat.narrow(0, o, p.numel()).view_as(p));
-        o += p.numel();
+      for (auto& g : grads) {
+        g.copy_(flat.narrow(0, o, g.numel()).view(g.sizes()));
+        o += g.numel();
       }
     }
     trial.step();
