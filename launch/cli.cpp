@@ -277,14 +277,14 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
     for (const auto& s : c.cfg.data.sources) {
       if (!s.domain.empty() && std::find(names.begin(), names.end(), s.domain) == names.end()) names.push_back(s.domain);
     }
-    const std::string known = fmt::format("{}", fmt::join(names, ", "));
-    throw ConfigError("--domain " + domain + ": not a domain of this model's data (its sources' domains: " + known + ")");
+    throw ConfigError(fmt::format("--domain {}: not a domain of this model's data (its sources' domains: {})", domain,
+                                  fmt::join(names, ", ")));
   }
   if (domain.empty() && !c.domain_routes.empty()) {
-    std::string names;
-    for (const auto& r : c.domain_routes) names += (names.empty() ? "" : ", ") + r.domain;
+    std::vector<std::string> names;
+    for (const auto& r : c.domain_routes) names.push_back(r.domain);
     spdlog::info("this model has blocks recruited for the domain(s) {}; the prompt has no domain, so the learned router "
-                 "routes it (pass --domain NAME to route it as training did)", names);
+                 "routes it (pass --domain NAME to route it as training did)", fmt::join(names, ", "));
   }
   std::vector<uint32_t> ids;
   c.tokenizer->encode(prompt, ids);

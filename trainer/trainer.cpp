@@ -257,6 +257,7 @@ TrainSummary train_run(const TrainPlan& p) {
 
   RuleSet rules;         // the rules file's
   RuleSet active_rules;  // those with the recruited domains' routes in front (what training applies)
+  bool rules_changed = true;  // active_rules must be rebuilt (file reloaded, or a recruitment round)
   int64_t rules_mtime = -1;
   auto reload_rules = [&] {
     if (tc.rules.empty()) return;
@@ -264,6 +265,7 @@ TrainSummary train_run(const TrainPlan& p) {
     if (m == rules_mtime) return;
     rules = RuleSet::load(tc.rules, p.model.k_max);
     rules_mtime = m;
+    rules_changed = true;
     spdlog::info("rules: loaded {} rule(s) from {}", rules.rules().size(), tc.rules);
   };
 
@@ -425,8 +427,12 @@ TrainSummary train_run(const TrainPlan& p) {
     if (recruiter && recruiter->due(step)) {
       const nlohmann::json rec = recruiter->round(step, tc.dial.at(step, L, p.seed), lr);
       if (metrics) metrics->write(rec);
+      rules_changed = true;
     }
-    active_rules = recruiter ? rules.with_domain_routes(recruiter->domain_routes()) : rules;
+    if (rules_changed) {
+      active_rules = recruiter ? rules.with_domain_routes(recruiter->domain_routes()) : rules;
+      rules_changed = false;
+    }
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     const std::vector<double> dial = tc.dial.at(step, L, p.seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
