@@ -214,7 +214,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
     throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
   }
   c.model = checkpoint_model(contents, c.cfg.model, c.device);
-  c.domain_routes = recruited_domain_routes(contents.state.value("recruitment", nlohmann::json()));
+  c.domain_routes = recruited_domain_routes(contents.state.value("recruitment", nlohmann::json()), c.cfg.model.k_max);
   return c;
 }
 

@@ -319,8 +319,9 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
   const RuleSet rules = rules_with(domain_routes_);
   // The trial's routing: the candidate domain's tokens go to the new block, as they will
   // if it is kept, so the gain measured is the block's as it will be used.
+  const std::string route_domain = c.domain >= 0 && s_.config.domain_routes ? domain_names_[c.domain] : "";
   std::vector<DomainRoute> trial_routes = domain_routes_;
-  if (c.domain >= 0 && s_.config.domain_routes) trial_routes.push_back({domain_names_[c.domain], slot});
+  if (!route_domain.empty()) trial_routes.push_back({route_domain, slot});
   const RuleSet trial_rules = rules_with(trial_routes);
   const double before = heldout_bits(held, dial, rules, &held_tokens);
   times_.decision += seconds_since(t0);
@@ -390,7 +391,7 @@ nlohmann::json Recruiter::round(int64_t step, const std::vector<double>& dial, d
               {"bits_after", d.bits_after}, {"gain_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
               {"delta_bits", d.delta_bits}, {"j_before", d.j_before}, {"j_after", d.j_after}, {"accepted", d.accepted},
               {"anchor", s_.config.anchor},
-              {"route_domain", trial_routes.size() > domain_routes_.size() ? trial_routes.back().domain : ""}});
+              {"route_domain", route_domain}});
   if (d.accepted) {
     costs_bits_ += d.cost_bits;
     recruited_.push_back(slot);
@@ -464,22 +465,28 @@ nlohmann::json Recruiter::prune(int64_t step, const Probe& p, const std::vector<
   return out;
 }
 
+namespace {
 nlohmann::json domain_routes_json(const std::vector<DomainRoute>& routes) {
   auto out = nlohmann::json::array();
   for (const auto& r : routes) out.push_back({{"domain", r.domain}, {"slot", r.slot}});
   return out;
 }
+}  // namespace
 
-std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& state) {
+std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& state, int64_t k_max) {
   std::vector<DomainRoute> out;
   if (!state.is_object() || !state.contains("domain_routes")) return out;
+  const std::string hint = "; the checkpoint is damaged: use an earlier one";
   try {
     for (const auto& r : state.at("domain_routes")) {
       out.push_back({r.at("domain").get<std::string>(), r.at("slot").get<int64_t>()});
+      if (out.back().slot < 0 || out.back().slot >= k_max) {
+        throw Error(fmt::format("the checkpoint's recruitment state routes domain {} to block slot {}, outside "
+                                "[0, {}){}", out.back().domain, out.back().slot, k_max, hint));
+      }
     }
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("the checkpoint's recruitment state has malformed domain_routes (") + e.what() +
-                "); the checkpoint is damaged: use an earlier one");
+    throw Error(std::string("the checkpoint's recruitment state has malformed domain_routes (") + e.what() + ")" + hint);
   }
   return out;
 }
@@ -496,7 +503,7 @@ void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
     median_.restore(std::deque<double>(h.begin(), h.end()));
     costs_bits_ = state.value("costs_bits", 0.0);
     recruited_ = state.value("recruited_slots", std::vector<int64_t>{});
-    domain_routes_ = recruited_domain_routes(state);
+    domain_routes_ = recruited_domain_routes(state, s_.model->config().k_max);
   }
   log_ = log;
 }

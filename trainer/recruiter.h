@@ -115,8 +115,8 @@ class Recruiter {
 };
 
 // The domain routes in a checkpoint's recruitment state (`state.recruitment`), for the
-// commands that load a trained model; empty when there are none.
-std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& recruitment_state);
-nlohmann::json domain_routes_json(const std::vector<DomainRoute>& routes);
+// commands that load a trained model; empty when there are none. Malformed entries or a
+// slot outside [0, k_max) are a one-line Error.
+std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& recruitment_state, int64_t k_max);
 
 }  // namespace localist

@@ -275,7 +275,7 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   ASSERT_EQ(accepting.domain_routes().size(), 1u);
   EXPECT_EQ(accepting.domain_routes()[0].domain, "drama");
   EXPECT_EQ(accepting.domain_routes()[0].slot, slot);
-  const auto routes = recruited_domain_routes(accepting.state());
+  const auto routes = recruited_domain_routes(accepting.state(), mc.k_max);
   ASSERT_EQ(routes.size(), 1u);
   EXPECT_EQ(routes[0].slot, slot);
   // A quarter of the routed domain's training windows (by default) are shown untagged: a
@@ -293,7 +293,14 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   EXPECT_EQ(accepting.round(15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
   const Snapshot untouched = snapshot(model, opt);
   for (size_t j = 0; j < accepted.params.size(); ++j) EXPECT_TRUE(at::equal(accepted.params[j], untouched.params[j])) << j;
-  EXPECT_THROW(recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"slot": 2}]})")), Error);
+  EXPECT_THROW(recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"slot": 2}]})"), mc.k_max), Error);
+  try {
+    recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"domain": "drama", "slot": 4}]})"), mc.k_max);
+    ADD_FAILURE() << "a slot outside [0, k_max) was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("routes domain drama to block slot 4, outside [0, 4)"), std::string::npos)
+        << e.what();
+  }
 
   // Pruning over a one-step horizon: the recruited block cannot save the bits it costs
   // (c_blk = 1048·log2 256 + 2 bits against a fraction of a bit per token over 256
