@@ -102,7 +102,6 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
 
   if (!dry_run) {
     TrainPlan plan;
-    plan.name = cfg.run.name;
     plan.run_dir = cfg.run.dir;
     plan.config_yaml = effective;
     plan.seed = static_cast<uint64_t>(cfg.run.seed);

@@ -60,16 +60,6 @@ BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vec
   return s;
 }
 
-std::vector<at::Tensor> block_slot_views(const at::Tensor& qkv_w, const at::Tensor& qkv_b, const at::Tensor& out_w,
-                                         const ModelConfig& c, int64_t slot) {
-  const int64_t n = c.heads_per_block * c.head_dim, all = c.k_max * n, d = qkv_w.size(1);
-  std::vector<at::Tensor> v;
-  for (int64_t j = 0; j < 3; ++j) v.push_back(qkv_w.view({3, all, d})[j].narrow(0, slot * n, n));
-  for (int64_t j = 0; j < 3; ++j) v.push_back(qkv_b.view({3, all})[j].narrow(0, slot * n, n));
-  v.push_back(out_w.narrow(1, slot * n, n));
-  return v;
-}
-
 BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map)
     : group_(std::move(group)), model_(model), map_(std::move(map)) {
   map_.validate();
@@ -133,16 +123,10 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   // are both waiting on it: no cycle, no deadlock.
   for (const auto& mv : block_map_moves(map_, next)) {
     if (me != mv.from && me != mv.to) continue;
-    std::vector<at::Tensor> views;
+    std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
     for (auto& l : model_.layers) {
-      const std::vector<at::Tensor> tensors{l->qkv_w, l->qkv_b, l->out_w};
-      auto add = [&](const at::Tensor& w, const at::Tensor& b, const at::Tensor& o) {
-        for (auto& v : block_slot_views(w, b, o, c, mv.slot)) views.push_back(v);
-      };
-      add(l->qkv_w, l->qkv_b, l->out_w);
-      std::vector<std::vector<at::Tensor>> m;
-      for (const auto& t : tensors) m.push_back(moments(t));
-      for (size_t k = 0; k < m[0].size(); ++k) add(m[0][k], m[1][k], m[2][k]);
+      for (auto& v : block_slot_params(*l, c, mv.slot)) views.push_back(v);
+      for (auto& v : block_slot_moments(*l, c, mv.slot, moments)) views.push_back(v);
     }
     const std::string what = "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
     const int tag = static_cast<int>(mv.slot);
@@ -177,11 +161,7 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   for (const auto& mv : block_map_moves(map_, next)) {
     if (me != mv.from) continue;
     for (auto& l : model_.layers) {
-      std::vector<std::vector<at::Tensor>> m;
-      for (const auto& t : {l->qkv_w, l->qkv_b, l->out_w}) m.push_back(moments(t));
-      for (size_t k = 0; k < m[0].size(); ++k) {
-        for (auto& v : block_slot_views(m[0][k], m[1][k], m[2][k], c, mv.slot)) v.zero_();
-      }
+      for (auto& v : block_slot_moments(*l, c, mv.slot, moments)) v.zero_();
     }
   }
   map_ = next;

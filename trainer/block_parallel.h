@@ -13,6 +13,7 @@
 #include "comm/communicator.h"
 #include "model/localist_model.h"
 #include "recruitment/block_map.h"
+#include "trainer/block_slots.h"
 
 namespace localist {
 
@@ -21,15 +22,6 @@ at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
 
 // A shard for `group` owning `owned_slots`; the group's rank 0 is the lead.
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots);
-
-// Views of the parameters of block `slot` in one layer, in a fixed order: the q, k and v
-// rows of qkv_weight, then of qkv_bias, then the columns of out_weight.
-std::vector<at::Tensor> block_slot_views(const at::Tensor& qkv_w, const at::Tensor& qkv_b, const at::Tensor& out_w,
-                                         const ModelConfig& c, int64_t slot);
-
-// The optimizer's per-parameter moment tensors (same shape as the parameter), empty
-// before the optimizer's first step.
-using MomentsOf = std::function<std::vector<at::Tensor>(const at::Tensor& param)>;
 
 class BlockParallel {
  public:

@@ -1,19 +1,19 @@
-// recruiter.h: block recruitment rounds during training (DESIGN.md §1 M10), run by every
-// rank at the same step: probe windows are scored and the statistics summed over the
-// ranks (so all hold the same numbers); candidates and the MDL decision are computed
-// identically everywhere (recruitment/); the best candidate gets a trial — a free slot
-// switched on, its output columns zeroed, only it and the router trained for n_try steps
-// on candidate data by a separate optimizer — and is kept iff it pays in bits, else every
-// parameter and buffer is restored bit for bit (the main optimizer is never touched).
-// A block kept for a tagged domain receives that domain's tokens by a route rule from its
-// trial on (domain_routes(); docs/recruitment.md, routing). Limits: a trial computes every
-// block on every rank (not sharded); gains are measured on all tokens of held-out
-// candidate windows (see docs/recruitment.md).
+// recruiter.h: block recruitment inside one model group (DESIGN.md §1 M10). Every rank
+// of the group takes part in each step of a round, in the order the group runs them:
+// begin_round (probe windows scored, statistics summed over the ranks, candidates),
+// prune (the symmetric rule), try_candidate (the best candidate's control and real
+// trial on the shared trial machinery, trainer/trial.h, and the MDL decision in bits:
+// a rejected block leaves every parameter and buffer bit-identical) and commit (state,
+// fresh moments for a kept block, the decision log). The recruiter changes the model's
+// active blocks but never the block map: the caller places a switched block and gives
+// commit its owner. A block kept for a tagged domain receives that domain's tokens by a
+// route rule from its trial on (domain_routes(); docs/recruitment.md, routing).
+// Limits: a trial computes every block on every rank (not sharded); gains are measured
+// on all tokens of held-out candidate windows (see docs/recruitment.md).
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,27 +23,23 @@
 #include "model/localist_model.h"
 #include "model/rules.h"
 #include "recruitment/candidates.h"
+#include "recruitment/mdl.h"
 #include "recruitment/recruitment_config.h"
-
-namespace torch::optim {
-class AdamW;
-}
+#include "trainer/block_slots.h"
+#include "trainer/trial.h"
 
 namespace localist {
 
 struct RecruiterSetup {
   RecruitmentConfig config;
   LocalistModel* model = nullptr;
-  torch::optim::AdamW* optimizer = nullptr;  // the main optimizer: only the new slot's moments are reset
+  MomentsOf moments;  // the group optimizer's moments: a kept block's are reset
   const BatchReader* reader = nullptr;
-  // Every rank of the run. Probes and trials run the whole model on every rank (block
+  // The group's ranks. Probes and trials run the whole model on every rank (block
   // storage is replicated), each rank on its slice of the windows, as data parallelism.
-  std::shared_ptr<Communicator> world;
-  // Called on every rank right after the active blocks changed (a block accepted or
-  // pruned): applies the next block map and returns the slot's owner (-1 when inactive).
-  std::function<int32_t(int64_t slot)> place;
+  std::shared_ptr<Communicator> ranks;
   std::vector<std::string> source_domains;  // per training source, "" when untagged
-  // The run's rules file (reloaded by the trainer; may be null) and the vocabulary's bytes:
+  // The run's rules file (reloaded by the group; may be null) and the vocabulary's bytes:
   // probes and trials apply the rules and the domain routes as training does.
   const RuleSet* rules = nullptr;
   const std::vector<std::string>* token_texts = nullptr;
@@ -59,15 +55,36 @@ struct RecruiterTimes {
   double statistics = 0, decision = 0, trial = 0, restore = 0;
 };
 
+// The outcome of try_candidate: the block slot switched on (accepted) or restored.
+struct BlockDecision {
+  bool tried = false;     // a trial ran (else the record says why not)
+  bool accepted = false;  // the slot is on and stays so once committed
+  int64_t slot = -1;
+  MdlDecision mdl;
+  std::vector<DomainRoute> routes;  // the domain routes if the block is kept
+  std::string label;                // the candidate's
+  double bits_start = 0, control_bits = 0, held_tokens = 0;
+  int64_t candidate_tokens = 0, candidate_windows = 0;
+  std::string route_domain;
+};
+
 class Recruiter {
  public:
   explicit Recruiter(RecruiterSetup setup);
+  ~Recruiter();
   bool due(int64_t step) const;
   // Accounting horizon in steps: recruitment.horizon_steps, else the rest of the run (at least one interval).
   int64_t horizon(int64_t step) const;
-  // Collective over the world. Returns the round's record (event "recruitment"): the
-  // decision with its numbers, or why there was none. Leaves the model in train mode.
-  nlohmann::json round(int64_t step, const std::vector<double>& dial, double lr);
+
+  // The steps of a round (collective over the group's ranks, in this order). The
+  // round's record (event "recruitment") is filled as they go.
+  nlohmann::json begin_round(int64_t step, const std::vector<double>& dial);
+  // Returns the slot switched off (the caller places the change), or -1.
+  int64_t prune(int64_t step, const std::vector<double>& dial, nlohmann::json& record);
+  BlockDecision try_candidate(int64_t step, const std::vector<double>& dial, double lr, nlohmann::json& record);
+  // Keeps an accepted block (its owner under the caller's new map; 0 without block
+  // parallelism) and logs the decision; ends the round.
+  void commit(int64_t step, const BlockDecision& d, int32_t owner, nlohmann::json& record);
 
   // What a checkpoint must hold to make the same later decisions.
   nlohmann::json state() const;
@@ -85,25 +102,23 @@ class Recruiter {
 
  private:
   struct Probe;
-  Probe probe(int64_t step, const std::vector<double>& dial);
-  // Scores this rank's share of `refs` in eval mode, micro-batch by micro-batch: calls
-  // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
-  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace, const RuleSet& rules,
-             const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit);
+  struct CandidateData;
+  void probe(int64_t step, const std::vector<double>& dial);
   bool owns_block(int32_t domain) const;
+  int64_t free_slot() const;
   std::vector<DomainRoute> routes_without(int64_t slot) const;
-  // The run's rules with `routes` in front.
-  RuleSet rules_with(const std::vector<DomainRoute>& routes) const;
-  // Rule masks of rows `refs` (their sources' domains); empty when there are no rules.
-  RuleMasks masks_of(const RuleSet& rules, const std::vector<SampleRef>& refs, const at::Tensor& inputs) const;
-  nlohmann::json prune(int64_t step, const Probe& p, const std::vector<double>& dial);
-  double heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial, const RuleSet& rules,
-                      double* count);
-  void train_trial(int64_t step, int64_t slot, const std::vector<SampleRef>& pool, const RuleSet& rules,
-                   const std::vector<double>& dial, double lr);
+  RuleSet rules_with(const std::vector<DomainRoute>& routes) const;  // the run's rules with `routes` in front
+  CandidateData candidate_data(int64_t step, const Candidate& c) const;
+  std::vector<TrainedTensor> trained_tensors(int64_t slot) const;  // the router, and slot's views (slot >= 0)
+  void switch_on_fresh(int64_t step, int64_t slot, const Candidate& c);
+  double measure(const std::vector<SampleRef>& refs, const std::vector<double>& dial, const RuleSet& rules,
+                 double* tokens = nullptr) const;
 
   RecruiterSetup s_;
+  Trial trial_;
   RunningMedian median_;
+  std::unique_ptr<Probe> probe_;       // the current round's
+  std::vector<Candidate> candidates_;  // the current round's, best first
   double costs_bits_ = 0;  // Σ c_blk of the blocks recruited so far (J's model part)
   int64_t map_epoch_ = 0;
   std::vector<int64_t> recruited_;  // slots switched on by recruitment (the ones pruning may remove)

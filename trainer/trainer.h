@@ -1,11 +1,11 @@
-// trainer.h: single-process training of a localist model: AdamW with decoupled weight
-// decay, gradient clipping, LR and dial schedules, loss CE + mean over layers of
-// λ_l (μ Ω_l − ν I_π,l), gradient accumulation over micro-batches, rules reloaded
-// when their file changes, periodic held-out evaluation, metrics as JSON lines, and
-// a final checkpoint. Over several ranks the world is a mesh DP x BP: consecutive
-// groups of `block_parallel` ranks hold one replica and split its blocks (round robin);
-// each replica takes its slice of the global batch; gradients are summed over the
-// data-parallel groups, so losses do not depend on the number of ranks or on bp.
+// trainer.h: a training run (DESIGN.md §1, §2): AdamW with decoupled weight decay,
+// gradient clipping, LR and dial schedules, loss CE + mean over layers of
+// λ_l (μ Ω_l − ν I_π,l), gradient accumulation, rules reloaded when their file changes,
+// block recruitment, periodic held-out evaluation, metrics as JSON lines, checkpoints
+// (exact resume, preemption by SIGTERM/SIGUSR1). train_run builds the run's model group
+// (trainer/model_group.h: one LLM on a DP x BP mesh of the world's ranks) and drives it
+// with the train loop (trainer/train_loop.h); losses do not depend on the number of
+// ranks or on bp.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,12 +17,12 @@
 #include "model/metrics.h"
 #include "model/model_config.h"
 #include "recruitment/recruitment_config.h"
+#include "trainer/fault_injection.h"
 #include "trainer/train_config.h"
 
 namespace localist {
 
 struct TrainPlan {
-  std::string name;
   std::string run_dir;
   std::string config_yaml;  // effective config, stored in checkpoints
   uint64_t seed = 0;
@@ -51,23 +51,6 @@ struct TrainSummary {
   double seconds = 0;
   int stop_signal = 0;  // SIGTERM/SIGUSR1 that stopped training early (checkpoint written), else 0
 };
-
-// Fault injection for the failure tests (docs/operations.md): LOCALIST_TEST_FAULT=
-// "stall:rank=R:step=S" makes rank R stop before step S; "kill:rank=R:step=S" kills it.
-// "ckptkill:rank=R:step=S:at=P" kills rank R inside the checkpoint of step S at point P
-// (directory, rank-file, before-index, after-index); "signal:rank=R:step=S" sends
-// SIGUSR1 to rank R itself before step S (a preemption notice).
-struct FaultInjection {
-  std::string kind;  // "", stall, kill, signal or ckptkill
-  int rank = -1;
-  int64_t step = -1;
-  std::string at;    // ckptkill only
-};
-FaultInjection fault_injection_from_env();
-void fault_maybe_trigger(const FaultInjection& fault, int rank, int64_t step);
-// LOCALIST_TEST_REMAP_STEP=S (tests): under block parallelism, every block moves to the
-// next BP rank at step S, parameters and optimizer moments included; -1 when unset.
-int64_t forced_remap_step_from_env();
 
 // The device to use for `train.device` ("auto": CUDA when available).
 std::string trainer_device_name(const std::string& requested);

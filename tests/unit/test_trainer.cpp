@@ -52,7 +52,6 @@ TEST(Trainer, ShortRunBeatsTheUnigramBaselineAndCheckpointsReload) {
   test::write_text(dir / "train.txt", text.substr(0, 900000));
   test::write_text(dir / "heldout.txt", text.substr(900000));
   TrainPlan plan;
-  plan.name = "t";
   plan.run_dir = dir / "run";
   plan.config_yaml = "# test\n";
   plan.seed = 3;
@@ -181,6 +180,15 @@ Snapshot snapshot(LocalistModel& m, torch::optim::AdamW& opt) {
   return s;
 }
 
+// A whole recruitment round as a group without block parallelism runs it (owner 0).
+nlohmann::json recruitment_round(Recruiter& r, int64_t step, const std::vector<double>& dial, double lr) {
+  nlohmann::json rec = r.begin_round(step, dial);
+  r.prune(step, dial, rec);
+  const BlockDecision d = r.try_candidate(step, dial, lr, rec);
+  r.commit(step, d, 0, rec);
+  return rec;
+}
+
 }  // namespace
 
 // A trial on real text (every token counts as unexplained, so there is a candidate):
@@ -217,15 +225,15 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   rs.config.n_try = 3;
   rs.config.delta = 1e15;
   rs.model = &model;
-  rs.optimizer = &opt;
+  rs.moments = adamw_moments(opt);
   rs.reader = &reader;
-  rs.world = local_communicator();
+  rs.ranks = local_communicator();
   rs.source_domains = {"drama"};
   rs.seed = 5;
   rs.global_batch = 8, rs.micro_batch = 4, rs.total_steps = 100;
   Recruiter rejecting(rs);
   const Snapshot before = snapshot(model, opt);
-  const auto rec = rejecting.round(10, {0.5, 0.5}, 1e-3);
+  const auto rec = recruitment_round(rejecting, 10, {0.5, 0.5}, 1e-3);
   ASSERT_EQ(rec.at("decision"), "rejected") << rec.dump();
   EXPECT_EQ(rec.at("candidate"), "domain drama");
   const Snapshot after = snapshot(model, opt);
@@ -241,7 +249,7 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   rs.config.delta = 0;
   rs.config.horizon_steps = int64_t(1) << 40;  // so long that any saving pays
   Recruiter accepting(rs);
-  const auto yes = accepting.round(10, {0.5, 0.5}, 1e-3);
+  const auto yes = recruitment_round(accepting, 10, {0.5, 0.5}, 1e-3);
   ASSERT_EQ(yes.at("decision"), "accepted") << yes.dump();
   const int64_t slot = yes.at("slot");
   EXPECT_EQ(slot, 2);  // the lowest free slot
@@ -290,7 +298,7 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   EXPECT_NEAR(hidden / 4000.0, rs.config.untagged_fraction, 0.03);
   EXPECT_EQ(rejecting.training_domain(11, 0, 7), "drama") << "a domain without a block keeps its tag";
   const Snapshot accepted = snapshot(model, opt);
-  EXPECT_EQ(accepting.round(15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
+  EXPECT_EQ(recruitment_round(accepting, 15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
   const Snapshot untouched = snapshot(model, opt);
   for (size_t j = 0; j < accepted.params.size(); ++j) EXPECT_TRUE(at::equal(accepted.params[j], untouched.params[j])) << j;
   EXPECT_THROW(recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"slot": 2}]})"), mc.k_max), Error);
@@ -310,7 +318,7 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   Recruiter pruning(rs);
   pruning.restore(accepting.state(), accepting.log());
   pruning.restore_epoch(accepting.map_epoch());  // as a resumed run takes it from the block map
-  const auto cut = pruning.round(20, {0.5, 0.5}, 1e-3);
+  const auto cut = recruitment_round(pruning, 20, {0.5, 0.5}, 1e-3);
   ASSERT_EQ(cut.at("prune").size(), 1u) << cut.dump();
   EXPECT_EQ(cut.at("prune")[0].at("slot"), slot);
   EXPECT_TRUE(cut.at("prune")[0].at("prune").get<bool>()) << cut.dump();

@@ -1,0 +1,236 @@
+// model_group.cpp: see model_group.h.
+#include "trainer/model_group.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <torch/optim/adamw.h>
+
+#include "core/error.h"
+#include "data/prepare.h"
+#include "trainer/block_parallel.h"
+#include "trainer/checkpoint.h"
+#include "trainer/grad_sync.h"
+#include "trainer/recruiter.h"
+
+namespace localist {
+namespace {
+
+int64_t file_mtime_ns(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc,
+                                                    std::vector<at::Tensor>* all_params) {
+  std::vector<at::Tensor> decay = model.decay_parameters(), no_decay = model.no_decay_parameters();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto opts = [&](double wd) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(tc.lr.lr);
+    o->betas({tc.beta1, tc.beta2}).weight_decay(wd).eps(1e-8);
+    return o;
+  };
+  groups.emplace_back(decay, opts(tc.weight_decay));
+  groups.emplace_back(no_decay, opts(tc.decay_embeddings ? tc.weight_decay : 0.0));
+  *all_params = decay;
+  all_params->insert(all_params->end(), no_decay.begin(), no_decay.end());
+  return std::make_unique<torch::optim::AdamW>(groups);
+}
+
+}  // namespace
+
+void GroupMesh::set_timeout(double seconds) {
+  for (auto* c : {&ranks, &dp, &bp}) {
+    if (*c) (*c)->set_timeout(seconds);
+  }
+}
+
+GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel) {
+  const int bp = static_cast<int>(block_parallel);
+  if (bp < 1 || ranks->size() % bp != 0) {
+    throw ConfigError("distributed.block_parallel: " + std::to_string(bp) + " does not divide the world size " +
+                      std::to_string(ranks->size()));
+  }
+  GroupMesh m;
+  m.bp_size = bp;
+  m.dp_rank = ranks->rank() / bp, m.dp_size = ranks->size() / bp, m.bp_rank = ranks->rank() % bp;
+  m.ranks = ranks;
+  m.dp = ranks;
+  if (bp > 1) {
+    m.dp = ranks->split(m.bp_rank, m.dp_rank, "dp[" + std::to_string(m.bp_rank) + "]");
+    m.bp = ranks->split(m.dp_rank, m.bp_rank, "bp[" + std::to_string(m.dp_rank) + "]");
+  }
+  return m;
+}
+
+void GroupRules::reload_if_changed() {
+  if (path_.empty()) return;
+  const int64_t m = file_mtime_ns(path_);
+  if (m == mtime_) return;
+  file_ = RuleSet::load(path_, k_max_);
+  mtime_ = m;
+  stale_ = true;
+  spdlog::info("rules: loaded {} rule(s) from {}", file_.rules().size(), path_);
+}
+
+const RuleSet& GroupRules::active(const std::vector<DomainRoute>& routes) {
+  if (stale_) {
+    active_ = routes.empty() ? file_ : file_.with_domain_routes(routes);
+    stale_ = false;
+  }
+  return active_;
+}
+
+ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
+    : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel)), rules(s.train.rules, s.model.k_max) {
+  const TrainConfig& tc = s.train;
+  bf16 = s.device.is_cuda() && tc.precision != "fp32";
+  if (tc.global_batch % (static_cast<int64_t>(mesh.dp_size) * tc.micro_batch) != 0) {
+    throw ConfigError("train.micro_batch: " + std::to_string(tc.micro_batch) + " does not divide the per-rank batch " +
+                      std::to_string(tc.global_batch / mesh.dp_size));
+  }
+  accum = tc.global_batch / mesh.dp_size / tc.micro_batch;
+  // Data and tokenizer; the tokenizer must be the one the shards were made with.
+  reader = std::make_unique<BatchReader>(s.data, s.model.context, s.seed, tc.global_batch);
+  std::vector<std::string> training_files;
+  for (const auto& src : s.data.sources) {
+    if (!src.train) continue;
+    training_files.push_back(src.path);
+    source_domain.push_back(src.domain);
+  }
+  const std::string sp_model = trained_tokenizer_path(s.data);
+  tokenizer = tokenizer_create(s.data.tokenizer, training_files, sp_model);
+  if (tokenizer->hash() != reader->shards().front()->meta().tokenizer_hash) {
+    throw Error(reader->shards().front()->path() + ": made with another tokenizer than the config's; re-run "
+                "`localist prepare --force`");
+  }
+  token_texts = tokenizer->token_texts();
+  tokenizer_file = s.data.tokenizer.kind != "sentencepiece" ? ""
+                   : s.data.tokenizer.model.empty()     ? sp_model
+                                                        : s.data.tokenizer.model;
+
+  model = std::make_shared<LocalistModel>(s.model, tokenizer->vocab_size(), s.seed);
+  if (mesh.ranks->size() > 1) {
+    // Identical replicas by construction (same seed); the broadcast makes it a guarantee.
+    at::NoGradGuard no_grad;
+    for (auto& t : model->parameters()) mesh.ranks->broadcast(t, 0, "initial parameters");
+  }
+  if (resumed) {
+    if (resumed->meta.tokenizer_hash != tokenizer->hash()) {
+      throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
+                  ")");
+    }
+    checkpoint_load_model(*resumed, *model);
+    resumed_epoch_ = resumed->map.epoch;
+  }
+  model->to(s.device);
+  model->train();
+  if (mesh.bp_size > 1) {
+    // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
+    blocks = std::make_unique<BlockParallel>(mesh.bp, *model,
+                                             resumed ? block_map_plan(resumed->map, active_mask(), mesh.bp_size)
+                                                     : block_map_initial(active_mask(), mesh.bp_size));
+    for (auto& l : model->layers) router_params.push_back(l->router_w);
+    if (s.lead) spdlog::info("block map {}", blocks->map().describe());
+  }
+  const auto& ac = model->anchor_code();
+  spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
+               "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
+               model->parameter_count(), s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
+               s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
+               bf16 ? " (bf16 autocast)" : "");
+
+  optimizer = make_optimizer(*model, tc, &all_params);
+  moments = adamw_moments(*optimizer);
+  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank);
+
+  if (s.recruitment.enabled) {
+    RecruiterSetup rs;
+    rs.config = s.recruitment;
+    rs.model = model.get();
+    rs.moments = moments;
+    rs.reader = reader.get();
+    rs.ranks = mesh.ranks;
+    rs.source_domains = source_domain;
+    rs.rules = &rules.file_rules();
+    rs.token_texts = &token_texts;
+    rs.pad_id = tokenizer->pad_id();
+    rs.seed = s.seed;
+    rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
+    rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
+    rs.device = s.device;
+    recruiter = std::make_unique<Recruiter>(rs);
+    if (resumed) {
+      recruiter->restore(resumed->state.value("recruitment", nlohmann::json()), resumed->recruitment_log);
+      recruiter->restore_epoch(resumed_epoch_);
+    }
+  }
+  // Gradients are summed over the data-parallel ranks while backward runs (hooks).
+  if (mesh.dp_size > 1) {
+    grad_sync = std::make_unique<GradientSync>(mesh.dp, model->parameters(),
+                                               static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
+    if (s.lead) {
+      spdlog::info("gradient sync: {} bucket(s), {:.2f} MB per step over {} data-parallel ranks",
+                   grad_sync->bucket_count(), grad_sync->bytes() / 1e6, mesh.dp_size);
+    }
+  }
+}
+
+ModelGroup::~ModelGroup() = default;
+
+std::vector<uint8_t> ModelGroup::active_mask() const {
+  std::vector<uint8_t> mask(setup.model.k_max, 0);
+  for (int64_t slot : model->active_slots()) mask[slot] = 1;
+  return mask;
+}
+
+BlockMap ModelGroup::block_map() const {
+  if (blocks) return blocks->map();
+  BlockMap m = block_map_initial(active_mask(), 1);
+  m.epoch = recruiter ? recruiter->map_epoch() : resumed_epoch_;
+  return m;
+}
+
+std::string ModelGroup::row_domain(int64_t step, int32_t source, int64_t start) const {
+  return recruiter ? recruiter->training_domain(step, source, start) : source_domain[source];
+}
+
+const RuleSet& ModelGroup::step_rules() {
+  rules.reload_if_changed();
+  static const std::vector<DomainRoute> none;
+  return rules.active(recruiter ? recruiter->domain_routes() : none);
+}
+
+int32_t ModelGroup::place_blocks(int64_t slot) {
+  if (!blocks) return 0;
+  // Under block parallelism the planner places the new block on the least-loaded rank
+  // (rebalancing past the threshold); parameters and moments move point to point.
+  const BlockMap next = block_map_plan(blocks->map(), active_mask(), mesh.bp_size);
+  const int64_t bytes = blocks->apply(next, moments);
+  if (setup.lead) spdlog::info("block map {} applied ({} bytes moved)", next.describe(), bytes);
+  return next.owner[slot];
+}
+
+nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<double>& dial, double lr) {
+  nlohmann::json rec = recruiter->begin_round(step, dial);
+  const int64_t pruned = recruiter->prune(step, dial, rec);
+  if (pruned >= 0) place_blocks(pruned);
+  const BlockDecision d = recruiter->try_candidate(step, dial, lr, rec);
+  const int32_t owner = d.accepted ? place_blocks(d.slot) : -1;
+  recruiter->commit(step, d, owner, rec);
+  rules.routes_changed();
+  return rec;
+}
+
+void ModelGroup::remap_for_test(int64_t step) {
+  if (!blocks) return;
+  BlockMap next = blocks->map();
+  ++next.epoch;
+  for (auto& o : next.owner) o = o < 0 ? o : (o + 1) % mesh.bp_size;
+  const int64_t bytes = blocks->apply(next, moments);
+  spdlog::info("block map {} applied at step {} ({} bytes sent)", next.describe(), step, bytes);
+}
+
+}  // namespace localist

@@ -1,0 +1,125 @@
+// model_group.h: one LLM and the ranks that train it (DESIGN.md §2, groups): its data
+// stream and tokenizer, the model and its AdamW, the DP x BP mesh of its ranks (block
+// parallelism, gradient sync), its rules (the rules file plus recruited domain routes)
+// and its block recruiter. The pool of LLMs holds several groups; today a run has one,
+// `main`, on every rank. The train step (train_step.h) and loop (train_loop.h) drive it.
+// Limits: every rank of the group holds full-size block tensors (see block_parallel.h).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "data/batch_reader.h"
+#include "data/data_config.h"
+#include "data/tokenizer.h"
+#include "model/localist_model.h"
+#include "model/model_config.h"
+#include "model/rules.h"
+#include "recruitment/block_map.h"
+#include "recruitment/recruitment_config.h"
+#include "trainer/block_slots.h"
+#include "trainer/train_config.h"
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace localist {
+
+class BlockParallel;
+class GradientSync;
+class Recruiter;
+struct CheckpointContents;
+
+// Ranks r = dp_rank * bp + bp_rank of the group: the bp ranks hold one replica (its
+// blocks sharded), the dp ranks hold the same blocks in different replicas.
+struct GroupMesh {
+  std::shared_ptr<Communicator> ranks;  // every rank of the group
+  std::shared_ptr<Communicator> dp;     // the ranks holding the same blocks (ranks itself when bp = 1)
+  std::shared_ptr<Communicator> bp;     // one replica's ranks (null when bp = 1)
+  int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
+  void set_timeout(double seconds);     // of every communicator of the mesh
+};
+GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel);
+
+// The rules a group trains with: the rules file's (reloaded when it changes) with the
+// recruited domains' routes in front; rebuilt only when either changed.
+class GroupRules {
+ public:
+  GroupRules(std::string path, int64_t k_max) : path_(std::move(path)), k_max_(k_max) {}
+  void reload_if_changed();
+  void routes_changed() { stale_ = true; }
+  const RuleSet& file_rules() const { return file_; }
+  const RuleSet& active(const std::vector<DomainRoute>& routes);
+  const RuleSet& active() const { return active_; }
+
+ private:
+  std::string path_;
+  int64_t k_max_;
+  int64_t mtime_ = -1;
+  bool stale_ = true;
+  RuleSet file_, active_;
+};
+
+struct GroupSetup {
+  std::string name = "main";
+  uint64_t seed = 0;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  RecruitmentConfig recruitment;
+  std::shared_ptr<Communicator> ranks;
+  int64_t block_parallel = 1;
+  double bucket_mb = 1.0;
+  at::Device device = at::kCPU;
+  bool lead = false;  // this rank logs for the group
+};
+
+struct ModelGroup {
+  // Builds everything and loads `resumed` (may be null): model, then optimizer state.
+  ModelGroup(const GroupSetup& setup, const CheckpointContents* resumed);
+  ~ModelGroup();
+  ModelGroup(const ModelGroup&) = delete;
+  ModelGroup& operator=(const ModelGroup&) = delete;
+
+  // The block map the group trains under (bp 1: every active block on rank 0).
+  BlockMap block_map() const;
+  // The domain a training row is shown with (a routed domain may hide its tag).
+  std::string row_domain(int64_t step, int32_t source, int64_t start) const;
+  // The rules of this step (reloads the rules file if it changed).
+  const RuleSet& step_rules();
+  // A recruitment round (collective over the group); applies its block changes.
+  nlohmann::json recruitment_round(int64_t step, const std::vector<double>& dial, double lr);
+  // Test hook (LOCALIST_TEST_REMAP_STEP): every block moves to the next bp rank.
+  void remap_for_test(int64_t step);
+
+  GroupSetup setup;
+  GroupMesh mesh;
+  bool bf16 = false;
+  int64_t accum = 1;  // micro-batches per rank and step
+  std::unique_ptr<BatchReader> reader;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<std::string> token_texts;    // each id's bytes
+  std::vector<std::string> source_domain;  // per training source
+  std::string tokenizer_file;              // copied into checkpoints ("" for byte tokenizers)
+  std::shared_ptr<LocalistModel> model;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<at::Tensor> all_params;     // decay then no-decay parameters (the optimizer's order)
+  std::vector<at::Tensor> router_params;  // bp > 1: summed over the replica after backward
+  MomentsOf moments;
+  std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
+  std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only
+  std::unique_ptr<Recruiter> recruiter;      // recruitment.enabled only
+  GroupRules rules;
+
+ private:
+  int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
+  std::vector<uint8_t> active_mask() const;
+  int64_t resumed_epoch_ = 0;
+};
+
+}  // namespace localist

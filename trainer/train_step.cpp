@@ -1,0 +1,150 @@
+// train_step.cpp: see train_step.h.
+#include "trainer/train_step.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/optim/adamw.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/seed_stream.h"
+#include "model/forward_pass.h"
+#include "trainer/block_parallel.h"
+#include "trainer/grad_sync.h"
+
+namespace localist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Forward and backward of micro-batch m of this rank's rows; adds its statistics to s.
+void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& batch, const at::Tensor& all,
+                      const RuleSet& rules, const std::vector<double>& dial, bool trace, StepStats& s) {
+  const TrainConfig& tc = g.setup.train;
+  const int64_t T = g.setup.model.context, L = g.setup.model.n_layers, mb = tc.micro_batch;
+  const auto rows = all.narrow(0, m * mb, mb);
+  std::vector<std::string> domains;
+  if (!rules.empty()) {
+    for (int64_t i = m * mb; i < (m + 1) * mb; ++i) domains.push_back(g.row_domain(step, batch.source[i], batch.start[i]));
+  }
+  // Dropout draws from a stream fixed by (seed, step, micro-batch of the global batch),
+  // so the same micro-batch sees the same masks on any number of ranks.
+  at::manual_seed(seed_stream(g.setup.seed, SeedPurpose::kDropout, step,
+                              static_cast<uint64_t>(g.mesh.dp_rank * g.accum + m)));
+  ForwardOptions fo;
+  fo.dial = dial;
+  fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
+  fo.trace = trace;
+  fo.shard = g.blocks ? &g.blocks->shard() : nullptr;
+  PassSpec spec;
+  spec.rules = &rules;
+  spec.token_texts = &g.token_texts;
+  spec.device = g.setup.device;
+  spec.bf16 = g.bf16;
+  spec.pad_id = g.tokenizer->pad_id();
+  const ForwardPass f = forward_with_rules(*g.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T), domains, fo, spec,
+                                           PassLoss::kMean);
+  const ForwardResult& r = f.result;
+  at::Tensor pen = at::zeros({}, f.ce.options());
+  for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
+    pen = pen + dial[l] * (tc.penalty_mu * r.omega[l].to(at::kFloat) - tc.penalty_nu * r.mutual_info[l].to(at::kFloat));
+  }
+  pen = pen / static_cast<double>(L);
+  // Every micro-batch of the global batch weighs the same, on any number of ranks.
+  const int64_t dp = g.mesh.dp_size;
+  const auto loss = (f.ce + pen) / static_cast<double>(g.accum * dp);
+  if (g.grad_sync && m + 1 == g.accum) g.grad_sync->arm("gradients (step " + std::to_string(step) + ")");
+  loss.backward();
+  s.ce += f.ce.item<double>() / g.accum;
+  s.loss += loss.item<double>() * dp;
+  for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
+    s.omega += r.omega[l].item<double>() / (L * g.accum);
+    s.mutual_info += r.mutual_info[l].item<double>() / (L * g.accum);
+  }
+  if (trace) {
+    for (const auto& tr : r.traces) {
+      const auto shares = at::one_hot(tr.hard.flatten(), r.active_blocks.size(0)).to(at::kDouble).mean(0);
+      s.max_share = std::max(s.max_share, shares.max().item<double>());
+    }
+  }
+}
+
+// Finishes the gradient sums and averages the statistics over the group.
+void sync_step(ModelGroup& g, StepStats& s) {
+  const auto c0 = Clock::now();
+  if (g.grad_sync) g.grad_sync->finish();
+  // The router is used through every rank's blocks: its partial gradients (already
+  // summed over the data-parallel ranks) add up over the replica's group.
+  for (auto& r : g.router_params) {
+    at::Tensor grad = r.grad();  // shares the gradient's storage
+    if (grad.defined()) g.mesh.bp->all_reduce(grad, ReduceOp::kSum, "router gradient");
+  }
+  auto stats = at::tensor(std::vector<double>{s.loss, s.ce, s.omega, s.mutual_info}, at::kDouble);
+  g.mesh.ranks->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
+  auto shares = at::tensor(std::vector<double>{s.max_share}, at::kDouble);
+  g.mesh.ranks->all_reduce(shares, ReduceOp::kMax, "block shares");
+  s.loss = stats[0].item<double>(), s.ce = stats[1].item<double>();
+  s.omega = stats[2].item<double>(), s.mutual_info = stats[3].item<double>(), s.max_share = shares[0].item<double>();
+  // What backward did not hide (includes waiting for the slowest rank).
+  s.comm_ms = std::chrono::duration<double, std::milli>(Clock::now() - c0).count();
+}
+
+// The global gradient norm of the whole model: block parameters are held in parts by the
+// ranks of a replica (other ranks' rows are zero here), so their squares add up over the
+// block-parallel group; everything else is replicated and counted once.
+double clip_gradients(ModelGroup& g, double clip) {
+  double shared_sq = 0, block_sq = 0;
+  for (const auto& t : g.all_params) {
+    if (!t.grad().defined()) continue;
+    const double sq = t.grad().to(at::kDouble).pow(2).sum().item<double>();
+    (g.blocks && g.blocks->is_block_param(t) ? block_sq : shared_sq) += sq;
+  }
+  if (g.mesh.bp) {
+    auto sq = at::tensor(std::vector<double>{block_sq}, at::kDouble);
+    g.mesh.bp->all_reduce(sq, ReduceOp::kSum, "gradient norm");
+    block_sq = sq.item<double>();
+  }
+  const double norm = std::sqrt(shared_sq + block_sq);
+  if (clip > 0 && norm > clip) {
+    at::NoGradGuard no_grad;
+    const double scale = clip / (norm + 1e-6);
+    for (auto& t : g.all_params) {
+      if (t.grad().defined()) t.grad().mul_(scale);
+    }
+  }
+  return norm;
+}
+
+}  // namespace
+
+StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dial, double lr, bool trace) {
+  const TrainConfig& tc = g.setup.train;
+  const RuleSet& rules = g.step_rules();
+  for (auto& pg : g.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(pg.options()).lr(lr);
+  const TokenBatch batch = g.reader->read(step, g.mesh.dp_rank, g.mesh.dp_size);
+  const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
+                       .view({batch.rows, batch.cols});
+  g.optimizer->zero_grad();
+  StepStats s;
+  for (int64_t m = 0; m < g.accum; ++m) {
+    // Traces need every block on one rank.
+    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && !g.blocks, s);
+  }
+  if (g.mesh.ranks->size() > 1) sync_step(g, s);
+  if (!std::isfinite(s.loss)) {
+    throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
+                            s.loss));
+  }
+  s.grad_norm = clip_gradients(g, tc.grad_clip);
+  g.optimizer->step();
+  // Each rank's copy of the blocks it does not own drifts (weight decay on zero
+  // gradients); the owners' values are re-assembled on every rank of the replica so
+  // that rank 0 evaluates and checkpoints the true model.
+  if (g.blocks) g.blocks->reassemble();
+  return s;
+}
+
+}  // namespace localist

@@ -1,0 +1,170 @@
+// trial.cpp: see trial.h.
+#include "trainer/trial.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+
+#include "core/seed_stream.h"
+
+namespace localist {
+namespace {
+
+// [begin, end) of n items that rank r of d handles.
+std::pair<int64_t, int64_t> slice(int64_t n, int r, int d) { return {n * r / d, n * (r + 1) / d}; }
+
+at::Tensor tokens_of(const TokenBatch& b) {
+  return at::tensor(std::vector<int64_t>(b.tokens.begin(), b.tokens.end()), at::kLong).view({b.rows, b.cols});
+}
+
+}  // namespace
+
+ParameterSnapshot::ParameterSnapshot(LocalistModel& model) {
+  for (const auto& t : model.parameters()) saved_.push_back(t.detach().clone());
+  for (const auto& t : model.buffers()) saved_.push_back(t.detach().clone());
+}
+
+void ParameterSnapshot::restore(LocalistModel& model) const {
+  at::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& t : model.parameters()) t.copy_(saved_[i++]);
+  for (auto& t : model.buffers()) t.copy_(saved_[i++]);
+}
+
+Trial::Trial(TrialSetup setup) : s_(std::move(setup)) {}
+
+PassSpec Trial::pass(const RuleSet& rules) const {
+  PassSpec p;
+  p.rules = &rules;
+  p.token_texts = s_.token_texts;
+  p.device = s_.device;
+  p.pad_id = s_.pad_id;
+  return p;
+}
+
+std::vector<std::string> Trial::domains_of(const std::vector<SampleRef>& refs, size_t begin, size_t end) const {
+  std::vector<std::string> out;
+  for (size_t i = begin; i < end; ++i) out.push_back(s_.source_domains.at(refs[i].source));
+  return out;
+}
+
+void Trial::score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace,
+                  const RuleSet& rules,
+                  const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) const {
+  LocalistModel& model = *s_.model;
+  const int64_t T = s_.reader->sampler().seq_len();
+  const auto [begin, end] = slice(static_cast<int64_t>(refs.size()), s_.ranks->rank(), s_.ranks->size());
+  if (end <= begin) return;
+  const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
+  at::NoGradGuard no_grad;
+  model.eval();
+  const PassSpec spec = pass(rules);
+  for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
+    const int64_t n = std::min(s_.micro_batch, end - begin - off);
+    const auto rows = all.narrow(0, off, n);
+    ForwardOptions fo;
+    fo.dial = dial;
+    fo.trace = trace;
+    const ForwardPass f = forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
+                                             domains_of(refs, begin + off, begin + off + n), fo, spec,
+                                             PassLoss::kPerToken);
+    visit(begin + off, (f.ce / std::log(2.0)).view({rows.size(0), T}).cpu(), f.result);
+  }
+  model.train();
+}
+
+HeldoutBits Trial::heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial,
+                                const RuleSet& rules) const {
+  auto sums = at::zeros({2}, at::kDouble);
+  auto windows = at::zeros({static_cast<int64_t>(refs.size())}, at::kDouble);
+  score(refs, dial, false, rules, [&](int64_t first, const at::Tensor& token_bits, const ForwardResult&) {
+    sums[0] += token_bits.to(at::kDouble).sum().item<double>();
+    sums[1] += static_cast<double>(token_bits.numel());
+    windows.narrow(0, first, token_bits.size(0)).copy_(token_bits.to(at::kDouble).mean(1));
+  });
+  if (s_.ranks->size() > 1) {
+    s_.ranks->all_reduce(sums, ReduceOp::kSum, "recruitment held-out bits");
+    // Each window was scored by exactly one rank: the sums are the values.
+    s_.ranks->all_reduce(windows, ReduceOp::kSum, "recruitment held-out bits per window");
+  }
+  HeldoutBits h;
+  h.tokens = sums[1].item<double>();
+  h.mean = sums[0].item<double>() / std::max(1.0, h.tokens);
+  h.window_bits.assign(windows.data_ptr<double>(), windows.data_ptr<double>() + windows.numel());
+  return h;
+}
+
+void Trial::sum_trained_gradients(int64_t step, const std::vector<TrainedTensor>& trained) const {
+  // Only what trains is summed over the ranks (for a block trial: the router and the new
+  // slot's rows and columns, 1/k_max of the block tensors).
+  std::vector<at::Tensor> grads;  // views into the gradients
+  for (const auto& t : trained) {
+    if (!t.param.grad().defined()) const_cast<at::Tensor&>(t.param).mutable_grad() = at::zeros_like(t.param);
+  }
+  for (const auto& t : trained) {
+    if (!t.part) {
+      grads.push_back(t.param.grad());
+      continue;
+    }
+    for (const auto& v : t.part(t.param.grad())) grads.push_back(v);
+  }
+  std::vector<at::Tensor> flat_parts;
+  for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
+  auto flat = at::cat(flat_parts);
+  s_.ranks->all_reduce(flat, ReduceOp::kSum, "recruitment trial gradients (step " + std::to_string(step) + ")");
+  int64_t o = 0;
+  for (auto& g : grads) {
+    g.copy_(flat.narrow(0, o, g.numel()).view(g.sizes()));
+    o += g.numel();
+  }
+}
+
+void Trial::train(int64_t step, int64_t steps, const std::vector<TrainedTensor>& trained,
+                  const std::vector<SampleRef>& pool, const RuleSet& rules, const std::vector<double>& dial,
+                  double lr) const {
+  LocalistModel& model = *s_.model;
+  const int64_t T = s_.reader->sampler().seq_len(), G = s_.batch;
+  std::vector<at::Tensor> params;
+  for (const auto& t : trained) params.push_back(t.param);
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).betas({s_.beta1, s_.beta2}).weight_decay(0.0));
+  std::vector<at::Tensor> frozen;  // partly trained tensors as they were: the rest is put back after every update
+  for (const auto& t : trained) frozen.push_back(t.part ? t.param.detach().clone() : at::Tensor());
+  const PassSpec spec = pass(rules);
+  model.train();
+  for (int64_t t = 0; t < steps; ++t) {
+    std::vector<SampleRef> refs;
+    for (int64_t i = 0; i < G; ++i) refs.push_back(pool[(t * G + i) % pool.size()]);
+    const auto [begin, end] = slice(G, s_.ranks->rank(), s_.ranks->size());
+    opt.zero_grad();
+    if (end > begin) {
+      const auto all = tokens_of(s_.reader->read_refs({refs.begin() + begin, refs.begin() + end}));
+      for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
+        const int64_t n = std::min(s_.micro_batch, end - begin - off);
+        const auto rows = all.narrow(0, off, n);
+        at::manual_seed(seed_stream(s_.seed, SeedPurpose::kTrialDropout, step,
+                                    static_cast<uint64_t>(t * 131 + begin + off)));
+        ForwardOptions fo;
+        fo.dial = dial;
+        const ForwardPass f = forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
+                                                 domains_of(refs, begin + off, begin + off + n), fo, spec,
+                                                 PassLoss::kMean);
+        (f.ce * static_cast<double>(rows.size(0)) / static_cast<double>(G)).backward();
+      }
+    }
+    if (s_.ranks->size() > 1) sum_trained_gradients(step, trained);
+    opt.step();
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < trained.size(); ++i) {
+      if (!trained[i].part) continue;
+      const auto now = trained[i].part(trained[i].param);
+      std::vector<at::Tensor> keep;
+      for (const auto& v : now) keep.push_back(v.clone());
+      const_cast<at::Tensor&>(trained[i].param).copy_(frozen[i]);
+      for (size_t j = 0; j < now.size(); ++j) now[j].copy_(keep[j]);
+    }
+  }
+  model.zero_grad();
+}
+
+}  // namespace localist

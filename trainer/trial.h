@@ -1,0 +1,86 @@
+// trial.h: the reusable trial of recruitment (DESIGN.md §1 M10, and M11's LLM trials to
+// come): a bit-exact snapshot of a model's parameters and buffers, training a chosen
+// subset of them (whole tensors or views of them) on chosen windows by an optimizer of
+// its own, and held-out bits per window. Every rank of the group runs the whole model on
+// its slice of the windows (data parallel); the trained gradients are summed over the
+// ranks. Limits: the trial is not sharded by block (a trial computes every block).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "data/batch_reader.h"
+#include "model/forward_pass.h"
+#include "model/localist_model.h"
+#include "model/rules.h"
+
+namespace localist {
+
+// The model's parameters and buffers as they were at construction; restore() puts them
+// back bit for bit.
+class ParameterSnapshot {
+ public:
+  explicit ParameterSnapshot(LocalistModel& model);
+  void restore(LocalistModel& model) const;
+
+ private:
+  std::vector<at::Tensor> saved_;
+};
+
+// What a trial trains of one parameter: the whole tensor, or the views `part` cuts of it
+// (the rest of the tensor is put back after every update).
+struct TrainedTensor {
+  at::Tensor param;
+  std::function<std::vector<at::Tensor>(const at::Tensor&)> part;  // null: the whole tensor
+};
+
+// Bits of held-out windows: per window (bits per token, every window, on every rank) and
+// their total.
+struct HeldoutBits {
+  double mean = 0;     // bits per token over all windows' tokens
+  double tokens = 0;
+  std::vector<double> window_bits;  // per window: mean bits per token
+};
+
+struct TrialSetup {
+  LocalistModel* model = nullptr;
+  const BatchReader* reader = nullptr;
+  std::vector<std::string> source_domains;  // per training source, "" when untagged
+  std::shared_ptr<Communicator> ranks;       // the group's ranks (windows are split over them)
+  const std::vector<std::string>* token_texts = nullptr;
+  at::Device device = at::kCPU;
+  int64_t pad_id = -100;
+  int64_t micro_batch = 8;
+  int64_t batch = 16;  // windows per trial step
+  uint64_t seed = 0;
+  double beta1 = 0.9, beta2 = 0.95;
+};
+
+class Trial {
+ public:
+  explicit Trial(TrialSetup setup);
+  // Scores this rank's share of `refs` in eval mode, micro-batch by micro-batch: calls
+  // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
+  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace, const RuleSet& rules,
+             const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) const;
+  // Collective over the ranks.
+  HeldoutBits heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial,
+                           const RuleSet& rules) const;
+  // `steps` updates of `trained` (AdamW at `lr`, no weight decay) on `pool`'s windows in
+  // turn, `batch` per update; dropout streams fixed by (seed, step, update, window).
+  // Collective; leaves every gradient zero and the model in train mode.
+  void train(int64_t step, int64_t steps, const std::vector<TrainedTensor>& trained, const std::vector<SampleRef>& pool,
+             const RuleSet& rules, const std::vector<double>& dial, double lr) const;
+
+ private:
+  PassSpec pass(const RuleSet& rules) const;
+  std::vector<std::string> domains_of(const std::vector<SampleRef>& refs, size_t begin, size_t end) const;
+  void sum_trained_gradients(int64_t step, const std::vector<TrainedTensor>& trained) const;
+  TrialSetup s_;
+};
+
+}  // namespace localist
