@@ -12,6 +12,8 @@
 #include "core/file_util.h"
 #include "data/prepare.h"
 #include "data/token_shard.h"
+#include "model/forward_pass.h"
+#include "trainer/metric_fields.h"
 
 namespace localist {
 
@@ -51,16 +53,15 @@ EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector
     const auto window = set.tokens.narrow(0, b, rows);
     const auto inputs = window.narrow(1, 0, window.size(1) - 1);
     const auto targets = window.narrow(1, 1, window.size(1) - 1);
-    RuleMasks masks;
-    if (rules && !rules->empty()) {
-      std::vector<std::string> doms(set.domains.begin() + b, set.domains.begin() + b + rows);
-      masks = rules->masks(inputs, doms, *in.token_texts, in.device);
-    }
+    PassSpec spec;
+    spec.rules = rules;
+    spec.token_texts = in.token_texts;
+    spec.device = in.device;
     ForwardOptions opt;
     opt.dial = dial;
-    opt.rules = (rules && !rules->empty()) ? &masks : nullptr;
     opt.trace = true;
-    const ForwardResult r = model.forward(inputs.to(in.device), opt);
+    const std::vector<std::string> doms(set.domains.begin() + b, set.domains.begin() + b + rows);
+    const ForwardResult r = forward_with_rules(model, inputs, targets, doms, opt, spec, PassLoss::kNone).result;
     acc.add(r, targets, in.pad_id);
   }
   model.train(was_training);
@@ -68,51 +69,36 @@ EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector
 }
 
 nlohmann::json eval_metrics_json(const EvalMetrics& m) {
-  return {{"dial", m.dial},
-          {"tokens", m.tokens},
-          {"bytes", m.bytes},
-          {"ce_nats", m.ce_nats},
-          {"bits_per_token", m.bits_per_token},
-          {"bits_per_byte", m.bits_per_byte},
-          {"perplexity", m.perplexity},
-          {"accuracy", m.accuracy},
-          {"code_length_bits", m.code_length_bits},
-          {"attn_entropy_bits", m.attn_entropy},
-          {"attn_entropy_unweighted_bits", m.attn_entropy_unweighted},
-          {"attn_entropy_per_layer_bits", m.attn_entropy_per_layer},
-          {"routing_entropy_bits", m.routing_entropy},
-          {"mutual_info_bits", m.mutual_info},
-          {"block_share", m.block_share},
-          {"block_share_by_layer", m.block_share_by_layer},
-          {"max_block_share", m.max_share},
-          {"own_fidelity_mass", m.own_fidelity_mass},
-          {"own_fidelity_top1", m.own_fidelity_top1},
-          {"own_pairs", m.own_pairs},
-          {"rule_fidelity_mass", m.rule_fidelity_mass},
-          {"rule_fidelity_top1", m.rule_fidelity_top1},
-          {"rule_pairs", m.rule_pairs},
-          {"epsilon_mean", m.epsilon_mean},
-          {"delta_mean", m.delta_mean},
-          {"s_max", m.s_max},
-          {"lambda_star_median", m.lambda_star_median},
-          {"bound_queries", m.bound_queries},
-          {"bound_epsilon_holds", m.bound_epsilon_holds},
-          {"bound_entropy_holds", m.bound_entropy_holds},
-          {"bound_delta_holds", m.bound_delta_holds}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : metric_fields()) {
+    if (f.name) j[f.name] = f.value(m);
+  }
+  return j;
 }
 
+namespace {
+
+std::string csv_value(const nlohmann::json& v) {
+  return v.is_number_integer() ? fmt::format("{}", v.get<int64_t>()) : fmt::format("{}", v.get<double>());
+}
+
+}  // namespace
+
 std::string sweep_table(const std::vector<EvalMetrics>& rows) {
-  std::string s = fmt::format("{:>5} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>6} {:>6} {:>7} {:>6} {:>6} {:>7} {:>7} {:>6}\n",
-                              "dial", "H_attn", "H_unw", "H_rt", "I_pi", "share", "fid", "top1", "rule", "ppl", "acc",
-                              "bpb", "eps", "lam*", "bounds");
+  std::string s;
+  for (const auto& f : metric_fields()) {
+    if (f.label) s += fmt::format("{}{:>{}}", s.empty() ? "" : " ", f.label, f.width);
+  }
+  s += "\n";
   for (const auto& m : rows) {
-    const double bounds = std::min({m.bound_epsilon_holds, m.bound_entropy_holds, m.bound_delta_holds});
-    s += fmt::format("{:>5.2f} {:>7.3f} {:>7.3f} {:>6.3f} {:>6.3f} {:>6.3f} {:>7.4f} {:>6.3f} {:>6} {:>7.3f} {:>6.3f} "
-                     "{:>6.3f} {:>7.4f} {:>7.3f} {:>6.4f}\n",
-                     m.dial, m.attn_entropy, m.attn_entropy_unweighted, m.routing_entropy, m.mutual_info, m.max_share,
-                     m.own_fidelity_mass, m.own_fidelity_top1,
-                     m.rule_pairs > 0 ? fmt::format("{:.3f}", m.rule_fidelity_mass) : std::string("-"), m.perplexity,
-                     m.accuracy, m.bits_per_byte, m.epsilon_mean, m.lambda_star_median, bounds);
+    std::string line;
+    for (const auto& f : metric_fields()) {
+      if (!f.label) continue;
+      const std::string cell = f.absent && f.absent(m) ? std::string("-")
+                                                       : fmt::format("{:.{}f}", f.value(m).get<double>(), f.precision);
+      line += fmt::format("{}{:>{}}", line.empty() ? "" : " ", cell, f.width);
+    }
+    s += line + "\n";
   }
   s += "H_attn: gate-weighted attention entropy (bits); H_unw: unweighted; H_rt: routing entropy; share: largest block "
        "share; fid/top1: own-block pointer fidelity; rule: point-rule fidelity; bounds: smallest fraction of queries on "
@@ -125,18 +111,18 @@ std::vector<std::string> sweep_write(const std::vector<EvalMetrics>& rows, const
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create the output directory: " + ec.message());
-  std::string csv =
-      "dial,attn_entropy_bits,attn_entropy_unweighted_bits,routing_entropy_bits,mutual_info_bits,max_block_share,"
-      "own_fidelity_mass,own_fidelity_top1,rule_fidelity_mass,rule_fidelity_top1,perplexity,accuracy,ce_nats,"
-      "bits_per_token,bits_per_byte,epsilon_mean,delta_mean,s_max,lambda_star_median,bound_epsilon_holds,"
-      "bound_entropy_holds,bound_delta_holds,tokens\n";
+  std::string csv;
+  for (const auto& f : metric_fields()) {
+    if (f.csv) csv += std::string(csv.empty() ? "" : ",") + f.name;
+  }
+  csv += "\n";
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& m : rows) {
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", m.dial, m.attn_entropy,
-                       m.attn_entropy_unweighted, m.routing_entropy, m.mutual_info, m.max_share, m.own_fidelity_mass,
-                       m.own_fidelity_top1, m.rule_fidelity_mass, m.rule_fidelity_top1, m.perplexity, m.accuracy,
-                       m.ce_nats, m.bits_per_token, m.bits_per_byte, m.epsilon_mean, m.delta_mean, m.s_max,
-                       m.lambda_star_median, m.bound_epsilon_holds, m.bound_entropy_holds, m.bound_delta_holds, m.tokens);
+    std::string line;
+    for (const auto& f : metric_fields()) {
+      if (f.csv) line += (line.empty() ? "" : ",") + csv_value(f.value(m));
+    }
+    csv += line + "\n";
     arr.push_back(eval_metrics_json(m));
   }
   const std::string csv_path = (fs::path(dir) / "sweep.csv").string();
@@ -150,10 +136,11 @@ std::vector<std::string> sweep_write(const std::vector<EvalMetrics>& rows, const
     write_file_atomic(script, fmt::format(
         "set terminal pngcairo size 900,600\nset output '{}'\nset datafile separator ','\nset key top center\n"
         "set xlabel 'locality dial lambda'\nset ylabel 'bits / fidelity'\nset y2label 'perplexity'\nset ytics nomirror\n"
-        "set y2tics\nplot '{}' skip 1 using 1:2 with linespoints title 'attention entropy (bits)', "
-        "'' skip 1 using 1:7 with linespoints title 'own-block fidelity', "
-        "'' skip 1 using 1:11 axes x1y2 with linespoints title 'perplexity'\n",
-        png, csv_path));
+        "set y2tics\nplot '{}' skip 1 using {}:{} with linespoints title 'attention entropy (bits)', "
+        "'' skip 1 using {}:{} with linespoints title 'own-block fidelity', "
+        "'' skip 1 using {}:{} axes x1y2 with linespoints title 'perplexity'\n",
+        png, csv_path, metric_csv_column("dial"), metric_csv_column("attn_entropy_bits"), metric_csv_column("dial"),
+        metric_csv_column("own_fidelity_mass"), metric_csv_column("dial"), metric_csv_column("perplexity")));
     if (std::system(("gnuplot '" + script + "' 2>/dev/null").c_str()) == 0) {
       written.push_back(png);
     } else {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.h"
+#include "model/forward_pass.h"
 
 namespace localist {
 
@@ -22,13 +23,14 @@ std::vector<GeneratedToken> generate(LocalistModel& model, const std::vector<uin
     const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - ctx);
     const std::vector<int64_t> window(ids.begin() + start, ids.end());
     const auto x = at::tensor(window, at::kLong).view({1, -1});
-    RuleMasks masks;
-    if (o.rules && !o.rules->empty()) masks = o.rules->masks(x, {o.domain}, token_texts, device);
+    PassSpec spec;
+    spec.rules = o.rules;
+    spec.token_texts = &token_texts;
+    spec.device = device;
     ForwardOptions fo;
     fo.dial = o.dial;
-    fo.rules = (o.rules && !o.rules->empty()) ? &masks : nullptr;
     fo.trace = true;
-    const ForwardResult r = model.forward(x.to(device), fo);
+    const ForwardResult r = forward_with_rules(model, x, at::Tensor(), {o.domain}, fo, spec, PassLoss::kNone).result;
     auto logits = r.logits[0][-1].to(at::kCPU).to(at::kDouble) / std::max(o.temperature, 1e-6);
     if (o.top_k > 0 && o.top_k < logits.size(0)) {
       const double kth = std::get<0>(logits.topk(o.top_k))[-1].item<double>();
