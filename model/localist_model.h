@@ -99,11 +99,4 @@ class LocalistModel : public torch::nn::Module {
   AnchorCode anchor_code_;
 };
 
-// The attention sublayer of one layer on normalised input xn (B,T,d): M2-M4 and the
-// penalties; exposed for tests that compare it with plain multi-head attention.
-at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
-                              const at::Tensor& active_blocks, const ModelConfig& c, double dial,
-                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
-                              const BlockShard* shard = nullptr);
-
 }  // namespace localist

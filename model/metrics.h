@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/bounds.h"
 #include "model/localist_model.h"
 
 namespace localist {
@@ -34,19 +35,6 @@ struct EvalMetrics {
   double epsilon_mean = 0, delta_mean = 0, s_max = 0, lambda_star_median = 0;
   double bound_epsilon_holds = 1, bound_entropy_holds = 1, bound_delta_holds = 1;  // fractions
 };
-
-// The three M8 checks for one layer. on_target: (B,H,T,T) bool, A_i per (head, query),
-// within the causal window. Returns per-(b,h,i) tensors; `valid` marks pairs with
-// both on- and off-target keys. Exposed so tests can feed it broken inputs.
-struct BoundCheck {
-  at::Tensor valid, epsilon, delta, delta_lower, s_max, eps_holds, entropy_holds, delta_holds, lambda_star;
-};
-BoundCheck bounds_check(const at::Tensor& alpha, const at::Tensor& logits, const at::Tensor& scores,
-                        const at::Tensor& pi_key, const at::Tensor& on_target, const at::Tensor& fired, double dial,
-                        double gamma, double rho, double epsilon0);
-
-// Per-(b,h,i) attention entropy in bits, 0 above the causal diagonal handled.
-at::Tensor attention_entropy(const at::Tensor& alpha);
 
 class MetricsAccumulator {
  public:

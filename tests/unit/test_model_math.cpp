@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/anchors.h"
+#include "model/block_attention.h"
 #include "model/localist_model.h"
 #include "model/penalty.h"
 

@@ -1,0 +1,125 @@
+// block_attention.cpp: see block_attention.h. Shapes: B sequences, T positions, d width,
+// K active blocks, H = K * heads_per_block computed heads of width d_h.
+#include "model/block_attention.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "model/penalty.h"
+#include "model/routing.h"
+
+namespace localist {
+
+at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, const at::Tensor& anchors,
+                              const at::Tensor& active_blocks, const ModelConfig& c, double dial,
+                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
+                              const BlockShard* shard) {
+  const int64_t B = xn_in.size(0), T = xn_in.size(1), d = xn_in.size(2);
+  const int64_t hb = c.heads_per_block, dh = c.head_dim, hmax = c.k_max * hb;
+  const int64_t K = active_blocks.size(0);
+  const auto lopt = active_blocks.options();
+  if (shard && trace) throw Error("attention traces need every block on one rank (evaluate without block parallelism)");
+  // Blocks computed here, as indices into the active blocks (all of them without a shard).
+  at::Tensor local = at::arange(K, lopt);
+  if (shard) {
+    const auto owned = at::tensor(shard->owned_slots, lopt);
+    local = at::nonzero(at::isin(active_blocks, owned)).flatten();
+  }
+  const int64_t K_local = local.size(0), H = K_local * hb;
+  const at::Tensor active_heads = (active_blocks.index_select(0, local).unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
+  const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)
+  // Under block parallelism the input's gradient is summed over the group on the way back.
+  const at::Tensor xn = shard ? shard->enter(xn_in) : xn_in;
+
+  // Only the computed heads' projections are used (no gather when that is every slot).
+  const bool all_heads = !shard && K == c.k_max;
+  const auto w_qkv = all_heads ? L.qkv_w
+                               : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
+  const auto b_qkv = all_heads ? L.qkv_b
+                               : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
+  // unbind (not three selects): its backward is one stack, not three zero-filled copies.
+  const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
+  // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
+  const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(dh))), k = qkv[1], v = qkv[2];
+
+  // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau. At dial 0 with no
+  // penalties, rules or trace nothing reads it, so it is not computed.
+  const bool routing = dial != 0.0 || penalties || trace || rules;
+  at::Tensor slot_map;
+  if (rules) slot_map = block_slot_to_active(active_blocks, c.k_max);
+  const Routing rt = routing ? route_tokens(xn, L.router_w, anchors, active_blocks, c.tau, rules, slot_map) : Routing();
+  const at::Tensor &pi = rt.pi, &router = rt.router, &hard = rt.hard;
+
+  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
+  // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
+  // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
+  // spent on it forward, and its gradient comes out of the matmul's backward.
+  at::Tensor z, scores;
+  if (dial != 0.0) {
+    const auto beta = ((dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0)).permute({0, 2, 1}).unsqueeze(-1);
+    const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
+    const auto k1 = at::cat({k, beta}, -1);
+    z = at::matmul(q1, k1.transpose(-2, -1));
+    if (trace) scores = at::matmul(q, k.transpose(-2, -1)).detach();
+  } else {
+    z = at::matmul(q, k.transpose(-2, -1));
+    scores = z;
+  }
+  const auto causal = at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1);
+  at::Tensor targets, fired;
+  if (rules && (rules->point_targets.defined() || rules->point_block.defined())) {
+    targets = at::zeros({B, T, T}, xn.options().dtype(at::kBool));
+    if (rules->point_targets.defined()) targets = targets | rules->point_targets;
+    if (rules->point_block.defined()) {
+      const auto pb = block_map_slots(rules->point_block, slot_map).unsqueeze(2);  // (B,T,1) query's target block
+      targets = targets | (pb.ge(0) & hard.unsqueeze(1).eq(pb));
+    }
+    targets = targets & causal.logical_not();
+    fired = targets.any(-1);
+    z = z + c.rho * targets.unsqueeze(1).to(z.scalar_type());
+  }
+  z = z.masked_fill(causal, -std::numeric_limits<double>::infinity());
+  const auto alpha = at::softmax(z, -1);
+
+  // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
+  const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
+  auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
+  if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
+  const auto w_o = all_heads ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
+  // The output bias is added once, after the partial outputs of the group are summed.
+  const auto partial = at::linear(heads.reshape({B, T, H * dh}), w_o);
+  const auto y = (shard ? shard->leave(partial) : partial) + L.out_b;
+
+  if (penalties) {
+    auto omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
+    auto mi = routing_mutual_information(pi);
+    if (shard) {
+      // Ω: this rank's heads' share of the mean over all heads; I_π: counted once, on the lead.
+      omega = shard->leave(omega * (static_cast<double>(H) / static_cast<double>(K * hb)));
+      mi = shard->leave(shard->lead ? mi : mi * 0.0);
+    }
+    out.omega.push_back(omega);
+    out.mutual_info.push_back(mi);
+  }
+  if (trace) {
+    LayerTrace t;
+    t.dial = dial;
+    t.alpha = alpha;
+    t.scores = scores;
+    t.logits = z;
+    t.pi = pi;
+    t.router = router.defined() ? router.detach() : router;
+    t.gate = gate;
+    t.hard = hard;
+    t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, xn.options().dtype(at::kBool));
+    t.rule_targets = targets;
+    out.traces.push_back(t);
+  }
+  out.head_block = head_block;
+  return y;
+}
+
+}  // namespace localist

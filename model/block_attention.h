@@ -1,0 +1,21 @@
+// block_attention.h: the attention sublayer of the localist transformer (DESIGN.md §1
+// M3-M5): per active block's heads, causal attention with the locality bias
+// −λγ(1 − π_jk) and the rules' +ρ on their targets, outputs combined by the gates
+// g_ik = (1 − λ) + λKπ_ik, and the penalties Ω (group lasso) and I_π when asked.
+// Under block parallelism only the shard's blocks are computed and the partial
+// outputs summed over the group. Limits: keeps (B,H,T,T) tensors for backward.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "model/localist_model.h"
+
+namespace localist {
+
+// The attention sublayer of one layer on normalised input xn (B,T,d): M2-M4 and the
+// penalties; exposed for tests that compare it with plain multi-head attention.
+at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
+                              const at::Tensor& active_blocks, const ModelConfig& c, double dial,
+                              const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
+                              const BlockShard* shard = nullptr);
+
+}  // namespace localist
