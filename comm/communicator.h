@@ -1,7 +1,8 @@
 // communicator.h: the one interface through which code above comm/ talks to other
 // ranks (DESIGN.md §2): collectives and point-to-point on tensors, each bounded by a
 // timeout, and sub-groups. Backends: the MPI backend (CPU tensors and the control
-// plane; comm/mpi_communicator.h) and the single-rank double local_communicator().
+// plane; comm/mpi_communicator.h), the single-rank double local_communicator() and the
+// N-rank in-process double with fault injection (comm/in_process_group.h, for tests).
 // A timeout raises CommTimeout naming the operation, the group and this rank.
 // Limits: the NCCL backend (CUDA tensors) is not written yet; CUDA tensors go through
 // host memory with the MPI backend (see carries_device()).
@@ -54,7 +55,8 @@ class Communicator {
   virtual void send(const at::Tensor& t, int dst, int tag, const std::string& what) = 0;
   virtual void recv(at::Tensor& t, int src, int tag, const std::string& what) = 0;
   virtual void barrier(const std::string& what) = 0;
-  // Ranks with the same color form a group, ordered by key then rank.
+  // Ranks with the same color form a group, ordered by key then rank. Collective, and
+  // bounded by this group's timeout like every other call; the new group inherits it.
   virtual std::shared_ptr<Communicator> split(int color, int key, const std::string& name) = 0;
   // Ends the whole job at once (all ranks, all groups) with `status`; never returns.
   [[noreturn]] virtual void abort(int status) = 0;

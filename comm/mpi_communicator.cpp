@@ -31,6 +31,22 @@ MPI_Datatype mpi_type(const at::Tensor& t, const std::string& what) {
 
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
 
+std::string mpi_error_text(int rc) {
+  char text[MPI_MAX_ERROR_STRING] = {0};
+  int n = 0;
+  if (MPI_Error_string(rc, text, &n) != MPI_SUCCESS) return "MPI error " + std::to_string(rc);
+  return std::string(text, n);
+}
+
+// NOTE(checked calls): the world's error handler is MPI_ERRORS_RETURN (set in mpi_world,
+// inherited by every split), so a failing call returns here instead of aborting the job
+// without a word; the error names the MPI function and what it was doing.
+void mpi_check(int rc, const char* call, const std::string& what) {
+  if (rc == MPI_SUCCESS) return;
+  throw Error(std::string(call) + " failed" + (what.empty() ? "" : " in " + what) + ": " + mpi_error_text(rc) +
+              " (a peer may have died, or the MPI installation is broken)");
+}
+
 void check_cpu_contiguous(const at::Tensor& t, const std::string& what) {
   if (!t.device().is_cpu()) throw Error(what + ": the MPI backend needs CPU tensors (NCCL carries CUDA tensors)");
   if (!t.is_contiguous()) throw Error(what + ": tensor must be contiguous");
@@ -70,8 +86,9 @@ constexpr int kCheckInTag = 7331;
 std::string watchdog_report(double timeout_s) {
   if (g_monitor == MPI_COMM_NULL) return "";
   int rank = 0, size = 1;
-  MPI_Comm_rank(g_monitor, &rank);
-  MPI_Comm_size(g_monitor, &size);
+  if (MPI_Comm_rank(g_monitor, &rank) != MPI_SUCCESS || MPI_Comm_size(g_monitor, &size) != MPI_SUCCESS) {
+    return "; the watchdog could not query its communicator";
+  }
   if (size == 1) return "";
   // Rank 0 listens for `window`; the others wait `window + margin` so that rank 0's
   // verdict and abort come first; both scale with the timeout (~2x it in all).
@@ -82,23 +99,28 @@ std::string watchdog_report(double timeout_s) {
   if (rank != 0) {
     int me = rank;
     MPI_Request req;
-    MPI_Isend(&me, 1, MPI_INT, 0, kCheckInTag, g_monitor, &req);
+    int rc = MPI_Isend(&me, 1, MPI_INT, 0, kCheckInTag, g_monitor, &req);
+    if (rc != MPI_SUCCESS) return "; the watchdog check-in could not be sent (MPI_Isend: " + mpi_error_text(rc) + ")";
     int done = 0;
     while (!done && elapsed() < window + margin) {
-      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) return "; the watchdog check-in failed (MPI_Test: " + mpi_error_text(rc) + ")";
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     while (elapsed() < window + margin) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    if (!done) MPI_Cancel(&req);
+    if (!done) MPI_Cancel(&req);  // best effort: the job is ending
     return "; rank 0 did not answer the watchdog check-in (it may be the one that stopped)";
   }
   std::vector<int> got(size, -1);
   std::vector<MPI_Request> reqs(size, MPI_REQUEST_NULL);
-  for (int r = 1; r < size; ++r) MPI_Irecv(&got[r], 1, MPI_INT, r, kCheckInTag, g_monitor, &reqs[r]);
+  for (int r = 1; r < size; ++r) {
+    const int rc = MPI_Irecv(&got[r], 1, MPI_INT, r, kCheckInTag, g_monitor, &reqs[r]);
+    if (rc != MPI_SUCCESS) return "; the watchdog could not listen (MPI_Irecv: " + mpi_error_text(rc) + ")";
+  }
   while (elapsed() < window) {
     int all = 0;
-    MPI_Testall(size - 1, reqs.data() + 1, &all, MPI_STATUSES_IGNORE);
-    if (all) break;
+    // A failed test (a dead peer's request) ends the listening: the ranks heard so far are named.
+    if (MPI_Testall(size - 1, reqs.data() + 1, &all, MPI_STATUSES_IGNORE) != MPI_SUCCESS || all) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::string missing;
@@ -133,10 +155,18 @@ class MpiWork : public CommWork {
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator(MPI_Comm comm, std::string name, double timeout_s) : comm_(comm), name_(std::move(name)) {
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
+  // `owned`: this object created the communicator (a split) and frees it.
+  MpiCommunicator(MPI_Comm comm, std::string name, double timeout_s, bool owned)
+      : comm_(comm), name_(std::move(name)), owned_(owned) {
+    mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank", "group '" + name_ + "'");
+    mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", "group '" + name_ + "'");
     timeout_s_ = timeout_s;
+  }
+  ~MpiCommunicator() override {
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    // After MPI_Finalize nothing may be freed (and nothing needs to be).
+    if (owned_ && !finalised && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -145,7 +175,8 @@ class MpiCommunicator : public Communicator {
   void all_reduce(at::Tensor& t, ReduceOp op, const std::string& what) override {
     check_cpu_contiguous(t, what);
     MPI_Request req;
-    MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_, &req);
+    post(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
+                        &req), "MPI_Iallreduce", "all_reduce", what);
     wait(req, "all_reduce", what);
     if (op == ReduceOp::kAvg) t.div_(size_);
   }
@@ -153,8 +184,8 @@ class MpiCommunicator : public Communicator {
   std::shared_ptr<CommWork> all_reduce_async(at::Tensor& t, ReduceOp op, const std::string& what) override {
     check_cpu_contiguous(t, what);
     auto work = std::make_shared<MpiWork>(this, t, op == ReduceOp::kAvg, "all_reduce", what);
-    MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
-                   &work->req_);
+    post(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
+                        &work->req_), "MPI_Iallreduce", "all_reduce", what);
     return work;
   }
 
@@ -162,7 +193,8 @@ class MpiCommunicator : public Communicator {
     check_cpu_contiguous(t, what);
     check_rank(root, what);
     MPI_Request req;
-    MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), root, comm_, &req);
+    post(MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), root, comm_, &req), "MPI_Ibcast",
+         "broadcast", what);
     wait(req, "broadcast", what);
   }
 
@@ -174,8 +206,8 @@ class MpiCommunicator : public Communicator {
     auto out = at::empty(shape, t.options());
     MPI_Request req;
     const auto type = mpi_type(t, what);
-    MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), type, out.data_ptr(), static_cast<int>(t.numel()), type,
-                   comm_, &req);
+    post(MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), type, out.data_ptr(), static_cast<int>(t.numel()),
+                        type, comm_, &req), "MPI_Iallgather", "all_gather", what);
     wait(req, "all_gather", what);
     return out;
   }
@@ -191,8 +223,8 @@ class MpiCommunicator : public Communicator {
     shape[0] /= size_;
     auto out = at::empty(shape, t.options());
     MPI_Request req;
-    MPI_Ireduce_scatter_block(t.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(t, what),
-                              mpi_op(op), comm_, &req);
+    post(MPI_Ireduce_scatter_block(t.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(t, what),
+                                   mpi_op(op), comm_, &req), "MPI_Ireduce_scatter_block", "reduce_scatter", what);
     wait(req, "reduce_scatter", what);
     if (op == ReduceOp::kAvg) out.div_(size_);
     return out;
@@ -202,7 +234,8 @@ class MpiCommunicator : public Communicator {
     check_cpu_contiguous(t, what);
     check_rank(dst, what);
     MPI_Request req;
-    MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), dst, tag, comm_, &req);
+    post(MPI_Isend(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), dst, tag, comm_, &req), "MPI_Isend",
+         "send to rank " + std::to_string(dst), what);
     wait(req, "send to rank " + std::to_string(dst), what, true);
   }
 
@@ -210,20 +243,27 @@ class MpiCommunicator : public Communicator {
     check_cpu_contiguous(t, what);
     check_rank(src, what);
     MPI_Request req;
-    MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), src, tag, comm_, &req);
+    post(MPI_Irecv(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), src, tag, comm_, &req), "MPI_Irecv",
+         "recv from rank " + std::to_string(src), what);
     wait(req, "recv from rank " + std::to_string(src), what, true);
   }
 
   void barrier(const std::string& what) override {
     MPI_Request req;
-    MPI_Ibarrier(comm_, &req);
+    post(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier", "barrier", what);
     wait(req, "barrier", what);
   }
 
   std::shared_ptr<Communicator> split(int color, int key, const std::string& name) override {
-    MPI_Comm sub;
-    MPI_Comm_split(comm_, color, key, &sub);
-    return std::make_shared<MpiCommunicator>(sub, name, timeout_s_);
+    // MPI_Comm_split blocks without a bound: an all-gather of (color, key) under this
+    // group's timeout first makes sure every rank has arrived (a missing one becomes a
+    // CommTimeout naming the split), so the split itself only runs once all are there.
+    const auto mine = at::tensor(std::vector<int64_t>{color, key}, at::kLong);
+    const auto all = all_gather(mine, "split into '" + name + "'");
+    (void)all;
+    MPI_Comm sub = MPI_COMM_NULL;
+    mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split", "split of '" + name_ + "' into '" + name + "'");
+    return std::make_shared<MpiCommunicator>(sub, name, timeout_s_, /*owned=*/true);
   }
 
   [[noreturn]] void abort(int status) override {
@@ -240,13 +280,18 @@ class MpiCommunicator : public Communicator {
     }
   }
 
+  // The return code of a non-blocking call that starts `op`.
+  void post(int rc, const char* call, const std::string& op, const std::string& what) const {
+    mpi_check(rc, call, op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + ")");
+  }
+
   // Polls until done or the timeout; spins briefly, then sleeps so idle ranks yield the core.
   void wait(MPI_Request& req, const std::string& op, const std::string& what, bool point_to_point = false) {
     const auto start = std::chrono::steady_clock::now();
     int done = 0;
     bool recorded = false;
     for (int spins = 0;; ++spins) {
-      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      post(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test", op, what);
       if (done) {
         if (recorded) record_op("", false);
         return;
@@ -259,6 +304,7 @@ class MpiCommunicator : public Communicator {
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (waited > timeout_s_) {
         // A point-to-point request can be withdrawn; a collective cannot (the job must end).
+        // These calls are best effort: the timeout below is the error that is reported.
         if (point_to_point) {
           MPI_Cancel(&req);
           MPI_Request_free(&req);
@@ -276,13 +322,14 @@ class MpiCommunicator : public Communicator {
 
   MPI_Comm comm_;
   std::string name_;
+  bool owned_ = false;
   int rank_ = 0, size_ = 1;
 };
 
 bool MpiWork::test() {
   if (done_) return true;
   int flag = 0;
-  MPI_Test(&req_, &flag, MPI_STATUS_IGNORE);
+  mpi_check(MPI_Test(&req_, &flag, MPI_STATUS_IGNORE), "MPI_Test", op_ + " '" + what_ + "'");
   if (flag) complete();
   return done_;
 }
@@ -303,35 +350,38 @@ void MpiWork::complete() {
 MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
   launch_env_require_mpi(env);
   int initialised = 0;
-  MPI_Initialized(&initialised);
+  mpi_check(MPI_Initialized(&initialised), "MPI_Initialized", "start-up");
   if (!initialised) {
     int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", "start-up");
     g_we_initialised = true;
   }
+  mpi_check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "start-up");
   MpiWorld w;
   if (g_monitor == MPI_COMM_NULL) {
-    MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor);
+    mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &g_monitor), "MPI_Comm_dup", "the watchdog's communicator");
     stop_signal_install();
     stop_signal_set_reporter(report_operation);
   }
-  w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s);
+  w.world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, "world", timeout_s, /*owned=*/false);
   if (env.launcher != "none" && (w.world->size() != env.world_size || w.world->rank() != env.rank)) {
     throw Error("MPI sees rank " + std::to_string(w.world->rank()) + " of " + std::to_string(w.world->size()) +
                 " but the launcher (" + env.launcher + ") started rank " + std::to_string(env.rank) + " of " +
                 std::to_string(env.world_size) + "; with Slurm use `srun --mpi=pmix` (Debian's OpenMPI needs PMIx)");
   }
   MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.world->rank(), MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &w.local_rank);
-  MPI_Comm_size(node, &w.local_size);
-  MPI_Comm_free(&node);
+  mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.world->rank(), MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type", "finding the ranks of this node");
+  mpi_check(MPI_Comm_rank(node, &w.local_rank), "MPI_Comm_rank", "the node's communicator");
+  mpi_check(MPI_Comm_size(node, &w.local_size), "MPI_Comm_size", "the node's communicator");
+  mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", "the node's communicator");
   return w;
 }
 
 void mpi_finalize() {
   int finalised = 0;
   MPI_Finalized(&finalised);
+  // At the end nothing is left to report to: failures here are ignored, not thrown.
   if (!finalised && g_monitor != MPI_COMM_NULL) MPI_Comm_free(&g_monitor);
   if (g_we_initialised && !finalised) MPI_Finalize();
 }
