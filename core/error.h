@@ -11,7 +11,6 @@ namespace localist {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;      // bad input data, I/O, runtime failure
 constexpr int kExitConfig = 2;       // bad config file, flag or option value
-constexpr int kExitNotAvailable = 3; // a verb or mode this build cannot do yet
 
 // A failure with a message meant for the user: what went wrong, where, and a hint.
 class Error : public std::runtime_error {

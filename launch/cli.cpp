@@ -30,7 +30,7 @@
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
 #include "trainer/checkpoint.h"
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/trainer.h"
 

@@ -1,6 +1,6 @@
 // cli.h: the `localist` command: verbs prepare, train, eval, generate, inspect, info.
 // Every error becomes one line on stderr and a documented exit status (core/error.h);
-// verbs that a later part of the system provides say so and exit 3.
+// exit 75 means stopped by a signal after a checkpoint (resume with --resume auto).
 #pragma once
 
 namespace localist {

@@ -15,7 +15,7 @@
 #include "comm/communicator.h"
 #include "model/localist_model.h"
 #include "recruitment/block_map.h"
-#include "trainer/block_slots.h"
+#include "recruitment/block_slots.h"
 
 namespace torch::optim {
 class AdamW;

@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
-#include "trainer/block_slots.h"
+#include "recruitment/block_slots.h"
 
 namespace localist {
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
 #include "trainer/grad_sync.h"
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 
 namespace localist {
 namespace {

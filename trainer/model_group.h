@@ -21,7 +21,7 @@
 #include "model/rules.h"
 #include "recruitment/block_map.h"
 #include "recruitment/recruitment_config.h"
-#include "trainer/block_slots.h"
+#include "recruitment/block_slots.h"
 #include "trainer/train_config.h"
 
 namespace torch::optim {

@@ -1,7 +1,7 @@
 // run_checkpoints.cpp: see run_checkpoints.h.
 #include "trainer/run_checkpoints.h"
 
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 
 namespace localist {
 

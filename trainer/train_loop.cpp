@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "core/stop_signal.h"
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 
 namespace localist {
 namespace {

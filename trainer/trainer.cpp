@@ -18,7 +18,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/model_group.h"
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 #include "trainer/run_checkpoints.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/train_loop.h"

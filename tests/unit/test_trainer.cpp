@@ -18,7 +18,7 @@
 #include "trainer/checkpoint_writer.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint_schema.h"
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 #include "data/batch_reader.h"
 #include "trainer/trainer.h"
 

@@ -1,5 +1,5 @@
 // recruiter.cpp: see recruiter.h.
-#include "trainer/recruiter.h"
+#include "recruitment/recruiter.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,5 +1,5 @@
 // block_slots.cpp: see block_slots.h.
-#include "trainer/block_slots.h"
+#include "recruitment/block_slots.h"
 
 namespace localist {
 

@@ -1,5 +1,5 @@
 // trial.cpp: see trial.h.
-#include "trainer/trial.h"
+#include "recruitment/trial.h"
 
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>

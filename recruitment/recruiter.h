@@ -2,7 +2,7 @@
 // of the group takes part in each step of a round, in the order the group runs them:
 // begin_round (probe windows scored, statistics summed over the ranks, candidates),
 // prune (the symmetric rule), try_candidate (the best candidate's control and real
-// trial on the shared trial machinery, trainer/trial.h, and the MDL decision in bits:
+// trial on the shared trial machinery, recruitment/trial.h, and the MDL decision in bits:
 // a rejected block leaves every parameter and buffer bit-identical) and commit (state,
 // fresh moments for a kept block, the decision log). The recruiter changes the model's
 // active blocks but never the block map: the caller places a switched block and gives
@@ -25,8 +25,8 @@
 #include "recruitment/candidates.h"
 #include "recruitment/mdl.h"
 #include "recruitment/recruitment_config.h"
-#include "trainer/block_slots.h"
-#include "trainer/trial.h"
+#include "recruitment/block_slots.h"
+#include "recruitment/trial.h"
 
 namespace localist {
 
