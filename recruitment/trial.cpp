@@ -100,7 +100,7 @@ void Trial::sum_trained_gradients(int64_t step, const std::vector<TrainedTensor>
   // slot's rows and columns, 1/k_max of the block tensors).
   std::vector<at::Tensor> grads;  // views into the gradients
   for (const auto& t : trained) {
-    if (!t.param.grad().defined()) const_cast<at::Tensor&>(t.param).mutable_grad() = at::zeros_like(t.param);
+    if (!t.param.grad().defined()) t.param.mutable_grad() = at::zeros_like(t.param);
   }
   for (const auto& t : trained) {
     if (!t.part) {
@@ -160,7 +160,7 @@ void Trial::train(int64_t step, int64_t steps, const std::vector<TrainedTensor>&
       const auto now = trained[i].part(trained[i].param);
       std::vector<at::Tensor> keep;
       for (const auto& v : now) keep.push_back(v.clone());
-      const_cast<at::Tensor&>(trained[i].param).copy_(frozen[i]);
+      trained[i].param.copy_(frozen[i]);
       for (size_t j = 0; j < now.size(); ++j) now[j].copy_(keep[j]);
     }
   }
