@@ -131,9 +131,12 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
       }
       if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
     };
+    plan.local_rank = env.local_rank;
     if (world > 1) {
-      g_world = mpi_world(env, cfg.distributed.startup_timeout_s).world;
+      const MpiWorld w = mpi_world(env, cfg.distributed.startup_timeout_s);
+      g_world = w.world;
       plan.world = g_world;
+      plan.local_rank = w.local_rank;  // MPI's view of the node (the launcher's may be absent)
     }
     const TrainSummary s = train_run(plan);
     if (g_world) {

@@ -112,7 +112,11 @@ void Trial::sum_trained_gradients(int64_t step, const std::vector<TrainedTensor>
   std::vector<at::Tensor> flat_parts;
   for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
   auto flat = at::cat(flat_parts);
-  s_.ranks->all_reduce(flat, ReduceOp::kSum, "recruitment trial gradients (step " + std::to_string(step) + ")");
+  // The group's ranks are the control plane (MPI): device gradients go through the host.
+  const bool staged = !s_.ranks->carries_device(flat.device());
+  at::Tensor wire = staged ? flat.cpu() : flat;
+  s_.ranks->all_reduce(wire, ReduceOp::kSum, "recruitment trial gradients (step " + std::to_string(step) + ")");
+  if (staged) flat = wire.to(flat.device());
   int64_t o = 0;
   for (auto& g : grads) {
     g.copy_(flat.narrow(0, o, g.numel()).view(g.sizes()));

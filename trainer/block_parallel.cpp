@@ -109,7 +109,9 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   }
   // NOTE(block map): every rank must switch at the same step to the same epoch; a rank
   // that disagrees would compute the wrong blocks silently, so it is checked here.
-  auto epochs = at::tensor(std::vector<int64_t>{next.epoch, -next.epoch}, at::kLong);
+  // Small tensors live where the group's backend carries them (NCCL: on the GPU).
+  const auto dev = model_.wte.device();
+  auto epochs = at::tensor(std::vector<int64_t>{next.epoch, -next.epoch}, at::kLong).to(dev);
   group_->all_reduce(epochs, ReduceOp::kMax, "block map epoch check");
   if (epochs[0].item<int64_t>() != next.epoch || -epochs[1].item<int64_t>() != next.epoch) {
     throw Error("block map: ranks of group '" + group_->name() + "' disagree on the epoch to apply (this rank: " +
@@ -134,12 +136,12 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
       std::vector<at::Tensor> flat;
       for (const auto& v : views) flat.push_back(v.reshape({-1}));
       const auto payload = at::cat(flat).contiguous();
-      const auto count = at::tensor(std::vector<int64_t>{payload.numel()}, at::kLong);
+      const auto count = at::tensor(std::vector<int64_t>{payload.numel()}, at::kLong).to(dev);
       group_->send(count, mv.to, tag, what + " size");
       group_->send(payload, mv.to, tag, what);
       sent += payload.numel() * payload.element_size();
     } else {
-      auto count = at::zeros({1}, at::kLong);
+      auto count = at::zeros({1}, at::dtype(at::kLong).device(dev));
       group_->recv(count, mv.from, tag, what + " size");
       int64_t expected = 0;
       for (const auto& v : views) expected += v.numel();

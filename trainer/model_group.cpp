@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <torch/optim/adamw.h>
 
+#include "comm/nccl_communicator.h"
 #include "core/error.h"
 #include "data/prepare.h"
 #include "trainer/block_parallel.h"
@@ -42,12 +43,12 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const 
 }  // namespace
 
 void GroupMesh::set_timeout(double seconds) {
-  for (auto* c : {&ranks, &dp, &bp}) {
+  for (auto* c : {&ranks, &dp, &bp, &dp_data, &bp_data}) {
     if (*c) (*c)->set_timeout(seconds);
   }
 }
 
-GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel) {
+GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel, const at::Device& device) {
   const int bp = static_cast<int>(block_parallel);
   if (bp < 1 || ranks->size() % bp != 0) {
     throw ConfigError("distributed.block_parallel: " + std::to_string(bp) + " does not divide the world size " +
@@ -62,6 +63,8 @@ GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_par
     m.dp = ranks->split(m.bp_rank, m.dp_rank, "dp[" + std::to_string(m.bp_rank) + "]");
     m.bp = ranks->split(m.dp_rank, m.bp_rank, "bp[" + std::to_string(m.dp_rank) + "]");
   }
+  m.dp_data = data_plane_for(m.dp, device);
+  if (m.bp) m.bp_data = data_plane_for(m.bp, device);
   return m;
 }
 
@@ -84,7 +87,7 @@ const RuleSet& GroupRules::active(const std::vector<DomainRoute>& routes) {
 }
 
 ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
-    : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel)), rules(s.train.rules, s.model.k_max) {
+    : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel, s.device)), rules(s.train.rules, s.model.k_max) {
   const TrainConfig& tc = s.train;
   bf16 = s.device.is_cuda() && tc.precision != "fp32";
   if (tc.global_batch % (static_cast<int64_t>(mesh.dp_size) * tc.micro_batch) != 0) {
@@ -129,7 +132,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
   model->train();
   if (mesh.bp_size > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
-    blocks = std::make_unique<BlockParallel>(mesh.bp, *model,
+    blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model,
                                              resumed ? block_map_plan(resumed->map, active_mask(), mesh.bp_size)
                                                      : block_map_initial(active_mask(), mesh.bp_size));
     for (auto& l : model->layers) router_params.push_back(l->router_w);
@@ -169,7 +172,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
   }
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
   if (mesh.dp_size > 1) {
-    grad_sync = std::make_unique<GradientSync>(mesh.dp, model->parameters(),
+    grad_sync = std::make_unique<GradientSync>(mesh.dp_data, model->parameters(),
                                                static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
     if (s.lead) {
       spdlog::info("gradient sync: {} bucket(s), {:.2f} MB per step over {} data-parallel ranks",

@@ -41,10 +41,13 @@ struct GroupMesh {
   std::shared_ptr<Communicator> ranks;  // every rank of the group
   std::shared_ptr<Communicator> dp;     // the ranks holding the same blocks (ranks itself when bp = 1)
   std::shared_ptr<Communicator> bp;     // one replica's ranks (null when bp = 1)
+  // The data plane of dp and bp: the same communicators for CPU tensors, NCCL ones for
+  // CUDA tensors (gradients, activations, block moves); the control plane stays on MPI.
+  std::shared_ptr<Communicator> dp_data, bp_data;
   int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
   void set_timeout(double seconds);     // of every communicator of the mesh
 };
-GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel);
+GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel, const at::Device& device);
 
 // The rules a group trains with: the rules file's (reloaded when it changes) with the
 // recruited domains' routes in front; rebuilt only when either changed.

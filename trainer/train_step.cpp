@@ -20,9 +20,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The step's statistics while it runs: double tensors on the device, so that a GPU step
+// is not stalled by a host read per micro-batch (the host reads them once, after backward).
+struct DeviceStats {
+  at::Tensor loss, ce, omega, mutual_info, max_share;
+  explicit DeviceStats(const at::Device& d) {
+    for (auto* t : {&loss, &ce, &omega, &mutual_info, &max_share}) *t = at::zeros({}, at::dtype(at::kDouble).device(d));
+  }
+};
+
 // Forward and backward of micro-batch m of this rank's rows; adds its statistics to s.
 void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& batch, const at::Tensor& all,
-                      const RuleSet& rules, const std::vector<double>& dial, bool trace, StepStats& s) {
+                      const RuleSet& rules, const std::vector<double>& dial, bool trace, DeviceStats& s) {
   const TrainConfig& tc = g.setup.train;
   const int64_t T = g.setup.model.context, L = g.setup.model.n_layers, mb = tc.micro_batch;
   const auto rows = all.narrow(0, m * mb, mb);
@@ -58,18 +67,28 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   const auto loss = (f.ce + pen) / static_cast<double>(g.accum * dp);
   if (g.grad_sync && m + 1 == g.accum) g.grad_sync->arm("gradients (step " + std::to_string(step) + ")");
   loss.backward();
-  s.ce += f.ce.item<double>() / g.accum;
-  s.loss += loss.item<double>() * dp;
+  at::NoGradGuard no_grad;
+  s.ce = s.ce + f.ce.detach().to(at::kDouble) / static_cast<double>(g.accum);
+  s.loss = s.loss + loss.detach().to(at::kDouble) * static_cast<double>(dp);
   for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
-    s.omega += r.omega[l].item<double>() / (L * g.accum);
-    s.mutual_info += r.mutual_info[l].item<double>() / (L * g.accum);
+    s.omega = s.omega + r.omega[l].detach().to(at::kDouble) / static_cast<double>(L * g.accum);
+    s.mutual_info = s.mutual_info + r.mutual_info[l].detach().to(at::kDouble) / static_cast<double>(L * g.accum);
   }
   if (trace) {
     for (const auto& tr : r.traces) {
       const auto shares = at::one_hot(tr.hard.flatten(), r.active_blocks.size(0)).to(at::kDouble).mean(0);
-      s.max_share = std::max(s.max_share, shares.max().item<double>());
+      s.max_share = at::maximum(s.max_share, shares.max());
     }
   }
+}
+
+// The host's copy of the step's statistics: the one read-back of the step's losses.
+StepStats host_stats(const DeviceStats& d) {
+  const auto h = at::stack({d.loss, d.ce, d.omega, d.mutual_info, d.max_share}).cpu();
+  const double* v = h.data_ptr<double>();
+  StepStats s;
+  s.loss = v[0], s.ce = v[1], s.omega = v[2], s.mutual_info = v[3], s.max_share = v[4];
+  return s;
 }
 
 // Finishes the gradient sums and averages the statistics over the group.
@@ -80,7 +99,7 @@ void sync_step(ModelGroup& g, StepStats& s) {
   // summed over the data-parallel ranks) add up over the replica's group.
   for (auto& r : g.router_params) {
     at::Tensor grad = r.grad();  // shares the gradient's storage
-    if (grad.defined()) g.mesh.bp->all_reduce(grad, ReduceOp::kSum, "router gradient");
+    if (grad.defined()) g.mesh.bp_data->all_reduce(grad, ReduceOp::kSum, "router gradient");
   }
   auto stats = at::tensor(std::vector<double>{s.loss, s.ce, s.omega, s.mutual_info}, at::kDouble);
   g.mesh.ranks->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
@@ -96,18 +115,27 @@ void sync_step(ModelGroup& g, StepStats& s) {
 // ranks of a replica (other ranks' rows are zero here), so their squares add up over the
 // block-parallel group; everything else is replicated and counted once.
 double clip_gradients(ModelGroup& g, double clip) {
-  double shared_sq = 0, block_sq = 0;
+  // Sums of squares on the device (one host read for the norm, which logging and the
+  // clipping decision need).
+  const auto opts = at::dtype(at::kDouble).device(g.setup.device);
+  at::Tensor shared_sq = at::zeros({}, opts), block_sq = at::zeros({}, opts);
   for (const auto& t : g.all_params) {
     if (!t.grad().defined()) continue;
-    const double sq = t.grad().to(at::kDouble).pow(2).sum().item<double>();
-    (g.blocks && g.blocks->is_block_param(t) ? block_sq : shared_sq) += sq;
+    const auto sq = t.grad().to(at::kDouble).pow(2).sum();
+    if (g.blocks && g.blocks->is_block_param(t)) {
+      block_sq = block_sq + sq;
+    } else {
+      shared_sq = shared_sq + sq;
+    }
   }
+  const auto both = at::stack({shared_sq, block_sq}).cpu();
+  double block = both[1].item<double>();
   if (g.mesh.bp) {
-    auto sq = at::tensor(std::vector<double>{block_sq}, at::kDouble);
+    auto sq = at::tensor(std::vector<double>{block}, at::kDouble);
     g.mesh.bp->all_reduce(sq, ReduceOp::kSum, "gradient norm");
-    block_sq = sq.item<double>();
+    block = sq.item<double>();
   }
-  const double norm = std::sqrt(shared_sq + block_sq);
+  const double norm = std::sqrt(both[0].item<double>() + block);
   if (clip > 0 && norm > clip) {
     at::NoGradGuard no_grad;
     const double scale = clip / (norm + 1e-6);
@@ -128,11 +156,12 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
                        .view({batch.rows, batch.cols});
   g.optimizer->zero_grad();
-  StepStats s;
+  DeviceStats d(g.setup.device);
   for (int64_t m = 0; m < g.accum; ++m) {
     // Traces need every block on one rank.
-    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && !g.blocks, s);
+    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && !g.blocks, d);
   }
+  StepStats s = host_stats(d);
   if (g.mesh.ranks->size() > 1) sync_step(g, s);
   if (!std::isfinite(s.loss)) {
     throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,

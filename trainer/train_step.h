@@ -5,7 +5,8 @@
 // replica, the loss statistics averaged over the group, the global gradient norm clipped,
 // and the AdamW step. Every micro-batch of the global batch weighs the same on any number
 // of ranks, so the losses do not depend on the world size or on bp.
-// Limits: the statistics are read back to the host once per micro-batch (.item()).
+// Host reads: the step's statistics once after backward, the gradient norm once (it
+// decides clipping); nothing per micro-batch, so a CUDA step runs without stalls.
 #pragma once
 #include <cstdint>
 #include <vector>

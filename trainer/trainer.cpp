@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
@@ -163,6 +164,21 @@ std::string trainer_device_name(const std::string& requested) {
   return cuda ? "cuda" : "cpu";
 }
 
+at::Device trainer_device(const std::string& requested, int local_rank) {
+  if (trainer_device_name(requested) == "cpu") return at::Device(at::kCPU);
+  const int n = static_cast<int>(torch::cuda::device_count());
+  const auto index = static_cast<c10::DeviceIndex>(local_rank % n);
+  if (local_rank >= n) {
+    spdlog::warn("local rank {} shares GPU {} ({} visible): NCCL refuses two ranks on one GPU; start at most {} "
+                 "ranks per node", local_rank, index, n, n);
+  }
+  const at::Device device(at::kCUDA, index);
+  // The current device too: libraries that allocate on "the" device (cuBLAS handles,
+  // NCCL) then use this rank's GPU, not GPU 0.
+  c10::impl::getDeviceGuardImpl(at::kCUDA)->setDevice(device);
+  return device;
+}
+
 TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
   stop_signal_install();  // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
@@ -172,7 +188,7 @@ TrainSummary train_run(const TrainPlan& p) {
   world->set_timeout(p.startup_timeout_s);
   torch_set_threads(static_cast<int>(tc.threads));
   at::manual_seed(p.seed);
-  const at::Device device(trainer_device_name(tc.device));
+  const at::Device device = trainer_device(tc.device, p.local_rank);
   if (tc.precision == "bf16" && !device.is_cuda()) {
     spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
   }

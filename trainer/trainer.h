@@ -7,6 +7,8 @@
 // with the train loop (trainer/train_loop.h); losses do not depend on the number of
 // ranks or on bp.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +32,7 @@ struct TrainPlan {
   DataConfig data;
   TrainConfig train;
   std::shared_ptr<Communicator> world;  // all ranks of the run; null: one process
+  int local_rank = 0;                   // this rank's index on its node: its GPU under train.device cuda
   int64_t block_parallel = 1;           // ranks sharing one replica's blocks (divides the world)
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done
@@ -54,6 +57,9 @@ struct TrainSummary {
 
 // The device to use for `train.device` ("auto": CUDA when available).
 std::string trainer_device_name(const std::string& requested);
+// The device this rank trains on: the CPU, or GPU (local_rank mod the visible GPUs)
+// under CUDA, made the current device (ranks of a node that share a GPU are warned about).
+at::Device trainer_device(const std::string& requested, int local_rank);
 
 TrainSummary train_run(const TrainPlan& plan);
 

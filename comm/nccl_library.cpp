@@ -1,0 +1,74 @@
+// nccl_library.cpp: see nccl_library.h.
+#include "comm/nccl_library.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+
+namespace localist {
+namespace {
+
+const char* kHint =
+    "; install NCCL >= 2.10 (for example the nvidia-nccl wheel that comes with PyTorch, which ships libnccl.so.2) "
+    "and put its lib directory on LD_LIBRARY_PATH, or name the file with LOCALIST_NCCL_LIBRARY=/path/libnccl.so.2";
+
+template <class F>
+bool bind(void* handle, const char* symbol, F* out, std::string* error) {
+  *out = reinterpret_cast<F>(dlsym(handle, symbol));
+  if (!*out && error->empty()) *error = std::string("has no symbol ") + symbol + " (not an NCCL 2.x library?)";
+  return *out != nullptr;
+}
+
+}  // namespace
+
+NcclLoad nccl_library_load(const std::string& name) {
+  NcclLoad out;
+  void* handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* why = dlerror();
+    out.error = "NCCL could not be loaded from '" + name + "': " + (why ? why : "unknown error") + kHint;
+    return out;
+  }
+  auto* lib = new NcclLibrary();  // lives as long as the process (the handle is never closed)
+  lib->path = name;
+  std::string missing;
+  bind(handle, "ncclGetVersion", &lib->GetVersion, &missing);
+  bind(handle, "ncclGetUniqueId", &lib->GetUniqueId, &missing);
+  bind(handle, "ncclCommInitRank", &lib->CommInitRank, &missing);
+  bind(handle, "ncclCommDestroy", &lib->CommDestroy, &missing);
+  bind(handle, "ncclCommAbort", &lib->CommAbort, &missing);
+  bind(handle, "ncclCommGetAsyncError", &lib->CommGetAsyncError, &missing);
+  bind(handle, "ncclGetErrorString", &lib->GetErrorString, &missing);
+  bind(handle, "ncclAllReduce", &lib->AllReduce, &missing);
+  bind(handle, "ncclBroadcast", &lib->Broadcast, &missing);
+  bind(handle, "ncclAllGather", &lib->AllGather, &missing);
+  bind(handle, "ncclReduceScatter", &lib->ReduceScatter, &missing);
+  bind(handle, "ncclSend", &lib->Send, &missing);
+  bind(handle, "ncclRecv", &lib->Recv, &missing);
+  bind(handle, "ncclGroupStart", &lib->GroupStart, &missing);
+  bind(handle, "ncclGroupEnd", &lib->GroupEnd, &missing);
+  if (!missing.empty()) {
+    out.error = "'" + name + "' " + missing + kHint;
+    delete lib;
+    dlclose(handle);
+    return out;
+  }
+  if (lib->GetVersion(&lib->version) != ncclSuccess || lib->version < 21000) {
+    out.error = "'" + name + "' is NCCL " + std::to_string(lib->version) + "; localist needs 2.10 or newer" + kHint;
+    delete lib;
+    dlclose(handle);
+    return out;
+  }
+  out.library = lib;
+  return out;
+}
+
+const NcclLoad& nccl_library() {
+  static const NcclLoad load = [] {
+    const char* env = std::getenv("LOCALIST_NCCL_LIBRARY");
+    return nccl_library_load(env && *env ? env : "libnccl.so.2");
+  }();
+  return load;
+}
+
+}  // namespace localist
