@@ -1,6 +1,6 @@
-# Finds every dependency with CMake's own mechanisms and sets LOCALIST_HAVE_CUDA /
-# LOCALIST_HAVE_NCCL. CUDA and NCCL are optional: they come with a CUDA LibTorch
-# (CMAKE_PREFIX_PATH=/path/to/libtorch) and a system NCCL.
+# Finds every dependency with CMake's own mechanisms and sets LOCALIST_HAVE_CUDA. CUDA
+# is optional: it comes with a CUDA LibTorch (CMAKE_PREFIX_PATH=/path/to/libtorch, e.g.
+# the one inside a PyTorch pip installation); NCCL is loaded at run time.
 find_package(Torch REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
@@ -22,26 +22,15 @@ if(NOT TARGET localist::hdf5)
   target_compile_definitions(localist::hdf5 INTERFACE ${HDF5_DEFINITIONS})
 endif()
 
-# CUDA: decided by the LibTorch that was found, never assumed.
+# CUDA: decided by the LibTorch that was found, never assumed. NCCL is not linked: the
+# NCCL backend loads libnccl.so.2 at run time (comm/nccl_library.h), so every build has it.
 set(LOCALIST_HAVE_CUDA OFF)
-set(LOCALIST_HAVE_NCCL OFF)
 if(NOT LOCALIST_CUDA STREQUAL "OFF")
   if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
     set(LOCALIST_HAVE_CUDA ON)
   elseif(LOCALIST_CUDA STREQUAL "ON")
     message(FATAL_ERROR "LOCALIST_CUDA=ON but the LibTorch found at ${Torch_DIR} has no CUDA; "
-                        "point CMAKE_PREFIX_PATH at a CUDA build of LibTorch")
-  endif()
-endif()
-if(LOCALIST_HAVE_CUDA)
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_HOME}/include ${CUDA_TOOLKIT_ROOT_DIR}/include)
-  find_library(NCCL_LIBRARY nccl HINTS $ENV{NCCL_HOME}/lib ${CUDA_TOOLKIT_ROOT_DIR}/lib64)
-  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
-    set(LOCALIST_HAVE_NCCL ON)
-    add_library(localist::nccl INTERFACE IMPORTED)
-    target_include_directories(localist::nccl INTERFACE ${NCCL_INCLUDE_DIR})
-    target_link_libraries(localist::nccl INTERFACE ${NCCL_LIBRARY})
-  elseif(LOCALIST_CUDA STREQUAL "ON")
-    message(FATAL_ERROR "LOCALIST_CUDA=ON but nccl.h/libnccl were not found; set NCCL_HOME")
+                        "point CMAKE_PREFIX_PATH at a CUDA build of LibTorch, for example "
+                        "$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')")
   endif()
 endif()

@@ -14,6 +14,7 @@
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_library.h"
 #include "core/error.h"
 #include "core/stop_signal.h"
 #include "core/file_util.h"
@@ -372,18 +373,19 @@ int run_info() {
 #else
   const bool built_cuda = false;
 #endif
-#ifdef LOCALIST_HAVE_NCCL
-  const bool built_nccl = true;
-#else
-  const bool built_nccl = false;
-#endif
+  // NCCL is loaded at run time (comm/nccl_library.h): say what this process finds.
+  const NcclLoad& nccl = nccl_library();
+  const std::string nccl_text = nccl.library ? fmt::format("{}.{}.{} loaded from {}", nccl.library->version / 10000,
+                                                           nccl.library->version / 100 % 100,
+                                                           nccl.library->version % 100, nccl.library->path)
+                                             : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
   std::cout << fmt::format(
       "localist {}\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
-      "  CUDA            built {}, {} device(s) visible\n  NCCL            built {}\n"
+      "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
       LOCALIST_VERSION, t.torch_version, t.intra_op_threads, t.blas_library.empty() ? "not loaded" : t.blas_library,
       t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", built_cuda ? "yes" : "no",
-      t.cuda_devices, built_nccl ? "yes" : "no", env.launcher, env.rank, env.world_size, env.local_rank,
+      t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
       env.local_size);
   return kExitOk;
 }
