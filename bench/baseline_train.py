@@ -2,8 +2,12 @@
 # (GPT-2 style: tied embedding, learned positions, pre-LayerNorm, causal multi-head
 # attention, GELU FFN, AdamW), on the same shape as bench_train.cpp, timed the same
 # way (forward, backward, optimizer). Debian's python3-torch, same version as LibTorch.
+# On a GPU (tools/gpu_check.sh): LOCALIST_BENCH_DEVICE=cuda, LOCALIST_BENCH_SHAPE=gpt2,
+# LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1, as bench_train.cpp.
 # Usage: python3 baseline_train.py [steps] [warmup] [threads]
+import contextlib
 import math
+import os
 import sys
 import time
 
@@ -38,7 +42,7 @@ class GPT(nn.Module):
         self.register_buffer("mask", torch.ones(ctx, ctx, dtype=torch.bool).triu(1))
 
     def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for b in self.blocks:
             x = b(x, self.mask)
         return self.lnf(x) @ self.wte.weight.t()
@@ -49,27 +53,42 @@ def main():
     warmup = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     torch.manual_seed(1)
+    dev = torch.device(os.environ.get("LOCALIST_BENCH_DEVICE", "cpu"))
+    bf16 = os.environ.get("LOCALIST_BENCH_BF16") == "1" and dev.type == "cuda"
     B, T, V = 8, 256, 258
-    model = GPT()
+    shape = dict(d=256, layers=4, heads=4, ctx=256)
+    if os.environ.get("LOCALIST_BENCH_SHAPE") == "gpt2":
+        T, shape = 1024, dict(d=768, layers=12, heads=12, ctx=1024)
+    B = int(os.environ.get("LOCALIST_BENCH_BATCH", B))
+    model = GPT(**shape).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    data = torch.randint(256, (B, T + 1))
-    x, y = data[:, :-1], data[:, 1:]
+    data = torch.randint(256, (B, T + 1)).to(dev)
+    x, y = data[:, :-1], data[:, 1:].contiguous()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     fwd = bwd = optm = 0.0
     for s in range(warmup + steps):
+        sync()
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1))
+        with cast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
+        sync()
         t1 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         opt.step()
+        sync()
         t3 = time.perf_counter()
         if s >= warmup:
             fwd, bwd, optm = fwd + t1 - t0, bwd + t2 - t1, optm + t3 - t2
     total = (fwd + bwd + optm) / steps * 1000
     params = sum(p.numel() for p in model.parameters())
     print(f"pytorch-python ms/step {total:.1f} (forward {fwd / steps * 1000:.1f}, backward {bwd / steps * 1000:.1f}, "
-          f"optimizer {optm / steps * 1000:.1f}) tokens/s {B * T / total * 1000:.0f} params {params}")
+          f"optimizer {optm / steps * 1000:.1f}) tokens/s {B * T / total * 1000:.0f} params {params} "
+          f"device {dev}{' bf16' if bf16 else ''} batch {B} context {T}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,17 @@
 // vocabulary, 4 layers, width 256, 4 blocks of 1 head of width 64, context 256,
 // batch 8, AdamW, the full loss CE + λ(μΩ − νI_π). Runs λ = 0 and λ = 1 in one
 // invocation; tools/bench_train.sh puts it beside the plain PyTorch baseline.
+// On a GPU (tools/gpu_check.sh): LOCALIST_BENCH_DEVICE=cuda, LOCALIST_BENCH_SHAPE=gpt2
+// (GPT-2 124M: width 768, 12 layers, 12 blocks of one head of 64, context 1024),
+// LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1 (autocast); CUDA timings synchronise.
 // Usage: bench_train [steps] [warmup] [threads]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
 #include <torch/optim/adamw.h>
+
+#include <string>
 
 #include <chrono>
 #include <cstdio>
@@ -19,27 +26,50 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+const at::Device kDevice(env_or("LOCALIST_BENCH_DEVICE", "cpu"));
+const bool kBf16 = env_or("LOCALIST_BENCH_BF16", "0") == "1" && kDevice.is_cuda();
+
+double ms_since(Clock::time_point t) {
+  if (kDevice.is_cuda()) torch::cuda::synchronize();
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 void run(double dial, int steps, int warmup, bool penalties) {
   ModelConfig c;
   c.d_model = 256, c.n_layers = 4, c.context = 256, c.heads_per_block = 1, c.head_dim = 64;
   c.k_initial = 4, c.k_max = 4, c.anchor_dim = 4, c.ffn_mult = 4;
-  const int64_t B = 8, T = 256, V = 258;
+  int64_t B = 8, T = 256;
+  const int64_t V = 258;
+  if (env_or("LOCALIST_BENCH_SHAPE", "reference") == "gpt2") {
+    c.d_model = 768, c.n_layers = 12, c.context = 1024, c.k_initial = 12, c.k_max = 12, c.anchor_dim = 16;
+    T = 1024;
+  }
+  B = std::atoll(env_or("LOCALIST_BENCH_BATCH", std::to_string(B).c_str()).c_str());
   LocalistModel model(c, V, 1);
+  model.to(kDevice);
   model.train();
   torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.1));
   auto gen = at::detail::createCPUGenerator(7);
-  const auto data = at::randint(256, {B, T + 1}, gen, at::kLong);
-  const auto x = data.narrow(1, 0, T), y = data.narrow(1, 1, T);
+  const auto data = at::randint(256, {B, T + 1}, gen, at::kLong).to(kDevice);
+  const auto x = data.narrow(1, 0, T), y = data.narrow(1, 1, T).contiguous();
   double fwd = 0, bwd = 0, optm = 0;
   for (int s = 0; s < warmup + steps; ++s) {
     auto t0 = Clock::now();
     ForwardOptions o;
     o.dial = std::vector<double>(c.n_layers, dial);
     o.penalties = penalties && dial > 0;  // as the trainer: λ = 0 gives the penalties zero weight
+    if (kBf16) {
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    }
     const auto r = model.forward(x, o);
-    auto loss = at::cross_entropy_loss(r.logits.reshape({-1, V}), y.reshape({-1}));
+    if (kBf16) at::autocast::set_enabled(false);
+    auto loss = at::cross_entropy_loss(r.logits.to(at::kFloat).reshape({-1, V}), y.reshape({-1}));
     for (size_t l = 0; l < r.omega.size(); ++l) loss = loss + dial * (0.01 * r.omega[l] - 0.1 * r.mutual_info[l]) / 4.0;
     const double f = ms_since(t0);
     t0 = Clock::now();
@@ -52,9 +82,11 @@ void run(double dial, int steps, int warmup, bool penalties) {
     if (s >= warmup) fwd += f, bwd += b, optm += o2;
   }
   const double total = (fwd + bwd + optm) / steps;
-  std::printf("localist-cpp dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld\n",
+  std::printf("localist-cpp dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
+              " device %s%s batch %lld context %lld\n",
               dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
-              static_cast<long long>(model.parameter_count()));
+              static_cast<long long>(model.parameter_count()), kDevice.str().c_str(), kBf16 ? " bf16" : "",
+              static_cast<long long>(B), static_cast<long long>(T));
 }
 
 }  // namespace
