@@ -154,8 +154,17 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
       return kExitStopped;
     }
     if (rank != 0) return kExitOk;
-    std::cout << fmt::format("trained '{}': {} steps in {:.1f} s, final loss {:.4f} (ce {:.4f} nats)", cfg.run.name,
-                             s.steps, s.seconds, s.final_loss, s.final_ce);
+    if (s.already_complete) {
+      std::cout << fmt::format("'{}' is already complete: its checkpoint is at step {} and train.steps is {}; nothing "
+                               "was trained (raise train.steps to continue)", cfg.run.name, s.steps, cfg.train.steps);
+      if (s.last_logged_step >= 0) {
+        std::cout << fmt::format("; last logged step {}: loss {:.4f} (ce {:.4f} nats)", s.last_logged_step,
+                                 s.final_loss, s.final_ce);
+      }
+    } else {
+      std::cout << fmt::format("trained '{}': {} steps in {:.1f} s, final loss {:.4f} (ce {:.4f} nats)", cfg.run.name,
+                               s.steps, s.seconds, s.final_loss, s.final_ce);
+    }
     if (s.evaluated) {
       std::cout << fmt::format("; held-out: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}",
                                s.final_eval.ce_nats, s.final_eval.bits_per_byte, s.final_eval.perplexity,

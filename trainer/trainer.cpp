@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/metrics_writer.h"
@@ -138,6 +139,29 @@ void report_recruitment_time(const Recruiter& r, double wall, MetricsWriter& met
                  {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}});
 }
 
+// The last step and eval records of a run's metrics.jsonl (a run resumed when already
+// complete reports them instead of numbers it did not compute). Unreadable lines are skipped.
+void last_logged(const std::string& run_dir, TrainSummary& s) {
+  std::ifstream in((std::filesystem::path(run_dir) / "metrics.jsonl").string());
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) continue;
+    const std::string event = j.value("event", "");
+    if (event == "step") {
+      s.last_logged_step = j.value("step", int64_t(-1));
+      s.final_loss = j.value("loss", 0.0);
+      s.final_ce = j.value("ce_nats", 0.0);
+    } else if (event == "eval") {
+      s.evaluated = true;
+      s.final_eval.ce_nats = j.value("ce_nats", 0.0);
+      s.final_eval.bits_per_byte = j.value("bits_per_byte", 0.0);
+      s.final_eval.perplexity = j.value("perplexity", 0.0);
+      s.final_eval.accuracy = j.value("accuracy", 0.0);
+    }
+  }
+}
+
 GroupSetup main_group_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& world, const at::Device& device) {
   GroupSetup s;
   s.seed = p.seed;
@@ -214,6 +238,8 @@ TrainSummary train_run(const TrainPlan& p) {
     if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
     summary.steps = start_step;
     summary.checkpoint = resumed->dir;
+    summary.already_complete = true;
+    if (lead) last_logged(p.run_dir, summary);
     return summary;
   }
 

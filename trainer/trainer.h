@@ -53,6 +53,10 @@ struct TrainSummary {
   std::string checkpoint;
   double seconds = 0;
   int stop_signal = 0;  // SIGTERM/SIGUSR1 that stopped training early (checkpoint written), else 0
+  // The resumed checkpoint was already at train.steps: nothing was trained. The final
+  // numbers are then the run's last logged ones (metrics.jsonl), when it has them.
+  bool already_complete = false;
+  int64_t last_logged_step = -1;  // -1: no step record found
 };
 
 // The device to use for `train.device` ("auto": CUDA when available).

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <cmath>
 #include <filesystem>
@@ -315,6 +316,16 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   auto got = localist::test::step_losses(dir_ / "cut/metrics.jsonl");  // 13 steps before the kill, then 10 resumed
   ASSERT_EQ(got.size(), 23u);
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(got[13 + i], full[10 + i]) << "step " << 10 + i << " after resume";
+  // Resuming a run that is complete trains nothing and says so, with the run's last numbers.
+  CliRun again = run_cli(dir_, "train c.yaml --set run.dir=full --resume auto");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.out.find("is already complete: its checkpoint is at step 20 and train.steps is 20"),
+            std::string::npos) << again.out;
+  char last[64];
+  std::snprintf(last, sizeof last, "last logged step 19: loss %.4f", full.back());
+  EXPECT_NE(again.out.find(last), std::string::npos) << again.out;
+  EXPECT_EQ(again.out.find("final loss 0.0000"), std::string::npos) << again.out;
+  EXPECT_EQ(localist::test::step_losses(dir_ / "full/metrics.jsonl").size(), 20u) << "nothing was trained";
 
   // Mesh changes: the step-10 checkpoint of a 4-rank bp = 2 run resumes on 1 and 3 ranks.
   CliRun four = run_cli(dir_, "train c.yaml --set run.dir=four --set distributed.block_parallel=2",
