@@ -38,7 +38,11 @@ void parse_data(StrictMap m, DataConfig& d) {
   d.tokenizer.vocab_size = t.get_int("vocab_size", d.tokenizer.vocab_size, 300, 1 << 20);
   d.tokenizer.model_type = t.get_string("model_type", d.tokenizer.model_type, {"unigram", "bpe"});
   t.finish();
-  if (!m.has("sources")) m.fail("", "data.sources is required: list the text files to train on");
+  if (!m.has("sources")) {
+    m.get_node("sources");  // part of the schema, so that an unknown key next to it is reported first
+    m.finish();
+    m.fail("", "data.sources is required: list the text files to train on");
+  }
   const std::regex name_ok("[A-Za-z0-9_.-]+");
   std::set<std::string> names;
   bool train_at_zero = false;
@@ -240,6 +244,11 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   StrictMap root = StrictMap::parse(yaml_text, file, overrides);
   RunConfig c;
   c.file = file;
+  // NOTE(typos first): a misspelt section or key is usually why a required one is
+  // "missing", so unknown keys are reported before missing ones: the root's sections are
+  // checked here, a section's keys before its required keys.
+  for (const char* section : {"run", "data", "model", "train", "distributed", "recruitment"}) root.get_node(section);
+  root.finish();
   parse_run(root.get_map("run"), c.run);
   parse_data(root.get_map("data"), c.data);
   parse_model(root.get_map("model"), c.model);

@@ -159,3 +159,19 @@ TEST(RunConfig, RecruitmentSectionIsCheckedAndRoundTrips) {
                 .find("recruitment needs free block slots"),
             std::string::npos);
 }
+
+// A misspelt key is usually why a required one is "missing": the typo is reported first.
+TEST(RunConfig, AnUnknownKeyIsReportedBeforeTheRequiredKeyItHides) {
+  EXPECT_NE(error_of(replace(kBase, "  sources:", "  souces:")).find("t.yaml:4:3: data.souces: unknown key (did you "
+                                                                     "mean 'sources'?)"),
+            std::string::npos)
+      << error_of(replace(kBase, "  sources:", "  souces:"));
+  const std::string root = error_of(replace(replace(kBase, "data:", "dta:"), "train:\n  global_batch: 8",
+                                            "traim:\n  global_batch: 8"));
+  EXPECT_NE(root.find("t.yaml:3:1: dta: unknown key (did you mean 'data'?)"), std::string::npos) << root;
+  // Without a typo the missing key is still named.
+  std::string no_sources = kBase;
+  no_sources.replace(no_sources.find("  sources:"), no_sources.find("train:") - no_sources.find("  sources:"),
+                     "  shard_dir: s\n");
+  EXPECT_NE(error_of(no_sources).find("data.sources is required"), std::string::npos) << error_of(no_sources);
+}
