@@ -315,8 +315,7 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
   t0 = Clock::now();
   d.mdl = mdl_decide_recruit(d.control_bits, after, n_eff, mdl_block_parameters(cfg), cfg.k_max, s_.config.delta,
                              costs_bits_);
-  d.accepted = d.mdl.accepted;
-  if (!d.accepted) saved.restore(model);
+  if (!d.accepted()) saved.restore(model);
   times_.restore += seconds_since(t0);
   return d;
 }
@@ -327,13 +326,13 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
   if (!d.tried) return;
   const auto t0 = Clock::now();
   const MdlDecision& m = d.mdl;
-  rec.update({{"decision", d.accepted ? "accepted" : "rejected"}, {"slot", d.slot},
-              {"owner_rank", d.accepted ? owner : -1}, {"heldout_tokens", d.held_tokens}, {"n_eff", m.n_eff},
+  rec.update({{"decision", d.accepted() ? "accepted" : "rejected"}, {"slot", d.slot},
+              {"owner_rank", d.accepted() ? owner : -1}, {"heldout_tokens", d.held_tokens}, {"n_eff", m.n_eff},
               {"bits_start", d.bits_start}, {"bits_before", m.bits_before}, {"bits_after", m.bits_after},
               {"gain_bits", m.gain_bits}, {"cost_bits", m.cost_bits}, {"delta_bits", m.delta_bits},
-              {"j_before", m.j_before}, {"j_after", m.j_after}, {"accepted", d.accepted},
+              {"j_before", m.j_before}, {"j_after", m.j_after}, {"accepted", d.accepted()},
               {"anchor", s_.config.anchor}, {"route_domain", d.route_domain}});
-  if (d.accepted) {
+  if (d.accepted()) {
     costs_bits_ += m.cost_bits;
     recruited_.push_back(d.slot);
     domain_routes_ = d.routes;
@@ -351,7 +350,7 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
   spdlog::info("recruitment at step {}: {} ({} tokens, {} windows): held-out bits/token {:.4f} at the start, {:.4f} "
                "after the router-only control; {}{}", step, d.label, d.candidate_tokens, d.candidate_windows,
                d.bits_start, d.control_bits, m.to_string(),
-               d.accepted ? fmt::format("; block slot {} switched on", d.slot) : "");
+               d.accepted() ? fmt::format("; block slot {} switched on", d.slot) : "");
 }
 
 // NOTE(pruning): the symmetric rule, without retraining, for recruited blocks (the initial

@@ -57,15 +57,15 @@ struct RecruiterTimes {
 
 // The outcome of try_candidate: the block slot switched on (accepted) or restored.
 struct BlockDecision {
-  bool tried = false;     // a trial ran (else the record says why not)
-  bool accepted = false;  // the slot is on and stays so once committed
+  bool tried = false;  // a trial ran (else the record says why not)
   int64_t slot = -1;
-  MdlDecision mdl;
+  MdlDecision mdl;     // the criterion's numbers; mdl.accepted: the slot is on and stays so once committed
   std::vector<DomainRoute> routes;  // the domain routes if the block is kept
   std::string label;                // the candidate's
   double bits_start = 0, control_bits = 0, held_tokens = 0;
   int64_t candidate_tokens = 0, candidate_windows = 0;
   std::string route_domain;
+  bool accepted() const { return tried && mdl.accepted; }
 };
 
 class Recruiter {

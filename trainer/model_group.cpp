@@ -201,7 +201,6 @@ std::string ModelGroup::row_domain(int64_t step, int32_t source, int64_t start) 
 }
 
 const RuleSet& ModelGroup::step_rules() {
-  rules.reload_if_changed();
   static const std::vector<DomainRoute> none;
   return rules.active(recruiter ? recruiter->domain_routes() : none);
 }
@@ -221,7 +220,7 @@ nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<dou
   const int64_t pruned = recruiter->prune(step, dial, rec);
   if (pruned >= 0) place_blocks(pruned);
   const BlockDecision d = recruiter->try_candidate(step, dial, lr, rec);
-  const int32_t owner = d.accepted ? place_blocks(d.slot) : -1;
+  const int32_t owner = d.accepted() ? place_blocks(d.slot) : -1;
   recruiter->commit(step, d, owner, rec);
   rules.routes_changed();
   return rec;

@@ -93,7 +93,8 @@ struct ModelGroup {
   BlockMap block_map() const;
   // The domain a training row is shown with (a routed domain may hide its tag).
   std::string row_domain(int64_t step, int32_t source, int64_t start) const;
-  // The rules of this step (reloads the rules file if it changed).
+  // The rules of this step: the rules file as last reloaded (the loop reloads it once per
+  // step, before a recruitment round) with the recruited domains' routes in front.
   const RuleSet& step_rules();
   // A recruitment round (collective over the group); applies its block changes.
   nlohmann::json recruitment_round(int64_t step, const std::vector<double>& dial, double lr);
