@@ -19,6 +19,7 @@
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint_schema.h"
 #include "recruitment/recruiter.h"
+#include "recruitment/trial.h"
 #include "data/batch_reader.h"
 #include "trainer/trainer.h"
 
@@ -231,6 +232,34 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   rs.source_domains = {"drama"};
   rs.seed = 5;
   rs.global_batch = 8, rs.micro_batch = 4, rs.total_steps = 100;
+  // The trial's held-out bits per window against a direct recount: each window's mean of
+  // -log2 p over its tokens, from the model's logits in float64 (tolerance 1e-4 bits).
+  {
+    TrialSetup ts;
+    ts.model = &model, ts.reader = &reader, ts.source_domains = {"drama"}, ts.ranks = local_communicator();
+    ts.micro_batch = 3, ts.batch = 8, ts.seed = 5;
+    const Trial trial(ts);
+    std::vector<SampleRef> refs;
+    for (int64_t i = 0; i < 7; ++i) refs.push_back(reader.sampler().sample(3, i));
+    const HeldoutBits h = trial.heldout_bits(refs, {0.5, 0.5}, RuleSet());
+    ASSERT_EQ(h.window_bits.size(), refs.size());
+    EXPECT_EQ(h.tokens, 7.0 * mc.context);
+    const TokenBatch batch = reader.read_refs(refs);
+    const auto rows = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end())).view({7, mc.context + 1});
+    at::NoGradGuard no_grad;
+    model.eval();
+    ForwardOptions eo;
+    eo.dial = {0.5, 0.5};
+    const auto logp = at::log_softmax(model.forward(rows.narrow(1, 0, mc.context), eo).logits.to(at::kDouble), -1);
+    const auto bits = -logp.gather(-1, rows.narrow(1, 1, mc.context).unsqueeze(-1)).squeeze(-1) / std::log(2.0);
+    model.train();
+    double mean = 0;
+    for (int64_t w = 0; w < 7; ++w) {
+      EXPECT_NEAR(h.window_bits[w], bits[w].mean().item<double>(), 1e-4) << "window " << w;
+      mean += h.window_bits[w] / 7;
+    }
+    EXPECT_NEAR(h.mean, mean, 1e-9);
+  }
   Recruiter rejecting(rs);
   const Snapshot before = snapshot(model, opt);
   const auto rec = recruitment_round(rejecting, 10, {0.5, 0.5}, 1e-3);
