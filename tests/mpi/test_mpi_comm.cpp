@@ -134,3 +134,20 @@ TEST(MpiComm, APeerThatNeverSendsTimesOut) {
   EXPECT_LT(s, 2 * 0.5 + 0.5);  // within 2x the timeout, + slack for a loaded machine
   g_world->barrier("after timeout");
 }
+
+// A call MPI itself refuses (a negative tag) returns an error code instead of aborting
+// the job (MPI_ERRORS_RETURN), and the error names the MPI function, the operation and
+// MPI's reason.
+TEST(MpiComm, AnMpiErrorIsAOneLineErrorNamingTheCall) {
+  auto t = at::zeros({2}, at::kFloat);
+  try {
+    g_world->send(t, g_world->rank(), -5, "bad tag");
+    FAIL() << "MPI accepted a negative tag";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("MPI_Isend failed in send to rank"), std::string::npos) << m;
+    EXPECT_NE(m.find("'bad tag' in group 'world'"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  g_world->barrier("after the refused call");
+}
