@@ -57,17 +57,24 @@ SampleRef GlobalSampler::sample_among(int64_t step, int64_t index, const std::ve
   return SampleRef{chosen, start};
 }
 
-std::pair<int64_t, int64_t> GlobalSampler::rank_range(int dp_rank, int dp_size) const {
+std::pair<int64_t, int64_t> batch_slice(int64_t global_batch_, int dp_rank, int dp_size) {
   if (dp_size < 1 || dp_rank < 0 || dp_rank >= dp_size) {
     throw Error("sampler: data-parallel rank " + std::to_string(dp_rank) + " of " + std::to_string(dp_size) +
                 " is invalid");
   }
-  if (global_batch_ % dp_size != 0) {
-    throw ConfigError("train.global_batch: " + std::to_string(global_batch_) +
-                      " does not divide evenly over " + std::to_string(dp_size) + " data-parallel ranks");
+  if (global_batch_ < dp_size) {
+    throw ConfigError("train.global_batch: " + std::to_string(global_batch_) + " sequences leave some of the " +
+                      std::to_string(dp_size) + " data-parallel ranks without a row (use at most " +
+                      std::to_string(global_batch_) + " ranks, or a larger batch)");
   }
-  const int64_t per = global_batch_ / dp_size;
-  return {per * dp_rank, per * (dp_rank + 1)};
+  // Uneven slices: the first (batch mod dp) ranks take one row more.
+  const int64_t per = global_batch_ / dp_size, extra = global_batch_ % dp_size;
+  const int64_t begin = per * dp_rank + std::min<int64_t>(dp_rank, extra);
+  return {begin, begin + per + (dp_rank < extra ? 1 : 0)};
+}
+
+std::pair<int64_t, int64_t> GlobalSampler::rank_range(int dp_rank, int dp_size) const {
+  return batch_slice(global_batch_, dp_rank, dp_size);
 }
 
 std::vector<SampleRef> GlobalSampler::rank_samples(int64_t step, int dp_rank, int dp_size) const {

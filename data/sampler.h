@@ -2,7 +2,8 @@
 // function of (seed, step, index): which source (by weight, among sources whose
 // start_step has come) and which window of seq_len+1 tokens in it. It does not depend
 // on the world size, so any number of data-parallel ranks, or a resume on another
-// number, sees the same global batches; each DP rank takes a contiguous slice.
+// number, sees the same global batches; each DP rank takes a contiguous slice (uneven
+// when the batch does not divide: sizes differ by at most one).
 // Limits: windows are drawn with replacement (uniform start positions), not as
 // epochs; windows may cross document boundaries (the boundary token marks them).
 #pragma once
@@ -26,6 +27,11 @@ struct SampleRef {
   bool operator==(const SampleRef& o) const { return source == o.source && start == o.start; }
 };
 
+// Rows [begin, end) of a global batch that data-parallel rank dp_rank of dp_size takes:
+// contiguous slices differing by at most one row (the first batch mod dp_size ranks take
+// one more). Throws ConfigError when a rank would get no row.
+std::pair<int64_t, int64_t> batch_slice(int64_t global_batch, int dp_rank, int dp_size);
+
 class GlobalSampler {
  public:
   // Throws ConfigError if a source is shorter than one window or none starts at step 0.
@@ -35,7 +41,7 @@ class GlobalSampler {
   // The same draw among `allowed` sources only (by index; their weights kept), e.g. the
   // windows of one domain; empty = every source.
   SampleRef sample_among(int64_t step, int64_t index, const std::vector<int32_t>& allowed) const;
-  // Batch indices [begin, end) that data-parallel rank `dp_rank` of `dp_size` processes.
+  // batch_slice of this sampler's global batch.
   std::pair<int64_t, int64_t> rank_range(int dp_rank, int dp_size) const;
   std::vector<SampleRef> rank_samples(int64_t step, int dp_rank, int dp_size) const;
 

@@ -270,7 +270,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   dist.finish();
   parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
 
-  // Divisibility: the mesh must tile the world; the batch must tile the DP ranks.
+  // The mesh must tile the world; every data-parallel rank needs a row of the batch.
   int64_t dp = 1;
   if (world_size > 0) {
     if (world_size % c.distributed.block_parallel != 0) {
@@ -280,14 +280,12 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
     }
     dp = world_size / c.distributed.block_parallel;
   }
-  if (c.train.global_batch % dp != 0) {
-    train.fail("global_batch", std::to_string(c.train.global_batch) + " sequences do not split evenly over " +
-                                   std::to_string(dp) + " data-parallel ranks");
-  }
-  if ((c.train.global_batch / dp) % c.train.micro_batch != 0) {
-    train.fail("micro_batch", "micro_batch " + std::to_string(c.train.micro_batch) +
-                                  " does not divide the per-rank batch " + std::to_string(c.train.global_batch / dp) +
-                                  " (global_batch / data-parallel ranks)");
+  // Uneven data-parallel slices are fine (they differ by at most one sequence); a rank
+  // without any is not.
+  if (c.train.global_batch < dp) {
+    train.fail("global_batch", std::to_string(c.train.global_batch) + " sequences leave some of the " +
+                                   std::to_string(dp) + " data-parallel ranks without one (use at most " +
+                                   std::to_string(c.train.global_batch) + " ranks, or a larger batch)");
   }
   root.finish();
   return c;

@@ -5,6 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+
+#include <tuple>
 #include <torch/optim/adamw.h>
 
 #include "comm/nccl_communicator.h"
@@ -90,11 +92,9 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
     : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel, s.device)), rules(s.train.rules, s.model.k_max) {
   const TrainConfig& tc = s.train;
   bf16 = s.device.is_cuda() && tc.precision != "fp32";
-  if (tc.global_batch % (static_cast<int64_t>(mesh.dp_size) * tc.micro_batch) != 0) {
-    throw ConfigError("train.micro_batch: " + std::to_string(tc.micro_batch) + " does not divide the per-rank batch " +
-                      std::to_string(tc.global_batch / mesh.dp_size));
-  }
-  accum = tc.global_batch / mesh.dp_size / tc.micro_batch;
+  // Uneven slices when the batch does not divide: this rank's rows in micro-batches of
+  // micro_batch (the last one may be smaller).
+  reader_rows(tc.global_batch);
   // Data and tokenizer; the tokenizer must be the one the shards were made with.
   reader = std::make_unique<BatchReader>(s.data, s.model.context, s.seed, tc.global_batch);
   std::vector<std::string> training_files;
@@ -182,6 +182,11 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
 }
 
 ModelGroup::~ModelGroup() = default;
+
+void ModelGroup::reader_rows(int64_t global_batch) {
+  std::tie(row_begin, row_end) = batch_slice(global_batch, mesh.dp_rank, mesh.dp_size);
+  accum = (row_end - row_begin + setup.train.micro_batch - 1) / setup.train.micro_batch;
+}
 
 std::vector<uint8_t> ModelGroup::active_mask() const {
   std::vector<uint8_t> mask(setup.model.k_max, 0);

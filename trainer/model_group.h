@@ -104,7 +104,8 @@ struct ModelGroup {
   GroupSetup setup;
   GroupMesh mesh;
   bool bf16 = false;
-  int64_t accum = 1;  // micro-batches per rank and step
+  int64_t accum = 1;                     // micro-batches of this rank per step (the last may be short)
+  int64_t row_begin = 0, row_end = 0;    // this rank's rows [begin, end) of the global batch
   std::unique_ptr<BatchReader> reader;
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<std::string> token_texts;    // each id's bytes
@@ -121,6 +122,7 @@ struct ModelGroup {
   GroupRules rules;
 
  private:
+  void reader_rows(int64_t global_batch);
   int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
   std::vector<uint8_t> active_mask() const;
   int64_t resumed_epoch_ = 0;

@@ -34,15 +34,19 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
                       const RuleSet& rules, const std::vector<double>& dial, bool trace, DeviceStats& s) {
   const TrainConfig& tc = g.setup.train;
   const int64_t T = g.setup.model.context, L = g.setup.model.n_layers, mb = tc.micro_batch;
-  const auto rows = all.narrow(0, m * mb, mb);
+  const int64_t first = m * mb, n = std::min(mb, batch.rows - first);  // the last micro-batch may be short
+  const auto rows = all.narrow(0, first, n);
   std::vector<std::string> domains;
   if (!rules.empty()) {
-    for (int64_t i = m * mb; i < (m + 1) * mb; ++i) domains.push_back(g.row_domain(step, batch.source[i], batch.start[i]));
+    for (int64_t i = first; i < first + n; ++i) domains.push_back(g.row_domain(step, batch.source[i], batch.start[i]));
   }
   // Dropout draws from a stream fixed by (seed, step, micro-batch of the global batch),
-  // so the same micro-batch sees the same masks on any number of ranks.
-  at::manual_seed(seed_stream(g.setup.seed, SeedPurpose::kDropout, step,
-                              static_cast<uint64_t>(g.mesh.dp_rank * g.accum + m)));
+  // so the same micro-batch sees the same masks on any number of ranks (of even slices;
+  // uneven slices cut micro-batches elsewhere, so they key by the first row instead).
+  const int64_t global_row = g.row_begin + first;
+  const uint64_t stream = global_row % mb == 0 ? static_cast<uint64_t>(global_row / mb)
+                                               : (uint64_t(1) << 40) + static_cast<uint64_t>(global_row);
+  at::manual_seed(seed_stream(g.setup.seed, SeedPurpose::kDropout, step, stream));
   ForwardOptions fo;
   fo.dial = dial;
   fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
@@ -62,17 +66,21 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
     pen = pen + dial[l] * (tc.penalty_mu * r.omega[l].to(at::kFloat) - tc.penalty_nu * r.mutual_info[l].to(at::kFloat));
   }
   pen = pen / static_cast<double>(L);
-  // Every micro-batch of the global batch weighs the same, on any number of ranks.
-  const int64_t dp = g.mesh.dp_size;
-  const auto loss = (f.ce + pen) / static_cast<double>(g.accum * dp);
+  // Every row of the global batch weighs the same, on any number of ranks: a micro-batch
+  // counts by its share of the global batch (1/(accum·dp) exactly for even slices) and of
+  // this rank's rows (1/accum); sync_step weighs the ranks by their rows.
+  const double global_parts = static_cast<double>(g.setup.train.global_batch) / static_cast<double>(n);
+  const double rank_parts = static_cast<double>(batch.rows) / static_cast<double>(n);
+  const auto loss = (f.ce + pen) / global_parts;
   if (g.grad_sync && m + 1 == g.accum) g.grad_sync->arm("gradients (step " + std::to_string(step) + ")");
   loss.backward();
   at::NoGradGuard no_grad;
-  s.ce = s.ce + f.ce.detach().to(at::kDouble) / static_cast<double>(g.accum);
-  s.loss = s.loss + loss.detach().to(at::kDouble) * static_cast<double>(dp);
+  const double dp = g.mesh.dp_size;
+  s.ce = s.ce + f.ce.detach().to(at::kDouble) / rank_parts;
+  s.loss = s.loss + loss.detach().to(at::kDouble) * dp;
   for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
-    s.omega = s.omega + r.omega[l].detach().to(at::kDouble) / static_cast<double>(L * g.accum);
-    s.mutual_info = s.mutual_info + r.mutual_info[l].detach().to(at::kDouble) / static_cast<double>(L * g.accum);
+    s.omega = s.omega + r.omega[l].detach().to(at::kDouble) / (L * rank_parts);
+    s.mutual_info = s.mutual_info + r.mutual_info[l].detach().to(at::kDouble) / (L * rank_parts);
   }
   if (trace) {
     for (const auto& tr : r.traces) {
@@ -101,7 +109,10 @@ void sync_step(ModelGroup& g, StepStats& s) {
     at::Tensor grad = r.grad();  // shares the gradient's storage
     if (grad.defined()) g.mesh.bp_data->all_reduce(grad, ReduceOp::kSum, "router gradient");
   }
-  auto stats = at::tensor(std::vector<double>{s.loss, s.ce, s.omega, s.mutual_info}, at::kDouble);
+  // Per-rank means weighed by the rank's rows (1 exactly for even slices).
+  const double w = static_cast<double>((g.row_end - g.row_begin) * g.mesh.dp_size) /
+                   static_cast<double>(g.setup.train.global_batch);
+  auto stats = at::tensor(std::vector<double>{s.loss, s.ce * w, s.omega * w, s.mutual_info * w}, at::kDouble);
   g.mesh.ranks->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
   auto shares = at::tensor(std::vector<double>{s.max_share}, at::kDouble);
   g.mesh.ranks->all_reduce(shares, ReduceOp::kMax, "block shares");

@@ -69,9 +69,10 @@ TEST(RunConfig, IssueBadInputsAreLocated) {
             "divide 3 ranks");
   EXPECT_EQ(error_of(replace(kBase, "micro_batch: 4", "micro_batch: four")),
             "t.yaml:9:16: train.micro_batch: expected an integer, got 'four'");
-  EXPECT_EQ(error_of(kBase, 16), "t.yaml:8:17: train.global_batch: 8 sequences do not split evenly over 16 data-parallel ranks");
-  EXPECT_EQ(error_of(kBase, 4), "t.yaml:9:16: train.micro_batch: micro_batch 4 does not divide the per-rank batch 2 "
-                                "(global_batch / data-parallel ranks)");
+  EXPECT_EQ(error_of(kBase, 16), "t.yaml:8:17: train.global_batch: 8 sequences leave some of the 16 data-parallel "
+                                 "ranks without one (use at most 8 ranks, or a larger batch)");
+  EXPECT_EQ(error_of(kBase, 3), "");  // uneven slices (3, 3, 2) are fine
+  EXPECT_EQ(error_of(kBase, 4), "");  // a micro-batch larger than a rank's rows is cut short
 }
 
 TEST(RunConfig, ModelAndDataChecks) {

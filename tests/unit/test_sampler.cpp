@@ -1,6 +1,7 @@
 // test_sampler.cpp: the global sample order is the same for 1, 2 and 4 data-parallel
 // ranks, a source never appears before its start step, weights set the mixture, and
 // the windows read from shards are real stretches of the source text.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -27,17 +28,22 @@ TEST(Sampler, SameGlobalSequenceForAnyDataParallelSize) {
   for (int64_t step = 0; step < 100; ++step) {
     std::vector<SampleRef> reference;
     for (int64_t i = 0; i < 16; ++i) reference.push_back(s.sample(step, i));
-    for (int dp : {1, 2, 4}) {
+    for (int dp : {1, 2, 3, 4, 5, 7, 16}) {
       std::vector<SampleRef> joined;
+      size_t smallest = 16, largest = 0;
       for (int r = 0; r < dp; ++r) {
         auto part = s.rank_samples(step, r, dp);
-        EXPECT_EQ(part.size(), 16u / dp);
+        smallest = std::min(smallest, part.size()), largest = std::max(largest, part.size());
         joined.insert(joined.end(), part.begin(), part.end());
       }
       ASSERT_EQ(joined, reference) << "step " << step << " dp " << dp;
+      EXPECT_LE(largest - smallest, 1u) << "dp " << dp;  // uneven slices differ by at most one row
+      EXPECT_GE(smallest, 1u);
     }
   }
-  EXPECT_THROW(s.rank_range(0, 3), ConfigError);  // 16 does not split over 3
+  EXPECT_EQ(s.rank_range(0, 3), (std::pair<int64_t, int64_t>{0, 6}));  // 16 over 3: 6, 5, 5
+  EXPECT_EQ(s.rank_range(2, 3), (std::pair<int64_t, int64_t>{11, 16}));
+  EXPECT_THROW(s.rank_range(0, 17), ConfigError);  // a rank without a row
 }
 
 TEST(Sampler, StartStepAndWeights) {
