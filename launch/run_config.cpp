@@ -13,6 +13,7 @@
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "core/strict_yaml.h"
+#include "launch/pool_section.h"
 
 namespace localist {
 namespace {
@@ -247,7 +248,9 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   // NOTE(typos first): a misspelt section or key is usually why a required one is
   // "missing", so unknown keys are reported before missing ones: the root's sections are
   // checked here, a section's keys before its required keys.
-  for (const char* section : {"run", "data", "model", "train", "distributed", "recruitment"}) root.get_node(section);
+  for (const char* section : {"run", "data", "model", "train", "distributed", "recruitment", "pool"}) {
+    root.get_node(section);
+  }
   root.finish();
   parse_run(root.get_map("run"), c.run);
   parse_data(root.get_map("data"), c.data);
@@ -269,6 +272,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   dist.finish();
   parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
+  c.pool = pool_section_parse(root.get_map("pool"), root.has("pool"), c.data, c.train);
 
   // The mesh must tile the world; every data-parallel rank needs a row of the batch.
   int64_t dp = 1;
@@ -418,6 +422,7 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "untagged_fraction" << YAML::Value << r.untagged_fraction;
   e << YAML::Key << "anchor" << YAML::Value << r.anchor << YAML::Key << "prune" << YAML::Value << r.prune;
   e << YAML::EndMap;
+  pool_section_emit(e, c.pool);
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
@@ -441,6 +446,7 @@ ResumeConflicts run_config_resume_conflicts(const std::string& checkpoint_yaml, 
   if (differs("data", "sources")) out.fixed.push_back("data.sources");
   if (differs("run", "seed")) out.fixed.push_back("run.seed");
   if (differs("train", "global_batch")) out.fixed.push_back("train.global_batch");
+  if (differs("pool", "")) out.fixed.push_back("pool");
   for (const char* k : {"steps", "lr", "min_lr", "lr_schedule", "warmup_steps", "decay_fraction", "dial"}) {
     if (differs("train", k)) out.schedules.push_back(std::string("train.") + k);
   }

@@ -11,6 +11,7 @@
 #include "comm/distributed_config.h"
 #include "data/data_config.h"
 #include "model/model_config.h"
+#include "recruitment/pool_config.h"
 #include "recruitment/recruitment_config.h"
 #include "trainer/train_config.h"
 
@@ -30,6 +31,7 @@ struct RunConfig {
   TrainConfig train;
   DistributedConfig distributed;
   RecruitmentConfig recruitment;
+  PoolConfig pool;   // main alone without a `pool:` section
   std::string file;  // where it was read from
 };
 
@@ -48,7 +50,7 @@ std::string run_config_to_yaml(const RunConfig& config);
 
 // Resuming: which of the config's values differ from those a checkpoint was trained
 // with (both effective configs, YAML text). `fixed`: the model and the data order
-// (model.*, data.sources, run.seed, train.global_batch) — a resume with any of these
+// (model.*, data.sources, run.seed, train.global_batch, pool) — a resume with any of these
 // changed is refused; `schedules`: train.steps, the LR and dial schedules — used from
 // the config only with --override-schedules. Everything else (logging, evaluation,
 // checkpoint cadence, threads, distributed.*) is taken from the config.

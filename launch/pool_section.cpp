@@ -1,0 +1,178 @@
+// pool_section.cpp: see pool_section.h.
+#include "launch/pool_section.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <regex>
+#include <set>
+
+namespace localist {
+namespace {
+
+std::string joined(const std::set<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+struct Entry {
+  PoolLlmConfig llm;
+  StrictMap map;
+  bool has_batch = false;
+};
+
+// Distance to main along branch_from (a cycle or an unknown parent fails at its entry).
+int depth_of(const std::vector<Entry>& entries, const std::map<std::string, size_t>& by_name, size_t i) {
+  int depth = 0;
+  for (size_t at = i; entries[at].llm.name != "main"; ++depth) {
+    const auto& e = entries[at];
+    const auto p = by_name.find(e.llm.branch_from);
+    if (p == by_name.end()) {
+      e.map.fail("branch_from", "unknown LLM '" + e.llm.branch_from + "' (the pool's LLMs are main and those listed)");
+    }
+    if (depth > static_cast<int>(entries.size())) {
+      entries[i].map.fail("branch_from", "'" + entries[i].llm.name + "' is its own ancestor (a cycle of branch_from)");
+    }
+    at = p->second;
+  }
+  return depth;
+}
+
+}  // namespace
+
+PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data, const TrainConfig& train) {
+  PoolConfig pool = PoolConfig::single(train.global_batch);
+  if (!present) {
+    m.finish();
+    return pool;
+  }
+  pool.declared = true;
+  pool.generalist_replay = m.get_double("generalist_replay", pool.generalist_replay, 0.0, 0.99);
+  if (!m.has("llms")) {
+    m.get_node("llms");
+    m.finish();
+    m.fail("", "pool.llms is required: list the specialists (name, domains, branch_from, branch_step)");
+  }
+  std::set<std::string> domains;
+  for (const auto& s : data.sources) {
+    if (s.train) domains.insert(s.domain);
+  }
+  const std::regex name_ok("[a-z0-9_-]+");
+  std::vector<Entry> entries;
+  std::map<std::string, size_t> by_name{{"main", 0}};
+  entries.push_back({pool.llms.front(), m, false});
+  std::map<std::string, std::string> owner;  // domain -> LLM
+  bool main_listed = false;
+  for (StrictMap s : m.get_map_list("llms")) {
+    if (!s.has("name")) s.fail("", "each LLM of the pool needs a name");
+    Entry e{{}, s, false};
+    e.llm.name = s.get_string("name", "");
+    if (!std::regex_match(e.llm.name, name_ok)) s.fail("name", "use lower-case letters, digits, '_' and '-' only");
+    const bool is_main = e.llm.name == "main";
+    if (is_main ? main_listed : by_name.count(e.llm.name) > 0) {
+      s.fail("name", "LLM name '" + e.llm.name + "' is used twice");
+    }
+    main_listed |= is_main;
+    e.llm.domains = s.get_string_list("domains", {});
+    if (is_main) {
+      if (!e.llm.domains.empty()) s.fail("domains", "main owns every domain no specialist owns; it lists none");
+      for (const char* k : {"branch_from", "branch_step", "global_batch"}) {
+        if (s.has(k)) {
+          s.fail(k, std::string("main is the root of the pool") +
+                        (std::string(k) == "global_batch" ? ": its batch is train.global_batch" : ": it has no parent"));
+        }
+      }
+      s.finish();
+      entries.front().map = s;
+      continue;
+    }
+    if (e.llm.domains.empty()) s.fail("domains", "a specialist owns at least one domain tag");
+    for (const auto& d : e.llm.domains) {
+      if (!domains.count(d)) {
+        s.fail("domains", "unknown domain '" + d + "' (the training sources' domains: " + joined(domains) + ")");
+      }
+      if (owner.count(d)) s.fail("domains", "domain '" + d + "' is owned twice (by " + owner[d] + " and " + e.llm.name + ")");
+      owner[d] = e.llm.name;
+    }
+    if (!s.has("branch_from")) s.fail("", "specialist '" + e.llm.name + "' needs branch_from (an LLM's name)");
+    if (!s.has("branch_step")) s.fail("", "specialist '" + e.llm.name + "' needs branch_step");
+    e.llm.branch_from = s.get_string("branch_from", "");
+    e.llm.branch_step = s.get_int("branch_step", 0, 0, std::numeric_limits<int64_t>::max() / 4);
+    if (e.llm.branch_step >= train.steps) {
+      s.fail("branch_step", "step " + std::to_string(e.llm.branch_step) + " is past the end of the run (train.steps " +
+                                std::to_string(train.steps) + ")");
+    }
+    e.has_batch = s.has("global_batch");
+    e.llm.global_batch = s.get_int("global_batch", 0, 1, std::numeric_limits<int32_t>::max());
+    s.finish();
+    by_name[e.llm.name] = entries.size();
+    entries.push_back(e);
+  }
+  m.finish();
+  // Parents: known, acyclic, branched no later than their children; batches inherited.
+  std::vector<std::pair<int64_t, std::pair<int, size_t>>> order;  // (branch step, depth, declaration)
+  for (size_t i = 1; i < entries.size(); ++i) {
+    const int depth = depth_of(entries, by_name, i);
+    const Entry& parent = entries[by_name.at(entries[i].llm.branch_from)];
+    if (parent.llm.name != "main" && parent.llm.branch_step > entries[i].llm.branch_step) {
+      entries[i].map.fail("branch_step", "its parent '" + parent.llm.name + "' is branched only at step " +
+                                             std::to_string(parent.llm.branch_step));
+    }
+    order.push_back({entries[i].llm.branch_step, {depth, i}});
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& o : order) {
+    Entry& e = entries[o.second.second];
+    if (!e.has_batch) {
+      const int p = pool.index(e.llm.branch_from);
+      e.llm.global_batch = pool.llms.at(p).global_batch;  // the parent precedes it in this order
+    }
+    // Its data must exist when it is branched.
+    bool fed = false;
+    for (const auto& s : data.sources) {
+      fed |= s.train && s.start_step <= e.llm.branch_step &&
+             std::find(e.llm.domains.begin(), e.llm.domains.end(), s.domain) != e.llm.domains.end();
+    }
+    if (!fed) {
+      e.map.fail("branch_step", "no training source of its domains starts by step " + std::to_string(e.llm.branch_step));
+    }
+    pool.llms.push_back(e.llm);
+  }
+  // Main must have data of its own at every step: check where the sets change.
+  std::set<int64_t> points{0};
+  for (const auto& l : pool.llms) points.insert(l.branch_step);
+  for (const auto& s : data.sources) {
+    if (s.start_step < train.steps) points.insert(s.start_step);
+  }
+  for (int64_t at : points) {
+    const std::vector<std::string> owned = pool.owned_at(at);
+    bool fed = false;
+    for (const auto& s : data.sources) {
+      fed |= s.train && s.start_step <= at && std::find(owned.begin(), owned.end(), s.domain) == owned.end();
+    }
+    if (!fed) {
+      m.fail("llms", "from step " + std::to_string(at) + " every training domain is owned by a specialist: main "
+                     "would have nothing of its own to train on (leave it a domain)");
+    }
+  }
+  return pool;
+}
+
+void pool_section_emit(YAML::Emitter& e, const PoolConfig& pool) {
+  if (!pool.declared) return;
+  e << YAML::Key << "pool" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "generalist_replay" << YAML::Value << pool.generalist_replay;
+  e << YAML::Key << "llms" << YAML::Value << YAML::BeginSeq;
+  for (size_t i = 1; i < pool.llms.size(); ++i) {
+    const auto& l = pool.llms[i];
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << l.name;
+    e << YAML::Key << "domains" << YAML::Value << YAML::Flow << l.domains;
+    e << YAML::Key << "branch_from" << YAML::Value << l.branch_from;
+    e << YAML::Key << "branch_step" << YAML::Value << l.branch_step;
+    e << YAML::Key << "global_batch" << YAML::Value << l.global_batch << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::EndMap;
+}
+
+}  // namespace localist
