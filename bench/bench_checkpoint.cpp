@@ -87,10 +87,13 @@ int main(int argc, char** argv) {
     CheckpointWrite w;
     w.run_dir = out;
     w.world = world;
-    w.model = &model;
-    w.optimizer = &opt;
-    w.map = block_map_initial(active, bp);
-    w.bp_rank = rank;
+    LlmWrite llm;
+    llm.model = &model;
+    llm.optimizer = &opt;
+    llm.map = block_map_initial(active, bp);
+    llm.bp_rank = rank;
+    llm.lead = rank == 0;
+    w.llms.push_back(llm);
     w.meta = CheckpointMeta{0, 0, 258, 1, "byte", "bench", "byte"};
     w.config_yaml = "# bench_checkpoint\n";
     w.keep_last = 1;

@@ -9,7 +9,7 @@
 namespace localist {
 
 BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch,
-                         uint64_t cache_bytes) {
+                         uint64_t cache_bytes, std::vector<StreamPhase> phases) {
   std::vector<SamplerSource> sources;
   std::string hash;
   for (const auto& s : data.sources) {
@@ -33,7 +33,7 @@ BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed,
     sources.push_back({s.name, static_cast<uint64_t>(m.token_count), s.weight, s.start_step});
     shards_.push_back(std::move(reader));
   }
-  sampler_ = std::make_unique<GlobalSampler>(std::move(sources), seq_len, seed, global_batch);
+  sampler_ = std::make_unique<GlobalSampler>(std::move(sources), seq_len, seed, global_batch, std::move(phases));
   uint64_t total = 0;
   for (const auto& s : shards_) total += static_cast<uint64_t>(s->meta().token_count) * sizeof(uint32_t);
   if (total <= cache_bytes) {

@@ -24,8 +24,9 @@ struct TokenBatch {
 class BatchReader {
  public:
   static constexpr uint64_t kDefaultCacheBytes = uint64_t(1) << 30;
+  // `phases`: an LLM's share of the sources (GlobalSampler); empty: every source.
   BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed, int64_t global_batch,
-              uint64_t cache_bytes = kDefaultCacheBytes);
+              uint64_t cache_bytes = kDefaultCacheBytes, std::vector<StreamPhase> phases = {});
   // This data-parallel rank's rows of the global batch of `step`.
   TokenBatch read(int64_t step, int dp_rank, int dp_size) const;
   // The windows `refs` (e.g. a recruitment probe's), in that order.

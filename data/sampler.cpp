@@ -9,8 +9,9 @@
 namespace localist {
 
 GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed,
-                             int64_t global_batch)
-    : sources_(std::move(sources)), seq_len_(seq_len), seed_(seed), global_batch_(global_batch) {
+                             int64_t global_batch, std::vector<StreamPhase> phases)
+    : sources_(std::move(sources)), seq_len_(seq_len), seed_(seed), global_batch_(global_batch),
+      phases_(std::move(phases)) {
   if (sources_.empty()) throw ConfigError("data.sources: no training source to sample from");
   if (seq_len_ < 1) throw ConfigError("model.context: must be at least 1");
   if (global_batch_ < 1) throw ConfigError("train.global_batch: must be at least 1");
@@ -27,7 +28,14 @@ GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len
   if (!any_at_zero) throw ConfigError("data.sources: at least one training source must have start_step 0");
 }
 
-SampleRef GlobalSampler::sample(int64_t step, int64_t index) const { return sample_among(step, index, {}); }
+SampleRef GlobalSampler::sample(int64_t step, int64_t index) const {
+  const StreamPhase* phase = nullptr;
+  for (const auto& p : phases_) {
+    if (p.from_step <= step) phase = &p;
+  }
+  if (!phase) return sample_among(step, index, {});
+  return sample_among(step, index, index < phase->replay_rows ? phase->replay : phase->own);
+}
 
 SampleRef GlobalSampler::sample_among(int64_t step, int64_t index, const std::vector<int32_t>& allowed) const {
   const uint64_t key = mix64(mix64(mix64(seed_) ^ static_cast<uint64_t>(step)) ^ static_cast<uint64_t>(index));

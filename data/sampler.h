@@ -27,6 +27,15 @@ struct SampleRef {
   bool operator==(const SampleRef& o) const { return source == o.source && start == o.start; }
 };
 
+// What one LLM of a pool trains on (DESIGN.md §1 M11): from `from_step` on, rows
+// [0, replay_rows) of each batch are drawn among the `replay` sources, the others among
+// the `own` sources (indices into the training sources; weights and start steps kept).
+struct StreamPhase {
+  int64_t from_step = 0;
+  std::vector<int32_t> own, replay;
+  int64_t replay_rows = 0;
+};
+
 // Rows [begin, end) of a global batch that data-parallel rank dp_rank of dp_size takes:
 // contiguous slices differing by at most one row (the first batch mod dp_size ranks take
 // one more). Throws ConfigError when a rank would get no row.
@@ -35,8 +44,12 @@ std::pair<int64_t, int64_t> batch_slice(int64_t global_batch, int dp_rank, int d
 class GlobalSampler {
  public:
   // Throws ConfigError if a source is shorter than one window or none starts at step 0.
-  GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed, int64_t global_batch);
+  // `phases` (ascending from_step; empty: every source at every step) restrict what the
+  // batches draw from; `seed` keys the draws (an LLM's own stream in a pool).
+  GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed, int64_t global_batch,
+                std::vector<StreamPhase> phases = {});
 
+  // Row `index` of step `step` (indices past the batch, e.g. probes, draw among the own sources).
   SampleRef sample(int64_t step, int64_t index) const;
   // The same draw among `allowed` sources only (by index; their weights kept), e.g. the
   // windows of one domain; empty = every source.
@@ -54,6 +67,7 @@ class GlobalSampler {
   int64_t seq_len_;
   uint64_t seed_;
   int64_t global_batch_;
+  std::vector<StreamPhase> phases_;
 };
 
 }  // namespace localist

@@ -115,6 +115,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     plan.bucket_mb = cfg.distributed.bucket_mb;
     plan.resume = resume;
     plan.recruitment = cfg.recruitment;
+    plan.pool = cfg.pool;
     plan.check_resume = [effective](const std::string& checkpoint_yaml) {
       const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);
       auto list = [](const std::vector<std::string>& v) {
@@ -169,6 +170,10 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
       std::cout << fmt::format("; held-out: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}",
                                s.final_eval.ce_nats, s.final_eval.bits_per_byte, s.final_eval.perplexity,
                                s.final_eval.accuracy);
+    }
+    for (const auto& l : s.llms) {
+      std::cout << fmt::format("\n  {:<12} {:.4f} bits/token last logged", l.name, l.bits_per_token);
+      if (l.eval_bits_per_byte >= 0) std::cout << fmt::format(", held-out {:.3f} bits/byte", l.eval_bits_per_byte);
     }
     std::cout << "\ncheckpoint: " << s.checkpoint << std::endl;
     logging_shutdown();
@@ -226,7 +231,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
     throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
   }
   c.model = checkpoint_model(contents, c.cfg.model, c.device);
-  c.domain_routes = recruited_domain_routes(contents.state.value("recruitment", nlohmann::json()), c.cfg.model.k_max);
+  c.domain_routes = recruited_domain_routes(contents.llm("main").recruitment, c.cfg.model.k_max);
   return c;
 }
 
@@ -338,12 +343,28 @@ int run_inspect(const std::string& path) {
     const CheckpointMeta& m = c.meta;
     std::cout << fmt::format("checkpoint {} (format version {})\n  step            {}\n  tokens seen     {}\n"
                              "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
-                             "  state           {}\n  block map       {}\n",
+                             "  state           {}\n",
                              dir, c.format_version, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
-                             m.tokenizer_spec, dir, c.state.dump(), c.map.describe());
-    std::cout << "  recruitment log" << (c.recruitment_log.empty() ? " empty\n" : "\n");
-    std::istringstream log(c.recruitment_log);
-    for (std::string line; std::getline(log, line);) std::cout << "    " << line << "\n";
+                             m.tokenizer_spec, dir, c.state.dump());
+    const bool pool = c.llms.size() > 1;
+    if (pool) std::cout << fmt::format("  pool            {} LLMs\n", c.llms.size());
+    for (const auto& l : c.llms) {
+      const std::string in = pool ? "    " : "  ";
+      if (pool) {
+        const auto& i = l.info;
+        std::string domains;
+        for (const auto& d : i.value("domains", nlohmann::json::array())) domains += (domains.empty() ? "" : ",") + d.get<std::string>();
+        std::cout << fmt::format("  llm {}: parent {}, branched at step {}, domains {}, {} parameters, batch {}, "
+                                 "ranks {}\n", l.name, i.value("parent", "").empty() ? "-" : i.value("parent", ""),
+                                 i.value("branch_step", 0), domains.empty() ? "(the rest)" : domains,
+                                 i.value("parameters", int64_t(0)), i.value("global_batch", int64_t(0)),
+                                 i.value("ranks", nlohmann::json::array()).dump());
+      }
+      std::cout << fmt::format("{}block map       {}\n", in, l.map.describe());
+      std::cout << in << "recruitment log" << (l.recruitment_log.empty() ? " empty\n" : "\n");
+      std::istringstream log(l.recruitment_log);
+      for (std::string line; std::getline(log, line);) std::cout << in << "  " << line << "\n";
+    }
     std::cout << "  files\n";
     for (const auto& [name, info] : c.files.items()) {
       std::cout << fmt::format("    {:<16} {:>12} bytes  sha256 {}  ok\n", name, info.at("bytes").get<int64_t>(),

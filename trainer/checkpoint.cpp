@@ -87,16 +87,31 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
     c.config_yaml = attr("config_yaml");
     c.state = nlohmann::json::parse(attr("state_json"));
     c.files = nlohmann::json::parse(attr("files_json"));
-    const auto active = dataset(std::string("block_map/") + kCheckpointLlm + "/active").to(at::kByte).contiguous();
-    const auto owner = dataset(std::string("block_map/") + kCheckpointLlm + "/owner").to(at::kLong);
-    c.map.epoch = dataset(std::string("block_map/") + kCheckpointLlm + "/epoch").to(at::kLong).item<int64_t>();
-    c.map.active.assign(active.data_ptr<uint8_t>(), active.data_ptr<uint8_t>() + active.numel());
-    for (int64_t i = 0; i < owner.numel(); ++i) c.map.owner.push_back(static_cast<int32_t>(owner[i].item<int64_t>()));
     if (index.tensors.count("rng/cpu")) c.rng_cpu = index.tensors.at("rng/cpu");
-    const auto log = dataset("recruitment_log").to(at::kByte).contiguous();
-    c.recruitment_log.assign(reinterpret_cast<const char*>(log.data_ptr<uint8_t>()), log.numel());
-    c.map.bp = nlohmann::json::parse(attr("pool_json")).at(0).at("block_parallel").get<int32_t>();
-    c.map.validate();
+    auto text = [&](const std::string& name) {
+      const auto bytes = dataset(name).to(at::kByte).contiguous();
+      return std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel());
+    };
+    // Format 1 held main alone: its log under "recruitment_log", its recruiter's state in the run state.
+    for (const auto& info : nlohmann::json::parse(attr("pool_json"))) {
+      LlmCheckpoint l;
+      l.name = info.at("name").get<std::string>();
+      l.info = info;
+      const std::string pre = "block_map/" + l.name + "/";
+      const auto active = dataset(pre + "active").to(at::kByte).contiguous();
+      const auto owner = dataset(pre + "owner").to(at::kLong);
+      l.map.epoch = dataset(pre + "epoch").to(at::kLong).item<int64_t>();
+      l.map.active.assign(active.data_ptr<uint8_t>(), active.data_ptr<uint8_t>() + active.numel());
+      for (int64_t i = 0; i < owner.numel(); ++i) l.map.owner.push_back(static_cast<int32_t>(owner[i].item<int64_t>()));
+      l.map.bp = info.at("block_parallel").get<int32_t>();
+      l.map.validate();
+      l.recruitment_log = text(c.format_version == 1 ? "recruitment_log" : "recruitment_log/" + l.name);
+      l.recruitment = c.format_version == 1 ? c.state.value("recruitment", nlohmann::json())
+                                            : c.state.value("recruitment_by_llm", nlohmann::json::object())
+                                                  .value(l.name, nlohmann::json());
+      c.llms.push_back(std::move(l));
+    }
+    if (c.llms.empty() || c.llms.front().name != "main") throw Error(index_path + ": the pool has no main LLM first");
     for (const auto& [name, info] : c.files.items()) {
       if (!info.contains("bytes") || !info.contains("sha256")) throw Error(index_path + ": file entry '" + name + "' incomplete");
     }
@@ -167,12 +182,21 @@ std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_
   return nullptr;
 }
 
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model) {
+const LlmCheckpoint& CheckpointContents::llm(const std::string& name) const {
+  std::string names;
+  for (const auto& l : llms) {
+    if (l.name == name) return l;
+    names += (names.empty() ? "" : ", ") + l.name;
+  }
+  throw Error(dir + ": holds no LLM '" + name + "' (its pool: " + names + ")");
+}
+
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
-    const auto t = need(c, fmt::format("model/{}/shared/{}", kCheckpointLlm, checkpoint_slash_path(kv.key())));
+    const auto t = need(c, fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())));
     if (t.sizes() != kv.value().sizes()) {
       throw Error(fmt::format("{}: '{}' has shape {} in the checkpoint but {} in this model's config (a changed "
                               "model shape cannot resume)", c.dir, kv.key(), fmt::join(t.sizes(), "x"),
@@ -181,17 +205,20 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model) {
     kv.value().copy_(t);
   }
   for (auto& kv : model.named_buffers()) {
-    kv.value().copy_(need(c, fmt::format("model/{}/buffers/{}", kCheckpointLlm, checkpoint_slash_path(kv.key()))));
+    kv.value().copy_(need(c, fmt::format("model/{}/buffers/{}", llm, checkpoint_slash_path(kv.key()))));
   }
-  if (c.map.slots() != cfg.k_max) {
-    throw Error(c.dir + ": " + std::to_string(c.map.slots()) + " block slots, but this model's k_max is " +
+  const BlockMap& map = c.llm(llm).map;
+  if (map.slots() != cfg.k_max) {
+    throw Error(c.dir + ": " + std::to_string(map.slots()) + " block slots, but this model's k_max is " +
                 std::to_string(cfg.k_max));
   }
   for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
     for (size_t l = 0; l < model.layers.size(); ++l) {
       auto& L = *model.layers[l];
       std::vector<at::Tensor> parts;
-      for (const auto& k : kCheckpointBlockParams) parts.push_back(need(c, checkpoint_block_prefix("model", slot, l) + k));
+      for (const auto& k : kCheckpointBlockParams) {
+        parts.push_back(need(c, checkpoint_block_prefix("model", llm, slot, l) + k));
+      }
       checkpoint_block_assign(L.qkv_w, L.qkv_b, L.out_w, cfg, slot, parts, c.dir + ": block " + std::to_string(slot));
     }
   }
@@ -206,15 +233,15 @@ MomentsOf adamw_moments(torch::optim::AdamW& optimizer) {
 }
 
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,
-                                                const at::Device& device) {
+                                                const at::Device& device, const std::string& llm) {
   auto model = std::make_shared<LocalistModel>(config, c.meta.vocab_size, c.meta.seed);
-  checkpoint_load_model(c, *model);
+  checkpoint_load_model(c, *model, llm);
   model->to(device);
   return model;
 }
 
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank) {
+                               const BlockMap& map, int bp_rank, const std::string& llm) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   auto install = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
@@ -226,7 +253,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
   };
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
-    const std::string pre = fmt::format("optim/{}/shared/{}/", kCheckpointLlm, checkpoint_slash_path(kv.key()));
+    const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
     if (!c.tensors.count(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
     install(kv.value(), need(c, pre + "exp_avg"), need(c, pre + "exp_avg_sq"), need(c, pre + "step").item<int64_t>());
   }
@@ -238,7 +265,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     int64_t step = -1;
     for (const auto& p : params) m1.push_back(at::zeros_like(p)), m2.push_back(at::zeros_like(p));
     for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
-      const std::string pre = checkpoint_block_prefix("optim", slot, l);
+      const std::string pre = checkpoint_block_prefix("optim", llm, slot, l);
       if (!c.tensors.count(pre + "qkv_weight/step")) continue;
       step = need(c, pre + "qkv_weight/step").item<int64_t>();
       const int owner = map.active[slot] ? map.owner[slot] : 0;

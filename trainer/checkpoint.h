@@ -1,8 +1,9 @@
 // checkpoint.h: reading HDF5 checkpoints (DESIGN.md §3; written by checkpoint_writer.h):
 // finding the newest complete one, verifying every file's SHA-256 before anything is
 // used, and loading weights and Adam moments into a model on any mesh.
-// Limits: one LLM ("main") until specialists land; every rank reads every file (block
-// storage is replicated, so each rank needs every block anyway).
+// A checkpoint holds a pool of LLMs (format 2; format 1, main alone, still reads).
+// Limits: every rank reads every file (block storage is replicated, so each rank needs
+// every block anyway).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -33,14 +34,24 @@ struct CheckpointMeta {
   std::string tokenizer_spec;
 };
 
+// One LLM of the pool as the checkpoint holds it.
+struct LlmCheckpoint {
+  std::string name = "main";
+  BlockMap map;
+  std::string recruitment_log;  // JSON lines, one per recruitment decision
+  nlohmann::json recruitment;   // the recruiter's state (null without recruitment)
+  nlohmann::json info;          // its pool_json entry: name, parent, branch_step, domains, parameters, global_batch, ...
+};
+
 struct CheckpointContents {
   std::string dir;
   int64_t format_version = 0;
   CheckpointMeta meta;
   std::string config_yaml;
-  nlohmann::json state;
-  BlockMap map;
-  std::string recruitment_log;  // JSON lines, one per recruitment decision
+  nlohmann::json state;             // run-level: schedules, data position, mesh, pool map
+  std::vector<LlmCheckpoint> llms;  // pool order, main first
+  // The LLM named `name`; throws naming the checkpoint and the LLMs it holds.
+  const LlmCheckpoint& llm(const std::string& name) const;
   at::Tensor rng_cpu;  // every writing-time rank's CPU generator state (world, bytes); undefined if absent
   std::map<std::string, at::Tensor> tensors;  // every tensor of every rank file, by global name
   nlohmann::json files;                       // name -> {sha256, bytes}
@@ -66,15 +77,15 @@ void checkpoint_clean_partial(const std::string& run_dir);
 // The AdamW moments of a parameter (exp_avg, exp_avg_sq; empty before its first step).
 MomentsOf adamw_moments(torch::optim::AdamW& optimizer);
 
-// A model with the checkpoint's weights (config must match the checkpoint's shapes).
+// A model with LLM `llm`'s weights (config must match the checkpoint's shapes).
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,
-                                                const at::Device& device);
-// Copies the weights into `model`; throws naming the first tensor whose shape differs.
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model);
+                                                const at::Device& device, const std::string& llm = "main");
+// Copies LLM `llm`'s weights into `model`; throws naming the first tensor whose shape differs.
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main");
 // Restores the Adam moments and step counts: shared ones everywhere, each block's on
 // the rank that owns it under `map` (the others' stay zero), so a checkpoint resumes on
 // any mesh. Must be called after checkpoint_load_model, before the first step.
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank);
+                               const BlockMap& map, int bp_rank, const std::string& llm = "main");
 
 }  // namespace localist

@@ -16,7 +16,6 @@ namespace localist {
 namespace fs = std::filesystem;
 
 const char* const kCheckpointFormatName = "localist-checkpoint";
-const char* const kCheckpointLlm = "main";
 const std::vector<std::string> kCheckpointBlockParams{"qkv_weight", "qkv_bias", "out_weight"};
 
 std::string checkpoint_slash_path(std::string key) {
@@ -63,8 +62,8 @@ torch::optim::AdamWParamState* checkpoint_adam_state(torch::optim::AdamW& opt, c
   return it == opt.state().end() ? nullptr : static_cast<torch::optim::AdamWParamState*>(it->second.get());
 }
 
-std::string checkpoint_block_prefix(const char* kind, int64_t slot, size_t layer) {
-  return fmt::format("{}/{}/block/{}/layer{}/", kind, kCheckpointLlm, slot, layer);
+std::string checkpoint_block_prefix(const char* kind, const std::string& llm, int64_t slot, size_t layer) {
+  return fmt::format("{}/{}/block/{}/layer{}/", kind, llm, slot, layer);
 }
 
 // Committed checkpoints (step directories with an index) under root, newest first.

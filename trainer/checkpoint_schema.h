@@ -21,9 +21,9 @@ struct AdamWParamState;
 
 namespace localist {
 
-constexpr int64_t kCheckpointFormatVersion = 1;
+// 2: a pool of LLMs (per-LLM block maps, recruitment logs and state; pool map). 1: main alone.
+constexpr int64_t kCheckpointFormatVersion = 2;
 extern const char* const kCheckpointFormatName;  // the "format" attribute of every file
-extern const char* const kCheckpointLlm;         // the one LLM of the pool until specialists land
 extern const std::vector<std::string> kCheckpointBlockParams;  // qkv_weight, qkv_bias, out_weight
 
 // "layers.0.norm1.weight" -> "layers/0/norm1/weight" (an HDF5 group path).
@@ -31,8 +31,8 @@ std::string checkpoint_slash_path(std::string key);
 // Whether a parameter name is one of a layer's block-partitioned tensors.
 bool checkpoint_is_block_name(const std::string& key);
 std::string checkpoint_step_dir_name(int64_t step);
-// "<kind>/main/block/<slot>/layer<l>/" with kind "model" or "optim".
-std::string checkpoint_block_prefix(const char* kind, int64_t slot, size_t layer);
+// "<kind>/<llm>/block/<slot>/layer<l>/" with kind "model" or "optim".
+std::string checkpoint_block_prefix(const char* kind, const std::string& llm, int64_t slot, size_t layer);
 
 // The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n).
 std::vector<at::Tensor> checkpoint_block_parts(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o,

@@ -9,12 +9,14 @@
 #include <spdlog/spdlog.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "comm/messages.h"
 #include "core/sha256.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/tensor_file.h"
@@ -26,20 +28,23 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// This rank's share of the checkpoint: world rank 0 the shared tensors and buffers; in
-// the first replica, each block's owner that block (inactive slots: BP rank 0). With
-// `copy`, every tensor is a host copy that later training steps cannot change.
-std::vector<std::pair<std::string, at::Tensor>> owned_tensors(const CheckpointWrite& w, bool copy) {
+// This rank's share of one LLM: its lead the shared tensors and buffers; in the first
+// replica, each block's owner that block (inactive slots: BP rank 0). With `copy`, every
+// tensor is a host copy that later training steps cannot change.
+}  // namespace
+
+void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<std::string, at::Tensor>>& out) {
   at::NoGradGuard no_grad;
   LocalistModel& model = *w.model;
   const auto& cfg = model.config();
-  const char* llm = kCheckpointLlm;
-  std::vector<std::pair<std::string, at::Tensor>> out;
+  const std::string& llm = w.name;
+  if (w.dp_rank != 0) return;
   // fresh: already a new tensor (a stack of slot views), so moving it to the host suffices.
   auto own = [copy](const at::Tensor& t, bool fresh = false) {
     if (!copy) return t;
     return fresh ? t.to(at::kCPU) : t.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true);
   };
+  // Disjoint names per LLM, so several LLMs share one rank file.
   auto add_optim = [&](const std::string& prefix, const at::Tensor& p) {
     auto* st = w.optimizer ? checkpoint_adam_state(*w.optimizer, p) : nullptr;
     if (!st) return;
@@ -47,7 +52,7 @@ std::vector<std::pair<std::string, at::Tensor>> owned_tensors(const CheckpointWr
     out.emplace_back(prefix + "exp_avg_sq", own(st->exp_avg_sq()));
     out.emplace_back(prefix + "step", at::tensor(st->step(), at::kLong));
   };
-  if (w.world->rank() == 0) {
+  if (w.lead) {
     for (const auto& kv : model.named_parameters()) {
       if (checkpoint_is_block_name(kv.key())) continue;
       out.emplace_back(fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), own(kv.value()));
@@ -65,7 +70,7 @@ std::vector<std::pair<std::string, at::Tensor>> owned_tensors(const CheckpointWr
       auto& L = *model.layers[l];
       const auto parts = checkpoint_block_parts(L.qkv_w, L.qkv_b, L.out_w, cfg, slot);
       for (size_t k = 0; k < 3; ++k) {
-        out.emplace_back(checkpoint_block_prefix("model", slot, l) + names[k], own(parts[k], k < 2));
+        out.emplace_back(checkpoint_block_prefix("model", llm, slot, l) + names[k], own(parts[k], k < 2));
       }
       if (!w.optimizer) continue;
       auto *sw = checkpoint_adam_state(*w.optimizer, L.qkv_w), *sb = checkpoint_adam_state(*w.optimizer, L.qkv_b),
@@ -75,14 +80,26 @@ std::vector<std::pair<std::string, at::Tensor>> owned_tensors(const CheckpointWr
       const auto m2 = checkpoint_block_parts(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, slot);
       const int64_t steps[3] = {sw->step(), sb->step(), so->step()};
       for (size_t k = 0; k < 3; ++k) {
-        const std::string pre = checkpoint_block_prefix("optim", slot, l) + names[k] + "/";
+        const std::string pre = checkpoint_block_prefix("optim", llm, slot, l) + names[k] + "/";
         out.emplace_back(pre + "exp_avg", own(m1[k], k < 2));
         out.emplace_back(pre + "exp_avg_sq", own(m2[k], k < 2));
         out.emplace_back(pre + "step", at::tensor(steps[k], at::kLong));
       }
     }
   }
-  return out;
+}
+
+namespace {
+
+// The index entry of each LLM this rank leads (JSON: name, map, log, recruiter state, info).
+std::string led_entries(const CheckpointWrite& w) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& l : w.llms) {
+    if (!l.lead) continue;
+    out.push_back({{"name", l.name}, {"active", l.map.active}, {"owner", l.map.owner}, {"epoch", l.map.epoch},
+                   {"bp", l.map.bp}, {"log", l.recruitment_log}, {"recruitment", l.recruitment}, {"info", l.info}});
+  }
+  return out.dump();
 }
 
 at::Tensor cpu_generator_state() {
@@ -123,8 +140,7 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
     if (ec) throw Error(dir.string() + ": cannot create checkpoint directory: " + ec.message());
   }
   w_ = w;
-  w_.model = nullptr;  // not touched after this call: the writer thread owns copies
-  w_.optimizer = nullptr;
+  for (auto& l : w_.llms) l.model = nullptr, l.optimizer = nullptr;  // not touched after this call: the writer thread owns copies
   dir_ = dir.string();
   const std::string tag = "checkpoint step " + std::to_string(w.meta.step);
   world.barrier(tag + " directory");
@@ -133,21 +149,21 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
   const auto rng = world.all_gather(cpu_generator_state(), tag + " RNG states");
   rng_states_ = world.rank() == 0 ? rng : at::Tensor();
 
-  // Writers: world rank 0 (shared tensors) and the first replica's BP ranks (blocks).
+  // Writers: for each LLM, the ranks of its first replica (its lead writes the shared tensors).
   file_name_.clear();
   out_.clear();
   sha256_.clear();
   bytes_ = 0;
   pending_ = true;
   done_ = true;
-  if (w.dp_rank != 0) {
+  if (std::none_of(w.llms.begin(), w.llms.end(), [](const LlmWrite& l) { return l.dp_rank == 0; })) {
     start_ms_ = ms_since(t0);
     return;
   }
   file_name_ = fmt::format("rank-{:05d}.h5", world.rank());
   // The host copy is the only part an asynchronous checkpoint makes training wait for.
   const auto tc = Clock::now();
-  out_ = owned_tensors(w, async_);
+  for (const auto& l : w.llms) checkpoint_llm_tensors(l, async_, out_);
   copy_ms_ = async_ ? ms_since(tc) : 0.0;
   start_ms_ = ms_since(t0);
   const TensorFileAttrs attrs{{"format", kCheckpointFormatName},
@@ -196,6 +212,8 @@ std::string CheckpointWriter::finish() {
     std::memcpy(static_cast<uint8_t*>(digest.data_ptr()) + 64, &bytes_, 8);
   }
   const auto all = world.all_gather(digest, tag + " checksums");
+  // Every LLM's index entry from its lead (the coordinator need not train it).
+  const auto entries = all_gather_strings(world, led_entries(w), tag + " LLM entries");
   if (world.rank() == 0) {
     nlohmann::json files = nlohmann::json::object();
     for (int r = 0; r < world.size(); ++r) {
@@ -214,18 +232,34 @@ std::string CheckpointWriter::finish() {
       files["tokenizer.model"] = {{"sha256", sha256_file((dir / "tokenizer.model").string())},
                                   {"bytes", fs::file_size(dir / "tokenizer.model")}};
     }
-    const std::string llm = kCheckpointLlm;
+    std::vector<nlohmann::json> llms;
+    for (const auto& e : entries) {
+      for (const auto& l : nlohmann::json::parse(e)) llms.push_back(l);
+    }
+    std::stable_sort(llms.begin(), llms.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+      return a["info"].value("order", 0) < b["info"].value("order", 0);
+    });
     std::vector<std::pair<std::string, at::Tensor>> index;
-    index.emplace_back("block_map/" + llm + "/active",
-                       at::tensor(std::vector<int64_t>(w.map.active.begin(), w.map.active.end()), at::kLong).to(at::kByte));
-    index.emplace_back("block_map/" + llm + "/owner",
-                       at::tensor(std::vector<int64_t>(w.map.owner.begin(), w.map.owner.end()), at::kLong));
-    index.emplace_back("block_map/" + llm + "/epoch", at::tensor(w.map.epoch, at::kLong));
-    // JSON lines, one per recruitment decision (accepted, rejected, pruned).
-    index.emplace_back("recruitment_log", at::tensor(std::vector<uint8_t>(w.recruitment_log.begin(), w.recruitment_log.end()),
-                                                     at::kByte));
+    nlohmann::json pool = nlohmann::json::array(), state = w.state;
+    state["recruitment_by_llm"] = nlohmann::json::object();
+    for (const auto& l : llms) {
+      const std::string pre = "block_map/" + l["name"].get<std::string>() + "/";
+      const auto active = l["active"].get<std::vector<int64_t>>(), owner = l["owner"].get<std::vector<int64_t>>();
+      index.emplace_back(pre + "active", at::tensor(active, at::kLong).to(at::kByte));
+      index.emplace_back(pre + "owner", at::tensor(owner, at::kLong));
+      index.emplace_back(pre + "epoch", at::tensor(l["epoch"].get<int64_t>(), at::kLong));
+      // JSON lines, one per recruitment decision (accepted, rejected, pruned).
+      const std::string log = l["log"].get<std::string>();
+      index.emplace_back("recruitment_log/" + l["name"].get<std::string>(),
+                         at::tensor(std::vector<uint8_t>(log.begin(), log.end()), at::kByte));
+      state["recruitment_by_llm"][l["name"].get<std::string>()] = l["recruitment"];
+      nlohmann::json info = l["info"];
+      info["name"] = l["name"];
+      info["block_parallel"] = l["bp"];
+      info.erase("order");
+      pool.push_back(info);
+    }
     index.emplace_back("rng/cpu", rng_states_);                        // (world size, state bytes)
-    const nlohmann::json pool = nlohmann::json::array({{{"name", llm}, {"block_parallel", w.map.bp}}});
     point("before-index");
     TensorFileAttrs attrs{{"format", kCheckpointFormatName},
                           {"format_version", std::to_string(kCheckpointFormatVersion)},
@@ -237,7 +271,7 @@ std::string CheckpointWriter::finish() {
                           {"tokenizer_hash", w.meta.tokenizer_hash},
                           {"tokenizer_spec", w.meta.tokenizer_spec},
                           {"config_yaml", w.config_yaml},
-                          {"state_json", w.state.dump()},
+                          {"state_json", state.dump()},
                           {"pool_json", pool.dump()},
                           {"files_json", files.dump()}};
     attrs["index_sha256"] = checkpoint_index_digest(attrs, index);

@@ -1,8 +1,9 @@
 // checkpoint_writer.h: writing HDF5 checkpoints (DESIGN.md §3), collectively by all
-// ranks: <run>/checkpoints/step-<N>/ holds rank-<r>.h5 per writing rank (world rank 0:
-// shared parameters; each block's owner in the first replica: that block) with Adam
-// moments beside, config.yaml and tokenizer.model copies, and index.h5 written last by
-// rank 0 (step, config, state, block map, RNG states, a SHA-256 of every other file).
+// ranks: <run>/checkpoints/step-<N>/ holds rank-<r>.h5 per writing rank (for each LLM of
+// the pool: its group's rank 0 the shared parameters; each block's owner in the first
+// replica that block) with Adam moments beside, config.yaml and tokenizer.model copies,
+// and index.h5 written last by world rank 0 (step, config, state, every LLM's block map,
+// recruitment state and log, the pool, RNG states, a SHA-256 of every other file).
 // The index's rename is the commit point; `latest` is updated after it. Asynchronous
 // mode: the caller blocks only to copy tensors to host memory; the rank files are written
 // on a background thread and committed at a later collective call (finish).
@@ -30,24 +31,36 @@ class AdamW;
 
 namespace localist {
 
-struct CheckpointWrite {
-  std::string run_dir;
-  std::shared_ptr<Communicator> world;  // every rank of it takes part
+// One LLM that this rank trains, as the checkpoint takes it.
+struct LlmWrite {
+  std::string name = "main";
   LocalistModel* model = nullptr;
   torch::optim::AdamW* optimizer = nullptr;  // null: no optimizer state (e.g. tests)
   BlockMap map;                              // owners within a replica (bp = map.bp)
   int dp_rank = 0, bp_rank = 0;
+  bool lead = false;                         // its group's rank 0: shared tensors and its index entry
+  std::string recruitment_log;               // JSON lines, one per recruitment decision
+  nlohmann::json recruitment;                // the recruiter's state (null without recruitment)
+  nlohmann::json info;                       // its pool_json entry (name, parent, ...; "order": pool index)
+};
+
+struct CheckpointWrite {
+  std::string run_dir;
+  std::shared_ptr<Communicator> world;  // every rank of it takes part
+  std::vector<LlmWrite> llms;           // this rank's LLMs (every LLM of the pool has a lead somewhere)
   CheckpointMeta meta;
   std::string config_yaml;
   std::string tokenizer_model_path;  // copied in when not empty (SentencePiece)
-  nlohmann::json state;              // schedules, data position, mesh: stored in the index
-  std::string recruitment_log;       // JSON lines, one per recruitment decision
+  nlohmann::json state;              // schedules, data position, mesh, pool map: stored in the index
   int64_t keep_last = 3;             // complete checkpoints kept (newest first)
   int64_t keep_every = 0;            // and every checkpoint whose step is a multiple of this, forever
   // Called at each point of the write (directory, rank-file, before-index, after-index);
   // the fault tests kill the process there. All but "directory" are inside finish().
   std::function<void(const std::string&)> on_point;
 };
+
+// This rank's tensors of one LLM under their checkpoint names (host copies with `copy`).
+void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<std::string, at::Tensor>>& out);
 
 // One checkpoint at a time, started and finished by collective calls on every rank.
 class CheckpointWriter {

@@ -88,7 +88,7 @@ const RuleSet& GroupRules::active(const std::vector<DomainRoute>& routes) {
   return active_;
 }
 
-ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
+ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, const std::string& source_name)
     : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel, s.device)), rules(s.train.rules, s.model.k_max) {
   const TrainConfig& tc = s.train;
   bf16 = s.device.is_cuda() && tc.precision != "fp32";
@@ -96,7 +96,10 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
   // micro_batch (the last one may be smaller).
   reader_rows(tc.global_batch);
   // Data and tokenizer; the tokenizer must be the one the shards were made with.
-  reader = std::make_unique<BatchReader>(s.data, s.model.context, s.seed, tc.global_batch);
+  reader = std::make_unique<BatchReader>(s.data, s.model.context, s.stream_seed, tc.global_batch,
+                                         BatchReader::kDefaultCacheBytes, s.phases);
+  const std::string source = source_name.empty() ? s.name : source_name;
+  const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
     if (!src.train) continue;
@@ -125,15 +128,15 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
       throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
                   ")");
     }
-    checkpoint_load_model(*resumed, *model);
-    resumed_epoch_ = resumed->map.epoch;
+    checkpoint_load_model(*resumed, *model, source);
+    resumed_epoch_ = from->map.epoch;
   }
   model->to(s.device);
   model->train();
   if (mesh.bp_size > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
     blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model,
-                                             resumed ? block_map_plan(resumed->map, active_mask(), mesh.bp_size)
+                                             from ? block_map_plan(from->map, active_mask(), mesh.bp_size)
                                                      : block_map_initial(active_mask(), mesh.bp_size));
     for (auto& l : model->layers) router_params.push_back(l->router_w);
     if (s.lead) spdlog::info("block map {}", blocks->map().describe());
@@ -147,7 +150,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
 
   optimizer = make_optimizer(*model, tc, &all_params);
   moments = adamw_moments(*optimizer);
-  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank);
+  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source);
 
   if (s.recruitment.enabled) {
     RecruiterSetup rs;
@@ -160,13 +163,13 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed)
     rs.rules = &rules.file_rules();
     rs.token_texts = &token_texts;
     rs.pad_id = tokenizer->pad_id();
-    rs.seed = s.seed;
+    rs.seed = s.stream_seed;
     rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
     rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
     rs.device = s.device;
     recruiter = std::make_unique<Recruiter>(rs);
     if (resumed) {
-      recruiter->restore(resumed->state.value("recruitment", nlohmann::json()), resumed->recruitment_log);
+      recruiter->restore(from->recruitment, from->recruitment_log);
       recruiter->restore_epoch(resumed_epoch_);
     }
   }

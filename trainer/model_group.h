@@ -1,8 +1,8 @@
 // model_group.h: one LLM and the ranks that train it (DESIGN.md §2, groups): its data
 // stream and tokenizer, the model and its AdamW, the DP x BP mesh of its ranks (block
 // parallelism, gradient sync), its rules (the rules file plus recruited domain routes)
-// and its block recruiter. The pool of LLMs holds several groups; today a run has one,
-// `main`, on every rank. The train step (train_step.h) and loop (train_loop.h) drive it.
+// and its block recruiter. The pool (pool.h) holds one group per LLM on the ranks that
+// train it; the train step (train_step.h) and loop (train_loop.h) drive it.
 // Limits: every rank of the group holds full-size block tensors (see block_parallel.h).
 #pragma once
 #include <nlohmann/json.hpp>
@@ -70,7 +70,9 @@ class GroupRules {
 
 struct GroupSetup {
   std::string name = "main";
-  uint64_t seed = 0;
+  uint64_t seed = 0;         // the run's seed (model construction, recruitment)
+  uint64_t stream_seed = 0;  // this LLM's data and dropout streams (main: the run's seed)
+  std::vector<StreamPhase> phases;  // its share of the training sources (empty: all)
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
@@ -83,8 +85,9 @@ struct GroupSetup {
 };
 
 struct ModelGroup {
-  // Builds everything and loads `resumed` (may be null): model, then optimizer state.
-  ModelGroup(const GroupSetup& setup, const CheckpointContents* resumed);
+  // Builds everything and loads `resumed` (may be null): model, then optimizer state, of
+  // the checkpoint's LLM `source` (default: this LLM; a branch loads its parent's).
+  ModelGroup(const GroupSetup& setup, const CheckpointContents* resumed, const std::string& source = "");
   ~ModelGroup();
   ModelGroup(const ModelGroup&) = delete;
   ModelGroup& operator=(const ModelGroup&) = delete;

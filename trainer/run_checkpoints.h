@@ -1,6 +1,7 @@
 // run_checkpoints.h: the checkpoints of a training run (DESIGN.md §3): what each one
-// holds of a model group (model, optimizer, block map, recruitment state and log,
-// schedules, data position, mesh), periodic ones written asynchronously and committed
+// holds of the pool (every LLM's model, optimizer, block map, recruitment state and log,
+// its pool entry; the pool map, schedules, data position, mesh), periodic ones written
+// asynchronously and committed
 // at the first step boundary where every rank's file is on disk, and which committed
 // checkpoint is the newest (never rewritten).
 #pragma once
@@ -12,6 +13,7 @@
 #include "trainer/checkpoint_writer.h"
 #include "trainer/fault_injection.h"
 #include "trainer/model_group.h"
+#include "trainer/pool.h"
 
 namespace localist {
 
@@ -22,14 +24,17 @@ struct RunCheckpointSetup {
   FaultInjection fault;
 };
 
+// What a checkpoint takes of LLM `llm` of the pool from this rank's group `g`.
+LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm);
+
 class RunCheckpoints {
  public:
   RunCheckpoints(RunCheckpointSetup setup, const TrainConfig& train);
   // The checkpoint a run resumed from counts as written.
   void set_resumed(int64_t step, const std::string& dir);
-  // Collective: begins the checkpoint of the group's state before `step`. Periodic ones
+  // Collective: begins the checkpoint of the pool's state before `step`. Periodic ones
   // may be asynchronous (committed by a later commit_pending); others commit at once.
-  void save(const ModelGroup& group, int64_t step, bool periodic);
+  void save(const Pool& pool, int64_t step, bool periodic);
   bool local_done() const { return writer_.local_done(); }
   // Collective: commits the pending checkpoint, if any.
   void commit_pending();

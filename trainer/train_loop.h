@@ -1,9 +1,11 @@
-// train_loop.h: the training loop over the model groups of a run (DESIGN.md §2): all
-// groups advance in lockstep, one optimizer step each per global step; at every step
-// boundary the world agrees, in one small all-reduce, on a stop signal (SIGTERM/SIGUSR1
-// on any rank: checkpoint and stop) and on whether every rank's background checkpoint
-// is on disk (then it is committed); recruitment rounds, evaluation and checkpoints
-// run at the cadence the train config sets. Today a run holds one group.
+// train_loop.h: the training loop over the pool's model groups (DESIGN.md §2): every
+// LLM advances in lockstep, one optimizer step each per global step (a rank trains its
+// LLMs in pool order); at every step boundary the world agrees, in one small
+// all-reduce, on a stop signal (SIGTERM/SIGUSR1 on any rank: checkpoint and stop), on
+// whether every rank's background checkpoint is on disk (then it is committed) and on
+// which ranks have metrics records queued for the coordinator (record_relay.h). At a
+// branch step the pool branches and re-plans before the step; recruitment rounds,
+// evaluation and checkpoints run at the cadence the train config sets.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -14,6 +16,8 @@
 #include "comm/communicator.h"
 #include "trainer/fault_injection.h"
 #include "trainer/model_group.h"
+#include "trainer/pool.h"
+#include "trainer/record_relay.h"
 #include "trainer/run_checkpoints.h"
 #include "trainer/train_step.h"
 
@@ -28,22 +32,22 @@ struct LoopSetup {
 };
 
 struct LoopHooks {
-  // After each group's step (every rank; the hook decides what the lead writes).
-  std::function<void(const ModelGroup&, int64_t step, const StepStats&, const std::vector<double>& dial, double lr,
-                     double ms, bool log_step)> report;
-  std::function<void(const nlohmann::json&)> record;  // a recruitment round's record
-  std::function<void(int64_t step)> evaluate;         // world rank 0 only, at the eval cadence
-  std::function<void()> interrupted;                  // before the stop checkpoint is written
+  // After each of this rank's group steps: the step record (null: none this step). The
+  // loop posts it from the group's lead; the hook may also update the progress line.
+  std::function<nlohmann::json(const ModelGroup&, int64_t step, const StepStats&, const std::vector<double>& dial,
+                               double lr, double ms, bool log_step)> report;
+  // On each group's lead at the eval cadence: the group's evaluation record (null: none).
+  std::function<nlohmann::json(ModelGroup&, int64_t step)> evaluate;
+  std::function<void()> interrupted;  // before the stop checkpoint is written
 };
 
 struct LoopEnd {
   int64_t steps = 0;     // the step the loop stopped before
   int stop_signal = 0;   // the signal that stopped it early, else 0
-  StepStats last;        // the last step's statistics (of the first group)
 };
 
-// Runs the steps [setup.start_step, train.steps) of every group; collective over the world.
-LoopEnd train_loop(const LoopSetup& setup, const std::vector<ModelGroup*>& groups, RunCheckpoints& checkpoints,
+// Runs the steps [setup.start_step, train.steps) of the pool; collective over the world.
+LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoints, RecordRelay& relay,
                    const LoopHooks& hooks);
 
 }  // namespace localist

@@ -46,7 +46,7 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   const int64_t global_row = g.row_begin + first;
   const uint64_t stream = global_row % mb == 0 ? static_cast<uint64_t>(global_row / mb)
                                                : (uint64_t(1) << 40) + static_cast<uint64_t>(global_row);
-  at::manual_seed(seed_stream(g.setup.seed, SeedPurpose::kDropout, step, stream));
+  at::manual_seed(seed_stream(g.setup.stream_seed, SeedPurpose::kDropout, step, stream));
   ForwardOptions fo;
   fo.dial = dial;
   fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -20,6 +21,8 @@
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/model_group.h"
+#include "trainer/pool.h"
+#include "trainer/record_relay.h"
 #include "recruitment/recruiter.h"
 #include "trainer/run_checkpoints.h"
 #include "trainer/torch_runtime.h"
@@ -70,31 +73,44 @@ void resume_generator(const CheckpointContents& c, const Communicator& world) {
   gen.set_state(c.rng_cpu[world.rank()].clone());
 }
 
-// Held-out evaluation of a group during and after training (world rank 0).
+// Held-out evaluation of an LLM during and after training (on its group's lead): the
+// windows of the domains it trains at that step (main: those no specialist owns; all of
+// them when it has none held out), as one eval record.
 struct RunEvaluation {
   bool available = false;
   EvalSet set;
   EvalInputs inputs;
-  EvalMetrics run(ModelGroup& g, int64_t step, MetricsWriter& metrics, ProgressLine& progress) const {
+  nlohmann::json run(ModelGroup& g, const PoolConfig& pool, int64_t step) const {
     const TrainConfig& tc = g.setup.train;
-    const EvalMetrics m = evaluate(*g.model, set, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed),
-                                   &g.rules.active(), inputs);
+    const EvalSet mine = own_windows(g, pool, step);
+    EvalInputs in = inputs;
+    in.token_texts = &g.token_texts;  // the group's own (a branch step replaces the groups)
+    const EvalMetrics m = evaluate(*g.model, mine, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed),
+                                   &g.rules.active(), in);
     auto j = eval_metrics_json(m);
     j["event"] = "eval";
     j["step"] = step;
-    metrics.write(j);
-    progress.finish();
-    spdlog::info("eval step {}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
-                 "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
-                 step, m.ce_nats, m.bits_per_byte, m.perplexity, m.accuracy, m.attn_entropy, m.own_fidelity_mass,
-                 m.max_share);
-    return m;
+    j["llm"] = g.setup.name;
+    j["windows"] = mine.tokens.size(0);
+    return j;
+  }
+  EvalSet own_windows(const ModelGroup& g, const PoolConfig& pool, int64_t step) const {
+    if (!pool.declared) return set;
+    const int me = pool.index(g.setup.name);
+    std::vector<int64_t> rows;
+    for (size_t r = 0; r < set.domains.size(); ++r) {
+      if (pool.owner_at(set.domains[r], step) == me) rows.push_back(static_cast<int64_t>(r));
+    }
+    if (rows.empty()) return set;
+    EvalSet out;
+    out.tokens = set.tokens.index_select(0, at::tensor(rows, at::kLong));
+    for (int64_t r : rows) out.domains.push_back(set.domains[r]);
+    return out;
   }
 };
 
 RunEvaluation run_evaluation(const TrainPlan& p, const ModelGroup& g, bool lead) {
   RunEvaluation e;
-  e.inputs.token_texts = &g.token_texts;
   for (const auto& t : g.token_texts) e.inputs.token_bytes.push_back(static_cast<int64_t>(t.size()));
   e.inputs.pad_id = g.tokenizer->pad_id();
   e.inputs.device = g.setup.device;
@@ -108,73 +124,115 @@ RunEvaluation run_evaluation(const TrainPlan& p, const ModelGroup& g, bool lead)
   return e;
 }
 
-// The per-step progress line (every rank; shown by the lead) and the metrics record of logged steps.
-void report_step(ProgressLine& progress, MetricsWriter* metrics, const ModelGroup& g, int64_t step, const StepStats& s,
-                 const std::vector<double>& dial, double lr, double ms, bool log_step) {
-  const TrainConfig& tc = g.setup.train;
-  const double tok_s = tc.global_batch * g.setup.model.context / (ms / 1000.0);  // over all ranks
-  progress.update(fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
-                              "lr {:.2e}  {:.0f} tok/s",
-                              step + 1, tc.steps, s.loss, s.ce / std::log(2.0), mean(dial), s.omega, s.mutual_info, lr,
-                              tok_s));
-  if (!log_step || !metrics) return;
-  const bool shares = !g.blocks;  // shares need traces, which need every block on one rank: null under bp > 1
-  metrics->write({{"event", "step"}, {"step", step}, {"loss", s.loss}, {"ce_nats", s.ce},
-                  {"bits_per_token", s.ce / std::log(2.0)}, {"dial", dial}, {"omega", s.omega},
-                  {"mutual_info_bits", s.mutual_info},
-                  {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
-                  {"active_blocks", g.model->active_slots().size()}, {"grad_norm", s.grad_norm}, {"lr", lr},
-                  {"tokens_per_s", tok_s}, {"ms_per_step", ms}, {"comm_ms", s.comm_ms}});
-}
+// The step record of a group's step (logged steps), and the progress line of rank 0's
+// groups (every step). A pool's line shows every LLM's latest bits per token.
+class StepReporter {
+ public:
+  StepReporter(const PoolConfig& pool, bool lead) : pool_(pool), progress_(lead), bits_(pool.llms.size(), -1.0) {}
+  ProgressLine& progress() { return progress_; }
+  void heard(const nlohmann::json& rec) {  // rank 0: a step record from any rank
+    const int i = pool_.index(rec.value("llm", "main"));
+    if (i >= 0) bits_[i] = rec.value("bits_per_token", -1.0);
+  }
+  nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
+                        double lr, double ms, bool log_step) {
+    const TrainConfig& tc = g.setup.train;
+    const double tok_s = tc.global_batch * g.setup.model.context / (ms / 1000.0);  // over the group's ranks
+    const double bits = s.ce / std::log(2.0);
+    if (!pool_.declared) {
+      progress_.update(fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
+                                   "lr {:.2e}  {:.0f} tok/s",
+                                   step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
+    } else {
+      const int me = pool_.index(g.setup.name);
+      bits_[me] = bits;
+      std::string llms;
+      for (size_t i = 0; i < bits_.size(); ++i) {
+        if (bits_[i] < 0 || !pool_.exists_at(i, step)) continue;
+        llms += fmt::format("{}{} {:.3f}", llms.empty() ? "" : " | ", pool_.llms[i].name, bits_[i]);
+      }
+      progress_.update(fmt::format("step {}/{}  {} bits/token  dial {:.2f}  lr {:.2e}", step + 1, tc.steps, llms,
+                                   mean(dial), lr));
+    }
+    if (!log_step) return nullptr;
+    const bool shares = !g.blocks;  // shares need traces, which need every block on one rank: null under bp > 1
+    return {{"event", "step"}, {"step", step}, {"llm", g.setup.name}, {"loss", s.loss}, {"ce_nats", s.ce},
+            {"bits_per_token", bits}, {"dial", dial}, {"omega", s.omega}, {"mutual_info_bits", s.mutual_info},
+            {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
+            {"active_blocks", g.model->active_slots().size()}, {"grad_norm", s.grad_norm}, {"lr", lr},
+            {"tokens_per_s", tok_s}, {"ms_per_step", ms}, {"comm_ms", s.comm_ms}};
+  }
+
+ private:
+  const PoolConfig& pool_;
+  ProgressLine progress_;
+  std::vector<double> bits_;
+};
 
 // Overhead of recruitment (probing, candidates, decisions, restores) against the run's
 // wall time; the trials' steps are training and are reported apart.
-void report_recruitment_time(const Recruiter& r, double wall, MetricsWriter& metrics) {
-  const auto& rt = r.times();
+nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
+  const auto& rt = g.recruiter->times();
   const double overhead = rt.statistics + rt.decision + rt.restore;
-  spdlog::info("recruitment time: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
-               "trials {:.2f} s ({:.1f}%)", rt.statistics, rt.decision, rt.restore, 100 * overhead / wall, wall,
-               rt.trial, 100 * rt.trial / wall);
-  metrics.write({{"event", "recruitment_time"}, {"statistics_s", rt.statistics}, {"decision_s", rt.decision},
-                 {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}});
+  spdlog::info("recruitment time{}: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
+               "trials {:.2f} s ({:.1f}%)", g.setup.name == "main" ? "" : " of " + g.setup.name, rt.statistics,
+               rt.decision, rt.restore, 100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
+  return {{"event", "recruitment_time"}, {"llm", g.setup.name}, {"statistics_s", rt.statistics},
+          {"decision_s", rt.decision}, {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}};
 }
 
-// The last step and eval records of a run's metrics.jsonl (a run resumed when already
-// complete reports them instead of numbers it did not compute). Unreadable lines are skipped.
-void last_logged(const std::string& run_dir, TrainSummary& s) {
+// What a run's records say for its summary: main's last step and eval numbers, and each
+// LLM's last bits per token (also how a run resumed when already complete reports).
+void absorb_record(const nlohmann::json& j, const PoolConfig& pool, TrainSummary& s) {
+  const std::string event = j.value("event", ""), llm = j.value("llm", "main");
+  if (event != "step" && event != "eval") return;
+  if (pool.declared) {
+    auto it = std::find_if(s.llms.begin(), s.llms.end(), [&](const auto& l) { return l.name == llm; });
+    if (it == s.llms.end()) {
+      s.llms.push_back({llm});
+      it = s.llms.end() - 1;
+    }
+    if (event == "step") it->bits_per_token = j.value("bits_per_token", 0.0);
+    if (event == "eval") it->eval_bits_per_byte = j.value("bits_per_byte", -1.0);
+  }
+  if (llm != "main") return;
+  if (event == "step") {
+    s.last_logged_step = j.value("step", int64_t(-1));
+    s.final_loss = j.value("loss", 0.0);
+    s.final_ce = j.value("ce_nats", 0.0);
+  } else {
+    s.evaluated = true;
+    s.final_eval.ce_nats = j.value("ce_nats", 0.0);
+    s.final_eval.bits_per_byte = j.value("bits_per_byte", 0.0);
+    s.final_eval.perplexity = j.value("perplexity", 0.0);
+    s.final_eval.accuracy = j.value("accuracy", 0.0);
+  }
+}
+
+// The records of a run's metrics.jsonl (unreadable lines are skipped).
+void last_logged(const std::string& run_dir, const PoolConfig& pool, TrainSummary& s) {
   std::ifstream in((std::filesystem::path(run_dir) / "metrics.jsonl").string());
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) continue;
-    const std::string event = j.value("event", "");
-    if (event == "step") {
-      s.last_logged_step = j.value("step", int64_t(-1));
-      s.final_loss = j.value("loss", 0.0);
-      s.final_ce = j.value("ce_nats", 0.0);
-    } else if (event == "eval") {
-      s.evaluated = true;
-      s.final_eval.ce_nats = j.value("ce_nats", 0.0);
-      s.final_eval.bits_per_byte = j.value("bits_per_byte", 0.0);
-      s.final_eval.perplexity = j.value("perplexity", 0.0);
-      s.final_eval.accuracy = j.value("accuracy", 0.0);
-    }
+    if (j.is_object()) absorb_record(j, pool, s);
   }
 }
 
-GroupSetup main_group_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& world, const at::Device& device) {
-  GroupSetup s;
+PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& world, const at::Device& device) {
+  PoolSetup ps;
+  ps.pool = p.pool.declared ? p.pool : PoolConfig::single(p.train.global_batch);
+  ps.world = world;
+  GroupSetup& s = ps.base;
   s.seed = p.seed;
   s.model = p.model;
   s.data = p.data;
   s.train = p.train;
   s.recruitment = p.recruitment;
-  s.ranks = world;
   s.block_parallel = p.block_parallel;
   s.bucket_mb = p.bucket_mb;
   s.device = device;
-  s.lead = world->rank() == 0;
-  return s;
+  return ps;
 }
 
 }  // namespace
@@ -208,7 +266,7 @@ TrainSummary train_run(const TrainPlan& p) {
   stop_signal_install();  // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
   const TrainConfig& tc = p.train;
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
-  const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics, evaluates and checkpoints
+  const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics and the checkpoint index
   world->set_timeout(p.startup_timeout_s);
   torch_set_threads(static_cast<int>(tc.threads));
   at::manual_seed(p.seed);
@@ -217,8 +275,10 @@ TrainSummary train_run(const TrainPlan& p) {
     spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
   }
   const std::unique_ptr<CheckpointContents> resumed = resume_read(p, world);
-  ModelGroup group(main_group_setup(p, world, device), resumed.get());
-  const RunEvaluation evaluation = run_evaluation(p, group, lead);
+  const int64_t start_step = resumed ? resumed->meta.step : 0;
+  Pool pool(pool_setup(p, world, device), start_step, resumed.get());
+  const PoolConfig& pc = pool.config();
+  const RunEvaluation evaluation = run_evaluation(p, *pool.local_groups().front(), lead);
   if (resumed) {
     resume_generator(*resumed, *world);
     if (lead) {
@@ -226,10 +286,9 @@ TrainSummary train_run(const TrainPlan& p) {
                    resumed->meta.tokens_seen);
     }
   }
-  const int64_t start_step = resumed ? resumed->meta.step : 0;
   std::unique_ptr<MetricsWriter> metrics;
   if (lead) metrics = std::make_unique<MetricsWriter>((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
-  ProgressLine progress(lead);
+  StepReporter reporter(pc, lead);
   TrainSummary summary;
   const FaultInjection fault = fault_injection_from_env();
   RunCheckpoints checkpoints({p.run_dir, world, p.config_yaml, fault}, tc);
@@ -239,25 +298,39 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.steps = start_step;
     summary.checkpoint = resumed->dir;
     summary.already_complete = true;
-    if (lead) last_logged(p.run_dir, summary);
+    if (lead) last_logged(p.run_dir, pc, summary);
     return summary;
   }
 
+  // Rank 0 writes every record, whichever rank made it.
+  RecordRelay relay(world, [&](const nlohmann::json& rec) {
+    metrics->write(rec);
+    absorb_record(rec, pc, summary);
+    const std::string event = rec.value("event", "");
+    if (event == "step") reporter.heard(rec);
+    if (event == "eval") {
+      reporter.progress().finish();
+      spdlog::info("eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
+                   "bits, own-block fidelity {:.3f}, largest block share {:.3f}", rec.value("step", 0),
+                   pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "", rec.value("ce_nats", 0.0),
+                   rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0), rec.value("accuracy", 0.0),
+                   rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
+                   rec.value("max_block_share", 0.0));
+    }
+  });
   LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
   LoopHooks hooks;
   hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
                      double lr, double ms, bool log_step) {
-    report_step(progress, metrics.get(), g, step, s, dial, lr, ms, log_step);
+    return reporter.report(g, step, s, dial, lr, ms, log_step);
   };
-  hooks.record = [&](const nlohmann::json& rec) {
-    if (metrics) metrics->write(rec);
-  };
-  if (evaluation.available) hooks.evaluate = [&](int64_t step) { evaluation.run(group, step, *metrics, progress); };
-  hooks.interrupted = [&] { progress.finish(); };
-  const LoopEnd end = train_loop(ls, {&group}, checkpoints, hooks);
-  summary.final_loss = end.last.loss;
-  summary.final_ce = end.last.ce;
+  if (evaluation.available) {
+    hooks.evaluate = [&](ModelGroup& g, int64_t step) { return evaluation.run(g, pc, step); };
+  }
+  hooks.interrupted = [&] { reporter.progress().finish(); };
+  const LoopEnd end = train_loop(ls, pool, checkpoints, relay, hooks);
   if (end.stop_signal != 0) {
+    relay.flush("stop");
     summary.checkpoint = checkpoints.last_dir();
     summary.steps = end.steps;
     summary.stop_signal = end.stop_signal;
@@ -266,15 +339,18 @@ TrainSummary train_run(const TrainPlan& p) {
                  summary.stop_signal, end.steps, summary.checkpoint);
     return summary;
   }
-  progress.finish();
+  reporter.progress().finish();
   summary.steps = tc.steps;
-  if (lead && evaluation.available) {
-    summary.final_eval = evaluation.run(group, tc.steps, *metrics, progress);
-    summary.evaluated = true;
+  for (ModelGroup* g : pool.local_groups()) {
+    if (g->mesh.ranks->rank() != 0) continue;
+    if (evaluation.available) relay.post(evaluation.run(*g, pc, tc.steps));
   }
-  checkpoints.save(group, tc.steps, false);
+  checkpoints.save(pool, tc.steps, false);
   summary.checkpoint = checkpoints.last_dir();
-  if (group.recruiter && lead) report_recruitment_time(*group.recruiter, seconds_since(t_start), *metrics);
+  for (ModelGroup* g : pool.local_groups()) {
+    if (g->recruiter && g->mesh.ranks->rank() == 0) relay.post(recruitment_time_record(*g, seconds_since(t_start)));
+  }
+  relay.flush("end of training");
   world->barrier("end of training");
   summary.seconds = seconds_since(t_start);
   spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);

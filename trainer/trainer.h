@@ -18,6 +18,7 @@
 #include "data/data_config.h"
 #include "model/metrics.h"
 #include "model/model_config.h"
+#include "recruitment/pool_config.h"
 #include "recruitment/recruitment_config.h"
 #include "trainer/fault_injection.h"
 #include "trainer/train_config.h"
@@ -42,6 +43,7 @@ struct TrainPlan {
   // may not continue it (launch/ decides which differences are allowed).
   std::function<void(const std::string& checkpoint_config_yaml)> check_resume;
   RecruitmentConfig recruitment;        // block recruitment rounds (block_parallel 1)
+  PoolConfig pool = PoolConfig::single(0);  // the pool of LLMs (main alone without a pool: section)
 };
 
 struct TrainSummary {
@@ -57,6 +59,12 @@ struct TrainSummary {
   // numbers are then the run's last logged ones (metrics.jsonl), when it has them.
   bool already_complete = false;
   int64_t last_logged_step = -1;  // -1: no step record found
+  // A pool: each LLM's last logged bits per token (and held-out bits per byte, -1 if none), pool order.
+  struct LlmFinal {
+    std::string name;
+    double bits_per_token = 0, eval_bits_per_byte = -1;
+  };
+  std::vector<LlmFinal> llms;
 };
 
 // The device to use for `train.device` ("auto": CUDA when available).

@@ -447,10 +447,10 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
   if (fs::exists("/usr/bin/python3")) {
     auto future = damaged("future", [](const fs::path& d) {
       localist::test::run_command("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + (d / "index.h5").string() +
-                                  "', 'r+'); f.attrs['format_version'] = '2'\"");
+                                  "', 'r+'); f.attrs['format_version'] = '3'\"");
     });
     expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x5 --resume " + future), 1,
-                    "format version 2 is newer than this build reads");
+                    "format version 3 is newer than this build reads");
   }
   for (const char* d : {"x1", "x2", "x3", "x4", "x5", "x6"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
 }

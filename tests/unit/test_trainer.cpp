@@ -132,9 +132,12 @@ TEST(Checkpoint, AsynchronousWriteHoldsTheStateAtItsStart) {
   for (int64_t s : model.active_slots()) active[s] = 1;
   CheckpointWrite w;
   w.world = local_communicator();
-  w.model = &model;
-  w.optimizer = &opt;
-  w.map = block_map_initial(active, 1);
+  LlmWrite llm;
+  llm.model = &model;
+  llm.optimizer = &opt;
+  llm.map = block_map_initial(active, 1);
+  llm.lead = true;
+  w.llms.push_back(llm);
   w.meta = CheckpointMeta{5, 100, 50, 3, "byte", "h", "byte"};
   w.config_yaml = "model: {}\n";
   w.run_dir = root / "sync";

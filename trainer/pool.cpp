@@ -1,0 +1,298 @@
+// pool.cpp: see pool.h. A re-plan runs in two phases so that it cannot deadlock: first
+// every missing (LLM, rank) state is sent point to point in pool order (a rank that held
+// the LLM, or its parent for a new specialist, sends; ranks that held it copy locally),
+// then every rank builds its groups on the new split of the world, in pool order.
+#include "trainer/pool.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "comm/messages.h"
+#include "core/error.h"
+#include "core/mix64.h"
+#include "recruitment/recruiter.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_writer.h"
+
+namespace localist {
+namespace {
+
+constexpr int kStateTag = 7100;  // + 2 · LLM index (header, tensors)
+
+// An LLM's whole state as a checkpoint would hold it, in memory (bp 1: one rank has it all).
+CheckpointContents capture(const ModelGroup& g, int64_t step) {
+  CheckpointContents c;
+  c.dir = "the state of LLM '" + g.setup.name + "' at step " + std::to_string(step);
+  const Tokenizer& tok = *g.tokenizer;
+  c.meta = CheckpointMeta{step, 0, tok.vocab_size(), g.setup.seed, tok.kind(), tok.hash(), tok.spec()};
+  LlmCheckpoint l;
+  l.name = g.setup.name;
+  l.map = g.block_map();
+  if (g.recruiter) l.recruitment_log = g.recruiter->log(), l.recruitment = g.recruiter->state();
+  c.llms.push_back(l);
+  LlmWrite w;
+  w.name = g.setup.name;
+  w.model = g.model.get();
+  w.optimizer = g.optimizer.get();
+  w.map = l.map;
+  w.lead = true;
+  NamedTensors tensors;
+  checkpoint_llm_tensors(w, /*copy=*/false, tensors);
+  for (auto& [k, t] : tensors) c.tensors[k] = t;
+  return c;
+}
+
+void send_state(Communicator& world, const CheckpointContents& c, int dst, int tag) {
+  const LlmCheckpoint& l = c.llms.front();
+  const nlohmann::json header = {
+      {"dir", c.dir}, {"step", c.meta.step}, {"vocab", c.meta.vocab_size}, {"seed", c.meta.seed},
+      {"tok_kind", c.meta.tokenizer_kind}, {"tok_hash", c.meta.tokenizer_hash}, {"tok_spec", c.meta.tokenizer_spec},
+      {"name", l.name}, {"active", l.map.active}, {"owner", l.map.owner}, {"epoch", l.map.epoch}, {"bp", l.map.bp},
+      {"log", l.recruitment_log}, {"recruitment", l.recruitment}};
+  const std::string what = "state of LLM '" + l.name + "' to rank " + std::to_string(dst);
+  send_string(world, header.dump(), dst, tag, what);
+  send_named_tensors(world, NamedTensors(c.tensors.begin(), c.tensors.end()), dst, tag, what);
+}
+
+CheckpointContents recv_state(Communicator& world, int src, int tag, const std::string& llm) {
+  const std::string what = "state of LLM '" + llm + "' from rank " + std::to_string(src);
+  const auto h = nlohmann::json::parse(recv_string(world, src, tag, what));
+  CheckpointContents c;
+  c.dir = h.at("dir").get<std::string>();
+  c.meta = CheckpointMeta{h.at("step").get<int64_t>(), 0, h.at("vocab").get<int64_t>(), h.at("seed").get<uint64_t>(),
+                          h.at("tok_kind").get<std::string>(), h.at("tok_hash").get<std::string>(),
+                          h.at("tok_spec").get<std::string>()};
+  LlmCheckpoint l;
+  l.name = h.at("name").get<std::string>();
+  l.map.active = h.at("active").get<std::vector<uint8_t>>();
+  l.map.owner = h.at("owner").get<std::vector<int32_t>>();
+  l.map.epoch = h.at("epoch").get<int64_t>();
+  l.map.bp = h.at("bp").get<int32_t>();
+  l.recruitment_log = h.at("log").get<std::string>();
+  l.recruitment = h.at("recruitment");
+  c.llms.push_back(l);
+  for (auto& [k, t] : recv_named_tensors(world, src, tag, what)) c.tensors[k] = t;
+  return c;
+}
+
+bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool contains_domain(const std::vector<std::string>& v, const std::string& d) {
+  return std::find(v.begin(), v.end(), d) != v.end();
+}
+
+}  // namespace
+
+uint64_t pool_stream_seed(uint64_t seed, const std::string& llm) {
+  if (llm == "main") return seed;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the name
+  for (unsigned char ch : llm) h = (h ^ ch) * 1099511628211ull;
+  return mix64(seed ^ mix64(h));
+}
+
+std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, const std::vector<std::string>& domains) {
+  auto sources_where = [&](auto pred) {
+    std::vector<int32_t> out;
+    for (size_t s = 0; s < domains.size(); ++s) {
+      if (pred(domains[s])) out.push_back(static_cast<int32_t>(s));
+    }
+    return out;
+  };
+  std::vector<StreamPhase> phases;
+  if (llm != 0) {
+    const auto& mine = pool.llms[llm].domains;
+    phases.push_back({pool.llms[llm].branch_step,
+                      sources_where([&](const std::string& d) { return contains_domain(mine, d); }), {}, 0});
+    return phases;
+  }
+  std::vector<int64_t> points{0};
+  for (int64_t b : pool.branch_steps()) {
+    if (b > 0) points.push_back(b);
+  }
+  const int64_t batch = pool.llms[0].global_batch;
+  for (int64_t at : points) {
+    const auto owned = pool.owned_at(at);
+    StreamPhase p;
+    p.from_step = at;
+    p.own = sources_where([&](const std::string& d) { return !contains_domain(owned, d); });
+    p.replay = sources_where([&](const std::string& d) { return contains_domain(owned, d); });
+    if (!p.replay.empty()) {
+      p.replay_rows = std::min<int64_t>(batch - 1, std::llround(pool.generalist_replay * static_cast<double>(batch)));
+    }
+    phases.push_back(p);
+  }
+  return phases;
+}
+
+Pool::Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resumed) : s_(std::move(setup)) {
+  const int W = s_.world->size(), bp = static_cast<int>(s_.base.block_parallel);
+  if (s_.pool.llms.size() > 1 && bp > 1) {
+    throw ConfigError("distributed.block_parallel: a pool with specialists needs block_parallel 1 (states move whole "
+                      "between ranks)");
+  }
+  const std::vector<double> loads = loads_at(start_step - 1);
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < loads.size(); ++i) {
+    if (loads[i] > 0) expected.push_back(name(i));
+  }
+  PoolMap previous;
+  bool have_previous = false;
+  if (resumed) {
+    std::vector<std::string> held;
+    for (const auto& l : resumed->llms) held.push_back(l.name);
+    if (held != expected) {
+      auto list = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+        return s;
+      };
+      throw Error(resumed->dir + ": holds the LLMs " + list(held) + ", but the pool config has " + list(expected) +
+                  " before step " + std::to_string(start_step));
+    }
+    if (resumed->state.contains("pool_map")) {
+      previous = PoolMap::from_json(resumed->state.at("pool_map"));
+      have_previous = true;
+    }
+  }
+  if (have_previous && previous.world == W && previous.bp == bp) {
+    map_ = previous;  // exact resume: the same ranks train the same LLMs
+  } else {
+    map_ = pool_map_plan(loads, W, bp, have_previous ? &previous : nullptr);
+  }
+  split_world();
+  groups_.resize(size());
+  for (size_t i = 0; i < size(); ++i) {
+    if (map_.has(i, s_.world->rank())) groups_[i] = build(i, resumed, name(i));
+  }
+  if (s_.world->rank() == 0 && s_.pool.declared) {
+    spdlog::info("pool map (epoch {}): {}", map_.epoch, map_.describe(names()));
+  }
+}
+
+Pool::~Pool() = default;
+
+std::vector<std::string> Pool::names() const {
+  std::vector<std::string> out;
+  for (const auto& l : s_.pool.llms) out.push_back(l.name);
+  return out;
+}
+
+std::vector<double> Pool::loads_at(int64_t step) const {
+  std::vector<double> out(size(), 0.0);
+  for (size_t i = 0; i < size(); ++i) {
+    // Every LLM has the same architecture, so FLOPs per token are equal: load ∝ tokens per step.
+    if (i == 0 || s_.pool.exists_at(i, step)) {
+      out[i] = static_cast<double>(s_.pool.llms[i].global_batch * s_.base.model.context);
+    }
+  }
+  return out;
+}
+
+int64_t Pool::tokens_before(int64_t step) const {
+  int64_t tokens = 0;
+  for (size_t i = 0; i < size(); ++i) {
+    const int64_t from = i == 0 ? 0 : s_.pool.llms[i].branch_step;
+    tokens += std::max<int64_t>(0, step - from) * s_.pool.llms[i].global_batch * s_.base.model.context;
+  }
+  return tokens;
+}
+
+std::vector<ModelGroup*> Pool::local_groups() const {
+  std::vector<ModelGroup*> out;
+  for (const auto& g : groups_) {
+    if (g) out.push_back(g.get());
+  }
+  return out;
+}
+
+GroupSetup Pool::setup_for(size_t llm) const {
+  GroupSetup g = s_.base;
+  g.name = name(llm);
+  g.train.global_batch = s_.pool.llms[llm].global_batch;
+  g.stream_seed = pool_stream_seed(s_.base.seed, g.name);
+  g.phases.clear();
+  if (s_.pool.declared) {
+    std::vector<std::string> domains;
+    for (const auto& src : s_.base.data.sources) {
+      if (src.train) domains.push_back(src.domain);
+    }
+    g.phases = pool_stream_phases(s_.pool, llm, domains);
+  }
+  g.ranks = comm_;
+  g.lead = comm_->rank() == 0;
+  return g;
+}
+
+void Pool::split_world() {
+  if (!s_.pool.declared) {
+    comm_ = s_.world;  // one LLM on every rank: its group is the world, as without a pool
+    return;
+  }
+  const int color = map_.group_color(s_.world->rank());
+  comm_ = s_.world->split(color, s_.world->rank(), "pool[" + std::to_string(color) + "]");
+  comm_->set_timeout(s_.world->timeout_s());
+}
+
+std::unique_ptr<ModelGroup> Pool::build(size_t llm, const CheckpointContents* from, const std::string& source) {
+  return std::make_unique<ModelGroup>(setup_for(llm), from, source);
+}
+
+bool Pool::advance_to(int64_t step) {
+  std::vector<size_t> fresh;
+  for (size_t i = 1; i < size(); ++i) {
+    if (s_.pool.llms[i].branch_step == step) fresh.push_back(i);
+  }
+  if (fresh.empty()) return false;
+  Communicator& world = *s_.world;
+  const int me = world.rank();
+  const PoolMap next = pool_map_plan(loads_at(step), world.size(), map_.bp, &map_);
+  auto source_of = [&](size_t i) {
+    const bool is_new = std::find(fresh.begin(), fresh.end(), i) != fresh.end();
+    return is_new ? static_cast<size_t>(s_.pool.index(s_.pool.llms[i].branch_from)) : i;
+  };
+  // Phase 1: the states that must move, in pool order.
+  std::map<size_t, CheckpointContents> captured, received;  // by source LLM; by LLM
+  for (size_t i = 0; i < size(); ++i) {
+    if (next.units[i].empty()) continue;
+    const size_t src = source_of(i);
+    const std::vector<int> holders = map_.ranks(src);
+    for (int t : next.ranks(i)) {
+      if (contains(holders, t)) continue;
+      const int tag = kStateTag + 2 * static_cast<int>(i);
+      if (me == holders.front()) {
+        if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
+        send_state(world, captured.at(src), t, tag);
+      } else if (me == t) {
+        received.emplace(i, recv_state(world, holders.front(), tag, name(src)));
+      }
+    }
+  }
+  // Phase 2: the new groups on the new split of the world.
+  const PoolMap old = map_;
+  map_ = next;
+  split_world();
+  std::vector<std::unique_ptr<ModelGroup>> built(size());
+  for (size_t i = 0; i < size(); ++i) {
+    if (!map_.has(i, me)) continue;
+    const size_t src = source_of(i);
+    if (old.has(src, me)) {
+      if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
+      built[i] = build(i, &captured.at(src), name(src));
+    } else {
+      built[i] = build(i, &received.at(i), name(src));
+    }
+  }
+  captured.clear();
+  groups_ = std::move(built);
+  if (me == 0) {
+    std::string branched;
+    for (size_t i : fresh) branched += (branched.empty() ? "" : ", ") + name(i) + " from " + s_.pool.llms[i].branch_from;
+    spdlog::info("pool: step {}: branched {}; map (epoch {}) {}, {} state(s) moved", step, branched, map_.epoch,
+                 map_.describe(names()), pool_map_moves(old, map_));
+  }
+  return true;
+}
+
+}  // namespace localist

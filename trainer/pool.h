@@ -1,0 +1,79 @@
+// pool.h: the pool of LLMs of a run (DESIGN.md §1 M11, §2 pool map): main and the
+// specialists of the `pool:` section, each trained by its own model group on the ranks
+// the pool map gives it, with its own batch stream (a pure function of seed, LLM name,
+// step and index over its own sources). At a branch step the specialist is copied from
+// its parent (parameters, buffers, block map, optimizer moments, recruiter state), the
+// map is re-planned by load, and every LLM's state moves point to point to the ranks
+// that lack it; nothing else changes, so each LLM's losses do not depend on the map.
+// Without a `pool:` section the pool is main on every rank, exactly the one-group run.
+// Limits: specialists need distributed.block_parallel 1 (a state is moved whole from
+// one rank); every group on a rank holds its own copy of the training shards.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "recruitment/pool_config.h"
+#include "recruitment/pool_map.h"
+#include "trainer/model_group.h"
+
+namespace localist {
+
+struct CheckpointContents;
+
+struct PoolSetup {
+  PoolConfig pool;
+  GroupSetup base;  // what every LLM shares (model, data, train, recruitment, bp, device); name and ranks set per LLM
+  std::shared_ptr<Communicator> world;
+};
+
+class Pool {
+ public:
+  // The LLMs that exist before `start_step`, from `resumed` when given (it must hold
+  // exactly those); the map is the checkpoint's on the same world, else re-planned.
+  Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resumed);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Collective over the world, at the boundary before `step`: branches the specialists
+  // whose branch step it is, re-plans the map and moves states. Returns whether it did.
+  bool advance_to(int64_t step);
+
+  std::vector<ModelGroup*> local_groups() const;  // this rank's groups, pool order
+  ModelGroup* group(size_t llm) const { return llm < groups_.size() ? groups_[llm].get() : nullptr; }
+  const PoolConfig& config() const { return s_.pool; }
+  const PoolMap& map() const { return map_; }
+  const std::shared_ptr<Communicator>& world() const { return s_.world; }
+  size_t size() const { return s_.pool.llms.size(); }
+  const std::string& name(size_t llm) const { return s_.pool.llms[llm].name; }
+  std::vector<std::string> names() const;
+  bool exists(size_t llm) const { return !map_.units.at(llm).empty(); }
+  int lead_rank(size_t llm) const { return map_.ranks(llm).front(); }  // the world rank that speaks for it
+  // Tokens per step × FLOPs per token of each LLM existing at `step` (0 for the others).
+  std::vector<double> loads_at(int64_t step) const;
+  // Tokens every LLM has trained on before `step` (main from 0, a specialist from its branch).
+  int64_t tokens_before(int64_t step) const;
+
+ private:
+  GroupSetup setup_for(size_t llm) const;
+  void split_world();
+  std::unique_ptr<ModelGroup> build(size_t llm, const CheckpointContents* from, const std::string& source);
+
+  PoolSetup s_;
+  PoolMap map_;
+  std::shared_ptr<Communicator> comm_;  // this rank's group of ranks (the world without a pool)
+  std::vector<std::unique_ptr<ModelGroup>> groups_;  // by LLM; null where this rank does not train it
+};
+
+// The key of an LLM's batch and dropout streams: the run's seed for main (so a run
+// without a pool is unchanged), a mix of the seed and the name for a specialist.
+uint64_t pool_stream_seed(uint64_t seed, const std::string& llm);
+// An LLM's share of the training sources over the run (GlobalSampler phases): main
+// everything not owned by an existing specialist plus a replay share of what is; a
+// specialist its domains from its branch step.
+std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, const std::vector<std::string>& domains);
+
+}  // namespace localist
