@@ -25,6 +25,8 @@
 #include "data/prepare.h"
 #include "data/token_shard.h"
 #include "launch/dial_arg.h"
+#include "launch/loaded_checkpoint.h"
+#include "launch/pool_commands.h"
 #include "launch/run_config.h"
 #include "data/tokenizer.h"
 #include "model/rules.h"
@@ -60,6 +62,10 @@ void warn_if_slow_blas() {
 
 ConfigOverrides g_overrides;  // --set key=value, for prepare and train
 bool g_override_schedules = false;  // train --override-schedules
+constexpr const char* kDefaultEvalDial = "0:1:0.1";
+std::string g_llm;                  // eval/generate --llm: one LLM of a pool checkpoint
+int64_t g_route_prefix = 16;        // eval --route-prefix: argmin routing's prefix length
+bool g_by_domain = false;           // eval --by-domain: the pool table also for a one-LLM checkpoint
 // The MPI world once training on several ranks started; an error then ends every rank.
 std::shared_ptr<Communicator> g_world;
 
@@ -204,65 +210,24 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
   return kExitOk;
 }
 
-// A trained model with its run config and tokenizer, loaded from a checkpoint.
-struct LoadedCheckpoint {
-  std::string dir;
-  RunConfig cfg;
-  CheckpointMeta meta;
-  std::shared_ptr<LocalistModel> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::vector<DomainRoute> domain_routes;  // blocks recruited for a domain: its tokens route there
-  at::Device device = at::kCPU;
-};
-
-LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name) {
-  LoadedCheckpoint c;
-  c.dir = checkpoint_resolve(path);
-  const CheckpointContents contents = checkpoint_read(c.dir);
-  c.cfg = run_config_parse(contents.config_yaml, c.dir + "/config.yaml", 0);
-  c.meta = contents.meta;
-  logging_init({0, 1, c.cfg.run.log_level, ""});
-  torch_set_threads(static_cast<int>(c.cfg.train.threads));
-  c.device = at::Device(trainer_device_name(device_name));
-  TokenizerConfig tc = c.cfg.data.tokenizer;
-  if (tc.kind == "sentencepiece") tc.model = c.dir + "/tokenizer.model";
-  c.tokenizer = tokenizer_create(tc, {}, "");
-  if (c.tokenizer->hash() != c.meta.tokenizer_hash) {
-    throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
-  }
-  c.model = checkpoint_model(contents, c.cfg.model, c.device);
-  c.domain_routes = recruited_domain_routes(contents.llm("main").recruitment, c.cfg.model.k_max);
-  return c;
-}
-
-// The rules file's rules with the checkpoint's domain routes in front (unless `plain`).
-RuleSet rules_for(const LoadedCheckpoint& c, const std::string& rules_path, bool plain, std::string* described) {
-  RuleSet rules;
-  if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
-  std::string d = rules_path.empty() ? "" : ", rules " + rules_path;
-  if (!plain && !c.domain_routes.empty()) {
-    rules = rules.with_domain_routes(c.domain_routes);
-    d += ", domain routes";
-    for (const auto& r : c.domain_routes) d += fmt::format(" {}->block {}", r.domain, r.slot);
-  }
-  if (described) *described = d;
-  return rules;
-}
-
 int run_eval(const std::string& checkpoint, const std::string& dial_text, const std::string& rules_path,
              bool no_domain_routes, const std::string& out_dir, int64_t windows, const std::string& device) {
   const std::vector<double> dials = dial_arg_parse(dial_text);
   LoadedCheckpoint c = load_checkpoint(checkpoint, device);
+  if (!g_llm.empty()) c.select(g_llm);
+  if (g_llm.empty() && (c.llm_names().size() > 1 || g_by_domain)) {
+    // One dial value: the one given, else the checkpoint's own (its schedule's at its step).
+    const auto trained = c.contents->state.value("schedules", nlohmann::json::object()).value("dial", nlohmann::json());
+    const bool given = dial_text != kDefaultEvalDial;
+    const double d = given || !trained.is_array() || trained.empty() ? dials[0] : trained[0].get<double>();
+    if (given && dials.size() > 1) spdlog::warn("--dial: a pool is evaluated at one dial value; using {}", d);
+    return run_pool_eval(c, d, rules_path, out_dir, windows, g_route_prefix);
+  }
   std::string described;
   const RuleSet rules = rules_for(c, rules_path, no_domain_routes, &described);
   const EvalSet set = eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
   const auto texts = c.tokenizer->token_texts();
-  EvalInputs in;
-  in.token_texts = &texts;
-  for (const auto& t : texts) in.token_bytes.push_back(static_cast<int64_t>(t.size()));
-  in.pad_id = c.tokenizer->pad_id();
-  in.device = c.device;
-  in.batch = c.cfg.train.micro_batch;
+  const EvalInputs in = eval_inputs_for(c, texts);
   std::vector<EvalMetrics> rows;
   ProgressLine progress(true);
   for (size_t i = 0; i < dials.size(); ++i) {
@@ -270,8 +235,8 @@ int run_eval(const std::string& checkpoint, const std::string& dial_text, const 
     rows.push_back(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, dials[i]), &rules, in));
   }
   progress.finish();
-  std::cout << fmt::format("checkpoint {} (step {}), {} held-out windows of {} tokens{}\n", c.dir, c.meta.step,
-                           set.tokens.size(0), c.cfg.model.context, described)
+  std::cout << fmt::format("checkpoint {} (step {}{}), {} held-out windows of {} tokens{}\n", c.dir, c.meta.step,
+                           c.llm == "main" ? "" : ", LLM " + c.llm, set.tokens.size(0), c.cfg.model.context, described)
             << sweep_table(rows) << std::endl;
   // Default: beside the checkpoints of the run (<run>/checkpoints/step-N -> <run>/eval-step-N).
   const std::string out = out_dir.empty()
@@ -287,7 +252,6 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   const std::vector<double> dial = dial_arg_parse(dial_text);
   if (dial.size() != 1) throw ConfigError("--dial: generate takes one dial value");
   LoadedCheckpoint c = load_checkpoint(checkpoint, device);
-  const RuleSet rules = rules_for(c, rules_path, false, nullptr);
   if (!domain.empty() && std::none_of(c.cfg.data.sources.begin(), c.cfg.data.sources.end(),
                                       [&](const SourceConfig& s) { return s.domain == domain; })) {
     std::vector<std::string> names;
@@ -297,14 +261,24 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
     throw ConfigError(fmt::format("--domain {}: not a domain of this model's data (its sources' domains: {})", domain,
                                   fmt::join(names, ", ")));
   }
+  std::vector<uint32_t> ids;
+  c.tokenizer->encode(prompt, ids);
+  // A pool answers with the LLM asked for, the domain's owner, or the shortest code length.
+  if (!g_llm.empty()) {
+    c.select(g_llm);
+  } else if (c.llm_names().size() > 1 && !domain.empty()) {
+    c.select(c.cfg.pool.llms.at(c.cfg.pool.owner_at(domain, c.meta.step)).name);
+    std::cout << "domain " << domain << " is owned by " << c.llm << "\n";
+  } else if (c.llm_names().size() > 1) {
+    c.select(route_prompt(c, ids, dial[0], rules_path));
+  }
+  const RuleSet rules = rules_for(c, rules_path, false, nullptr);
   if (domain.empty() && !c.domain_routes.empty()) {
     std::vector<std::string> names;
     for (const auto& r : c.domain_routes) names.push_back(r.domain);
     spdlog::info("this model has blocks recruited for the domain(s) {}; the prompt has no domain, so the learned router "
                  "routes it (pass --domain NAME to route it as training did)", fmt::join(names, ", "));
   }
-  std::vector<uint32_t> ids;
-  c.tokenizer->encode(prompt, ids);
   GenerateOptions o;
   o.dial.assign(c.cfg.model.n_layers, dial[0]);
   o.temperature = temperature;
@@ -438,7 +412,7 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(LOCALIST_VERSION));
   app.require_subcommand(1);
 
-  std::string config, checkpoint, prompt, dial = "0:1:0.1", gen_dial = "0", resume, inspect_path, out_dir, rules_path,
+  std::string config, checkpoint, prompt, dial = kDefaultEvalDial, gen_dial = "0", resume, inspect_path, out_dir, rules_path,
       device = "auto", domain;
   int64_t windows = 0;
   uint64_t seed = 1;
@@ -470,16 +444,23 @@ int cli_main(int argc, char** argv) {
   eval->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied during evaluation");
   eval->add_option("--windows", windows, "Held-out windows per held-out source (default: train.eval_windows)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  eval->add_flag("--by-domain", g_by_domain, "Bits per token by held-out domain (the pool table), also for one LLM");
   eval->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   eval->add_flag("--no-domain-routes", no_domain_routes,
                  "Route every token by the learned router, as for text without a domain tag");
+  eval->add_option("--llm", g_llm, "A pool checkpoint: evaluate this LLM alone (default: the whole pool and its routers)");
+  eval->add_option("--route-prefix", g_route_prefix, "A pool checkpoint: tokens argmin routing decides by (default 16)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
 
   auto* generate = app.add_subcommand("generate", "Sample text from a checkpoint at a chosen dial");
   generate->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   generate->add_option("--prompt", prompt, "Prompt text")->required();
   generate->add_option("--dial", gen_dial, "Locality dial in [0, 1]");
   generate->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied while generating");
-  generate->add_option("--domain", domain, "The prompt's domain (domain rules and the routes of recruited blocks)");
+  generate->add_option("--domain", domain, "The prompt's domain (domain rules, the routes of recruited blocks; in a "
+                       "pool, the LLM that owns it)");
+  generate->add_option("--llm", g_llm, "A pool checkpoint: answer with this LLM (default: the owner of --domain, else "
+                       "the LLM with the shortest code length for the prompt)");
   generate->add_option("--seed", seed, "Sampling seed");
   generate->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate->add_option("--temperature", temperature, "Sampling temperature (> 0)")->check(CLI::Range(1e-6, 100.0));

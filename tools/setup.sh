@@ -17,6 +17,7 @@ PACKAGES=(
   gnuplot-nox
   python3-h5py
   slurm-wlm
+  fortunes-de
 )
 
 log() { printf 'setup: %s\n' "$*"; }

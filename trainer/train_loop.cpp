@@ -45,7 +45,10 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
   const uint64_t seed = pool.local_groups().front()->setup.seed;
   Communicator& world = *setup.world;
   LoopEnd end;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   for (int64_t step = setup.start_step; step < tc.steps; ++step) {
+    const auto step_start = Clock::now();
+    const bool timed = step > setup.start_step;
     fault_maybe_trigger(setup.fault, world.rank(), step);
     // A stop signal on any rank (also one received during evaluation or start-up) is
     // agreed on by all at this step boundary: checkpoint the state before this step, exit.
@@ -54,6 +57,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     const Boundary b = agree_at_boundary(world, checkpoints, relay, step);
     if (b.written) checkpoints.commit_pending();
     relay.exchange(b.queued, "step " + std::to_string(step));
+    if (timed) end.control_ms += ms_since(step_start);
     if (b.stop_signal != 0) {
       if (hooks.interrupted) hooks.interrupted();
       checkpoints.commit_pending();
@@ -100,6 +104,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
       checkpoints.save(pool, step + 1, true);
     }
+    if (timed) end.step_ms += ms_since(step_start), ++end.timed_steps;
   }
   end.steps = tc.steps;
   return end;

@@ -44,6 +44,10 @@ struct LoopHooks {
 struct LoopEnd {
   int64_t steps = 0;     // the step the loop stopped before
   int stop_signal = 0;   // the signal that stopped it early, else 0
+  // This rank's time in the step-boundary agreement and record relay (the pool's control
+  // plane) and in whole steps, over the steps after the first (start-up excluded).
+  double control_ms = 0, step_ms = 0;
+  int64_t timed_steps = 0;
 };
 
 // Runs the steps [setup.start_step, train.steps) of the pool; collective over the world.

@@ -341,6 +341,15 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   reporter.progress().finish();
   summary.steps = tc.steps;
+  if (end.timed_steps > 0) {
+    const double per = end.control_ms / end.timed_steps, step_ms = end.step_ms / end.timed_steps;
+    relay.post({{"event", "control_plane"}, {"rank", world->rank()}, {"ms_per_step", per}, {"step_ms", step_ms},
+                {"share", per / step_ms}});
+    if (lead) {
+      spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
+                   100 * per / step_ms, step_ms);
+    }
+  }
   for (ModelGroup* g : pool.local_groups()) {
     if (g->mesh.ranks->rank() != 0) continue;
     if (evaluation.available) relay.post(evaluation.run(*g, pc, tc.steps));

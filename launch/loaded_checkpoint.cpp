@@ -1,0 +1,69 @@
+// loaded_checkpoint.cpp: see loaded_checkpoint.h.
+#include "launch/loaded_checkpoint.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "recruitment/recruiter.h"
+#include "trainer/torch_runtime.h"
+#include "trainer/trainer.h"
+
+namespace localist {
+
+std::vector<std::string> LoadedCheckpoint::llm_names() const {
+  std::vector<std::string> out;
+  for (const auto& l : contents->llms) out.push_back(l.name);
+  return out;
+}
+
+void LoadedCheckpoint::select(const std::string& name) {
+  const LlmCheckpoint& l = contents->llm(name);  // throws naming the pool
+  model = checkpoint_model(*contents, cfg.model, device, name);
+  domain_routes = recruited_domain_routes(l.recruitment, cfg.model.k_max);
+  llm = name;
+}
+
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name) {
+  LoadedCheckpoint c;
+  c.dir = checkpoint_resolve(path);
+  c.contents = std::make_shared<const CheckpointContents>(checkpoint_read(c.dir));
+  c.cfg = run_config_parse(c.contents->config_yaml, c.dir + "/config.yaml", 0);
+  c.meta = c.contents->meta;
+  logging_init({0, 1, c.cfg.run.log_level, ""});
+  torch_set_threads(static_cast<int>(c.cfg.train.threads));
+  c.device = at::Device(trainer_device_name(device_name));
+  TokenizerConfig tc = c.cfg.data.tokenizer;
+  if (tc.kind == "sentencepiece") tc.model = c.dir + "/tokenizer.model";
+  c.tokenizer = tokenizer_create(tc, {}, "");
+  if (c.tokenizer->hash() != c.meta.tokenizer_hash) {
+    throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");
+  }
+  c.select("main");
+  return c;
+}
+
+EvalInputs eval_inputs_for(const LoadedCheckpoint& c, const std::vector<std::string>& texts) {
+  EvalInputs in;
+  in.token_texts = &texts;
+  for (const auto& t : texts) in.token_bytes.push_back(static_cast<int64_t>(t.size()));
+  in.pad_id = c.tokenizer->pad_id();
+  in.device = c.device;
+  in.batch = c.cfg.train.micro_batch;
+  return in;
+}
+
+RuleSet rules_for(const LoadedCheckpoint& c, const std::string& rules_path, bool plain, std::string* described) {
+  RuleSet rules;
+  if (!rules_path.empty()) rules = RuleSet::load(rules_path, c.cfg.model.k_max);
+  std::string d = rules_path.empty() ? "" : ", rules " + rules_path;
+  if (!plain && !c.domain_routes.empty()) {
+    rules = rules.with_domain_routes(c.domain_routes);
+    d += ", domain routes";
+    for (const auto& r : c.domain_routes) d += fmt::format(" {}->block {}", r.domain, r.slot);
+  }
+  if (described) *described = d;
+  return rules;
+}
+
+}  // namespace localist

@@ -1,0 +1,216 @@
+// test_pool.cpp: a pool of LLMs end to end (DESIGN.md §1 M11, §2 pool map), on small
+// real text (WikiText-2 and Shakespeare): every LLM's per-step losses on 2, 3 and 4
+// ranks equal the 1-rank run within 1e-5 relative (the map gives the LLMs disjoint ranks
+// or shares them); a run killed after a checkpoint taken at the branch step resumes
+// exactly, passing the branch again; a 4-rank pool checkpoint resumes on 1 and 3 ranks;
+// a missing or damaged rank file of one LLM is a one-line error naming it; eval answers
+// with the (domain × LLM) table and the routers (the mixture bound holds), generate
+// routes a prompt; inspect and the h5py reader show the pool; a bad pool is exit 2.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+using localist::test::TempDir;
+
+namespace {
+
+struct Shell {
+  int status;
+  std::string out, err;
+};
+
+Shell sh(const TempDir& dir, const std::string& cmd) {
+  const std::string err = dir / "stderr.txt";
+  auto r = localist::test::run_command("cd '" + dir.path() + "' && " + cmd + " 2>'" + err + "'");
+  return {r.status, r.out, localist::test::read_text(err)};
+}
+
+std::string bin() {
+  const char* b = std::getenv("LOCALIST_BIN");
+  return b ? b : "localist";
+}
+
+std::string mpi(int n) {
+  return "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin();
+}
+
+// (llm, step) -> loss of every step record.
+std::map<std::pair<std::string, int64_t>, double> losses(const fs::path& metrics) {
+  std::map<std::pair<std::string, int64_t>, double> out;
+  std::istringstream in(localist::test::read_text(metrics));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("event", "") == "step") out[{j.at("llm").get<std::string>(), j.at("step").get<int64_t>()}] = j.at("loss");
+  }
+  return out;
+}
+
+void expect_same(const std::map<std::pair<std::string, int64_t>, double>& want,
+                 const std::map<std::pair<std::string, int64_t>, double>& got, double rel, const std::string& what) {
+  for (const auto& [k, v] : want) {
+    const auto it = got.find(k);
+    ASSERT_NE(it, got.end()) << what << ": no " << k.first << " step " << k.second;
+    EXPECT_NEAR(it->second, v, rel * std::fabs(v)) << what << ": " << k.first << " step " << k.second;
+  }
+}
+
+class Pool : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string corpora = localist::test::source_dir() + "/corpora/";
+    auto cut = [&](const std::string& from, const std::string& to, size_t bytes, bool tail) {
+      const std::string text = localist::test::read_text(corpora + from);
+      localist::test::write_text(dir_ / to, tail ? text.substr(text.size() - bytes) : text.substr(0, bytes));
+    };
+    cut("wikitext2-valid.txt", "wiki.txt", 120000, false);
+    cut("tinyshakespeare.txt", "drama.txt", 120000, false);
+    cut("wikitext2-test.txt", "wiki-ho.txt", 20000, false);
+    cut("tinyshakespeare.txt", "drama-ho.txt", 20000, true);
+    localist::test::write_text(dir_ / "p.yaml", R"(run:
+  dir: one
+data:
+  shard_dir: shards
+  sources:
+    - {name: wiki, path: wiki.txt, split: wikitext}
+    - {name: drama, path: drama.txt, split: blank_line}
+    - {name: wiki-ho, path: wiki-ho.txt, split: wikitext, domain: wiki, train: false}
+    - {name: drama-ho, path: drama-ho.txt, split: blank_line, domain: drama, train: false}
+model:
+  context: 32
+  d_model: 32
+  head_dim: 8
+train:
+  steps: 12
+  global_batch: 8
+  micro_batch: 4
+  log_every: 1
+  eval_every: 0
+  eval_windows: 6
+  checkpoint_every: 3
+pool:
+  generalist_replay: 0.25
+  llms:
+    - {name: drama, domains: [drama], branch_from: main, branch_step: 6, global_batch: 4}
+)");
+    ASSERT_EQ(sh(dir_, bin() + " prepare p.yaml").status, 0);
+  }
+  TempDir dir_;
+};
+
+}  // namespace
+
+TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
+  Shell one = sh(dir_, bin() + " train p.yaml");
+  ASSERT_EQ(one.status, 0) << one.err;
+  const auto base = losses(dir_ / "one/metrics.jsonl");
+  ASSERT_EQ(base.size(), 12u + 6u);  // main every step, drama from its branch at step 6
+  EXPECT_TRUE(base.count({"drama", 6}) && !base.count({"drama", 5}));
+  EXPECT_NE(one.out.find("drama"), std::string::npos) << one.out;
+  for (int n : {2, 3, 4}) {
+    const std::string run = "w" + std::to_string(n);
+    Shell r = sh(dir_, mpi(n) + " train p.yaml --set run.dir=" + run);
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, run);
+  }
+  // Killed after the checkpoint of the branch step (it holds main alone): the resumed run
+  // branches again and continues bit for bit.
+  Shell killed = sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=8 " + bin() +
+                              " train p.yaml --set run.dir=cut --set train.async_checkpoint=false");
+  EXPECT_NE(killed.status, 0);
+  ASSERT_TRUE(fs::exists(dir_ / "cut/checkpoints/step-00000006/index.h5"));
+  fs::remove_all(dir_ / "cut/checkpoints/step-00000009");
+  Shell resumed = sh(dir_, bin() + " train p.yaml --set run.dir=cut --set train.async_checkpoint=false --resume "
+                                  "cut/checkpoints/step-00000006");
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  expect_same(base, losses(dir_ / "cut/metrics.jsonl"), 0.0, "resumed across the branch");
+}
+
+TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
+  ASSERT_EQ(sh(dir_, bin() + " train p.yaml").status, 0);
+  const auto base = losses(dir_ / "one/metrics.jsonl");
+  Shell four = sh(dir_, mpi(4) + " train p.yaml --set run.dir=four");
+  ASSERT_EQ(four.status, 0) << four.err;
+  const std::string step9 = "checkpoints/step-00000009";
+  for (int n : {1, 3}) {
+    const std::string run = "from4to" + std::to_string(n);
+    fs::create_directories(dir_ / (run + "/checkpoints"));
+    fs::copy(dir_ / ("four/" + step9), dir_ / (run + "/" + step9), fs::copy_options::recursive);
+    Shell r = sh(dir_, (n == 1 ? bin() : mpi(n)) + " train p.yaml --set run.dir=" + run + " --resume auto");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto got = losses(dir_ / (run + "/metrics.jsonl"));
+    EXPECT_EQ(got.size(), 6u);  // steps 9-11 of both LLMs
+    expect_same(got, base, 1e-5, run);
+  }
+  // inspect and the h5py reader see both LLMs.
+  Shell ins = sh(dir_, bin() + " inspect four/" + step9);
+  EXPECT_EQ(ins.status, 0) << ins.err;
+  EXPECT_NE(ins.out.find("llm drama: parent main, branched at step 6, domains drama"), std::string::npos) << ins.out;
+  if (fs::exists("/usr/bin/python3")) {
+    Shell py = sh(dir_, "/usr/bin/python3 " + localist::test::source_dir() + "/docs/examples/read_checkpoint.py four/" + step9);
+    EXPECT_EQ(py.status, 0) << py.err;
+    EXPECT_NE(py.out.find("drama: step 9, wte (258, 32)"), std::string::npos) << py.out;
+  }
+  // drama's rank file (world rank 3 of the 4-rank map) missing, or damaged: one line naming it.
+  for (const std::string how : {"missing", "damaged"}) {
+    const std::string run = "bad-" + how;
+    fs::create_directories(dir_ / (run + "/checkpoints"));
+    fs::copy(dir_ / ("four/" + step9), dir_ / (run + "/" + step9), fs::copy_options::recursive);
+    const fs::path file = dir_ / (run + "/" + step9 + "/rank-00003.h5");
+    ASSERT_TRUE(fs::exists(file));
+    if (how == "missing") {
+      fs::remove(file);
+    } else {
+      std::string bytes = localist::test::read_text(file);
+      bytes[bytes.size() / 2] ^= 0x10;
+      localist::test::write_text(file, bytes);
+    }
+    Shell r = sh(dir_, bin() + " train p.yaml --set run.dir=" + run + " --resume " + run + "/" + step9);
+    EXPECT_EQ(r.status, 1) << how;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << how << ": more than one line: " << r.err;
+    EXPECT_NE(r.err.find("rank-00003.h5"), std::string::npos) << how << ": " << r.err;
+  }
+}
+
+TEST_F(Pool, EvalGenerateAndBadPools) {
+  ASSERT_EQ(sh(dir_, bin() + " train p.yaml").status, 0);
+  Shell ev = sh(dir_, bin() + " eval --checkpoint one --out ev");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  EXPECT_NE(ev.out.find("mixture bound"), std::string::npos) << ev.out;
+  EXPECT_NE(ev.out.find("holds"), std::string::npos) << ev.out;
+  const auto j = nlohmann::json::parse(localist::test::read_text(dir_ / "ev/pool.json"));
+  EXPECT_EQ(j.at("columns"), nlohmann::json({"main", "drama", "tag", "argmin@16", "mixture", "oracle"}));
+  ASSERT_EQ(j.at("domains").size(), 3u);  // wiki, drama, all
+  for (const auto& d : j.at("domains")) {
+    const auto& b = d.at("bits_per_token");
+    // The oracle is the best LLM per window: never above any LLM or router.
+    for (const char* c : {"main", "drama", "tag", "argmin@16", "mixture"}) {
+      EXPECT_LE(b.at("oracle").get<double>(), b.at(c).get<double>() + 1e-9) << d.at("domain") << " " << c;
+    }
+  }
+  EXPECT_GE(j.at("mixture_bound_slack_bits").get<double>(), -1e-9);
+  EXPECT_NE(localist::test::read_text(dir_ / "ev/pool.csv").find("drama,6,tag,"), std::string::npos);
+  Shell gen = sh(dir_, bin() + " generate --checkpoint one --prompt 'ROMEO: what light' --max-tokens 4");
+  ASSERT_EQ(gen.status, 0) << gen.err;
+  EXPECT_NE(gen.out.find("prompt code length: main"), std::string::npos) << gen.out;
+  Shell own = sh(dir_, bin() + " generate --checkpoint one --prompt 'The' --domain drama --max-tokens 4");
+  EXPECT_NE(own.out.find("domain drama is owned by drama"), std::string::npos) << own.out;
+  Shell nope = sh(dir_, bin() + " generate --checkpoint one --prompt 'The' --llm poet --max-tokens 4");
+  EXPECT_EQ(nope.status, 1);
+  EXPECT_NE(nope.err.find("holds no LLM 'poet' (its pool: main, drama)"), std::string::npos) << nope.err;
+  // A bad pool: exit 2, one line naming the key, nothing written.
+  std::string cfg = localist::test::read_text(dir_ / "p.yaml");
+  cfg.replace(cfg.find("domains: [drama]"), 16, "domains: [poetry]");
+  localist::test::write_text(dir_ / "bad.yaml", cfg);
+  Shell bad = sh(dir_, bin() + " train bad.yaml --set run.dir=badrun");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(bad.err.find('\n'), bad.err.size() - 1) << bad.err;
+  EXPECT_NE(bad.err.find("pool.llms[0].domains: unknown domain 'poetry'"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir_ / "badrun"));
+}
