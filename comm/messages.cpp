@@ -53,7 +53,11 @@ void send_named_tensors(Communicator& comm, const NamedTensors& tensors, int dst
     header.push_back({{"name", name}, {"dtype", static_cast<int>(t.scalar_type())}, {"shape", t.sizes().vec()}});
   }
   send_string(comm, header.dump(), dst, tag, what + " (header)");
-  for (const auto& [name, t] : tensors) comm.send(t.detach().cpu().contiguous(), dst, tag + 1, what + " " + name);
+  // Booleans travel as bytes (MPI has no bool type).
+  for (const auto& [name, t] : tensors) {
+    const auto host = t.detach().cpu().contiguous();
+    comm.send(host.scalar_type() == at::kBool ? host.to(at::kByte) : host, dst, tag + 1, what + " " + name);
+  }
 }
 
 NamedTensors recv_named_tensors(Communicator& comm, int src, int tag, const std::string& what) {
@@ -61,10 +65,10 @@ NamedTensors recv_named_tensors(Communicator& comm, int src, int tag, const std:
   NamedTensors out;
   for (const auto& h : header) {
     const std::string name = h.at("name").get<std::string>();
-    auto t = at::empty(h.at("shape").get<std::vector<int64_t>>(),
-                       at::dtype(static_cast<at::ScalarType>(h.at("dtype").get<int>())));
+    const auto dtype = static_cast<at::ScalarType>(h.at("dtype").get<int>());
+    auto t = at::empty(h.at("shape").get<std::vector<int64_t>>(), at::dtype(dtype == at::kBool ? at::kByte : dtype));
     comm.recv(t, src, tag + 1, what + " " + name);
-    out.emplace_back(name, t);
+    out.emplace_back(name, dtype == at::kBool ? t.to(at::kBool) : t);
   }
   return out;
 }

@@ -3,7 +3,8 @@
 # batches) trained on 2 ranks, one LLM each, against the same pool sharing 1 rank, in
 # one invocation. Prints per LLM the tokens/s (its batch × context over the global step
 # time) and the control plane's time per step (the boundary all-reduce and the record
-# relay: the last rank to arrive; with waiting: the first) as a share of the step.
+# relay: the last rank to arrive; with waiting: the first) as a share of the step; and
+# the same for main alone, data parallel on 2 ranks (no waiting: the control plane's cost).
 # Usage: tools/bench_pool.sh [build_dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,16 +31,22 @@ YAML
 "$LOCALIST" prepare "$out/bench.yaml" >/dev/null 2>&1
 mpirun -np 2 --oversubscribe "$LOCALIST" train "$out/bench.yaml" --set "run.dir=$out/two" >/dev/null 2>&1
 "$LOCALIST" train "$out/bench.yaml" --set "run.dir=$out/one" >/dev/null 2>&1
+# Main alone, data parallel on 2 ranks: the ranks leave the gradient all-reduce together,
+# so its boundary time is the control plane's own cost, without waiting.
+sed '/^pool:/,$d' "$out/bench.yaml" > "$out/alone.yaml"
+mpirun -np 2 --oversubscribe "$LOCALIST" train "$out/alone.yaml" --set "run.dir=$out/alone" >/dev/null 2>&1
 python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
-for run, label in (("two", "2 ranks, one LLM each"), ("one", "1 rank, both LLMs")):
+for run, label in (("two", "2 ranks, one LLM each"), ("one", "1 rank, both LLMs"),
+                   ("alone", "2 ranks, main alone (dp)")):
     recs = [json.loads(l) for l in open(f"{d}/{run}/metrics.jsonl")]
     cp = [r for r in recs if r.get("event") == "control_plane"]
     step_ms = max(r["step_ms"] for r in cp)
     # The last rank to arrive at the boundary waits least: its time is the control plane's
     # own cost; the first rank's includes waiting for it (load imbalance between LLMs).
     cost, waited = min(r["ms_per_step"] for r in cp), max(r["ms_per_step"] for r in cp)
-    print(f"{label:<24} global step {step_ms:7.1f} ms   per LLM {16 * 64 / step_ms * 1000:8.0f} tok/s"
+    per_llm = 16 * 64 / step_ms * 1000 if run != "alone" else float("nan")
+    print(f"{label:<24} global step {step_ms:7.1f} ms   per LLM {per_llm:8.0f} tok/s"
           f"   control plane {cost:6.3f} ms/step ({100 * cost / step_ms:.2f}%; with waiting {waited:.3f} ms)")
 PY

@@ -22,7 +22,25 @@ namespace {
 
 constexpr int kStateTag = 7100;  // + 2 · LLM index (header, tensors)
 
-// An LLM's whole state as a checkpoint would hold it, in memory (bp 1: one rank has it all).
+// What a checkpoint of the first replica would take of an LLM from this rank's
+// block-parallel place (with the shared tensors when `shared`).
+NamedTensors share_of(const ModelGroup& g, bool shared) {
+  LlmWrite w;
+  w.name = g.setup.name;
+  w.model = g.model.get();
+  w.optimizer = g.optimizer.get();
+  w.map = g.block_map();
+  w.dp_rank = 0;  // every replica holds the same state
+  w.bp_rank = g.mesh.bp_rank;
+  w.lead = shared;
+  NamedTensors tensors;
+  checkpoint_llm_tensors(w, /*copy=*/false, tensors);
+  return tensors;
+}
+
+// An LLM's state as a checkpoint would hold it, in memory, from this rank's share: the
+// whole state under bp 1; with bp > 1 the first rank's blocks only (gather_state adds
+// the other block-parallel ranks' shares).
 CheckpointContents capture(const ModelGroup& g, int64_t step) {
   CheckpointContents c;
   c.dir = "the state of LLM '" + g.setup.name + "' at step " + std::to_string(step);
@@ -33,16 +51,22 @@ CheckpointContents capture(const ModelGroup& g, int64_t step) {
   l.map = g.block_map();
   if (g.recruiter) l.recruitment_log = g.recruiter->log(), l.recruitment = g.recruiter->state();
   c.llms.push_back(l);
-  LlmWrite w;
-  w.name = g.setup.name;
-  w.model = g.model.get();
-  w.optimizer = g.optimizer.get();
-  w.map = l.map;
-  w.lead = true;
-  NamedTensors tensors;
-  checkpoint_llm_tensors(w, /*copy=*/false, tensors);
-  for (auto& [k, t] : tensors) c.tensors[k] = t;
+  for (auto& [k, t] : share_of(g, /*shared=*/true)) c.tensors[k] = t;
   return c;
+}
+
+// Under bp > 1 a block's moments live only on its owner: the other ranks of the first
+// replica hand their shares to its first rank (`holder`), which then has the whole state.
+void gather_state(Communicator& world, const ModelGroup* g, const std::vector<int>& replica, int me, int tag,
+                  CheckpointContents* whole) {
+  const int holder = replica.front();
+  for (size_t b = 1; b < replica.size(); ++b) {
+    const std::string what = "block shares of LLM '" + (g ? g->setup.name : std::string("?")) + "'";
+    if (me == replica[b]) send_named_tensors(world, share_of(*g, /*shared=*/false), holder, tag, what);
+    if (me == holder) {
+      for (auto& [k, t] : recv_named_tensors(world, replica[b], tag, what)) whole->tensors[k] = t;
+    }
+  }
 }
 
 void send_state(Communicator& world, const CheckpointContents& c, int dst, int tag) {
@@ -128,10 +152,6 @@ std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, 
 
 Pool::Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resumed) : s_(std::move(setup)) {
   const int W = s_.world->size(), bp = static_cast<int>(s_.base.block_parallel);
-  if (s_.pool.llms.size() > 1 && bp > 1) {
-    throw ConfigError("distributed.block_parallel: a pool with specialists needs block_parallel 1 (states move whole "
-                      "between ranks)");
-  }
   const std::vector<double> loads = loads_at(start_step - 1);
   std::vector<std::string> expected;
   for (size_t i = 0; i < loads.size(); ++i) {
@@ -252,20 +272,31 @@ bool Pool::advance_to(int64_t step) {
     const bool is_new = std::find(fresh.begin(), fresh.end(), i) != fresh.end();
     return is_new ? static_cast<size_t>(s_.pool.index(s_.pool.llms[i].branch_from)) : i;
   };
-  // Phase 1: the states that must move, in pool order.
+  // Phase 1: the states that must move, in pool order. Under bp 1 every rank that held
+  // an LLM has all of it and copies locally; under bp > 1 the first replica's first rank
+  // gathers the whole state and sends it to every other rank of the LLM's new group.
+  const bool whole_copies = map_.bp == 1;
   std::map<size_t, CheckpointContents> captured, received;  // by source LLM; by LLM
   for (size_t i = 0; i < size(); ++i) {
     if (next.units[i].empty()) continue;
     const size_t src = source_of(i);
     const std::vector<int> holders = map_.ranks(src);
+    const int holder = holders.front();
+    const int tag = kStateTag + 2 * static_cast<int>(i);
+    if (!whole_copies && !captured.count(src) && contains(std::vector<int>(holders.begin(), holders.begin() + map_.bp), me)) {
+      const std::vector<int> replica(holders.begin(), holders.begin() + map_.bp);
+      CheckpointContents whole;
+      if (me == holder) whole = capture(*groups_[src], step);
+      gather_state(world, groups_[src].get(), replica, me, kStateTag - 2, &whole);
+      captured.emplace(src, std::move(whole));
+    }
     for (int t : next.ranks(i)) {
-      if (contains(holders, t)) continue;
-      const int tag = kStateTag + 2 * static_cast<int>(i);
-      if (me == holders.front()) {
+      if (whole_copies ? contains(holders, t) : t == holder) continue;
+      if (me == holder) {
         if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
         send_state(world, captured.at(src), t, tag);
       } else if (me == t) {
-        received.emplace(i, recv_state(world, holders.front(), tag, name(src)));
+        received.emplace(i, recv_state(world, holder, tag, name(src)));
       }
     }
   }
@@ -277,7 +308,7 @@ bool Pool::advance_to(int64_t step) {
   for (size_t i = 0; i < size(); ++i) {
     if (!map_.has(i, me)) continue;
     const size_t src = source_of(i);
-    if (old.has(src, me)) {
+    if (whole_copies ? old.has(src, me) : me == old.ranks(src).front()) {
       if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
       built[i] = build(i, &captured.at(src), name(src));
     } else {

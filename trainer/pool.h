@@ -6,8 +6,9 @@
 // map is re-planned by load, and every LLM's state moves point to point to the ranks
 // that lack it; nothing else changes, so each LLM's losses do not depend on the map.
 // Without a `pool:` section the pool is main on every rank, exactly the one-group run.
-// Limits: specialists need distributed.block_parallel 1 (a state is moved whole from
-// one rank); every group on a rank holds its own copy of the training shards.
+// Under block parallelism a moved state is first gathered on its first replica's first
+// rank (a block's moments live only on its owner), then sent whole.
+// Limits: every group on a rank holds its own copy of the training shards.
 #pragma once
 #include <cstdint>
 #include <memory>

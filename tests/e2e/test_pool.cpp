@@ -1,7 +1,7 @@
 // test_pool.cpp: a pool of LLMs end to end (DESIGN.md §1 M11, §2 pool map), on small
 // real text (WikiText-2 and Shakespeare): every LLM's per-step losses on 2, 3 and 4
-// ranks equal the 1-rank run within 1e-5 relative (the map gives the LLMs disjoint ranks
-// or shares them); a run killed after a checkpoint taken at the branch step resumes
+// ranks, and on 4 with block_parallel 2, equal the 1-rank run within 1e-5 relative (the
+// map gives the LLMs disjoint ranks or shares them); a run killed after a checkpoint taken at the branch step resumes
 // exactly, passing the branch again; a 4-rank pool checkpoint resumes on 1 and 3 ranks;
 // a missing or damaged rank file of one LLM is a one-line error naming it; eval answers
 // with the (domain × LLM) table and the routers (the mixture bound holds), generate
@@ -119,6 +119,11 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
     ASSERT_EQ(r.status, 0) << r.err;
     expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, run);
   }
+  // Block parallelism inside each group: 4 ranks of bp 2 (a replica per LLM after the
+  // branch; the moved state is gathered from both block-parallel ranks first).
+  Shell bp = sh(dir_, mpi(4) + " train p.yaml --set run.dir=bp2 --set distributed.block_parallel=2");
+  ASSERT_EQ(bp.status, 0) << bp.err;
+  expect_same(base, losses(dir_ / "bp2/metrics.jsonl"), 1e-5, "4 ranks, bp 2");
   // Killed after the checkpoint of the branch step (it holds main alone): the resumed run
   // branches again and continues bit for bit.
   Shell killed = sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=8 " + bin() +
@@ -176,6 +181,20 @@ TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << how << ": more than one line: " << r.err;
     EXPECT_NE(r.err.find("rank-00003.h5"), std::string::npos) << how << ": " << r.err;
   }
+}
+
+// A checkpoint of format 1 (written before pools, tests/data/checkpoint-v1) still loads:
+// inspect describes it, generate samples the same text as the build that wrote it.
+TEST(PoolFormat, VersionOneCheckpointStillLoads) {
+  TempDir dir;
+  const std::string v1 = localist::test::source_dir() + "/tests/data/checkpoint-v1";
+  Shell ins = sh(dir, bin() + " inspect " + v1);
+  ASSERT_EQ(ins.status, 0) << ins.err;
+  EXPECT_NE(ins.out.find("(format version 1)"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("block map       epoch 0, bp 1: slot 0 -> 0, slot 1 -> 0"), std::string::npos) << ins.out;
+  Shell gen = sh(dir, bin() + " generate --checkpoint " + v1 + " --prompt 'To be' --max-tokens 8 --seed 1");
+  ASSERT_EQ(gen.status, 0) << gen.err;
+  EXPECT_EQ(gen.out, localist::test::read_text(v1 + "/generate-seed1.txt"));
 }
 
 TEST_F(Pool, EvalGenerateAndBadPools) {

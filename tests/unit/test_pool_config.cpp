@@ -119,4 +119,5 @@ TEST(PoolConfig, BadPoolsAreLocatedOneLineErrors) {
                 .find("gobal_batch: unknown key (did you mean 'global_batch'?)"),
             std::string::npos);
   EXPECT_NE(error_of("pool:\n  generalist_replay: 0.1\n").find("pool.llms is required"), std::string::npos);
+
 }
