@@ -227,6 +227,7 @@ void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& mod
   r.heldout_fraction = m.get_double("heldout_fraction", r.heldout_fraction, 0.01, 0.99);
   r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kHuge);
   r.delta = m.get_double("delta", r.delta, 0.0, 1e15);
+  r.confidence_z = m.get_double("confidence_z", r.confidence_z, 0.0, 100.0);
   r.domain_routes = m.get_bool("domain_routes", r.domain_routes);
   r.untagged_fraction = m.get_double("untagged_fraction", r.untagged_fraction, 0.0, 1.0);
   r.anchor = m.get_string("anchor", r.anchor, {"next", "centroid"});
@@ -418,6 +419,7 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "kmeans_iters" << YAML::Value << r.kmeans_iters << YAML::Key << "n_try" << YAML::Value << r.n_try;
   e << YAML::Key << "heldout_fraction" << YAML::Value << r.heldout_fraction;
   e << YAML::Key << "horizon_steps" << YAML::Value << r.horizon_steps << YAML::Key << "delta" << YAML::Value << r.delta;
+  e << YAML::Key << "confidence_z" << YAML::Value << r.confidence_z;
   e << YAML::Key << "domain_routes" << YAML::Value << r.domain_routes;
   e << YAML::Key << "untagged_fraction" << YAML::Value << r.untagged_fraction;
   e << YAML::Key << "anchor" << YAML::Value << r.anchor << YAML::Key << "prune" << YAML::Value << r.prune;

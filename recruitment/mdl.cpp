@@ -24,16 +24,31 @@ double mdl_effective_tokens(double candidate_share, int64_t horizon_steps, int64
   return std::max(0.0, candidate_share) * static_cast<double>(horizon_steps) * static_cast<double>(tokens_per_step);
 }
 
+double mdl_gain_standard_error(const std::vector<double>& before, const std::vector<double>& after, double n_eff) {
+  if (before.size() != after.size()) {
+    throw Error(fmt::format("recruitment: {} windows before and {} after a trial (a bug)", before.size(), after.size()));
+  }
+  const size_t n = before.size();
+  if (n < 2) return 0.0;
+  double mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += before[i] - after[i];
+  mean /= static_cast<double>(n);
+  double ss = 0;
+  for (size_t i = 0; i < n; ++i) ss += (before[i] - after[i] - mean) * (before[i] - after[i] - mean);
+  const double sd = std::sqrt(ss / static_cast<double>(n - 1));
+  return sd / std::sqrt(static_cast<double>(n)) * n_eff;
+}
+
 std::string MdlDecision::to_string() const {
-  return fmt::format("N_eff {:.0f}, bits/token {:.4f} -> {:.4f}, G {:.1f} bits, c_blk {:.1f} bits, delta {:.1f}, "
-                     "J {:.1f} -> {:.1f}: {}", n_eff, bits_before, bits_after, gain_bits, cost_bits, delta_bits,
-                     j_before, j_after, accepted ? "accepted" : "rejected");
+  return fmt::format("N_eff {:.0f}, bits/token {:.4f} -> {:.4f}, G {:.1f} bits (SE {:.1f}, z {:.1f}), c_blk {:.1f} "
+                     "bits, delta {:.1f}, J {:.1f} -> {:.1f}: {}", n_eff, bits_before, bits_after, gain_bits, se_bits,
+                     z, cost_bits, delta_bits, j_before, j_after, accepted ? "accepted" : "rejected");
 }
 
 namespace {
 
 MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max, double delta,
-                   double costs_so_far, bool adding) {
+                   double costs_so_far, bool adding, double se_bits, double z) {
   if (!std::isfinite(bits_before) || !std::isfinite(bits_after) || !(n_eff >= 0)) {
     throw Error(fmt::format("recruitment: non-finite measurement (bits {} -> {}, N_eff {}); the trial diverged "
                             "(lower train.lr or recruitment.n_try)", bits_before, bits_after, n_eff));
@@ -44,6 +59,8 @@ MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t 
   d.bits_after = bits_after;
   d.cost_bits = mdl_block_cost_bits(p_blk, n_eff, k_max);
   d.delta_bits = delta;
+  d.se_bits = se_bits;
+  d.z = z;
   // Adding: the block saves (before - after) per token. Pruning: removing it saves c_blk
   // and costs (without - with) per token, so its "gain" is the bits it would still save.
   d.gain_bits = (bits_before - bits_after) * n_eff;
@@ -53,10 +70,10 @@ MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t 
   const double j_with = cl_with + costs_without + d.cost_bits, j_without = cl_without + costs_without;
   d.j_before = adding ? j_without : j_with;
   if (adding) {
-    d.accepted = d.gain_bits - d.cost_bits > delta;
+    d.accepted = d.gain_bits - z * se_bits - d.cost_bits > delta;
   } else {
     d.gain_bits = (bits_after - bits_before) * n_eff;  // bits the block saves by being there
-    d.accepted = d.gain_bits < d.cost_bits - delta;
+    d.accepted = d.gain_bits + z * se_bits < d.cost_bits - delta;
   }
   d.j_after = d.accepted ? (adding ? j_with : j_without) : d.j_before;
   // NOTE(J invariant): every accepted change lowers J = CL + Σ costs by at least δ;
@@ -71,13 +88,13 @@ MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t 
 }  // namespace
 
 MdlDecision mdl_decide_recruit(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max,
-                               double delta, double costs_so_far) {
-  return decide(bits_before, bits_after, n_eff, p_blk, k_max, delta, costs_so_far, true);
+                               double delta, double costs_so_far, double se_bits, double z) {
+  return decide(bits_before, bits_after, n_eff, p_blk, k_max, delta, costs_so_far, true, se_bits, z);
 }
 
 MdlDecision mdl_decide_prune(double bits_with, double bits_without, double n_eff, int64_t p_blk, int64_t k_max,
-                             double delta, double costs_so_far) {
-  return decide(bits_with, bits_without, n_eff, p_blk, k_max, delta, costs_so_far, false);
+                             double delta, double costs_so_far, double se_bits, double z) {
+  return decide(bits_with, bits_without, n_eff, p_blk, k_max, delta, costs_so_far, false, se_bits, z);
 }
 
 }  // namespace localist

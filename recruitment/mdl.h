@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/model_config.h"
 
@@ -22,27 +23,35 @@ double mdl_block_cost_bits(int64_t p_blk, double n_eff, int64_t k_max);
 // the probed tokens and the tokens trained over the horizon.
 double mdl_effective_tokens(double candidate_share, int64_t horizon_steps, int64_t tokens_per_step);
 
+// SE(G): the standard error of the mean of the per-window paired differences of held-out
+// bits per token (before − after, the windows in the same order), scaled by N_eff like
+// G. 0 with fewer than 2 windows. Throws Error when the two lists differ in length.
+double mdl_gain_standard_error(const std::vector<double>& before, const std::vector<double>& after, double n_eff);
+
 struct MdlDecision {
   double n_eff = 0;                  // tokens the block is accounted over
   double bits_before = 0, bits_after = 0;  // held-out candidate bits per token, before / after the trial
   double gain_bits = 0;              // G = (bits_before - bits_after) · N_eff
   double cost_bits = 0;              // c_blk
   double delta_bits = 0;             // δ_blk
+  double se_bits = 0, z = 0;         // SE(G) and the confidence multiplier: the decision uses G − z·SE (G + z·SE to prune)
   double j_before = 0, j_after = 0;  // J = CL(candidate data over the horizon) + Σ block costs
-  bool accepted = false;             // G - c_blk > δ
+  bool accepted = false;             // G − z·SE − c_blk > δ
   std::string to_string() const;
 };
 
-// Recruitment: accept iff G - c_blk > δ. `costs_so_far` is Σ c of the blocks already
-// recruited (the J totals include it). Throws Error if an accepted change would not
-// lower J by at least δ (a bug in the bookkeeping, never a data condition).
+// Recruitment: accept iff G − z·SE(G) − c_blk > δ (the gain's lower confidence bound
+// pays; DESIGN.md M10 step 5). `costs_so_far` is Σ c of the blocks already recruited
+// (the J totals include it). Throws Error if an accepted change would not lower J by
+// at least δ (a bug in the bookkeeping, never a data condition).
 MdlDecision mdl_decide_recruit(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max,
-                               double delta, double costs_so_far);
+                               double delta, double costs_so_far, double se_bits = 0, double z = 0);
 
 // Pruning, the symmetric rule: remove a block when coding its data without it costs
-// fewer extra bits than describing it, (bits_without - bits_with)·N_eff < c_blk - δ.
-// bits_before = with the block, bits_after = without; accepted = prune.
+// fewer extra bits than describing it, even at the upper confidence bound of what it saves:
+// (bits_without - bits_with)·N_eff + z·SE < c_blk - δ. bits_before = with the block,
+// bits_after = without; accepted = prune.
 MdlDecision mdl_decide_prune(double bits_with, double bits_without, double n_eff, int64_t p_blk, int64_t k_max,
-                             double delta, double costs_so_far);
+                             double delta, double costs_so_far, double se_bits = 0, double z = 0);
 
 }  // namespace localist

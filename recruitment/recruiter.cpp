@@ -186,7 +186,10 @@ Recruiter::CandidateData Recruiter::candidate_data(int64_t step, const Candidate
   for (size_t j = 0; j < wins.size(); ++j) (j + n_held >= wins.size() ? out.held : out.pool).push_back(p.refs[wins[j]]);
   if (c.domain >= 0) {
     // Fresh windows of the domain's sources for the trial, drawn by the global sampler
-    // at indices past this step's training batch and probe.
+    // at indices past this step's training batch and probe. The trial never sees the
+    // probe's windows, so all of them measure the gain (more windows, a smaller SE).
+    out.held.clear();
+    for (int64_t w : wins) out.held.push_back(p.refs[w]);
     std::vector<int32_t> srcs;
     for (size_t i = 0; i < sampler.sources().size(); ++i) {
       if (source_domain_[i] == c.domain) srcs.push_back(static_cast<int32_t>(i));
@@ -304,17 +307,21 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
   // new block; what the model learns that way is not the block's doing, so the gain is
   // measured against it, not against the state before the trial.
   trial_.train(step, s_.config.n_try, trained_tensors(-1), data.pool, rules, dial, lr);
-  d.control_bits = measure(data.held, dial, rules);
+  const HeldoutBits control = trial_.heldout_bits(data.held, dial, rules);
+  d.control_bits = control.mean;
   saved.restore(model);
   // The trial: a free slot on, its output columns zero, only it and the router train.
   switch_on_fresh(step, d.slot, c);
   trial_.train(step, s_.config.n_try, trained_tensors(d.slot), data.pool, trial_rules, dial, lr);
-  const double after = measure(data.held, dial, trial_rules);
+  const HeldoutBits after = trial_.heldout_bits(data.held, dial, trial_rules);
   times_.trial += seconds_since(t0);
 
   t0 = Clock::now();
-  d.mdl = mdl_decide_recruit(d.control_bits, after, n_eff, mdl_block_parameters(cfg), cfg.k_max, s_.config.delta,
-                             costs_bits_);
+  // The gain is estimated from a few hundred held-out tokens: decide on its lower
+  // confidence bound, SE from the per-window paired differences (control - trial).
+  const double se = mdl_gain_standard_error(control.window_bits, after.window_bits, n_eff);
+  d.mdl = mdl_decide_recruit(d.control_bits, after.mean, n_eff, mdl_block_parameters(cfg), cfg.k_max, s_.config.delta,
+                             costs_bits_, se, s_.config.confidence_z);
   if (!d.accepted()) saved.restore(model);
   times_.restore += seconds_since(t0);
   return d;
@@ -329,7 +336,8 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
   rec.update({{"decision", d.accepted() ? "accepted" : "rejected"}, {"slot", d.slot},
               {"owner_rank", d.accepted() ? owner : -1}, {"heldout_tokens", d.held_tokens}, {"n_eff", m.n_eff},
               {"bits_start", d.bits_start}, {"bits_before", m.bits_before}, {"bits_after", m.bits_after},
-              {"gain_bits", m.gain_bits}, {"cost_bits", m.cost_bits}, {"delta_bits", m.delta_bits},
+              {"gain_bits", m.gain_bits}, {"se_bits", m.se_bits}, {"z", m.z}, {"cost_bits", m.cost_bits},
+              {"delta_bits", m.delta_bits},
               {"j_before", m.j_before}, {"j_after", m.j_after}, {"accepted", d.accepted()},
               {"anchor", s_.config.anchor}, {"route_domain", d.route_domain}});
   if (d.accepted()) {
@@ -370,16 +378,18 @@ int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann
   int64_t best_slot = -1;
   const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.global_batch * T);
   const auto& refs = probe_->refs;
-  const double with = recruited_.empty() ? 0.0 : measure(refs, dial, rules_with(domain_routes_));
+  const HeldoutBits with = recruited_.empty() ? HeldoutBits() : trial_.heldout_bits(refs, dial, rules_with(domain_routes_));
   for (int64_t slot : recruited_) {
     model.set_block_active(slot, false);
-    const double without = measure(refs, dial, rules_with(routes_without(slot)));
+    const HeldoutBits without = trial_.heldout_bits(refs, dial, rules_with(routes_without(slot)));
     model.set_block_active(slot, true);
-    const MdlDecision d = mdl_decide_prune(with, without, n_eff, mdl_block_parameters(cfg), cfg.k_max,
-                                           s_.config.delta, costs_bits_);
-    out.push_back({{"slot", slot}, {"n_eff", n_eff}, {"bits_with", with},
-                   {"bits_without", without}, {"saves_bits", d.gain_bits}, {"cost_bits", d.cost_bits},
-                   {"prune", d.accepted}});
+    // Symmetric to recruiting: prune only when even the upper bound of what it saves is too little.
+    const double se = mdl_gain_standard_error(without.window_bits, with.window_bits, n_eff);
+    const MdlDecision d = mdl_decide_prune(with.mean, without.mean, n_eff, mdl_block_parameters(cfg), cfg.k_max,
+                                           s_.config.delta, costs_bits_, se, s_.config.confidence_z);
+    out.push_back({{"slot", slot}, {"n_eff", n_eff}, {"bits_with", with.mean},
+                   {"bits_without", without.mean}, {"saves_bits", d.gain_bits}, {"se_bits", d.se_bits},
+                   {"cost_bits", d.cost_bits}, {"prune", d.accepted}});
     if (d.accepted && (best_slot < 0 || d.gain_bits < best.gain_bits)) best = d, best_slot = slot;
   }
   if (best_slot >= 0) {
@@ -391,7 +401,8 @@ int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann
     const nlohmann::json pruned = {{"event", "recruitment"}, {"step", step}, {"decision", "pruned"},
                                    {"slot", best_slot}, {"owner_rank", -1}, {"n_eff", best.n_eff},
                                    {"bits_before", best.bits_before}, {"bits_after", best.bits_after},
-                                   {"gain_bits", best.gain_bits}, {"cost_bits", best.cost_bits},
+                                   {"gain_bits", best.gain_bits}, {"se_bits", best.se_bits}, {"z", best.z},
+                                   {"cost_bits", best.cost_bits},
                                    {"delta_bits", best.delta_bits}, {"j_before", best.j_before},
                                    {"j_after", best.j_after}, {"accepted", true}};
     log_ += pruned.dump() + "\n";

@@ -21,6 +21,9 @@ struct RecruitmentConfig {
   double heldout_fraction = 0.25;  // of a candidate's tokens, kept out of the trial to measure the gain
   int64_t horizon_steps = 0;     // accounting horizon for N_eff; 0: the rest of the run (at least interval)
   double delta = 0.0;            // δ_blk: bits the description length must fall by beyond the cost
+  // z: decisions use the gain's confidence bound G − z·SE(G), SE from the per-window
+  // paired differences of held-out bits (DESIGN.md M10 step 5); 0 decides on G itself.
+  double confidence_z = 2.0;
   // A block recruited for a domain receives that domain's tokens by a route rule (M6),
   // from its trial on, in training and in evaluation (docs/recruitment.md, routing).
   bool domain_routes = true;

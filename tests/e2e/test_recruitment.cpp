@@ -95,11 +95,15 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
     const int step = r.at("step");
     ASSERT_TRUE(r.contains("decision")) << r.dump();
     if (r.at("decision") != "accepted" && r.at("decision") != "rejected") continue;
-    for (const char* k : {"n_eff", "bits_before", "bits_after", "gain_bits", "cost_bits", "delta_bits", "j_before",
+    for (const char* k : {"n_eff", "bits_before", "bits_after", "gain_bits", "se_bits", "z", "cost_bits", "delta_bits", "j_before",
                           "j_after", "slot", "owner_rank", "candidate"}) {
       EXPECT_TRUE(r.contains(k)) << k << " missing: " << r.dump();
     }
-    const double g = r.at("gain_bits"), c = r.at("cost_bits"), d = r.at("delta_bits");
+    // The decision is on the gain's lower confidence bound G − z·SE (δ = 0: no tuned margin).
+    const double g = r.at("gain_bits").get<double>() - r.at("z").get<double>() * r.at("se_bits").get<double>();
+    const double c = r.at("cost_bits"), d = r.at("delta_bits");
+    EXPECT_EQ(d, 0.0) << "configs/recruitment.yaml decides without a margin";
+    EXPECT_GT(r.at("se_bits").get<double>(), 0.0) << r.dump();
     if (r.at("decision") == "accepted") {
       EXPECT_GT(g - c, d) << r.dump();
       EXPECT_GE(r.at("j_before").get<double>() - r.at("j_after").get<double>(), d) << r.dump();

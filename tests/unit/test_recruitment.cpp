@@ -48,6 +48,35 @@ TEST(Mdl, RecruitAcceptsExactlyWhenTheGainExceedsCostPlusDelta) {
   EXPECT_THROW(mdl_decide_recruit(3.0, std::nan(""), n, p, k, 0, 0), Error);
 }
 
+// The confidence bound (M10 step 5): SE(G) from the per-window paired differences,
+// against a hand computation; the decision moves from accept to reject as z·SE crosses
+// the margin G − c − δ; pruning uses the upper bound.
+TEST(Mdl, DecisionsUseTheGainsConfidenceBound) {
+  // Differences 0.1, 0.3, 0.2, 0.4 bits/token: mean 0.25, sample sd sqrt(0.05/3).
+  const std::vector<double> before{3.1, 3.3, 3.2, 3.4}, after{3.0, 3.0, 3.0, 3.0};
+  const double n = 1000;
+  const double se = mdl_gain_standard_error(before, after, n);
+  EXPECT_NEAR(se, std::sqrt(0.05 / 3.0) / 2.0 * n, 1e-9);
+  EXPECT_DOUBLE_EQ(mdl_gain_standard_error({3.0}, {2.0}, n), 0.0);  // one window: no spread to measure
+  EXPECT_THROW(mdl_gain_standard_error({1, 2}, {1}, n), Error);
+  const int64_t p = 10, k = 8;
+  const double c = 0.5 * p * std::log2(n) + 3;  // c_blk
+  const double g = 0.25 * n;                    // 250 bits, c ≈ 52.8: a margin of ≈ 197 bits
+  const double margin = g - c;
+  const MdlDecision loose = mdl_decide_recruit(3.25, 3.0, n, p, k, 0, 0, se, 0.5 * margin / se);
+  EXPECT_TRUE(loose.accepted) << loose.to_string();
+  EXPECT_DOUBLE_EQ(loose.se_bits, se);
+  const MdlDecision strict = mdl_decide_recruit(3.25, 3.0, n, p, k, 0, 0, se, 1.5 * margin / se);
+  EXPECT_FALSE(strict.accepted) << strict.to_string();
+  EXPECT_NE(strict.to_string().find("SE"), std::string::npos);
+  // Pruning a block of 60 parameters (c ≈ 302 bits) that saves 250: gone at z = 0, kept
+  // once the upper bound G + z·SE reaches its cost.
+  const MdlDecision gone = mdl_decide_prune(3.0, 3.25, n, 60, k, 0, 400, se, 0);
+  EXPECT_TRUE(gone.accepted) << gone.to_string();
+  const MdlDecision pr = mdl_decide_prune(3.0, 3.25, n, 60, k, 0, 400, se, 2 * (gone.cost_bits - g) / se);
+  EXPECT_FALSE(pr.accepted) << pr.to_string();
+}
+
 TEST(Mdl, PruneIsTheSymmetricRule) {
   const int64_t p = 1000, k = 8;
   const double n = 1 << 16, c = 8003, delta = 100;
