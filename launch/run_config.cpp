@@ -448,7 +448,7 @@ ResumeConflicts run_config_resume_conflicts(const std::string& checkpoint_yaml, 
   if (differs("data", "sources")) out.fixed.push_back("data.sources");
   if (differs("run", "seed")) out.fixed.push_back("run.seed");
   if (differs("train", "global_batch")) out.fixed.push_back("train.global_batch");
-  if (differs("pool", "")) out.fixed.push_back("pool");
+
   for (const char* k : {"steps", "lr", "min_lr", "lr_schedule", "warmup_steps", "decay_fraction", "dial"}) {
     if (differs("train", k)) out.schedules.push_back(std::string("train.") + k);
   }

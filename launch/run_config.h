@@ -50,7 +50,8 @@ std::string run_config_to_yaml(const RunConfig& config);
 
 // Resuming: which of the config's values differ from those a checkpoint was trained
 // with (both effective configs, YAML text). `fixed`: the model and the data order
-// (model.*, data.sources, run.seed, train.global_batch, pool) — a resume with any of these
+// (model.*, data.sources, run.seed, train.global_batch; the pool is checked against the
+// checkpoint's LLMs when the run starts: a config may add specialists that branch later) — a resume with any of these
 // changed is refused; `schedules`: train.steps, the LR and dial schedules — used from
 // the config only with --override-schedules. Everything else (logging, evaluation,
 // checkpoint cadence, threads, distributed.*) is taken from the config.

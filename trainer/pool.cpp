@@ -160,19 +160,15 @@ Pool::Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resume
   PoolMap previous;
   bool have_previous = false;
   if (resumed) {
-    std::vector<std::string> held;
-    for (const auto& l : resumed->llms) held.push_back(l.name);
-    if (held != expected) {
-      auto list = [](const std::vector<std::string>& v) {
-        std::string s;
-        for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-        return s;
-      };
-      throw Error(resumed->dir + ": holds the LLMs " + list(held) + ", but the pool config has " + list(expected) +
-                  " before step " + std::to_string(start_step));
-    }
+    check_resumed_pool(*resumed, expected, start_step);
     if (resumed->state.contains("pool_map")) {
-      previous = PoolMap::from_json(resumed->state.at("pool_map"));
+      // The checkpoint's map, re-indexed by name (a config may add specialists for later).
+      const PoolMap held = PoolMap::from_json(resumed->state.at("pool_map"));
+      previous = held;
+      previous.units.assign(size(), {});
+      for (size_t k = 0; k < resumed->llms.size() && k < held.units.size(); ++k) {
+        previous.units[s_.pool.index(resumed->llms[k].name)] = held.units[k];
+      }
       have_previous = true;
     }
   }
@@ -192,6 +188,37 @@ Pool::Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resume
 }
 
 Pool::~Pool() = default;
+
+void Pool::check_resumed_pool(const CheckpointContents& c, const std::vector<std::string>& expected,
+                              int64_t start_step) const {
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  std::vector<std::string> held;
+  for (const auto& l : c.llms) held.push_back(l.name);
+  if (held != expected) {
+    throw ConfigError("--resume: " + c.dir + " holds the LLMs " + list(held) + ", but the pool config has " +
+                      list(expected) + " before step " + std::to_string(start_step) +
+                      " (a specialist added to a run must branch at the checkpoint's step or later)");
+  }
+  // What the checkpoint says of each LLM must be what the config says (format 1: main only).
+  for (const auto& l : c.llms) {
+    const PoolLlmConfig& cfg = s_.pool.llms[s_.pool.index(l.name)];
+    const auto& i = l.info;
+    auto differs = [&](const char* key, const nlohmann::json& want) {
+      if (i.contains(key) && i.at(key) != want) {
+        throw ConfigError("--resume: LLM '" + l.name + "' has " + key + " " + i.at(key).dump() + " in " + c.dir +
+                          " but " + want.dump() + " in the pool config (an LLM's history cannot change)");
+      }
+    };
+    differs("parent", cfg.branch_from);
+    differs("branch_step", cfg.branch_step);
+    differs("domains", cfg.domains);
+    differs("global_batch", cfg.global_batch);
+  }
+}
 
 std::vector<std::string> Pool::names() const {
   std::vector<std::string> out;

@@ -60,6 +60,10 @@ class Pool {
 
  private:
   GroupSetup setup_for(size_t llm) const;
+  // A resumed checkpoint must hold exactly the LLMs that exist before start_step, each as
+  // the config declares it; a config may add specialists branching later.
+  void check_resumed_pool(const CheckpointContents& c, const std::vector<std::string>& expected,
+                          int64_t start_step) const;
   void split_world();
   std::unique_ptr<ModelGroup> build(size_t llm, const CheckpointContents* from, const std::string& source);
 

@@ -135,6 +135,27 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
                                   "cut/checkpoints/step-00000006");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   expect_same(base, losses(dir_ / "cut/metrics.jsonl"), 0.0, "resumed across the branch");
+
+  // A specialist added to a run that had none: main alone to its step-6 checkpoint, then
+  // resumed with the pool: the same losses as the pool run from the start (main's batches
+  // before the first branch do not depend on the pool). One branched earlier is refused.
+  std::string cfg = localist::test::read_text(dir_ / "p.yaml");
+  localist::test::write_text(dir_ / "alone.yaml", cfg.substr(0, cfg.find("pool:")));
+  Shell alone = sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=7 " + bin() +
+                             " train alone.yaml --set run.dir=added --set train.async_checkpoint=false");
+  EXPECT_NE(alone.status, 0);
+  fs::remove_all(dir_ / "added/metrics.jsonl");
+  Shell added = sh(dir_, bin() + " train p.yaml --set run.dir=added --resume added/checkpoints/step-00000006");
+  ASSERT_EQ(added.status, 0) << added.err;
+  expect_same(losses(dir_ / "added/metrics.jsonl"), base, 0.0, "a specialist added on resume");
+  EXPECT_EQ(losses(dir_ / "added/metrics.jsonl").size(), 12u);  // steps 6-11 of both
+  std::string early = cfg;
+  early.replace(early.find("branch_step: 6"), 14, "branch_step: 3");
+  localist::test::write_text(dir_ / "early.yaml", early);
+  Shell refused = sh(dir_, bin() + " train early.yaml --set run.dir=added --resume added/checkpoints/step-00000006");
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_EQ(refused.err.find('\n'), refused.err.size() - 1) << refused.err;
+  EXPECT_NE(refused.err.find("must branch at the checkpoint's step or later"), std::string::npos) << refused.err;
 }
 
 TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
