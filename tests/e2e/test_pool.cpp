@@ -204,6 +204,44 @@ TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
   }
 }
 
+// Block recruitment (M10) runs inside every LLM of the pool, on its own data and ranks:
+// main's and drama's rounds both happen, drama's candidates are drama's, and every
+// decision and loss is the same on 2 ranks (one LLM each after the branch) as on 1.
+TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
+  const std::string rec = " --set model.k_initial=3 --set recruitment.enabled=true --set recruitment.interval=4"
+                          " --set recruitment.probe_windows=8 --set recruitment.n_min=16 --set recruitment.n_try=2";
+  ASSERT_EQ(sh(dir_, bin() + " train p.yaml --set run.dir=r1" + rec).status, 0);
+  Shell two = sh(dir_, mpi(2) + " train p.yaml --set run.dir=r2" + rec);
+  ASSERT_EQ(two.status, 0) << two.err;
+  auto rounds = [&](const std::string& run) {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(localist::test::read_text(dir_ / (run + "/metrics.jsonl")));
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.value("event", "") == "recruitment") out.push_back(j);
+    }
+    return out;
+  };
+  const auto one = rounds("r1"), other = rounds("r2");
+  ASSERT_EQ(one.size(), other.size());
+  int main_rounds = 0, drama_rounds = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    const std::string llm = one[i].at("llm");
+    (llm == "main" ? main_rounds : drama_rounds)++;
+    if (llm == "drama" && one[i].contains("candidate")) EXPECT_EQ(one[i].at("candidate"), "domain drama") << one[i];
+    EXPECT_EQ(other[i].at("llm"), one[i].at("llm"));
+    EXPECT_EQ(other[i].at("step"), one[i].at("step"));
+    EXPECT_EQ(other[i].value("decision", ""), one[i].value("decision", "")) << one[i] << "\n" << other[i];
+    if (one[i].contains("gain_bits")) {
+      const double a = one[i].at("gain_bits"), b = other[i].at("gain_bits");
+      EXPECT_NEAR(a, b, 1e-4 * std::max(1.0, std::fabs(a))) << one[i];
+    }
+  }
+  EXPECT_EQ(main_rounds, 2);   // steps 4 and 8
+  EXPECT_EQ(drama_rounds, 1);  // step 8 (drama exists from step 6)
+  expect_same(losses(dir_ / "r1/metrics.jsonl"), losses(dir_ / "r2/metrics.jsonl"), 1e-5, "recruiting pool, 2 ranks");
+}
+
 // A checkpoint of format 1 (written before pools, tests/data/checkpoint-v1) still loads:
 // inspect describes it, generate samples the same text as the build that wrote it.
 TEST(PoolFormat, VersionOneCheckpointStillLoads) {
