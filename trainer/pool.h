@@ -44,15 +44,11 @@ class Pool {
   bool advance_to(int64_t step);
 
   std::vector<ModelGroup*> local_groups() const;  // this rank's groups, pool order
-  ModelGroup* group(size_t llm) const { return llm < groups_.size() ? groups_[llm].get() : nullptr; }
   const PoolConfig& config() const { return s_.pool; }
   const PoolMap& map() const { return map_; }
-  const std::shared_ptr<Communicator>& world() const { return s_.world; }
   size_t size() const { return s_.pool.llms.size(); }
   const std::string& name(size_t llm) const { return s_.pool.llms[llm].name; }
   std::vector<std::string> names() const;
-  bool exists(size_t llm) const { return !map_.units.at(llm).empty(); }
-  int lead_rank(size_t llm) const { return map_.ranks(llm).front(); }  // the world rank that speaks for it
   // Tokens per step × FLOPs per token of each LLM existing at `step` (0 for the others).
   std::vector<double> loads_at(int64_t step) const;
   // Tokens every LLM has trained on before `step` (main from 0, a specialist from its branch).
