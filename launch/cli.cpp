@@ -339,6 +339,10 @@ int run_inspect(const std::string& path) {
       std::istringstream log(l.recruitment_log);
       for (std::string line; std::getline(log, line);) std::cout << in << "  " << line << "\n";
     }
+    if (c.state.contains("pool_log")) {  // the coordinator's spawn decisions (pool.recruit)
+      std::cout << "  pool log\n";
+      for (const auto& d : c.state.at("pool_log")) std::cout << "    " << d.dump() << "\n";
+    }
     std::cout << "  files\n";
     for (const auto& [name, info] : c.files.items()) {
       std::cout << fmt::format("    {:<16} {:>12} bytes  sha256 {}  ok\n", name, info.at("bytes").get<int64_t>(),

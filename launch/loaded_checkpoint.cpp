@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "recruitment/recruiter.h"
+#include "trainer/pool.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/trainer.h"
 
@@ -29,6 +30,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
   c.dir = checkpoint_resolve(path);
   c.contents = std::make_shared<const CheckpointContents>(checkpoint_read(c.dir));
   c.cfg = run_config_parse(c.contents->config_yaml, c.dir + "/config.yaml", 0);
+  pool_add_spawned(c.cfg.pool, *c.contents);  // the config names only the declared LLMs
   c.meta = c.contents->meta;
   logging_init({0, 1, c.cfg.run.log_level, ""});
   torch_set_threads(static_cast<int>(c.cfg.train.threads));

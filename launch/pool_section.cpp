@@ -49,10 +49,21 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
   }
   pool.declared = true;
   pool.generalist_replay = m.get_double("generalist_replay", pool.generalist_replay, 0.0, 0.99);
-  if (!m.has("llms")) {
+  PoolRecruitConfig& r = pool.recruit;
+  r.enabled = m.get_bool("recruit", false);
+  r.interval = m.get_int("interval", r.interval, 1, std::numeric_limits<int32_t>::max());
+  r.n_try = m.get_int("n_try", r.n_try, 1, 1 << 20);
+  r.specialist_batch = m.get_int("specialist_batch", train.global_batch, 1, std::numeric_limits<int32_t>::max());
+  r.horizon_tokens = m.get_double("horizon_tokens", r.horizon_tokens, 1.0, 1e18);
+  r.delta = m.get_double("delta", r.delta, 0.0, 1e300);
+  r.confidence_z = m.get_double("confidence_z", r.confidence_z, 0.0, 10.0);
+  r.max_llms = m.get_int("max_llms", r.max_llms, 2, 64);
+  r.block_rejections = m.get_int("block_rejections", r.block_rejections, 1, 1000);
+  r.heldout_windows = m.get_int("heldout_windows", r.heldout_windows, 2, 1 << 16);
+  if (!m.has("llms") && !m.has("recruit")) {
     m.get_node("llms");
     m.finish();
-    m.fail("", "pool.llms is required: list the specialists (name, domains, branch_from, branch_step)");
+    m.fail("", "pool.llms is required: list the specialists (name, domains, branch_from, branch_step), or set pool.recruit: true");
   }
   std::set<std::string> domains;
   for (const auto& s : data.sources) {
@@ -110,6 +121,10 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
     entries.push_back(e);
   }
   m.finish();
+  if (r.enabled && static_cast<int64_t>(entries.size()) > r.max_llms) {
+    m.fail("max_llms", "the pool declares " + std::to_string(entries.size()) + " LLMs, more than max_llms " +
+                           std::to_string(r.max_llms) + " (raise max_llms to leave room for spawns)");
+  }
   // Parents: known, acyclic, branched no later than their children; batches inherited.
   std::vector<std::pair<int64_t, std::pair<int, size_t>>> order;  // (branch step, depth, declaration)
   for (size_t i = 1; i < entries.size(); ++i) {
@@ -163,6 +178,16 @@ void pool_section_emit(YAML::Emitter& e, const PoolConfig& pool) {
   if (!pool.declared) return;
   e << YAML::Key << "pool" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "generalist_replay" << YAML::Value << pool.generalist_replay;
+  const PoolRecruitConfig& r = pool.recruit;
+  if (r.enabled) {  // (absent when off, so the effective config of a declared pool is unchanged)
+    e << YAML::Key << "recruit" << YAML::Value << true;
+    e << YAML::Key << "interval" << YAML::Value << r.interval << YAML::Key << "n_try" << YAML::Value << r.n_try;
+    e << YAML::Key << "specialist_batch" << YAML::Value << r.specialist_batch;
+    e << YAML::Key << "horizon_tokens" << YAML::Value << r.horizon_tokens << YAML::Key << "delta" << YAML::Value
+      << r.delta << YAML::Key << "confidence_z" << YAML::Value << r.confidence_z;
+    e << YAML::Key << "max_llms" << YAML::Value << r.max_llms << YAML::Key << "block_rejections" << YAML::Value
+      << r.block_rejections << YAML::Key << "heldout_windows" << YAML::Value << r.heldout_windows;
+  }
   e << YAML::Key << "llms" << YAML::Value << YAML::BeginSeq;
   for (size_t i = 1; i < pool.llms.size(); ++i) {
     const auto& l = pool.llms[i];

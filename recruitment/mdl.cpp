@@ -48,7 +48,7 @@ std::string MdlDecision::to_string() const {
 namespace {
 
 MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max, double delta,
-                   double costs_so_far, bool adding, double se_bits, double z) {
+                   double costs_so_far, bool adding, double se_bits, double z, double naming_bits = 0) {
   if (!std::isfinite(bits_before) || !std::isfinite(bits_after) || !(n_eff >= 0)) {
     throw Error(fmt::format("recruitment: non-finite measurement (bits {} -> {}, N_eff {}); the trial diverged "
                             "(lower train.lr or recruitment.n_try)", bits_before, bits_after, n_eff));
@@ -63,8 +63,9 @@ MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t 
   d.z = z;
   // Adding: the block saves (before - after) per token. Pruning: removing it saves c_blk
   // and costs (without - with) per token, so its "gain" is the bits it would still save.
-  d.gain_bits = (bits_before - bits_after) * n_eff;
-  const double cl_with = (adding ? bits_after : bits_before) * n_eff;
+  d.naming_bits = naming_bits;
+  d.gain_bits = (bits_before - bits_after) * n_eff - naming_bits;
+  const double cl_with = (adding ? bits_after : bits_before) * n_eff + naming_bits;
   const double cl_without = (adding ? bits_before : bits_after) * n_eff;
   const double costs_without = costs_so_far - (adding ? 0.0 : d.cost_bits);
   const double j_with = cl_with + costs_without + d.cost_bits, j_without = cl_without + costs_without;
@@ -90,6 +91,13 @@ MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t 
 MdlDecision mdl_decide_recruit(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max,
                                double delta, double costs_so_far, double se_bits, double z) {
   return decide(bits_before, bits_after, n_eff, p_blk, k_max, delta, costs_so_far, true, se_bits, z);
+}
+
+MdlDecision mdl_decide_spawn(double bits_parent, double bits_specialist, double n_d, double documents,
+                             int64_t llms_after, int64_t p_llm, int64_t max_llms, double delta, double costs_so_far,
+                             double se_bits, double z) {
+  const double naming = std::max(0.0, documents) * std::log2(static_cast<double>(std::max<int64_t>(llms_after, 1)));
+  return decide(bits_parent, bits_specialist, n_d, p_llm, max_llms, delta, costs_so_far, true, se_bits, z, naming);
 }
 
 MdlDecision mdl_decide_prune(double bits_with, double bits_without, double n_eff, int64_t p_blk, int64_t k_max,

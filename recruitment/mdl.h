@@ -31,7 +31,8 @@ double mdl_gain_standard_error(const std::vector<double>& before, const std::vec
 struct MdlDecision {
   double n_eff = 0;                  // tokens the block is accounted over
   double bits_before = 0, bits_after = 0;  // held-out candidate bits per token, before / after the trial
-  double gain_bits = 0;              // G = (bits_before - bits_after) · N_eff
+  double naming_bits = 0;            // R_d: naming each document's LLM (a spawn; 0 for a block)
+  double gain_bits = 0;              // G = (bits_before - bits_after) · N_eff − R_d
   double cost_bits = 0;              // c_blk
   double delta_bits = 0;             // δ_blk
   double se_bits = 0, z = 0;         // SE(G) and the confidence multiplier: the decision uses G − z·SE (G + z·SE to prune)
@@ -46,6 +47,14 @@ struct MdlDecision {
 // at least δ (a bug in the bookkeeping, never a data condition).
 MdlDecision mdl_decide_recruit(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max,
                                double delta, double costs_so_far, double se_bits = 0, double z = 0);
+
+// A spawn (M11 step 3): G_LLM = (b_p − b_s)·N_d − R_d with R_d = documents·log2(llms after),
+// c_LLM = (p_LLM / 2)·log2 N_d + log2 max_llms (mdl_block_cost_bits with K_max = max_llms);
+// accept iff G − z·SE − c_LLM > δ. J = CL of d's tokens + naming + Σ LLM costs, checked as
+// for a block. bits_before = parent, bits_after = specialist.
+MdlDecision mdl_decide_spawn(double bits_parent, double bits_specialist, double n_d, double documents,
+                             int64_t llms_after, int64_t p_llm, int64_t max_llms, double delta, double costs_so_far,
+                             double se_bits, double z);
 
 // Pruning, the symmetric rule: remove a block when coding its data without it costs
 // fewer extra bits than describing it, even at the upper confidence bound of what it saves:

@@ -151,6 +151,7 @@ std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, 
 }
 
 Pool::Pool(PoolSetup setup, int64_t start_step, const CheckpointContents* resumed) : s_(std::move(setup)) {
+  if (resumed) add_spawned(*resumed);
   const int W = s_.world->size(), bp = static_cast<int>(s_.base.block_parallel);
   const std::vector<double> loads = loads_at(start_step - 1);
   std::vector<std::string> expected;
@@ -254,23 +255,7 @@ std::vector<ModelGroup*> Pool::local_groups() const {
   return out;
 }
 
-GroupSetup Pool::setup_for(size_t llm) const {
-  GroupSetup g = s_.base;
-  g.name = name(llm);
-  g.train.global_batch = s_.pool.llms[llm].global_batch;
-  g.stream_seed = pool_stream_seed(s_.base.seed, g.name);
-  g.phases.clear();
-  if (s_.pool.declared) {
-    std::vector<std::string> domains;
-    for (const auto& src : s_.base.data.sources) {
-      if (src.train) domains.push_back(src.domain);
-    }
-    g.phases = pool_stream_phases(s_.pool, llm, domains);
-  }
-  g.ranks = comm_;
-  g.lead = comm_->rank() == 0;
-  return g;
-}
+GroupSetup Pool::setup_for(size_t llm) const { return setup_in(s_.pool, llm); }
 
 void Pool::split_world() {
   if (!s_.pool.declared) {
@@ -289,39 +274,70 @@ std::unique_ptr<ModelGroup> Pool::build(size_t llm, const CheckpointContents* fr
 bool Pool::advance_to(int64_t step) {
   std::vector<size_t> fresh;
   for (size_t i = 1; i < size(); ++i) {
-    if (s_.pool.llms[i].branch_step == step) fresh.push_back(i);
+    // (A spawned specialist joined through admit() at its branch step.)
+    if (s_.pool.llms[i].branch_step == step && !s_.pool.llms[i].spawned) fresh.push_back(i);
   }
   if (fresh.empty()) return false;
+  std::string branched;
+  for (size_t i : fresh) branched += (branched.empty() ? "" : ", ") + name(i) + " from " + s_.pool.llms[i].branch_from;
+  replan(step, fresh, "branched " + branched);
+  return true;
+}
+
+void Pool::admit(int64_t step, PoolLlmConfig llm, std::unique_ptr<ModelGroup> trial) {
+  llm.spawned = true;
+  llm.branch_step = step;
+  const std::string why = "spawned " + llm.name + " from " + llm.branch_from;
+  s_.pool.llms.push_back(std::move(llm));
+  const size_t i = size() - 1;
+  if (trial) pending_.emplace(i, std::move(trial));
+  replan(step, {i}, why);
+  pending_.clear();
+}
+
+void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::string& why) {
   Communicator& world = *s_.world;
   const int me = world.rank();
   const PoolMap next = pool_map_plan(loads_at(step), world.size(), map_.bp, &map_);
+  auto is_fresh = [&](size_t i) { return std::find(fresh.begin(), fresh.end(), i) != fresh.end(); };
   auto source_of = [&](size_t i) {
-    const bool is_new = std::find(fresh.begin(), fresh.end(), i) != fresh.end();
-    return is_new ? static_cast<size_t>(s_.pool.index(s_.pool.llms[i].branch_from)) : i;
+    return is_fresh(i) ? static_cast<size_t>(s_.pool.index(s_.pool.llms[i].branch_from)) : i;
   };
+  // Where an LLM's state is taken from on a rank that holds it, and the key it is kept
+  // under (a spawned LLM's state is its trial's, not its parent's).
+  auto group_of = [&](size_t i) -> const ModelGroup* {
+    auto p = pending_.find(i);
+    return p != pending_.end() ? p->second.get() : groups_[source_of(i)].get();
+  };
+  auto key_of = [&](size_t i) { return pending_.count(i) ? size() + i : source_of(i); };
   // Phase 1: the states that must move, in pool order. Under bp 1 every rank that held
   // an LLM has all of it and copies locally; under bp > 1 the first replica's first rank
   // gathers the whole state and sends it to every other rank of the LLM's new group.
   const bool whole_copies = map_.bp == 1;
-  std::map<size_t, CheckpointContents> captured, received;  // by source LLM; by LLM
+  std::map<size_t, CheckpointContents> captured, received;  // by key_of; by LLM
+  auto capture_here = [&](size_t i) -> const CheckpointContents& {
+    const size_t k = key_of(i);
+    if (!captured.count(k)) captured.emplace(k, capture(*group_of(i), step));
+    return captured.at(k);
+  };
   for (size_t i = 0; i < size(); ++i) {
     if (next.units[i].empty()) continue;
     const size_t src = source_of(i);
     const std::vector<int> holders = map_.ranks(src);
     const int holder = holders.front();
     const int tag = kStateTag + 2 * static_cast<int>(i);
-    if (!whole_copies && !captured.count(src) && contains(std::vector<int>(holders.begin(), holders.begin() + map_.bp), me)) {
+    if (!whole_copies && !captured.count(key_of(i)) &&
+        contains(std::vector<int>(holders.begin(), holders.begin() + map_.bp), me)) {
       const std::vector<int> replica(holders.begin(), holders.begin() + map_.bp);
       CheckpointContents whole;
-      if (me == holder) whole = capture(*groups_[src], step);
-      gather_state(world, groups_[src].get(), replica, me, kStateTag - 2, &whole);
-      captured.emplace(src, std::move(whole));
+      if (me == holder) whole = capture(*group_of(i), step);
+      gather_state(world, group_of(i), replica, me, kStateTag - 2, &whole);
+      captured.emplace(key_of(i), std::move(whole));
     }
     for (int t : next.ranks(i)) {
       if (whole_copies ? contains(holders, t) : t == holder) continue;
       if (me == holder) {
-        if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
-        send_state(world, captured.at(src), t, tag);
+        send_state(world, capture_here(i), t, tag);
       } else if (me == t) {
         received.emplace(i, recv_state(world, holder, tag, name(src)));
       }
@@ -335,22 +351,67 @@ bool Pool::advance_to(int64_t step) {
   for (size_t i = 0; i < size(); ++i) {
     if (!map_.has(i, me)) continue;
     const size_t src = source_of(i);
-    if (whole_copies ? old.has(src, me) : me == old.ranks(src).front()) {
-      if (!captured.count(src)) captured.emplace(src, capture(*groups_[src], step));
-      built[i] = build(i, &captured.at(src), name(src));
-    } else {
-      built[i] = build(i, &received.at(i), name(src));
-    }
+    const CheckpointContents& from =
+        (whole_copies ? old.has(src, me) : me == old.ranks(src).front()) ? capture_here(i) : received.at(i);
+    built[i] = build(i, &from, from.llms.front().name);
   }
   captured.clear();
   groups_ = std::move(built);
   if (me == 0) {
-    std::string branched;
-    for (size_t i : fresh) branched += (branched.empty() ? "" : ", ") + name(i) + " from " + s_.pool.llms[i].branch_from;
-    spdlog::info("pool: step {}: branched {}; map (epoch {}) {}, {} state(s) moved", step, branched, map_.epoch,
+    spdlog::info("pool: step {}: {}; map (epoch {}) {}, {} state(s) moved", step, why, map_.epoch,
                  map_.describe(names()), pool_map_moves(old, map_));
   }
-  return true;
+}
+
+GroupSetup Pool::setup_in(const PoolConfig& pool, size_t llm) const {
+  GroupSetup g = s_.base;
+  g.name = pool.llms[llm].name;
+  g.train.global_batch = pool.llms[llm].global_batch;
+  g.stream_seed = pool_stream_seed(s_.base.seed, g.name);
+  g.phases.clear();
+  if (pool.declared) {
+    std::vector<std::string> domains;
+    for (const auto& src : s_.base.data.sources) {
+      if (src.train) domains.push_back(src.domain);
+    }
+    g.phases = pool_stream_phases(pool, llm, domains);
+  }
+  g.ranks = comm_;
+  g.lead = comm_->rank() == 0;
+  return g;
+}
+
+CheckpointContents Pool::state_of(size_t llm, int64_t step) const {
+  if (!groups_[llm] || map_.bp != 1) {
+    throw Error("pool: the state of LLM '" + name(llm) + "' is not whole on rank " + std::to_string(s_.world->rank()) +
+                " (a bug: only a bp-1 group's rank holds all of it)");
+  }
+  return capture(*groups_[llm], step);
+}
+
+void pool_add_spawned(PoolConfig& pool, const CheckpointContents& c) {
+  for (const auto& l : c.llms) {
+    if (!l.info.value("spawned", false)) continue;
+    if (pool.index(l.name) >= 0) {
+      throw ConfigError("--resume: the coordinator spawned LLM '" + l.name + "' in " + c.dir +
+                        ", but the pool config also declares an LLM of that name (rename the declared one)");
+    }
+    PoolLlmConfig s;
+    s.name = l.name;
+    s.domains = l.info.value("domains", std::vector<std::string>{});
+    s.branch_from = l.info.value("parent", std::string("main"));
+    s.branch_step = l.info.value("branch_step", int64_t(0));
+    s.global_batch = l.info.value("global_batch", int64_t(1));
+    s.spawned = true;
+    pool.llms.push_back(s);
+  }
+}
+
+void Pool::add_spawned(const CheckpointContents& resumed) {
+  pool_add_spawned(s_.pool, resumed);
+  if (resumed.state.contains("pool_log")) {
+    for (const auto& d : resumed.state.at("pool_log")) pool_log_.push_back(d);
+  }
 }
 
 }  // namespace localist

@@ -10,7 +10,10 @@
 // rank (a block's moments live only on its owner), then sent whole.
 // Limits: every group on a rank holds its own copy of the training shards.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +46,21 @@ class Pool {
   // whose branch step it is, re-plans the map and moves states. Returns whether it did.
   bool advance_to(int64_t step);
 
+  // Collective over the world, at the boundary before `step`: a spawned specialist joins
+  // (M11 step 4). Its state is `trial` on the parent's ranks (null on the others, which
+  // receive it); the map is re-planned and states move as at a branch step.
+  void admit(int64_t step, PoolLlmConfig llm, std::unique_ptr<ModelGroup> trial);
+  // The setup of LLM `llm` of `pool` (this pool's config or one with a candidate
+  // appended) on this rank's current group of ranks.
+  GroupSetup setup_in(const PoolConfig& pool, size_t llm) const;
+  // LLM `llm`'s whole state from this rank's group of it (bp 1), as a checkpoint holds it.
+  CheckpointContents state_of(size_t llm, int64_t step) const;
+  ModelGroup* group(size_t llm) const { return groups_[llm].get(); }  // null where this rank does not train it
+  Communicator& world() const { return *s_.world; }
+  // The spawn decisions so far (M11 step 5), in order; kept in checkpoints (`pool_log`).
+  const std::vector<nlohmann::json>& pool_log() const { return pool_log_; }
+  void log_decision(const nlohmann::json& decision) { pool_log_.push_back(decision); }
+
   std::vector<ModelGroup*> local_groups() const;  // this rank's groups, pool order
   const PoolConfig& config() const { return s_.pool; }
   const PoolMap& map() const { return map_; }
@@ -61,13 +79,24 @@ class Pool {
   void check_resumed_pool(const CheckpointContents& c, const std::vector<std::string>& expected,
                           int64_t start_step) const;
   void split_world();
+  // The specialists in `resumed` that the coordinator spawned, appended to the config.
+  void add_spawned(const CheckpointContents& resumed);
+  // Re-plans the map for the LLMs existing at `step` and moves states (`fresh`: the LLMs
+  // new at this step, copied from their parent or from pending_).
+  void replan(int64_t step, const std::vector<size_t>& fresh, const std::string& why);
   std::unique_ptr<ModelGroup> build(size_t llm, const CheckpointContents* from, const std::string& source);
 
   PoolSetup s_;
   PoolMap map_;
   std::shared_ptr<Communicator> comm_;  // this rank's group of ranks (the world without a pool)
   std::vector<std::unique_ptr<ModelGroup>> groups_;  // by LLM; null where this rank does not train it
+  std::map<size_t, std::unique_ptr<ModelGroup>> pending_;  // during admit: the spawned LLM's trial state
+  std::vector<nlohmann::json> pool_log_;
 };
+
+// The specialists the coordinator spawned (pool_json entries marked `spawned`), appended
+// to `pool` in the checkpoint's order; a declared LLM of the same name is a ConfigError.
+void pool_add_spawned(PoolConfig& pool, const CheckpointContents& c);
 
 // The key of an LLM's batch and dropout streams: the run's seed for main (so a run
 // without a pool is unchanged), a mix of the seed and the name for a specialist.

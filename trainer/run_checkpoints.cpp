@@ -39,7 +39,8 @@ LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm) {
             {"domains", c.domains},
             {"parameters", g.model->parameter_count()},
             {"global_batch", c.global_batch},
-            {"ranks", pool.map().ranks(llm)}};
+            {"ranks", pool.map().ranks(llm)},
+            {"spawned", c.spawned}};
   return w;
 }
 
@@ -65,6 +66,7 @@ void RunCheckpoints::save(const Pool& pool, int64_t step, bool periodic) {
              {"schedules", {{"lr", tc.lr.at(step)}, {"dial", tc.dial.at(step, L, g.setup.seed)}}},
              {"mesh", {{"world", s_.world->size()}, {"block_parallel", g.mesh.bp_size}}},
              {"pool_map", pool.map().to_json()}};
+  if (!pool.pool_log().empty()) w.state["pool_log"] = pool.pool_log();
   writer_.start(w);
   if (!periodic || !tc.async_checkpoint) commit_pending();
 }

@@ -45,6 +45,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
   const uint64_t seed = pool.local_groups().front()->setup.seed;
   Communicator& world = *setup.world;
   LoopEnd end;
+  PoolSpawner spawner(pool, tc);
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   for (int64_t step = setup.start_step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
@@ -66,10 +67,11 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       if (step != checkpoints.last_step()) checkpoints.save(pool, step, false);
       end.steps = step;
       end.stop_signal = static_cast<int>(b.stop_signal);
+      end.spawn = spawner.times();
       return end;
     }
     pool.advance_to(step);  // a branch step: specialists join, the map is re-planned
-    const std::vector<ModelGroup*> groups = pool.local_groups();
+    std::vector<ModelGroup*> groups = pool.local_groups();
     const double lr = tc.lr.at(step);
     for (ModelGroup* g : groups) {
       if (step == setup.forced_remap_step) g->remap_for_test(step);
@@ -79,6 +81,11 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
         rec["llm"] = g->setup.name;
         if (leads(*g)) relay.post(rec);
       }
+    }
+    if (spawner.due(step)) {  // hierarchical recruitment: a specialist may join before this step
+      const nlohmann::json rec = spawner.round(step);
+      if (world.rank() == 0) relay.post(rec);
+      groups = pool.local_groups();
     }
     const std::vector<double> dial = tc.dial.at(step, L, seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
@@ -107,6 +114,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     if (timed) end.step_ms += ms_since(step_start), ++end.timed_steps;
   }
   end.steps = tc.steps;
+  end.spawn = spawner.times();
   return end;
 }
 

@@ -17,6 +17,7 @@
 #include "trainer/fault_injection.h"
 #include "trainer/model_group.h"
 #include "trainer/pool.h"
+#include "trainer/pool_spawn.h"
 #include "trainer/record_relay.h"
 #include "trainer/run_checkpoints.h"
 #include "trainer/train_step.h"
@@ -48,6 +49,7 @@ struct LoopEnd {
   // plane) and in whole steps, over the steps after the first (start-up excluded).
   double control_ms = 0, step_ms = 0;
   int64_t timed_steps = 0;
+  SpawnTimes spawn;  // this rank's time in spawn rounds (pool.recruit)
 };
 
 // Runs the steps [setup.start_step, train.steps) of the pool; collective over the world.

@@ -132,6 +132,7 @@ class StepReporter {
   ProgressLine& progress() { return progress_; }
   void heard(const nlohmann::json& rec) {  // rank 0: a step record from any rank
     const int i = pool_.index(rec.value("llm", "main"));
+    bits_.resize(pool_.llms.size(), -1.0);  // a spawn adds an LLM
     if (i >= 0) bits_[i] = rec.value("bits_per_token", -1.0);
   }
   nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
@@ -145,6 +146,7 @@ class StepReporter {
                                    step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
     } else {
       const int me = pool_.index(g.setup.name);
+      bits_.resize(pool_.llms.size(), -1.0);
       bits_[me] = bits;
       std::string llms;
       for (size_t i = 0; i < bits_.size(); ++i) {
@@ -179,6 +181,18 @@ nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
                rt.decision, rt.restore, 100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
   return {{"event", "recruitment_time"}, {"llm", g.setup.name}, {"statistics_s", rt.statistics},
           {"decision_s", rt.decision}, {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}};
+}
+
+// Spawn rounds against the run's wall time on this rank: deciding and admitting (the
+// overhead), the trials' training steps apart.
+nlohmann::json spawn_time_record(const SpawnTimes& t, int rank, double wall, bool lead) {
+  if (lead) {
+    spdlog::info("pool recruitment time: {} rounds, {} trials; decisions {:.2f} s, admissions {:.2f} s = {:.2f}% of "
+                 "{:.1f} s; trial steps {:.2f} s ({:.1f}%)", t.rounds, t.trials, t.decision_s, t.admit_s,
+                 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s, 100 * t.trial_s / wall);
+  }
+  return {{"event", "pool_recruitment_time"}, {"rank", rank}, {"rounds", t.rounds}, {"trials", t.trials},
+          {"decision_s", t.decision_s}, {"admit_s", t.admit_s}, {"trial_s", t.trial_s}, {"wall_s", wall}};
 }
 
 // What a run's records say for its summary: main's last step and eval numbers, and each
@@ -308,6 +322,13 @@ TrainSummary train_run(const TrainPlan& p) {
     absorb_record(rec, pc, summary);
     const std::string event = rec.value("event", "");
     if (event == "step") reporter.heard(rec);
+    if (event == "pool_recruitment" && rec.value("accepted", false)) {  // announced above the progress line
+      reporter.progress().finish();
+      spdlog::info("step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
+                   rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
+                   rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) -
+                       rec.value("cost_bits", 0.0), rec.at("ranks_after").dump());
+    }
     if (event == "eval") {
       reporter.progress().finish();
       spdlog::info("eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
@@ -359,6 +380,7 @@ TrainSummary train_run(const TrainPlan& p) {
   for (ModelGroup* g : pool.local_groups()) {
     if (g->recruiter && g->mesh.ranks->rank() == 0) relay.post(recruitment_time_record(*g, seconds_since(t_start)));
   }
+  if (pc.recruit.enabled) relay.post(spawn_time_record(end.spawn, world->rank(), seconds_since(t_start), lead));
   relay.flush("end of training");
   world->barrier("end of training");
   summary.seconds = seconds_since(t_start);

@@ -5,7 +5,9 @@
 // exactly, passing the branch again; a 4-rank pool checkpoint resumes on 1 and 3 ranks;
 // a missing or damaged rank file of one LLM is a one-line error naming it; eval answers
 // with the (domain × LLM) table and the routers (the mixture bound holds), generate
-// routes a prompt; inspect and the h5py reader show the pool; a bad pool is exit 2.
+// routes a prompt; inspect and the h5py reader show the pool; a bad pool is exit 2. The
+// coordinator's spawns (pool.recruit): an accepted one on 1, 2 and 4 ranks, resumed across;
+// rejected trials leave every loss bit-identical to pool.recruit: false.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -48,6 +50,17 @@ std::map<std::pair<std::string, int64_t>, double> losses(const fs::path& metrics
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line);
     if (j.value("event", "") == "step") out[{j.at("llm").get<std::string>(), j.at("step").get<int64_t>()}] = j.at("loss");
+  }
+  return out;
+}
+
+// The records of one event, in order.
+std::vector<nlohmann::json> records(const fs::path& metrics, const std::string& event) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(localist::test::read_text(metrics));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("event", "") == event) out.push_back(j);
   }
   return out;
 }
@@ -213,15 +226,7 @@ TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
   ASSERT_EQ(sh(dir_, bin() + " train p.yaml --set run.dir=r1" + rec).status, 0);
   Shell two = sh(dir_, mpi(2) + " train p.yaml --set run.dir=r2" + rec);
   ASSERT_EQ(two.status, 0) << two.err;
-  auto rounds = [&](const std::string& run) {
-    std::vector<nlohmann::json> out;
-    std::istringstream in(localist::test::read_text(dir_ / (run + "/metrics.jsonl")));
-    for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.value("event", "") == "recruitment") out.push_back(j);
-    }
-    return out;
-  };
+  auto rounds = [&](const std::string& run) { return records(dir_ / (run + "/metrics.jsonl"), "recruitment"); };
   const auto one = rounds("r1"), other = rounds("r2");
   ASSERT_EQ(one.size(), other.size());
   int main_rounds = 0, drama_rounds = 0;
@@ -291,4 +296,115 @@ TEST_F(Pool, EvalGenerateAndBadPools) {
   EXPECT_EQ(bad.err.find('\n'), bad.err.size() - 1) << bad.err;
   EXPECT_NE(bad.err.find("pool.llms[0].domains: unknown domain 'poetry'"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(dir_ / "badrun"));
+}
+
+// Hierarchical recruitment (M11 steps 1-5) end to end. Spawn rounds every 40 steps with
+// a horizon large enough that a specialist pays: at step 40 one of main's two domains
+// gets a specialist (block recruitment is off, so both are saturated), at step 80 the
+// other is no candidate (main would keep nothing of its own). The decision, its numbers,
+// names and ranks are the same on 1, 2 and 4 ranks; the spawned LLM trains from step 40;
+// a resume from before and from after the spawn continues bit for bit; inspect prints
+// the pool log.
+TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
+  std::string cfg = localist::test::read_text(dir_ / "p.yaml");
+  cfg = cfg.substr(0, cfg.find("pool:")) + R"(pool:
+  recruit: true
+  interval: 40
+  n_try: 20
+  horizon_tokens: 1.0e12
+  heldout_windows: 32
+)";
+  cfg.replace(cfg.find("steps: 12"), 9, "steps: 100");
+  cfg.replace(cfg.find("context: 32"), 11, "context: 64");
+  cfg.replace(cfg.find("checkpoint_every: 3"), 19, "checkpoint_every: 20\n  keep_checkpoints: 10\n  lr: 3.0e-3");
+  localist::test::write_text(dir_ / "spawn.yaml", cfg);
+  Shell one = sh(dir_, bin() + " train spawn.yaml --set run.dir=s1");
+  ASSERT_EQ(one.status, 0) << one.err;
+  auto decisions = [&](const std::string& run) { return records(dir_ / (run + "/metrics.jsonl"), "pool_recruitment"); };
+  const auto d1 = decisions("s1");
+  ASSERT_EQ(d1.size(), 2u);
+  const auto& first = d1[0];
+  EXPECT_EQ(first.at("step"), 40);
+  ASSERT_EQ(first.at("decision"), "accepted") << first;
+  const std::string domain = first.at("domain"), name = first.at("name");
+  EXPECT_EQ(name, "spec-" + domain);
+  for (const char* k : {"n_d", "b_p", "b_s", "gain_bits", "naming_bits", "cost_bits", "delta_bits", "se_bits", "z",
+                        "j_before", "j_after", "ranks_before", "ranks_after", "parent"}) {
+    EXPECT_TRUE(first.contains(k)) << k << " missing: " << first;
+  }
+  EXPECT_NEAR(first.at("n_d").get<double>(), 1e12 * first.at("share").get<double>(), 1.0);
+  EXPECT_GT(first.at("j_before").get<double>() - first.at("j_after").get<double>(), 0.0);
+  EXPECT_LT(first.at("b_s").get<double>(), first.at("b_p").get<double>());
+  EXPECT_EQ(first.at("ranks_after").at(name), nlohmann::json({0}));
+  EXPECT_EQ(d1[1].at("decision"), "no candidate") << d1[1];
+  EXPECT_NE(d1[1].dump().find("main would keep no domain of its own"), std::string::npos) << d1[1];
+  EXPECT_NE(one.err.find("spawned specialist " + name), std::string::npos) << one.err;
+  const auto base = losses(dir_ / "s1/metrics.jsonl");
+  EXPECT_EQ(base.size(), 100u + 60u);  // main every step, the specialist from step 40
+  EXPECT_TRUE(base.count({name, 40}) && !base.count({name, 39}));
+
+  for (int n : {2, 4}) {
+    const std::string run = "s" + std::to_string(n);
+    Shell r = sh(dir_, mpi(n) + " train spawn.yaml --set run.dir=" + run);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto dn = decisions(run);
+    ASSERT_EQ(dn.size(), d1.size()) << run;
+    for (size_t i = 0; i < dn.size(); ++i) {
+      EXPECT_EQ(dn[i].value("decision", ""), d1[i].value("decision", "")) << run;
+      EXPECT_EQ(dn[i].value("name", ""), d1[i].value("name", "")) << run;
+      EXPECT_EQ(dn[i].at("candidates").size(), d1[i].at("candidates").size()) << run;
+      for (const char* k : {"b_p", "b_s", "gain_bits", "cost_bits", "n_d"}) {
+        if (!d1[i].contains(k)) continue;
+        const double a = d1[i].at(k), b = dn[i].at(k);
+        EXPECT_NEAR(b, a, 1e-4 * std::max(1.0, std::fabs(a))) << run << " " << k;
+      }
+    }
+    expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, run);
+  }
+  // Resumed from the checkpoint before the spawn round (step 40) and from one after it.
+  for (const std::string from : {"step-00000040", "step-00000060"}) {
+    const std::string run = "r" + from.substr(from.size() - 2);
+    fs::create_directories(dir_ / (run + "/checkpoints"));
+    fs::copy(dir_ / ("s1/checkpoints/" + from), dir_ / (run + "/checkpoints/" + from), fs::copy_options::recursive);
+    Shell r = sh(dir_, bin() + " train spawn.yaml --set run.dir=" + run + " --resume auto");
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_same(losses(dir_ / (run + "/metrics.jsonl")), base, 0.0, "resumed from " + from);
+    EXPECT_EQ(decisions(run).size(), from == "step-00000040" ? 2u : 1u) << run;
+  }
+  // The spawned LLM answers like a declared one: its column in the pool's table, tag routing to it.
+  Shell ev = sh(dir_, bin() + " eval --checkpoint s1 --out ev");
+  ASSERT_EQ(ev.status, 0) << ev.err;
+  const auto table = nlohmann::json::parse(localist::test::read_text(dir_ / "ev/pool.json"));
+  EXPECT_EQ(table.at("columns").at(1), name) << table;
+  Shell ins = sh(dir_, bin() + " inspect s1/checkpoints/step-00000060");
+  EXPECT_EQ(ins.status, 0) << ins.err;
+  EXPECT_NE(ins.out.find("pool log"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("llm " + name + ": parent main, branched at step 40, domains " + domain), std::string::npos)
+      << ins.out;
+}
+
+// A rejected trial changes nothing (M11 step 4): with a δ no gain can reach, every LLM's
+// per-step losses equal those of pool.recruit: false bit for bit, though trials ran.
+TEST_F(Pool, RejectedSpawnTrialsChangeNothing) {
+  std::string cfg = localist::test::read_text(dir_ / "p.yaml");
+  const std::string news = "    - {name: news, path: wiki-ho.txt, split: wikitext}\n";
+  cfg.insert(cfg.find("    - {name: wiki-ho"), news);
+  const std::string off = cfg;
+  cfg.replace(cfg.find("pool:\n"), 6, "pool:\n  recruit: true\n  interval: 4\n  n_try: 2\n  delta: 1.0e30\n");
+  localist::test::write_text(dir_ / "rej.yaml", cfg);
+  localist::test::write_text(dir_ / "off.yaml", off);
+  ASSERT_EQ(sh(dir_, bin() + " prepare rej.yaml").status, 0);
+  Shell on = sh(dir_, bin() + " train rej.yaml --set run.dir=on");
+  ASSERT_EQ(on.status, 0) << on.err;
+  Shell plain = sh(dir_, bin() + " train off.yaml --set run.dir=off");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  int trials = 0;
+  for (const auto& j : records(dir_ / "on/metrics.jsonl", "pool_recruitment")) {
+    EXPECT_NE(j.value("decision", ""), "accepted") << j;
+    trials += j.value("decision", "") == "rejected";
+  }
+  EXPECT_EQ(trials, 2);  // steps 4 and 8
+  const auto a = losses(dir_ / "on/metrics.jsonl"), b = losses(dir_ / "off/metrics.jsonl");
+  EXPECT_EQ(a.size(), b.size());
+  expect_same(b, a, 0.0, "recruit with an unreachable delta");
 }

@@ -121,3 +121,32 @@ TEST(PoolConfig, BadPoolsAreLocatedOneLineErrors) {
   EXPECT_NE(error_of("pool:\n  generalist_replay: 0.1\n").find("pool.llms is required"), std::string::npos);
 
 }
+
+// pool.recruit (M11 steps 1-5): its constants parse with their defaults and survive the
+// effective config; without declared specialists the pool is main alone; a bad constant,
+// a pool declared beyond max_llms or block parallelism is a located ConfigError.
+TEST(PoolConfig, RecruitConstants) {
+  const RunConfig c = run_config_parse(kData + "pool:\n  recruit: true\n  n_try: 7\n  horizon_tokens: 5.0e8\n",
+                                       "p.yaml", 0);
+  ASSERT_TRUE(c.pool.declared);
+  EXPECT_EQ(c.pool.llms.size(), 1u);
+  const PoolRecruitConfig& r = c.pool.recruit;
+  EXPECT_TRUE(r.enabled);
+  EXPECT_EQ(r.n_try, 7);
+  EXPECT_DOUBLE_EQ(r.horizon_tokens, 5e8);
+  EXPECT_EQ(r.specialist_batch, 8);  // train.global_batch
+  EXPECT_EQ(r.interval, 100);
+  EXPECT_DOUBLE_EQ(r.delta, 0.0);
+  EXPECT_DOUBLE_EQ(r.confidence_z, 2.0);
+  const RunConfig again = run_config_parse(run_config_to_yaml(c), "effective.yaml", 0);
+  EXPECT_TRUE(again.pool.recruit.enabled);
+  EXPECT_EQ(again.pool.recruit.n_try, 7);
+  EXPECT_DOUBLE_EQ(again.pool.recruit.horizon_tokens, 5e8);
+  EXPECT_NE(error_of("pool:\n  recruit: true\n  n_tri: 3\n").find("n_tri"), std::string::npos);
+  EXPECT_NE(error_of("pool:\n  recruit: true\n  confidence_z: -1\n").find("p.yaml:"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kPool) + "  recruit: true\n  max_llms: 2\n").find("more than max_llms 2"),
+            std::string::npos);
+  EXPECT_NE(error_of("distributed:\n  block_parallel: 2\npool:\n  recruit: true\n").find("block_parallel 1"),
+            std::string::npos);
+  EXPECT_NE(error_of("pool:\n  generalist_replay: 0.1\n").find("pool.llms is required"), std::string::npos);
+}
