@@ -228,11 +228,14 @@ nlohmann::json PoolSpawner::round(int64_t step) {
     const nlohmann::json rec = decide_on_main(step, *main, &trial);
     if (main->mesh.ranks->rank() == 0) mine = rec.dump();
   }
-  // Main's lead tells the world (the other ranks wait here while the trial runs).
+  // Main's lead tells the world (the other ranks wait here while the trial runs: what
+  // a trial costs the rest of the pool).
   nlohmann::json rec;
+  const auto t_wait = Clock::now();
   for (const auto& s : all_gather_strings(world, mine, "pool recruitment decision (step " + std::to_string(step) + ")")) {
     if (!s.empty()) rec = nlohmann::json::parse(s);
   }
+  if (!main) times_.wait_s += seconds_since(t_wait);
   if (rec.is_null()) throw Error("pool recruitment: no rank of main reported a decision at step " + std::to_string(step) + " (a bug)");
   rec["ranks_before"] = ranks_by_llm(pool_);
   const auto t1 = Clock::now();
@@ -257,7 +260,7 @@ nlohmann::json PoolSpawner::round(int64_t step) {
                    rec.value("decision", ""));
     }
   }
-  (void)t0;
+  times_.round_s += seconds_since(t0);
   return rec;
 }
 

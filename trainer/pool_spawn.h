@@ -26,9 +26,10 @@ namespace localist {
 
 // Where spawn rounds spent this rank's time (seconds): choosing candidates and deciding,
 // the trials' training steps (parent's control and candidate), admitting an accepted
-// specialist (re-plan, state moves, rebuilt groups).
+// specialist (re-plan, state moves, rebuilt groups); on a rank that does not train main,
+// waiting for main's decision (the trial's cost to the rest of the pool); whole rounds.
 struct SpawnTimes {
-  double decision_s = 0, trial_s = 0, admit_s = 0;
+  double decision_s = 0, trial_s = 0, admit_s = 0, wait_s = 0, round_s = 0;
   int64_t rounds = 0, trials = 0;
 };
 

@@ -188,11 +188,13 @@ nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
 nlohmann::json spawn_time_record(const SpawnTimes& t, int rank, double wall, bool lead) {
   if (lead) {
     spdlog::info("pool recruitment time: {} rounds, {} trials; decisions {:.2f} s, admissions {:.2f} s = {:.2f}% of "
-                 "{:.1f} s; trial steps {:.2f} s ({:.1f}%)", t.rounds, t.trials, t.decision_s, t.admit_s,
-                 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s, 100 * t.trial_s / wall);
+                 "{:.1f} s; trial steps {:.2f} s ({:.1f}%){}", t.rounds, t.trials, t.decision_s, t.admit_s,
+                 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s, 100 * t.trial_s / wall,
+                 t.wait_s > 0 ? fmt::format("; waiting for main's trials {:.2f} s", t.wait_s) : "");
   }
   return {{"event", "pool_recruitment_time"}, {"rank", rank}, {"rounds", t.rounds}, {"trials", t.trials},
-          {"decision_s", t.decision_s}, {"admit_s", t.admit_s}, {"trial_s", t.trial_s}, {"wall_s", wall}};
+          {"decision_s", t.decision_s}, {"admit_s", t.admit_s}, {"trial_s", t.trial_s}, {"wait_s", t.wait_s},
+          {"round_s", t.round_s}, {"wall_s", wall}};
 }
 
 // What a run's records say for its summary: main's last step and eval numbers, and each
