@@ -142,7 +142,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     if (s.lead) spdlog::info("block map {}", blocks->map().describe());
   }
   const auto& ac = model->anchor_code();
-  spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
+  if (s.lead) spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
                "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
                model->parameter_count(), s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),

@@ -177,8 +177,11 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   with.llms.push_back(cand);
   GroupSetup cs = pool_.setup_in(with, with.llms.size() - 1);
   cs.stream_seed = pool_stream_seed(main.setup.seed, name + "#trial");
+  cs.lead = false;  // trial groups are quiet: the round's record says what they did
+  GroupSetup ctl = pool_.setup_in(pc, 0);
+  ctl.lead = false;
   const CheckpointContents state = pool_.state_of(0, step);
-  auto control = std::make_unique<ModelGroup>(pool_.setup_in(pc, 0), &state, "main");
+  auto control = std::make_unique<ModelGroup>(ctl, &state, "main");
   auto spec = std::make_unique<ModelGroup>(cs, &state, "main");
   const std::vector<SampleRef> held = heldout_windows(main, step, best_srcs);
   const double share = domain_share(main, step, best_srcs);
