@@ -393,15 +393,25 @@ void pool_add_spawned(PoolConfig& pool, const CheckpointContents& c) {
   for (const auto& l : c.llms) {
     if (!l.info.value("spawned", false)) continue;
     if (pool.index(l.name) >= 0) {
-      throw ConfigError("--resume: the coordinator spawned LLM '" + l.name + "' in " + c.dir +
+      throw ConfigError(c.dir + ": the coordinator spawned LLM '" + l.name + "' in this checkpoint" +
                         ", but the pool config also declares an LLM of that name (rename the declared one)");
     }
     PoolLlmConfig s;
     s.name = l.name;
-    s.domains = l.info.value("domains", std::vector<std::string>{});
-    s.branch_from = l.info.value("parent", std::string("main"));
-    s.branch_step = l.info.value("branch_step", int64_t(0));
-    s.global_batch = l.info.value("global_batch", int64_t(1));
+    try {  // every field is needed to continue its stream: none has a default
+      s.domains = l.info.at("domains").get<std::vector<std::string>>();
+      s.branch_from = l.info.at("parent").get<std::string>();
+      s.branch_step = l.info.at("branch_step").get<int64_t>();
+      s.global_batch = l.info.at("global_batch").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(c.dir + ": the pool entry of spawned LLM '" + l.name + "' is malformed (" + e.what() +
+                  "); the checkpoint is damaged: use an earlier one");
+    }
+    if (pool.index(s.branch_from) < 0 || s.domains.empty() || s.global_batch < 1) {
+      throw Error(c.dir + ": the pool entry of spawned LLM '" + l.name + "' names parent '" + s.branch_from +
+                  "', " + std::to_string(s.domains.size()) + " domain(s) and batch " + std::to_string(s.global_batch) +
+                  "; the checkpoint is damaged: use an earlier one");
+    }
     s.spawned = true;
     pool.llms.push_back(s);
   }

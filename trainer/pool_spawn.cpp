@@ -137,6 +137,7 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   nlohmann::json considered = nlohmann::json::array();
   std::string best;
   std::vector<int32_t> best_srcs;
+  std::vector<SampleRef> held;  // the tried candidate's held-out windows
   HeldoutBits best_bits;
   for (const std::string& d : domains) {
     std::vector<int32_t> srcs;
@@ -157,9 +158,10 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
     } else if (why.empty()) {
       c["eligible"] = false, c["why"] = "block recruitment may still serve it";
     } else {
-      const HeldoutBits b = score(main, heldout_windows(main, step, srcs), dial);
+      std::vector<SampleRef> refs = heldout_windows(main, step, srcs);
+      const HeldoutBits b = score(main, refs, dial);
       c["eligible"] = true, c["why"] = why, c["bits_main"] = b.mean;
-      if (best.empty() || b.mean > best_bits.mean) best = d, best_srcs = srcs, best_bits = b;
+      if (best.empty() || b.mean > best_bits.mean) best = d, best_srcs = srcs, best_bits = b, held = std::move(refs);
     }
     considered.push_back(c);
   }
@@ -183,7 +185,6 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   const CheckpointContents state = pool_.state_of(0, step);
   auto control = std::make_unique<ModelGroup>(ctl, &state, "main");
   auto spec = std::make_unique<ModelGroup>(cs, &state, "main");
-  const std::vector<SampleRef> held = heldout_windows(main, step, best_srcs);
   const double share = domain_share(main, step, best_srcs);
   times_.decision_s += seconds_since(t0);
   t0 = Clock::now();

@@ -371,6 +371,14 @@ TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
     expect_same(losses(dir_ / (run + "/metrics.jsonl")), base, 0.0, "resumed from " + from);
     EXPECT_EQ(decisions(run).size(), from == "step-00000040" ? 2u : 1u) << run;
   }
+  // A config that declares an LLM of the spawned one's name cannot continue the run.
+  std::string clash = cfg;
+  clash += "  llms:\n    - {name: " + name + ", domains: [" + domain + "], branch_from: main, branch_step: 90}\n";
+  localist::test::write_text(dir_ / "clash.yaml", clash);
+  Shell refused = sh(dir_, bin() + " train clash.yaml --set run.dir=s1 --resume s1/checkpoints/step-00000060");
+  EXPECT_EQ(refused.status, 2) << refused.err;
+  EXPECT_EQ(refused.err.find('\n'), refused.err.size() - 1) << refused.err;
+  EXPECT_NE(refused.err.find("also declares an LLM of that name"), std::string::npos) << refused.err;
   // The spawned LLM answers like a declared one: its column in the pool's table, tag routing to it.
   Shell ev = sh(dir_, bin() + " eval --checkpoint s1 --out ev");
   ASSERT_EQ(ev.status, 0) << ev.err;
