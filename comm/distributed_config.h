@@ -17,6 +17,9 @@ struct DistributedConfig {
   double startup_timeout_s = 1800.0;
   // Gradient bucket size (MB) for the data-parallel all-reduce overlapped with backward.
   double bucket_mb = 1.0;
+  // ZeRO stage: 0 (every data-parallel rank keeps all AdamW moments) or 1 (the moments
+  // of the replicated parameters are sharded over the data-parallel ranks).
+  int64_t zero = 0;
 };
 
 }  // namespace localist

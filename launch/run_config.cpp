@@ -193,6 +193,7 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.keep_checkpoints = m.get_int("keep_checkpoints", t.keep_checkpoints, 1, kHuge);
   t.keep_checkpoint_every = m.get_int("keep_checkpoint_every", t.keep_checkpoint_every, 0, kHuge);
   t.async_checkpoint = m.get_bool("async_checkpoint", t.async_checkpoint);
+  t.activation_checkpointing = m.get_bool("activation_checkpointing", t.activation_checkpointing);
   t.rules = m.get_string("rules", t.rules);
   t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
   t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
@@ -271,6 +272,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   c.distributed.startup_timeout_s =
       dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
+  c.distributed.zero = dist.get_int("zero", c.distributed.zero, 0, 1);
   dist.finish();
   parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
   c.pool = pool_section_parse(root.get_map("pool"), root.has("pool"), c.data, c.train);
@@ -380,6 +382,7 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "keep_checkpoints" << YAML::Value << t.keep_checkpoints;
   e << YAML::Key << "keep_checkpoint_every" << YAML::Value << t.keep_checkpoint_every;
   e << YAML::Key << "async_checkpoint" << YAML::Value << t.async_checkpoint;
+  e << YAML::Key << "activation_checkpointing" << YAML::Value << t.activation_checkpointing;
   e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
   e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
   const DialSchedule& d = t.dial;
@@ -413,7 +416,8 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "block_parallel" << YAML::Value << c.distributed.block_parallel;
   e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
   e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
-  e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb << YAML::EndMap;
+  e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb;
+  e << YAML::Key << "zero" << YAML::Value << c.distributed.zero << YAML::EndMap;
   const RecruitmentConfig& r = c.recruitment;
   e << YAML::Key << "recruitment" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "enabled" << YAML::Value << r.enabled << YAML::Key << "interval" << YAML::Value << r.interval;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/mix64.h"
+#include "model/activation_checkpoint.h"
 #include "model/block_attention.h"
 
 namespace localist {
@@ -94,6 +95,19 @@ int64_t LocalistModel::parameter_count() {
   return n;
 }
 
+at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor& x_in, double dial,
+                                         const ForwardOptions& o, double p, ForwardResult& out) const {
+  const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
+  auto attn = localist_attention(L, xn, anchors, out.active_blocks, config_, dial, o.rules, o.penalties, o.trace, out,
+                                 o.shard);
+  if (p > 0) attn = at::dropout(attn, p, true);
+  const auto x = x_in + attn;
+  const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
+  auto ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
+  if (p > 0) ffn = at::dropout(ffn, p, true);
+  return x + ffn;
+}
+
 ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOptions& o) {
   const int64_t T = tokens.size(1);
   if (T > config_.context) {
@@ -112,17 +126,34 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
   const double p = is_training() ? config_.dropout : 0.0;
   at::Tensor x = at::embedding(wte, tokens) + wpe.narrow(0, 0, T).unsqueeze(0);
   if (p > 0) x = at::dropout(x, p, true);
+  // Traces keep every layer's attention anyway, so they are never checkpointed.
+  const bool replay = o.checkpoint_activations && !o.trace && is_training() && at::GradMode::is_enabled();
   for (int64_t l = 0; l < config_.n_layers; ++l) {
     const LocalistLayer& L = *layers[l];
-    const auto xn = at::layer_norm(x, {config_.d_model}, L.ln1_w, L.ln1_b);
-    auto attn = localist_attention(L, xn, anchors, out.active_blocks, config_, o.dial[l], o.rules, o.penalties,
-                                   o.trace, out, o.shard);
-    if (p > 0) attn = at::dropout(attn, p, true);
-    x = x + attn;
-    const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
-    auto ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
-    if (p > 0) ffn = at::dropout(ffn, p, true);
-    x = x + ffn;
+    if (!replay) {
+      x = layer_forward(L, x, o.dial[l], o, p, out);
+      continue;
+    }
+    // The replayed layer owns copies of what it reads (the rule masks outlive this call).
+    auto rules = o.rules ? std::make_shared<RuleMasks>(*o.rules) : nullptr;
+    auto shard = o.shard ? std::make_shared<BlockShard>(*o.shard) : nullptr;
+    const at::Tensor active = out.active_blocks;
+    const double dial = o.dial[l];
+    const bool penalties = o.penalties;
+    auto fn = [this, &L, rules, shard, active, dial, penalties, p](const at::Tensor& xin) {
+      ForwardOptions lo;
+      lo.rules = rules.get();
+      lo.shard = shard.get();
+      lo.penalties = penalties;
+      ForwardResult r;
+      r.active_blocks = active;
+      std::vector<at::Tensor> outs{layer_forward(L, xin, dial, lo, p, r)};
+      if (penalties) outs.insert(outs.end(), {r.omega.at(0), r.mutual_info.at(0)});
+      return outs;
+    };
+    const auto outs = checkpointed_layer(fn, x, layers[l]->parameters());
+    x = outs[0];
+    if (penalties) out.omega.push_back(outs[1]), out.mutual_info.push_back(outs[2]);
   }
   x = at::layer_norm(x, {config_.d_model}, lnf_w, lnf_b);
   out.logits = at::linear(x, wte);

@@ -43,6 +43,7 @@ struct ForwardOptions {
   bool penalties = false;           // compute Ω and I_π per layer
   bool trace = false;               // keep attention, routing and logits (metrics, generate)
   const BlockShard* shard = nullptr;  // block parallel; null: every active block here
+  bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
 };
 
 struct LayerTrace {
@@ -94,6 +95,9 @@ class LocalistModel : public torch::nn::Module {
   std::vector<std::shared_ptr<LocalistLayer>> layers;
 
  private:
+  // One layer: x -> x + attention(ln1 x) -> + ffn(ln2 ·), dropout p on both branches.
+  at::Tensor layer_forward(const LocalistLayer& L, const at::Tensor& x, double dial, const ForwardOptions& o, double p,
+                           ForwardResult& out) const;
   ModelConfig config_;
   int64_t vocab_size_;
   AnchorCode anchor_code_;

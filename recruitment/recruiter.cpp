@@ -29,6 +29,7 @@ TrialSetup trial_setup(const RecruiterSetup& s) {
   t.device = s.device;
   t.pad_id = s.pad_id;
   t.micro_batch = s.micro_batch;
+  t.checkpoint_activations = s.checkpoint_activations;
   t.batch = s.global_batch;
   t.seed = s.seed;
   t.beta1 = s.beta1, t.beta2 = s.beta2;

@@ -46,6 +46,7 @@ struct RecruiterSetup {
   int64_t pad_id = -100;
   uint64_t seed = 0;
   int64_t global_batch = 16, micro_batch = 8, total_steps = 0;
+  bool checkpoint_activations = false;
   double beta1 = 0.9, beta2 = 0.95;
   at::Device device = at::kCPU;
 };

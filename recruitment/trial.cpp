@@ -150,6 +150,7 @@ void Trial::train(int64_t step, int64_t steps, const std::vector<TrainedTensor>&
                                     static_cast<uint64_t>(t * 131 + begin + off)));
         ForwardOptions fo;
         fo.dial = dial;
+        fo.checkpoint_activations = s_.checkpoint_activations;
         const ForwardPass f = forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
                                                  domains_of(refs, begin + off, begin + off + n), fo, spec,
                                                  PassLoss::kMean);

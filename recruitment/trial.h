@@ -55,6 +55,7 @@ struct TrialSetup {
   at::Device device = at::kCPU;
   int64_t pad_id = -100;
   int64_t micro_batch = 8;
+  bool checkpoint_activations = false;  // train.activation_checkpointing
   int64_t batch = 16;  // windows per trial step
   uint64_t seed = 0;
   double beta1 = 0.9, beta2 = 0.95;

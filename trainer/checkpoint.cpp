@@ -15,6 +15,7 @@
 #include "core/file_util.h"
 #include "core/sha256.h"
 #include "trainer/block_parallel.h"
+#include "trainer/zero_optimizer.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/tensor_file.h"
 
@@ -241,7 +242,7 @@ std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, con
 }
 
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank, const std::string& llm) {
+                               const BlockMap& map, int bp_rank, const std::string& llm, ZeroAdamW* zero) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   auto install = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
@@ -251,12 +252,23 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     st->exp_avg_sq(m2.to(p.device()).clone());
     optimizer.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
   };
+  std::vector<FullMoments> sharded(zero ? zero->params().size() : 0);
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
     const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
     if (!c.tensors.count(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
-    install(kv.value(), need(c, pre + "exp_avg"), need(c, pre + "exp_avg_sq"), need(c, pre + "step").item<int64_t>());
+    const at::Tensor m1 = need(c, pre + "exp_avg"), m2 = need(c, pre + "exp_avg_sq");
+    const int64_t step = need(c, pre + "step").item<int64_t>();
+    if (m1.sizes() != kv.value().sizes() || m2.sizes() != kv.value().sizes()) {
+      throw Error(c.dir + ": the optimizer state of '" + kv.key() + "' does not have the parameter's shape");
+    }
+    if (const int64_t i = zero ? zero->index_of(kv.value()) : -1; i >= 0) {
+      sharded[i] = FullMoments{m1, m2, step};
+      continue;
+    }
+    install(kv.value(), m1, m2, step);
   }
+  if (zero) zero->load_state(sharded);
   for (size_t l = 0; l < model.layers.size(); ++l) {
     auto& L = *model.layers[l];
     const std::vector<at::Tensor> params{L.qkv_w, L.qkv_b, L.out_w};

@@ -24,6 +24,8 @@ class AdamW;
 
 namespace localist {
 
+class ZeroAdamW;
+
 struct CheckpointMeta {
   int64_t step = 0;
   int64_t tokens_seen = 0;
@@ -85,7 +87,9 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, co
 // Restores the Adam moments and step counts: shared ones everywhere, each block's on
 // the rank that owns it under `map` (the others' stay zero), so a checkpoint resumes on
 // any mesh. Must be called after checkpoint_load_model, before the first step.
+// With `zero` the replicated parameters' moments go to it (this rank's chunk) instead.
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank, const std::string& llm = "main");
+                               const BlockMap& map, int bp_rank, const std::string& llm = "main",
+                               ZeroAdamW* zero = nullptr);
 
 }  // namespace localist

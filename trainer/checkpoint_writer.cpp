@@ -20,6 +20,7 @@
 #include "core/sha256.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/tensor_file.h"
+#include "trainer/zero_optimizer.h"
 
 namespace localist {
 namespace fs = std::filesystem;
@@ -46,6 +47,17 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
   };
   // Disjoint names per LLM, so several LLMs share one rank file.
   auto add_optim = [&](const std::string& prefix, const at::Tensor& p) {
+    if (const int64_t i = w.zero ? w.zero->index_of(p) : -1; i >= 0) {
+      if (!w.zero_state || w.zero_state->size() != w.zero->params().size()) {
+        throw Error("checkpoint of LLM '" + llm + "': the ZeRO moments were not gathered first (a trainer bug)");
+      }
+      const FullMoments& f = (*w.zero_state)[i];
+      if (!f.exp_avg.defined()) return;
+      out.emplace_back(prefix + "exp_avg", own(f.exp_avg, true));
+      out.emplace_back(prefix + "exp_avg_sq", own(f.exp_avg_sq, true));
+      out.emplace_back(prefix + "step", at::tensor(f.step, at::kLong));
+      return;
+    }
     auto* st = w.optimizer ? checkpoint_adam_state(*w.optimizer, p) : nullptr;
     if (!st) return;
     out.emplace_back(prefix + "exp_avg", own(st->exp_avg()));

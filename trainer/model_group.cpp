@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <tuple>
 #include <torch/optim/adamw.h>
 
@@ -15,6 +16,7 @@
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
 #include "trainer/grad_sync.h"
+#include "trainer/zero_optimizer.h"
 #include "recruitment/recruiter.h"
 
 namespace localist {
@@ -26,9 +28,27 @@ int64_t file_mtime_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc,
+bool is_block_tensor(const LocalistModel& model, const at::Tensor& t) {
+  for (const auto& l : model.layers) {
+    if (t.is_same(l->qkv_w) || t.is_same(l->qkv_b) || t.is_same(l->out_w)) return true;
+  }
+  return false;
+}
+
+// With `zero` the block tensors alone: the rest goes to the ZeRO optimizer.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc, bool zero,
                                                     std::vector<at::Tensor>* all_params) {
   std::vector<at::Tensor> decay = model.decay_parameters(), no_decay = model.no_decay_parameters();
+  *all_params = decay;
+  all_params->insert(all_params->end(), no_decay.begin(), no_decay.end());
+  if (zero) {
+    auto blocks_only = [&](std::vector<at::Tensor>& v) {
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !is_block_tensor(model, t); }),
+              v.end());
+    };
+    blocks_only(decay);
+    blocks_only(no_decay);
+  }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   auto opts = [&](double wd) {
     auto o = std::make_unique<torch::optim::AdamWOptions>(tc.lr.lr);
@@ -37,8 +57,6 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const 
   };
   groups.emplace_back(decay, opts(tc.weight_decay));
   groups.emplace_back(no_decay, opts(tc.decay_embeddings ? tc.weight_decay : 0.0));
-  *all_params = decay;
-  all_params->insert(all_params->end(), no_decay.begin(), no_decay.end());
   return std::make_unique<torch::optim::AdamW>(groups);
 }
 
@@ -148,9 +166,26 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
                bf16 ? " (bf16 autocast)" : "");
 
-  optimizer = make_optimizer(*model, tc, &all_params);
+  const bool sharded = s.zero == 1 && mesh.dp_size > 1;
+  optimizer = make_optimizer(*model, tc, sharded, &all_params);
   moments = adamw_moments(*optimizer);
-  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source);
+  if (sharded) {
+    std::vector<at::Tensor> shared;
+    std::vector<double> decay;
+    const auto decayed = model->decay_parameters();
+    for (const auto& p : all_params) {
+      if (is_block_tensor(*model, p)) continue;
+      shared.push_back(p);
+      const bool d = std::any_of(decayed.begin(), decayed.end(), [&](const at::Tensor& t) { return t.is_same(p); });
+      decay.push_back(d || tc.decay_embeddings ? tc.weight_decay : 0.0);
+    }
+    zero = std::make_unique<ZeroAdamW>(mesh.dp_data, shared, decay, ZeroAdamW::Options{tc.beta1, tc.beta2, 1e-8});
+    if (s.lead) {
+      spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over {} data-parallel ranks "
+                   "({:.2f} MB of moments per rank)", shared.size(), mesh.dp_size, zero->state_bytes() / 1e6);
+    }
+  }
+  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get());
 
   if (s.recruitment.enabled) {
     RecruiterSetup rs;
@@ -165,6 +200,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     rs.pad_id = tokenizer->pad_id();
     rs.seed = s.stream_seed;
     rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
+    rs.checkpoint_activations = tc.activation_checkpointing;
     rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
     rs.device = s.device;
     recruiter = std::make_unique<Recruiter>(rs);
@@ -175,8 +211,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   }
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
   if (mesh.dp_size > 1) {
-    grad_sync = std::make_unique<GradientSync>(mesh.dp_data, model->parameters(),
-                                               static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
+    // Under ZeRO the replicated parameters' gradients are reduce-scattered instead.
+    std::vector<at::Tensor> synced;
+    for (const auto& p : model->parameters()) {
+      if (!sharded || is_block_tensor(*model, p)) synced.push_back(p);
+    }
+    grad_sync = std::make_unique<GradientSync>(mesh.dp_data, synced, static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
     if (s.lead) {
       spdlog::info("gradient sync: {} bucket(s), {:.2f} MB per step over {} data-parallel ranks",
                    grad_sync->bucket_count(), grad_sync->bytes() / 1e6, mesh.dp_size);
@@ -185,6 +225,22 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
 }
 
 ModelGroup::~ModelGroup() = default;
+
+void ModelGroup::gather_optimizer_state() const {
+  if (zero) zero_gathered = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
+}
+
+void ModelGroup::release_optimizer_state() const { zero_gathered.clear(); }
+
+void ModelGroup::zero_grad() {
+  optimizer->zero_grad();
+  // The same as torch's zero_grad (1.13: a defined gradient is zeroed, not dropped).
+  if (zero) {
+    for (const auto& p : zero->params()) {
+      if (p.grad().defined()) p.mutable_grad().detach_().zero_();
+    }
+  }
+}
 
 void ModelGroup::reader_rows(int64_t global_batch) {
   std::tie(row_begin, row_end) = batch_slice(global_batch, mesh.dp_rank, mesh.dp_size);

@@ -23,6 +23,7 @@
 #include "recruitment/recruitment_config.h"
 #include "recruitment/block_slots.h"
 #include "trainer/train_config.h"
+#include "trainer/zero_optimizer.h"
 
 namespace torch::optim {
 class AdamW;
@@ -32,6 +33,7 @@ namespace localist {
 
 class BlockParallel;
 class GradientSync;
+
 class Recruiter;
 struct CheckpointContents;
 
@@ -80,6 +82,7 @@ struct GroupSetup {
   std::shared_ptr<Communicator> ranks;
   int64_t block_parallel = 1;
   double bucket_mb = 1.0;
+  int64_t zero = 0;  // distributed.zero: 1 shards the replicated parameters' moments over dp
   at::Device device = at::kCPU;
   bool lead = false;  // this rank logs for the group
 };
@@ -120,7 +123,14 @@ struct ModelGroup {
   std::vector<at::Tensor> router_params;  // bp > 1: summed over the replica after backward
   MomentsOf moments;
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
-  std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only
+  std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
+  std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 with dp > 1: the other parameters
+  // ZeRO: the whole moments, gathered from the dp group for a checkpoint or a state move
+  // (collective; empty otherwise and without ZeRO) and released right after.
+  mutable std::vector<FullMoments> zero_gathered;
+  void gather_optimizer_state() const;
+  void release_optimizer_state() const;
+  void zero_grad();  // every parameter's gradient (torch's AdamW and ZeRO's)
   std::unique_ptr<Recruiter> recruiter;      // recruitment.enabled only
   GroupRules rules;
 

@@ -29,6 +29,8 @@ NamedTensors share_of(const ModelGroup& g, bool shared) {
   w.name = g.setup.name;
   w.model = g.model.get();
   w.optimizer = g.optimizer.get();
+  w.zero = g.zero.get();
+  w.zero_state = &g.zero_gathered;
   w.map = g.block_map();
   w.dp_rank = 0;  // every replica holds the same state
   w.bp_rank = g.mesh.bp_rank;
@@ -314,6 +316,15 @@ void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::str
   // an LLM has all of it and copies locally; under bp > 1 the first replica's first rank
   // gathers the whole state and sends it to every other rank of the LLM's new group.
   const bool whole_copies = map_.bp == 1;
+  // ZeRO: every group that may be captured first gathers its whole moments (collective
+  // over its dp ranks; pool order, the same on every rank).
+  std::vector<const ModelGroup*> gathered;
+  for (size_t i = 0; i < size(); ++i) {
+    const ModelGroup* g = group_of(i);
+    if (!g || std::find(gathered.begin(), gathered.end(), g) != gathered.end()) continue;
+    g->gather_optimizer_state();
+    gathered.push_back(g);
+  }
   std::map<size_t, CheckpointContents> captured, received;  // by key_of; by LLM
   auto capture_here = [&](size_t i) -> const CheckpointContents& {
     const size_t k = key_of(i);
@@ -356,6 +367,7 @@ void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::str
     built[i] = build(i, &from, from.llms.front().name);
   }
   captured.clear();
+  for (const ModelGroup* g : gathered) g->release_optimizer_state();
   groups_ = std::move(built);
   if (me == 0) {
     spdlog::info("pool: step {}: {}; map (epoch {}) {}, {} state(s) moved", step, why, map_.epoch,
@@ -386,7 +398,10 @@ CheckpointContents Pool::state_of(size_t llm, int64_t step) const {
     throw Error("pool: the state of LLM '" + name(llm) + "' is not whole on rank " + std::to_string(s_.world->rank()) +
                 " (a bug: only a bp-1 group's rank holds all of it)");
   }
-  return capture(*groups_[llm], step);
+  groups_[llm]->gather_optimizer_state();  // collective over the group's dp ranks (ZeRO)
+  CheckpointContents c = capture(*groups_[llm], step);
+  groups_[llm]->release_optimizer_state();
+  return c;
 }
 
 void pool_add_spawned(PoolConfig& pool, const CheckpointContents& c) {

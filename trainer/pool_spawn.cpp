@@ -37,6 +37,7 @@ HeldoutBits score(ModelGroup& g, const std::vector<SampleRef>& refs, const std::
   t.device = g.setup.device;
   t.pad_id = g.tokenizer->pad_id();
   t.micro_batch = g.setup.train.micro_batch;
+  t.checkpoint_activations = g.setup.train.activation_checkpointing;
   t.batch = g.setup.train.global_batch;
   t.seed = g.setup.stream_seed;
   return Trial(t).heldout_bits(refs, dial, g.step_rules());

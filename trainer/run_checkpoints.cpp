@@ -25,6 +25,8 @@ LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm) {
   w.name = c.name;
   w.model = g.model.get();
   w.optimizer = g.optimizer.get();
+  w.zero = g.zero.get();
+  w.zero_state = &g.zero_gathered;
   w.map = g.block_map();
   w.dp_rank = g.mesh.dp_rank;
   w.bp_rank = g.mesh.bp_rank;
@@ -53,6 +55,8 @@ void RunCheckpoints::save(const Pool& pool, int64_t step, bool periodic) {
   CheckpointWrite w;
   w.run_dir = s_.run_dir;
   w.world = s_.world;
+  // ZeRO: each group's whole moments, gathered over its dp ranks (in pool order on every rank).
+  for (ModelGroup* m : local) m->gather_optimizer_state();
   for (ModelGroup* m : local) w.llms.push_back(llm_write_of(*m, pool, pool.config().index(m->setup.name)));
   w.meta = CheckpointMeta{step, pool.tokens_before(step), tok.vocab_size(), g.setup.seed,
                           tok.kind(), tok.hash(), tok.spec()};
@@ -68,6 +72,7 @@ void RunCheckpoints::save(const Pool& pool, int64_t step, bool periodic) {
              {"pool_map", pool.map().to_json()}};
   if (!pool.pool_log().empty()) w.state["pool_log"] = pool.pool_log();
   writer_.start(w);
+  for (ModelGroup* m : local) m->release_optimizer_state();  // the writer holds its own copies
   if (!periodic || !tc.async_checkpoint) commit_pending();
 }
 

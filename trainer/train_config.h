@@ -26,6 +26,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only the final checkpoint
   int64_t keep_checkpoints = 3;  // newest complete checkpoints kept
   int64_t keep_checkpoint_every = 0;  // also keep forever those whose step is a multiple (0: none)
+  bool activation_checkpointing = false;  // replay each layer in backward: less memory, ~1 more forward
   bool async_checkpoint = true;  // periodic checkpoints: training waits only for the host copy
   std::string rules;          // rules file (M6), reloaded when it changes; "" for none
   std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16

@@ -14,6 +14,7 @@
 #include "model/forward_pass.h"
 #include "trainer/block_parallel.h"
 #include "trainer/grad_sync.h"
+#include "trainer/zero_optimizer.h"
 
 namespace localist {
 namespace {
@@ -52,6 +53,7 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
   fo.trace = trace;
   fo.shard = g.blocks ? &g.blocks->shard() : nullptr;
+  fo.checkpoint_activations = tc.activation_checkpointing;
   PassSpec spec;
   spec.rules = &rules;
   spec.token_texts = &g.token_texts;
@@ -105,10 +107,13 @@ void sync_step(ModelGroup& g, StepStats& s) {
   if (g.grad_sync) g.grad_sync->finish();
   // The router is used through every rank's blocks: its partial gradients (already
   // summed over the data-parallel ranks) add up over the replica's group.
+  // (Under ZeRO the router's gradient is still this rank's own: the replica's sum goes
+  // into the reduce-scatter over the data-parallel ranks below.)
   for (auto& r : g.router_params) {
     at::Tensor grad = r.grad();  // shares the gradient's storage
     if (grad.defined()) g.mesh.bp_data->all_reduce(grad, ReduceOp::kSum, "router gradient");
   }
+  if (g.zero) g.zero->reduce_gradients("gradients of replicated parameters, reduce-scattered (ZeRO)");
   // Per-rank means weighed by the rank's rows (1 exactly for even slices).
   const double w = static_cast<double>((g.row_end - g.row_begin) * g.mesh.dp_size) /
                    static_cast<double>(g.setup.train.global_batch);
@@ -131,7 +136,7 @@ double clip_gradients(ModelGroup& g, double clip) {
   const auto opts = at::dtype(at::kDouble).device(g.setup.device);
   at::Tensor shared_sq = at::zeros({}, opts), block_sq = at::zeros({}, opts);
   for (const auto& t : g.all_params) {
-    if (!t.grad().defined()) continue;
+    if (!t.grad().defined() || (g.zero && g.zero->index_of(t) >= 0)) continue;
     const auto sq = t.grad().to(at::kDouble).pow(2).sum();
     if (g.blocks && g.blocks->is_block_param(t)) {
       block_sq = block_sq + sq;
@@ -140,19 +145,26 @@ double clip_gradients(ModelGroup& g, double clip) {
     }
   }
   const auto both = at::stack({shared_sq, block_sq}).cpu();
-  double block = both[1].item<double>();
+  double shared = both[0].item<double>(), block = both[1].item<double>();
+  if (g.zero) {
+    // Each data-parallel rank holds the reduced gradient of its chunk only.
+    auto sq = at::tensor(std::vector<double>{g.zero->chunk_grad_square_sum()}, at::kDouble);
+    g.mesh.dp->all_reduce(sq, ReduceOp::kSum, "gradient norm (ZeRO chunks)");
+    shared += sq.item<double>();
+  }
   if (g.mesh.bp) {
     auto sq = at::tensor(std::vector<double>{block}, at::kDouble);
     g.mesh.bp->all_reduce(sq, ReduceOp::kSum, "gradient norm");
     block = sq.item<double>();
   }
-  const double norm = std::sqrt(both[0].item<double>() + block);
+  const double norm = std::sqrt(shared + block);
   if (clip > 0 && norm > clip) {
     at::NoGradGuard no_grad;
     const double scale = clip / (norm + 1e-6);
     for (auto& t : g.all_params) {
-      if (t.grad().defined()) t.grad().mul_(scale);
+      if (t.grad().defined() && !(g.zero && g.zero->index_of(t) >= 0)) t.grad().mul_(scale);
     }
+    if (g.zero) g.zero->scale_gradients(scale);
   }
   return norm;
 }
@@ -166,7 +178,7 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   const TokenBatch batch = g.reader->read(step, g.mesh.dp_rank, g.mesh.dp_size);
   const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
                        .view({batch.rows, batch.cols});
-  g.optimizer->zero_grad();
+  g.zero_grad();
   DeviceStats d(g.setup.device);
   for (int64_t m = 0; m < g.accum; ++m) {
     // Traces need every block on one rank.
@@ -180,6 +192,7 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   }
   s.grad_norm = clip_gradients(g, tc.grad_clip);
   g.optimizer->step();
+  if (g.zero) g.zero->step(lr, "parameters after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
   // Each rank's copy of the blocks it does not own drifts (weight decay on zero
   // gradients); the owners' values are re-assembled on every rank of the replica so
   // that rank 0 evaluates and checkpoints the true model.

@@ -247,6 +247,7 @@ PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& wo
   s.recruitment = p.recruitment;
   s.block_parallel = p.block_parallel;
   s.bucket_mb = p.bucket_mb;
+  s.zero = p.zero;
   s.device = device;
   return ps;
 }

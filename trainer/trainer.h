@@ -37,6 +37,7 @@ struct TrainPlan {
   int64_t block_parallel = 1;           // ranks sharing one replica's blocks (divides the world)
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done
+  int64_t zero = 0;                     // distributed.zero
   double bucket_mb = 1.0;               // gradient bucket size for the overlapped all-reduce
   std::string resume;                   // "", "auto" (newest complete checkpoint, if any) or a path
   // Called with the resumed checkpoint's effective config; throws when the run's config

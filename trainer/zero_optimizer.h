@@ -1,0 +1,77 @@
+// zero_optimizer.h: ZeRO stage 1 (`distributed.zero: 1`, DESIGN.md §2): the AdamW
+// moments of the replicated parameters sharded over the data-parallel group. The
+// parameters are laid end to end in one flat vector, padded to a multiple of the group
+// size; rank r owns the r-th equal chunk. A step reduce-scatters the flat gradient (each
+// rank receives the sum of its chunk), updates its chunk with exactly torch's AdamW
+// arithmetic, and all-gathers the updated chunks into every rank's parameters.
+// Limits: no overlap with backward (one reduce-scatter after it); block parameters stay
+// with the torch AdamW of their owner (their moments are already divided by bp).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace localist {
+
+// One parameter's whole AdamW state (undefined tensors before its first step).
+struct FullMoments {
+  at::Tensor exp_avg, exp_avg_sq;
+  int64_t step = 0;
+};
+
+class ZeroAdamW {
+ public:
+  struct Options {
+    double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  };
+  // `weight_decay[i]` applies to `params[i]`; params must be contiguous and on one device.
+  ZeroAdamW(std::shared_ptr<Communicator> dp, std::vector<at::Tensor> params, std::vector<double> weight_decay,
+            Options options);
+
+  // After backward (collective): sums the gradients over the group into this rank's
+  // chunk. A parameter with no gradient on every rank is not updated this step (as
+  // torch's AdamW skips it); one with a gradient on some ranks counts zeros elsewhere.
+  void reduce_gradients(const std::string& what);
+  // This rank's share of the squared gradient norm (its chunk only: add over the group).
+  double chunk_grad_square_sum() const;
+  void scale_gradients(double factor);
+  // Updates this rank's chunk at `lr` and all-gathers the parameters (collective).
+  void step(double lr, const std::string& what);
+
+  // Every parameter's whole state, gathered from the group (collective; for checkpoints
+  // and moving an LLM to other ranks). Index i belongs to params()[i].
+  std::vector<FullMoments> gather_state(const std::string& what) const;
+  // Installs whole states (same order as params(); undefined: no state yet), keeping
+  // this rank's chunk only. Not collective.
+  void load_state(const std::vector<FullMoments>& state);
+  // The index of `p` in params(), or -1.
+  int64_t index_of(const at::Tensor& p) const;
+
+  const std::vector<at::Tensor>& params() const { return params_; }
+  int64_t chunk_numel() const { return chunk_; }
+  int64_t state_bytes() const;  // this rank's moments
+
+ private:
+  // A parameter's piece inside this rank's chunk.
+  struct Segment {
+    size_t param;
+    int64_t param_offset, chunk_offset, length;
+  };
+  std::shared_ptr<Communicator> dp_;
+  std::vector<at::Tensor> params_;
+  std::vector<double> weight_decay_;
+  Options options_;
+  std::vector<int64_t> offset_;  // each parameter's start in the flat vector
+  int64_t total_ = 0, chunk_ = 0;
+  std::vector<Segment> segments_;
+  at::Tensor flat_grad_, chunk_grad_, exp_avg_, exp_avg_sq_;  // flat on the communicator's device
+  std::vector<int64_t> steps_;    // per parameter, the same on every rank
+  std::vector<uint8_t> updated_;  // per parameter, in this step
+};
+
+}  // namespace localist
