@@ -103,7 +103,16 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
   if (p > 0) attn = at::dropout(attn, p, true);
   const auto x = x_in + attn;
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
-  auto ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
+  at::Tensor ffn;
+  if (o.shard && o.shard->ffn_size >= 0) {
+    // This rank's hidden units; the second matrix's partial outputs are summed over the
+    // group (its bias added once, after the sum).
+    const int64_t a = o.shard->ffn_begin, n = o.shard->ffn_size;
+    const auto h = at::gelu(at::linear(o.shard->enter(xn2), L.fc_w.narrow(0, a, n), L.fc_b.narrow(0, a, n)));
+    ffn = o.shard->leave(at::linear(h, L.proj_w.narrow(1, a, n))) + L.proj_b;
+  } else {
+    ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
+  }
   if (p > 0) ffn = at::dropout(ffn, p, true);
   return x + ffn;
 }

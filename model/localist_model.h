@@ -25,13 +25,17 @@ struct RuleMasks {
   at::Tensor point_block;    // (B,T) int64: the query points to every key of this slot, -1 for none
 };
 
-// Block parallelism (DESIGN.md §2): this rank computes the heads of `owned_slots` only.
+// Block parallelism (DESIGN.md §2): this rank computes the heads of `owned_slots` only,
+// and its part of every FFN.
 // `enter` is the identity forward whose backward sums the gradient over the group;
 // `leave` sums over the group forward and is the identity backward (the conjugate
 // pair of Megatron's tensor parallelism, with the block as the unit). The model stays
 // ignorant of how the sums happen (trainer/block_parallel.h provides them).
 struct BlockShard {
   std::vector<int64_t> owned_slots;
+  // The FFN split the same way (Megatron's column-parallel first matrix, row-parallel
+  // second): this rank's hidden units [ffn_begin, ffn_begin + ffn_size); -1: all of them.
+  int64_t ffn_begin = 0, ffn_size = -1;
   bool lead = false;  // exactly one rank of the group: it alone adds the I_π term
   std::function<at::Tensor(const at::Tensor&)> enter;
   std::function<at::Tensor(const at::Tensor&)> leave;

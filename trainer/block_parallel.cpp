@@ -50,9 +50,18 @@ int64_t handle(Communicator& group) { return static_cast<int64_t>(reinterpret_ca
 at::Tensor block_group_enter(const at::Tensor& x, Communicator& group) { return EnterGroup::apply(x, handle(group)); }
 at::Tensor block_group_leave(const at::Tensor& x, Communicator& group) { return LeaveGroup::apply(x, handle(group)); }
 
-BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots) {
+std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp) {
+  return {hidden * rank / bp, hidden * (rank + 1) / bp};
+}
+
+BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
+                            int64_t ffn_hidden) {
   BlockShard s;
   s.owned_slots = std::move(owned_slots);
+  if (ffn_hidden > 0) {
+    const auto [a, b] = block_parallel_ffn_range(ffn_hidden, group->rank(), group->size());
+    s.ffn_begin = a, s.ffn_size = b - a;
+  }
   s.lead = group->rank() == 0;
   // The lambdas keep the group alive as long as the shard.
   s.enter = [group](const at::Tensor& x) { return block_group_enter(x, *group); };
@@ -67,11 +76,15 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
     throw Error("block map (" + map_.describe() + ") does not fit a block-parallel group of " +
                 std::to_string(group_->size()) + " ranks and k_max " + std::to_string(model_.config().k_max));
   }
-  for (auto& l : model_.layers) block_params_.insert(block_params_.end(), {l->qkv_w, l->qkv_b, l->out_w});
+  for (auto& l : model_.layers) {
+    block_params_.insert(block_params_.end(), {l->qkv_w, l->qkv_b, l->out_w, l->fc_w, l->fc_b, l->proj_w});
+  }
   rebuild_shard();
 }
 
-bool BlockParallel::is_block_param(const at::Tensor& t) const {
+at::Tensor BlockParallel::own_part(size_t i, const at::Tensor& t) const { return t * block_masks_.at(i); }
+
+bool BlockParallel::is_split_param(const at::Tensor& t) const {
   for (const auto& b : block_params_) {
     if (b.is_same(t)) return true;
   }
@@ -79,15 +92,22 @@ bool BlockParallel::is_block_param(const at::Tensor& t) const {
 }
 
 void BlockParallel::rebuild_shard() {
-  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()));
-  // 0/1 masks of the rows (qkv) and columns (output) of the heads this rank owns.
   const auto& c = model_.config();
+  const int64_t hidden = c.ffn_mult * c.d_model;
+  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), hidden);
+  // 0/1 masks of the rows (qkv) and columns (output) of the heads this rank owns, and of
+  // its FFN part: rows of fc_w and fc_b, columns of proj_w.
   block_masks_.clear();
+  const auto [a, b] = block_parallel_ffn_range(hidden, group_->rank(), group_->size());
   for (auto& l : model_.layers) {
-    std::vector<at::Tensor> masks{at::zeros_like(l->qkv_w), at::zeros_like(l->qkv_b), at::zeros_like(l->out_w)};
+    std::vector<at::Tensor> masks{at::zeros_like(l->qkv_w), at::zeros_like(l->qkv_b), at::zeros_like(l->out_w),
+                                  at::zeros_like(l->fc_w), at::zeros_like(l->fc_b), at::zeros_like(l->proj_w)};
     for (int64_t slot : shard_.owned_slots) {
       for (auto& v : block_slot_views(masks[0], masks[1], masks[2], c, slot)) v.fill_(1.0);
     }
+    masks[3].narrow(0, a, b - a).fill_(1.0);
+    masks[4].narrow(0, a, b - a).fill_(1.0);
+    masks[5].narrow(1, a, b - a).fill_(1.0);
     block_masks_.insert(block_masks_.end(), masks.begin(), masks.end());
   }
 }

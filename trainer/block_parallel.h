@@ -3,10 +3,12 @@
 // the gradient over the group backward; `leave` sums partial outputs forward and is the
 // identity backward. BlockParallel holds the versioned block map, this rank's shard,
 // and applies a new map by moving block parameters and optimizer moments point to point.
-// Limits: every rank keeps full-size block tensors (only owners' rows are trained and
-// authoritative); memory is not sharded yet.
+// The FFN is split as well (each rank its contiguous part of the hidden units).
+// Limits: every rank keeps full-size block and FFN tensors (only owners' rows are
+// trained and authoritative); memory is not sharded yet.
 #pragma once
 #include <functional>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -20,16 +22,24 @@ namespace localist {
 at::Tensor block_group_enter(const at::Tensor& x, Communicator& group);
 at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
 
-// A shard for `group` owning `owned_slots`; the group's rank 0 is the lead.
-BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots);
+// A shard for `group` owning `owned_slots` and, with ffn_hidden > 0, its contiguous
+// part of the FFN's ffn_hidden units (block_parallel_ffn_range); rank 0 is the lead.
+BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
+                            int64_t ffn_hidden = 0);
+// Rank r of bp's hidden units of an FFN of `hidden` units: [first, second).
+std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp);
 
 class BlockParallel {
  public:
   BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map);
   const BlockMap& map() const { return map_; }
   const BlockShard& shard() const { return shard_; }
-  const std::vector<at::Tensor>& block_params() const { return block_params_; }
-  bool is_block_param(const at::Tensor& t) const;
+  // The tensors split over the group: the block tensors and the FFN's fc_w, fc_b, proj_w.
+  const std::vector<at::Tensor>& split_params() const { return block_params_; }
+  bool is_split_param(const at::Tensor& t) const;
+  // `t` (one of split_params(), or a moment of the same shape) with zeros outside this
+  // rank's part: summed over the group, the parts make the whole.
+  at::Tensor own_part(size_t split_index, const at::Tensor& t) const;
   // After an optimizer step: every rank copies the owners' values of every block, so the
   // replica's ranks hold the same (true) model.
   void reassemble();

@@ -47,11 +47,8 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
   };
   // Disjoint names per LLM, so several LLMs share one rank file.
   auto add_optim = [&](const std::string& prefix, const at::Tensor& p) {
-    if (const int64_t i = w.zero ? w.zero->index_of(p) : -1; i >= 0) {
-      if (!w.zero_state || w.zero_state->size() != w.zero->params().size()) {
-        throw Error("checkpoint of LLM '" + llm + "': the ZeRO moments were not gathered first (a trainer bug)");
-      }
-      const FullMoments& f = (*w.zero_state)[i];
+    if (const FullMoments* whole = w.distributed_state ? w.distributed_state(p) : nullptr) {
+      const FullMoments& f = *whole;
       if (!f.exp_avg.defined()) return;
       out.emplace_back(prefix + "exp_avg", own(f.exp_avg, true));
       out.emplace_back(prefix + "exp_avg_sq", own(f.exp_avg_sq, true));

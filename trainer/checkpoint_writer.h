@@ -31,7 +31,6 @@ class AdamW;
 
 namespace localist {
 
-class ZeroAdamW;
 struct FullMoments;
 
 // One LLM that this rank trains, as the checkpoint takes it.
@@ -39,10 +38,9 @@ struct LlmWrite {
   std::string name = "main";
   LocalistModel* model = nullptr;
   torch::optim::AdamW* optimizer = nullptr;  // null: no optimizer state (e.g. tests)
-  // ZeRO (null without): it holds the replicated parameters' moments; `zero_state` is
-  // their whole state, gathered beforehand (ModelGroup::gather_optimizer_state).
-  const ZeroAdamW* zero = nullptr;
-  const std::vector<FullMoments>* zero_state = nullptr;
+  // A parameter's whole AdamW state when it is spread over ranks (ZeRO, split FFN),
+  // gathered beforehand (ModelGroup::distributed_state); null: `optimizer` holds it.
+  std::function<const FullMoments*(const at::Tensor&)> distributed_state;
   BlockMap map;                              // owners within a replica (bp = map.bp)
   int dp_rank = 0, bp_rank = 0;
   bool lead = false;                         // its group's rank 0: shared tensors and its index entry

@@ -15,6 +15,7 @@
 #include "data/prepare.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_schema.h"
 #include "trainer/grad_sync.h"
 #include "trainer/zero_optimizer.h"
 #include "recruitment/recruiter.h"
@@ -35,15 +36,28 @@ bool is_block_tensor(const LocalistModel& model, const at::Tensor& t) {
   return false;
 }
 
-// With `zero` the block tensors alone: the rest goes to the ZeRO optimizer.
-std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc, bool zero,
+bool is_ffn_tensor(const LocalistModel& model, const at::Tensor& t) {
+  for (const auto& l : model.layers) {
+    if (t.is_same(l->fc_w) || t.is_same(l->fc_b) || t.is_same(l->proj_w)) return true;
+  }
+  return false;
+}
+
+// The tensors a rank of the replica holds a part of (their optimizer state stays with
+// torch's AdamW, even under ZeRO): the blocks' and, under bp > 1, the FFN's.
+bool is_split(const LocalistModel& model, const at::Tensor& t, int64_t bp) {
+  return is_block_tensor(model, t) || (bp > 1 && is_ffn_tensor(model, t));
+}
+
+// With `zero` the split tensors alone: the rest goes to the ZeRO optimizer.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc, bool zero, int64_t bp,
                                                     std::vector<at::Tensor>* all_params) {
   std::vector<at::Tensor> decay = model.decay_parameters(), no_decay = model.no_decay_parameters();
   *all_params = decay;
   all_params->insert(all_params->end(), no_decay.begin(), no_decay.end());
   if (zero) {
     auto blocks_only = [&](std::vector<at::Tensor>& v) {
-      v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !is_block_tensor(model, t); }),
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !is_split(model, t, bp); }),
               v.end());
     };
     blocks_only(decay);
@@ -167,14 +181,14 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                bf16 ? " (bf16 autocast)" : "");
 
   const bool sharded = s.zero == 1 && mesh.dp_size > 1;
-  optimizer = make_optimizer(*model, tc, sharded, &all_params);
+  optimizer = make_optimizer(*model, tc, sharded, mesh.bp_size, &all_params);
   moments = adamw_moments(*optimizer);
   if (sharded) {
     std::vector<at::Tensor> shared;
     std::vector<double> decay;
     const auto decayed = model->decay_parameters();
     for (const auto& p : all_params) {
-      if (is_block_tensor(*model, p)) continue;
+      if (is_split(*model, p, mesh.bp_size)) continue;
       shared.push_back(p);
       const bool d = std::any_of(decayed.begin(), decayed.end(), [&](const at::Tensor& t) { return t.is_same(p); });
       decay.push_back(d || tc.decay_embeddings ? tc.weight_decay : 0.0);
@@ -214,7 +228,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     // Under ZeRO the replicated parameters' gradients are reduce-scattered instead.
     std::vector<at::Tensor> synced;
     for (const auto& p : model->parameters()) {
-      if (!sharded || is_block_tensor(*model, p)) synced.push_back(p);
+      if (!sharded || is_split(*model, p, mesh.bp_size)) synced.push_back(p);
     }
     grad_sync = std::make_unique<GradientSync>(mesh.dp_data, synced, static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
     if (s.lead) {
@@ -226,11 +240,59 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
 
 ModelGroup::~ModelGroup() = default;
 
+bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && is_ffn_tensor(*model, p); }
+
 void ModelGroup::gather_optimizer_state() const {
-  if (zero) zero_gathered = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
+  gathered_.clear();
+  if (zero) {
+    const auto state = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
+    for (size_t i = 0; i < state.size(); ++i) gathered_[zero->params()[i].unsafeGetTensorImpl()] = state[i];
+  }
+  if (blocks) {
+    // Each rank's FFN moments are right on its part only: the parts add up to the whole.
+    const auto& split = blocks->split_params();
+    for (size_t i = 0; i < split.size(); ++i) {
+      if (!split_ffn(split[i])) continue;
+      FullMoments f;
+      const auto* st = checkpoint_adam_state(*optimizer, split[i]);
+      if (st) {
+        at::NoGradGuard no_grad;
+        f.step = st->step();
+        f.exp_avg = blocks->own_part(i, st->exp_avg()).contiguous();
+        f.exp_avg_sq = blocks->own_part(i, st->exp_avg_sq()).contiguous();
+        mesh.bp_data->all_reduce(f.exp_avg, ReduceOp::kSum, "FFN moments of LLM '" + setup.name + "'");
+        mesh.bp_data->all_reduce(f.exp_avg_sq, ReduceOp::kSum, "FFN moments of LLM '" + setup.name + "'");
+      }
+      gathered_[split[i].unsafeGetTensorImpl()] = f;
+    }
+  }
+  gathered_ready_ = true;
 }
 
-void ModelGroup::release_optimizer_state() const { zero_gathered.clear(); }
+void ModelGroup::release_optimizer_state() const {
+  gathered_.clear();
+  gathered_ready_ = false;
+}
+
+const FullMoments* ModelGroup::distributed_state(const at::Tensor& p) const {
+  if (!((zero && zero->index_of(p) >= 0) || split_ffn(p))) return nullptr;
+  const auto it = gathered_.find(p.unsafeGetTensorImpl());
+  if (!gathered_ready_ || it == gathered_.end()) {
+    throw Error("LLM '" + setup.name + "': the optimizer state spread over ranks was not gathered first (a trainer bug)");
+  }
+  return &it->second;
+}
+
+ModelGroup::Memory ModelGroup::memory() const {
+  Memory m;
+  for (const auto& p : model->parameters()) {
+    m.parameters += p.numel() * static_cast<int64_t>(p.element_size());
+    if (p.grad().defined()) m.gradients += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
+    for (const auto& t : moments(p)) m.optimizer += t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  if (zero) m.optimizer += zero->state_bytes();
+  return m;
+}
 
 void ModelGroup::zero_grad() {
   optimizer->zero_grad();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -125,12 +126,21 @@ struct ModelGroup {
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
   std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
   std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 with dp > 1: the other parameters
-  // ZeRO: the whole moments, gathered from the dp group for a checkpoint or a state move
-  // (collective; empty otherwise and without ZeRO) and released right after.
-  mutable std::vector<FullMoments> zero_gathered;
+  // The whole AdamW state of each parameter whose state is spread over ranks (ZeRO's
+  // chunks; under bp > 1 the FFN parts), gathered for a checkpoint or a state move
+  // (collective over the group, in pool order) and released right after.
   void gather_optimizer_state() const;
   void release_optimizer_state() const;
+  // Null when p's state is this rank's torch AdamW's; else its gathered whole state
+  // (undefined tensors before its first step). Throws when it was not gathered.
+  const FullMoments* distributed_state(const at::Tensor& p) const;
   void zero_grad();  // every parameter's gradient (torch's AdamW and ZeRO's)
+  // What this rank holds for the group, counted from tensor sizes: parameters, gradients,
+  // optimizer moments (torch's AdamW and ZeRO's chunk), and the block tensors' part.
+  struct Memory {
+    int64_t parameters = 0, gradients = 0, optimizer = 0;
+  };
+  Memory memory() const;
   std::unique_ptr<Recruiter> recruiter;      // recruitment.enabled only
   GroupRules rules;
 
@@ -138,7 +148,10 @@ struct ModelGroup {
   void reader_rows(int64_t global_batch);
   int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
   std::vector<uint8_t> active_mask() const;
+  bool split_ffn(const at::Tensor& p) const;  // an FFN tensor split over bp > 1
   int64_t resumed_epoch_ = 0;
+  mutable std::map<const void*, FullMoments> gathered_;
+  mutable bool gathered_ready_ = false;
 };
 
 }  // namespace localist

@@ -29,8 +29,7 @@ NamedTensors share_of(const ModelGroup& g, bool shared) {
   w.name = g.setup.name;
   w.model = g.model.get();
   w.optimizer = g.optimizer.get();
-  w.zero = g.zero.get();
-  w.zero_state = &g.zero_gathered;
+  w.distributed_state = [&g](const at::Tensor& p) { return g.distributed_state(p); };
   w.map = g.block_map();
   w.dp_rank = 0;  // every replica holds the same state
   w.bp_rank = g.mesh.bp_rank;

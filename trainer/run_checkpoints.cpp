@@ -25,8 +25,7 @@ LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm) {
   w.name = c.name;
   w.model = g.model.get();
   w.optimizer = g.optimizer.get();
-  w.zero = g.zero.get();
-  w.zero_state = &g.zero_gathered;
+  w.distributed_state = [&g](const at::Tensor& p) { return g.distributed_state(p); };
   w.map = g.block_map();
   w.dp_rank = g.mesh.dp_rank;
   w.bp_rank = g.mesh.bp_rank;

@@ -127,9 +127,9 @@ void sync_step(ModelGroup& g, StepStats& s) {
   s.comm_ms = std::chrono::duration<double, std::milli>(Clock::now() - c0).count();
 }
 
-// The global gradient norm of the whole model: block parameters are held in parts by the
-// ranks of a replica (other ranks' rows are zero here), so their squares add up over the
-// block-parallel group; everything else is replicated and counted once.
+// The global gradient norm of the whole model: block and FFN parameters are held in parts
+// by the ranks of a replica (other ranks' rows are zero here), so their squares add up
+// over the block-parallel group; everything else is replicated and counted once.
 double clip_gradients(ModelGroup& g, double clip) {
   // Sums of squares on the device (one host read for the norm, which logging and the
   // clipping decision need).
@@ -138,7 +138,7 @@ double clip_gradients(ModelGroup& g, double clip) {
   for (const auto& t : g.all_params) {
     if (!t.grad().defined() || (g.zero && g.zero->index_of(t) >= 0)) continue;
     const auto sq = t.grad().to(at::kDouble).pow(2).sum();
-    if (g.blocks && g.blocks->is_block_param(t)) {
+    if (g.blocks && g.blocks->is_split_param(t)) {
       block_sq = block_sq + sq;
     } else {
       shared_sq = shared_sq + sq;

@@ -15,6 +15,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/process_memory.h"
 #include "core/metrics_writer.h"
 #include "core/progress_line.h"
 #include "core/stop_signal.h"
@@ -373,6 +374,17 @@ TrainSummary train_run(const TrainPlan& p) {
       spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
                    100 * per / step_ms, step_ms);
     }
+  }
+  // What each rank holds, before the final evaluation and checkpoint add their own.
+  const ProcessMemory pm = process_memory();
+  for (ModelGroup* g : pool.local_groups()) {
+    const ModelGroup::Memory m = g->memory();
+    relay.post({{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name}, {"parameter_bytes", m.parameters},
+                {"gradient_bytes", m.gradients}, {"optimizer_bytes", m.optimizer}, {"rss_bytes", pm.rss_bytes},
+                {"peak_rss_bytes", pm.peak_rss_bytes}});
+    spdlog::info("memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
+                 "process RSS {:.1f} MB, peak {:.1f} MB", g->setup.name, m.parameters / 1e6, m.gradients / 1e6,
+                 m.optimizer / 1e6, pm.rss_bytes / 1e6, pm.peak_rss_bytes / 1e6);
   }
   for (ModelGroup* g : pool.local_groups()) {
     if (g->mesh.ranks->rank() != 0) continue;

@@ -1,6 +1,6 @@
-// test_block_parallel.cpp: under mpirun, a model whose blocks are split over the ranks
-// (each rank computes its blocks' heads; partial outputs summed forward, input
-// gradients summed backward) gives the same logits, loss and gradients as the whole
+// test_block_parallel.cpp: under mpirun, a model whose blocks and FFN are split over the
+// ranks (each rank computes its blocks' heads and its part of the FFN's hidden units;
+// partial outputs summed forward, input gradients summed backward) gives the same logits, loss and gradients as the whole
 // model on one rank, in float64, with λ > 0 and both penalties in the loss; a block map
 // change moves parameters and Adam moments bit for bit.
 #include <ATen/ATen.h>
@@ -47,8 +47,11 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
   m.zero_grad();
 
   const auto g_world = localist::test::mpi_test_world();
+  // Blocks and FFN split (the FFN's 32 hidden units in contiguous parts; 3 ranks: 10, 11, 11).
   const BlockShard shard = block_shard_make(
-      g_world, block_map_initial(std::vector<uint8_t>(c.k_max, 1), g_world->size()).owned_by(g_world->rank()));
+      g_world, block_map_initial(std::vector<uint8_t>(c.k_max, 1), g_world->size()).owned_by(g_world->rank()),
+      c.ffn_mult * c.d_model);
+  EXPECT_LT(shard.ffn_size, c.ffn_mult * c.d_model);
   o.shard = &shard;
   const auto got = m.forward(x, o);
   EXPECT_LE((got.logits - ref.logits).abs().max().item<double>(), 1e-12);
@@ -60,10 +63,11 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
   for (const auto& p : m.named_parameters()) {
     auto g = p.value().grad().clone();
     const std::string& name = p.key();
-    // Block parameters (and the router, used through each rank's blocks) hold partial
-    // gradients that sum to the whole; everything else must already be whole.
+    // Block and FFN parameters (and the router, used through each rank's blocks) hold
+    // partial gradients that sum to the whole; everything else must already be whole.
     const bool partial = name.find("qkv_") != std::string::npos || name.find("out_weight") != std::string::npos ||
-                         name.find("router_weight") != std::string::npos;
+                         name.find("router_weight") != std::string::npos || name.find("fc_") != std::string::npos ||
+                         name.find("proj_weight") != std::string::npos;
     if (partial) g_world->all_reduce(g, ReduceOp::kSum, "test gradient sum");
     EXPECT_LE((g - ref_grads[name]).abs().max().item<double>(), 1e-12) << name;
   }
