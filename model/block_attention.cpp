@@ -31,8 +31,9 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   const int64_t K_local = local.size(0), H = K_local * hb;
   const at::Tensor active_heads = (active_blocks.index_select(0, local).unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
   const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)
-  // Under block parallelism the input's gradient is summed over the group on the way back.
-  const at::Tensor xn = shard ? shard->enter(xn_in) : xn_in;
+  // Under block parallelism the input's gradient is summed over the group on the way back
+  // (sequence parallel: the caller's gather_seq does it).
+  const at::Tensor xn = shard && !shard->sequence_parallel() ? shard->enter(xn_in) : xn_in;
 
   // Only the computed heads' projections are used (no gather when that is every slot).
   const bool all_heads = !shard && K == c.k_max;
@@ -89,9 +90,11 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
   if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   const auto w_o = all_heads ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
-  // The output bias is added once, after the partial outputs of the group are summed.
+  // The output bias is added once, after the partial outputs of the group are summed
+  // (sequence parallel: into this rank's positions).
   const auto partial = at::linear(heads.reshape({B, T, H * dh}), w_o);
-  const auto y = (shard ? shard->leave(partial) : partial) + L.out_b;
+  const auto y = (!shard ? partial : shard->sequence_parallel() ? shard->scatter_seq(partial) : shard->leave(partial)) +
+                 L.out_b;
 
   if (penalties) {
     auto omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());

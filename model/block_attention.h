@@ -3,7 +3,8 @@
 // −λγ(1 − π_jk) and the rules' +ρ on their targets, outputs combined by the gates
 // g_ik = (1 − λ) + λKπ_ik, and the penalties Ω (group lasso) and I_π when asked.
 // Under block parallelism only the shard's blocks are computed and the partial
-// outputs summed over the group. Limits: keeps (B,H,T,T) tensors for backward.
+// outputs summed over the group (sequence parallel: xn is the gathered whole sequence
+// and the output is this rank's positions). Limits: keeps (B,H,T,T) tensors for backward.
 #pragma once
 #include <ATen/core/Tensor.h>
 

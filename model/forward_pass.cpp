@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 
+#include "core/error.h"
+
 namespace localist {
 
 ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, const at::Tensor& targets,
@@ -25,7 +27,18 @@ ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, c
   if (spec.bf16) at::autocast::set_enabled(false);
   if (loss == PassLoss::kNone) return out;
   const auto logits = out.result.logits.to(at::kFloat);
-  out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.to(spec.device).reshape({-1}), {},
+  const auto all_targets = targets.to(spec.device);
+  if (options.shard && options.shard->sequence_parallel()) {
+    // This rank's positions: its share of the mean over the window's non-padding targets.
+    if (loss != PassLoss::kMean) throw Error("per-token losses need the whole sequence on one rank");
+    const auto [t0, t1] = options.shard->seq_range(all_targets.size(1));
+    const auto mine = all_targets.narrow(1, t0, t1 - t0);
+    out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), mine.reshape({-1}), {},
+                                    at::Reduction::Sum, spec.pad_id) /
+             all_targets.ne(spec.pad_id).sum().to(at::kFloat);
+    return out;
+  }
+  out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), all_targets.reshape({-1}), {},
                                   loss == PassLoss::kMean ? at::Reduction::Mean : at::Reduction::None, spec.pad_id);
   return out;
 }

@@ -24,7 +24,9 @@ struct PassSpec {
 
 struct ForwardPass {
   ForwardResult result;
-  at::Tensor ce;  // float32 on the device: a scalar (mean) or (B*T) (per token); undefined without targets
+  // float32 on the device: a scalar (mean) or (B*T) (per token); undefined without
+  // targets. Sequence parallel: this rank's share of the mean (the shares add up to it).
+  at::Tensor ce;
 };
 
 enum class PassLoss { kNone, kMean, kPerToken };

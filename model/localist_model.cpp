@@ -95,26 +95,50 @@ int64_t LocalistModel::parameter_count() {
   return n;
 }
 
+namespace {
+
+// Dropout as at::dropout computes it on the CPU (a Bernoulli mask of the input's shape,
+// scaled by 1/(1 - p)), on every device. Under sequence parallelism the mask is drawn
+// for the whole sequence and cut to this rank's positions, so every rank and every
+// world size draws the same masks.
+at::Tensor dropout_of(const at::Tensor& x, double p, const BlockShard* shard, int64_t T) {
+  if (p <= 0) return x;
+  auto sizes = x.sizes().vec();
+  const bool part = shard && shard->sequence_parallel();
+  if (part) sizes[1] = T;
+  auto noise = at::empty(sizes, x.options()).bernoulli_(1 - p);
+  noise.div_(1 - p);
+  if (part) {
+    const auto [t0, t1] = shard->seq_range(T);
+    noise = noise.narrow(1, t0, t1 - t0);
+  }
+  return x * noise;
+}
+
+}  // namespace
+
 at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor& x_in, double dial,
-                                         const ForwardOptions& o, double p, ForwardResult& out) const {
+                                         const ForwardOptions& o, double p, int64_t T, ForwardResult& out) const {
+  const BlockShard* shard = o.shard;
+  const bool seq = shard && shard->sequence_parallel();
   const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
-  auto attn = localist_attention(L, xn, anchors, out.active_blocks, config_, dial, o.rules, o.penalties, o.trace, out,
-                                 o.shard);
-  if (p > 0) attn = at::dropout(attn, p, true);
-  const auto x = x_in + attn;
+  auto attn = localist_attention(L, seq ? shard->gather_seq(xn, T) : xn, anchors, out.active_blocks, config_, dial,
+                                 o.rules, o.penalties, o.trace, out, shard);
+  const auto x = x_in + dropout_of(attn, p, shard, T);
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
   at::Tensor ffn;
-  if (o.shard && o.shard->ffn_size >= 0) {
+  if (shard && shard->ffn_size >= 0) {
     // This rank's hidden units; the second matrix's partial outputs are summed over the
     // group (its bias added once, after the sum).
-    const int64_t a = o.shard->ffn_begin, n = o.shard->ffn_size;
-    const auto h = at::gelu(at::linear(o.shard->enter(xn2), L.fc_w.narrow(0, a, n), L.fc_b.narrow(0, a, n)));
-    ffn = o.shard->leave(at::linear(h, L.proj_w.narrow(1, a, n))) + L.proj_b;
+    const int64_t a = shard->ffn_begin, n = shard->ffn_size;
+    const auto in = seq ? shard->gather_seq(xn2, T) : shard->enter(xn2);
+    const auto part = at::linear(at::gelu(at::linear(in, L.fc_w.narrow(0, a, n), L.fc_b.narrow(0, a, n))),
+                                 L.proj_w.narrow(1, a, n));
+    ffn = (seq ? shard->scatter_seq(part) : shard->leave(part)) + L.proj_b;
   } else {
     ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
   }
-  if (p > 0) ffn = at::dropout(ffn, p, true);
-  return x + ffn;
+  return x + dropout_of(ffn, p, shard, T);
 }
 
 ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOptions& o) {
@@ -133,14 +157,17 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
   out.active_blocks = at::nonzero(block_active.ne(0)).flatten();
   if (out.active_blocks.size(0) == 0) throw Error("the model has no active block");
   const double p = is_training() ? config_.dropout : 0.0;
-  at::Tensor x = at::embedding(wte, tokens) + wpe.narrow(0, 0, T).unsqueeze(0);
-  if (p > 0) x = at::dropout(x, p, true);
+  // Sequence parallel: this rank's positions only, up to the head and the loss.
+  const bool seq = o.shard && o.shard->sequence_parallel();
+  const auto [t0, t1] = seq ? o.shard->seq_range(T) : std::pair<int64_t, int64_t>{0, T};
+  at::Tensor x = at::embedding(wte, tokens.narrow(1, t0, t1 - t0)) + wpe.narrow(0, t0, t1 - t0).unsqueeze(0);
+  x = dropout_of(x, p, o.shard, T);
   // Traces keep every layer's attention anyway, so they are never checkpointed.
   const bool replay = o.checkpoint_activations && !o.trace && is_training() && at::GradMode::is_enabled();
   for (int64_t l = 0; l < config_.n_layers; ++l) {
     const LocalistLayer& L = *layers[l];
     if (!replay) {
-      x = layer_forward(L, x, o.dial[l], o, p, out);
+      x = layer_forward(L, x, o.dial[l], o, p, T, out);
       continue;
     }
     // The replayed layer owns copies of what it reads (the rule masks outlive this call).
@@ -149,14 +176,14 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     const at::Tensor active = out.active_blocks;
     const double dial = o.dial[l];
     const bool penalties = o.penalties;
-    auto fn = [this, &L, rules, shard, active, dial, penalties, p](const at::Tensor& xin) {
+    auto fn = [this, &L, rules, shard, active, dial, penalties, p, T](const at::Tensor& xin) {
       ForwardOptions lo;
       lo.rules = rules.get();
       lo.shard = shard.get();
       lo.penalties = penalties;
       ForwardResult r;
       r.active_blocks = active;
-      std::vector<at::Tensor> outs{layer_forward(L, xin, dial, lo, p, r)};
+      std::vector<at::Tensor> outs{layer_forward(L, xin, dial, lo, p, T, r)};
       if (penalties) outs.insert(outs.end(), {r.omega.at(0), r.mutual_info.at(0)});
       return outs;
     };

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "model/anchors.h"
@@ -39,6 +40,20 @@ struct BlockShard {
   bool lead = false;  // exactly one rank of the group: it alone adds the I_π term
   std::function<at::Tensor(const at::Tensor&)> enter;
   std::function<at::Tensor(const at::Tensor&)> leave;
+  // Sequence parallelism (Megatron's, for what the blocks and the FFN do not split):
+  // with seq_ranks > 1 this rank holds positions [T·seq_rank/seq_ranks, T·(seq_rank+1)/
+  // seq_ranks) of the residual stream, embeddings, norms, head and loss. gather_seq
+  // makes the whole sequence from every rank's part (backward: the summed gradient of
+  // this rank's part); scatter_seq sums partial whole-sequence outputs over the group
+  // and keeps this rank's part (backward: the whole gradient from the parts).
+  int seq_rank = 0, seq_ranks = 1;
+  std::function<at::Tensor(const at::Tensor&, int64_t T)> gather_seq;
+  std::function<at::Tensor(const at::Tensor&)> scatter_seq;
+  bool sequence_parallel() const { return seq_ranks > 1; }
+  // This rank's positions of a sequence of T.
+  std::pair<int64_t, int64_t> seq_range(int64_t T) const {
+    return {T * seq_rank / seq_ranks, T * (seq_rank + 1) / seq_ranks};
+  }
 };
 
 struct ForwardOptions {
@@ -64,7 +79,7 @@ struct LayerTrace {
 };
 
 struct ForwardResult {
-  at::Tensor logits;                      // (B,T,V)
+  at::Tensor logits;                      // (B,T,V); sequence parallel: (B,this rank's positions,V)
   std::vector<at::Tensor> omega;          // per layer, scalar (when penalties)
   std::vector<at::Tensor> mutual_info;    // per layer, bits (when penalties)
   std::vector<LayerTrace> traces;         // per layer (when trace)
@@ -99,9 +114,10 @@ class LocalistModel : public torch::nn::Module {
   std::vector<std::shared_ptr<LocalistLayer>> layers;
 
  private:
-  // One layer: x -> x + attention(ln1 x) -> + ffn(ln2 ·), dropout p on both branches.
+  // One layer: x -> x + attention(ln1 x) -> + ffn(ln2 ·), dropout p on both branches;
+  // T: the whole sequence's length (x holds this rank's positions when sequence parallel).
   at::Tensor layer_forward(const LocalistLayer& L, const at::Tensor& x, double dial, const ForwardOptions& o, double p,
-                           ForwardResult& out) const;
+                           int64_t T, ForwardResult& out) const;
   ModelConfig config_;
   int64_t vocab_size_;
   AnchorCode anchor_code_;

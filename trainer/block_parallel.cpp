@@ -45,6 +45,71 @@ struct LeaveGroup : public torch::autograd::Function<LeaveGroup> {
 
 int64_t handle(Communicator& group) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(&group)); }
 
+// Rank r's positions of a sequence of T over n ranks (as BlockShard::seq_range).
+std::pair<int64_t, int64_t> positions(int64_t T, int r, int n) { return {T * r / n, T * (r + 1) / n}; }
+
+// Every rank's part (B, its positions, ...) -> the whole (B, T, ...). Parts differ by at
+// most one position: each is padded to the longest for the collective.
+at::Tensor gather_parts(const at::Tensor& part, int64_t T, Communicator& group, const std::string& what) {
+  const int n = group.size();
+  const int64_t longest = (T + n - 1) / n;
+  auto sizes = part.sizes().vec();
+  sizes[1] = longest;
+  auto padded = at::zeros(sizes, part.options());
+  padded.narrow(1, 0, part.size(1)).copy_(part);
+  const auto all = group.all_gather(padded, what);  // (n, B, longest, ...)
+  std::vector<at::Tensor> pieces;
+  for (int r = 0; r < n; ++r) {
+    const auto [a, b] = positions(T, r, n);
+    pieces.push_back(all[r].narrow(1, 0, b - a));
+  }
+  return at::cat(pieces, 1);
+}
+
+// The whole (B, T, ...) summed over the ranks -> this rank's part.
+at::Tensor reduce_to_part(const at::Tensor& whole, Communicator& group, const std::string& what) {
+  const int n = group.size();
+  const int64_t T = whole.size(1), longest = (T + n - 1) / n;
+  auto sizes = whole.sizes().vec();
+  sizes[1] = longest;
+  sizes.insert(sizes.begin(), n);
+  auto padded = at::zeros(sizes, whole.options());  // (n, B, longest, ...)
+  for (int r = 0; r < n; ++r) {
+    const auto [a, b] = positions(T, r, n);
+    padded[r].narrow(1, 0, b - a).copy_(whole.narrow(1, a, b - a));
+  }
+  const auto mine = group.reduce_scatter(padded, ReduceOp::kSum, what).squeeze(0);
+  const auto [a, b] = positions(T, group.rank(), n);
+  return mine.narrow(1, 0, b - a);
+}
+
+struct GatherSequence : public torch::autograd::Function<GatherSequence> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& part, int64_t T, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return gather_parts(part, T, *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)), "sequence parts");
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {reduce_to_part(grads[0].contiguous(), group_of(ctx), "sequence-parallel input gradient"), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+struct ScatterSequence : public torch::autograd::Function<ScatterSequence> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& whole, int64_t group) {
+    ctx->saved_data["group"] = group;
+    ctx->saved_data["T"] = whole.size(1);
+    return reduce_to_part(whole.contiguous(), *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)),
+                          "block-parallel partial outputs (sequence parallel)");
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {gather_parts(grads[0].contiguous(), ctx->saved_data["T"].toInt(), group_of(ctx),
+                         "sequence-parallel output gradient"),
+            at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor block_group_enter(const at::Tensor& x, Communicator& group) { return EnterGroup::apply(x, handle(group)); }
@@ -55,8 +120,13 @@ std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, i
 }
 
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden) {
+                            int64_t ffn_hidden, bool sequence_parallel) {
   BlockShard s;
+  if (sequence_parallel && group->size() > 1) {
+    s.seq_rank = group->rank(), s.seq_ranks = group->size();
+    s.gather_seq = [group](const at::Tensor& x, int64_t T) { return GatherSequence::apply(x, T, handle(*group)); };
+    s.scatter_seq = [group](const at::Tensor& x) { return ScatterSequence::apply(x, handle(*group)); };
+  }
   s.owned_slots = std::move(owned_slots);
   if (ffn_hidden > 0) {
     const auto [a, b] = block_parallel_ffn_range(ffn_hidden, group->rank(), group->size());
@@ -94,7 +164,7 @@ bool BlockParallel::is_split_param(const at::Tensor& t) const {
 void BlockParallel::rebuild_shard() {
   const auto& c = model_.config();
   const int64_t hidden = c.ffn_mult * c.d_model;
-  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), hidden);
+  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), hidden, /*sequence_parallel=*/true);
   // 0/1 masks of the rows (qkv) and columns (output) of the heads this rank owns, and of
   // its FFN part: rows of fc_w and fc_b, columns of proj_w.
   block_masks_.clear();

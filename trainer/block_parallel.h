@@ -3,7 +3,9 @@
 // the gradient over the group backward; `leave` sums partial outputs forward and is the
 // identity backward. BlockParallel holds the versioned block map, this rank's shard,
 // and applies a new map by moving block parameters and optimizer moments point to point.
-// The FFN is split as well (each rank its contiguous part of the hidden units).
+// The FFN is split as well (each rank its contiguous part of the hidden units), and
+// what neither splits (embeddings, norms, residual stream, head, loss) runs sequence
+// parallel: each rank its part of the positions.
 // Limits: every rank keeps full-size block and FFN tensors (only owners' rows are
 // trained and authoritative); memory is not sharded yet.
 #pragma once
@@ -23,9 +25,10 @@ at::Tensor block_group_enter(const at::Tensor& x, Communicator& group);
 at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
 
 // A shard for `group` owning `owned_slots` and, with ffn_hidden > 0, its contiguous
-// part of the FFN's ffn_hidden units (block_parallel_ffn_range); rank 0 is the lead.
+// part of the FFN's ffn_hidden units (block_parallel_ffn_range); with sequence_parallel,
+// its part of the positions for the rest (BlockShard::seq_range). Rank 0 is the lead.
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden = 0);
+                            int64_t ffn_hidden = 0, bool sequence_parallel = false);
 // Rank r of bp's hidden units of an FFN of `hidden` units: [first, second).
 std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp);
 

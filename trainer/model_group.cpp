@@ -170,7 +170,9 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model,
                                              from ? block_map_plan(from->map, active_mask(), mesh.bp_size)
                                                      : block_map_initial(active_mask(), mesh.bp_size));
-    for (auto& l : model->layers) router_params.push_back(l->router_w);
+    for (const auto& p : model->parameters()) {
+      if (!is_split(*model, p, mesh.bp_size)) replica_summed.push_back(p);
+    }
     if (s.lead) spdlog::info("block map {}", blocks->map().describe());
   }
   const auto& ac = model->anchor_code();

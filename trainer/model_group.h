@@ -121,7 +121,10 @@ struct ModelGroup {
   std::shared_ptr<LocalistModel> model;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<at::Tensor> all_params;     // decay then no-decay parameters (the optimizer's order)
-  std::vector<at::Tensor> router_params;  // bp > 1: summed over the replica after backward
+  // bp > 1: the replicated parameters, whose gradients are partial per rank of the
+  // replica (each rank's positions; the router: each rank's blocks) and are summed over
+  // it after backward.
+  std::vector<at::Tensor> replica_summed;
   MomentsOf moments;
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
   std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)

@@ -78,8 +78,12 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   loss.backward();
   at::NoGradGuard no_grad;
   const double dp = g.mesh.dp_size;
-  s.ce = s.ce + f.ce.detach().to(at::kDouble) / rank_parts;
-  s.loss = s.loss + loss.detach().to(at::kDouble) * dp;
+  // Sequence parallel (bp > 1): ce is this rank's share of the replica's; the statistics
+  // count it bp times, so that their mean over the replica's ranks is the whole.
+  const double seq = fo.shard && fo.shard->sequence_parallel() ? g.mesh.bp_size : 1.0;
+  const auto ce = f.ce.detach().to(at::kDouble) * seq;
+  s.ce = s.ce + ce / rank_parts;
+  s.loss = s.loss + (ce + pen.detach().to(at::kDouble)) / global_parts * dp;
   for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
     s.omega = s.omega + r.omega[l].detach().to(at::kDouble) / (L * rank_parts);
     s.mutual_info = s.mutual_info + r.mutual_info[l].detach().to(at::kDouble) / (L * rank_parts);
@@ -105,13 +109,26 @@ StepStats host_stats(const DeviceStats& d) {
 void sync_step(ModelGroup& g, StepStats& s) {
   const auto c0 = Clock::now();
   if (g.grad_sync) g.grad_sync->finish();
-  // The router is used through every rank's blocks: its partial gradients (already
-  // summed over the data-parallel ranks) add up over the replica's group.
-  // (Under ZeRO the router's gradient is still this rank's own: the replica's sum goes
-  // into the reduce-scatter over the data-parallel ranks below.)
-  for (auto& r : g.router_params) {
-    at::Tensor grad = r.grad();  // shares the gradient's storage
-    if (grad.defined()) g.mesh.bp_data->all_reduce(grad, ReduceOp::kSum, "router gradient");
+  // The replicated parameters' gradients are partial per rank of a replica (sequence
+  // parallel: its positions; the router: its blocks); summed over the data-parallel ranks
+  // already, they add up over the replica's group in one flat all-reduce. (Under ZeRO
+  // they are still this rank's own: the replica's sum goes into the reduce-scatter below.)
+  if (!g.replica_summed.empty()) {
+    std::vector<at::Tensor> flat;
+    for (const auto& p : g.replica_summed) {
+      if (p.grad().defined()) flat.push_back(p.grad().reshape({-1}));
+    }
+    if (!flat.empty()) {
+      auto sum = at::cat(flat);
+      g.mesh.bp_data->all_reduce(sum, ReduceOp::kSum, "replicated parameters' gradients over the replica");
+      int64_t off = 0;
+      for (const auto& p : g.replica_summed) {
+        if (!p.grad().defined()) continue;
+        at::Tensor grad = p.grad();
+        grad.copy_(sum.narrow(0, off, grad.numel()).view_as(grad));
+        off += grad.numel();
+      }
+    }
   }
   if (g.zero) g.zero->reduce_gradients("gradients of replicated parameters, reduce-scattered (ZeRO)");
   // Per-rank means weighed by the rank's rows (1 exactly for even slices).

@@ -73,6 +73,52 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
   }
 }
 
+// Sequence parallel on top (what the trainer runs under bp > 1): each rank embeds, norms
+// and scores its part of the positions (10 positions on 3 ranks: 3, 3, 4); its logits
+// are the whole model's at those positions, and every gradient summed over the ranks is
+// the whole model's, in float64.
+TEST(BlockParallel, SequenceParallelEqualsTheWholeModel) {
+  ModelConfig c;
+  c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
+  c.k_max = 4, c.k_initial = 4, c.anchor_dim = 4, c.ffn_mult = 2;
+  LocalistModel m(c, 30, 11);
+  m.to(at::kDouble);
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto x = at::randint(30, {3, 10}, gen, at::kLong), y = at::randint(30, {3, 10}, gen, at::kLong);
+  const std::vector<double> dial{0.6, 0.9};
+  ForwardOptions o;
+  o.dial = dial;
+  o.penalties = true;
+  const auto ref = m.forward(x, o);
+  loss_of(ref, y, dial).backward();
+  std::map<std::string, at::Tensor> ref_grads;
+  for (const auto& p : m.named_parameters()) ref_grads[p.key()] = p.value().grad().clone();
+  m.zero_grad();
+
+  const auto world = localist::test::mpi_test_world();
+  const BlockShard shard = block_shard_make(
+      world, block_map_initial(std::vector<uint8_t>(c.k_max, 1), world->size()).owned_by(world->rank()),
+      c.ffn_mult * c.d_model, /*sequence_parallel=*/true);
+  ASSERT_EQ(shard.sequence_parallel(), world->size() > 1);
+  o.shard = &shard;
+  const auto got = m.forward(x, o);
+  const auto [t0, t1] = shard.seq_range(10);
+  EXPECT_LE((got.logits - ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
+  // This rank's share of the mean cross-entropy, plus the penalties (whole on every rank).
+  auto loss = at::cross_entropy_loss(got.logits.reshape({-1, 30}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
+                                     at::Reduction::Sum) / 30.0;
+  for (size_t l = 0; l < got.omega.size(); ++l) {
+    EXPECT_NEAR(got.omega[l].item<double>(), ref.omega[l].item<double>(), 1e-12);
+    loss = loss + dial[l] * (0.3 * got.omega[l] - 0.2 * got.mutual_info[l]) / static_cast<double>(got.omega.size());
+  }
+  loss.backward();
+  for (const auto& p : m.named_parameters()) {
+    auto g = p.value().grad().clone();
+    world->all_reduce(g, ReduceOp::kSum, "test gradient sum");
+    EXPECT_LE((g - ref_grads[p.key()]).abs().max().item<double>(), 1e-12) << p.key();
+  }
+}
+
 // A new block map moves each moved block's parameters and Adam moments from the old
 // owner to the new one bit for bit; the old owner's moments for it become zero, and
 // the sharded model still computes what the whole model computes.
@@ -94,10 +140,15 @@ TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
     opt.zero_grad();
     o.shard = &bp.shard();
     const auto r = m.forward(x, o);
-    at::cross_entropy_loss(r.logits.reshape({-1, 30}), y.reshape({-1})).backward();
-    for (auto& l : m.layers) {
-      auto g = l->router_w.grad();
-      if (g.defined()) world->all_reduce(g, ReduceOp::kSum, "router gradient");
+    // Sequence parallel: this rank's positions' share of the mean loss.
+    const auto [t0, t1] = bp.shard().seq_range(10);
+    (at::cross_entropy_loss(r.logits.reshape({-1, 30}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
+                            at::Reduction::Sum) / 20.0).backward();
+    // The replicated parameters' gradients are this rank's positions' part.
+    for (auto& p : m.parameters()) {
+      if (bp.is_split_param(p) || !p.grad().defined()) continue;
+      auto g = p.grad();
+      world->all_reduce(g, ReduceOp::kSum, "replicated gradient");
     }
     opt.step();
     bp.reassemble();
@@ -150,5 +201,6 @@ TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
   whole.dial = o.dial;
   const auto ref_logits = m.forward(x, whole).logits.detach();
   o.shard = &bp.shard();
-  EXPECT_LE((m.forward(x, o).logits - ref_logits).abs().max().item<double>(), 1e-5);
+  const auto [t0, t1] = bp.shard().seq_range(10);
+  EXPECT_LE((m.forward(x, o).logits - ref_logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-5);
 }

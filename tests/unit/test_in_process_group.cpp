@@ -171,10 +171,15 @@ TEST(InProcessGroup, ABlockMapChangeMovesParametersAndMomentsBitForBit) {
       opt.zero_grad();
       o.shard = &bp.shard();
       const auto r = m.forward(x, o);
-      at::cross_entropy_loss(r.logits.reshape({-1, 20}), y.reshape({-1})).backward();
-      for (auto& l : m.layers) {
-        auto g = l->router_w.grad();
-        if (g.defined()) world->all_reduce(g, ReduceOp::kSum, "router gradient");
+      // Sequence parallel: this rank's positions' share of the mean loss; the replicated
+      // parameters' gradients are its positions' part.
+      const auto [t0, t1] = bp.shard().seq_range(8);
+      (at::cross_entropy_loss(r.logits.reshape({-1, 20}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
+                              at::Reduction::Sum) / 16.0).backward();
+      for (auto& p : m.parameters()) {
+        if (bp.is_split_param(p) || !p.grad().defined()) continue;
+        auto g = p.grad();
+        world->all_reduce(g, ReduceOp::kSum, "replicated gradient");
       }
       opt.step();
       bp.reassemble();
