@@ -83,4 +83,20 @@ inline std::vector<double> step_losses(const std::string& metrics_path) {
   return out;
 }
 
+// The numeric `field` of every `event` record of a metrics stream, in order (records
+// without the field are skipped).
+inline std::vector<double> event_values(const std::string& metrics_path, const std::string& event,
+                                        const std::string& field) {
+  std::vector<double> out;
+  std::istringstream in(read_text(metrics_path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"event\":\"" + event + "\"") == std::string::npos) continue;
+    const size_t p = line.find("\"" + field + "\":");
+    if (p == std::string::npos) continue;
+    out.push_back(std::stod(line.substr(p + field.size() + 3)));
+  }
+  return out;
+}
+
 }  // namespace localist::test

@@ -244,7 +244,14 @@ ModelGroup::~ModelGroup() = default;
 
 bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && is_ffn_tensor(*model, p); }
 
+void ModelGroup::assemble() const {
+  if (!blocks || !split_stale) return;
+  blocks->reassemble();
+  split_stale = false;
+}
+
 void ModelGroup::gather_optimizer_state() const {
+  assemble();
   gathered_.clear();
   if (zero) {
     const auto state = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
@@ -344,6 +351,7 @@ int32_t ModelGroup::place_blocks(int64_t slot) {
 }
 
 nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<double>& dial, double lr) {
+  assemble();  // probes and trials run the whole model on every rank
   nlohmann::json rec = recruiter->begin_round(step, dial);
   const int64_t pruned = recruiter->prune(step, dial, rec);
   if (pruned >= 0) place_blocks(pruned);

@@ -129,9 +129,15 @@ struct ModelGroup {
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
   std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
   std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 with dp > 1: the other parameters
+  // bp > 1: makes every rank's parameters the whole model (the owners' blocks and FFN
+  // parts; collective over the replica) if a step changed them since the last time.
+  // Before evaluation, a recruitment round, a checkpoint or a state move.
+  void assemble() const;
+  mutable bool split_stale = false;  // set by a train step under bp > 1
   // The whole AdamW state of each parameter whose state is spread over ranks (ZeRO's
   // chunks; under bp > 1 the FFN parts), gathered for a checkpoint or a state move
-  // (collective over the group, in pool order) and released right after.
+  // (collective over the group, in pool order) and released right after. Assembles the
+  // parameters first.
   void gather_optimizer_state() const;
   void release_optimizer_state() const;
   // Null when p's state is this rank's torch AdamW's; else its gathered whole state

@@ -210,10 +210,10 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   s.grad_norm = clip_gradients(g, tc.grad_clip);
   g.optimizer->step();
   if (g.zero) g.zero->step(lr, "parameters after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
-  // Each rank's copy of the blocks it does not own drifts (weight decay on zero
-  // gradients); the owners' values are re-assembled on every rank of the replica so
-  // that rank 0 evaluates and checkpoints the true model.
-  if (g.blocks) g.blocks->reassemble();
+  // Each rank's copy of the blocks and FFN parts it does not own drifts (weight decay on
+  // zero gradients) and is never read by training; the owners' values are re-assembled
+  // on every rank of the replica only when the whole model is needed (ModelGroup::assemble).
+  if (g.blocks) g.split_stale = true;
   return s;
 }
 

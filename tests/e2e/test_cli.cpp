@@ -221,7 +221,10 @@ namespace {
 }  // namespace
 
 TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n");
+  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n  eval_every: 10\n");
+  // A held-out source, so that the runs evaluate (at step 10 and at the end).
+  cfg.replace(cfg.find("      split: blank_line\n"), 24,
+              "      split: blank_line\n    - name: held\n      path: good.txt\n      split: blank_line\n      train: false\n");
   cfg.replace(cfg.find("model:\n  context: 64"), 20,
               "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
   cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 2");
@@ -231,6 +234,8 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   ASSERT_EQ(one.status, 0) << one.err;
   const auto base = localist::test::step_losses(dir_ / "r1/metrics.jsonl");
   ASSERT_EQ(base.size(), 20u);
+  const auto base_eval = localist::test::event_values(dir_ / "r1/metrics.jsonl", "eval", "ce_nats");
+  ASSERT_EQ(base_eval.size(), 2u);  // at step 10 and at the end
   // (ranks, block_parallel): data parallel on 2 and 4 ranks, block parallel 2 on 2 and 4.
   for (auto [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {2, 2}, {4, 2}}) {
     const std::string name = "r" + std::to_string(n) + "bp" + std::to_string(bp);
@@ -243,6 +248,10 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
     for (size_t i = 0; i < base.size(); ++i) {
       EXPECT_NEAR(got[i], base[i], 1e-5 * std::fabs(base[i])) << n << " ranks, bp " << bp << ", step " << i;
     }
+    // Evaluation sees the whole model (the owners' parts assembled first).
+    const auto eval = localist::test::event_values(dir_ / (name + "/metrics.jsonl"), "eval", "ce_nats");
+    ASSERT_EQ(eval.size(), base_eval.size()) << name;
+    for (size_t i = 0; i < eval.size(); ++i) EXPECT_NEAR(eval[i], base_eval[i], 1e-5 * base_eval[i]) << name;
     EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
   }
   EXPECT_LT(base.back(), base.front());  // it trains

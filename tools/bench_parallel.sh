@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# bench_parallel.sh: what model parallelism and the memory options cost and save, all
+# runs in one invocation on this machine (issue #17; numbers go to docs/results.md).
+#  1. Step time on 2 ranks, the reference shape (width 256, 4 layers, 4 blocks of one
+#     head of 64, context 256, batch 8): data parallel (the baseline), block_parallel 2,
+#     ZeRO-1, activation checkpointing, and both options under bp 2; ratios to the
+#     baseline. Bytes each rank sends per step (OpenMPI pml monitoring, an N-step run
+#     minus an N/2-step one) against the minimum of the split: a ring all-reduce of the
+#     gradients for data parallelism; for bp 2 four all-gathers and four reduce-scatters
+#     of (batch, context, width) per layer and step, plus the replicated gradients' sum.
+#  2. Memory on 4 ranks, a model of ~70 M parameters (width 512, 16 blocks), for bp 1, 2, 4
+#     x zero 0, 1 x activation checkpointing off, on: per-rank bytes of parameters,
+#     gradients and optimizer state (counted from tensor sizes), and peak RSS minus the
+#     RSS after training (activations and transient buffers), from the runs' memory records.
+# Usage: tools/bench_parallel.sh [build_dir] [steps]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+STEPS=${2:-20}
+LOCALIST="$BUILD_DIR/localist"
+CONFIG=configs/quickstart.yaml
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+"$LOCALIST" prepare "$CONFIG" >/dev/null 2>&1
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+ref=(--set model.d_model=256 --set model.n_layers=4 --set model.k_initial=4 --set model.k_max=4
+     --set model.head_dim=64 --set model.context=256 --set train.global_batch=8 --set train.micro_batch=8
+     --set train.log_every=1 --set train.eval_every=0 --set "train.steps=$STEPS")
+mpi2=(mpirun -np 2 --oversubscribe)
+monitor() { echo --mca pml_monitoring_enable 1 --mca pml_monitoring_enable_output 3 --mca pml_monitoring_filename "$1"; }
+declare -A variants=(
+  [dp]=""
+  [bp2]="--set distributed.block_parallel=2"
+  [zero]="--set distributed.zero=1"
+  [ac]="--set train.activation_checkpointing=true"
+  [bp2_ac]="--set distributed.block_parallel=2 --set train.activation_checkpointing=true"
+)
+for v in dp bp2 zero ac bp2_ac; do
+  # shellcheck disable=SC2086
+  "${mpi2[@]}" "$LOCALIST" train "$CONFIG" "${ref[@]}" ${variants[$v]} --set "run.dir=$out/$v" >/dev/null 2>&1
+done
+for v in dp bp2; do
+  # shellcheck disable=SC2086
+  "${mpi2[@]}" $(monitor "$out/$v-full") "$LOCALIST" train "$CONFIG" "${ref[@]}" ${variants[$v]} \
+    --set "run.dir=$out/$v-full" >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  "${mpi2[@]}" $(monitor "$out/$v-half") "$LOCALIST" train "$CONFIG" "${ref[@]}" ${variants[$v]} \
+    --set "train.steps=$((STEPS / 2))" --set "run.dir=$out/$v-half" >/dev/null 2>&1
+done
+# A model of a few hundred MB of training state per rank, 4 ranks, 3 steps.
+big=(--set model.d_model=512 --set model.n_layers=4 --set model.k_initial=16 --set model.k_max=16
+     --set model.head_dim=64 --set model.anchor_dim=8 --set model.context=256 --set train.global_batch=4
+     --set train.micro_batch=4 --set train.steps=3 --set train.eval_every=0 --set train.log_every=1)
+for bp in 1 2 4; do
+  for zero in 0 1; do
+    for ac in false true; do
+      mpirun -np 4 --oversubscribe "$LOCALIST" train "$CONFIG" "${big[@]}" --set distributed.block_parallel=$bp \
+        --set distributed.zero=$zero --set train.activation_checkpointing=$ac \
+        --set "run.dir=$out/mem-$bp-$zero-$ac" >/dev/null 2>&1
+    done
+  done
+done
+python3 - "$out" "$STEPS" <<'PY'
+import json, statistics, sys
+out, steps = sys.argv[1], int(sys.argv[2])
+def records(run, event):
+    return [json.loads(l) for l in open(f"{out}/{run}/metrics.jsonl") if f'"event":"{event}"' in l]
+def ms(run):
+    return statistics.median(r["ms_per_step"] for r in records(run, "step")[5:])
+def sent(prefix, rank):
+    return sum(int(l.split("\t")[3].split()[0]) for l in open(f"{prefix}.{rank}.prof") if l.startswith("E\t"))
+base = ms("dp")
+print("step time, 2 ranks, reference shape (median after 5 warm-up steps):")
+labels = {"dp": "data parallel (baseline)", "bp2": "block_parallel 2", "zero": "data parallel + zero 1",
+          "ac": "data parallel + activation checkpointing", "bp2_ac": "block_parallel 2 + activation checkpointing"}
+for v in ("dp", "bp2", "zero", "ac", "bp2_ac"):
+    print(f"  {labels[v]:45s} {ms(v):7.1f} ms/step  {ms(v) / base:5.3f}x")
+B, T, d, L = 8, 256, 256, 4
+mem = {r["rank"]: r for r in records("dp", "memory")}
+params = mem[0]["parameter_bytes"]
+replicated = 4 * (256 * 256 + 256 * 256 + 2 * 256 + L * (8 * 256 + 4 * 256 + 2 * 256))  # wte, wpe, lnf, per layer
+n = 2
+minimum = {"dp": 2 * (n - 1) / n * params,
+           "bp2": L * 8 * (n - 1) / n * B * T * d * 4 + 2 * (n - 1) / n * replicated}
+print("bytes sent per step and rank (pml monitoring, N - N/2 steps):")
+for v in ("dp", "bp2"):
+    for rank in (0, 1):
+        per = (sent(f"{out}/{v}-full", rank) - sent(f"{out}/{v}-half", rank)) / (steps - steps // 2)
+        print(f"  {labels[v]:26s} rank {rank}: {per / 1e6:8.2f} MB = {per / minimum[v]:.3f}x the split's minimum "
+              f"{minimum[v] / 1e6:.2f} MB")
+print("memory per rank, 4 ranks, ~70 M parameters (MB; activations = peak RSS - RSS after training):")
+print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'ms/step':>8}")
+for bp in (1, 2, 4):
+    for zero in (0, 1):
+        for ac in ("false", "true"):
+            run = f"mem-{bp}-{zero}-{ac}"
+            rs = records(run, "memory")
+            worst = lambda k: max(r[k] for r in rs) / 1e6
+            act = max(r["peak_rss_bytes"] - r["rss_bytes"] for r in rs) / 1e6
+            step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:]) if len(records(run, "step")) > 1 else float("nan")
+            print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
+                  f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {step:8.0f}")
+PY
