@@ -77,7 +77,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const 
 }  // namespace
 
 void GroupMesh::set_timeout(double seconds) {
-  for (auto* c : {&ranks, &dp, &bp, &dp_data, &bp_data}) {
+  for (auto* c : {&ranks, &dp, &bp, &dp_data, &bp_data, &ranks_data}) {
     if (*c) (*c)->set_timeout(seconds);
   }
 }
@@ -99,6 +99,7 @@ GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_par
   }
   m.dp_data = data_plane_for(m.dp, device);
   if (m.bp) m.bp_data = data_plane_for(m.bp, device);
+  m.ranks_data = m.bp ? data_plane_for(ranks, device) : m.dp_data;
   return m;
 }
 
@@ -182,7 +183,9 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
                bf16 ? " (bf16 autocast)" : "");
 
-  const bool sharded = s.zero == 1 && mesh.dp_size > 1;
+  // ZeRO over every rank of the group: the replicated parameters' gradients are summed
+  // over all of them (bp > 1: each rank of a replica holds its positions' part).
+  const bool sharded = s.zero == 1 && mesh.ranks->size() > 1;
   optimizer = make_optimizer(*model, tc, sharded, mesh.bp_size, &all_params);
   moments = adamw_moments(*optimizer);
   if (sharded) {
@@ -195,10 +198,10 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
       const bool d = std::any_of(decayed.begin(), decayed.end(), [&](const at::Tensor& t) { return t.is_same(p); });
       decay.push_back(d || tc.decay_embeddings ? tc.weight_decay : 0.0);
     }
-    zero = std::make_unique<ZeroAdamW>(mesh.dp_data, shared, decay, ZeroAdamW::Options{tc.beta1, tc.beta2, 1e-8});
+    zero = std::make_unique<ZeroAdamW>(mesh.ranks_data, shared, decay, ZeroAdamW::Options{tc.beta1, tc.beta2, 1e-8});
     if (s.lead) {
-      spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over {} data-parallel ranks "
-                   "({:.2f} MB of moments per rank)", shared.size(), mesh.dp_size, zero->state_bytes() / 1e6);
+      spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over the group's {} ranks "
+                   "({:.2f} MB of moments per rank)", shared.size(), mesh.ranks->size(), zero->state_bytes() / 1e6);
     }
   }
   if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get());

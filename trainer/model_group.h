@@ -46,7 +46,7 @@ struct GroupMesh {
   std::shared_ptr<Communicator> bp;     // one replica's ranks (null when bp = 1)
   // The data plane of dp and bp: the same communicators for CPU tensors, NCCL ones for
   // CUDA tensors (gradients, activations, block moves); the control plane stays on MPI.
-  std::shared_ptr<Communicator> dp_data, bp_data;
+  std::shared_ptr<Communicator> dp_data, bp_data, ranks_data;
   int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
   void set_timeout(double seconds);     // of every communicator of the mesh
 };

@@ -112,8 +112,8 @@ void sync_step(ModelGroup& g, StepStats& s) {
   // The replicated parameters' gradients are partial per rank of a replica (sequence
   // parallel: its positions; the router: its blocks); summed over the data-parallel ranks
   // already, they add up over the replica's group in one flat all-reduce. (Under ZeRO
-  // they are still this rank's own: the replica's sum goes into the reduce-scatter below.)
-  if (!g.replica_summed.empty()) {
+  // they are the ZeRO optimizer's, and its reduce-scatter over the whole group sums them.)
+  if (!g.replica_summed.empty() && !g.zero) {
     std::vector<at::Tensor> flat;
     for (const auto& p : g.replica_summed) {
       if (p.grad().defined()) flat.push_back(p.grad().reshape({-1}));
@@ -164,9 +164,9 @@ double clip_gradients(ModelGroup& g, double clip) {
   const auto both = at::stack({shared_sq, block_sq}).cpu();
   double shared = both[0].item<double>(), block = both[1].item<double>();
   if (g.zero) {
-    // Each data-parallel rank holds the reduced gradient of its chunk only.
+    // Each rank of the group holds the reduced gradient of its chunk only.
     auto sq = at::tensor(std::vector<double>{g.zero->chunk_grad_square_sum()}, at::kDouble);
-    g.mesh.dp->all_reduce(sq, ReduceOp::kSum, "gradient norm (ZeRO chunks)");
+    g.mesh.ranks->all_reduce(sq, ReduceOp::kSum, "gradient norm (ZeRO chunks)");
     shared += sq.item<double>();
   }
   if (g.mesh.bp) {

@@ -1,5 +1,6 @@
 // zero_optimizer.h: ZeRO stage 1 (`distributed.zero: 1`, DESIGN.md §2): the AdamW
-// moments of the replicated parameters sharded over the data-parallel group. The
+// moments of the replicated parameters sharded over a group that holds them all (a
+// model group's ranks: its data-parallel ranks and, under bp > 1, each replica's). The
 // parameters are laid end to end in one flat vector, padded to a multiple of the group
 // size; rank r owns the r-th equal chunk. A step reduce-scatters the flat gradient (each
 // rank receives the sum of its chunk), updates its chunk with exactly torch's AdamW
