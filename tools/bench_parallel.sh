@@ -10,8 +10,9 @@
 #     of (batch, context, width) per layer and step, plus the replicated gradients' sum.
 #  2. Memory on 4 ranks, a model of ~70 M parameters (width 512, 16 blocks), for bp 1, 2, 4
 #     x zero 0, 1 x activation checkpointing off, on: per-rank bytes of parameters,
-#     gradients and optimizer state (counted from tensor sizes), and peak RSS minus the
-#     RSS after training (activations and transient buffers), from the runs' memory records.
+#     gradients and optimizer state (counted from tensor sizes), and activations: the peak
+#     of live CPU tensor bytes during training minus what is live after it (LibTorch's
+#     allocator wrapped by LOCALIST_COUNT_TENSOR_MEMORY=1), beside peak RSS for a check.
 # Usage: tools/bench_parallel.sh [build_dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,7 @@ big=(--set model.d_model=512 --set model.n_layers=4 --set model.k_initial=16 --s
 for bp in 1 2 4; do
   for zero in 0 1; do
     for ac in false true; do
-      mpirun -np 4 --oversubscribe "$LOCALIST" train "$CONFIG" "${big[@]}" --set distributed.block_parallel=$bp \
+      LOCALIST_COUNT_TENSOR_MEMORY=1 mpirun -np 4 --oversubscribe -x LOCALIST_COUNT_TENSOR_MEMORY "$LOCALIST" train "$CONFIG" "${big[@]}" --set distributed.block_parallel=$bp \
         --set distributed.zero=$zero --set train.activation_checkpointing=$ac \
         --set "run.dir=$out/mem-$bp-$zero-$ac" >/dev/null 2>&1
     done
@@ -89,16 +90,17 @@ for v in ("dp", "bp2"):
         per = (sent(f"{out}/{v}-full", rank) - sent(f"{out}/{v}-half", rank)) / (steps - steps // 2)
         print(f"  {labels[v]:26s} rank {rank}: {per / 1e6:8.2f} MB = {per / minimum[v]:.3f}x the split's minimum "
               f"{minimum[v] / 1e6:.2f} MB")
-print("memory per rank, 4 ranks, ~70 M parameters (MB; activations = peak RSS - RSS after training):")
-print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'ms/step':>8}")
+print("memory per rank (largest over the 4 ranks), ~70 M parameters, MB; activations = peak live tensor bytes")
+print("during training - live after it; peak RSS for comparison:")
+print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8}")
 for bp in (1, 2, 4):
     for zero in (0, 1):
         for ac in ("false", "true"):
             run = f"mem-{bp}-{zero}-{ac}"
             rs = records(run, "memory")
             worst = lambda k: max(r[k] for r in rs) / 1e6
-            act = max(r["peak_rss_bytes"] - r["rss_bytes"] for r in rs) / 1e6
+            act = max(r["peak_tensor_bytes"] - r["tensor_bytes"] for r in rs) / 1e6
             step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:]) if len(records(run, "step")) > 1 else float("nan")
             print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
-                  f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {step:8.0f}")
+                  f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f}")
 PY

@@ -144,6 +144,10 @@ struct ModelGroup {
   // (undefined tensors before its first step). Throws when it was not gathered.
   const FullMoments* distributed_state(const at::Tensor& p) const;
   void zero_grad();  // every parameter's gradient (torch's AdamW and ZeRO's)
+  // Whether logged training steps trace a micro-batch (the largest-block-share statistic):
+  // not under bp > 1 (traces need every block on one rank) nor under activation
+  // checkpointing (a trace keeps every layer's attention, the peak it exists to avoid).
+  bool traces_steps() const { return !blocks && !setup.train.activation_checkpointing; }
   // What this rank holds for the group, counted from tensor sizes: parameters, gradients,
   // optimizer moments (torch's AdamW and ZeRO's chunk), and the block tensors' part.
   struct Memory {

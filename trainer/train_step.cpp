@@ -198,8 +198,7 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   g.zero_grad();
   DeviceStats d(g.setup.device);
   for (int64_t m = 0; m < g.accum; ++m) {
-    // Traces need every block on one rank.
-    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && !g.blocks, d);
+    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && g.traces_steps(), d);
   }
   StepStats s = host_stats(d);
   if (g.mesh.ranks->size() > 1) sync_step(g, s);

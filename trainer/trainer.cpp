@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/process_memory.h"
+#include "trainer/tensor_memory.h"
 #include "core/metrics_writer.h"
 #include "core/progress_line.h"
 #include "core/stop_signal.h"
@@ -158,7 +159,7 @@ class StepReporter {
                                    mean(dial), lr));
     }
     if (!log_step) return nullptr;
-    const bool shares = !g.blocks;  // shares need traces, which need every block on one rank: null under bp > 1
+    const bool shares = g.traces_steps();  // null where training steps keep no traces
     return {{"event", "step"}, {"step", step}, {"llm", g.setup.name}, {"loss", s.loss}, {"ce_nats", s.ce},
             {"bits_per_token", bits}, {"dial", dial}, {"omega", s.omega}, {"mutual_info_bits", s.mutual_info},
             {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
@@ -282,6 +283,7 @@ at::Device trainer_device(const std::string& requested, int local_rank) {
 TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
   stop_signal_install();  // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
+  tensor_memory_install_from_env();  // benchmarks: count CPU tensor bytes (before any model exists)
   const TrainConfig& tc = p.train;
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
   const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics and the checkpoint index
@@ -353,6 +355,7 @@ TrainSummary train_run(const TrainPlan& p) {
     hooks.evaluate = [&](ModelGroup& g, int64_t step) { return evaluation.run(g, pc, step); };
   }
   hooks.interrupted = [&] { reporter.progress().finish(); };
+  tensor_memory_reset_peak();  // the peak of training, not of the set-up
   const LoopEnd end = train_loop(ls, pool, checkpoints, relay, hooks);
   if (end.stop_signal != 0) {
     relay.flush("stop");
@@ -377,11 +380,15 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   // What each rank holds, before the final evaluation and checkpoint add their own.
   const ProcessMemory pm = process_memory();
+  const TensorMemory tm = tensor_memory();
   for (ModelGroup* g : pool.local_groups()) {
     const ModelGroup::Memory m = g->memory();
-    relay.post({{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name}, {"parameter_bytes", m.parameters},
-                {"gradient_bytes", m.gradients}, {"optimizer_bytes", m.optimizer}, {"rss_bytes", pm.rss_bytes},
-                {"peak_rss_bytes", pm.peak_rss_bytes}});
+    nlohmann::json rec = {{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name},
+                          {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
+                          {"optimizer_bytes", m.optimizer}, {"rss_bytes", pm.rss_bytes},
+                          {"peak_rss_bytes", pm.peak_rss_bytes}};
+    if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
+    relay.post(rec);
     spdlog::info("memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
                  "process RSS {:.1f} MB, peak {:.1f} MB", g->setup.name, m.parameters / 1e6, m.gradients / 1e6,
                  m.optimizer / 1e6, pm.rss_bytes / 1e6, pm.peak_rss_bytes / 1e6);
