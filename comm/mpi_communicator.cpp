@@ -221,11 +221,33 @@ class MpiCommunicator : public Communicator {
     }
     std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
     shape[0] /= size_;
-    auto out = at::empty(shape, t.options());
-    MPI_Request req;
-    post(MPI_Ireduce_scatter_block(t.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(t, what),
-                                   mpi_op(op), comm_, &req), "MPI_Ireduce_scatter_block", "reduce_scatter", what);
-    wait(req, "reduce_scatter", what);
+    // A ring on point-to-point messages: n - 1 steps, each passing one accumulated chunk
+    // to the right neighbour, so every rank sends (n - 1)/n of the data — the minimum.
+    // (OpenMPI's MPI_Ireduce_scatter_block on 2 ranks sends one rank's whole input.)
+    auto acc = t.clone().view({size_, -1});
+    const int64_t n = acc.size(1);
+    const auto type = mpi_type(t, what);
+    const int right = (rank_ + 1) % size_, left = (rank_ + size_ - 1) % size_;
+    auto incoming = at::empty({n}, t.options());
+    for (int s = 0; s + 1 < size_; ++s) {
+      const int send_chunk = ((rank_ - s - 1) % size_ + size_) % size_;
+      const int recv_chunk = ((rank_ - s - 2) % size_ + size_) % size_;
+      at::Tensor out_chunk = acc[send_chunk];
+      MPI_Request reqs[2];
+      post(MPI_Irecv(incoming.data_ptr(), static_cast<int>(n), type, left, kRingTag, comm_, &reqs[0]), "MPI_Irecv",
+           "reduce_scatter", what);
+      post(MPI_Isend(out_chunk.data_ptr(), static_cast<int>(n), type, right, kRingTag, comm_, &reqs[1]), "MPI_Isend",
+           "reduce_scatter", what);
+      wait(reqs[0], "reduce_scatter", what);
+      wait(reqs[1], "reduce_scatter", what);
+      at::Tensor into = acc[recv_chunk];
+      if (op == ReduceOp::kMax) {
+        into.copy_(at::maximum(into, incoming));
+      } else {
+        into.add_(incoming);
+      }
+    }
+    auto out = acc[rank_].clone().view(shape);
     if (op == ReduceOp::kAvg) out.div_(size_);
     return out;
   }
@@ -320,6 +342,9 @@ class MpiCommunicator : public Communicator {
     }
   }
 
+  // Point-to-point tag of the ring collectives (reduce_scatter); callers' own messages
+  // use small tags, and MPI keeps messages of one (source, tag) in order.
+  static constexpr int kRingTag = 32001;
   MPI_Comm comm_;
   std::string name_;
   bool owned_ = false;
