@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -87,6 +88,16 @@ std::vector<at::Tensor> LocalistModel::no_decay_parameters() {
     out.insert(out.end(), {l->ln1_w, l->ln1_b, l->qkv_b, l->out_b, l->ln2_w, l->ln2_b, l->fc_b, l->proj_b});
   }
   return out;
+}
+
+bool LocalistModel::is_block_tensor(const at::Tensor& t) const {
+  return std::any_of(layers.begin(), layers.end(),
+                     [&](const auto& l) { return t.is_same(l->qkv_w) || t.is_same(l->qkv_b) || t.is_same(l->out_w); });
+}
+
+bool LocalistModel::is_ffn_split_tensor(const at::Tensor& t) const {
+  return std::any_of(layers.begin(), layers.end(),
+                     [&](const auto& l) { return t.is_same(l->fc_w) || t.is_same(l->fc_b) || t.is_same(l->proj_w); });
 }
 
 int64_t LocalistModel::parameter_count() {

@@ -108,6 +108,10 @@ class LocalistModel : public torch::nn::Module {
   // Parameters for weight decay (matrices) and without (embeddings, norms, biases).
   std::vector<at::Tensor> decay_parameters();
   std::vector<at::Tensor> no_decay_parameters();
+  // Whether t holds block slots (a layer's qkv_w, qkv_b, out_w), or is one of the FFN
+  // tensors a block-parallel replica splits by hidden unit (fc_w, fc_b, proj_w).
+  bool is_block_tensor(const at::Tensor& t) const;
+  bool is_ffn_split_tensor(const at::Tensor& t) const;
   int64_t parameter_count();
 
   at::Tensor wte, wpe, lnf_w, lnf_b, anchors, block_active;

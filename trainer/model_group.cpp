@@ -29,40 +29,27 @@ int64_t file_mtime_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-bool is_block_tensor(const LocalistModel& model, const at::Tensor& t) {
-  for (const auto& l : model.layers) {
-    if (t.is_same(l->qkv_w) || t.is_same(l->qkv_b) || t.is_same(l->out_w)) return true;
-  }
-  return false;
-}
-
-bool is_ffn_tensor(const LocalistModel& model, const at::Tensor& t) {
-  for (const auto& l : model.layers) {
-    if (t.is_same(l->fc_w) || t.is_same(l->fc_b) || t.is_same(l->proj_w)) return true;
-  }
-  return false;
-}
-
 // The tensors a rank of the replica holds a part of (their optimizer state stays with
 // torch's AdamW, even under ZeRO): the blocks' and, under bp > 1, the FFN's.
 bool is_split(const LocalistModel& model, const at::Tensor& t, int64_t bp) {
-  return is_block_tensor(model, t) || (bp > 1 && is_ffn_tensor(model, t));
+  return model.is_block_tensor(t) || (bp > 1 && model.is_ffn_split_tensor(t));
 }
 
-// With `zero` the split tensors alone: the rest goes to the ZeRO optimizer.
+// With `zero` the split tensors alone (the rest goes to the ZeRO optimizer). `params`:
+// the AdamW's parameters, decay then no-decay (its order).
 std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc, bool zero, int64_t bp,
-                                                    std::vector<at::Tensor>* all_params) {
+                                                    std::vector<at::Tensor>* params) {
   std::vector<at::Tensor> decay = model.decay_parameters(), no_decay = model.no_decay_parameters();
-  *all_params = decay;
-  all_params->insert(all_params->end(), no_decay.begin(), no_decay.end());
   if (zero) {
-    auto blocks_only = [&](std::vector<at::Tensor>& v) {
+    auto split_only = [&](std::vector<at::Tensor>& v) {
       v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !is_split(model, t, bp); }),
               v.end());
     };
-    blocks_only(decay);
-    blocks_only(no_decay);
+    split_only(decay);
+    split_only(no_decay);
   }
+  *params = decay;
+  params->insert(params->end(), no_decay.begin(), no_decay.end());
   std::vector<torch::optim::OptimizerParamGroup> groups;
   auto opts = [&](double wd) {
     auto o = std::make_unique<torch::optim::AdamWOptions>(tc.lr.lr);
@@ -186,17 +173,18 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   // ZeRO over every rank of the group: the replicated parameters' gradients are summed
   // over all of them (bp > 1: each rank of a replica holds its positions' part).
   const bool sharded = s.zero == 1 && mesh.ranks->size() > 1;
-  optimizer = make_optimizer(*model, tc, sharded, mesh.bp_size, &all_params);
+  optimizer = make_optimizer(*model, tc, sharded, mesh.bp_size, &adamw_params);
   moments = adamw_moments(*optimizer);
   if (sharded) {
     std::vector<at::Tensor> shared;
     std::vector<double> decay;
-    const auto decayed = model->decay_parameters();
-    for (const auto& p : all_params) {
-      if (is_split(*model, p, mesh.bp_size)) continue;
-      shared.push_back(p);
-      const bool d = std::any_of(decayed.begin(), decayed.end(), [&](const at::Tensor& t) { return t.is_same(p); });
-      decay.push_back(d || tc.decay_embeddings ? tc.weight_decay : 0.0);
+    for (const auto& p : model->decay_parameters()) {
+      if (!is_split(*model, p, mesh.bp_size)) shared.push_back(p), decay.push_back(tc.weight_decay);
+    }
+    for (const auto& p : model->no_decay_parameters()) {
+      if (!is_split(*model, p, mesh.bp_size)) {
+        shared.push_back(p), decay.push_back(tc.decay_embeddings ? tc.weight_decay : 0.0);
+      }
     }
     zero = std::make_unique<ZeroAdamW>(mesh.ranks_data, shared, decay, ZeroAdamW::Options{tc.beta1, tc.beta2, 1e-8});
     if (s.lead) {
@@ -245,7 +233,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
 
 ModelGroup::~ModelGroup() = default;
 
-bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && is_ffn_tensor(*model, p); }
+bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && model->is_ffn_split_tensor(p); }
 
 void ModelGroup::assemble() const {
   if (!blocks || !split_stale) return;

@@ -120,7 +120,9 @@ struct ModelGroup {
   std::string tokenizer_file;              // copied into checkpoints ("" for byte tokenizers)
   std::shared_ptr<LocalistModel> model;
   std::unique_ptr<torch::optim::AdamW> optimizer;
-  std::vector<at::Tensor> all_params;     // decay then no-decay parameters (the optimizer's order)
+  // torch's AdamW's parameters, decay then no-decay (its order): all of them, or under
+  // ZeRO the block (and bp > 1: FFN) tensors only.
+  std::vector<at::Tensor> adamw_params;
   // bp > 1: the replicated parameters, whose gradients are partial per rank of the
   // replica (each rank's positions; the router: each rank's blocks) and are summed over
   // it after backward.

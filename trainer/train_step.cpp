@@ -152,8 +152,8 @@ double clip_gradients(ModelGroup& g, double clip) {
   // clipping decision need).
   const auto opts = at::dtype(at::kDouble).device(g.setup.device);
   at::Tensor shared_sq = at::zeros({}, opts), block_sq = at::zeros({}, opts);
-  for (const auto& t : g.all_params) {
-    if (!t.grad().defined() || (g.zero && g.zero->index_of(t) >= 0)) continue;
+  for (const auto& t : g.adamw_params) {
+    if (!t.grad().defined()) continue;
     const auto sq = t.grad().to(at::kDouble).pow(2).sum();
     if (g.blocks && g.blocks->is_split_param(t)) {
       block_sq = block_sq + sq;
@@ -178,8 +178,8 @@ double clip_gradients(ModelGroup& g, double clip) {
   if (clip > 0 && norm > clip) {
     at::NoGradGuard no_grad;
     const double scale = clip / (norm + 1e-6);
-    for (auto& t : g.all_params) {
-      if (t.grad().defined() && !(g.zero && g.zero->index_of(t) >= 0)) t.grad().mul_(scale);
+    for (auto& t : g.adamw_params) {
+      if (t.grad().defined()) t.grad().mul_(scale);
     }
     if (g.zero) g.zero->scale_gradients(scale);
   }

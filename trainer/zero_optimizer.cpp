@@ -39,20 +39,23 @@ ZeroAdamW::ZeroAdamW(std::shared_ptr<Communicator> dp, std::vector<at::Tensor> p
 
 void ZeroAdamW::reduce_gradients(const std::string& what) {
   at::NoGradGuard no_grad;
-  // Which parameters got a gradient anywhere: they alone take a step (collectively).
-  auto has = at::zeros({static_cast<int64_t>(params_.size())}, at::kFloat);
+  // Which parameters got a gradient anywhere: they alone take a step (collectively). The
+  // flags travel where the gradients do (NCCL: on the GPU) and are read back once.
+  std::vector<float> local(params_.size(), 0.0f);
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& g = params_[i].grad();
     auto slot = flat_grad_.narrow(0, offset_[i], params_[i].numel());
     if (g.defined()) {
       slot.copy_(g.reshape({-1}));
-      has[static_cast<int64_t>(i)] = 1.0f;
+      local[i] = 1.0f;
     } else {
       slot.zero_();
     }
   }
+  auto has = at::tensor(local, at::kFloat).to(flat_grad_.device());
   dp_->all_reduce(has, ReduceOp::kMax, what + " (which parameters have gradients)");
-  for (size_t i = 0; i < params_.size(); ++i) updated_[i] = has[static_cast<int64_t>(i)].item<float>() > 0 ? 1 : 0;
+  const auto host = has.cpu();
+  for (size_t i = 0; i < params_.size(); ++i) updated_[i] = host.data_ptr<float>()[i] > 0 ? 1 : 0;
   chunk_grad_.copy_(dp_->reduce_scatter(flat_grad_, ReduceOp::kSum, what));
 }
 

@@ -25,26 +25,45 @@ at::Tensor loss_of(const ForwardResult& r, const at::Tensor& y, const std::vecto
   }
   return loss;
 }
+
+
+// The float64 reference both split tests compare with: the whole model's forward and
+// gradients on one rank, λ > 0 and both penalties in the loss.
+struct WholeModel {
+  ModelConfig c;
+  std::unique_ptr<LocalistModel> m;
+  at::Tensor x, y;
+  std::vector<double> dial{0.6, 0.9};
+  ForwardOptions o;
+  ForwardResult ref;
+  std::map<std::string, at::Tensor> ref_grads;
+  WholeModel() {
+    c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
+    c.k_max = 4, c.k_initial = 4, c.anchor_dim = 4, c.ffn_mult = 2;
+    m = std::make_unique<LocalistModel>(c, 30, 11);
+    m->to(at::kDouble);
+    auto gen = at::detail::createCPUGenerator(3);
+    x = at::randint(30, {3, 10}, gen, at::kLong), y = at::randint(30, {3, 10}, gen, at::kLong);
+    o.dial = dial;
+    o.penalties = true;
+    ref = m->forward(x, o);
+    loss_of(ref, y, dial).backward();
+    for (const auto& p : m->named_parameters()) ref_grads[p.key()] = p.value().grad().clone();
+    m->zero_grad();
+  }
+};
+
 }  // namespace
 
 TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
-  ModelConfig c;
-  c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
-  c.k_max = 4, c.k_initial = 4, c.anchor_dim = 4, c.ffn_mult = 2;
-  LocalistModel m(c, 30, 11);
-  m.to(at::kDouble);
-  auto gen = at::detail::createCPUGenerator(3);
-  const auto x = at::randint(30, {3, 10}, gen, at::kLong), y = at::randint(30, {3, 10}, gen, at::kLong);
-  const std::vector<double> dial{0.6, 0.9};
-  ForwardOptions o;
-  o.dial = dial;
-  o.penalties = true;
-
-  const auto ref = m.forward(x, o);
-  loss_of(ref, y, dial).backward();
-  std::map<std::string, at::Tensor> ref_grads;
-  for (const auto& p : m.named_parameters()) ref_grads[p.key()] = p.value().grad().clone();
-  m.zero_grad();
+  WholeModel w;
+  const ModelConfig& c = w.c;
+  LocalistModel& m = *w.m;
+  const auto &x = w.x, &y = w.y;
+  const ForwardResult& ref = w.ref;
+  const auto& dial = w.dial;
+  auto& ref_grads = w.ref_grads;
+  ForwardOptions o = w.o;
 
   const auto g_world = localist::test::mpi_test_world();
   // Blocks and FFN split (the FFN's 32 hidden units in contiguous parts; 3 ranks: 10, 11, 11).
@@ -78,22 +97,14 @@ TEST(BlockParallel, ShardedModelEqualsTheWholeModel) {
 // are the whole model's at those positions, and every gradient summed over the ranks is
 // the whole model's, in float64.
 TEST(BlockParallel, SequenceParallelEqualsTheWholeModel) {
-  ModelConfig c;
-  c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
-  c.k_max = 4, c.k_initial = 4, c.anchor_dim = 4, c.ffn_mult = 2;
-  LocalistModel m(c, 30, 11);
-  m.to(at::kDouble);
-  auto gen = at::detail::createCPUGenerator(3);
-  const auto x = at::randint(30, {3, 10}, gen, at::kLong), y = at::randint(30, {3, 10}, gen, at::kLong);
-  const std::vector<double> dial{0.6, 0.9};
-  ForwardOptions o;
-  o.dial = dial;
-  o.penalties = true;
-  const auto ref = m.forward(x, o);
-  loss_of(ref, y, dial).backward();
-  std::map<std::string, at::Tensor> ref_grads;
-  for (const auto& p : m.named_parameters()) ref_grads[p.key()] = p.value().grad().clone();
-  m.zero_grad();
+  WholeModel w;
+  const ModelConfig& c = w.c;
+  LocalistModel& m = *w.m;
+  const auto &x = w.x, &y = w.y;
+  const ForwardResult& ref = w.ref;
+  const auto& dial = w.dial;
+  auto& ref_grads = w.ref_grads;
+  ForwardOptions o = w.o;
 
   const auto world = localist::test::mpi_test_world();
   const BlockShard shard = block_shard_make(
