@@ -137,6 +137,15 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
   Shell bp = sh(dir_, mpi(4) + " train p.yaml --set run.dir=bp2 --set distributed.block_parallel=2");
   ASSERT_EQ(bp.status, 0) << bp.err;
   expect_same(base, losses(dir_ / "bp2/metrics.jsonl"), 1e-5, "4 ranks, bp 2");
+  // The memory options inside every LLM of the pool, across the branch's state move (the
+  // ZeRO chunks are gathered before main's state is copied to the specialist's ranks).
+  for (const std::string bp : {"1", "2"}) {
+    const std::string run = "mem" + bp;
+    Shell r = sh(dir_, mpi(4) + " train p.yaml --set run.dir=" + run + " --set distributed.zero=1 "
+                                "--set train.activation_checkpointing=true --set distributed.block_parallel=" + bp);
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, "4 ranks, zero 1, checkpointing, bp " + bp);
+  }
   // Killed after the checkpoint of the branch step (it holds main alone): the resumed run
   // branches again and continues bit for bit.
   Shell killed = sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=8 " + bin() +
@@ -224,27 +233,32 @@ TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
   const std::string rec = " --set model.k_initial=3 --set recruitment.enabled=true --set recruitment.interval=4"
                           " --set recruitment.probe_windows=8 --set recruitment.n_min=16 --set recruitment.n_try=2";
   ASSERT_EQ(sh(dir_, bin() + " train p.yaml --set run.dir=r1" + rec).status, 0);
-  Shell two = sh(dir_, mpi(2) + " train p.yaml --set run.dir=r2" + rec);
-  ASSERT_EQ(two.status, 0) << two.err;
+  // On 2 ranks, and on 2 ranks with ZeRO and activation checkpointing (probes and trials
+  // read the whole model; a new block's moments are reset in torch's AdamW).
   auto rounds = [&](const std::string& run) { return records(dir_ / (run + "/metrics.jsonl"), "recruitment"); };
-  const auto one = rounds("r1"), other = rounds("r2");
-  ASSERT_EQ(one.size(), other.size());
-  int main_rounds = 0, drama_rounds = 0;
-  for (size_t i = 0; i < one.size(); ++i) {
-    const std::string llm = one[i].at("llm");
-    (llm == "main" ? main_rounds : drama_rounds)++;
-    if (llm == "drama" && one[i].contains("candidate")) EXPECT_EQ(one[i].at("candidate"), "domain drama") << one[i];
-    EXPECT_EQ(other[i].at("llm"), one[i].at("llm"));
-    EXPECT_EQ(other[i].at("step"), one[i].at("step"));
-    EXPECT_EQ(other[i].value("decision", ""), one[i].value("decision", "")) << one[i] << "\n" << other[i];
-    if (one[i].contains("gain_bits")) {
-      const double a = one[i].at("gain_bits"), b = other[i].at("gain_bits");
-      EXPECT_NEAR(a, b, 1e-4 * std::max(1.0, std::fabs(a))) << one[i];
+  for (const std::string run : {"r2", "r2mem"}) {
+    const std::string opts = run == "r2" ? "" : " --set distributed.zero=1 --set train.activation_checkpointing=true";
+    Shell two = sh(dir_, mpi(2) + " train p.yaml --set run.dir=" + run + rec + opts);
+    ASSERT_EQ(two.status, 0) << two.err;
+    const auto one = rounds("r1"), other = rounds(run);
+    ASSERT_EQ(one.size(), other.size());
+    int main_rounds = 0, drama_rounds = 0;
+    for (size_t i = 0; i < one.size(); ++i) {
+      const std::string llm = one[i].at("llm");
+      (llm == "main" ? main_rounds : drama_rounds)++;
+      if (llm == "drama" && one[i].contains("candidate")) EXPECT_EQ(one[i].at("candidate"), "domain drama") << one[i];
+      EXPECT_EQ(other[i].at("llm"), one[i].at("llm"));
+      EXPECT_EQ(other[i].at("step"), one[i].at("step"));
+      EXPECT_EQ(other[i].value("decision", ""), one[i].value("decision", "")) << one[i] << "\n" << other[i];
+      if (one[i].contains("gain_bits")) {
+        const double a = one[i].at("gain_bits"), b = other[i].at("gain_bits");
+        EXPECT_NEAR(a, b, 1e-4 * std::max(1.0, std::fabs(a))) << one[i];
+      }
     }
+    EXPECT_EQ(main_rounds, 2);   // steps 4 and 8
+    EXPECT_EQ(drama_rounds, 1);  // step 8 (drama exists from step 6)
+    expect_same(losses(dir_ / "r1/metrics.jsonl"), losses(dir_ / (run + "/metrics.jsonl")), 1e-5, "recruiting pool, " + run);
   }
-  EXPECT_EQ(main_rounds, 2);   // steps 4 and 8
-  EXPECT_EQ(drama_rounds, 1);  // step 8 (drama exists from step 6)
-  expect_same(losses(dir_ / "r1/metrics.jsonl"), losses(dir_ / "r2/metrics.jsonl"), 1e-5, "recruiting pool, 2 ranks");
 }
 
 // A checkpoint of format 1 (written before pools, tests/data/checkpoint-v1) still loads:
