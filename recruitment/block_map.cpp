@@ -74,23 +74,37 @@ BlockMap block_map_plan(const BlockMap& current, const std::vector<uint8_t>& act
   next.active = active;
   next.owner.assign(n, -1);
   std::vector<double> rank_load(bp, 0.0);
+  // A rank stores at most its share of the slots (block_map_capacity), so a block-parallel
+  // rank's block memory is 1/bp of the whole model's.
+  const int64_t capacity = block_map_capacity(n, bp);
+  std::vector<int64_t> held(bp, 0);
+  auto least_loaded_with_room = [&]() {
+    int32_t best = -1;
+    for (int32_t r = 0; r < bp; ++r) {
+      if (held[r] < capacity && (best < 0 || rank_load[r] < rank_load[best])) best = r;
+    }
+    return best;
+  };
   std::vector<int64_t> unplaced;
   for (int64_t s = 0; s < n; ++s) {
     if (!active[s]) continue;
-    const bool kept = s < current.slots() && current.active[s] && current.owner[s] >= 0 && current.owner[s] < bp;
+    const bool kept = s < current.slots() && current.active[s] && current.owner[s] >= 0 && current.owner[s] < bp &&
+                      held[current.owner[s]] < capacity;
     if (kept) {
       next.owner[s] = current.owner[s];
       rank_load[next.owner[s]] += load_of(s);
+      ++held[next.owner[s]];
     } else {
       unplaced.push_back(s);
     }
   }
-  // Heaviest first onto the least-loaded rank (ties: lowest slot, lowest rank).
+  // Heaviest first onto the least-loaded rank with room (ties: lowest slot, lowest rank).
   std::stable_sort(unplaced.begin(), unplaced.end(), [&](int64_t a, int64_t b) { return load_of(a) > load_of(b); });
   for (int64_t s : unplaced) {
-    const auto r = static_cast<int32_t>(std::min_element(rank_load.begin(), rank_load.end()) - rank_load.begin());
+    const int32_t r = least_loaded_with_room();
     next.owner[s] = r;
     rank_load[r] += load_of(s);
+    ++held[r];
   }
   // NOTE(placement): rebalancing moves only when the imbalance passes the threshold and
   // each move strictly lowers the heavier of the two ranks involved, so the number of
@@ -99,8 +113,8 @@ BlockMap block_map_plan(const BlockMap& current, const std::vector<uint8_t>& act
   const double mean = total / bp;
   for (int64_t guard = 0; total > 0 && guard < n; ++guard) {
     const auto hi = static_cast<int32_t>(std::max_element(rank_load.begin(), rank_load.end()) - rank_load.begin());
-    const auto lo = static_cast<int32_t>(std::min_element(rank_load.begin(), rank_load.end()) - rank_load.begin());
-    if (rank_load[hi] / mean <= options.imbalance_threshold) break;
+    const int32_t lo = least_loaded_with_room();
+    if (lo < 0 || rank_load[hi] / mean <= options.imbalance_threshold) break;
     int64_t best = -1;
     for (int64_t s = 0; s < n; ++s) {
       if (!active[s] || next.owner[s] != hi) continue;
@@ -109,12 +123,15 @@ BlockMap block_map_plan(const BlockMap& current, const std::vector<uint8_t>& act
     }
     if (best < 0) break;
     next.owner[best] = lo;
+    --held[hi], ++held[lo];
     rank_load[hi] -= load_of(best);
     rank_load[lo] += load_of(best);
   }
   next.validate();
   return next;
 }
+
+int64_t block_map_capacity(int64_t slots, int32_t bp) { return (slots + bp - 1) / bp; }
 
 BlockMap block_map_initial(const std::vector<uint8_t>& active, int32_t bp, const PlacementOptions& options) {
   BlockMap empty;

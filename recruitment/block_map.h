@@ -41,10 +41,15 @@ struct PlacementOptions {
   std::vector<double> load;  // per slot; empty = every block weighs 1
 };
 
+// The most active blocks one of bp ranks may own: its share of the slots, rounded up
+// (a block-parallel rank stores this many slots' rows).
+int64_t block_map_capacity(int64_t slots, int32_t bp);
+
 // The next map (epoch + 1) for `active` slots on `bp` ranks, starting from `current`:
-// blocks keep their owner when it still exists; new or orphaned blocks go to the
-// least-loaded rank (heaviest first); when the imbalance exceeds the threshold, blocks
-// move from the most- to the least-loaded rank while that lowers the maximum.
+// blocks keep their owner when it still exists and has room (block_map_capacity); new
+// or orphaned blocks go to the least-loaded rank with room (heaviest first); when the
+// imbalance exceeds the threshold, blocks move from the most- to the least-loaded rank
+// with room while that lowers the maximum.
 // Deterministic: every rank computes the same map from the same inputs.
 BlockMap block_map_plan(const BlockMap& current, const std::vector<uint8_t>& active, int32_t bp,
                         const PlacementOptions& options = {});

@@ -13,13 +13,21 @@
 using namespace localist;
 
 namespace {
-// Naive reference: the lowest maximum load reachable from `m` by moving one block.
+int64_t held_by(const BlockMap& m, int32_t r) {
+  int64_t n = 0;
+  for (int64_t s = 0; s < m.slots(); ++s) n += m.active[s] && m.owner[s] == r;
+  return n;
+}
+
+// Naive reference: the lowest maximum load reachable from `m` by moving one block to a
+// rank with room.
 double best_single_move_max(const BlockMap& m, const std::vector<double>& load) {
   const auto start = m.rank_loads(load);
   double best = *std::max_element(start.begin(), start.end());
   for (int64_t s = 0; s < m.slots(); ++s) {
     if (!m.active[s]) continue;
     for (int32_t r = 0; r < m.bp; ++r) {
+      if (held_by(m, r) >= block_map_capacity(m.slots(), m.bp)) continue;
       BlockMap t = m;
       t.owner[s] = r;
       const auto l = t.rank_loads(load);
@@ -87,7 +95,23 @@ TEST(BlockMap, RebalancingLeavesNoImprovingSingleMove) {
     double expect = 0;
     for (int64_t s = 0; s < k; ++s) expect += active[s] ? load[s] : 0;
     EXPECT_NEAR(total, expect, 1e-9);  // every active block placed once
+    for (int32_t r = 0; r < bp; ++r) EXPECT_LE(held_by(m, r), block_map_capacity(k, bp)) << "trial " << trial;
   }
+}
+
+TEST(BlockMap, NoRankOwnsMoreThanItsShareOfTheSlots) {
+  // Elastic 2 -> 4 ranks: rank 0 owned 4 of 8 slots, but a rank of 4 stores only 2.
+  BlockMap m = block_map_initial(std::vector<uint8_t>(8, 1), 2);
+  const auto m4 = block_map_plan(m, std::vector<uint8_t>(8, 1), 4);
+  for (int32_t r = 0; r < 4; ++r) EXPECT_EQ(held_by(m4, r), 2) << "rank " << r;
+  // Heavy loads that would all go to one rank still respect the capacity.
+  PlacementOptions opt;
+  opt.load = {100, 1, 1, 1, 1, 1};
+  const auto h = block_map_initial(std::vector<uint8_t>(6, 1), 2, opt);
+  EXPECT_EQ(held_by(h, 0) + held_by(h, 1), 6);
+  EXPECT_LE(held_by(h, 0), 3);
+  EXPECT_LE(held_by(h, 1), 3);
+  EXPECT_EQ(block_map_capacity(7, 3), 3);
 }
 
 TEST(BlockMap, InconsistentMapsAreNamed) {
