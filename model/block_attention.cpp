@@ -18,7 +18,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
                               const BlockShard* shard) {
   const int64_t B = xn_in.size(0), T = xn_in.size(1), d = xn_in.size(2);
-  const int64_t hb = c.heads_per_block, dh = c.head_dim, hmax = c.k_max * hb;
+  const int64_t hb = c.heads_per_block, dh = c.head_dim;
   const int64_t K = active_blocks.size(0);
   const auto lopt = active_blocks.options();
   if (shard && trace) throw Error("attention traces need every block on one rank (evaluate without block parallelism)");
@@ -29,14 +29,22 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     local = at::nonzero(at::isin(active_blocks, owned)).flatten();
   }
   const int64_t K_local = local.size(0), H = K_local * hb;
-  const at::Tensor active_heads = (active_blocks.index_select(0, local).unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
+  // The computed blocks' rows in the block tensors: their slots, or where a
+  // block-parallel rank that holds only its own blocks keeps them.
+  if (!L.blocks_whole() && !shard) {
+    throw Error("the layer holds only a block-parallel rank's blocks: assemble the model first");
+  }
+  at::Tensor rows = active_blocks.index_select(0, local);
+  if (!L.blocks_whole()) rows = at::tensor(L.slot_row, at::kLong).to(rows.device()).index_select(0, rows);
+  const at::Tensor active_heads = (rows.unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
+  const int64_t hmax = L.qkv_b.size(0) / (3 * dh);  // heads the block tensors hold
   const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)
   // Under block parallelism the input's gradient is summed over the group on the way back
   // (sequence parallel: the caller's gather_seq does it).
   const at::Tensor xn = shard && !shard->sequence_parallel() ? shard->enter(xn_in) : xn_in;
 
   // Only the computed heads' projections are used (no gather when that is every slot).
-  const bool all_heads = !shard && K == c.k_max;
+  const bool all_heads = !shard && K == c.k_max && L.blocks_whole();
   const auto w_qkv = all_heads ? L.qkv_w
                                : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
   const auto b_qkv = all_heads ? L.qkv_b

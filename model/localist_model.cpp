@@ -40,6 +40,36 @@ LocalistLayer::LocalistLayer(const ModelConfig& c, int64_t layer_index, uint64_t
   fc_b = register_parameter("fc_bias", at::zeros({f}));
   proj_w = register_parameter("proj_weight", normal_init({d, f}, resid_std, gen));
   proj_b = register_parameter("proj_bias", at::zeros({d}));
+  ffn_hidden_ = f;
+}
+
+int64_t LocalistLayer::row(int64_t slot) const {
+  if (blocks_whole()) return slot;
+  const int64_t r = slot >= 0 && slot < static_cast<int64_t>(slot_row.size()) ? slot_row[slot] : -1;
+  if (r < 0) {
+    throw Error("block slot " + std::to_string(slot) + " is not held by this block-parallel rank (its owner holds "
+                "it; a trainer bug if it asked)");
+  }
+  return r;
+}
+
+void LocalistLayer::hold(const std::vector<at::Tensor>& split, std::vector<int64_t> slot_rows, int64_t ffn_first) {
+  if (split.size() != 6) throw Error("a layer holds six split tensors, got " + std::to_string(split.size()));
+  const char* names[6] = {"qkv_weight", "qkv_bias", "out_weight", "fc_weight", "fc_bias", "proj_weight"};
+  at::Tensor* members[6] = {&qkv_w, &qkv_b, &out_w, &fc_w, &fc_b, &proj_w};
+  for (int i = 0; i < 6; ++i) {
+    *members[i] = split[i];
+    if (!members[i]->requires_grad()) members[i]->set_requires_grad(true);
+    parameters_[names[i]] = *members[i];  // the registered parameter, replaced in place
+  }
+  slot_row = std::move(slot_rows);
+  ffn_begin = ffn_first;
+}
+
+at::Tensor LocalistLayer::ffn_part(const at::Tensor& whole, const at::Tensor& like) const {
+  if (ffn_whole()) return whole;
+  const int64_t dim = like.is_same(proj_w) ? 1 : 0;
+  return whole.narrow(dim, ffn_begin, fc_w.size(0));
 }
 
 LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint64_t seed)
@@ -139,14 +169,19 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
   at::Tensor ffn;
   if (shard && shard->ffn_size >= 0) {
-    // This rank's hidden units; the second matrix's partial outputs are summed over the
-    // group (its bias added once, after the sum).
+    // This rank's hidden units (held alone, or cut from the whole FFN); the second
+    // matrix's partial outputs are summed over the group (its bias added once, after the sum).
     const int64_t a = shard->ffn_begin, n = shard->ffn_size;
+    if (!L.ffn_whole() && (L.ffn_begin != a || L.fc_w.size(0) != n)) {
+      throw Error("the layer holds FFN units from " + std::to_string(L.ffn_begin) + ", the shard computes " +
+                  std::to_string(n) + " from " + std::to_string(a) + " (a trainer bug)");
+    }
+    auto part_of = [&](const at::Tensor& t, int64_t dim) { return L.ffn_whole() ? t.narrow(dim, a, n) : t; };
     const auto in = seq ? shard->gather_seq(xn2, T) : shard->enter(xn2);
-    const auto part = at::linear(at::gelu(at::linear(in, L.fc_w.narrow(0, a, n), L.fc_b.narrow(0, a, n))),
-                                 L.proj_w.narrow(1, a, n));
+    const auto part = at::linear(at::gelu(at::linear(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0))), part_of(L.proj_w, 1));
     ffn = (seq ? shard->scatter_seq(part) : shard->leave(part)) + L.proj_b;
   } else {
+    if (!L.ffn_whole()) throw Error("the layer holds only a block-parallel rank's FFN part: assemble the model first");
     ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
   }
   return x + dropout_of(ffn, p, shard, T);

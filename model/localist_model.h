@@ -91,6 +91,29 @@ class LocalistLayer : public torch::nn::Module {
  public:
   LocalistLayer(const ModelConfig& c, int64_t layer_index, uint64_t seed);
   at::Tensor ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, router_w, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+
+  // What the split tensors hold. Whole (the default): every slot at its own rows of
+  // qkv_w, qkv_b, out_w and every FFN hidden unit. A block-parallel rank holds only its
+  // share (trainer/block_parallel.h): slot_row[s] is slot s's row (-1: not held) and
+  // fc_w, fc_b, proj_w hold hidden units [ffn_begin, ffn_begin + fc_w.size(0)).
+  std::vector<int64_t> slot_row;  // empty: whole (slot s at row s)
+  int64_t ffn_begin = 0;
+  bool blocks_whole() const { return slot_row.empty(); }
+  bool ffn_whole() const { return fc_w.size(0) == ffn_hidden_; }
+  int64_t ffn_hidden() const { return ffn_hidden_; }
+  // Slot's row in the block tensors; throws when this layer does not hold it.
+  int64_t row(int64_t slot) const;
+  // Replaces the six split tensors (and the module's registered parameters) with ones
+  // holding `slot_rows` (empty: whole) and the FFN units from ffn_first.
+  void hold(const std::vector<at::Tensor>& split, std::vector<int64_t> slot_rows, int64_t ffn_first);
+  // The six split tensors: qkv_w, qkv_b, out_w, fc_w, fc_b, proj_w.
+  std::vector<at::Tensor> split_tensors() const { return {qkv_w, qkv_b, out_w, fc_w, fc_b, proj_w}; }
+  // This layer's FFN part of a whole-shaped tensor like fc_w, fc_b or proj_w (`like`
+  // says which); the tensor itself when the FFN is held whole.
+  at::Tensor ffn_part(const at::Tensor& whole, const at::Tensor& like) const;
+
+ private:
+  int64_t ffn_hidden_ = 0;
 };
 
 class LocalistModel : public torch::nn::Module {

@@ -139,20 +139,84 @@ BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vec
   return s;
 }
 
+namespace {
+
+// Slot -> row of the slots `rank` owns under `map`, ascending (-1: not held).
+std::vector<int64_t> rows_of(const BlockMap& map, int rank) {
+  std::vector<int64_t> rows(map.slots(), -1);
+  int64_t next = 0;
+  for (int64_t s = 0; s < map.slots(); ++s) {
+    if (map.active[s] && map.owner[s] == rank) rows[s] = next++;
+  }
+  return rows;
+}
+
+// The shapes of a layer's six split tensors holding `slots` slots and `units` FFN units.
+std::vector<std::vector<int64_t>> split_shapes(const ModelConfig& c, int64_t slots, int64_t units) {
+  const int64_t d = c.d_model, hd = slots * c.heads_per_block * c.head_dim;
+  return {{3 * hd, d}, {3 * hd}, {d, hd}, {units, d}, {units}, {d, units}};
+}
+
+// The FFN part [a, a + n) of tensor i (3 fc_w, 4 fc_b, 5 proj_w) of a layer.
+at::Tensor ffn_slice(const at::Tensor& t, int i, int64_t a, int64_t n) { return t.narrow(i == 5 ? 1 : 0, a, n); }
+
+// Copies the held slots' rows and the FFN part [a, a + n) between a whole layer's six
+// split tensors and a rank's share of them, into the share or out of it.
+void copy_share(const std::vector<at::Tensor>& whole, const std::vector<at::Tensor>& share, const ModelConfig& c,
+                const std::vector<int64_t>& slot_row, int64_t a, int64_t n, bool into_share) {
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (slot_row[s] < 0) continue;
+    const auto w = block_slot_views(whole[0], whole[1], whole[2], c, s);
+    const auto p = block_slot_views(share[0], share[1], share[2], c, slot_row[s]);
+    for (size_t v = 0; v < w.size(); ++v) (into_share ? p[v] : w[v]).copy_(into_share ? w[v] : p[v]);
+  }
+  for (int i = 3; i < 6; ++i) {
+    const auto part = ffn_slice(whole[i], i, a, n);
+    (into_share ? share[i] : part).copy_(into_share ? part : share[i]);
+  }
+}
+
+}  // namespace
+
 BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map)
     : group_(std::move(group)), model_(model), map_(std::move(map)) {
   map_.validate();
-  if (map_.bp != group_->size() || map_.slots() != model_.config().k_max) {
+  const auto& c = model_.config();
+  if (map_.bp != group_->size() || map_.slots() != c.k_max) {
     throw Error("block map (" + map_.describe() + ") does not fit a block-parallel group of " +
-                std::to_string(group_->size()) + " ranks and k_max " + std::to_string(model_.config().k_max));
+                std::to_string(group_->size()) + " ranks and k_max " + std::to_string(c.k_max));
   }
+  capacity_ = block_map_capacity(c.k_max, group_->size());
+  for (int r = 0; r < group_->size(); ++r) {
+    if (static_cast<int64_t>(map_.owned_by(r).size()) > capacity_) {
+      throw Error("block map (" + map_.describe() + ") gives rank " + std::to_string(r) + " more than the " +
+                  std::to_string(capacity_) + " blocks a rank stores");
+    }
+  }
+  for (const auto& l : model_.layers) {
+    if (!l->blocks_whole() || !l->ffn_whole()) throw Error("block parallelism must start from the whole model");
+  }
+  slot_row_ = rows_of(map_, group_->rank());
+  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  at::NoGradGuard no_grad;
   for (auto& l : model_.layers) {
-    block_params_.insert(block_params_.end(), {l->qkv_w, l->qkv_b, l->out_w, l->fc_w, l->fc_b, l->proj_w});
+    const auto whole = l->split_tensors();
+    const auto shapes = split_shapes(c, capacity_, b - a);
+    std::vector<at::Tensor> share;
+    for (int i = 0; i < 6; ++i) share.push_back(at::zeros(shapes[i], whole[i].options()));
+    copy_share(whole, share, c, slot_row_, a, b - a, /*into_share=*/true);
+    held_.push_back(share);
+    block_params_.insert(block_params_.end(), share.begin(), share.end());
   }
+  hold_shares();
   rebuild_shard();
 }
 
-at::Tensor BlockParallel::own_part(size_t i, const at::Tensor& t) const { return t * block_masks_.at(i); }
+void BlockParallel::hold_shares() {
+  const auto& c = model_.config();
+  const int64_t a = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size()).first;
+  for (size_t l = 0; l < model_.layers.size(); ++l) model_.layers[l]->hold(held_[l], slot_row_, a);
+}
 
 bool BlockParallel::is_split_param(const at::Tensor& t) const {
   for (const auto& b : block_params_) {
@@ -163,32 +227,38 @@ bool BlockParallel::is_split_param(const at::Tensor& t) const {
 
 void BlockParallel::rebuild_shard() {
   const auto& c = model_.config();
-  const int64_t hidden = c.ffn_mult * c.d_model;
-  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), hidden, /*sequence_parallel=*/true);
-  // 0/1 masks of the rows (qkv) and columns (output) of the heads this rank owns, and of
-  // its FFN part: rows of fc_w and fc_b, columns of proj_w.
-  block_masks_.clear();
-  const auto [a, b] = block_parallel_ffn_range(hidden, group_->rank(), group_->size());
-  for (auto& l : model_.layers) {
-    std::vector<at::Tensor> masks{at::zeros_like(l->qkv_w), at::zeros_like(l->qkv_b), at::zeros_like(l->out_w),
-                                  at::zeros_like(l->fc_w), at::zeros_like(l->fc_b), at::zeros_like(l->proj_w)};
-    for (int64_t slot : shard_.owned_slots) {
-      for (auto& v : block_slot_views(masks[0], masks[1], masks[2], c, slot)) v.fill_(1.0);
-    }
-    masks[3].narrow(0, a, b - a).fill_(1.0);
-    masks[4].narrow(0, a, b - a).fill_(1.0);
-    masks[5].narrow(1, a, b - a).fill_(1.0);
-    block_masks_.insert(block_masks_.end(), masks.begin(), masks.end());
-  }
+  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), c.ffn_mult * c.d_model, /*sequence_parallel=*/true);
 }
 
-void BlockParallel::reassemble() {
+void BlockParallel::assemble() {
+  if (whole_) return;
   at::NoGradGuard no_grad;
-  for (size_t i = 0; i < block_params_.size(); ++i) {
-    auto owned = (block_params_[i] * block_masks_[i]).contiguous();
-    group_->all_reduce(owned, ReduceOp::kSum, "block parameters");
-    block_params_[i].copy_(owned);
+  const auto& c = model_.config();
+  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  const auto shapes = split_shapes(c, c.k_max, c.ffn_mult * c.d_model);
+  for (size_t l = 0; l < model_.layers.size(); ++l) {
+    const auto& share = held_[l];
+    std::vector<at::Tensor> whole;
+    for (int i = 0; i < 6; ++i) whole.push_back(at::zeros(shapes[i], share[i].options()));
+    copy_share(whole, share, c, slot_row_, a, b - a, /*into_share=*/false);
+    // Each value has one owner and zeros elsewhere: the sums are exact.
+    for (auto& t : whole) group_->all_reduce(t, ReduceOp::kSum, "block parameters (assembling the model)");
+    model_.layers[l]->hold(whole, {}, 0);
   }
+  whole_ = true;
+}
+
+void BlockParallel::release() {
+  if (!whole_) return;
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  for (size_t l = 0; l < model_.layers.size(); ++l) {
+    const auto whole = model_.layers[l]->split_tensors();
+    copy_share(whole, held_[l], c, slot_row_, a, b - a, /*into_share=*/true);
+  }
+  hold_shares();
+  whole_ = false;
 }
 
 int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
@@ -210,18 +280,63 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
   const int me = group_->rank();
+  const auto rows = rows_of(next, me);
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (rows[s] >= capacity_) {
+      throw Error("block map " + next.describe() + " gives this rank more than the " + std::to_string(capacity_) +
+                  " blocks it stores");
+    }
+  }
+  // Per layer: the three block tensors, then their moments (exp_avg, exp_avg_sq of each)
+  // when the optimizer has them; `staged` the same tensors laid out for the next map.
+  const size_t L = model_.layers.size();
+  std::vector<std::vector<at::Tensor>> now(L), staged(L);
+  for (size_t l = 0; l < L; ++l) {
+    now[l] = {held_[l][0], held_[l][1], held_[l][2]};
+    const auto w = moments(held_[l][0]), b = moments(held_[l][1]), o = moments(held_[l][2]);
+    if (w.size() == 2 && b.size() == 2 && o.size() == 2) now[l].insert(now[l].end(), {w[0], b[0], o[0], w[1], b[1], o[1]});
+    for (const auto& t : now[l]) staged[l].push_back(at::zeros_like(t));
+  }
+  // The views of one slot at `row` of a layer's tensors (parameters, then moments).
+  auto views_at = [&](const std::vector<at::Tensor>& t, int64_t row) {
+    std::vector<at::Tensor> v;
+    for (size_t k = 0; k < t.size(); k += 3) {
+      for (auto& x : block_slot_views(t[k], t[k + 1], t[k + 2], c, row)) v.push_back(x);
+    }
+    return v;
+  };
+  // Kept blocks: a local copy to their new row. Blocks switched on: the assembled
+  // model's parameters, zero moments.
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (rows[s] < 0) continue;
+    const bool was_active = map_.active[s] != 0;
+    if (was_active && slot_row_[s] < 0) continue;  // arrives from its old owner below
+    for (size_t l = 0; l < L; ++l) {
+      const auto to = views_at(staged[l], rows[s]);
+      if (was_active) {
+        const auto from = views_at(now[l], slot_row_[s]);
+        for (size_t v = 0; v < to.size(); ++v) to[v].copy_(from[v]);
+        continue;
+      }
+      if (!whole_) throw Error("block map: block " + std::to_string(s) + " switched on while the model is not assembled");
+      const auto w = model_.layers[l]->split_tensors();
+      const auto from = block_slot_views(w[0], w[1], w[2], c, s);
+      for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
+    }
+  }
   int64_t sent = 0;
   // Moves run in slot order on every rank, so the first unfinished move's two ranks
   // are both waiting on it: no cycle, no deadlock.
   for (const auto& mv : block_map_moves(map_, next)) {
     if (me != mv.from && me != mv.to) continue;
-    std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
-    for (auto& l : model_.layers) {
-      for (auto& v : block_slot_params(*l, c, mv.slot)) views.push_back(v);
-      for (auto& v : block_slot_moments(*l, c, mv.slot, moments)) views.push_back(v);
-    }
     const std::string what = "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
     const int tag = static_cast<int>(mv.slot);
+    std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
+    for (size_t l = 0; l < L; ++l) {
+      for (auto& v : me == mv.from ? views_at(now[l], slot_row_[mv.slot]) : views_at(staged[l], rows[mv.slot])) {
+        views.push_back(v);
+      }
+    }
     if (me == mv.from) {
       std::vector<at::Tensor> flat;
       for (const auto& v : views) flat.push_back(v.reshape({-1}));
@@ -249,14 +364,13 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
       }
     }
   }
-  // Only owners hold a block's moments: a rank that gave a block away zeroes them.
-  for (const auto& mv : block_map_moves(map_, next)) {
-    if (me != mv.from) continue;
-    for (auto& l : model_.layers) {
-      for (auto& v : block_slot_moments(*l, c, mv.slot, moments)) v.zero_();
-    }
+  // In place: the optimizer and the gradient sync keep their tensors.
+  for (size_t l = 0; l < L; ++l) {
+    for (size_t k = 0; k < now[l].size(); ++k) now[l][k].copy_(staged[l][k]);
   }
   map_ = next;
+  slot_row_ = rows;
+  if (!whole_) hold_shares();
   rebuild_shard();
   return sent;
 }

@@ -6,8 +6,10 @@
 // The FFN is split as well (each rank its contiguous part of the hidden units), and
 // what neither splits (embeddings, norms, residual stream, head, loss) runs sequence
 // parallel: each rank its part of the positions.
-// Limits: every rank keeps full-size block and FFN tensors (only owners' rows are
-// trained and authoritative); memory is not sharded yet.
+// Each rank stores only its share: its blocks' rows and its FFN part (parameters,
+// gradients, moments); the whole model is assembled on every rank for evaluation and
+// recruitment only. Limits: the embeddings and head are replicated (not vocabulary
+// parallel), and an assembled model is a whole copy of the split tensors per rank.
 #pragma once
 #include <functional>
 #include <utility>
@@ -34,30 +36,42 @@ std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, i
 
 class BlockParallel {
  public:
+  // `model` must hold the whole model (as built or loaded); it then holds only this
+  // rank's share: the rows of its blocks (block_map_capacity slots) and its FFN part.
   BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map);
   const BlockMap& map() const { return map_; }
   const BlockShard& shard() const { return shard_; }
-  // The tensors split over the group: the block tensors and the FFN's fc_w, fc_b, proj_w.
+  // The tensors this rank holds a share of, per layer qkv_w, qkv_b, out_w, fc_w, fc_b,
+  // proj_w: the tensors the optimizer and the gradient sync own (the model's own except
+  // while assembled).
   const std::vector<at::Tensor>& split_params() const { return block_params_; }
   bool is_split_param(const at::Tensor& t) const;
-  // `t` (one of split_params(), or a moment of the same shape) with zeros outside this
-  // rank's part: summed over the group, the parts make the whole.
-  at::Tensor own_part(size_t split_index, const at::Tensor& t) const;
-  // After an optimizer step: every rank copies the owners' values of every block, so the
-  // replica's ranks hold the same (true) model.
-  void reassemble();
+  // Makes the model whole on every rank of the group (collective): each split tensor is
+  // built from its owners' shares (inactive slots zero), for evaluation and recruitment.
+  // Training goes on on the shares: release() before the next step.
+  void assemble();
+  // Back to this rank's share, taking its rows from the whole model (a recruitment round
+  // may have changed them); frees the whole tensors. Local.
+  void release();
+  bool assembled() const { return whole_; }
   // Switches to `next` (epoch must be the current one + 1, the same on every rank): each
-  // moved block's parameters and moments go from the old owner to the new one; the old
-  // owner's moments for it are zeroed. Returns the bytes this rank sent.
+  // moved block's parameters and moments go from the old owner to the new one; a block
+  // switched on takes its parameters from the assembled model and zero moments; every
+  // rank lays its rows out again (slots ascending). Returns the bytes this rank sent.
   int64_t apply(const BlockMap& next, const MomentsOf& moments);
 
  private:
   void rebuild_shard();
+  void hold_shares();  // the model's layers hold held_ with this rank's rows
   std::shared_ptr<Communicator> group_;
   LocalistModel& model_;
   BlockMap map_;
   BlockShard shard_;
-  std::vector<at::Tensor> block_params_, block_masks_;
+  int64_t capacity_ = 0;
+  std::vector<int64_t> slot_row_;              // this rank's row of each slot (-1: not held)
+  std::vector<std::vector<at::Tensor>> held_;  // per layer: the six split tensors' shares
+  std::vector<at::Tensor> block_params_;       // held_, flat
+  bool whole_ = false;
 };
 
 }  // namespace localist

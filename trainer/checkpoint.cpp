@@ -257,8 +257,17 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     if (checkpoint_is_block_name(kv.key())) continue;
     const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
     if (!c.tensors.count(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
-    const at::Tensor m1 = need(c, pre + "exp_avg"), m2 = need(c, pre + "exp_avg_sq");
+    const at::Tensor m1_whole = need(c, pre + "exp_avg"), m2_whole = need(c, pre + "exp_avg_sq");
     const int64_t step = need(c, pre + "step").item<int64_t>();
+    at::Tensor m1 = m1_whole, m2 = m2_whole;
+    if (m1.sizes() != kv.value().sizes()) {
+      // A block-parallel rank holds a part of each FFN tensor: its part of the moments.
+      for (const auto& L : model.layers) {
+        if (kv.value().is_same(L->fc_w) || kv.value().is_same(L->fc_b) || kv.value().is_same(L->proj_w)) {
+          m1 = L->ffn_part(m1_whole, kv.value()), m2 = L->ffn_part(m2_whole, kv.value());
+        }
+      }
+    }
     if (m1.sizes() != kv.value().sizes() || m2.sizes() != kv.value().sizes()) {
       throw Error(c.dir + ": the optimizer state of '" + kv.key() + "' does not have the parameter's shape");
     }
@@ -272,7 +281,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
   for (size_t l = 0; l < model.layers.size(); ++l) {
     auto& L = *model.layers[l];
     const std::vector<at::Tensor> params{L.qkv_w, L.qkv_b, L.out_w};
-    // Full-size moments: zero except the blocks this rank owns under the new map.
+    // Moments of the tensors this rank holds: its blocks under the new map (at their rows).
     std::vector<at::Tensor> m1, m2;
     int64_t step = -1;
     for (const auto& p : params) m1.push_back(at::zeros_like(p)), m2.push_back(at::zeros_like(p));
@@ -281,12 +290,12 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
       if (!c.tensors.count(pre + "qkv_weight/step")) continue;
       step = need(c, pre + "qkv_weight/step").item<int64_t>();
       const int owner = map.active[slot] ? map.owner[slot] : 0;
-      if (owner != bp_rank) continue;
+      if (L.blocks_whole() ? owner != bp_rank : L.slot_row[slot] < 0) continue;  // another rank's block
       std::vector<at::Tensor> a, b;
       for (const auto& k : kCheckpointBlockParams) a.push_back(need(c, pre + k + "/exp_avg")), b.push_back(need(c, pre + k + "/exp_avg_sq"));
       const std::string where = c.dir + ": optimizer state of block " + std::to_string(slot);
-      checkpoint_block_assign(m1[0], m1[1], m1[2], cfg, slot, a, where);
-      checkpoint_block_assign(m2[0], m2[1], m2[2], cfg, slot, b, where);
+      checkpoint_block_assign(m1[0], m1[1], m1[2], cfg, L.row(slot), a, where);
+      checkpoint_block_assign(m2[0], m2[1], m2[2], cfg, L.row(slot), b, where);
     }
     if (step < 0) continue;
     for (size_t k = 0; k < 3; ++k) install(params[k], m1[k], m2[k], step);

@@ -34,17 +34,18 @@ bool checkpoint_is_block_name(const std::string& key) {
 
 std::string checkpoint_step_dir_name(int64_t step) { return fmt::format("step-{:08d}", step); }
 
-// The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n) views.
+// The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n) views
+// of the block at `row` (its slot in a whole layer; LocalistLayer::row).
 std::vector<at::Tensor> checkpoint_block_parts(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o,
-                                    const ModelConfig& c, int64_t slot) {
-  const auto v = block_slot_views(w, b, o, c, slot);
+                                    const ModelConfig& c, int64_t row) {
+  const auto v = block_slot_views(w, b, o, c, row);
   return {at::stack({v[0], v[1], v[2]}), at::stack({v[3], v[4], v[5]}), v[6]};
 }
 
-// Writes `parts` (checkpoint form) into the slot's views of w, b, o.
-void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o, const ModelConfig& c, int64_t slot,
+// Writes `parts` (checkpoint form) into the views of w, b, o at `row`.
+void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o, const ModelConfig& c, int64_t row,
                   const std::vector<at::Tensor>& parts, const std::string& where) {
-  auto v = block_slot_views(w, b, o, c, slot);
+  auto v = block_slot_views(w, b, o, c, row);
   for (int j = 0; j < 3; ++j) {
     if (parts[0].dim() != 3 || parts[0].size(0) != 3 || parts[0][j].sizes() != v[j].sizes() ||
         parts[1].dim() != 2 || parts[1][j].sizes() != v[3 + j].sizes() || parts[2].sizes() != v[6].sizes()) {

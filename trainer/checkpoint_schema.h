@@ -34,12 +34,13 @@ std::string checkpoint_step_dir_name(int64_t step);
 // "<kind>/<llm>/block/<slot>/layer<l>/" with kind "model" or "optim".
 std::string checkpoint_block_prefix(const char* kind, const std::string& llm, int64_t slot, size_t layer);
 
-// The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n).
+// The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n), of the
+// block at `row` (its slot when the layer holds every slot; LocalistLayer::row).
 std::vector<at::Tensor> checkpoint_block_parts(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o,
-                                               const ModelConfig& c, int64_t slot);
-// Writes `parts` (checkpoint form) into the slot's views of w, b, o; throws naming `where`.
+                                               const ModelConfig& c, int64_t row);
+// Writes `parts` (checkpoint form) into the views of w, b, o at `row`; throws naming `where`.
 void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o, const ModelConfig& c,
-                             int64_t slot, const std::vector<at::Tensor>& parts, const std::string& where);
+                             int64_t row, const std::vector<at::Tensor>& parts, const std::string& where);
 
 // The optimizer's state of p (null before its first step).
 torch::optim::AdamWParamState* checkpoint_adam_state(torch::optim::AdamW& opt, const at::Tensor& p);

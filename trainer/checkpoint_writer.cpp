@@ -64,7 +64,11 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
   if (w.lead) {
     for (const auto& kv : model.named_parameters()) {
       if (checkpoint_is_block_name(kv.key())) continue;
-      out.emplace_back(fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), own(kv.value()));
+      // A block-parallel rank holds a part of each FFN tensor: the whole was gathered.
+      const FullMoments* whole = w.distributed_state ? w.distributed_state(kv.value()) : nullptr;
+      const bool gathered = whole && whole->param.defined();
+      out.emplace_back(fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())),
+                       gathered ? own(whole->param, true) : own(kv.value()));
       add_optim(fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key())), kv.value());
     }
     for (const auto& kv : model.named_buffers()) {
@@ -77,7 +81,19 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
     if (owner != w.bp_rank) continue;
     for (size_t l = 0; l < model.layers.size(); ++l) {
       auto& L = *model.layers[l];
-      const auto parts = checkpoint_block_parts(L.qkv_w, L.qkv_b, L.out_w, cfg, slot);
+      // A block-parallel rank holds only its active blocks: an inactive slot it does not
+      // hold is written as zeros (its values are never read: a block switched on is drawn afresh).
+      const bool held = L.blocks_whole() || L.slot_row[slot] >= 0;
+      if (!held) {
+        const auto zero = checkpoint_block_parts(L.qkv_w, L.qkv_b, L.out_w, cfg, 0);
+        for (size_t k = 0; k < 3; ++k) {
+          out.emplace_back(checkpoint_block_prefix("model", llm, slot, l) + names[k],
+                           at::zeros(zero[k].sizes(), zero[k].options().device(at::kCPU)));
+        }
+        continue;
+      }
+      const int64_t row = L.row(slot);
+      const auto parts = checkpoint_block_parts(L.qkv_w, L.qkv_b, L.out_w, cfg, row);
       for (size_t k = 0; k < 3; ++k) {
         out.emplace_back(checkpoint_block_prefix("model", llm, slot, l) + names[k], own(parts[k], k < 2));
       }
@@ -85,8 +101,8 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
       auto *sw = checkpoint_adam_state(*w.optimizer, L.qkv_w), *sb = checkpoint_adam_state(*w.optimizer, L.qkv_b),
            *so = checkpoint_adam_state(*w.optimizer, L.out_w);
       if (!sw || !sb || !so) continue;
-      const auto m1 = checkpoint_block_parts(sw->exp_avg(), sb->exp_avg(), so->exp_avg(), cfg, slot);
-      const auto m2 = checkpoint_block_parts(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, slot);
+      const auto m1 = checkpoint_block_parts(sw->exp_avg(), sb->exp_avg(), so->exp_avg(), cfg, row);
+      const auto m2 = checkpoint_block_parts(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, row);
       const int64_t steps[3] = {sw->step(), sb->step(), so->step()};
       for (size_t k = 0; k < 3; ++k) {
         const std::string pre = checkpoint_block_prefix("optim", llm, slot, l) + names[k] + "/";

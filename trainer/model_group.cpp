@@ -153,6 +153,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   }
   model->to(s.device);
   model->train();
+  const int64_t parameter_count = model->parameter_count();  // the whole model's (a block-parallel rank holds less)
   if (mesh.bp_size > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
     blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model,
@@ -166,7 +167,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const auto& ac = model->anchor_code();
   if (s.lead) spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
                "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
-               model->parameter_count(), s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
+               parameter_count, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
                bf16 ? " (bf16 autocast)" : "");
 
@@ -236,34 +237,44 @@ ModelGroup::~ModelGroup() = default;
 bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && model->is_ffn_split_tensor(p); }
 
 void ModelGroup::assemble() const {
-  if (!blocks || !split_stale) return;
-  blocks->reassemble();
-  split_stale = false;
+  if (blocks) blocks->assemble();
+}
+
+void ModelGroup::release_assembled() const {
+  if (blocks) blocks->release();
 }
 
 void ModelGroup::gather_optimizer_state() const {
-  assemble();
+  release_assembled();  // checkpoints and state moves read the shares; the FFN's whole is gathered here
   gathered_.clear();
   if (zero) {
     const auto state = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
     for (size_t i = 0; i < state.size(); ++i) gathered_[zero->params()[i].unsafeGetTensorImpl()] = state[i];
   }
   if (blocks) {
-    // Each rank's FFN moments are right on its part only: the parts add up to the whole.
-    const auto& split = blocks->split_params();
-    for (size_t i = 0; i < split.size(); ++i) {
-      if (!split_ffn(split[i])) continue;
-      FullMoments f;
-      const auto* st = checkpoint_adam_state(*optimizer, split[i]);
-      if (st) {
-        at::NoGradGuard no_grad;
-        f.step = st->step();
-        f.exp_avg = blocks->own_part(i, st->exp_avg()).contiguous();
-        f.exp_avg_sq = blocks->own_part(i, st->exp_avg_sq()).contiguous();
-        mesh.bp_data->all_reduce(f.exp_avg, ReduceOp::kSum, "FFN moments of LLM '" + setup.name + "'");
-        mesh.bp_data->all_reduce(f.exp_avg_sq, ReduceOp::kSum, "FFN moments of LLM '" + setup.name + "'");
+    // Each rank holds its part of every FFN tensor and of its moments: zeros elsewhere,
+    // the parts add up to the whole (exactly).
+    at::NoGradGuard no_grad;
+    const std::string what = "FFN of LLM '" + setup.name + "' (whole, for a checkpoint or a state move)";
+    auto whole_of = [&](const LocalistLayer& L, const at::Tensor& part, const at::Tensor& like, int64_t units) {
+      auto sizes = part.sizes().vec();
+      sizes[like.is_same(L.proj_w) ? 1 : 0] = units;
+      auto whole = at::zeros(sizes, part.options());
+      L.ffn_part(whole, like).copy_(part);
+      mesh.bp_data->all_reduce(whole, ReduceOp::kSum, what);
+      return whole;
+    };
+    for (const auto& l : model->layers) {
+      for (const at::Tensor& p : {l->fc_w, l->fc_b, l->proj_w}) {
+        FullMoments f;
+        f.param = whole_of(*l, p, p, l->ffn_hidden());
+        if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
+          f.step = st->step();
+          f.exp_avg = whole_of(*l, st->exp_avg(), p, l->ffn_hidden());
+          f.exp_avg_sq = whole_of(*l, st->exp_avg_sq(), p, l->ffn_hidden());
+        }
+        gathered_[p.unsafeGetTensorImpl()] = f;
       }
-      gathered_[split[i].unsafeGetTensorImpl()] = f;
     }
   }
   gathered_ready_ = true;

@@ -3,7 +3,7 @@
 // parallelism, gradient sync), its rules (the rules file plus recruited domain routes)
 // and its block recruiter. The pool (pool.h) holds one group per LLM on the ranks that
 // train it; the train step (train_step.h) and loop (train_loop.h) drive it.
-// Limits: every rank of the group holds full-size block tensors (see block_parallel.h).
+// Limits: under bp > 1 the embeddings and head are replicated (see block_parallel.h).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -131,15 +131,16 @@ struct ModelGroup {
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
   std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
   std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 with dp > 1: the other parameters
-  // bp > 1: makes every rank's parameters the whole model (the owners' blocks and FFN
-  // parts; collective over the replica) if a step changed them since the last time.
-  // Before evaluation, a recruitment round, a checkpoint or a state move.
+  // bp > 1: makes the model whole on every rank of the replica (collective), for
+  // evaluation and a recruitment round; each rank otherwise holds only its share of the
+  // block and FFN tensors. release_assembled (local) goes back to the share: every train
+  // step and gather_optimizer_state call it first.
   void assemble() const;
-  mutable bool split_stale = false;  // set by a train step under bp > 1
+  void release_assembled() const;
   // The whole AdamW state of each parameter whose state is spread over ranks (ZeRO's
-  // chunks; under bp > 1 the FFN parts), gathered for a checkpoint or a state move
-  // (collective over the group, in pool order) and released right after. Assembles the
-  // parameters first.
+  // chunks; under bp > 1 the FFN parts, with the whole FFN parameter), gathered for a
+  // checkpoint or a state move (collective over the group, in pool order) and released
+  // right after. Block tensors are not gathered: each owner writes its own blocks.
   void gather_optimizer_state() const;
   void release_optimizer_state() const;
   // Null when p's state is this rank's torch AdamW's; else its gathered whole state

@@ -108,6 +108,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
         const nlohmann::json rec = hooks.evaluate(*g, step + 1);
         if (!rec.is_null()) relay.post(rec);
       }
+      for (ModelGroup* g : groups) g->release_assembled();  // back to each rank's share at once
     }
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
       checkpoints.save(pool, step + 1, true);

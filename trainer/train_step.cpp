@@ -190,6 +190,7 @@ double clip_gradients(ModelGroup& g, double clip) {
 
 StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dial, double lr, bool trace) {
   const TrainConfig& tc = g.setup.train;
+  g.release_assembled();  // training runs on this rank's share (a whole model was for evaluation or recruitment)
   const RuleSet& rules = g.step_rules();
   for (auto& pg : g.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(pg.options()).lr(lr);
   const TokenBatch batch = g.reader->read(step, g.mesh.dp_rank, g.mesh.dp_size);
@@ -209,10 +210,6 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   s.grad_norm = clip_gradients(g, tc.grad_clip);
   g.optimizer->step();
   if (g.zero) g.zero->step(lr, "parameters after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
-  // Each rank's copy of the blocks and FFN parts it does not own drifts (weight decay on
-  // zero gradients) and is never read by training; the owners' values are re-assembled
-  // on every rank of the replica only when the whole model is needed (ModelGroup::assemble).
-  if (g.blocks) g.split_stale = true;
   return s;
 }
 

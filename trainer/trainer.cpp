@@ -382,6 +382,7 @@ TrainSummary train_run(const TrainPlan& p) {
   const ProcessMemory pm = process_memory();
   const TensorMemory tm = tensor_memory();
   for (ModelGroup* g : pool.local_groups()) {
+    g->release_assembled();
     const ModelGroup::Memory m = g->memory();
     nlohmann::json rec = {{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name},
                           {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},

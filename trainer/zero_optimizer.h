@@ -23,6 +23,7 @@ namespace localist {
 struct FullMoments {
   at::Tensor exp_avg, exp_avg_sq;
   int64_t step = 0;
+  at::Tensor param;  // the whole parameter when this rank holds a part (block-parallel FFN); else undefined
 };
 
 class ZeroAdamW {

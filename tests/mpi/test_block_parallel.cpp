@@ -1,8 +1,9 @@
 // test_block_parallel.cpp: under mpirun, a model whose blocks and FFN are split over the
 // ranks (each rank computes its blocks' heads and its part of the FFN's hidden units;
 // partial outputs summed forward, input gradients summed backward) gives the same logits, loss and gradients as the whole
-// model on one rank, in float64, with λ > 0 and both penalties in the loss; a block map
-// change moves parameters and Adam moments bit for bit.
+// model on one rank, in float64, with λ > 0 and both penalties in the loss; a rank
+// stores exactly its share (counted); a block map change moves parameters and Adam
+// moments bit for bit.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
@@ -11,6 +12,8 @@
 #include "comm/mpi_communicator.h"
 #include "tests/mpi/mpi_gtest_main.h"
 #include "model/localist_model.h"
+#include "recruitment/block_slots.h"
+#include "tests/block_parallel_util.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
 
@@ -130,9 +133,74 @@ TEST(BlockParallel, SequenceParallelEqualsTheWholeModel) {
   }
 }
 
+// Each rank stores only its share: its blocks' rows (block_map_capacity slots) and its
+// FFN part, counted exactly; gradients flow into the shares alone, equal to the whole
+// model's rows of them (float64, 1e-12); assembling gives every rank the whole model.
+TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
+  WholeModel w;
+  const ModelConfig& c = w.c;
+  const auto world = localist::test::mpi_test_world();
+  const int bp_size = world->size();
+  LocalistModel m(c, 30, 11);
+  m.to(at::kDouble);
+  const BlockMap map = block_map_initial(std::vector<uint8_t>(c.k_max, 1), bp_size);
+  BlockParallel bp(world, m, map);
+  // Counted: replicated tensors whole, block tensors capacity slots, FFN this rank's units.
+  const int64_t d = c.d_model, n = c.heads_per_block * c.head_dim, f = c.ffn_mult * d;
+  const int64_t cap = block_map_capacity(c.k_max, bp_size);
+  const auto [a, b] = block_parallel_ffn_range(f, world->rank(), bp_size);
+  const int64_t per_layer_replicated = 2 * d + d + c.anchor_dim * d + 2 * d + d;  // ln1, out_b, router, ln2, proj_b
+  const int64_t expected = 30 * d + c.context * d + 2 * d +
+                           c.n_layers * (per_layer_replicated + cap * (3 * n * d + 3 * n + d * n) + (b - a) * (2 * d + 1));
+  int64_t held = 0;
+  for (const auto& p : m.parameters()) held += p.numel();
+  EXPECT_EQ(held, expected);
+  if (bp_size > 1) EXPECT_LT(held, w.m->parameter_count());
+  for (const auto& l : m.layers) {
+    EXPECT_EQ(l->qkv_w.size(0), 3 * cap * n);
+    for (int64_t s = 0; s < c.k_max; ++s) EXPECT_EQ(l->slot_row[s] >= 0, map.owner[s] == world->rank()) << s;
+  }
+  ForwardOptions o = w.o;
+  o.shard = &bp.shard();
+  const auto got = m.forward(w.x, o);
+  const auto [t0, t1] = bp.shard().seq_range(10);
+  EXPECT_LE((got.logits - w.ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
+  auto loss = at::cross_entropy_loss(got.logits.reshape({-1, 30}), w.y.narrow(1, t0, t1 - t0).reshape({-1}), {},
+                                     at::Reduction::Sum) / 30.0;
+  for (size_t l = 0; l < got.omega.size(); ++l) {
+    loss = loss + w.dial[l] * (0.3 * got.omega[l] - 0.2 * got.mutual_info[l]) / static_cast<double>(got.omega.size());
+  }
+  loss.backward();
+  // A share's gradient is the whole model's gradient of those rows, on this rank alone.
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const auto& L = *m.layers[l];
+    const std::string pre = "layer" + std::to_string(l) + ".";
+    for (int64_t s = 0; s < c.k_max; ++s) {
+      if (L.slot_row[s] < 0) continue;
+      const auto mine = block_slot_grads(L, c, s);
+      const auto ref = block_slot_views(w.ref_grads[pre + "qkv_weight"], w.ref_grads[pre + "qkv_bias"],
+                                        w.ref_grads[pre + "out_weight"], c, s);
+      for (size_t v = 0; v < mine.size(); ++v) EXPECT_LE((mine[v] - ref[v]).abs().max().item<double>(), 1e-12);
+    }
+    EXPECT_LE((L.fc_w.grad() - w.ref_grads[pre + "fc_weight"].narrow(0, a, b - a)).abs().max().item<double>(), 1e-12);
+    EXPECT_LE((L.proj_w.grad() - w.ref_grads[pre + "proj_weight"].narrow(1, a, b - a)).abs().max().item<double>(),
+              1e-12);
+  }
+  // Assembled, every rank holds the whole model, equal to the reference's parameters.
+  bp.assemble();
+  for (const auto& p : m.named_parameters()) {
+    EXPECT_TRUE(at::equal(p.value(), w.m->named_parameters()[p.key()])) << p.key();
+  }
+  EXPECT_LE((m.forward(w.x, w.o).logits - w.ref.logits).abs().max().item<double>(), 1e-12);
+  bp.release();
+  held = 0;
+  for (const auto& p : m.parameters()) held += p.numel();
+  EXPECT_EQ(held, expected);
+}
+
 // A new block map moves each moved block's parameters and Adam moments from the old
-// owner to the new one bit for bit; the old owner's moments for it become zero, and
-// the sharded model still computes what the whole model computes.
+// owner to the new one bit for bit; the old owner no longer holds it, and the sharded
+// model still computes what the whole (assembled) model computes.
 TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
   ModelConfig c;
   c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
@@ -147,71 +215,96 @@ TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
   const auto x = at::randint(30, {2, 10}, gen, at::kLong), y = at::randint(30, {2, 10}, gen, at::kLong);
   ForwardOptions o;
   o.dial = {0.5, 0.5};
-  auto train_step = [&] {
-    opt.zero_grad();
-    o.shard = &bp.shard();
-    const auto r = m.forward(x, o);
-    // Sequence parallel: this rank's positions' share of the mean loss.
-    const auto [t0, t1] = bp.shard().seq_range(10);
-    (at::cross_entropy_loss(r.logits.reshape({-1, 30}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
-                            at::Reduction::Sum) / 20.0).backward();
-    // The replicated parameters' gradients are this rank's positions' part.
-    for (auto& p : m.parameters()) {
-      if (bp.is_split_param(p) || !p.grad().defined()) continue;
-      auto g = p.grad();
-      world->all_reduce(g, ReduceOp::kSum, "replicated gradient");
-    }
-    opt.step();
-    bp.reassemble();
-    return r.logits.detach();
-  };
-  for (int i = 0; i < 2; ++i) train_step();
-
-  // Every rank's moments, gathered before the move: the owners' rows are the truth.
-  std::vector<at::Tensor> before;  // per layer: exp_avg and exp_avg_sq of qkv_w, qkv_b, out_w
+  for (int i = 0; i < 2; ++i) localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
+  const int64_t n = c.heads_per_block * c.head_dim, per = 3 * (3 * n * c.d_model + 3 * n + c.d_model * n);
+  auto slot_state = [&](const LocalistLayer& l, int64_t s) { return localist::test::block_slot_state(l, c, s, moments); };
+  const BlockMap old_map = bp.map();
+  std::vector<at::Tensor> before;  // per layer and slot, gathered over ranks
   for (auto& l : m.layers) {
-    for (const auto& t : {l->qkv_w, l->qkv_b, l->out_w}) {
-      for (const auto& mt : moments(t)) before.push_back(world->all_gather(mt.contiguous(), "test moments"));
-    }
+    for (int64_t s = 0; s < c.k_max; ++s) before.push_back(world->all_gather(slot_state(*l, s), "test slot state"));
   }
-  const auto params_before = world->all_gather(m.layers[1]->qkv_w.detach().contiguous(), "test params");
-  BlockMap next = bp.map();
+  BlockMap next = old_map;
   ++next.epoch;
   for (auto& w : next.owner) w = (w + 1) % world->size();
-  const auto old_map = bp.map();
   bp.apply(next, moments);
   EXPECT_EQ(bp.map(), next);
-  if (world->size() > 1) {
-    EXPECT_FALSE(bp.shard().owned_slots == old_map.owned_by(world->rank()));
-  }
+  EXPECT_EQ(bp.shard().owned_slots, next.owned_by(world->rank()));
   size_t i = 0;
   for (auto& l : m.layers) {
-    std::vector<std::vector<at::Tensor>> mt;
-    for (const auto& t : {l->qkv_w, l->qkv_b, l->out_w}) mt.push_back(moments(t));
-    for (size_t k = 0; k < 2; ++k) {
-      for (int64_t slot = 0; slot < c.k_max; ++slot) {
-        const int from = old_map.owner[slot], to = next.owner[slot], me = world->rank();
-        const auto mine = block_slot_views(mt[0][k], mt[1][k], mt[2][k], c, slot);
-        const auto ref = block_slot_views(before[i + k][from], before[i + 2 + k][from], before[i + 4 + k][from], c, slot);
-        for (size_t v = 0; v < mine.size(); ++v) {
-          if (me == to) {
-            EXPECT_TRUE(at::equal(mine[v], ref[v])) << "slot " << slot << " view " << v;
-            EXPECT_GT(ref[v].abs().sum().item<double>(), 0.0);  // moments exist: the check is not vacuous
-          } else {
-            EXPECT_EQ(mine[v].abs().sum().item<double>(), 0.0) << "slot " << slot << " kept by rank " << me;
-          }
-        }
-      }
+    for (int64_t s = 0; s < c.k_max; ++s, ++i) {
+      const bool mine = next.owner[s] == world->rank();
+      EXPECT_EQ(l->slot_row[s] >= 0, mine) << "slot " << s;
+      if (!mine) continue;
+      const auto now = slot_state(*l, s);
+      EXPECT_TRUE(at::equal(now, before[i][old_map.owner[s]])) << "slot " << s;
+      EXPECT_GT(now.narrow(0, per / 3, per / 3).abs().sum().item<double>(), 0.0);  // moments exist: not vacuous
     }
-    i += 6;
   }
-  // Parameters are identical on every rank before and after.
-  EXPECT_TRUE(at::equal(params_before[0], m.layers[1]->qkv_w.detach()));
-  // The sharded model under the new map still equals the whole model.
+  // The sharded model under the new map still equals the assembled whole model.
+  o.shard = &bp.shard();
+  const auto sharded = m.forward(x, o).logits.detach();
+  bp.assemble();
   ForwardOptions whole;
   whole.dial = o.dial;
   const auto ref_logits = m.forward(x, whole).logits.detach();
-  o.shard = &bp.shard();
+  bp.release();
   const auto [t0, t1] = bp.shard().seq_range(10);
-  EXPECT_LE((m.forward(x, o).logits - ref_logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-5);
+  EXPECT_LE((sharded - ref_logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-5);
+}
+
+// A block switched on (a recruitment) while the model is assembled lands on its planned
+// owner only: the owner holds its parameters with zero moments, no other rank holds it,
+// and the shares still compute what the assembled model computes.
+TEST(BlockParallel, ARecruitedBlockExistsOnlyOnItsOwner) {
+  ModelConfig c;
+  c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
+  c.k_max = 6, c.k_initial = 3, c.anchor_dim = 4, c.ffn_mult = 2;
+  LocalistModel m(c, 30, 11);
+  const auto world = localist::test::mpi_test_world();
+  std::vector<uint8_t> active{1, 1, 1, 0, 0, 0};
+  BlockParallel bp(world, m, block_map_initial(active, world->size()));
+  torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(1e-2));
+  const MomentsOf moments = adamw_moments(opt);
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto x = at::randint(30, {2, 10}, gen, at::kLong), y = at::randint(30, {2, 10}, gen, at::kLong);
+  ForwardOptions o;
+  o.dial = {0.5, 0.5};
+  // Moments exist, so the new block's zero moments are a real check.
+  localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
+  const auto [t0, t1] = bp.shard().seq_range(10);
+  int64_t held_before = 0;
+  for (const auto& p : m.parameters()) held_before += p.numel();
+
+  bp.assemble();
+  at::NoGradGuard no_grad;
+  m.set_block_active(4, true);
+  for (auto& l : m.layers) {
+    for (auto& v : block_slot_params(*l, c, 4)) v.fill_(0.25);  // what a recruitment would draw
+  }
+  active[4] = 1;
+  const BlockMap next = block_map_plan(bp.map(), active, world->size());
+  bp.apply(next, moments);
+  bp.release();
+  const int owner = next.owner[4];
+  int64_t held_after = 0;
+  for (const auto& p : m.parameters()) held_after += p.numel();
+  EXPECT_EQ(held_after, held_before);  // a rank's storage is its share, whatever it owns
+  for (auto& l : m.layers) {
+    EXPECT_EQ(l->slot_row[4] >= 0, world->rank() == owner) << "rank " << world->rank();
+    if (world->rank() != owner) {
+      // Its values are nowhere in this rank's block tensors.
+      EXPECT_FALSE(l->qkv_w.eq(0.25).any().item<bool>());
+      continue;
+    }
+    for (const auto& v : block_slot_params(*l, c, 4)) EXPECT_TRUE(v.eq(0.25).all().item<bool>());
+    for (const auto& v : block_slot_moments(*l, c, 4, moments)) EXPECT_EQ(v.abs().sum().item<double>(), 0.0);
+  }
+  o.shard = &bp.shard();
+  const auto sharded = m.forward(x, o).logits;
+  bp.assemble();
+  ForwardOptions whole;
+  whole.dial = o.dial;
+  const auto ref = m.forward(x, whole).logits;
+  bp.release();
+  EXPECT_LE((sharded - ref.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-5);
 }
