@@ -13,11 +13,13 @@
 #     gradients and optimizer state (counted from tensor sizes), and activations: the peak
 #     of live CPU tensor bytes during training minus what is live after it (LibTorch's
 #     allocator wrapped by LOCALIST_COUNT_TENSOR_MEMORY=1), beside peak RSS for a check.
-# Usage: tools/bench_parallel.sh [build_dir] [steps]
+# Usage: tools/bench_parallel.sh [build_dir] [steps] [parts: "time memory" (default), "time" or "memory"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 STEPS=${2:-20}
+PARTS=${3:-time memory}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 LOCALIST="$BUILD_DIR/localist"
 CONFIG=configs/quickstart.yaml
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
@@ -38,10 +40,12 @@ declare -A variants=(
   [bp2_ac]="--set distributed.block_parallel=2 --set train.activation_checkpointing=true"
 )
 for v in dp bp2 zero ac bp2_ac; do
+  want time || break
   # shellcheck disable=SC2086
   "${mpi2[@]}" "$LOCALIST" train "$CONFIG" "${ref[@]}" ${variants[$v]} --set "run.dir=$out/$v" >/dev/null 2>&1
 done
 for v in dp bp2; do
+  want time || break
   # shellcheck disable=SC2086
   "${mpi2[@]}" $(monitor "$out/$v-full") "$LOCALIST" train "$CONFIG" "${ref[@]}" ${variants[$v]} \
     --set "run.dir=$out/$v-full" >/dev/null 2>&1
@@ -54,6 +58,7 @@ big=(--set model.d_model=512 --set model.n_layers=4 --set model.k_initial=16 --s
      --set model.head_dim=64 --set model.anchor_dim=8 --set model.context=256 --set train.global_batch=4
      --set train.micro_batch=4 --set train.steps=3 --set train.eval_every=0 --set train.log_every=1)
 for bp in 1 2 4; do
+  want memory || break
   for zero in 0 1; do
     for ac in false true; do
       LOCALIST_COUNT_TENSOR_MEMORY=1 mpirun -np 4 --oversubscribe -x LOCALIST_COUNT_TENSOR_MEMORY "$LOCALIST" train "$CONFIG" "${big[@]}" --set distributed.block_parallel=$bp \
@@ -62,45 +67,47 @@ for bp in 1 2 4; do
     done
   done
 done
-python3 - "$out" "$STEPS" <<'PY'
+python3 - "$out" "$STEPS" "$PARTS" <<'PY'
 import json, statistics, sys
-out, steps = sys.argv[1], int(sys.argv[2])
+out, steps, parts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def records(run, event):
     return [json.loads(l) for l in open(f"{out}/{run}/metrics.jsonl") if f'"event":"{event}"' in l]
 def ms(run):
     return statistics.median(r["ms_per_step"] for r in records(run, "step")[5:])
 def sent(prefix, rank):
     return sum(int(l.split("\t")[3].split()[0]) for l in open(f"{prefix}.{rank}.prof") if l.startswith("E\t"))
-base = ms("dp")
-print("step time, 2 ranks, reference shape (median after 5 warm-up steps):")
-labels = {"dp": "data parallel (baseline)", "bp2": "block_parallel 2", "zero": "data parallel + zero 1",
-          "ac": "data parallel + activation checkpointing", "bp2_ac": "block_parallel 2 + activation checkpointing"}
-for v in ("dp", "bp2", "zero", "ac", "bp2_ac"):
-    print(f"  {labels[v]:45s} {ms(v):7.1f} ms/step  {ms(v) / base:5.3f}x")
-B, T, d, L = 8, 256, 256, 4
-mem = {r["rank"]: r for r in records("dp", "memory")}
-params = mem[0]["parameter_bytes"]
-replicated = 4 * (256 * 256 + 256 * 256 + 2 * 256 + L * (8 * 256 + 4 * 256 + 2 * 256))  # wte, wpe, lnf, per layer
-n = 2
-minimum = {"dp": 2 * (n - 1) / n * params,
-           "bp2": L * 8 * (n - 1) / n * B * T * d * 4 + 2 * (n - 1) / n * replicated}
-print("bytes sent per step and rank (pml monitoring, N - N/2 steps):")
-for v in ("dp", "bp2"):
-    for rank in (0, 1):
-        per = (sent(f"{out}/{v}-full", rank) - sent(f"{out}/{v}-half", rank)) / (steps - steps // 2)
-        print(f"  {labels[v]:26s} rank {rank}: {per / 1e6:8.2f} MB = {per / minimum[v]:.3f}x the split's minimum "
-              f"{minimum[v] / 1e6:.2f} MB")
-print("memory per rank (largest over the 4 ranks), ~70 M parameters, MB; activations = peak live tensor bytes")
-print("during training - live after it; peak RSS for comparison:")
-print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8}")
-for bp in (1, 2, 4):
-    for zero in (0, 1):
-        for ac in ("false", "true"):
-            run = f"mem-{bp}-{zero}-{ac}"
-            rs = records(run, "memory")
-            worst = lambda k: max(r[k] for r in rs) / 1e6
-            act = max(r["peak_tensor_bytes"] - r["tensor_bytes"] for r in rs) / 1e6
-            step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:]) if len(records(run, "step")) > 1 else float("nan")
-            print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
-                  f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f}")
+if "time" in parts:
+    base = ms("dp")
+    print("step time, 2 ranks, reference shape (median after 5 warm-up steps):")
+    labels = {"dp": "data parallel (baseline)", "bp2": "block_parallel 2", "zero": "data parallel + zero 1",
+              "ac": "data parallel + activation checkpointing", "bp2_ac": "block_parallel 2 + activation checkpointing"}
+    for v in ("dp", "bp2", "zero", "ac", "bp2_ac"):
+        print(f"  {labels[v]:45s} {ms(v):7.1f} ms/step  {ms(v) / base:5.3f}x")
+    B, T, d, L = 8, 256, 256, 4
+    mem = {r["rank"]: r for r in records("dp", "memory")}
+    params = mem[0]["parameter_bytes"]
+    replicated = 4 * (256 * 256 + 256 * 256 + 2 * 256 + L * (8 * 256 + 4 * 256 + 2 * 256))  # wte, wpe, lnf, per layer
+    n = 2
+    minimum = {"dp": 2 * (n - 1) / n * params,
+               "bp2": L * 8 * (n - 1) / n * B * T * d * 4 + 2 * (n - 1) / n * replicated}
+    print("bytes sent per step and rank (pml monitoring, N - N/2 steps):")
+    for v in ("dp", "bp2"):
+        for rank in (0, 1):
+            per = (sent(f"{out}/{v}-full", rank) - sent(f"{out}/{v}-half", rank)) / (steps - steps // 2)
+            print(f"  {labels[v]:26s} rank {rank}: {per / 1e6:8.2f} MB = {per / minimum[v]:.3f}x the split's minimum "
+                  f"{minimum[v] / 1e6:.2f} MB")
+if "memory" in parts:
+    print("memory per rank (largest over the 4 ranks), ~70 M parameters, MB; activations = peak live tensor bytes")
+    print("during training - live after it; peak RSS for comparison:")
+    print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8}")
+    for bp in (1, 2, 4):
+        for zero in (0, 1):
+            for ac in ("false", "true"):
+                run = f"mem-{bp}-{zero}-{ac}"
+                rs = records(run, "memory")
+                worst = lambda k: max(r[k] for r in rs) / 1e6
+                act = max(r["peak_tensor_bytes"] - r["tensor_bytes"] for r in rs) / 1e6
+                step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:]) if len(records(run, "step")) > 1 else float("nan")
+                print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
+                      f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f}")
 PY

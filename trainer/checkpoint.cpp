@@ -242,7 +242,8 @@ std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, con
 }
 
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank, const std::string& llm, ZeroAdamW* zero) {
+                               const BlockMap& map, int bp_rank, const std::string& llm, ZeroAdamW* zero,
+                               ZeroAdamW* zero_split) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   auto install = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
@@ -253,6 +254,17 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     optimizer.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
   };
   std::vector<FullMoments> sharded(zero ? zero->params().size() : 0);
+  std::vector<FullMoments> split_sharded(zero_split ? zero_split->params().size() : 0);
+  // Into a ZeRO optimizer's list when one shards p; else torch's AdamW.
+  auto place = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
+    if (const int64_t i = zero ? zero->index_of(p) : -1; i >= 0) {
+      sharded[i] = FullMoments{m1, m2, step};
+    } else if (const int64_t j = zero_split ? zero_split->index_of(p) : -1; j >= 0) {
+      split_sharded[j] = FullMoments{m1, m2, step};
+    } else {
+      install(p, m1, m2, step);
+    }
+  };
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
     const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
@@ -271,11 +283,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     if (m1.sizes() != kv.value().sizes() || m2.sizes() != kv.value().sizes()) {
       throw Error(c.dir + ": the optimizer state of '" + kv.key() + "' does not have the parameter's shape");
     }
-    if (const int64_t i = zero ? zero->index_of(kv.value()) : -1; i >= 0) {
-      sharded[i] = FullMoments{m1, m2, step};
-      continue;
-    }
-    install(kv.value(), m1, m2, step);
+    place(kv.value(), m1, m2, step);
   }
   if (zero) zero->load_state(sharded);
   for (size_t l = 0; l < model.layers.size(); ++l) {
@@ -298,8 +306,9 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
       checkpoint_block_assign(m2[0], m2[1], m2[2], cfg, L.row(slot), b, where);
     }
     if (step < 0) continue;
-    for (size_t k = 0; k < 3; ++k) install(params[k], m1[k], m2[k], step);
+    for (size_t k = 0; k < 3; ++k) place(params[k], m1[k], m2[k], step);
   }
+  if (zero_split) zero_split->load_state(split_sharded);
 }
 
 }  // namespace localist

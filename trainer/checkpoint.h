@@ -85,11 +85,12 @@ std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, con
 // Copies LLM `llm`'s weights into `model`; throws naming the first tensor whose shape differs.
 void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main");
 // Restores the Adam moments and step counts: shared ones everywhere, each block's on
-// the rank that owns it under `map` (the others' stay zero), so a checkpoint resumes on
-// any mesh. Must be called after checkpoint_load_model, before the first step.
-// With `zero` the replicated parameters' moments go to it (this rank's chunk) instead.
+// the rank that holds it under `map` (at its row; a block-parallel rank's FFN part of the
+// whole FFN moments), so a checkpoint resumes on any mesh. Must be called after
+// checkpoint_load_model (and the block-parallel cut), before the first step. A moment of
+// a parameter that `zero` or `zero_split` shards goes to it (this rank's chunk) instead.
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
                                const BlockMap& map, int bp_rank, const std::string& llm = "main",
-                               ZeroAdamW* zero = nullptr);
+                               ZeroAdamW* zero = nullptr, ZeroAdamW* zero_split = nullptr);
 
 }  // namespace localist

@@ -97,13 +97,17 @@ void checkpoint_llm_tensors(const LlmWrite& w, bool copy, std::vector<std::pair<
       for (size_t k = 0; k < 3; ++k) {
         out.emplace_back(checkpoint_block_prefix("model", llm, slot, l) + names[k], own(parts[k], k < 2));
       }
-      if (!w.optimizer) continue;
-      auto *sw = checkpoint_adam_state(*w.optimizer, L.qkv_w), *sb = checkpoint_adam_state(*w.optimizer, L.qkv_b),
-           *so = checkpoint_adam_state(*w.optimizer, L.out_w);
-      if (!sw || !sb || !so) continue;
-      const auto m1 = checkpoint_block_parts(sw->exp_avg(), sb->exp_avg(), so->exp_avg(), cfg, row);
-      const auto m2 = checkpoint_block_parts(sw->exp_avg_sq(), sb->exp_avg_sq(), so->exp_avg_sq(), cfg, row);
-      const int64_t steps[3] = {sw->step(), sb->step(), so->step()};
+      // The block tensors' moments: gathered from ZeRO's chunks, or torch's AdamW's.
+      auto state_of = [&](const at::Tensor& p) {
+        if (const FullMoments* d = w.distributed_state ? w.distributed_state(p) : nullptr) return *d;
+        const auto* st = w.optimizer ? checkpoint_adam_state(*w.optimizer, p) : nullptr;
+        return st ? FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step()} : FullMoments{};
+      };
+      const FullMoments sw = state_of(L.qkv_w), sb = state_of(L.qkv_b), so = state_of(L.out_w);
+      if (!sw.exp_avg.defined() || !sb.exp_avg.defined() || !so.exp_avg.defined()) continue;
+      const auto m1 = checkpoint_block_parts(sw.exp_avg, sb.exp_avg, so.exp_avg, cfg, row);
+      const auto m2 = checkpoint_block_parts(sw.exp_avg_sq, sb.exp_avg_sq, so.exp_avg_sq, cfg, row);
+      const int64_t steps[3] = {sw.step, sb.step, so.step};
       for (size_t k = 0; k < 3; ++k) {
         const std::string pre = checkpoint_block_prefix("optim", llm, slot, l) + names[k] + "/";
         out.emplace_back(pre + "exp_avg", own(m1[k], k < 2));

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
 #include <tuple>
 #include <torch/optim/adamw.h>
 
@@ -35,19 +36,17 @@ bool is_split(const LocalistModel& model, const at::Tensor& t, int64_t bp) {
   return model.is_block_tensor(t) || (bp > 1 && model.is_ffn_split_tensor(t));
 }
 
-// With `zero` the split tensors alone (the rest goes to the ZeRO optimizer). `params`:
+// `keep(t)`: whether t goes to torch's AdamW (the rest to the ZeRO optimizers). `params`:
 // the AdamW's parameters, decay then no-decay (its order).
-std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc, bool zero, int64_t bp,
+std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const TrainConfig& tc,
+                                                    const std::function<bool(const at::Tensor&)>& keep,
                                                     std::vector<at::Tensor>* params) {
   std::vector<at::Tensor> decay = model.decay_parameters(), no_decay = model.no_decay_parameters();
-  if (zero) {
-    auto split_only = [&](std::vector<at::Tensor>& v) {
-      v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !is_split(model, t, bp); }),
-              v.end());
-    };
-    split_only(decay);
-    split_only(no_decay);
-  }
+  auto kept = [&](std::vector<at::Tensor>& v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const at::Tensor& t) { return !keep(t); }), v.end());
+  };
+  kept(decay);
+  kept(no_decay);
   *params = decay;
   params->insert(params->end(), no_decay.begin(), no_decay.end());
   std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -172,28 +171,54 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                bf16 ? " (bf16 autocast)" : "");
 
   // ZeRO over every rank of the group: the replicated parameters' gradients are summed
-  // over all of them (bp > 1: each rank of a replica holds its positions' part).
+  // over all of them (bp > 1: each rank of a replica holds its positions' part). The
+  // split tensors (blocks; FFN under bp > 1) are sharded over the ranks that hold the
+  // same share (dp), when there are several: their moments fall as 1/(bp·dp).
   const bool sharded = s.zero == 1 && mesh.ranks->size() > 1;
-  optimizer = make_optimizer(*model, tc, sharded, mesh.bp_size, &adamw_params);
-  moments = adamw_moments(*optimizer);
-  if (sharded) {
-    std::vector<at::Tensor> shared;
-    std::vector<double> decay;
+  const bool split_sharded = sharded && mesh.dp_size > 1;
+  auto split = [&](const at::Tensor& t) { return is_split(*model, t, mesh.bp_size); };
+  optimizer = make_optimizer(*model, tc, [&](const at::Tensor& t) { return !sharded || (split(t) && !split_sharded); },
+                             &adamw_params);
+  torch_moments_ = adamw_moments(*optimizer);
+  moments = [this](const at::Tensor& p) -> std::vector<at::Tensor> {
+    if (!zero_split || zero_split->index_of(p) < 0) return torch_moments_(p);
+    const auto it = split_moments_.find(p.unsafeGetTensorImpl());
+    if (it == split_moments_.end()) {
+      throw Error("LLM '" + setup.name + "': the ZeRO moments of the split tensors were not gathered (a trainer bug)");
+    }
+    if (!it->second.exp_avg.defined()) return {};
+    return {it->second.exp_avg, it->second.exp_avg_sq};
+  };
+  // The parameters `pick` selects, decay then no-decay (torch's order), with their decay.
+  auto zero_params = [&](const std::function<bool(const at::Tensor&)>& pick) {
+    std::pair<std::vector<at::Tensor>, std::vector<double>> out;
     for (const auto& p : model->decay_parameters()) {
-      if (!is_split(*model, p, mesh.bp_size)) shared.push_back(p), decay.push_back(tc.weight_decay);
+      if (pick(p)) out.first.push_back(p), out.second.push_back(tc.weight_decay);
     }
     for (const auto& p : model->no_decay_parameters()) {
-      if (!is_split(*model, p, mesh.bp_size)) {
-        shared.push_back(p), decay.push_back(tc.decay_embeddings ? tc.weight_decay : 0.0);
-      }
+      if (pick(p)) out.first.push_back(p), out.second.push_back(tc.decay_embeddings ? tc.weight_decay : 0.0);
     }
-    zero = std::make_unique<ZeroAdamW>(mesh.ranks_data, shared, decay, ZeroAdamW::Options{tc.beta1, tc.beta2, 1e-8});
-    if (s.lead) {
-      spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over the group's {} ranks "
-                   "({:.2f} MB of moments per rank)", shared.size(), mesh.ranks->size(), zero->state_bytes() / 1e6);
-    }
+    return out;
+  };
+  const ZeroAdamW::Options zo{tc.beta1, tc.beta2, 1e-8};
+  if (sharded) {
+    auto [shared, decay] = zero_params([&](const at::Tensor& t) { return !split(t); });
+    zero = std::make_unique<ZeroAdamW>(mesh.ranks_data, shared, decay, zo);
   }
-  if (resumed) checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get());
+  if (split_sharded) {
+    auto [parts, decay] = zero_params(split);
+    zero_split = std::make_unique<ZeroAdamW>(mesh.dp_data, parts, decay, zo);
+  }
+  if (s.lead && sharded) {
+    spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over the group's {} ranks, of {} split "
+                 "tensors over {} data-parallel ranks ({:.2f} MB of moments per rank)",
+                 zero->params().size(), mesh.ranks->size(), zero_split ? zero_split->params().size() : 0,
+                 mesh.dp_size, (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
+  }
+  if (resumed) {
+    checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
+                              zero_split.get());
+  }
 
   if (s.recruitment.enabled) {
     RecruiterSetup rs;
@@ -218,11 +243,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     }
   }
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
-  if (mesh.dp_size > 1) {
-    // Under ZeRO the replicated parameters' gradients are reduce-scattered instead.
+  // Under ZeRO the gradients of what it shards are reduce-scattered instead (all of them
+  // with several data-parallel ranks).
+  if (mesh.dp_size > 1 && !split_sharded) {
     std::vector<at::Tensor> synced;
     for (const auto& p : model->parameters()) {
-      if (!sharded || is_split(*model, p, mesh.bp_size)) synced.push_back(p);
+      if (!sharded || split(p)) synced.push_back(p);
     }
     grad_sync = std::make_unique<GradientSync>(mesh.dp_data, synced, static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
     if (s.lead) {
@@ -247,9 +273,10 @@ void ModelGroup::release_assembled() const {
 void ModelGroup::gather_optimizer_state() const {
   release_assembled();  // checkpoints and state moves read the shares; the FFN's whole is gathered here
   gathered_.clear();
-  if (zero) {
-    const auto state = zero->gather_state("ZeRO moments of LLM '" + setup.name + "'");
-    for (size_t i = 0; i < state.size(); ++i) gathered_[zero->params()[i].unsafeGetTensorImpl()] = state[i];
+  for (const ZeroAdamW* z : {zero.get(), zero_split.get()}) {
+    if (!z) continue;
+    const auto state = z->gather_state("ZeRO moments of LLM '" + setup.name + "'");
+    for (size_t i = 0; i < state.size(); ++i) gathered_[z->params()[i].unsafeGetTensorImpl()] = state[i];
   }
   if (blocks) {
     // Each rank holds its part of every FFN tensor and of its moments: zeros elsewhere,
@@ -266,12 +293,19 @@ void ModelGroup::gather_optimizer_state() const {
     };
     for (const auto& l : model->layers) {
       for (const at::Tensor& p : {l->fc_w, l->fc_b, l->proj_w}) {
+        // This rank's part of the moments: torch's AdamW's, or gathered from ZeRO's chunks above.
+        FullMoments part;
+        if (const auto it = gathered_.find(p.unsafeGetTensorImpl()); it != gathered_.end()) {
+          part = it->second;
+        } else if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
+          part = FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step()};
+        }
         FullMoments f;
         f.param = whole_of(*l, p, p, l->ffn_hidden());
-        if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
-          f.step = st->step();
-          f.exp_avg = whole_of(*l, st->exp_avg(), p, l->ffn_hidden());
-          f.exp_avg_sq = whole_of(*l, st->exp_avg_sq(), p, l->ffn_hidden());
+        if (part.exp_avg.defined()) {
+          f.step = part.step;
+          f.exp_avg = whole_of(*l, part.exp_avg, p, l->ffn_hidden());
+          f.exp_avg_sq = whole_of(*l, part.exp_avg_sq, p, l->ffn_hidden());
         }
         gathered_[p.unsafeGetTensorImpl()] = f;
       }
@@ -286,7 +320,9 @@ void ModelGroup::release_optimizer_state() const {
 }
 
 const FullMoments* ModelGroup::distributed_state(const at::Tensor& p) const {
-  if (!((zero && zero->index_of(p) >= 0) || split_ffn(p))) return nullptr;
+  if (!((zero && zero->index_of(p) >= 0) || (zero_split && zero_split->index_of(p) >= 0) || split_ffn(p))) {
+    return nullptr;
+  }
   const auto it = gathered_.find(p.unsafeGetTensorImpl());
   if (!gathered_ready_ || it == gathered_.end()) {
     throw Error("LLM '" + setup.name + "': the optimizer state spread over ranks was not gathered first (a trainer bug)");
@@ -299,17 +335,20 @@ ModelGroup::Memory ModelGroup::memory() const {
   for (const auto& p : model->parameters()) {
     m.parameters += p.numel() * static_cast<int64_t>(p.element_size());
     if (p.grad().defined()) m.gradients += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
-    for (const auto& t : moments(p)) m.optimizer += t.numel() * static_cast<int64_t>(t.element_size());
+    for (const auto& t : torch_moments_(p)) m.optimizer += t.numel() * static_cast<int64_t>(t.element_size());
   }
-  if (zero) m.optimizer += zero->state_bytes();
+  for (const ZeroAdamW* z : {zero.get(), zero_split.get()}) {
+    if (z) m.optimizer += z->state_bytes();
+  }
   return m;
 }
 
 void ModelGroup::zero_grad() {
   optimizer->zero_grad();
   // The same as torch's zero_grad (1.13: a defined gradient is zeroed, not dropped).
-  if (zero) {
-    for (const auto& p : zero->params()) {
+  for (const ZeroAdamW* z : {zero.get(), zero_split.get()}) {
+    if (!z) continue;
+    for (const auto& p : z->params()) {
       if (p.grad().defined()) p.mutable_grad().detach_().zero_();
     }
   }
@@ -352,14 +391,30 @@ int32_t ModelGroup::place_blocks(int64_t slot) {
   return next.owner[slot];
 }
 
+void ModelGroup::open_split_moments() {
+  if (!zero_split) return;
+  const auto state = zero_split->gather_state("ZeRO moments of the split tensors of LLM '" + setup.name + "'");
+  for (size_t i = 0; i < state.size(); ++i) split_moments_[zero_split->params()[i].unsafeGetTensorImpl()] = state[i];
+}
+
+void ModelGroup::close_split_moments() {
+  if (!zero_split) return;
+  std::vector<FullMoments> state;
+  for (const auto& p : zero_split->params()) state.push_back(split_moments_.at(p.unsafeGetTensorImpl()));
+  zero_split->load_state(state);
+  split_moments_.clear();
+}
+
 nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<double>& dial, double lr) {
   assemble();  // probes and trials run the whole model on every rank
+  open_split_moments();  // blocks moved or switched on change their moments
   nlohmann::json rec = recruiter->begin_round(step, dial);
   const int64_t pruned = recruiter->prune(step, dial, rec);
   if (pruned >= 0) place_blocks(pruned);
   const BlockDecision d = recruiter->try_candidate(step, dial, lr, rec);
   const int32_t owner = d.accepted() ? place_blocks(d.slot) : -1;
   recruiter->commit(step, d, owner, rec);
+  close_split_moments();
   rules.routes_changed();
   return rec;
 }
@@ -369,7 +424,9 @@ void ModelGroup::remap_for_test(int64_t step) {
   BlockMap next = blocks->map();
   ++next.epoch;
   for (auto& o : next.owner) o = o < 0 ? o : (o + 1) % mesh.bp_size;
+  open_split_moments();
   const int64_t bytes = blocks->apply(next, moments);
+  close_split_moments();
   spdlog::info("block map {} applied at step {} ({} bytes sent)", next.describe(), step, bytes);
 }
 

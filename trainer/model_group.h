@@ -120,17 +120,23 @@ struct ModelGroup {
   std::string tokenizer_file;              // copied into checkpoints ("" for byte tokenizers)
   std::shared_ptr<LocalistModel> model;
   std::unique_ptr<torch::optim::AdamW> optimizer;
-  // torch's AdamW's parameters, decay then no-decay (its order): all of them, or under
-  // ZeRO the block (and bp > 1: FFN) tensors only.
+  // torch's AdamW's parameters, decay then no-decay (its order): all of them; under ZeRO
+  // the block (and bp > 1: FFN) tensors when dp = 1, none when dp > 1.
   std::vector<at::Tensor> adamw_params;
   // bp > 1: the replicated parameters, whose gradients are partial per rank of the
   // replica (each rank's positions; the router: each rank's blocks) and are summed over
   // it after backward.
   std::vector<at::Tensor> replica_summed;
+  // Each parameter's AdamW moments: torch's, or (under zero_split, between
+  // open_split_moments and close_split_moments: a recruitment round, a test remap) the
+  // split tensors' whole moments gathered from the ZeRO chunks, written back on close.
   MomentsOf moments;
   std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
   std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
-  std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 with dp > 1: the other parameters
+  std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 on several ranks: the replicated parameters
+  // distributed.zero 1 with dp > 1: the split tensors (blocks; FFN under bp > 1),
+  // sharded over the ranks that hold the same share (mesh.dp).
+  std::unique_ptr<ZeroAdamW> zero_split;
   // bp > 1: makes the model whole on every rank of the replica (collective), for
   // evaluation and a recruitment round; each rank otherwise holds only its share of the
   // block and FFN tensors. release_assembled (local) goes back to the share: every train
@@ -162,6 +168,10 @@ struct ModelGroup {
 
  private:
   void reader_rows(int64_t global_batch);
+  void open_split_moments();   // collective over dp
+  void close_split_moments();  // local
+  MomentsOf torch_moments_;
+  std::map<const void*, FullMoments> split_moments_;
   int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
   std::vector<uint8_t> active_mask() const;
   bool split_ffn(const at::Tensor& p) const;  // an FFN tensor split over bp > 1

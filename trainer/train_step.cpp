@@ -131,6 +131,7 @@ void sync_step(ModelGroup& g, StepStats& s) {
     }
   }
   if (g.zero) g.zero->reduce_gradients("gradients of replicated parameters, reduce-scattered (ZeRO)");
+  if (g.zero_split) g.zero_split->reduce_gradients("gradients of the split tensors, reduce-scattered (ZeRO)");
   // Per-rank means weighed by the rank's rows (1 exactly for even slices).
   const double w = static_cast<double>((g.row_end - g.row_begin) * g.mesh.dp_size) /
                    static_cast<double>(g.setup.train.global_batch);
@@ -164,8 +165,11 @@ double clip_gradients(ModelGroup& g, double clip) {
   const auto both = at::stack({shared_sq, block_sq}).cpu();
   double shared = both[0].item<double>(), block = both[1].item<double>();
   if (g.zero) {
-    // Each rank of the group holds the reduced gradient of its chunk only.
-    auto sq = at::tensor(std::vector<double>{g.zero->chunk_grad_square_sum()}, at::kDouble);
+    // Each rank of the group holds the reduced gradient of its chunks only: of the
+    // replicated parameters (chunks over the group) and of its share of the split
+    // tensors (chunks over its data-parallel ranks), all distinct over the group.
+    const double mine = g.zero->chunk_grad_square_sum() + (g.zero_split ? g.zero_split->chunk_grad_square_sum() : 0.0);
+    auto sq = at::tensor(std::vector<double>{mine}, at::kDouble);
     g.mesh.ranks->all_reduce(sq, ReduceOp::kSum, "gradient norm (ZeRO chunks)");
     shared += sq.item<double>();
   }
@@ -182,6 +186,7 @@ double clip_gradients(ModelGroup& g, double clip) {
       if (t.grad().defined()) t.grad().mul_(scale);
     }
     if (g.zero) g.zero->scale_gradients(scale);
+    if (g.zero_split) g.zero_split->scale_gradients(scale);
   }
   return norm;
 }
@@ -210,6 +215,9 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   s.grad_norm = clip_gradients(g, tc.grad_clip);
   g.optimizer->step();
   if (g.zero) g.zero->step(lr, "parameters after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
+  if (g.zero_split) {
+    g.zero_split->step(lr, "split tensors after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
+  }
   return s;
 }
 

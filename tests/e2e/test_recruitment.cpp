@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include "tests/test_util.h"
 
@@ -167,11 +169,15 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
 
 TEST_F(Recruitment, DecisionsAreTheSameOnOneTwoAndFourRanks) {
   const auto ref = records(path("ref/metrics.jsonl"), "recruitment");
-  // (ranks, block_parallel): data parallel on 2 and 4, block parallel 2 on 2 and 4 ranks.
-  for (const auto& [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {2, 2}, {4, 2}}) {
-    const std::string run = "np" + std::to_string(n) + "bp" + std::to_string(bp);
+  // (ranks, block_parallel, zero): data parallel on 2 and 4, block parallel 2 on 2 and 4
+  // ranks, and bp 2 on 4 ranks with ZeRO (the blocks' moments sharded over the 2 replicas:
+  // a round gathers them, moves and resets them, and shards them again).
+  for (const auto& [n, bp, zero] : std::vector<std::tuple<int, int, int>>{{2, 1, 0}, {4, 1, 0}, {2, 2, 0}, {4, 2, 0},
+                                                                          {4, 2, 1}}) {
+    const std::string run = "np" + std::to_string(n) + "bp" + std::to_string(bp) + (zero ? "zero" : "");
     const auto r = sh("OMP_NUM_THREADS=1 timeout 300 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin() +
-                      " train shift.yaml --set run.dir=" + run + " --set distributed.block_parallel=" + std::to_string(bp));
+                      " train shift.yaml --set run.dir=" + run + " --set distributed.block_parallel=" + std::to_string(bp) +
+                      " --set distributed.zero=" + std::to_string(zero));
     ASSERT_EQ(r.status, 0) << r.out;
     const auto got = records(path(run + "/metrics.jsonl"), "recruitment");
     ASSERT_EQ(got.size(), ref.size()) << run;
