@@ -24,11 +24,10 @@ namespace fs = std::filesystem;
 namespace {
 
 at::Tensor need(const CheckpointContents& c, const std::string& name) {
-  const auto it = c.tensors.find(name);
-  if (it == c.tensors.end()) {
+  if (!c.has(name)) {
     throw Error(c.dir + ": tensor '" + name + "' is missing (a rank file from another run or an incomplete copy?)");
   }
-  return it->second;
+  return c.get(name);
 }
 
 }  // namespace
@@ -140,11 +139,26 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
   if (with_tensors) {
     for (const auto& [name, info] : c.files.items()) {
       if (name.rfind("rank-", 0) != 0) continue;
-      auto f = tensor_file_read((fs::path(dir) / name).string());
-      for (auto& [k, t] : f.tensors) c.tensors[k] = t;
+      const std::string path = (fs::path(dir) / name).string();
+      for (const auto& k : tensor_file_names(path)) c.located[k] = path;
     }
   }
   return c;
+}
+
+at::Tensor CheckpointContents::get(const std::string& name) const {
+  if (const auto it = tensors.find(name); it != tensors.end()) return it->second;
+  if (const auto it = located.find(name); it != located.end()) return tensor_file_read_one(it->second, name);
+  throw Error(dir + ": missing tensor '" + name + "' (written by another version, or damaged)");
+}
+
+std::vector<std::string> CheckpointContents::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : tensors) out.push_back(kv.first);
+  for (const auto& kv : located) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::string checkpoint_resolve(const std::string& path) {
@@ -192,7 +206,8 @@ const LlmCheckpoint& CheckpointContents::llm(const std::string& name) const {
   throw Error(dir + ": holds no LLM '" + name + "' (its pool: " + names + ")");
 }
 
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm) {
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm,
+                           const std::vector<uint8_t>* slots) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   for (auto& kv : model.named_parameters()) {
@@ -214,6 +229,7 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, co
                 std::to_string(cfg.k_max));
   }
   for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
+    if (slots && !(*slots)[slot]) continue;  // another rank's block: its file is not read here
     for (size_t l = 0; l < model.layers.size(); ++l) {
       auto& L = *model.layers[l];
       std::vector<at::Tensor> parts;
@@ -268,7 +284,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
     const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
-    if (!c.tensors.count(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
+    if (!c.has(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
     const at::Tensor m1_whole = need(c, pre + "exp_avg"), m2_whole = need(c, pre + "exp_avg_sq");
     const int64_t step = need(c, pre + "step").item<int64_t>();
     at::Tensor m1 = m1_whole, m2 = m2_whole;
@@ -295,10 +311,10 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     for (const auto& p : params) m1.push_back(at::zeros_like(p)), m2.push_back(at::zeros_like(p));
     for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
       const std::string pre = checkpoint_block_prefix("optim", llm, slot, l);
-      if (!c.tensors.count(pre + "qkv_weight/step")) continue;
-      step = need(c, pre + "qkv_weight/step").item<int64_t>();
       const int owner = map.active[slot] ? map.owner[slot] : 0;
       if (L.blocks_whole() ? owner != bp_rank : L.slot_row[slot] < 0) continue;  // another rank's block
+      if (!c.has(pre + "qkv_weight/step")) continue;
+      step = need(c, pre + "qkv_weight/step").item<int64_t>();
       std::vector<at::Tensor> a, b;
       for (const auto& k : kCheckpointBlockParams) a.push_back(need(c, pre + k + "/exp_avg")), b.push_back(need(c, pre + k + "/exp_avg_sq"));
       const std::string where = c.dir + ": optimizer state of block " + std::to_string(slot);

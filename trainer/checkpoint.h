@@ -55,7 +55,14 @@ struct CheckpointContents {
   // The LLM named `name`; throws naming the checkpoint and the LLMs it holds.
   const LlmCheckpoint& llm(const std::string& name) const;
   at::Tensor rng_cpu;  // every writing-time rank's CPU generator state (world, bytes); undefined if absent
-  std::map<std::string, at::Tensor> tensors;  // every tensor of every rank file, by global name
+  // Tensors by global name: in memory (a state moved between ranks), or in the rank
+  // files, where only their names are read up front and each tensor when it is asked
+  // for, so a rank reads only what it loads (a block-parallel rank: its blocks).
+  std::map<std::string, at::Tensor> tensors;
+  std::map<std::string, std::string> located;  // name -> path of the rank file holding it
+  bool has(const std::string& name) const { return tensors.count(name) || located.count(name); }
+  at::Tensor get(const std::string& name) const;  // throws naming the checkpoint when absent
+  std::vector<std::string> names() const;         // every tensor's name, sorted
   nlohmann::json files;                       // name -> {sha256, bytes}
 };
 
@@ -83,7 +90,10 @@ MomentsOf adamw_moments(torch::optim::AdamW& optimizer);
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,
                                                 const at::Device& device, const std::string& llm = "main");
 // Copies LLM `llm`'s weights into `model`; throws naming the first tensor whose shape differs.
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main");
+// With `slots` (k_max flags), only the flagged slots' blocks are read (a block-parallel
+// rank's own; the others keep their initial values until the cut discards them).
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main",
+                           const std::vector<uint8_t>* slots = nullptr);
 // Restores the Adam moments and step counts: shared ones everywhere, each block's on
 // the rank that holds it under `map` (at its row; a block-parallel rank's FFN part of the
 // whole FFN moments), so a checkpoint resumes on any mesh. Must be called after

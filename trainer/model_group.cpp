@@ -119,6 +119,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                                          BatchReader::kDefaultCacheBytes, s.phases);
   const std::string source = source_name.empty() ? s.name : source_name;
   const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
+  BlockMap planned;  // bp > 1: the block map this group starts under
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
     if (!src.train) continue;
@@ -147,7 +148,13 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
       throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
                   ")");
     }
-    checkpoint_load_model(*resumed, *model, source);
+    // A block-parallel rank reads only the blocks it will hold under the planned map.
+    std::vector<uint8_t> mine;
+    if (mesh.bp_size > 1) {
+      planned = block_map_plan(from->map, from->map.active, mesh.bp_size);
+      for (int64_t k = 0; k < s.model.k_max; ++k) mine.push_back(planned.active[k] && planned.owner[k] == mesh.bp_rank);
+    }
+    checkpoint_load_model(*resumed, *model, source, mesh.bp_size > 1 ? &mine : nullptr);
     resumed_epoch_ = from->map.epoch;
   }
   model->to(s.device);
@@ -155,9 +162,8 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const int64_t parameter_count = model->parameter_count();  // the whole model's (a block-parallel rank holds less)
   if (mesh.bp_size > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
-    blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model,
-                                             from ? block_map_plan(from->map, active_mask(), mesh.bp_size)
-                                                     : block_map_initial(active_mask(), mesh.bp_size));
+    if (!from) planned = block_map_initial(active_mask(), mesh.bp_size);
+    blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model, planned);
     for (const auto& p : model->parameters()) {
       if (!is_split(*model, p, mesh.bp_size)) replica_summed.push_back(p);
     }

@@ -89,45 +89,82 @@ void tensor_file_write(const std::string& path, const std::vector<std::pair<std:
   }
 }
 
-TensorFileContents tensor_file_read(const std::string& path) {
+namespace {
+
+at::Tensor read_dataset(const H5::DataSet& ds, const std::string& name) {
+  H5::DataSpace space = ds.getSpace();
+  std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+  if (!dims.empty()) space.getSimpleExtentDims(dims.data());
+  const auto type = scalar_type_of(ds, name);
+  auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(type));
+  if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type));
+  return t;
+}
+
+// Opens `path` and runs `body` on it; HDF5 and our errors name the file.
+template <typename F>
+void with_file(const std::string& path, F&& body) {
   H5::Exception::dontPrint();
-  TensorFileContents out;
   try {
     if (H5::H5File::isHdf5(path.c_str()) <= 0) throw Error("not an HDF5 file (missing or truncated)");
     H5::H5File f(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_props());
-    std::function<void(const H5::Group&, const std::string&)> walk = [&](const H5::Group& g, const std::string& prefix) {
-      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
-        const std::string name = g.getObjnameByIdx(i);
-        const std::string full = prefix.empty() ? name : prefix + "/" + name;
-        const H5G_obj_t kind = g.getObjTypeByIdx(i);
-        if (kind == H5G_GROUP) {
-          walk(g.openGroup(name), full);
-        } else if (kind == H5G_DATASET) {
-          H5::DataSet ds = g.openDataSet(name);
-          H5::DataSpace space = ds.getSpace();
-          std::vector<hsize_t> dims(space.getSimpleExtentNdims());
-          if (!dims.empty()) space.getSimpleExtentDims(dims.data());
-          const auto type = scalar_type_of(ds, full);
-          auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(type));
-          if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type));
-          out.tensors[full] = t;
-        }
-      }
-    };
-    walk(f.openGroup("/"), "");
-    for (int i = 0; i < f.getNumAttrs(); ++i) {
-      H5::Attribute a = f.openAttribute(static_cast<unsigned>(i));
-      std::string v;
-      a.read(a.getStrType(), v);
-      out.attrs[a.getName()] = v;
-    }
+    body(f);
   } catch (const H5::Exception& e) {
     throw Error(path + ": unreadable checkpoint file (" + e.getDetailMsg() + ")");
   } catch (const Error& e) {
     const std::string what = e.what();
     throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
+}
+
+// Every dataset's path (without the leading '/'), with `each` called on it.
+void walk_datasets(const H5::H5File& f, const std::function<void(const H5::Group&, const std::string&,
+                                                                  const std::string&)>& each) {
+  std::function<void(const H5::Group&, const std::string&)> walk = [&](const H5::Group& g, const std::string& prefix) {
+    for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+      const std::string name = g.getObjnameByIdx(i);
+      const std::string full = prefix.empty() ? name : prefix + "/" + name;
+      const H5G_obj_t kind = g.getObjTypeByIdx(i);
+      if (kind == H5G_GROUP) {
+        walk(g.openGroup(name), full);
+      } else if (kind == H5G_DATASET) {
+        each(g, name, full);
+      }
+    }
+  };
+  walk(f.openGroup("/"), "");
+}
+
+}  // namespace
+
+TensorFileContents tensor_file_read(const std::string& path) {
+  TensorFileContents out;
+  with_file(path, [&](const H5::H5File& f) {
+    walk_datasets(f, [&](const H5::Group& g, const std::string& name, const std::string& full) {
+      out.tensors[full] = read_dataset(g.openDataSet(name), full);
+    });
+    for (int i = 0; i < f.getNumAttrs(); ++i) {
+      H5::Attribute a = f.openAttribute(static_cast<unsigned>(i));
+      std::string v;
+      a.read(a.getStrType(), v);
+      out.attrs[a.getName()] = v;
+    }
+  });
   return out;
+}
+
+std::vector<std::string> tensor_file_names(const std::string& path) {
+  std::vector<std::string> out;
+  with_file(path, [&](const H5::H5File& f) {
+    walk_datasets(f, [&](const H5::Group&, const std::string&, const std::string& full) { out.push_back(full); });
+  });
+  return out;
+}
+
+at::Tensor tensor_file_read_one(const std::string& path, const std::string& name) {
+  at::Tensor t;
+  with_file(path, [&](const H5::H5File& f) { t = read_dataset(f.openDataSet(name), name); });
+  return t;
 }
 
 }  // namespace localist

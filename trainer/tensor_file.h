@@ -28,6 +28,10 @@ struct TensorFileContents {
 
 // Reads every dataset and root attribute; throws localist::Error naming the file.
 TensorFileContents tensor_file_read(const std::string& path);
+// The datasets' paths alone (no data read), and one dataset's data: for readers that
+// need part of a file (a block-parallel rank resuming reads only its blocks).
+std::vector<std::string> tensor_file_names(const std::string& path);
+at::Tensor tensor_file_read_one(const std::string& path, const std::string& name);
 
 // Whether HDF5 may lock files (checkpoint.hdf5_file_locking; default false).
 void tensor_file_set_locking(bool enabled);

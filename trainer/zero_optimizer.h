@@ -1,12 +1,12 @@
 // zero_optimizer.h: ZeRO stage 1 (`distributed.zero: 1`, DESIGN.md §2): the AdamW
-// moments of the replicated parameters sharded over a group that holds them all (a
-// model group's ranks: its data-parallel ranks and, under bp > 1, each replica's). The
+// moments of parameters sharded over a group of ranks that all hold them. The
 // parameters are laid end to end in one flat vector, padded to a multiple of the group
 // size; rank r owns the r-th equal chunk. A step reduce-scatters the flat gradient (each
 // rank receives the sum of its chunk), updates its chunk with exactly torch's AdamW
 // arithmetic, and all-gathers the updated chunks into every rank's parameters.
-// Limits: no overlap with backward (one reduce-scatter after it); block parameters stay
-// with the torch AdamW of their owner (their moments are already divided by bp).
+// A model group uses two: the replicated parameters over all its ranks, and the split
+// tensors (a block-parallel rank's share) over the ranks holding the same share.
+// Limits: no overlap with backward (one reduce-scatter after it).
 #pragma once
 #include <ATen/core/Tensor.h>
 
