@@ -148,7 +148,11 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
 
 at::Tensor CheckpointContents::get(const std::string& name) const {
   if (const auto it = tensors.find(name); it != tensors.end()) return it->second;
-  if (const auto it = located.find(name); it != located.end()) return tensor_file_read_one(it->second, name);
+  if (const auto it = located.find(name); it != located.end()) {
+    auto t = tensor_file_read_one(it->second, name);
+    bytes_read += t.numel() * static_cast<int64_t>(t.element_size());
+    return t;
+  }
   throw Error(dir + ": missing tensor '" + name + "' (written by another version, or damaged)");
 }
 

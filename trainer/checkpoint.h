@@ -63,6 +63,7 @@ struct CheckpointContents {
   bool has(const std::string& name) const { return tensors.count(name) || located.count(name); }
   at::Tensor get(const std::string& name) const;  // throws naming the checkpoint when absent
   std::vector<std::string> names() const;         // every tensor's name, sorted
+  mutable int64_t bytes_read = 0;                 // of tensors read from the rank files so far
   nlohmann::json files;                       // name -> {sha256, bytes}
 };
 

@@ -120,6 +120,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const std::string source = source_name.empty() ? s.name : source_name;
   const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
   BlockMap planned;  // bp > 1: the block map this group starts under
+  int64_t model_bytes_read = 0;
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
     if (!src.train) continue;
@@ -154,7 +155,9 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
       planned = block_map_plan(from->map, from->map.active, mesh.bp_size);
       for (int64_t k = 0; k < s.model.k_max; ++k) mine.push_back(planned.active[k] && planned.owner[k] == mesh.bp_rank);
     }
+    const int64_t before = resumed->bytes_read;
     checkpoint_load_model(*resumed, *model, source, mesh.bp_size > 1 ? &mine : nullptr);
+    model_bytes_read = resumed->bytes_read - before;
     resumed_epoch_ = from->map.epoch;
   }
   model->to(s.device);
@@ -222,8 +225,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                  mesh.dp_size, (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
   }
   if (resumed) {
+    const int64_t before = resumed->bytes_read;
     checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
                               zero_split.get());
+    const auto held = blocks ? blocks->map().owned_by(mesh.bp_rank) : model->active_slots();
+    spdlog::info("resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {}",
+                 setup.name, held.size(), (resumed->bytes_read - before + model_bytes_read) / 1e6, resumed->dir);
   }
 
   if (s.recruitment.enabled) {

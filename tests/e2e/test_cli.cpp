@@ -353,6 +353,36 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
     ASSERT_EQ(l.size(), 10u) << name;
     for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i])) << name;
   }
+  // On 2 ranks with bp 2 each rank reads only the blocks it holds: half the active blocks
+  // and less than the 1-rank resume read.
+  const std::string two = "from4to2bp2";
+  fs::create_directories(dir_ / (two + "/checkpoints"));
+  fs::copy(dir_ / "four/checkpoints/step-00000010", dir_ / (two + "/checkpoints/step-00000010"),
+           fs::copy_options::recursive);
+  CliRun r2 = run_cli(dir_, "train c.yaml --set run.dir=" + two + " --set distributed.block_parallel=2 --resume auto",
+                      "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ");
+  ASSERT_EQ(r2.status, 0) << r2.err;
+  const auto l2 = localist::test::step_losses(dir_ / (two + "/metrics.jsonl"));
+  ASSERT_EQ(l2.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l2[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i]));
+  // "resume of LLM 'main': read B of its active block(s) and M MB of tensors"
+  auto resume_read = [&](const fs::path& log) {
+    const std::string text = localist::test::read_text(log.string());
+    const size_t at = text.find("resume of LLM 'main': read ");
+    EXPECT_NE(at, std::string::npos) << log;
+    int blocks = -1;
+    double mb = -1;
+    if (at != std::string::npos) std::sscanf(text.c_str() + at, "resume of LLM 'main': read %d of its active block(s) and %lf MB", &blocks, &mb);
+    return std::make_pair(blocks, mb);
+  };
+  const auto whole = resume_read(dir_ / "from4to1/logs/rank-0.log");
+  const auto p0 = resume_read(dir_ / (two + "/logs/rank-0.log")), p1 = resume_read(dir_ / (two + "/logs/rank-1.log"));
+  EXPECT_GT(whole.first, 1);
+  EXPECT_EQ(p0.first + p1.first, whole.first);
+  EXPECT_GT(p0.first, 0);
+  EXPECT_GT(p1.first, 0);
+  EXPECT_LT(p0.second, whole.second);
+  EXPECT_LT(p1.second, whole.second);
 }
 
 // Uneven data-parallel slices: a global batch of 16 on 3 ranks (6, 5, 5 rows, short last
