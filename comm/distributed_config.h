@@ -1,6 +1,7 @@
 // distributed_config.h: the typed `distributed:` section (parsed in launch/run_config.cpp).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace localist {
 
@@ -20,6 +21,11 @@ struct DistributedConfig {
   // ZeRO stage: 0 (every data-parallel rank keeps all AdamW moments) or 1 (the moments
   // of the replicated parameters are sharded over the data-parallel ranks).
   int64_t zero = 0;
+  // Under block_parallel > 1, whether the embedding (and the head tied to it) is split
+  // over the replica's ranks by vocabulary rows: "on", "off", or "auto" (on when the
+  // vocabulary has more rows than a micro-batch has tokens, where its gradient traffic
+  // and memory outweigh the activations the split adds to the wire).
+  std::string vocab_parallel = "auto";
 };
 
 }  // namespace localist

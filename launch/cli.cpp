@@ -120,6 +120,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     plan.startup_timeout_s = cfg.distributed.startup_timeout_s;
     plan.bucket_mb = cfg.distributed.bucket_mb;
     plan.zero = cfg.distributed.zero;
+    plan.vocab_parallel = cfg.distributed.vocab_parallel;
     plan.resume = resume;
     plan.recruitment = cfg.recruitment;
     plan.pool = cfg.pool;

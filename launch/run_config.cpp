@@ -273,6 +273,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
       dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   c.distributed.zero = dist.get_int("zero", c.distributed.zero, 0, 1);
+  c.distributed.vocab_parallel = dist.get_string("vocab_parallel", c.distributed.vocab_parallel, {"auto", "on", "off"});
   dist.finish();
   parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
   c.pool = pool_section_parse(root.get_map("pool"), root.has("pool"), c.data, c.train);
@@ -417,7 +418,8 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
   e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
   e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb;
-  e << YAML::Key << "zero" << YAML::Value << c.distributed.zero << YAML::EndMap;
+  e << YAML::Key << "zero" << YAML::Value << c.distributed.zero;
+  e << YAML::Key << "vocab_parallel" << YAML::Value << c.distributed.vocab_parallel << YAML::EndMap;
   const RecruitmentConfig& r = c.recruitment;
   e << YAML::Key << "recruitment" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "enabled" << YAML::Value << r.enabled << YAML::Key << "interval" << YAML::Value << r.interval;

@@ -28,6 +28,14 @@ ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, c
   if (loss == PassLoss::kNone) return out;
   const auto logits = out.result.logits.to(at::kFloat);
   const auto all_targets = targets.to(spec.device);
+  if (options.shard && options.shard->vocab_parallel()) {
+    // This rank's vocabulary rows of every position: the whole window's mean, on every rank.
+    if (loss != PassLoss::kMean) throw Error("per-token losses need the whole sequence on one rank");
+    out.ce = options.shard->vocab_cross_entropy(logits, all_targets, spec.pad_id).sum() /
+             all_targets.ne(spec.pad_id).sum().to(at::kFloat);
+    out.ce_whole = true;
+    return out;
+  }
   if (options.shard && options.shard->sequence_parallel()) {
     // This rank's positions: its share of the mean over the window's non-padding targets.
     if (loss != PassLoss::kMean) throw Error("per-token losses need the whole sequence on one rank");

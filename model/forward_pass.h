@@ -25,8 +25,10 @@ struct PassSpec {
 struct ForwardPass {
   ForwardResult result;
   // float32 on the device: a scalar (mean) or (B*T) (per token); undefined without
-  // targets. Sequence parallel: this rank's share of the mean (the shares add up to it).
+  // targets. Sequence parallel: this rank's share of the mean (the shares add up to it);
+  // vocabulary parallel: the whole mean on every rank (ce_whole).
   at::Tensor ce;
+  bool ce_whole = false;
 };
 
 enum class PassLoss { kNone, kMean, kPerToken };

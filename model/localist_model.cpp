@@ -130,6 +130,13 @@ bool LocalistModel::is_ffn_split_tensor(const at::Tensor& t) const {
                      [&](const auto& l) { return t.is_same(l->fc_w) || t.is_same(l->fc_b) || t.is_same(l->proj_w); });
 }
 
+void LocalistModel::hold_vocab(const at::Tensor& rows, int64_t first) {
+  wte = rows;
+  if (!wte.requires_grad()) wte.set_requires_grad(true);
+  parameters_["wte"] = wte;
+  vocab_begin = first;
+}
+
 int64_t LocalistModel::parameter_count() {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.numel();
@@ -206,7 +213,27 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
   // Sequence parallel: this rank's positions only, up to the head and the loss.
   const bool seq = o.shard && o.shard->sequence_parallel();
   const auto [t0, t1] = seq ? o.shard->seq_range(T) : std::pair<int64_t, int64_t>{0, T};
-  at::Tensor x = at::embedding(wte, tokens.narrow(1, t0, t1 - t0)) + wpe.narrow(0, t0, t1 - t0).unsqueeze(0);
+  const bool vocab = seq && o.shard->vocab_parallel();
+  if (!vocab && !vocab_whole()) throw Error("the model holds only a block-parallel rank's vocabulary rows: assemble it first");
+  at::Tensor x;
+  at::Tensor rows = wte;  // this rank's vocabulary rows (vocabulary parallel)
+  if (vocab) {
+    const int64_t v0 = o.shard->vocab_begin, vn = o.shard->vocab_size;
+    if (vocab_whole()) {
+      rows = wte.narrow(0, v0, vn);
+    } else if (vocab_begin != v0 || wte.size(0) != vn) {
+      throw Error("the model holds vocabulary rows from " + std::to_string(vocab_begin) + ", the shard scores " +
+                  std::to_string(vn) + " from " + std::to_string(v0) + " (a trainer bug)");
+    }
+    // This rank's rows for every position (zero for other rows' tokens), summed over the
+    // group into each rank's positions.
+    const auto local = tokens - v0;
+    const auto inside = (local.ge(0) & local.lt(vn)).unsqueeze(-1).to(rows.scalar_type());
+    x = o.shard->scatter_seq(at::embedding(rows, local.clamp(0, vn - 1)) * inside) +
+        wpe.narrow(0, t0, t1 - t0).unsqueeze(0);
+  } else {
+    x = at::embedding(wte, tokens.narrow(1, t0, t1 - t0)) + wpe.narrow(0, t0, t1 - t0).unsqueeze(0);
+  }
   x = dropout_of(x, p, o.shard, T);
   // Traces keep every layer's attention anyway, so they are never checkpointed.
   const bool replay = o.checkpoint_activations && !o.trace && is_training() && at::GradMode::is_enabled();
@@ -238,7 +265,8 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     if (penalties) out.omega.push_back(outs[1]), out.mutual_info.push_back(outs[2]);
   }
   x = at::layer_norm(x, {config_.d_model}, lnf_w, lnf_b);
-  out.logits = at::linear(x, wte);
+  // Vocabulary parallel: this rank's rows' logits for the whole sequence.
+  out.logits = vocab ? at::linear(o.shard->gather_seq(x, T), rows) : at::linear(x, wte);
   return out;
 }
 

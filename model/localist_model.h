@@ -50,6 +50,15 @@ struct BlockShard {
   std::function<at::Tensor(const at::Tensor&, int64_t T)> gather_seq;
   std::function<at::Tensor(const at::Tensor&)> scatter_seq;
   bool sequence_parallel() const { return seq_ranks > 1; }
+  // Vocabulary parallelism (sequence parallel only): this rank embeds and scores the
+  // vocabulary rows [vocab_begin, vocab_begin + vocab_size) for every position (-1: the
+  // whole vocabulary, on its own positions). The embedding's partial sums are
+  // reduce-scattered into each rank's positions (scatter_seq); the head's logits are
+  // this rank's rows for the whole sequence, and vocab_cross_entropy gives the per-token
+  // loss of such logits (B,T,rows) against targets (B,T) over the whole vocabulary.
+  int64_t vocab_begin = 0, vocab_size = -1;
+  std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& targets, int64_t ignore)> vocab_cross_entropy;
+  bool vocab_parallel() const { return vocab_size >= 0; }
   // This rank's positions of a sequence of T.
   std::pair<int64_t, int64_t> seq_range(int64_t T) const {
     return {T * seq_rank / seq_ranks, T * (seq_rank + 1) / seq_ranks};
@@ -79,7 +88,9 @@ struct LayerTrace {
 };
 
 struct ForwardResult {
-  at::Tensor logits;                      // (B,T,V); sequence parallel: (B,this rank's positions,V)
+  // (B,T,V); sequence parallel: (B,this rank's positions,V); vocabulary parallel: (B,T,this
+  // rank's vocabulary rows), the shard's vocab_begin onward.
+  at::Tensor logits;
   std::vector<at::Tensor> omega;          // per layer, scalar (when penalties)
   std::vector<at::Tensor> mutual_info;    // per layer, bits (when penalties)
   std::vector<LayerTrace> traces;         // per layer (when trace)
@@ -135,6 +146,11 @@ class LocalistModel : public torch::nn::Module {
   // tensors a block-parallel replica splits by hidden unit (fc_w, fc_b, proj_w).
   bool is_block_tensor(const at::Tensor& t) const;
   bool is_ffn_split_tensor(const at::Tensor& t) const;
+  // The embedding's vocabulary rows held: all of them, or a block-parallel rank's
+  // [vocab_begin, vocab_begin + wte.size(0)) (hold_vocab replaces wte and its parameter).
+  bool vocab_whole() const { return wte.size(0) == vocab_size_; }
+  int64_t vocab_begin = 0;
+  void hold_vocab(const at::Tensor& rows, int64_t first);
   int64_t parameter_count();
 
   at::Tensor wte, wpe, lnf_w, lnf_b, anchors, block_active;

@@ -13,7 +13,10 @@
 #     gradients and optimizer state (counted from tensor sizes), and activations: the peak
 #     of live CPU tensor bytes during training minus what is live after it (LibTorch's
 #     allocator wrapped by LOCALIST_COUNT_TENSOR_MEMORY=1), beside peak RSS for a check.
-# Usage: tools/bench_parallel.sh [build_dir] [steps] [parts: "time memory" (default), "time" or "memory"]
+#  3. Vocabulary parallelism ("vocab", not in the default parts): the quickstart corpora
+#     under an 8000-piece SentencePiece vocabulary, width 512, 4 ranks, 3 steps: per-rank
+#     parameter bytes and step time at bp 1, bp 2 with the embedding whole and split, bp 4 split.
+# Usage: tools/bench_parallel.sh [build_dir] [steps] [parts: "time memory" (default), any of time memory vocab]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
@@ -67,6 +70,18 @@ for bp in 1 2 4; do
     done
   done
 done
+sp=(--set data.tokenizer.kind=sentencepiece --set data.tokenizer.vocab_size=8000 --set data.shard_dir=shards/sp8000
+    --set model.d_model=512 --set model.n_layers=2 --set model.k_initial=8 --set model.k_max=8 --set model.head_dim=64
+    --set model.context=128 --set train.global_batch=8 --set train.micro_batch=2 --set train.steps=3
+    --set train.eval_every=0 --set train.log_every=1)
+if want vocab; then
+  "$LOCALIST" prepare "$CONFIG" "${sp[@]}" >/dev/null 2>&1
+  for v in "1 off" "2 off" "2 on" "4 on"; do
+    set -- $v
+    mpirun -np 4 --oversubscribe "$LOCALIST" train "$CONFIG" "${sp[@]}" --set distributed.block_parallel=$1 \
+      --set distributed.vocab_parallel=$2 --set "run.dir=$out/vocab-$1-$2" >/dev/null 2>&1
+  done
+fi
 python3 - "$out" "$STEPS" "$PARTS" <<'PY'
 import json, statistics, sys
 out, steps, parts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
@@ -96,6 +111,16 @@ if "time" in parts:
             per = (sent(f"{out}/{v}-full", rank) - sent(f"{out}/{v}-half", rank)) / (steps - steps // 2)
             print(f"  {labels[v]:26s} rank {rank}: {per / 1e6:8.2f} MB = {per / minimum[v]:.3f}x the split's minimum "
                   f"{minimum[v] / 1e6:.2f} MB")
+if "vocab" in parts:
+    print("vocabulary parallelism, 8000 SentencePiece pieces, width 512, 4 ranks (largest rank), MB:")
+    print(f"  {'bp':>2} {'vocab split':>11} {'params':>8} {'grads':>8} {'optim':>8} {'ms/step':>8}")
+    for bp, v in ((1, "off"), (2, "off"), (2, "on"), (4, "on")):
+        run = f"vocab-{bp}-{v}"
+        rs = records(run, "memory")
+        worst = lambda k: max(r[k] for r in rs) / 1e6
+        step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:])
+        print(f"  {bp:>2} {v:>11} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
+              f"{worst('optimizer_bytes'):8.1f} {step:8.0f}")
 if "memory" in parts:
     print("memory per rank (largest over the 4 ranks), ~70 M parameters, MB; activations = peak live tensor bytes")
     print("during training - live after it; peak RSS for comparison:")

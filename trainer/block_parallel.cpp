@@ -110,6 +110,41 @@ struct ScatterSequence : public torch::autograd::Function<ScatterSequence> {
   }
 };
 
+// Cross-entropy of logits split by vocabulary rows (Megatron's vocabulary-parallel
+// loss): each rank holds rows [v0, v0 + n) of every position's logits; the maximum, the
+// sum of exponentials and the target's logit are reduced over the group, so every rank
+// gets the per-token loss over the whole vocabulary (0 at `ignore` targets). Backward:
+// this rank's rows of softmax − one-hot, times the incoming per-token gradient.
+struct VocabCrossEntropy : public torch::autograd::Function<VocabCrossEntropy> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+                            int64_t v0, int64_t ignore, int64_t group) {
+    Communicator& g = *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group));
+    const auto l = logits.detach();
+    const int64_t n = l.size(-1);
+    auto m = std::get<0>(l.max(-1)).contiguous();
+    g.all_reduce(m, ReduceOp::kMax, "vocabulary-parallel loss (maximum)");
+    const auto e = (l - m.unsqueeze(-1)).exp();
+    auto s = e.sum(-1).contiguous();
+    g.all_reduce(s, ReduceOp::kSum, "vocabulary-parallel loss (sum of exponentials)");
+    const auto local = targets - v0;
+    const auto inside = local.ge(0) & local.lt(n);
+    const auto index = local.clamp(0, n - 1).unsqueeze(-1);
+    auto target_logit = (l.gather(-1, index).squeeze(-1) * inside.to(l.scalar_type())).contiguous();
+    g.all_reduce(target_logit, ReduceOp::kSum, "vocabulary-parallel loss (target logits)");
+    const auto valid = targets.ne(ignore);
+    ctx->save_for_backward({e / s.unsqueeze(-1), index, inside, valid});
+    return (s.log() + m - target_logit) * valid.to(l.scalar_type());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto g = saved[0].clone();
+    g.scatter_add_(-1, saved[1], -saved[2].to(g.scalar_type()).unsqueeze(-1));
+    g.mul_((grads[0] * saved[3].to(g.scalar_type())).unsqueeze(-1));
+    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor block_group_enter(const at::Tensor& x, Communicator& group) { return EnterGroup::apply(x, handle(group)); }
@@ -120,12 +155,19 @@ std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, i
 }
 
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden, bool sequence_parallel) {
+                            int64_t ffn_hidden, bool sequence_parallel, int64_t vocab) {
   BlockShard s;
   if (sequence_parallel && group->size() > 1) {
     s.seq_rank = group->rank(), s.seq_ranks = group->size();
     s.gather_seq = [group](const at::Tensor& x, int64_t T) { return GatherSequence::apply(x, T, handle(*group)); };
     s.scatter_seq = [group](const at::Tensor& x) { return ScatterSequence::apply(x, handle(*group)); };
+    if (vocab > 0) {
+      const auto [a, b] = block_parallel_ffn_range(vocab, group->rank(), group->size());
+      s.vocab_begin = a, s.vocab_size = b - a;
+      s.vocab_cross_entropy = [group, a = a](const at::Tensor& logits, const at::Tensor& targets, int64_t ignore) {
+        return VocabCrossEntropy::apply(logits, targets, a, ignore, handle(*group));
+      };
+    }
   }
   s.owned_slots = std::move(owned_slots);
   if (ffn_hidden > 0) {
@@ -178,8 +220,9 @@ void copy_share(const std::vector<at::Tensor>& whole, const std::vector<at::Tens
 
 }  // namespace
 
-BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map)
-    : group_(std::move(group)), model_(model), map_(std::move(map)) {
+BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map,
+                             bool vocab_parallel)
+    : group_(std::move(group)), model_(model), map_(std::move(map)), vocab_(vocab_parallel && group_->size() > 1) {
   map_.validate();
   const auto& c = model_.config();
   if (map_.bp != group_->size() || map_.slots() != c.k_max) {
@@ -196,6 +239,7 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
   for (const auto& l : model_.layers) {
     if (!l->blocks_whole() || !l->ffn_whole()) throw Error("block parallelism must start from the whole model");
   }
+  if (!model_.vocab_whole()) throw Error("block parallelism must start from the whole model");
   slot_row_ = rows_of(map_, group_->rank());
   const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
   at::NoGradGuard no_grad;
@@ -208,6 +252,11 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
     held_.push_back(share);
     block_params_.insert(block_params_.end(), share.begin(), share.end());
   }
+  if (vocab_) {
+    const auto [v0, v1] = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size());
+    held_wte_ = model_.wte.narrow(0, v0, v1 - v0).clone();
+    block_params_.push_back(held_wte_);
+  }
   hold_shares();
   rebuild_shard();
 }
@@ -216,6 +265,9 @@ void BlockParallel::hold_shares() {
   const auto& c = model_.config();
   const int64_t a = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size()).first;
   for (size_t l = 0; l < model_.layers.size(); ++l) model_.layers[l]->hold(held_[l], slot_row_, a);
+  if (vocab_) {
+    model_.hold_vocab(held_wte_, block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size()).first);
+  }
 }
 
 bool BlockParallel::is_split_param(const at::Tensor& t) const {
@@ -227,7 +279,8 @@ bool BlockParallel::is_split_param(const at::Tensor& t) const {
 
 void BlockParallel::rebuild_shard() {
   const auto& c = model_.config();
-  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), c.ffn_mult * c.d_model, /*sequence_parallel=*/true);
+  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), c.ffn_mult * c.d_model, /*sequence_parallel=*/true,
+                            vocab_ ? model_.vocab_size() : 0);
 }
 
 void BlockParallel::assemble() {
@@ -245,6 +298,12 @@ void BlockParallel::assemble() {
     for (auto& t : whole) group_->all_reduce(t, ReduceOp::kSum, "block parameters (assembling the model)");
     model_.layers[l]->hold(whole, {}, 0);
   }
+  if (vocab_) {
+    auto whole = at::zeros({model_.vocab_size(), held_wte_.size(1)}, held_wte_.options());
+    whole.narrow(0, model_.vocab_begin, held_wte_.size(0)).copy_(held_wte_);
+    group_->all_reduce(whole, ReduceOp::kSum, "embedding rows (assembling the model)");
+    model_.hold_vocab(whole, 0);
+  }
   whole_ = true;
 }
 
@@ -256,6 +315,10 @@ void BlockParallel::release() {
   for (size_t l = 0; l < model_.layers.size(); ++l) {
     const auto whole = model_.layers[l]->split_tensors();
     copy_share(whole, held_[l], c, slot_row_, a, b - a, /*into_share=*/true);
+  }
+  if (vocab_) {
+    const int64_t v0 = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size()).first;
+    held_wte_.copy_(model_.wte.narrow(0, v0, held_wte_.size(0)));
   }
   hold_shares();
   whole_ = false;

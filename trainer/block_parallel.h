@@ -28,22 +28,26 @@ at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
 
 // A shard for `group` owning `owned_slots` and, with ffn_hidden > 0, its contiguous
 // part of the FFN's ffn_hidden units (block_parallel_ffn_range); with sequence_parallel,
-// its part of the positions for the rest (BlockShard::seq_range). Rank 0 is the lead.
+// its part of the positions for the rest (BlockShard::seq_range), and with vocab > 0
+// also its contiguous part of the vocabulary's rows (embedding, head and loss). Rank 0
+// is the lead.
 BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden = 0, bool sequence_parallel = false);
-// Rank r of bp's hidden units of an FFN of `hidden` units: [first, second).
+                            int64_t ffn_hidden = 0, bool sequence_parallel = false, int64_t vocab = 0);
+// Rank r of bp's contiguous part of `hidden` units (FFN units, vocabulary rows): [first, second).
 std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp);
 
 class BlockParallel {
  public:
   // `model` must hold the whole model (as built or loaded); it then holds only this
-  // rank's share: the rows of its blocks (block_map_capacity slots) and its FFN part.
-  BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map);
+  // rank's share: the rows of its blocks (block_map_capacity slots), its FFN part and,
+  // with `vocab_parallel`, its part of the embedding's vocabulary rows.
+  BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map, bool vocab_parallel = false);
+  bool vocab_parallel() const { return vocab_; }
   const BlockMap& map() const { return map_; }
   const BlockShard& shard() const { return shard_; }
   // The tensors this rank holds a share of, per layer qkv_w, qkv_b, out_w, fc_w, fc_b,
-  // proj_w: the tensors the optimizer and the gradient sync own (the model's own except
-  // while assembled).
+  // proj_w (then wte's rows when vocabulary parallel): the tensors the optimizer and the
+  // gradient sync own (the model's own except while assembled).
   const std::vector<at::Tensor>& split_params() const { return block_params_; }
   bool is_split_param(const at::Tensor& t) const;
   // Makes the model whole on every rank of the group (collective): each split tensor is
@@ -72,6 +76,8 @@ class BlockParallel {
   std::vector<std::vector<at::Tensor>> held_;  // per layer: the six split tensors' shares
   std::vector<at::Tensor> block_params_;       // held_, flat
   bool whole_ = false;
+  bool vocab_ = false;
+  at::Tensor held_wte_;  // vocabulary parallel: this rank's rows of the embedding
 };
 
 }  // namespace localist

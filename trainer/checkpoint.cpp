@@ -299,6 +299,11 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
           m1 = L->ffn_part(m1_whole, kv.value()), m2 = L->ffn_part(m2_whole, kv.value());
         }
       }
+      // ... and (vocabulary parallel) its rows of the embedding's.
+      if (kv.value().is_same(model.wte) && !model.vocab_whole()) {
+        m1 = m1_whole.narrow(0, model.vocab_begin, model.wte.size(0));
+        m2 = m2_whole.narrow(0, model.vocab_begin, model.wte.size(0));
+      }
     }
     if (m1.sizes() != kv.value().sizes() || m2.sizes() != kv.value().sizes()) {
       throw Error(c.dir + ": the optimizer state of '" + kv.key() + "' does not have the parameter's shape");

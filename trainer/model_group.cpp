@@ -33,7 +33,8 @@ int64_t file_mtime_ns(const std::string& path) {
 // The tensors a rank of the replica holds a part of (their optimizer state stays with
 // torch's AdamW, even under ZeRO): the blocks' and, under bp > 1, the FFN's.
 bool is_split(const LocalistModel& model, const at::Tensor& t, int64_t bp) {
-  return model.is_block_tensor(t) || (bp > 1 && model.is_ffn_split_tensor(t));
+  return model.is_block_tensor(t) || (bp > 1 && model.is_ffn_split_tensor(t)) ||
+         (t.is_same(model.wte) && !model.vocab_whole());
 }
 
 // `keep(t)`: whether t goes to torch's AdamW (the rest to the ZeRO optimizers). `params`:
@@ -166,7 +167,13 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   if (mesh.bp_size > 1) {
     // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
     if (!from) planned = block_map_initial(active_mask(), mesh.bp_size);
-    blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model, planned);
+    // Vocabulary parallel when asked, or (auto) when the vocabulary has more rows than a
+    // micro-batch has tokens: then its gradient traffic and memory outweigh the two
+    // activation collectives (B, T, d) the split adds per micro-batch.
+    const bool vocab = s.vocab_parallel == "on" ||
+                       (s.vocab_parallel == "auto" && model->vocab_size() > tc.micro_batch * s.model.context);
+    blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model, planned, vocab);
+    if (s.lead && vocab) spdlog::info("vocabulary parallel: {} embedding rows split over {} ranks", model->vocab_size(), mesh.bp_size);
     for (const auto& p : model->parameters()) {
       if (!is_split(*model, p, mesh.bp_size)) replica_summed.push_back(p);
     }
@@ -273,7 +280,9 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
 
 ModelGroup::~ModelGroup() = default;
 
-bool ModelGroup::split_ffn(const at::Tensor& p) const { return blocks && model->is_ffn_split_tensor(p); }
+bool ModelGroup::split_part(const at::Tensor& p) const {
+  return blocks && (model->is_ffn_split_tensor(p) || (blocks->vocab_parallel() && p.is_same(model->wte)));
+}
 
 void ModelGroup::assemble() const {
   if (blocks) blocks->assemble();
@@ -292,37 +301,42 @@ void ModelGroup::gather_optimizer_state() const {
     for (size_t i = 0; i < state.size(); ++i) gathered_[z->params()[i].unsafeGetTensorImpl()] = state[i];
   }
   if (blocks) {
-    // Each rank holds its part of every FFN tensor and of its moments: zeros elsewhere,
-    // the parts add up to the whole (exactly).
+    // Each rank holds its part of every FFN tensor (and, vocabulary parallel, of the
+    // embedding) and of its moments: zeros elsewhere, the parts add up to the whole (exactly).
     at::NoGradGuard no_grad;
-    const std::string what = "FFN of LLM '" + setup.name + "' (whole, for a checkpoint or a state move)";
-    auto whole_of = [&](const LocalistLayer& L, const at::Tensor& part, const at::Tensor& like, int64_t units) {
-      auto sizes = part.sizes().vec();
-      sizes[like.is_same(L.proj_w) ? 1 : 0] = units;
-      auto whole = at::zeros(sizes, part.options());
-      L.ffn_part(whole, like).copy_(part);
-      mesh.bp_data->all_reduce(whole, ReduceOp::kSum, what);
-      return whole;
+    const std::string what = "split tensors of LLM '" + setup.name + "' (whole, for a checkpoint or a state move)";
+    // p: a held part, [begin, begin + p.size(dim)) of `full` along dim.
+    auto gather_whole = [&](const at::Tensor& p, int64_t dim, int64_t begin, int64_t full) {
+      auto whole_of = [&](const at::Tensor& part) {
+        auto sizes = part.sizes().vec();
+        sizes[dim] = full;
+        auto whole = at::zeros(sizes, part.options());
+        whole.narrow(dim, begin, part.size(dim)).copy_(part);
+        mesh.bp_data->all_reduce(whole, ReduceOp::kSum, what);
+        return whole;
+      };
+      // This rank's part of the moments: torch's AdamW's, or gathered from ZeRO's chunks above.
+      FullMoments part;
+      if (const auto it = gathered_.find(p.unsafeGetTensorImpl()); it != gathered_.end()) {
+        part = it->second;
+      } else if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
+        part = FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step()};
+      }
+      FullMoments f;
+      f.param = whole_of(p);
+      if (part.exp_avg.defined()) {
+        f.step = part.step;
+        f.exp_avg = whole_of(part.exp_avg);
+        f.exp_avg_sq = whole_of(part.exp_avg_sq);
+      }
+      gathered_[p.unsafeGetTensorImpl()] = f;
     };
     for (const auto& l : model->layers) {
       for (const at::Tensor& p : {l->fc_w, l->fc_b, l->proj_w}) {
-        // This rank's part of the moments: torch's AdamW's, or gathered from ZeRO's chunks above.
-        FullMoments part;
-        if (const auto it = gathered_.find(p.unsafeGetTensorImpl()); it != gathered_.end()) {
-          part = it->second;
-        } else if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
-          part = FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step()};
-        }
-        FullMoments f;
-        f.param = whole_of(*l, p, p, l->ffn_hidden());
-        if (part.exp_avg.defined()) {
-          f.step = part.step;
-          f.exp_avg = whole_of(*l, part.exp_avg, p, l->ffn_hidden());
-          f.exp_avg_sq = whole_of(*l, part.exp_avg_sq, p, l->ffn_hidden());
-        }
-        gathered_[p.unsafeGetTensorImpl()] = f;
+        gather_whole(p, p.is_same(l->proj_w) ? 1 : 0, l->ffn_begin, l->ffn_hidden());
       }
     }
+    if (blocks->vocab_parallel()) gather_whole(model->wte, 0, model->vocab_begin, model->vocab_size());
   }
   gathered_ready_ = true;
 }
@@ -333,7 +347,7 @@ void ModelGroup::release_optimizer_state() const {
 }
 
 const FullMoments* ModelGroup::distributed_state(const at::Tensor& p) const {
-  if (!((zero && zero->index_of(p) >= 0) || (zero_split && zero_split->index_of(p) >= 0) || split_ffn(p))) {
+  if (!((zero && zero->index_of(p) >= 0) || (zero_split && zero_split->index_of(p) >= 0) || split_part(p))) {
     return nullptr;
   }
   const auto it = gathered_.find(p.unsafeGetTensorImpl());

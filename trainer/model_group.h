@@ -84,6 +84,7 @@ struct GroupSetup {
   int64_t block_parallel = 1;
   double bucket_mb = 1.0;
   int64_t zero = 0;  // distributed.zero: 1 shards the replicated parameters' moments over dp
+  std::string vocab_parallel = "auto";  // distributed.vocab_parallel (bp > 1)
   at::Device device = at::kCPU;
   bool lead = false;  // this rank logs for the group
 };
@@ -174,7 +175,7 @@ struct ModelGroup {
   std::map<const void*, FullMoments> split_moments_;
   int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
   std::vector<uint8_t> active_mask() const;
-  bool split_ffn(const at::Tensor& p) const;  // an FFN tensor split over bp > 1
+  bool split_part(const at::Tensor& p) const;  // an FFN tensor (or the embedding) split over bp > 1
   int64_t resumed_epoch_ = 0;
   mutable std::map<const void*, FullMoments> gathered_;
   mutable bool gathered_ready_ = false;

@@ -80,7 +80,7 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   const double dp = g.mesh.dp_size;
   // Sequence parallel (bp > 1): ce is this rank's share of the replica's; the statistics
   // count it bp times, so that their mean over the replica's ranks is the whole.
-  const double seq = fo.shard && fo.shard->sequence_parallel() ? g.mesh.bp_size : 1.0;
+  const double seq = fo.shard && fo.shard->sequence_parallel() && !f.ce_whole ? g.mesh.bp_size : 1.0;
   const auto ce = f.ce.detach().to(at::kDouble) * seq;
   s.ce = s.ce + ce / rank_parts;
   s.loss = s.loss + (ce + pen.detach().to(at::kDouble)) / global_parts * dp;

@@ -250,6 +250,7 @@ PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& wo
   s.block_parallel = p.block_parallel;
   s.bucket_mb = p.bucket_mb;
   s.zero = p.zero;
+  s.vocab_parallel = p.vocab_parallel;
   s.device = device;
   return ps;
 }

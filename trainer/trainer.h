@@ -38,6 +38,7 @@ struct TrainPlan {
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done
   int64_t zero = 0;                     // distributed.zero
+  std::string vocab_parallel = "auto";  // distributed.vocab_parallel
   double bucket_mb = 1.0;               // gradient bucket size for the overlapped all-reduce
   std::string resume;                   // "", "auto" (newest complete checkpoint, if any) or a path
   // Called with the resumed checkpoint's effective config; throws when the run's config

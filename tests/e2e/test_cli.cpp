@@ -11,6 +11,9 @@
 #include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "tests/test_util.h"
 
@@ -236,11 +239,15 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   ASSERT_EQ(base.size(), 20u);
   const auto base_eval = localist::test::event_values(dir_ / "r1/metrics.jsonl", "eval", "ce_nats");
   ASSERT_EQ(base_eval.size(), 2u);  // at step 10 and at the end
-  // (ranks, block_parallel): data parallel on 2 and 4 ranks, block parallel 2 on 2 and 4.
-  for (auto [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {2, 2}, {4, 2}}) {
-    const std::string name = "r" + std::to_string(n) + "bp" + std::to_string(bp);
+  // (ranks, block_parallel, extra): data parallel on 2 and 4 ranks, block parallel 2 on 2
+  // and 4 with the embedding and head whole and split by vocabulary rows (on 4 ranks with
+  // ZeRO too, which then shards the embedding's moments over the 2 replicas).
+  const std::string vocab = " --set distributed.vocab_parallel=on", whole = " --set distributed.vocab_parallel=off";
+  for (auto [n, bp, extra] : std::vector<std::tuple<int, int, std::string>>{
+           {2, 1, ""}, {4, 1, ""}, {2, 2, whole}, {4, 2, whole}, {2, 2, vocab}, {4, 2, vocab + " --set distributed.zero=1"}}) {
+    const std::string name = "r" + std::to_string(n) + "bp" + std::to_string(bp) + (extra.empty() ? "" : "x" + std::to_string(extra.size()));
     CliRun r = run_cli(dir_, "train c.yaml --set run.dir=" + name + " --set distributed.block_parallel=" +
-                                 std::to_string(bp),
+                                 std::to_string(bp) + extra,
                        "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ");
     ASSERT_EQ(r.status, 0) << r.err;
     const auto got = localist::test::step_losses(dir_ / (name + "/metrics.jsonl"));
@@ -253,6 +260,8 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
     ASSERT_EQ(eval.size(), base_eval.size()) << name;
     for (size_t i = 0; i < eval.size(); ++i) EXPECT_NEAR(eval[i], base_eval[i], 1e-5 * base_eval[i]) << name;
     EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
+    EXPECT_EQ(localist::test::read_text(dir_ / (name + "/logs/rank-0.log")).find("vocabulary parallel:") != std::string::npos,
+              extra.find("vocab_parallel=on") != std::string::npos) << name;
   }
   EXPECT_LT(base.back(), base.front());  // it trains
 

@@ -141,61 +141,82 @@ TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
   const ModelConfig& c = w.c;
   const auto world = localist::test::mpi_test_world();
   const int bp_size = world->size();
-  LocalistModel m(c, 30, 11);
-  m.to(at::kDouble);
-  const BlockMap map = block_map_initial(std::vector<uint8_t>(c.k_max, 1), bp_size);
-  BlockParallel bp(world, m, map);
-  // Counted: replicated tensors whole, block tensors capacity slots, FFN this rank's units.
-  const int64_t d = c.d_model, n = c.heads_per_block * c.head_dim, f = c.ffn_mult * d;
-  const int64_t cap = block_map_capacity(c.k_max, bp_size);
-  const auto [a, b] = block_parallel_ffn_range(f, world->rank(), bp_size);
-  const int64_t per_layer_replicated = 2 * d + d + c.anchor_dim * d + 2 * d + d;  // ln1, out_b, router, ln2, proj_b
-  const int64_t expected = 30 * d + c.context * d + 2 * d +
-                           c.n_layers * (per_layer_replicated + cap * (3 * n * d + 3 * n + d * n) + (b - a) * (2 * d + 1));
-  int64_t held = 0;
-  for (const auto& p : m.parameters()) held += p.numel();
-  EXPECT_EQ(held, expected);
-  if (bp_size > 1) EXPECT_LT(held, w.m->parameter_count());
-  for (const auto& l : m.layers) {
-    EXPECT_EQ(l->qkv_w.size(0), 3 * cap * n);
-    for (int64_t s = 0; s < c.k_max; ++s) EXPECT_EQ(l->slot_row[s] >= 0, map.owner[s] == world->rank()) << s;
-  }
-  ForwardOptions o = w.o;
-  o.shard = &bp.shard();
-  const auto got = m.forward(w.x, o);
-  const auto [t0, t1] = bp.shard().seq_range(10);
-  EXPECT_LE((got.logits - w.ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
-  auto loss = at::cross_entropy_loss(got.logits.reshape({-1, 30}), w.y.narrow(1, t0, t1 - t0).reshape({-1}), {},
-                                     at::Reduction::Sum) / 30.0;
-  for (size_t l = 0; l < got.omega.size(); ++l) {
-    loss = loss + w.dial[l] * (0.3 * got.omega[l] - 0.2 * got.mutual_info[l]) / static_cast<double>(got.omega.size());
-  }
-  loss.backward();
-  // A share's gradient is the whole model's gradient of those rows, on this rank alone.
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    const auto& L = *m.layers[l];
-    const std::string pre = "layer" + std::to_string(l) + ".";
-    for (int64_t s = 0; s < c.k_max; ++s) {
-      if (L.slot_row[s] < 0) continue;
-      const auto mine = block_slot_grads(L, c, s);
-      const auto ref = block_slot_views(w.ref_grads[pre + "qkv_weight"], w.ref_grads[pre + "qkv_bias"],
-                                        w.ref_grads[pre + "out_weight"], c, s);
-      for (size_t v = 0; v < mine.size(); ++v) EXPECT_LE((mine[v] - ref[v]).abs().max().item<double>(), 1e-12);
+  // Without and with vocabulary parallelism (the embedding and the tied head split by rows).
+  for (const bool asked : {false, true}) {
+    SCOPED_TRACE(asked ? "vocabulary parallel" : "blocks and FFN");
+    const bool vocab = asked && bp_size > 1;
+    LocalistModel m(c, 30, 11);
+    m.to(at::kDouble);
+    const BlockMap map = block_map_initial(std::vector<uint8_t>(c.k_max, 1), bp_size);
+    BlockParallel bp(world, m, map, asked);
+    ASSERT_EQ(bp.shard().vocab_parallel(), vocab);
+    // Counted: replicated tensors whole, block tensors capacity slots, FFN this rank's
+    // units, the embedding all 30 rows or this rank's.
+    const int64_t d = c.d_model, n = c.heads_per_block * c.head_dim, f = c.ffn_mult * d;
+    const int64_t cap = block_map_capacity(c.k_max, bp_size);
+    const auto [a, b] = block_parallel_ffn_range(f, world->rank(), bp_size);
+    const auto [v0, v1] = vocab ? block_parallel_ffn_range(30, world->rank(), bp_size) : std::pair<int64_t, int64_t>{0, 30};
+    const int64_t per_layer_replicated = 2 * d + d + c.anchor_dim * d + 2 * d + d;  // ln1, out_b, router, ln2, proj_b
+    const int64_t expected = (v1 - v0) * d + c.context * d + 2 * d +
+                             c.n_layers * (per_layer_replicated + cap * (3 * n * d + 3 * n + d * n) + (b - a) * (2 * d + 1));
+    int64_t held = 0;
+    for (const auto& p : m.parameters()) held += p.numel();
+    EXPECT_EQ(held, expected);
+    if (bp_size > 1) EXPECT_LT(held, w.m->parameter_count());
+    for (const auto& l : m.layers) {
+      EXPECT_EQ(l->qkv_w.size(0), 3 * cap * n);
+      for (int64_t s = 0; s < c.k_max; ++s) EXPECT_EQ(l->slot_row[s] >= 0, map.owner[s] == world->rank()) << s;
     }
-    EXPECT_LE((L.fc_w.grad() - w.ref_grads[pre + "fc_weight"].narrow(0, a, b - a)).abs().max().item<double>(), 1e-12);
-    EXPECT_LE((L.proj_w.grad() - w.ref_grads[pre + "proj_weight"].narrow(1, a, b - a)).abs().max().item<double>(),
-              1e-12);
+    ForwardOptions o = w.o;
+    o.shard = &bp.shard();
+    const auto got = m.forward(w.x, o);
+    const auto [t0, t1] = bp.shard().seq_range(10);
+    at::Tensor ce;
+    if (vocab) {
+      // This rank's vocabulary rows of every position; the loss over the whole vocabulary.
+      EXPECT_LE((got.logits - w.ref.logits.narrow(2, v0, v1 - v0)).abs().max().item<double>(), 1e-12);
+      ce = bp.shard().vocab_cross_entropy(got.logits, w.y, -100).sum() / 30.0;
+      const auto ref_ce = at::cross_entropy_loss(w.ref.logits.reshape({-1, 30}), w.y.reshape({-1}));
+      EXPECT_NEAR(ce.item<double>(), ref_ce.item<double>(), 1e-12);
+    } else {
+      EXPECT_LE((got.logits - w.ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
+      ce = at::cross_entropy_loss(got.logits.reshape({-1, 30}), w.y.narrow(1, t0, t1 - t0).reshape({-1}), {},
+                                  at::Reduction::Sum) / 30.0;
+    }
+    auto loss = ce;
+    for (size_t l = 0; l < got.omega.size(); ++l) {
+      loss = loss + w.dial[l] * (0.3 * got.omega[l] - 0.2 * got.mutual_info[l]) / static_cast<double>(got.omega.size());
+    }
+    loss.backward();
+    // A share's gradient is the whole model's gradient of those rows, on this rank alone.
+    for (size_t l = 0; l < m.layers.size(); ++l) {
+      const auto& L = *m.layers[l];
+      const std::string pre = "layer" + std::to_string(l) + ".";
+      for (int64_t s = 0; s < c.k_max; ++s) {
+        if (L.slot_row[s] < 0) continue;
+        const auto mine = block_slot_grads(L, c, s);
+        const auto ref = block_slot_views(w.ref_grads[pre + "qkv_weight"], w.ref_grads[pre + "qkv_bias"],
+                                          w.ref_grads[pre + "out_weight"], c, s);
+        for (size_t v = 0; v < mine.size(); ++v) EXPECT_LE((mine[v] - ref[v]).abs().max().item<double>(), 1e-12);
+      }
+      EXPECT_LE((L.fc_w.grad() - w.ref_grads[pre + "fc_weight"].narrow(0, a, b - a)).abs().max().item<double>(), 1e-12);
+      EXPECT_LE((L.proj_w.grad() - w.ref_grads[pre + "proj_weight"].narrow(1, a, b - a)).abs().max().item<double>(),
+                1e-12);
+    }
+    if (vocab) {
+      EXPECT_LE((m.wte.grad() - w.ref_grads["wte"].narrow(0, v0, v1 - v0)).abs().max().item<double>(), 1e-12);
+    }
+    // Assembled, every rank holds the whole model, equal to the reference's parameters.
+    bp.assemble();
+    for (const auto& p : m.named_parameters()) {
+      EXPECT_TRUE(at::equal(p.value(), w.m->named_parameters()[p.key()])) << p.key();
+    }
+    EXPECT_LE((m.forward(w.x, w.o).logits - w.ref.logits).abs().max().item<double>(), 1e-12);
+    bp.release();
+    held = 0;
+    for (const auto& p : m.parameters()) held += p.numel();
+    EXPECT_EQ(held, expected);
   }
-  // Assembled, every rank holds the whole model, equal to the reference's parameters.
-  bp.assemble();
-  for (const auto& p : m.named_parameters()) {
-    EXPECT_TRUE(at::equal(p.value(), w.m->named_parameters()[p.key()])) << p.key();
-  }
-  EXPECT_LE((m.forward(w.x, w.o).logits - w.ref.logits).abs().max().item<double>(), 1e-12);
-  bp.release();
-  held = 0;
-  for (const auto& p : m.parameters()) held += p.numel();
-  EXPECT_EQ(held, expected);
 }
 
 // A new block map moves each moved block's parameters and Adam moments from the old
