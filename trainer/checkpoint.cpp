@@ -30,6 +30,22 @@ at::Tensor need(const CheckpointContents& c, const std::string& name) {
   return c.get(name);
 }
 
+// The checkpoint's tensor `name` for parameter p (or a moment of it) as this model holds
+// p: whole, or on a block-parallel rank its FFN part or its vocabulary rows, read alone.
+at::Tensor need_as_held(const CheckpointContents& c, const std::string& name, const LocalistModel& model,
+                        const at::Tensor& p) {
+  if (!c.has(name)) return need(c, name);
+  for (const auto& L : model.layers) {
+    if (L->ffn_whole()) break;
+    if (p.is_same(L->fc_w) || p.is_same(L->fc_b)) return c.get_part(name, 0, L->ffn_begin, p.size(0), L->ffn_hidden());
+    if (p.is_same(L->proj_w)) return c.get_part(name, 1, L->ffn_begin, p.size(1), L->ffn_hidden());
+  }
+  if (p.is_same(model.wte) && !model.vocab_whole()) {
+    return c.get_part(name, 0, model.vocab_begin, p.size(0), model.vocab_size());
+  }
+  return c.get(name);
+}
+
 }  // namespace
 
 void checkpoint_clean_partial(const std::string& run_dir) {
@@ -146,6 +162,23 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
   return c;
 }
 
+at::Tensor CheckpointContents::get_part(const std::string& name, int64_t dim, int64_t begin, int64_t size,
+                                        int64_t whole) const {
+  if (const auto it = tensors.find(name); it != tensors.end()) {
+    if (it->second.dim() <= dim || it->second.size(dim) != whole) {
+      throw Error(dir + ": '" + name + "' does not have " + std::to_string(whole) + " rows along dimension " +
+                  std::to_string(dim) + " (a changed model shape cannot resume)");
+    }
+    return it->second.narrow(dim, begin, size).contiguous();
+  }
+  if (const auto it = located.find(name); it != located.end()) {
+    auto t = tensor_file_read_part(it->second, name, dim, begin, size, whole);
+    bytes_read += t.numel() * static_cast<int64_t>(t.element_size());
+    return t;
+  }
+  throw Error(dir + ": missing tensor '" + name + "' (written by another version, or damaged)");
+}
+
 at::Tensor CheckpointContents::get(const std::string& name) const {
   if (const auto it = tensors.find(name); it != tensors.end()) return it->second;
   if (const auto it = located.find(name); it != located.end()) {
@@ -210,13 +243,13 @@ const LlmCheckpoint& CheckpointContents::llm(const std::string& name) const {
   throw Error(dir + ": holds no LLM '" + name + "' (its pool: " + names + ")");
 }
 
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm,
-                           const std::vector<uint8_t>* slots) {
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
-    const auto t = need(c, fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())));
+    const auto t = need_as_held(c, fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), model,
+                                kv.value());
     if (t.sizes() != kv.value().sizes()) {
       throw Error(fmt::format("{}: '{}' has shape {} in the checkpoint but {} in this model's config (a changed "
                               "model shape cannot resume)", c.dir, kv.key(), fmt::join(t.sizes(), "x"),
@@ -233,14 +266,15 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, co
                 std::to_string(cfg.k_max));
   }
   for (int64_t slot = 0; slot < cfg.k_max; ++slot) {
-    if (slots && !(*slots)[slot]) continue;  // another rank's block: its file is not read here
     for (size_t l = 0; l < model.layers.size(); ++l) {
       auto& L = *model.layers[l];
+      if (!L.blocks_whole() && L.slot_row[slot] < 0) continue;  // another rank's block: not read here
       std::vector<at::Tensor> parts;
       for (const auto& k : kCheckpointBlockParams) {
         parts.push_back(need(c, checkpoint_block_prefix("model", llm, slot, l) + k));
       }
-      checkpoint_block_assign(L.qkv_w, L.qkv_b, L.out_w, cfg, slot, parts, c.dir + ": block " + std::to_string(slot));
+      checkpoint_block_assign(L.qkv_w, L.qkv_b, L.out_w, cfg, L.row(slot), parts,
+                              c.dir + ": block " + std::to_string(slot));
     }
   }
 }
@@ -289,22 +323,9 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     if (checkpoint_is_block_name(kv.key())) continue;
     const std::string pre = fmt::format("optim/{}/shared/{}/", llm, checkpoint_slash_path(kv.key()));
     if (!c.has(pre + "step")) continue;  // no state yet for this parameter (e.g. unused router)
-    const at::Tensor m1_whole = need(c, pre + "exp_avg"), m2_whole = need(c, pre + "exp_avg_sq");
+    const at::Tensor m1 = need_as_held(c, pre + "exp_avg", model, kv.value()),
+                     m2 = need_as_held(c, pre + "exp_avg_sq", model, kv.value());
     const int64_t step = need(c, pre + "step").item<int64_t>();
-    at::Tensor m1 = m1_whole, m2 = m2_whole;
-    if (m1.sizes() != kv.value().sizes()) {
-      // A block-parallel rank holds a part of each FFN tensor: its part of the moments.
-      for (const auto& L : model.layers) {
-        if (kv.value().is_same(L->fc_w) || kv.value().is_same(L->fc_b) || kv.value().is_same(L->proj_w)) {
-          m1 = L->ffn_part(m1_whole, kv.value()), m2 = L->ffn_part(m2_whole, kv.value());
-        }
-      }
-      // ... and (vocabulary parallel) its rows of the embedding's.
-      if (kv.value().is_same(model.wte) && !model.vocab_whole()) {
-        m1 = m1_whole.narrow(0, model.vocab_begin, model.wte.size(0));
-        m2 = m2_whole.narrow(0, model.vocab_begin, model.wte.size(0));
-      }
-    }
     if (m1.sizes() != kv.value().sizes() || m2.sizes() != kv.value().sizes()) {
       throw Error(c.dir + ": the optimizer state of '" + kv.key() + "' does not have the parameter's shape");
     }

@@ -62,6 +62,9 @@ struct CheckpointContents {
   std::map<std::string, std::string> located;  // name -> path of the rank file holding it
   bool has(const std::string& name) const { return tensors.count(name) || located.count(name); }
   at::Tensor get(const std::string& name) const;  // throws naming the checkpoint when absent
+  // Rows [begin, begin + size) along `dim` of a tensor that must have `whole` of them
+  // there; only those rows are read from the file.
+  at::Tensor get_part(const std::string& name, int64_t dim, int64_t begin, int64_t size, int64_t whole) const;
   std::vector<std::string> names() const;         // every tensor's name, sorted
   mutable int64_t bytes_read = 0;                 // of tensors read from the rank files so far
   nlohmann::json files;                       // name -> {sha256, bytes}
@@ -91,10 +94,9 @@ MomentsOf adamw_moments(torch::optim::AdamW& optimizer);
 std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, const ModelConfig& config,
                                                 const at::Device& device, const std::string& llm = "main");
 // Copies LLM `llm`'s weights into `model`; throws naming the first tensor whose shape differs.
-// With `slots` (k_max flags), only the flagged slots' blocks are read (a block-parallel
-// rank's own; the others keep their initial values until the cut discards them).
-void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main",
-                           const std::vector<uint8_t>* slots = nullptr);
+// A model holding a block-parallel rank's share (trainer/block_parallel.h) reads only
+// that share: its blocks, its FFN part and vocabulary rows (those rows alone).
+void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, const std::string& llm = "main");
 // Restores the Adam moments and step counts: shared ones everywhere, each block's on
 // the rank that holds it under `map` (at its row; a block-parallel rank's FFN part of the
 // whole FFN moments), so a checkpoint resumes on any mesh. Must be called after

@@ -121,7 +121,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const std::string source = source_name.empty() ? s.name : source_name;
   const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
   BlockMap planned;  // bp > 1: the block map this group starts under
-  int64_t model_bytes_read = 0;
+  const int64_t read_before = resumed ? resumed->bytes_read : 0;  // the contents may serve several LLMs
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
     if (!src.train) continue;
@@ -145,28 +145,16 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     at::NoGradGuard no_grad;
     for (auto& t : model->parameters()) mesh.ranks->broadcast(t, 0, "initial parameters");
   }
-  if (resumed) {
-    if (resumed->meta.tokenizer_hash != tokenizer->hash()) {
-      throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
-                  ")");
-    }
-    // A block-parallel rank reads only the blocks it will hold under the planned map.
-    std::vector<uint8_t> mine;
-    if (mesh.bp_size > 1) {
-      planned = block_map_plan(from->map, from->map.active, mesh.bp_size);
-      for (int64_t k = 0; k < s.model.k_max; ++k) mine.push_back(planned.active[k] && planned.owner[k] == mesh.bp_rank);
-    }
-    const int64_t before = resumed->bytes_read;
-    checkpoint_load_model(*resumed, *model, source, mesh.bp_size > 1 ? &mine : nullptr);
-    model_bytes_read = resumed->bytes_read - before;
-    resumed_epoch_ = from->map.epoch;
+  if (resumed && resumed->meta.tokenizer_hash != tokenizer->hash()) {
+    throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
+                ")");
   }
-  model->to(s.device);
-  model->train();
   const int64_t parameter_count = model->parameter_count();  // the whole model's (a block-parallel rank holds less)
   if (mesh.bp_size > 1) {
-    // A resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
-    if (!from) planned = block_map_initial(active_mask(), mesh.bp_size);
+    // Cut to this rank's share before loading, so a resume reads only that share. A
+    // resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
+    planned = from ? block_map_plan(from->map, from->map.active, mesh.bp_size)
+                   : block_map_initial(active_mask(), mesh.bp_size);
     // Vocabulary parallel when asked, or (auto) when the vocabulary has more rows than a
     // micro-batch has tokens: then its gradient traffic and memory outweigh the two
     // activation collectives (B, T, d) the split adds per micro-batch.
@@ -179,6 +167,13 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     }
     if (s.lead) spdlog::info("block map {}", blocks->map().describe());
   }
+  if (resumed) {
+    // What this rank holds only: a block-parallel rank's blocks, FFN part and rows.
+    checkpoint_load_model(*resumed, *model, source);
+    resumed_epoch_ = from->map.epoch;
+  }
+  model->to(s.device);
+  model->train();
   const auto& ac = model->anchor_code();
   if (s.lead) spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
                "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
@@ -232,12 +227,11 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                  mesh.dp_size, (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
   }
   if (resumed) {
-    const int64_t before = resumed->bytes_read;
     checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
                               zero_split.get());
     const auto held = blocks ? blocks->map().owned_by(mesh.bp_rank) : model->active_slots();
     spdlog::info("resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {}",
-                 setup.name, held.size(), (resumed->bytes_read - before + model_bytes_read) / 1e6, resumed->dir);
+                 setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6, resumed->dir);
   }
 
   if (s.recruitment.enabled) {

@@ -161,6 +161,31 @@ std::vector<std::string> tensor_file_names(const std::string& path) {
   return out;
 }
 
+at::Tensor tensor_file_read_part(const std::string& path, const std::string& name, int64_t dim, int64_t begin,
+                                 int64_t size, int64_t whole) {
+  at::Tensor t;
+  with_file(path, [&](const H5::H5File& f) {
+    H5::DataSet ds = f.openDataSet(name);
+    H5::DataSpace space = ds.getSpace();
+    const int rank = space.getSimpleExtentNdims();
+    std::vector<hsize_t> dims(rank);
+    if (rank > 0) space.getSimpleExtentDims(dims.data());
+    if (dim >= rank || static_cast<int64_t>(dims[dim]) != whole || begin < 0 || begin + size > whole) {
+      throw Error("'" + name + "' does not have " + std::to_string(whole) + " rows along dimension " +
+                  std::to_string(dim) + " (a changed model shape cannot resume)");
+    }
+    std::vector<hsize_t> offset(rank, 0), count(dims);
+    offset[dim] = static_cast<hsize_t>(begin);
+    count[dim] = static_cast<hsize_t>(size);
+    space.selectHyperslab(H5S_SELECT_SET, count.data(), offset.data());
+    H5::DataSpace mem(rank, count.data());
+    const auto type = scalar_type_of(ds, name);
+    t = at::empty(std::vector<int64_t>(count.begin(), count.end()), at::TensorOptions().dtype(type));
+    if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type), mem, space);
+  });
+  return t;
+}
+
 at::Tensor tensor_file_read_one(const std::string& path, const std::string& name) {
   at::Tensor t;
   with_file(path, [&](const H5::H5File& f) { t = read_dataset(f.openDataSet(name), name); });

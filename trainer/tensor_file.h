@@ -32,6 +32,10 @@ TensorFileContents tensor_file_read(const std::string& path);
 // need part of a file (a block-parallel rank resuming reads only its blocks).
 std::vector<std::string> tensor_file_names(const std::string& path);
 at::Tensor tensor_file_read_one(const std::string& path, const std::string& name);
+// Rows [begin, begin + size) along `dim` of dataset `name`, which must have `whole` rows
+// there (an HDF5 hyperslab: only those rows are read).
+at::Tensor tensor_file_read_part(const std::string& path, const std::string& name, int64_t dim, int64_t begin,
+                                 int64_t size, int64_t whole);
 
 // Whether HDF5 may lock files (checkpoint.hdf5_file_locking; default false).
 void tensor_file_set_locking(bool enabled);

@@ -18,6 +18,7 @@
 #include "trainer/checkpoint_writer.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint_schema.h"
+#include "trainer/tensor_file.h"
 #include "recruitment/recruiter.h"
 #include "recruitment/trial.h"
 #include "data/batch_reader.h"
@@ -198,6 +199,33 @@ nlohmann::json recruitment_round(Recruiter& r, int64_t step, const std::vector<d
 // state before the round bit for bit; accepted (δ 0, a long horizon), the new slot is
 // on, its output columns trained from zero, and everything but that block and the
 // router is unchanged.
+// A rank reading its part of a checkpoint tensor reads only those rows (an HDF5
+// hyperslab), equal to the rows of the whole; a tensor of another size is named.
+TEST(Checkpoint, APartReadReadsOnlyItsRows) {
+  test::TempDir dir;
+  const std::string path = dir / "rank-00000.h5";
+  const auto a = at::arange(60, at::kFloat).view({10, 6}), b = at::arange(24, at::kDouble).view({2, 3, 4});
+  tensor_file_write(path, {{"model/main/shared/wte", a}, {"x/y", b}});
+  EXPECT_TRUE(at::equal(tensor_file_read_part(path, "model/main/shared/wte", 0, 3, 4, 10), a.narrow(0, 3, 4)));
+  EXPECT_TRUE(at::equal(tensor_file_read_part(path, "x/y", 2, 1, 2, 4), b.narrow(2, 1, 2)));
+  EXPECT_TRUE(at::equal(tensor_file_read_one(path, "x/y"), b));
+  try {
+    tensor_file_read_part(path, "model/main/shared/wte", 0, 0, 4, 12);
+    FAIL() << "a 10-row tensor read as 12 rows";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not have 12 rows along dimension 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  CheckpointContents c;
+  c.dir = dir.path();
+  for (const auto& n : tensor_file_names(path)) c.located[n] = path;
+  EXPECT_EQ(c.names(), (std::vector<std::string>{"model/main/shared/wte", "x/y"}));
+  EXPECT_EQ(c.bytes_read, 0);  // names only, so far
+  EXPECT_TRUE(at::equal(c.get_part("model/main/shared/wte", 1, 2, 3, 6), a.narrow(1, 2, 3)));
+  EXPECT_EQ(c.bytes_read, 10 * 3 * 4);
+  EXPECT_THROW(c.get("model/main/shared/missing"), Error);
+}
+
 TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRouter) {
   test::TempDir dir;
   const std::string text = test::read_text(test::corpus("tinyshakespeare.txt"));
