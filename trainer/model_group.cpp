@@ -30,8 +30,9 @@ int64_t file_mtime_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-// The tensors a rank of the replica holds a part of (their optimizer state stays with
-// torch's AdamW, even under ZeRO): the blocks' and, under bp > 1, the FFN's.
+// The tensors a rank of the replica holds a part of: the blocks' and, under bp > 1, the
+// FFN's and (vocabulary parallel) the embedding's. Their gradients are complete on the
+// rank (not summed over the replica); ZeRO shards their moments over dp only.
 bool is_split(const LocalistModel& model, const at::Tensor& t, int64_t bp) {
   return model.is_block_tensor(t) || (bp > 1 && model.is_ffn_split_tensor(t)) ||
          (t.is_same(model.wte) && !model.vocab_whole());
@@ -181,6 +182,39 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
                bf16 ? " (bf16 autocast)" : "");
 
+  make_optimizers(resumed, source, read_before);
+
+  if (s.recruitment.enabled) {
+    RecruiterSetup rs;
+    rs.config = s.recruitment;
+    rs.model = model.get();
+    rs.moments = moments;
+    rs.reader = reader.get();
+    rs.ranks = mesh.ranks;
+    rs.source_domains = source_domain;
+    rs.rules = &rules.file_rules();
+    rs.token_texts = &token_texts;
+    rs.pad_id = tokenizer->pad_id();
+    rs.seed = s.stream_seed;
+    rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
+    rs.checkpoint_activations = tc.activation_checkpointing;
+    rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
+    rs.device = s.device;
+    recruiter = std::make_unique<Recruiter>(rs);
+    if (resumed) {
+      recruiter->restore(from->recruitment, from->recruitment_log);
+      recruiter->restore_epoch(resumed_epoch_);
+    }
+  }
+  make_gradient_sync();
+}
+
+ModelGroup::~ModelGroup() = default;
+
+// torch's AdamW and, under ZeRO, the sharded optimizers; the resumed moments loaded.
+void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::string& source, int64_t read_before) {
+  const GroupSetup& s = setup;
+  const TrainConfig& tc = s.train;
   // ZeRO over every rank of the group: the replicated parameters' gradients are summed
   // over all of them (bp > 1: each rank of a replica holds its positions' part). The
   // split tensors (blocks; FFN under bp > 1) are sharded over the ranks that hold the
@@ -234,28 +268,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                  setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6, resumed->dir);
   }
 
-  if (s.recruitment.enabled) {
-    RecruiterSetup rs;
-    rs.config = s.recruitment;
-    rs.model = model.get();
-    rs.moments = moments;
-    rs.reader = reader.get();
-    rs.ranks = mesh.ranks;
-    rs.source_domains = source_domain;
-    rs.rules = &rules.file_rules();
-    rs.token_texts = &token_texts;
-    rs.pad_id = tokenizer->pad_id();
-    rs.seed = s.stream_seed;
-    rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
-    rs.checkpoint_activations = tc.activation_checkpointing;
-    rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
-    rs.device = s.device;
-    recruiter = std::make_unique<Recruiter>(rs);
-    if (resumed) {
-      recruiter->restore(from->recruitment, from->recruitment_log);
-      recruiter->restore_epoch(resumed_epoch_);
-    }
-  }
+}
+
+void ModelGroup::make_gradient_sync() {
+  const GroupSetup& s = setup;
+  const bool sharded = s.zero == 1 && mesh.ranks->size() > 1, split_sharded = sharded && mesh.dp_size > 1;
+  auto split = [&](const at::Tensor& t) { return is_split(*model, t, mesh.bp_size); };
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
   // Under ZeRO the gradients of what it shards are reduce-scattered instead (all of them
   // with several data-parallel ranks).
@@ -272,7 +290,6 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   }
 }
 
-ModelGroup::~ModelGroup() = default;
 
 bool ModelGroup::split_part(const at::Tensor& p) const {
   return blocks && (model->is_ffn_split_tensor(p) || (blocks->vocab_parallel() && p.is_same(model->wte)));

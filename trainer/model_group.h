@@ -169,6 +169,8 @@ struct ModelGroup {
 
  private:
   void reader_rows(int64_t global_batch);
+  void make_optimizers(const CheckpointContents* resumed, const std::string& source, int64_t read_before);
+  void make_gradient_sync();
   void open_split_moments();   // collective over dp
   void close_split_moments();  // local
   MomentsOf torch_moments_;
