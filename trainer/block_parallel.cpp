@@ -307,6 +307,61 @@ void BlockParallel::assemble() {
   whole_ = true;
 }
 
+void BlockParallel::assemble_at(int root) {
+  if (whole_) return;
+  constexpr int kAssembleTag = 31001;  // below the MPI backend's reserved ring tag
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const int64_t hidden = c.ffn_mult * c.d_model, V = model_.vocab_size();
+  const int me = group_->rank(), n = group_->size();
+  // Per layer the six split tensors, then (vocabulary parallel) the embedding rows: one
+  // message per tensor, in that order.
+  std::vector<at::Tensor> mine;
+  for (const auto& share : held_) mine.insert(mine.end(), share.begin(), share.end());
+  if (vocab_) mine.push_back(held_wte_);
+  if (me != root) {
+    for (const auto& t : mine) group_->send(t.contiguous(), root, kAssembleTag, "block-parallel share (evaluation)");
+    return;
+  }
+  const auto shapes = split_shapes(c, c.k_max, hidden);
+  std::vector<std::vector<at::Tensor>> whole(model_.layers.size());
+  for (size_t l = 0; l < whole.size(); ++l) {
+    for (int i = 0; i < 6; ++i) whole[l].push_back(at::zeros(shapes[i], held_[l][i].options()));
+  }
+  at::Tensor wte;
+  if (vocab_) wte = at::zeros({V, held_wte_.size(1)}, held_wte_.options());
+  for (int r = 0; r < n; ++r) {
+    const auto rows = rows_of(map_, r);
+    const auto [a, b] = block_parallel_ffn_range(hidden, r, n);
+    const auto [v0, v1] = block_parallel_ffn_range(V, r, n);
+    size_t k = 0;
+    for (size_t l = 0; l < whole.size(); ++l) {
+      std::vector<at::Tensor> share;
+      for (int i = 0; i < 6; ++i, ++k) {
+        if (r == me) {
+          share.push_back(mine[k]);
+          continue;
+        }
+        auto t = at::empty(split_shapes(c, capacity_, b - a)[i], mine[k].options());
+        group_->recv(t, r, kAssembleTag, "block-parallel share of rank " + std::to_string(r) + " (evaluation)");
+        share.push_back(t);
+      }
+      copy_share(whole[l], share, c, rows, a, b - a, /*into_share=*/false);
+    }
+    if (vocab_) {
+      at::Tensor rows_r = mine[k];
+      if (r != me) {
+        rows_r = at::empty({v1 - v0, held_wte_.size(1)}, held_wte_.options());
+        group_->recv(rows_r, r, kAssembleTag, "embedding rows of rank " + std::to_string(r) + " (evaluation)");
+      }
+      wte.narrow(0, v0, v1 - v0).copy_(rows_r);
+    }
+  }
+  for (size_t l = 0; l < whole.size(); ++l) model_.layers[l]->hold(whole[l], {}, 0);
+  if (vocab_) model_.hold_vocab(wte, 0);
+  whole_ = true;
+}
+
 void BlockParallel::release() {
   if (!whole_) return;
   at::NoGradGuard no_grad;

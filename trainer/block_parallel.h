@@ -54,6 +54,9 @@ class BlockParallel {
   // built from its owners' shares (inactive slots zero), for evaluation and recruitment.
   // Training goes on on the shares: release() before the next step.
   void assemble();
+  // The same on group rank `root` alone (evaluation): the other ranks send it their
+  // shares point to point and allocate nothing whole (collective over the group).
+  void assemble_at(int root);
   // Back to this rank's share, taking its rows from the whole model (a recruitment round
   // may have changed them); frees the whole tensors. Local.
   void release();

@@ -299,6 +299,10 @@ void ModelGroup::assemble() const {
   if (blocks) blocks->assemble();
 }
 
+void ModelGroup::assemble_on_lead() const {
+  if (blocks && mesh.dp_rank == 0) blocks->assemble_at(0);
+}
+
 void ModelGroup::release_assembled() const {
   if (blocks) blocks->release();
 }

@@ -144,6 +144,9 @@ struct ModelGroup {
   // step and gather_optimizer_state call it first.
   void assemble() const;
   void release_assembled() const;
+  // The whole model on the group's lead alone (its evaluation): the lead's replica sends
+  // it their shares; every other rank holds only its share (collective over the replica).
+  void assemble_on_lead() const;
   // The whole AdamW state of each parameter whose state is spread over ranks (ZeRO's
   // chunks; under bp > 1 the FFN parts, with the whole FFN parameter), gathered for a
   // checkpoint or a state move (collective over the group, in pool order) and released

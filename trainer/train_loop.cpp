@@ -102,7 +102,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       if (!rec.is_null() && leads(*g)) relay.post(rec);
     }
     if (hooks.evaluate && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
-      for (ModelGroup* g : groups) g->assemble();  // every rank of the group, before its lead evaluates
+      for (ModelGroup* g : groups) g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
       for (ModelGroup* g : groups) {
         if (!leads(*g)) continue;
         const nlohmann::json rec = hooks.evaluate(*g, step + 1);

@@ -395,7 +395,7 @@ TrainSummary train_run(const TrainPlan& p) {
                  "process RSS {:.1f} MB, peak {:.1f} MB", g->setup.name, m.parameters / 1e6, m.gradients / 1e6,
                  m.optimizer / 1e6, pm.rss_bytes / 1e6, pm.peak_rss_bytes / 1e6);
   }
-  for (ModelGroup* g : pool.local_groups()) g->assemble();  // every rank, before the leads evaluate
+  for (ModelGroup* g : pool.local_groups()) g->assemble_on_lead();  // before the leads evaluate
   for (ModelGroup* g : pool.local_groups()) {
     if (g->mesh.ranks->rank() != 0) continue;
     if (evaluation.available) relay.post(evaluation.run(*g, pc, tc.steps));

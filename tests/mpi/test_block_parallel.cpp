@@ -216,6 +216,16 @@ TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
     held = 0;
     for (const auto& p : m.parameters()) held += p.numel();
     EXPECT_EQ(held, expected);
+    // Assembled on rank 0 alone (evaluation): the others keep only their shares.
+    bp.assemble_at(0);
+    EXPECT_EQ(bp.assembled(), world->rank() == 0);
+    held = 0;
+    for (const auto& p : m.named_parameters()) {
+      held += p.value().numel();
+      if (world->rank() == 0) EXPECT_TRUE(at::equal(p.value(), w.m->named_parameters()[p.key()])) << p.key();
+    }
+    EXPECT_EQ(held, world->rank() == 0 ? w.m->parameter_count() : expected);
+    bp.release();
   }
 }
 
