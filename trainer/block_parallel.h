@@ -4,12 +4,13 @@
 // identity backward. BlockParallel holds the versioned block map, this rank's shard,
 // and applies a new map by moving block parameters and optimizer moments point to point.
 // The FFN is split as well (each rank its contiguous part of the hidden units), and
-// what neither splits (embeddings, norms, residual stream, head, loss) runs sequence
-// parallel: each rank its part of the positions.
-// Each rank stores only its share: its blocks' rows and its FFN part (parameters,
-// gradients, moments); the whole model is assembled on every rank for evaluation and
-// recruitment only. Limits: the embeddings and head are replicated (not vocabulary
-// parallel), and an assembled model is a whole copy of the split tensors per rank.
+// optionally the embedding and head by vocabulary rows; what is not split (norms,
+// residual stream, and otherwise embeddings, head and loss) runs sequence parallel:
+// each rank its part of the positions.
+// Each rank stores only its share: its blocks' rows, its FFN part and vocabulary rows
+// (parameters, gradients, moments); the whole model is assembled for evaluation (on the
+// lead) and recruitment (on every rank) only. Limits: an assembled model is a whole
+// copy of the split tensors on each rank that assembles.
 #pragma once
 #include <functional>
 #include <utility>
