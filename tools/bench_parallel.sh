@@ -8,7 +8,7 @@
 #     minus an N/2-step one) against the minimum of the split: a ring all-reduce of the
 #     gradients for data parallelism; for bp 2 four all-gathers and four reduce-scatters
 #     of (batch, context, width) per layer and step, plus the replicated gradients' sum.
-#  2. Memory on 4 ranks, a model of ~70 M parameters (width 512, 16 blocks), for bp 1, 2, 4
+#  2. Memory on 4 ranks, a model of 17.1 M parameters (68 MB in float32; width 512, 16 blocks), for bp 1, 2, 4
 #     x zero 0, 1 x activation checkpointing off, on: per-rank bytes of parameters,
 #     gradients and optimizer state (counted from tensor sizes), and activations: the peak
 #     of live CPU tensor bytes during training minus what is live after it (LibTorch's
@@ -122,7 +122,7 @@ if "vocab" in parts:
         print(f"  {bp:>2} {v:>11} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
               f"{worst('optimizer_bytes'):8.1f} {step:8.0f}")
 if "memory" in parts:
-    print("memory per rank (largest over the 4 ranks), ~70 M parameters, MB; activations = peak live tensor bytes")
+    print("memory per rank (largest over the 4 ranks), 17.1 M parameters, MB; activations = peak live tensor bytes")
     print("during training - live after it; peak RSS for comparison:")
     print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8}")
     for bp in (1, 2, 4):
