@@ -35,7 +35,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     throw Error("the layer holds only a block-parallel rank's blocks: assemble the model first");
   }
   at::Tensor rows = active_blocks.index_select(0, local);
-  if (!L.blocks_whole()) rows = at::tensor(L.slot_row, at::kLong).to(rows.device()).index_select(0, rows);
+  if (!L.blocks_whole()) rows = L.slot_rows_on(rows.device()).index_select(0, rows);
   const at::Tensor active_heads = (rows.unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
   const int64_t hmax = L.qkv_b.size(0) / (3 * dh);  // heads the block tensors hold
   const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)

@@ -63,14 +63,17 @@ void LocalistLayer::hold(const std::vector<at::Tensor>& split, std::vector<int64
     parameters_[names[i]] = *members[i];  // the registered parameter, replaced in place
   }
   slot_row = std::move(slot_rows);
+  slot_rows_index_ = at::Tensor();
   ffn_begin = ffn_first;
 }
 
-at::Tensor LocalistLayer::ffn_part(const at::Tensor& whole, const at::Tensor& like) const {
-  if (ffn_whole()) return whole;
-  const int64_t dim = like.is_same(proj_w) ? 1 : 0;
-  return whole.narrow(dim, ffn_begin, fc_w.size(0));
+const at::Tensor& LocalistLayer::slot_rows_on(const at::Device& device) const {
+  if (!slot_rows_index_.defined() || slot_rows_index_.device() != device) {
+    slot_rows_index_ = at::tensor(slot_row, at::kLong).to(device);
+  }
+  return slot_rows_index_;
 }
+
 
 LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint64_t seed)
     : config_(config), vocab_size_(vocab_size), anchor_code_(anchors_make(config.k_max, config.anchor_dim, seed)) {
@@ -135,6 +138,18 @@ void LocalistModel::hold_vocab(const at::Tensor& rows, int64_t first) {
   if (!wte.requires_grad()) wte.set_requires_grad(true);
   parameters_["wte"] = wte;
   vocab_begin = first;
+}
+
+std::optional<LocalistModel::HeldPart> LocalistModel::held_part(const at::Tensor& p) const {
+  if (p.is_same(wte)) {
+    return vocab_whole() ? std::nullopt : std::optional<HeldPart>(HeldPart{0, vocab_begin, vocab_size_});
+  }
+  for (const auto& L : layers) {
+    if (L->ffn_whole()) break;  // every layer holds the same units
+    if (p.is_same(L->fc_w) || p.is_same(L->fc_b)) return HeldPart{0, L->ffn_begin, L->ffn_hidden()};
+    if (p.is_same(L->proj_w)) return HeldPart{1, L->ffn_begin, L->ffn_hidden()};
+  }
+  return std::nullopt;
 }
 
 int64_t LocalistModel::parameter_count() {

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -114,17 +115,17 @@ class LocalistLayer : public torch::nn::Module {
   int64_t ffn_hidden() const { return ffn_hidden_; }
   // Slot's row in the block tensors; throws when this layer does not hold it.
   int64_t row(int64_t slot) const;
+  // slot_row as an int64 tensor on `device`, made once per hold() (every forward reads it).
+  const at::Tensor& slot_rows_on(const at::Device& device) const;
   // Replaces the six split tensors (and the module's registered parameters) with ones
   // holding `slot_rows` (empty: whole) and the FFN units from ffn_first.
   void hold(const std::vector<at::Tensor>& split, std::vector<int64_t> slot_rows, int64_t ffn_first);
   // The six split tensors: qkv_w, qkv_b, out_w, fc_w, fc_b, proj_w.
   std::vector<at::Tensor> split_tensors() const { return {qkv_w, qkv_b, out_w, fc_w, fc_b, proj_w}; }
-  // This layer's FFN part of a whole-shaped tensor like fc_w, fc_b or proj_w (`like`
-  // says which); the tensor itself when the FFN is held whole.
-  at::Tensor ffn_part(const at::Tensor& whole, const at::Tensor& like) const;
 
  private:
   int64_t ffn_hidden_ = 0;
+  mutable at::Tensor slot_rows_index_;
 };
 
 class LocalistModel : public torch::nn::Module {
@@ -151,6 +152,13 @@ class LocalistModel : public torch::nn::Module {
   bool vocab_whole() const { return wte.size(0) == vocab_size_; }
   int64_t vocab_begin = 0;
   void hold_vocab(const at::Tensor& rows, int64_t first);
+  // How this model holds parameter p when it holds a part of it (a block-parallel rank's
+  // FFN part or vocabulary rows): rows [begin, begin + p.size(dim)) of `whole` along dim.
+  // Block tensors are held by slot rows instead (LocalistLayer::row); whole: nullopt.
+  struct HeldPart {
+    int64_t dim, begin, whole;
+  };
+  std::optional<HeldPart> held_part(const at::Tensor& p) const;
   int64_t parameter_count();
 
   at::Tensor wte, wpe, lnf_w, lnf_b, anchors, block_active;

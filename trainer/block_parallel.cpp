@@ -241,7 +241,9 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
   }
   if (!model_.vocab_whole()) throw Error("block parallelism must start from the whole model");
   slot_row_ = rows_of(map_, group_->rank());
-  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  ffn_ = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  vocab_rows_ = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size());
+  const auto [a, b] = ffn_;
   at::NoGradGuard no_grad;
   for (auto& l : model_.layers) {
     const auto whole = l->split_tensors();
@@ -253,7 +255,7 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
     block_params_.insert(block_params_.end(), share.begin(), share.end());
   }
   if (vocab_) {
-    const auto [v0, v1] = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size());
+    const auto [v0, v1] = vocab_rows_;
     held_wte_ = model_.wte.narrow(0, v0, v1 - v0).clone();
     block_params_.push_back(held_wte_);
   }
@@ -262,11 +264,9 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
 }
 
 void BlockParallel::hold_shares() {
-  const auto& c = model_.config();
-  const int64_t a = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size()).first;
-  for (size_t l = 0; l < model_.layers.size(); ++l) model_.layers[l]->hold(held_[l], slot_row_, a);
+  for (size_t l = 0; l < model_.layers.size(); ++l) model_.layers[l]->hold(held_[l], slot_row_, ffn_.first);
   if (vocab_) {
-    model_.hold_vocab(held_wte_, block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size()).first);
+    model_.hold_vocab(held_wte_, vocab_rows_.first);
   }
 }
 
@@ -287,7 +287,7 @@ void BlockParallel::assemble() {
   if (whole_) return;
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
-  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  const auto [a, b] = ffn_;
   const auto shapes = split_shapes(c, c.k_max, c.ffn_mult * c.d_model);
   for (size_t l = 0; l < model_.layers.size(); ++l) {
     const auto& share = held_[l];
@@ -366,14 +366,13 @@ void BlockParallel::release() {
   if (!whole_) return;
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
-  const auto [a, b] = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  const auto [a, b] = ffn_;
   for (size_t l = 0; l < model_.layers.size(); ++l) {
     const auto whole = model_.layers[l]->split_tensors();
     copy_share(whole, held_[l], c, slot_row_, a, b - a, /*into_share=*/true);
   }
   if (vocab_) {
-    const int64_t v0 = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size()).first;
-    held_wte_.copy_(model_.wte.narrow(0, v0, held_wte_.size(0)));
+    held_wte_.copy_(model_.wte.narrow(0, vocab_rows_.first, held_wte_.size(0)));
   }
   hold_shares();
   whole_ = false;

@@ -76,6 +76,7 @@ class BlockParallel {
   BlockMap map_;
   BlockShard shard_;
   int64_t capacity_ = 0;
+  std::pair<int64_t, int64_t> ffn_, vocab_rows_;  // this rank's FFN units and vocabulary rows [first, second)
   std::vector<int64_t> slot_row_;              // this rank's row of each slot (-1: not held)
   std::vector<std::vector<at::Tensor>> held_;  // per layer: the six split tensors' shares
   std::vector<at::Tensor> block_params_;       // held_, flat

@@ -35,14 +35,7 @@ at::Tensor need(const CheckpointContents& c, const std::string& name) {
 at::Tensor need_as_held(const CheckpointContents& c, const std::string& name, const LocalistModel& model,
                         const at::Tensor& p) {
   if (!c.has(name)) return need(c, name);
-  for (const auto& L : model.layers) {
-    if (L->ffn_whole()) break;
-    if (p.is_same(L->fc_w) || p.is_same(L->fc_b)) return c.get_part(name, 0, L->ffn_begin, p.size(0), L->ffn_hidden());
-    if (p.is_same(L->proj_w)) return c.get_part(name, 1, L->ffn_begin, p.size(1), L->ffn_hidden());
-  }
-  if (p.is_same(model.wte) && !model.vocab_whole()) {
-    return c.get_part(name, 0, model.vocab_begin, p.size(0), model.vocab_size());
-  }
+  if (const auto part = model.held_part(p)) return c.get_part(name, part->dim, part->begin, p.size(part->dim), part->whole);
   return c.get(name);
 }
 

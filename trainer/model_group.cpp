@@ -291,9 +291,7 @@ void ModelGroup::make_gradient_sync() {
 }
 
 
-bool ModelGroup::split_part(const at::Tensor& p) const {
-  return blocks && (model->is_ffn_split_tensor(p) || (blocks->vocab_parallel() && p.is_same(model->wte)));
-}
+bool ModelGroup::split_part(const at::Tensor& p) const { return blocks && model->held_part(p).has_value(); }
 
 void ModelGroup::assemble() const {
   if (blocks) blocks->assemble();
@@ -320,13 +318,14 @@ void ModelGroup::gather_optimizer_state() const {
     // embedding) and of its moments: zeros elsewhere, the parts add up to the whole (exactly).
     at::NoGradGuard no_grad;
     const std::string what = "split tensors of LLM '" + setup.name + "' (whole, for a checkpoint or a state move)";
-    // p: a held part, [begin, begin + p.size(dim)) of `full` along dim.
-    auto gather_whole = [&](const at::Tensor& p, int64_t dim, int64_t begin, int64_t full) {
+    for (const auto& p : model->parameters()) {
+      const auto held = model->held_part(p);
+      if (!held) continue;
       auto whole_of = [&](const at::Tensor& part) {
         auto sizes = part.sizes().vec();
-        sizes[dim] = full;
+        sizes[held->dim] = held->whole;
         auto whole = at::zeros(sizes, part.options());
-        whole.narrow(dim, begin, part.size(dim)).copy_(part);
+        whole.narrow(held->dim, held->begin, part.size(held->dim)).copy_(part);
         mesh.bp_data->all_reduce(whole, ReduceOp::kSum, what);
         return whole;
       };
@@ -345,13 +344,7 @@ void ModelGroup::gather_optimizer_state() const {
         f.exp_avg_sq = whole_of(part.exp_avg_sq);
       }
       gathered_[p.unsafeGetTensorImpl()] = f;
-    };
-    for (const auto& l : model->layers) {
-      for (const at::Tensor& p : {l->fc_w, l->fc_b, l->proj_w}) {
-        gather_whole(p, p.is_same(l->proj_w) ? 1 : 0, l->ffn_begin, l->ffn_hidden());
-      }
     }
-    if (blocks->vocab_parallel()) gather_whole(model->wte, 0, model->vocab_begin, model->vocab_size());
   }
   gathered_ready_ = true;
 }
