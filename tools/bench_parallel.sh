@@ -124,7 +124,7 @@ if "vocab" in parts:
 if "memory" in parts:
     print("memory per rank (largest over the 4 ranks), 17.1 M parameters, MB; activations = peak live tensor bytes")
     print("during training - live after it; peak RSS for comparison:")
-    print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8}")
+    print(f"  {'bp':>2} {'zero':>4} {'act.ckpt':>8} {'params':>8} {'grads':>8} {'optim':>8} {'activ.':>8} {'peakRSS':>8} {'ms/step':>8} {'live/counted':>12}")
     for bp in (1, 2, 4):
         for zero in (0, 1):
             for ac in ("false", "true"):
@@ -133,6 +133,10 @@ if "memory" in parts:
                 worst = lambda k: max(r[k] for r in rs) / 1e6
                 act = max(r["peak_tensor_bytes"] - r["tensor_bytes"] for r in rs) / 1e6
                 step = statistics.median(r["ms_per_step"] for r in records(run, "step")[1:]) if len(records(run, "step")) > 1 else float("nan")
+                # The allocator's live bytes after training against what the record counts
+                # (parameters, gradients, moments, communication buffers): the counts' check.
+                check = max(r["tensor_bytes"] / (r["parameter_bytes"] + r["gradient_bytes"] + r["optimizer_bytes"] +
+                                                 r.get("sync_buffer_bytes", 0)) for r in rs)
                 print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
-                      f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f}")
+                      f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f} {check:12.3f}")
 PY

@@ -373,8 +373,9 @@ ModelGroup::Memory ModelGroup::memory() const {
     for (const auto& t : torch_moments_(p)) m.optimizer += t.numel() * static_cast<int64_t>(t.element_size());
   }
   for (const ZeroAdamW* z : {zero.get(), zero_split.get()}) {
-    if (z) m.optimizer += z->state_bytes();
+    if (z) m.optimizer += z->state_bytes(), m.sync_buffers += z->buffer_bytes();
   }
+  if (grad_sync) m.sync_buffers += grad_sync->bytes();
   return m;
 }
 

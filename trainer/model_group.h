@@ -163,8 +163,10 @@ struct ModelGroup {
   bool traces_steps() const { return !blocks && !setup.train.activation_checkpointing; }
   // What this rank holds for the group, counted from tensor sizes: parameters, gradients,
   // optimizer moments (torch's AdamW and ZeRO's chunk), and the block tensors' part.
+  // sync_buffers: the gradient sync's flat bucket buffers (dp > 1) and ZeRO's flat
+  // gradient buffers — copies of the gradients that communication needs.
   struct Memory {
-    int64_t parameters = 0, gradients = 0, optimizer = 0;
+    int64_t parameters = 0, gradients = 0, optimizer = 0, sync_buffers = 0;
   };
   Memory memory() const;
   std::unique_ptr<Recruiter> recruiter;      // recruitment.enabled only

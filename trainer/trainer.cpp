@@ -387,7 +387,8 @@ TrainSummary train_run(const TrainPlan& p) {
     const ModelGroup::Memory m = g->memory();
     nlohmann::json rec = {{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name},
                           {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
-                          {"optimizer_bytes", m.optimizer}, {"rss_bytes", pm.rss_bytes},
+                          {"optimizer_bytes", m.optimizer}, {"sync_buffer_bytes", m.sync_buffers},
+                          {"rss_bytes", pm.rss_bytes},
                           {"peak_rss_bytes", pm.peak_rss_bytes}};
     if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
     relay.post(rec);

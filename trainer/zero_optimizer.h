@@ -57,6 +57,11 @@ class ZeroAdamW {
   const std::vector<at::Tensor>& params() const { return params_; }
   int64_t chunk_numel() const { return chunk_; }
   int64_t state_bytes() const;  // this rank's moments
+  // Its flat gradient buffers (the whole flat vector and this rank's chunk).
+  int64_t buffer_bytes() const {
+    return flat_grad_.numel() * static_cast<int64_t>(flat_grad_.element_size()) +
+           chunk_grad_.numel() * static_cast<int64_t>(chunk_grad_.element_size());
+  }
 
  private:
   // A parameter's piece inside this rank's chunk.

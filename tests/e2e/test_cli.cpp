@@ -244,7 +244,8 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   // ZeRO too, which then shards the embedding's moments over the 2 replicas).
   const std::string vocab = " --set distributed.vocab_parallel=on", whole = " --set distributed.vocab_parallel=off";
   for (auto [n, bp, extra] : std::vector<std::tuple<int, int, std::string>>{
-           {2, 1, ""}, {4, 1, ""}, {2, 2, whole}, {4, 2, whole}, {2, 2, vocab}, {4, 2, vocab + " --set distributed.zero=1"}}) {
+           {2, 1, ""}, {4, 1, ""}, {2, 2, whole}, {4, 2, whole}, {2, 2, vocab + " --set distributed.zero=1"},
+           {4, 2, vocab + " --set distributed.zero=1"}}) {
     const std::string name = "r" + std::to_string(n) + "bp" + std::to_string(bp) + (extra.empty() ? "" : "x" + std::to_string(extra.size()));
     CliRun r = run_cli(dir_, "train c.yaml --set run.dir=" + name + " --set distributed.block_parallel=" +
                                  std::to_string(bp) + extra,
