@@ -16,7 +16,7 @@ namespace localist {
 at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
-                              const BlockShard* shard) {
+                              const BlockShard* shard, bool routing_trace) {
   const int64_t B = xn_in.size(0), T = xn_in.size(1), d = xn_in.size(2);
   const int64_t hb = c.heads_per_block, dh = c.head_dim;
   const int64_t K = active_blocks.size(0);
@@ -56,7 +56,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
 
   // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau. At dial 0 with no
   // penalties, rules or trace nothing reads it, so it is not computed.
-  const bool routing = dial != 0.0 || penalties || trace || rules;
+  const bool routing = dial != 0.0 || penalties || trace || routing_trace || rules;
   at::Tensor slot_map;
   if (rules) slot_map = block_slot_to_active(active_blocks, c.k_max);
   const Routing rt = routing ? route_tokens(xn, L.router_w, anchors, active_blocks, c.tau, rules, slot_map) : Routing();
@@ -115,18 +115,20 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     out.omega.push_back(omega);
     out.mutual_info.push_back(mi);
   }
-  if (trace) {
+  if (trace || routing_trace) {
     LayerTrace t;
     t.dial = dial;
-    t.alpha = alpha;
-    t.scores = scores;
-    t.logits = z;
     t.pi = pi;
     t.router = router.defined() ? router.detach() : router;
     t.gate = gate;
     t.hard = hard;
-    t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, xn.options().dtype(at::kBool));
-    t.rule_targets = targets;
+    if (trace) {
+      t.alpha = alpha;
+      t.scores = scores;
+      t.logits = z;
+      t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, xn.options().dtype(at::kBool));
+      t.rule_targets = targets;
+    }
     out.traces.push_back(t);
   }
   out.head_block = head_block;

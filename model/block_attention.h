@@ -14,9 +14,11 @@ namespace localist {
 
 // The attention sublayer of one layer on normalised input xn (B,T,d): M2-M4 and the
 // penalties; exposed for tests that compare it with plain multi-head attention.
+// routing_trace (without trace): keep only the routing (pi, router, hard, gate), which
+// every rank of a shard computes whole, so it is allowed under block parallelism.
 at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
-                              const BlockShard* shard = nullptr);
+                              const BlockShard* shard = nullptr, bool routing_trace = false);
 
 }  // namespace localist

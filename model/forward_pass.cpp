@@ -4,8 +4,6 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 
-#include "core/error.h"
-
 namespace localist {
 
 ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, const at::Tensor& targets,
@@ -29,21 +27,24 @@ ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, c
   const auto logits = out.result.logits.to(at::kFloat);
   const auto all_targets = targets.to(spec.device);
   if (options.shard && options.shard->vocab_parallel()) {
-    // This rank's vocabulary rows of every position: the whole window's mean, on every rank.
-    if (loss != PassLoss::kMean) throw Error("per-token losses need the whole sequence on one rank");
-    out.ce = options.shard->vocab_cross_entropy(logits, all_targets, spec.pad_id).sum() /
-             all_targets.ne(spec.pad_id).sum().to(at::kFloat);
+    // This rank's vocabulary rows of every position: the whole window's loss, on every rank.
+    const auto per_token = options.shard->vocab_cross_entropy(logits, all_targets, spec.pad_id);
+    out.ce = loss == PassLoss::kPerToken ? per_token.reshape({-1})
+                                         : per_token.sum() / all_targets.ne(spec.pad_id).sum().to(at::kFloat);
     out.ce_whole = true;
     return out;
   }
   if (options.shard && options.shard->sequence_parallel()) {
-    // This rank's positions: its share of the mean over the window's non-padding targets.
-    if (loss != PassLoss::kMean) throw Error("per-token losses need the whole sequence on one rank");
+    // This rank's positions: its share of the mean over the window's non-padding targets,
+    // or their per-token losses.
     const auto [t0, t1] = options.shard->seq_range(all_targets.size(1));
-    const auto mine = all_targets.narrow(1, t0, t1 - t0);
-    out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), mine.reshape({-1}), {},
-                                    at::Reduction::Sum, spec.pad_id) /
-             all_targets.ne(spec.pad_id).sum().to(at::kFloat);
+    const auto mine = all_targets.narrow(1, t0, t1 - t0).reshape({-1});
+    const auto flat = logits.reshape({-1, logits.size(-1)});
+    out.first_position = t0;
+    out.ce = loss == PassLoss::kPerToken
+                 ? at::cross_entropy_loss(flat, mine, {}, at::Reduction::None, spec.pad_id)
+                 : at::cross_entropy_loss(flat, mine, {}, at::Reduction::Sum, spec.pad_id) /
+                       all_targets.ne(spec.pad_id).sum().to(at::kFloat);
     return out;
   }
   out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), all_targets.reshape({-1}), {},

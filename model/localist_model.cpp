@@ -186,7 +186,7 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
   const bool seq = shard && shard->sequence_parallel();
   const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
   auto attn = localist_attention(L, seq ? shard->gather_seq(xn, T) : xn, anchors, out.active_blocks, config_, dial,
-                                 o.rules, o.penalties, o.trace, out, shard);
+                                 o.rules, o.penalties, o.trace, out, shard, o.routing_trace);
   const auto x = x_in + dropout_of(attn, p, shard, T);
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
   at::Tensor ffn;
@@ -251,7 +251,8 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
   }
   x = dropout_of(x, p, o.shard, T);
   // Traces keep every layer's attention anyway, so they are never checkpointed.
-  const bool replay = o.checkpoint_activations && !o.trace && is_training() && at::GradMode::is_enabled();
+  const bool replay =
+      o.checkpoint_activations && !o.trace && !o.routing_trace && is_training() && at::GradMode::is_enabled();
   for (int64_t l = 0; l < config_.n_layers; ++l) {
     const LocalistLayer& L = *layers[l];
     if (!replay) {

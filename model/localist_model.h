@@ -71,6 +71,9 @@ struct ForwardOptions {
   const RuleMasks* rules = nullptr;
   bool penalties = false;           // compute Ω and I_π per layer
   bool trace = false;               // keep attention, routing and logits (metrics, generate)
+  // Keep each layer's routing only (pi, router, hard, gate: what every rank of a shard
+  // computes whole): recruitment probes, also under block parallelism.
+  bool routing_trace = false;
   const BlockShard* shard = nullptr;  // block parallel; null: every active block here
   bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
 };
@@ -94,7 +97,7 @@ struct ForwardResult {
   at::Tensor logits;
   std::vector<at::Tensor> omega;          // per layer, scalar (when penalties)
   std::vector<at::Tensor> mutual_info;    // per layer, bits (when penalties)
-  std::vector<LayerTrace> traces;         // per layer (when trace)
+  std::vector<LayerTrace> traces;         // per layer (when trace or routing_trace)
   at::Tensor active_blocks;               // (K) slot ids, ascending
   at::Tensor head_block;                  // (H) index into active_blocks for each active head
 };
@@ -115,6 +118,9 @@ class LocalistLayer : public torch::nn::Module {
   int64_t ffn_hidden() const { return ffn_hidden_; }
   // Slot's row in the block tensors; throws when this layer does not hold it.
   int64_t row(int64_t slot) const;
+  bool holds(int64_t slot) const {
+    return blocks_whole() || (slot >= 0 && slot < static_cast<int64_t>(slot_row.size()) && slot_row[slot] >= 0);
+  }
   // slot_row as an int64 tensor on `device`, made once per hold() (every forward reads it).
   const at::Tensor& slot_rows_on(const at::Device& device) const;
   // Replaces the six split tensors (and the module's registered parameters) with ones

@@ -19,23 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-TrialSetup trial_setup(const RecruiterSetup& s) {
-  TrialSetup t;
-  t.model = s.model;
-  t.reader = s.reader;
-  t.source_domains = s.source_domains;
-  t.ranks = s.ranks;
-  t.token_texts = s.token_texts;
-  t.device = s.device;
-  t.pad_id = s.pad_id;
-  t.micro_batch = s.micro_batch;
-  t.checkpoint_activations = s.checkpoint_activations;
-  t.batch = s.global_batch;
-  t.seed = s.seed;
-  t.beta1 = s.beta1, t.beta2 = s.beta2;
-  return t;
-}
-
 nlohmann::json domain_routes_json(const std::vector<DomainRoute>& routes) {
   auto out = nlohmann::json::array();
   for (const auto& r : routes) out.push_back({{"domain", r.domain}, {"slot", r.slot}});
@@ -59,8 +42,8 @@ struct Recruiter::CandidateData {
 };
 
 Recruiter::Recruiter(RecruiterSetup setup)
-    : s_(std::move(setup)), trial_(trial_setup(s_)), median_(s_.config.median_rounds) {
-  for (const auto& d : s_.source_domains) {
+    : s_(std::move(setup)), trial_(s_.trial), median_(s_.config.median_rounds) {
+  for (const auto& d : s_.trial.source_domains) {
     if (d.empty()) {
       source_domain_.push_back(-1);
       continue;
@@ -87,8 +70,8 @@ bool Recruiter::owns_block(int32_t domain) const {
 }
 
 int64_t Recruiter::free_slot() const {
-  const auto active = s_.model->active_slots();
-  for (int64_t k = 0; k < s_.model->config().k_max; ++k) {
+  const auto active = s_.trial.model->active_slots();
+  for (int64_t k = 0; k < s_.trial.model->config().k_max; ++k) {
     if (std::find(active.begin(), active.end(), k) == active.end()) return k;
   }
   return -1;
@@ -104,10 +87,10 @@ std::vector<DomainRoute> Recruiter::routes_without(int64_t slot) const {
 
 std::string Recruiter::training_domain(int64_t step, int32_t source, int64_t start) const {
   const int32_t d = source_domain_.at(source);
-  if (d < 0 || !owns_block(d) || s_.config.untagged_fraction <= 0.0) return s_.source_domains[source];
-  const double u = seed_stream_unit(s_.seed, SeedPurpose::kUntaggedWindow, step,
+  if (d < 0 || !owns_block(d) || s_.config.untagged_fraction <= 0.0) return s_.trial.source_domains[source];
+  const double u = seed_stream_unit(s_.trial.seed, SeedPurpose::kUntaggedWindow, step,
                                     static_cast<uint64_t>(start) * 131u + static_cast<uint64_t>(source));
-  return u < s_.config.untagged_fraction ? std::string() : s_.source_domains[source];
+  return u < s_.config.untagged_fraction ? std::string() : s_.trial.source_domains[source];
 }
 
 RuleSet Recruiter::rules_with(const std::vector<DomainRoute>& routes) const {
@@ -122,25 +105,27 @@ double Recruiter::measure(const std::vector<SampleRef>& refs, const std::vector<
 }
 
 void Recruiter::probe(int64_t step, const std::vector<double>& dial) {
-  const auto& sampler = s_.reader->sampler();
-  const int64_t P = s_.config.probe_windows, T = sampler.seq_len(), da = s_.model->config().anchor_dim;
+  const auto& sampler = s_.trial.reader->sampler();
+  const int64_t P = s_.config.probe_windows, T = sampler.seq_len(), da = s_.trial.model->config().anchor_dim;
   probe_ = std::make_unique<Probe>();
   Probe& p = *probe_;
   // Windows beyond this step's training batch: scored, never trained on at this step.
-  for (int64_t i = 0; i < P; ++i) p.refs.push_back(sampler.sample(step, s_.global_batch + i));
+  for (int64_t i = 0; i < P; ++i) p.refs.push_back(sampler.sample(step, s_.trial.batch + i));
   auto bits = at::zeros({P, T}, at::kFloat), max_pi = at::zeros({P, T}, at::kFloat);
   auto router = at::zeros({P, T, da}, at::kFloat);
   trial_.score(p.refs, dial, true, rules_with(domain_routes_),
-               [&](int64_t first, const at::Tensor& token_bits, const ForwardResult& r) {
-    const int64_t b = token_bits.size(0);
-    bits.narrow(0, first, b).copy_(token_bits);
-    const auto& last = r.traces.back();  // routing and router vectors of the last layer
-    max_pi.narrow(0, first, b).copy_(std::get<0>(last.pi.max(-1)).to(at::kFloat).cpu());
-    router.narrow(0, first, b).copy_(last.router.to(at::kFloat).cpu());
+               [&](int64_t first, const at::Tensor& token_bits, int64_t t0, const ForwardResult& r) {
+    const int64_t b = token_bits.size(0), n = token_bits.size(1);
+    bits.narrow(0, first, b).narrow(1, t0, n).copy_(token_bits);
+    // The routing of the last layer: every position on every rank of a shard; this
+    // rank's positions counted, as its bits are.
+    const auto& last = r.traces.back();
+    max_pi.narrow(0, first, b).narrow(1, t0, n).copy_(std::get<0>(last.pi.max(-1)).narrow(1, t0, n).to(at::kFloat).cpu());
+    router.narrow(0, first, b).narrow(1, t0, n).copy_(last.router.narrow(1, t0, n).to(at::kFloat).cpu());
   });
-  if (s_.ranks->size() > 1) {  // each window was scored by exactly one rank: the sums are the values
+  if (s_.trial.ranks->size() > 1) {  // each (window, position) was scored on exactly one rank: the sums are the values
     auto all = at::cat({bits.flatten(), max_pi.flatten(), router.flatten()});
-    s_.ranks->all_reduce(all, ReduceOp::kSum, "recruitment probe statistics (step " + std::to_string(step) + ")");
+    s_.trial.ranks->all_reduce(all, ReduceOp::kSum, "recruitment probe statistics (step " + std::to_string(step) + ")");
     bits.copy_(all.narrow(0, 0, P * T).view_as(bits));
     max_pi.copy_(all.narrow(0, P * T, P * T).view_as(max_pi));
     router.copy_(all.narrow(0, 2 * P * T, P * T * da).view_as(router));
@@ -162,8 +147,8 @@ nlohmann::json Recruiter::begin_round(int64_t step, const std::vector<double>& d
   CandidateOptions o;
   o.phi = s_.config.phi, o.kappa = s_.config.kappa, o.n_min = s_.config.n_min;
   o.kmeans_k = s_.config.kmeans_k, o.kmeans_iters = s_.config.kmeans_iters;
-  o.seed = seed_stream(s_.seed, SeedPurpose::kCandidates, step);
-  candidates_ = candidates_find(probe_->tokens, probe_->router, s_.model->config().anchor_dim, median,
+  o.seed = seed_stream(s_.trial.seed, SeedPurpose::kCandidates, step);
+  candidates_ = candidates_find(probe_->tokens, probe_->router, s_.trial.model->config().anchor_dim, median,
                                 domain_names_, o);
   times_.statistics += seconds_since(t0);
   return {{"event", "recruitment"}, {"step", step}, {"median_bits", median}};
@@ -171,7 +156,7 @@ nlohmann::json Recruiter::begin_round(int64_t step, const std::vector<double>& d
 
 Recruiter::CandidateData Recruiter::candidate_data(int64_t step, const Candidate& c) const {
   const Probe& p = *probe_;
-  const auto& sampler = s_.reader->sampler();
+  const auto& sampler = s_.trial.reader->sampler();
   const int64_t T = sampler.seq_len(), P = s_.config.probe_windows;
   CandidateData out;
   // The candidate's windows: of its domain, or where its cluster's tokens make up a quarter.
@@ -196,24 +181,25 @@ Recruiter::CandidateData Recruiter::candidate_data(int64_t step, const Candidate
       if (source_domain_[i] == c.domain) srcs.push_back(static_cast<int32_t>(i));
     }
     out.pool.clear();
-    for (int64_t i = 0; i < s_.config.n_try * s_.global_batch; ++i) {
-      out.pool.push_back(sampler.sample_among(step, s_.global_batch + P + i, srcs));
+    for (int64_t i = 0; i < s_.config.n_try * s_.trial.batch; ++i) {
+      out.pool.push_back(sampler.sample_among(step, s_.trial.batch + P + i, srcs));
     }
   }
   return out;
 }
 
 std::vector<TrainedTensor> Recruiter::trained_tensors(int64_t slot) const {
-  const auto& cfg = s_.model->config();
+  const auto& cfg = s_.trial.model->config();
   std::vector<TrainedTensor> out;
-  for (auto& l : s_.model->layers) {
+  for (auto& l : s_.trial.model->layers) {
     out.push_back({l->router_w, nullptr});
-    if (slot < 0) continue;
+    if (slot < 0 || !l->holds(slot)) continue;  // block parallel: the slot's owner trains its rows
+    const int64_t row = l->row(slot);
     const at::Tensor* block[3] = {&l->qkv_w, &l->qkv_b, &l->out_w};
     for (int which = 0; which < 3; ++which) {
-      out.push_back({*block[which], [which, &cfg, slot](const at::Tensor& t) {
-                       return block_slot_views_of(t, which, cfg, slot);
-                     }});
+      out.push_back({*block[which], [which, &cfg, row](const at::Tensor& t) {
+                       return block_slot_views_of(t, which, cfg, row);
+                     }, true});
     }
   }
   return out;
@@ -221,7 +207,7 @@ std::vector<TrainedTensor> Recruiter::trained_tensors(int64_t slot) const {
 
 // The trial's slot: on, its q/k/v rows drawn afresh, its biases and output columns zero.
 void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) {
-  LocalistModel& model = *s_.model;
+  LocalistModel& model = *s_.trial.model;
   const auto& cfg = model.config();
   const auto active = model.active_slots();
   at::NoGradGuard no_grad;
@@ -243,11 +229,14 @@ void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) 
   // draws the same), biases and output columns zero: the block's heads add nothing at
   // first (at λ > 0 routing now also spreads over its anchor, which shifts the other
   // blocks' locality biases a little) but the block can learn. An inactive slot's old
-  // rows cannot be reused: block parallelism re-assembles only owned blocks, so an
-  // unowned slot's rows are zero.
-  auto gen = at::detail::createCPUGenerator(seed_stream(s_.seed, SeedPurpose::kBlockInit, step,
+  // rows cannot be reused: a block-parallel rank holds only its blocks' rows, so an
+  // inactive slot has none. Block parallel: the slot gets a row on its planned owner,
+  // which alone draws (the same values as without block parallelism).
+  if (s_.hold_trial_block) s_.hold_trial_block(slot);
+  auto gen = at::detail::createCPUGenerator(seed_stream(s_.trial.seed, SeedPurpose::kBlockInit, step,
                                                         static_cast<uint64_t>(slot)));
   for (auto& l : model.layers) {
+    if (!l->holds(slot)) continue;
     const auto v = block_slot_params(*l, cfg, slot);
     for (int j = 0; j < 3; ++j) {
       v[j].copy_(at::empty(v[j].sizes(), at::kFloat).normal_(0.0, 0.02, gen).to(v[j].options()));
@@ -259,7 +248,7 @@ void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) 
 
 BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& dial, double lr,
                                        nlohmann::json& rec) {
-  LocalistModel& model = *s_.model;
+  LocalistModel& model = *s_.trial.model;
   const auto& cfg = model.config();
   BlockDecision d;
   // NOTE(one block per domain): a domain that owns a block routes every token there; a
@@ -288,9 +277,9 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
     rec["decision"] = "too few candidate windows";
     return d;
   }
-  const int64_t T = s_.reader->sampler().seq_len();
+  const int64_t T = s_.trial.reader->sampler().seq_len();
   const double n_eff = mdl_effective_tokens(static_cast<double>(data.windows.size()) / s_.config.probe_windows,
-                                            horizon(step), s_.global_batch * T);
+                                            horizon(step), s_.trial.batch * T);
   const RuleSet rules = rules_with(domain_routes_);
   // The trial's routing: the candidate domain's tokens go to the new block, as they will
   // if it is kept, so the gain measured is the block's as it will be used.
@@ -323,7 +312,10 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
   const double se = mdl_gain_standard_error(control.window_bits, after.window_bits, n_eff);
   d.mdl = mdl_decide_recruit(d.control_bits, after.mean, n_eff, mdl_block_parameters(cfg), cfg.k_max, s_.config.delta,
                              costs_bits_, se, s_.config.confidence_z);
-  if (!d.accepted()) saved.restore(model);
+  if (!d.accepted()) {
+    saved.restore(model);
+    if (s_.drop_trial_block) s_.drop_trial_block(d.slot);
+  }
   times_.restore += seconds_since(t0);
   return d;
 }
@@ -348,8 +340,9 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
     ++map_epoch_;
     // Fresh Adam moments for the new block (a slot used before may have old ones).
     at::NoGradGuard no_grad;
-    const auto& cfg = s_.model->config();
-    for (auto& l : s_.model->layers) {
+    const auto& cfg = s_.trial.model->config();
+    for (auto& l : s_.trial.model->layers) {
+      if (!l->holds(d.slot)) continue;  // block parallel: its owner's
       for (auto& v : block_slot_moments(*l, cfg, d.slot, s_.moments)) v.zero_();
     }
   }
@@ -370,14 +363,14 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
 // round (the one that saves least).
 int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann::json& rec) {
   if (!s_.config.prune) return -1;
-  LocalistModel& model = *s_.model;
+  LocalistModel& model = *s_.trial.model;
   const auto& cfg = model.config();
-  const int64_t T = s_.reader->sampler().seq_len();
+  const int64_t T = s_.trial.reader->sampler().seq_len();
   const auto t0 = Clock::now();
   nlohmann::json out = nlohmann::json::array();
   MdlDecision best;
   int64_t best_slot = -1;
-  const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.global_batch * T);
+  const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.trial.batch * T);
   const auto& refs = probe_->refs;
   const HeldoutBits with = recruited_.empty() ? HeldoutBits() : trial_.heldout_bits(refs, dial, rules_with(domain_routes_));
   for (int64_t slot : recruited_) {
@@ -444,7 +437,7 @@ void Recruiter::restore(const nlohmann::json& state, const std::string& log) {
     median_.restore(std::deque<double>(h.begin(), h.end()));
     costs_bits_ = state.value("costs_bits", 0.0);
     recruited_ = state.value("recruited_slots", std::vector<int64_t>{});
-    domain_routes_ = recruited_domain_routes(state, s_.model->config().k_max);
+    domain_routes_ = recruited_domain_routes(state, s_.trial.model->config().k_max);
   }
   log_ = log;
 }

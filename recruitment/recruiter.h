@@ -8,12 +8,14 @@
 // active blocks but never the block map: the caller places a switched block and gives
 // commit its owner. A block kept for a tagged domain receives that domain's tokens by a
 // route rule from its trial on (domain_routes(); docs/recruitment.md, routing).
-// Limits: a trial computes every block on every rank (not sharded); gains are measured
-// on all tokens of held-out candidate windows (see docs/recruitment.md).
+// Under block parallelism probes and trials run on the shards (recruitment/trial.h) and
+// a trial's new block lives on its planned owner only. Limits: gains are measured on all
+// tokens of held-out candidate windows (see docs/recruitment.md).
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,23 +34,19 @@ namespace localist {
 
 struct RecruiterSetup {
   RecruitmentConfig config;
-  LocalistModel* model = nullptr;
+  // What probes and trials run on: the model, data, the group's ranks and (block
+  // parallel) its shards, seeds and batch sizes (trial.batch: the run's global batch).
+  TrialSetup trial;
   MomentsOf moments;  // the group optimizer's moments: a kept block's are reset
-  const BatchReader* reader = nullptr;
-  // The group's ranks. Probes and trials run the whole model on every rank (block
-  // storage is replicated), each rank on its slice of the windows, as data parallelism.
-  std::shared_ptr<Communicator> ranks;
-  std::vector<std::string> source_domains;  // per training source, "" when untagged
-  // The run's rules file (reloaded by the group; may be null) and the vocabulary's bytes:
-  // probes and trials apply the rules and the domain routes as training does.
+  // The run's rules file (reloaded by the group; may be null): probes and trials apply
+  // the rules and the domain routes as training does.
   const RuleSet* rules = nullptr;
-  const std::vector<std::string>* token_texts = nullptr;
-  int64_t pad_id = -100;
-  uint64_t seed = 0;
-  int64_t global_batch = 16, micro_batch = 8, total_steps = 0;
-  bool checkpoint_activations = false;
-  double beta1 = 0.9, beta2 = 0.95;
-  at::Device device = at::kCPU;
+  int64_t total_steps = 0;
+  // Block parallel (null without): gives an inactive slot a row on the rank the planner
+  // will place it on (every rank calls it; only that rank holds the row) and returns
+  // that rank; drop_trial_block takes the row back (a rejected trial).
+  std::function<int32_t(int64_t slot)> hold_trial_block;
+  std::function<void(int64_t slot)> drop_trial_block;
 };
 
 // Where a round's time went (seconds, this rank).

@@ -1,15 +1,17 @@
-// trial.h: the reusable trial of recruitment (DESIGN.md §1 M10, and M11's LLM trials to
-// come): a bit-exact snapshot of a model's parameters and buffers, training a chosen
-// subset of them (whole tensors or views of them) on chosen windows by an optimizer of
-// its own, and held-out bits per window. Every rank of the group runs the whole model on
-// its slice of the windows (data parallel); the trained gradients are summed over the
-// ranks. Limits: the trial is not sharded by block (a trial computes every block).
+// trial.h: the reusable trial of recruitment (DESIGN.md §1 M10, and M11's LLM trials):
+// a bit-exact snapshot of a model's parameters and buffers, training a chosen subset of
+// them (whole tensors or views of them) on chosen windows by an optimizer of its own,
+// and held-out bits per window. The windows are split over the data-parallel ranks;
+// under block parallelism each replica's ranks compute them together on their shards
+// (as training does), so no rank holds more than its share, and a block's trained rows
+// exist on its owner only. Limits: one trial at a time per group.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -32,10 +34,13 @@ class ParameterSnapshot {
 };
 
 // What a trial trains of one parameter: the whole tensor, or the views `part` cuts of it
-// (the rest of the tensor is put back after every update).
+// (the rest of the tensor is put back after every update). A block tensor's views are
+// held by the block's owner alone (block parallel): their gradients are summed over
+// the ranks that hold the same blocks; everything else over all the group's ranks.
 struct TrainedTensor {
   at::Tensor param;
   std::function<std::vector<at::Tensor>(const at::Tensor&)> part;  // null: the whole tensor
+  bool block = false;
 };
 
 // Bits of held-out windows: per window (bits per token, every window, on every rank) and
@@ -46,11 +51,20 @@ struct HeldoutBits {
   std::vector<double> window_bits;  // per window: mean bits per token
 };
 
+// Block parallelism as a trial sees it (DESIGN.md §2). Without a shard the windows are
+// split over all the group's ranks.
+struct TrialSharding {
+  std::function<const BlockShard*()> shard;   // this rank's shard now (null function or result: none)
+  std::shared_ptr<Communicator> same_blocks;  // the ranks holding the same blocks (the data-parallel ones)
+  int dp_rank = 0, dp_size = 1;               // windows are split over these
+};
+
 struct TrialSetup {
   LocalistModel* model = nullptr;
   const BatchReader* reader = nullptr;
   std::vector<std::string> source_domains;  // per training source, "" when untagged
-  std::shared_ptr<Communicator> ranks;       // the group's ranks (windows are split over them)
+  std::shared_ptr<Communicator> ranks;       // the group's ranks
+  TrialSharding sharding;
   const std::vector<std::string>* token_texts = nullptr;
   at::Device device = at::kCPU;
   int64_t pad_id = -100;
@@ -65,12 +79,21 @@ class Trial {
  public:
   explicit Trial(TrialSetup setup);
   // Scores this rank's share of `refs` in eval mode, micro-batch by micro-batch: calls
-  // visit(index of the first window, per-token bits (rows, T) on the CPU, the forward result).
-  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool trace, const RuleSet& rules,
-             const std::function<void(int64_t, const at::Tensor&, const ForwardResult&)>& visit) const;
+  // visit(index of the first window, per-token bits (rows, n) of positions [t0, t0 + n)
+  // on the CPU, t0, the forward result). Each (window, position) is visited on exactly
+  // one rank of the group, so sums over the group are the totals. routing: keep each
+  // layer's routing in the result (ForwardOptions::routing_trace).
+  using Visit = std::function<void(int64_t first, const at::Tensor& bits, int64_t t0, const ForwardResult&)>;
+  void score(const std::vector<SampleRef>& refs, const std::vector<double>& dial, bool routing, const RuleSet& rules,
+             const Visit& visit) const;
   // Collective over the ranks.
   HeldoutBits heldout_bits(const std::vector<SampleRef>& refs, const std::vector<double>& dial,
                            const RuleSet& rules) const;
+  // One update's gradients of `trained` on the windows `refs` (each rank its slice, in
+  // micro-batches; dropout streams fixed by (seed, step, update, window)), summed over the
+  // ranks as the update needs them, left in .grad (zero or undefined before). Collective.
+  void gradients(int64_t step, int64_t update, const std::vector<TrainedTensor>& trained,
+                 const std::vector<SampleRef>& refs, const RuleSet& rules, const std::vector<double>& dial) const;
   // `steps` updates of `trained` (AdamW at `lr`, no weight decay) on `pool`'s windows in
   // turn, `batch` per update; dropout streams fixed by (seed, step, update, window).
   // Collective; leaves every gradient zero and the model in train mode.
@@ -79,6 +102,8 @@ class Trial {
 
  private:
   PassSpec pass(const RuleSet& rules) const;
+  const BlockShard* shard() const { return s_.sharding.shard ? s_.sharding.shard() : nullptr; }
+  std::pair<int64_t, int64_t> my_windows(int64_t n) const;  // this rank's [begin, end) of n windows
   std::vector<std::string> domains_of(const std::vector<SampleRef>& refs, size_t begin, size_t end) const;
   void sum_trained_gradients(int64_t step, const std::vector<TrainedTensor>& trained) const;
   TrialSetup s_;

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -279,8 +280,43 @@ bool BlockParallel::is_split_param(const at::Tensor& t) const {
 
 void BlockParallel::rebuild_shard() {
   const auto& c = model_.config();
-  shard_ = block_shard_make(group_, map_.owned_by(group_->rank()), c.ffn_mult * c.d_model, /*sequence_parallel=*/true,
+  auto owned = map_.owned_by(group_->rank());
+  if (trial_slot_ >= 0 && trial_owner_ == group_->rank()) {
+    owned.insert(std::upper_bound(owned.begin(), owned.end(), trial_slot_), trial_slot_);
+  }
+  shard_ = block_shard_make(group_, std::move(owned), c.ffn_mult * c.d_model, /*sequence_parallel=*/true,
                             vocab_ ? model_.vocab_size() : 0);
+}
+
+void BlockParallel::hold_trial(int64_t slot, int32_t owner) {
+  const auto& c = model_.config();
+  if (whole_) throw Error("block map: a trial block while the model is assembled (a trainer bug)");
+  if (slot < 0 || slot >= c.k_max || map_.active[slot] || trial_slot_ >= 0 || owner < 0 || owner >= group_->size()) {
+    throw Error("block map: cannot hold block " + std::to_string(slot) + " for a trial on rank " +
+                std::to_string(owner) + " under " + map_.describe() + " (a trainer bug)");
+  }
+  trial_slot_ = slot, trial_owner_ = owner;
+  if (owner == group_->rank()) {
+    // The first row this rank's blocks leave free (rows_of packs them from 0).
+    const int64_t row = static_cast<int64_t>(map_.owned_by(owner).size());
+    if (row >= capacity_) {
+      throw Error("block map: rank " + std::to_string(owner) + " has no free row for block " + std::to_string(slot) +
+                  " (it stores " + std::to_string(capacity_) + "; a planner bug)");
+    }
+    slot_row_[slot] = row;
+    hold_shares();
+  }
+  rebuild_shard();
+}
+
+void BlockParallel::drop_trial(int64_t slot) {
+  if (slot != trial_slot_) return;
+  if (trial_owner_ == group_->rank()) {
+    slot_row_[slot] = -1;
+    hold_shares();
+  }
+  trial_slot_ = -1, trial_owner_ = -1;
+  rebuild_shard();
 }
 
 void BlockParallel::assemble() {
@@ -394,6 +430,11 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
     throw Error("block map: ranks of group '" + group_->name() + "' disagree on the epoch to apply (this rank: " +
                 std::to_string(next.epoch) + ")");
   }
+  if (trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_) {
+    throw Error("block map " + next.describe() + " places block " + std::to_string(trial_slot_) + " on rank " +
+                std::to_string(next.owner[trial_slot_]) + ", its trial ran on rank " + std::to_string(trial_owner_) +
+                " (a planner bug)");
+  }
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
   const int me = group_->rank();
@@ -422,8 +463,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
     }
     return v;
   };
-  // Kept blocks: a local copy to their new row. Blocks switched on: the assembled
-  // model's parameters, zero moments.
+  // Kept blocks: a local copy to their new row. Blocks switched on: their trial row's
+  // parameters (or the assembled model's), zero moments.
   for (int64_t s = 0; s < c.k_max; ++s) {
     if (rows[s] < 0) continue;
     const bool was_active = map_.active[s] != 0;
@@ -435,9 +476,16 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
         for (size_t v = 0; v < to.size(); ++v) to[v].copy_(from[v]);
         continue;
       }
-      if (!whole_) throw Error("block map: block " + std::to_string(s) + " switched on while the model is not assembled");
-      const auto w = model_.layers[l]->split_tensors();
-      const auto from = block_slot_views(w[0], w[1], w[2], c, s);
+      std::vector<at::Tensor> from;
+      if (slot_row_[s] >= 0) {
+        from = block_slot_views(now[l][0], now[l][1], now[l][2], c, slot_row_[s]);
+      } else if (whole_) {
+        const auto w = model_.layers[l]->split_tensors();
+        from = block_slot_views(w[0], w[1], w[2], c, s);
+      } else {
+        throw Error("block map: block " + std::to_string(s) + " switched on here, but this rank neither holds it for "
+                    "a trial nor has the model assembled (a trainer bug)");
+      }
       for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
     }
   }
@@ -487,6 +535,7 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   }
   map_ = next;
   slot_row_ = rows;
+  trial_slot_ = -1, trial_owner_ = -1;  // a trial's block is now placed (or was not kept)
   if (!whole_) hold_shares();
   rebuild_shard();
   return sent;

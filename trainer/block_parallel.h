@@ -8,9 +8,9 @@
 // residual stream, and otherwise embeddings, head and loss) runs sequence parallel:
 // each rank its part of the positions.
 // Each rank stores only its share: its blocks' rows, its FFN part and vocabulary rows
-// (parameters, gradients, moments); the whole model is assembled for evaluation (on the
-// lead) and recruitment (on every rank) only. Limits: an assembled model is a whole
-// copy of the split tensors on each rank that assembles.
+// (parameters, gradients, moments); recruitment runs on the shares too (a trial's block
+// on its planned owner), and the whole model is assembled on the lead for evaluation
+// only. Limits: an assembled model is a whole copy of the split tensors on that rank.
 #pragma once
 #include <functional>
 #include <utility>
@@ -62,10 +62,17 @@ class BlockParallel {
   // may have changed them); frees the whole tensors. Local.
   void release();
   bool assembled() const { return whole_; }
+  // A recruitment trial's block: inactive `slot` gets a free row on `owner` (the rank the
+  // planner will place it on), so that the shards compute it there; the row holds
+  // whatever the storage held (the trial draws it). Local, on every rank of the group.
+  void hold_trial(int64_t slot, int32_t owner);
+  // Takes the trial's row back (the block was rejected). Local.
+  void drop_trial(int64_t slot);
   // Switches to `next` (epoch must be the current one + 1, the same on every rank): each
   // moved block's parameters and moments go from the old owner to the new one; a block
-  // switched on takes its parameters from the assembled model and zero moments; every
-  // rank lays its rows out again (slots ascending). Returns the bytes this rank sent.
+  // switched on takes its parameters from its trial row (hold_trial) or else the
+  // assembled model, and zero moments; every rank lays its rows out again (slots
+  // ascending). Returns the bytes this rank sent.
   int64_t apply(const BlockMap& next, const MomentsOf& moments);
 
  private:
@@ -78,6 +85,8 @@ class BlockParallel {
   int64_t capacity_ = 0;
   std::pair<int64_t, int64_t> ffn_, vocab_rows_;  // this rank's FFN units and vocabulary rows [first, second)
   std::vector<int64_t> slot_row_;              // this rank's row of each slot (-1: not held)
+  int64_t trial_slot_ = -1;                    // a trial's inactive block held (hold_trial), or -1
+  int32_t trial_owner_ = -1;
   std::vector<std::vector<at::Tensor>> held_;  // per layer: the six split tensors' shares
   std::vector<at::Tensor> block_params_;       // held_, flat
   bool whole_ = false;

@@ -187,19 +187,21 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   if (s.recruitment.enabled) {
     RecruiterSetup rs;
     rs.config = s.recruitment;
-    rs.model = model.get();
+    rs.trial = trial_setup();
     rs.moments = moments;
-    rs.reader = reader.get();
-    rs.ranks = mesh.ranks;
-    rs.source_domains = source_domain;
     rs.rules = &rules.file_rules();
-    rs.token_texts = &token_texts;
-    rs.pad_id = tokenizer->pad_id();
-    rs.seed = s.stream_seed;
-    rs.global_batch = tc.global_batch, rs.micro_batch = tc.micro_batch, rs.total_steps = tc.steps;
-    rs.checkpoint_activations = tc.activation_checkpointing;
-    rs.beta1 = tc.beta1, rs.beta2 = tc.beta2;
-    rs.device = s.device;
+    rs.total_steps = tc.steps;
+    if (blocks) {
+      // A trial's block lives on the rank the planner will give it if it is kept.
+      rs.hold_trial_block = [this](int64_t slot) {
+        auto mask = active_mask();
+        mask[slot] = 1;
+        const int32_t owner = block_map_plan(blocks->map(), mask, mesh.bp_size).owner[slot];
+        blocks->hold_trial(slot, owner);
+        return owner;
+      };
+      rs.drop_trial_block = [this](int64_t slot) { blocks->drop_trial(slot); };
+    }
     recruiter = std::make_unique<Recruiter>(rs);
     if (resumed) {
       recruiter->restore(from->recruitment, from->recruitment_log);
@@ -417,6 +419,29 @@ const RuleSet& ModelGroup::step_rules() {
   return rules.active(recruiter ? recruiter->domain_routes() : none);
 }
 
+TrialSetup ModelGroup::trial_setup() const {
+  const TrainConfig& tc = setup.train;
+  TrialSetup t;
+  t.model = model.get();
+  t.reader = reader.get();
+  t.source_domains = source_domain;
+  t.ranks = mesh.ranks;
+  if (blocks) {
+    t.sharding.shard = [b = blocks.get()] { return &b->shard(); };
+    t.sharding.same_blocks = mesh.dp;
+  }
+  t.sharding.dp_rank = mesh.dp_rank, t.sharding.dp_size = mesh.dp_size;
+  t.token_texts = &token_texts;
+  t.device = setup.device;
+  t.pad_id = tokenizer->pad_id();
+  t.micro_batch = tc.micro_batch;
+  t.checkpoint_activations = tc.activation_checkpointing;
+  t.batch = tc.global_batch;
+  t.seed = setup.stream_seed;
+  t.beta1 = tc.beta1, t.beta2 = tc.beta2;
+  return t;
+}
+
 int32_t ModelGroup::place_blocks(int64_t slot) {
   if (!blocks) return 0;
   // Under block parallelism the planner places the new block on the least-loaded rank
@@ -442,7 +467,7 @@ void ModelGroup::close_split_moments() {
 }
 
 nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<double>& dial, double lr) {
-  assemble();  // probes and trials run the whole model on every rank
+  release_assembled();  // probes and trials run on this rank's share, as training does
   open_split_moments();  // blocks moved or switched on change their moments
   nlohmann::json rec = recruiter->begin_round(step, dial);
   const int64_t pruned = recruiter->prune(step, dial, rec);

@@ -23,6 +23,7 @@
 #include "recruitment/block_map.h"
 #include "recruitment/recruitment_config.h"
 #include "recruitment/block_slots.h"
+#include "recruitment/trial.h"
 #include "trainer/train_config.h"
 #include "trainer/zero_optimizer.h"
 
@@ -104,6 +105,9 @@ struct ModelGroup {
   // The rules of this step: the rules file as last reloaded (the loop reloads it once per
   // step, before a recruitment round) with the recruited domains' routes in front.
   const RuleSet& step_rules();
+  // What probes and trials (block recruitment, the pool's spawn trials) run on: this
+  // group's model, data and ranks, and under bp > 1 its shards.
+  TrialSetup trial_setup() const;
   // A recruitment round (collective over the group); applies its block changes.
   nlohmann::json recruitment_round(int64_t step, const std::vector<double>& dial, double lr);
   // Test hook (LOCALIST_TEST_REMAP_STEP): every block moves to the next bp rank.

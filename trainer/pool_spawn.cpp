@@ -28,19 +28,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 constexpr int64_t kHeldoutIndex = int64_t(1) << 40;
 
 HeldoutBits score(ModelGroup& g, const std::vector<SampleRef>& refs, const std::vector<double>& dial) {
-  TrialSetup t;
-  t.model = g.model.get();
-  t.reader = g.reader.get();
-  t.source_domains = g.source_domain;
-  t.ranks = g.mesh.ranks;
-  t.token_texts = &g.token_texts;
-  t.device = g.setup.device;
-  t.pad_id = g.tokenizer->pad_id();
-  t.micro_batch = g.setup.train.micro_batch;
-  t.checkpoint_activations = g.setup.train.activation_checkpointing;
-  t.batch = g.setup.train.global_batch;
-  t.seed = g.setup.stream_seed;
-  return Trial(t).heldout_bits(refs, dial, g.step_rules());
+  return Trial(g.trial_setup()).heldout_bits(refs, dial, g.step_rules());
 }
 
 nlohmann::json ranks_by_llm(const Pool& pool) {

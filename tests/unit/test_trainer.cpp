@@ -254,13 +254,13 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   rs.config.n_min = 16;
   rs.config.n_try = 3;
   rs.config.delta = 1e15;
-  rs.model = &model;
+  rs.trial.model = &model;
   rs.moments = adamw_moments(opt);
-  rs.reader = &reader;
-  rs.ranks = local_communicator();
-  rs.source_domains = {"drama"};
-  rs.seed = 5;
-  rs.global_batch = 8, rs.micro_batch = 4, rs.total_steps = 100;
+  rs.trial.reader = &reader;
+  rs.trial.ranks = local_communicator();
+  rs.trial.source_domains = {"drama"};
+  rs.trial.seed = 5;
+  rs.trial.batch = 8, rs.trial.micro_batch = 4, rs.total_steps = 100;
   // The trial's held-out bits per window against a direct recount: each window's mean of
   // -log2 p over its tokens, from the model's logits in float64 (tolerance 1e-4 bits).
   {
