@@ -16,7 +16,11 @@
 #  3. Vocabulary parallelism ("vocab", not in the default parts): the quickstart corpora
 #     under an 8000-piece SentencePiece vocabulary, width 512, 4 ranks, 3 steps: per-rank
 #     parameter bytes and step time at bp 1, bp 2 with the embedding whole and split, bp 4 split.
-# Usage: tools/bench_parallel.sh [build_dir] [steps] [parts: "time memory" (default), any of time memory vocab]
+#  4. A recruitment round's memory ("recruit", not in the default parts): configs/recruitment.yaml
+#     on the 17.1 M-parameter shape, 4 ranks, a round at step 2 (probe, control and trial),
+#     bp 1, 2, 4, recruitment on and off: the peak of live tensor bytes and what the round
+#     adds to it (probes and trials run on each rank's share: nothing whole is assembled).
+# Usage: tools/bench_parallel.sh [build_dir] [steps] [parts: "time memory" (default), any of time memory vocab recruit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
@@ -82,6 +86,20 @@ if want vocab; then
       --set distributed.vocab_parallel=$2 --set "run.dir=$out/vocab-$1-$2" >/dev/null 2>&1
   done
 fi
+rec=(--set model.d_model=512 --set model.n_layers=4 --set model.k_initial=12 --set model.k_max=16
+     --set model.head_dim=64 --set model.context=256 --set train.global_batch=4 --set train.micro_batch=1
+     --set train.steps=3 --set train.log_every=1 --set recruitment.interval=2 --set recruitment.probe_windows=16
+     --set recruitment.n_try=2 --set recruitment.n_min=16)
+if want recruit; then
+  "$LOCALIST" prepare configs/recruitment.yaml >/dev/null 2>&1
+  for bp in 1 2 4; do
+    for on in true false; do
+      LOCALIST_COUNT_TENSOR_MEMORY=1 mpirun -np 4 --oversubscribe -x LOCALIST_COUNT_TENSOR_MEMORY "$LOCALIST" train \
+        configs/recruitment.yaml "${rec[@]}" --set distributed.block_parallel=$bp --set recruitment.enabled=$on \
+        --set "run.dir=$out/rec-$bp-$on" >/dev/null 2>&1
+    done
+  done
+fi
 python3 - "$out" "$STEPS" "$PARTS" <<'PY'
 import json, statistics, sys
 out, steps, parts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
@@ -139,4 +157,13 @@ if "memory" in parts:
                                                  r.get("sync_buffer_bytes", 0)) for r in rs)
                 print(f"  {bp:>2} {zero:>4} {ac:>8} {worst('parameter_bytes'):8.1f} {worst('gradient_bytes'):8.1f} "
                       f"{worst('optimizer_bytes'):8.1f} {act:8.1f} {worst('peak_rss_bytes'):8.1f} {step:8.0f} {check:12.3f}")
+if "recruit" in parts:
+    print("a recruitment round's memory, 17.1 M parameters, 4 ranks (largest rank), MB: peak live tensor bytes")
+    print(f"  {'bp':>2} {'params':>8} {'peak, no round':>14} {'peak, round':>11} {'round adds':>10} {'decision':>12}")
+    for bp in (1, 2, 4):
+        on, off = records(f"rec-{bp}-true", "memory"), records(f"rec-{bp}-false", "memory")
+        peak = lambda rs: max(r["peak_tensor_bytes"] for r in rs) / 1e6
+        decision = [r.get("decision", "") for r in records(f"rec-{bp}-true", "recruitment")]
+        print(f"  {bp:>2} {max(r['parameter_bytes'] for r in on) / 1e6:8.1f} {peak(off):14.1f} {peak(on):11.1f} "
+              f"{peak(on) - peak(off):10.1f} {','.join(decision):>12}")
 PY
