@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/file_util.h"
@@ -149,10 +150,26 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
     for (const auto& [name, info] : c.files.items()) {
       if (name.rfind("rank-", 0) != 0) continue;
       const std::string path = (fs::path(dir) / name).string();
-      for (const auto& k : tensor_file_names(path)) c.located[k] = path;
+      // The index lists each file's tensors (checkpoints before it did: the file is opened).
+      const auto listed = index.tensors.find("tensor_names/" + name);
+      if (listed == index.tensors.end()) {
+        for (const auto& k : tensor_file_names(path)) c.located[k] = path;
+        continue;
+      }
+      const auto bytes = listed->second.to(at::kByte).contiguous();
+      std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel()));
+      for (std::string k; std::getline(lines, k);) {
+        if (!k.empty()) c.located[k] = path;
+      }
     }
   }
   return c;
+}
+
+const TensorFileReader& CheckpointContents::reader_of(const std::string& path) const {
+  auto& r = open_files[path];
+  if (!r) r = std::make_shared<TensorFileReader>(path);
+  return *r;
 }
 
 at::Tensor CheckpointContents::get_part(const std::string& name, int64_t dim, int64_t begin, int64_t size,
@@ -165,7 +182,7 @@ at::Tensor CheckpointContents::get_part(const std::string& name, int64_t dim, in
     return it->second.narrow(dim, begin, size).contiguous();
   }
   if (const auto it = located.find(name); it != located.end()) {
-    auto t = tensor_file_read_part(it->second, name, dim, begin, size, whole);
+    auto t = reader_of(it->second).read_part(name, dim, begin, size, whole);
     bytes_read += t.numel() * static_cast<int64_t>(t.element_size());
     return t;
   }
@@ -175,7 +192,7 @@ at::Tensor CheckpointContents::get_part(const std::string& name, int64_t dim, in
 at::Tensor CheckpointContents::get(const std::string& name) const {
   if (const auto it = tensors.find(name); it != tensors.end()) return it->second;
   if (const auto it = located.find(name); it != located.end()) {
-    auto t = tensor_file_read_one(it->second, name);
+    auto t = reader_of(it->second).read(name);
     bytes_read += t.numel() * static_cast<int64_t>(t.element_size());
     return t;
   }

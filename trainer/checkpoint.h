@@ -17,6 +17,7 @@
 #include "model/localist_model.h"
 #include "recruitment/block_map.h"
 #include "recruitment/block_slots.h"
+#include "trainer/tensor_file.h"
 
 namespace torch::optim {
 class AdamW;
@@ -67,6 +68,11 @@ struct CheckpointContents {
   at::Tensor get_part(const std::string& name, int64_t dim, int64_t begin, int64_t size, int64_t whole) const;
   std::vector<std::string> names() const;         // every tensor's name, sorted
   mutable int64_t bytes_read = 0;                 // of tensors read from the rank files so far
+  // The rank files opened so far stay open for the next read (a resume reads hundreds
+  // of datasets); close_files() once everything is loaded.
+  void close_files() const { open_files.clear(); }
+  mutable std::map<std::string, std::shared_ptr<TensorFileReader>> open_files;
+  const TensorFileReader& reader_of(const std::string& path) const;
   nlohmann::json files;                       // name -> {sha256, bytes}
 };
 

@@ -181,6 +181,7 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
   // Writers: for each LLM, the ranks of its first replica (its lead writes the shared tensors).
   file_name_.clear();
   out_.clear();
+  names_.clear();
   sha256_.clear();
   bytes_ = 0;
   pending_ = true;
@@ -193,6 +194,7 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
   // The host copy is the only part an asynchronous checkpoint makes training wait for.
   const auto tc = Clock::now();
   for (const auto& l : w.llms) checkpoint_llm_tensors(l, async_, out_);
+  for (const auto& [name, t] : out_) names_ += name + "\n";
   copy_ms_ = async_ ? ms_since(tc) : 0.0;
   start_ms_ = ms_since(t0);
   const TensorFileAttrs attrs{{"format", kCheckpointFormatName},
@@ -243,6 +245,7 @@ std::string CheckpointWriter::finish() {
   const auto all = world.all_gather(digest, tag + " checksums");
   // Every LLM's index entry from its lead (the coordinator need not train it).
   const auto entries = all_gather_strings(world, led_entries(w), tag + " LLM entries");
+  const auto names = all_gather_strings(world, names_, tag + " tensor names");
   if (world.rank() == 0) {
     nlohmann::json files = nlohmann::json::object();
     for (int r = 0; r < world.size(); ++r) {
@@ -289,6 +292,14 @@ std::string CheckpointWriter::finish() {
       pool.push_back(info);
     }
     index.emplace_back("rng/cpu", rng_states_);                        // (world size, state bytes)
+    // Which rank file holds which tensor (names, one per line): a resuming rank opens
+    // only the files of the tensors it loads.
+    for (int r = 0; r < world.size(); ++r) {
+      const std::string file = fmt::format("rank-{:05d}.h5", r);
+      if (!files.contains(file)) continue;
+      const std::string& n = names[r];
+      index.emplace_back("tensor_names/" + file, at::tensor(std::vector<uint8_t>(n.begin(), n.end()), at::kByte));
+    }
     point("before-index");
     TensorFileAttrs attrs{{"format", kCheckpointFormatName},
                           {"format_version", std::to_string(kCheckpointFormatVersion)},

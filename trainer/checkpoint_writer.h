@@ -102,6 +102,7 @@ class CheckpointWriter {
   CheckpointWrite w_;
   std::string dir_, file_name_;
   std::vector<std::pair<std::string, at::Tensor>> out_;  // this rank's tensors (host copies when asynchronous)
+  std::string names_;  // their names, one per line (the index lists them, so a reader opens only the files it needs)
   at::Tensor rng_states_;                                // rank 0: every rank's CPU generator state
   std::thread thread_;
   std::exception_ptr error_;

@@ -266,8 +266,11 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
     checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
                               zero_split.get());
     const auto held = blocks ? blocks->map().owned_by(mesh.bp_rank) : model->active_slots();
-    spdlog::info("resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {}",
-                 setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6, resumed->dir);
+    int64_t rank_files = 0;
+    for (const auto& [name, info] : resumed->files.items()) rank_files += name.rfind("rank-", 0) == 0;
+    spdlog::info("resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {} ({} of its {} "
+                 "rank files opened on this rank)", setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6,
+                 resumed->dir, resumed->open_files.size(), rank_files);
   }
 
 }

@@ -7,6 +7,8 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <utility>
 
 #include "core/error.h"
 #include "core/file_util.h"
@@ -101,20 +103,32 @@ at::Tensor read_dataset(const H5::DataSet& ds, const std::string& name) {
   return t;
 }
 
-// Opens `path` and runs `body` on it; HDF5 and our errors name the file.
+// HDF5 and our errors of `body` on file `path` as one Error naming it.
 template <typename F>
-void with_file(const std::string& path, F&& body) {
+auto naming_file(const std::string& path, F&& body) {
   H5::Exception::dontPrint();
   try {
-    if (H5::H5File::isHdf5(path.c_str()) <= 0) throw Error("not an HDF5 file (missing or truncated)");
-    H5::H5File f(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_props());
-    body(f);
+    return body();
   } catch (const H5::Exception& e) {
     throw Error(path + ": unreadable checkpoint file (" + e.getDetailMsg() + ")");
   } catch (const Error& e) {
     const std::string what = e.what();
     throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
+}
+
+H5::H5File open_for_reading(const std::string& path) {
+  if (H5::H5File::isHdf5(path.c_str()) <= 0) throw Error("not an HDF5 file (missing or truncated)");
+  return H5::H5File(path, H5F_ACC_RDONLY, H5::FileCreatPropList::DEFAULT, access_props());
+}
+
+// Opens `path` and runs `body` on it; HDF5 and our errors name the file.
+template <typename F>
+void with_file(const std::string& path, F&& body) {
+  naming_file(path, [&] {
+    const H5::H5File f = open_for_reading(path);
+    body(f);
+  });
 }
 
 // Every dataset's path (without the leading '/'), with `each` called on it.
@@ -161,35 +175,58 @@ std::vector<std::string> tensor_file_names(const std::string& path) {
   return out;
 }
 
-at::Tensor tensor_file_read_part(const std::string& path, const std::string& name, int64_t dim, int64_t begin,
-                                 int64_t size, int64_t whole) {
-  at::Tensor t;
-  with_file(path, [&](const H5::H5File& f) {
-    H5::DataSet ds = f.openDataSet(name);
-    H5::DataSpace space = ds.getSpace();
-    const int rank = space.getSimpleExtentNdims();
-    std::vector<hsize_t> dims(rank);
-    if (rank > 0) space.getSimpleExtentDims(dims.data());
-    if (dim >= rank || static_cast<int64_t>(dims[dim]) != whole || begin < 0 || begin + size > whole) {
-      throw Error("'" + name + "' does not have " + std::to_string(whole) + " rows along dimension " +
-                  std::to_string(dim) + " (a changed model shape cannot resume)");
-    }
-    std::vector<hsize_t> offset(rank, 0), count(dims);
-    offset[dim] = static_cast<hsize_t>(begin);
-    count[dim] = static_cast<hsize_t>(size);
-    space.selectHyperslab(H5S_SELECT_SET, count.data(), offset.data());
-    H5::DataSpace mem(rank, count.data());
-    const auto type = scalar_type_of(ds, name);
-    t = at::empty(std::vector<int64_t>(count.begin(), count.end()), at::TensorOptions().dtype(type));
-    if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type), mem, space);
-  });
+namespace {
+
+// Rows [begin, begin + size) along dim of an open dataset (see tensor_file_read_part).
+at::Tensor read_rows(const H5::DataSet& ds, const std::string& name, int64_t dim, int64_t begin, int64_t size,
+                     int64_t whole) {
+  H5::DataSpace space = ds.getSpace();
+  const int rank = space.getSimpleExtentNdims();
+  std::vector<hsize_t> dims(rank);
+  if (rank > 0) space.getSimpleExtentDims(dims.data());
+  if (dim >= rank || static_cast<int64_t>(dims[dim]) != whole || begin < 0 || begin + size > whole) {
+    throw Error("'" + name + "' does not have " + std::to_string(whole) + " rows along dimension " +
+                std::to_string(dim) + " (a changed model shape cannot resume)");
+  }
+  std::vector<hsize_t> offset(rank, 0), count(dims);
+  offset[dim] = static_cast<hsize_t>(begin);
+  count[dim] = static_cast<hsize_t>(size);
+  space.selectHyperslab(H5S_SELECT_SET, count.data(), offset.data());
+  H5::DataSpace mem(rank, count.data());
+  const auto type = scalar_type_of(ds, name);
+  auto t = at::empty(std::vector<int64_t>(count.begin(), count.end()), at::TensorOptions().dtype(type));
+  if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type), mem, space);
   return t;
 }
 
+}  // namespace
+
+struct TensorFileReader::Open {
+  H5::H5File file;
+};
+
+TensorFileReader::TensorFileReader(std::string path) : path_(std::move(path)) {
+  open_ = naming_file(path_, [&] { return std::make_unique<Open>(Open{open_for_reading(path_)}); });
+}
+
+TensorFileReader::~TensorFileReader() = default;
+
+at::Tensor TensorFileReader::read(const std::string& name) const {
+  return naming_file(path_, [&] { return read_dataset(open_->file.openDataSet(name), name); });
+}
+
+at::Tensor TensorFileReader::read_part(const std::string& name, int64_t dim, int64_t begin, int64_t size,
+                                       int64_t whole) const {
+  return naming_file(path_, [&] { return read_rows(open_->file.openDataSet(name), name, dim, begin, size, whole); });
+}
+
+at::Tensor tensor_file_read_part(const std::string& path, const std::string& name, int64_t dim, int64_t begin,
+                                 int64_t size, int64_t whole) {
+  return TensorFileReader(path).read_part(name, dim, begin, size, whole);
+}
+
 at::Tensor tensor_file_read_one(const std::string& path, const std::string& name) {
-  at::Tensor t;
-  with_file(path, [&](const H5::H5File& f) { t = read_dataset(f.openDataSet(name), name); });
-  return t;
+  return TensorFileReader(path).read(name);
 }
 
 }  // namespace localist

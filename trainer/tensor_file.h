@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,25 @@ at::Tensor tensor_file_read_one(const std::string& path, const std::string& name
 // there (an HDF5 hyperslab: only those rows are read).
 at::Tensor tensor_file_read_part(const std::string& path, const std::string& name, int64_t dim, int64_t begin,
                                  int64_t size, int64_t whole);
+
+// One file held open for many reads (a resume reads hundreds of datasets of a rank
+// file); the same reads as tensor_file_read_one and tensor_file_read_part. Opening
+// checks that the file is HDF5; errors name the file.
+class TensorFileReader {
+ public:
+  explicit TensorFileReader(std::string path);
+  ~TensorFileReader();
+  TensorFileReader(const TensorFileReader&) = delete;
+  TensorFileReader& operator=(const TensorFileReader&) = delete;
+  at::Tensor read(const std::string& name) const;
+  at::Tensor read_part(const std::string& name, int64_t dim, int64_t begin, int64_t size, int64_t whole) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Open;
+  std::string path_;
+  std::unique_ptr<Open> open_;
+};
 
 // Whether HDF5 may lock files (checkpoint.hdf5_file_locking; default false).
 void tensor_file_set_locking(bool enabled);

@@ -314,6 +314,7 @@ TrainSummary train_run(const TrainPlan& p) {
   const FaultInjection fault = fault_injection_from_env();
   RunCheckpoints checkpoints({p.run_dir, world, p.config_yaml, fault}, tc);
   if (resumed) checkpoints.set_resumed(start_step, resumed->dir);
+  if (resumed) resumed->close_files();  // everything is loaded: no rank file stays open while training
   if (start_step >= tc.steps) {
     if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
     summary.steps = start_step;

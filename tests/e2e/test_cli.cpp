@@ -375,24 +375,38 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   const auto l2 = localist::test::step_losses(dir_ / (two + "/metrics.jsonl"));
   ASSERT_EQ(l2.size(), 10u);
   for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l2[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i]));
-  // "resume of LLM 'main': read B of its active block(s) and M MB of tensors"
+  // "resume of LLM 'main': read B of its active block(s) and M MB of tensors from DIR (F of
+  // its N rank files opened on this rank)"
+  struct Read {
+    int blocks = -1, opened = -1, files = -1;
+    double mb = -1;
+  };
   auto resume_read = [&](const fs::path& log) {
     const std::string text = localist::test::read_text(log.string());
     const size_t at = text.find("resume of LLM 'main': read ");
     EXPECT_NE(at, std::string::npos) << log;
-    int blocks = -1;
-    double mb = -1;
-    if (at != std::string::npos) std::sscanf(text.c_str() + at, "resume of LLM 'main': read %d of its active block(s) and %lf MB", &blocks, &mb);
-    return std::make_pair(blocks, mb);
+    Read r;
+    if (at == std::string::npos) return r;
+    std::sscanf(text.c_str() + at, "resume of LLM 'main': read %d of its active block(s) and %lf MB", &r.blocks, &r.mb);
+    const size_t files = text.find(" rank files opened", at), open = text.rfind('(', files);
+    if (files != std::string::npos) std::sscanf(text.c_str() + open, "(%d of its %d", &r.opened, &r.files);
+    return r;
   };
   const auto whole = resume_read(dir_ / "from4to1/logs/rank-0.log");
   const auto p0 = resume_read(dir_ / (two + "/logs/rank-0.log")), p1 = resume_read(dir_ / (two + "/logs/rank-1.log"));
-  EXPECT_GT(whole.first, 1);
-  EXPECT_EQ(p0.first + p1.first, whole.first);
-  EXPECT_GT(p0.first, 0);
-  EXPECT_GT(p1.first, 0);
-  EXPECT_LT(p0.second, whole.second);
-  EXPECT_LT(p1.second, whole.second);
+  EXPECT_GT(whole.blocks, 1);
+  EXPECT_EQ(p0.blocks + p1.blocks, whole.blocks);
+  EXPECT_GT(p0.blocks, 0);
+  EXPECT_GT(p1.blocks, 0);
+  EXPECT_LT(p0.mb, whole.mb);
+  EXPECT_LT(p1.mb, whole.mb);
+  // The index lists each rank file's tensors: the checkpoint's first replica wrote 2 rank
+  // files; the 1-rank resume needs both, rank 0 of the bp-2 resume only its own (its
+  // blocks, the shared tensors), and rank 1 also rank 0's file (the shared tensors).
+  EXPECT_EQ(whole.files, 2);
+  EXPECT_EQ(whole.opened, 2);
+  EXPECT_EQ(p0.opened, 1);
+  EXPECT_EQ(p1.opened, 2);
 }
 
 // Uneven data-parallel slices: a global batch of 16 on 3 ranks (6, 5, 5 rows, short last

@@ -142,7 +142,26 @@ TEST(Checkpoint, AsynchronousWriteHoldsTheStateAtItsStart) {
   w.meta = CheckpointMeta{5, 100, 50, 3, "byte", "h", "byte"};
   w.config_yaml = "model: {}\n";
   w.run_dir = root / "sync";
-  const auto sync = checkpoint_read(checkpoint_save(w));
+  const std::string sync_dir = checkpoint_save(w);
+  const auto sync = checkpoint_read(sync_dir);
+  // The index lists the rank file's tensors: reading the checkpoint opens no rank file,
+  // and the names are the file's. An index without the list (an older checkpoint) has the
+  // reader list the file itself.
+  EXPECT_TRUE(sync.open_files.empty());
+  const std::string rank_file = sync_dir + "/rank-00000.h5";
+  auto in_file = tensor_file_names(rank_file);
+  std::sort(in_file.begin(), in_file.end());
+  EXPECT_EQ(sync.names(), in_file);
+  {
+    test::TempDir older;
+    std::filesystem::copy(sync_dir, older.path(), std::filesystem::copy_options::recursive);
+    auto index = tensor_file_read(older / "index.h5");
+    ASSERT_EQ(index.tensors.erase("tensor_names/rank-00000.h5"), 1u);
+    const std::vector<std::pair<std::string, at::Tensor>> kept(index.tensors.begin(), index.tensors.end());
+    index.attrs["index_sha256"] = checkpoint_index_digest(index.attrs, kept);
+    tensor_file_write(older / "index.h5", kept, index.attrs);
+    EXPECT_EQ(checkpoint_read(older.path()).names(), in_file);
+  }
 
   w.run_dir = root / "async";
   CheckpointWriter writer(true);
