@@ -277,10 +277,6 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   dist.finish();
   parse_recruitment(root.get_map("recruitment"), c.recruitment, c.model);
   c.pool = pool_section_parse(root.get_map("pool"), root.has("pool"), c.data, c.train);
-  if (c.pool.recruit.enabled && c.distributed.block_parallel > 1) {
-    dist.fail("block_parallel", "pool.recruit runs its specialist trials on whole replicas: use block_parallel 1 "
-                                "(or pool.recruit: false)");
-  }
 
   // The mesh must tile the world; every data-parallel rank needs a row of the batch.
   int64_t dp = 1;

@@ -150,7 +150,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     throw Error(resumed->dir + ": trained with another tokenizer than the config's (" + resumed->meta.tokenizer_spec +
                 ")");
   }
-  const int64_t parameter_count = model->parameter_count();  // the whole model's (a block-parallel rank holds less)
+  whole_parameters = model->parameter_count();  // before the cut: a block-parallel rank holds less
   if (mesh.bp_size > 1) {
     // Cut to this rank's share before loading, so a resume reads only that share. A
     // resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
@@ -178,7 +178,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const auto& ac = model->anchor_code();
   if (s.lead) spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
                "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
-               parameter_count, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
+               whole_parameters, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
                s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
                bf16 ? " (bf16 autocast)" : "");
 

@@ -124,6 +124,7 @@ struct ModelGroup {
   std::vector<std::string> source_domain;  // per training source
   std::string tokenizer_file;              // copied into checkpoints ("" for byte tokenizers)
   std::shared_ptr<LocalistModel> model;
+  int64_t whole_parameters = 0;  // the whole model's parameter count (model->parameter_count(): this rank's share)
   std::unique_ptr<torch::optim::AdamW> optimizer;
   // torch's AdamW's parameters, decay then no-decay (its order): all of them; under ZeRO
   // the block (and bp > 1: FFN) tensors when dp = 1, none when dp > 1.

@@ -393,13 +393,31 @@ GroupSetup Pool::setup_in(const PoolConfig& pool, size_t llm) const {
 }
 
 CheckpointContents Pool::state_of(size_t llm, int64_t step) const {
-  if (!groups_[llm] || map_.bp != 1) {
-    throw Error("pool: the state of LLM '" + name(llm) + "' is not whole on rank " + std::to_string(s_.world->rank()) +
-                " (a bug: only a bp-1 group's rank holds all of it)");
+  const ModelGroup* g = groups_[llm].get();
+  if (!g) {
+    throw Error("pool: LLM '" + name(llm) + "' is not trained on rank " + std::to_string(s_.world->rank()) +
+                " (a bug: only its ranks can take its state)");
   }
-  groups_[llm]->gather_optimizer_state();  // collective over the group's dp ranks (ZeRO)
-  CheckpointContents c = capture(*groups_[llm], step);
-  groups_[llm]->release_optimizer_state();
+  g->gather_optimizer_state();  // collective over the group (ZeRO chunks; under bp > 1 the FFN parts)
+  CheckpointContents c;
+  if (g->mesh.bp_size == 1) {
+    c = capture(*g, step);
+  } else {
+    // A block-parallel rank holds its share: the replica's first rank gathers the whole
+    // state and hands it to the others, who build from it what they hold (a trial's
+    // groups are cut to their shares as they are built).
+    Communicator& ranks = *g->mesh.ranks;
+    const int bp = g->mesh.bp_size, first = g->mesh.dp_rank * bp, me = ranks.rank();
+    std::vector<int> replica;
+    for (int b = 0; b < bp; ++b) replica.push_back(first + b);
+    if (me == first) c = capture(*g, step);
+    gather_state(ranks, g, replica, me, kStateTag - 4, &c);
+    for (int b = 1; b < bp; ++b) {
+      if (me == first) send_state(ranks, c, replica[b], kStateTag - 6);
+      if (me == replica[b]) c = recv_state(ranks, first, kStateTag - 6, g->setup.name);
+    }
+  }
+  g->release_optimizer_state();
   return c;
 }
 

@@ -53,7 +53,8 @@ class Pool {
   // The setup of LLM `llm` of `pool` (this pool's config or one with a candidate
   // appended) on this rank's current group of ranks.
   GroupSetup setup_in(const PoolConfig& pool, size_t llm) const;
-  // LLM `llm`'s whole state from this rank's group of it (bp 1), as a checkpoint holds it.
+  // LLM `llm`'s whole state, as a checkpoint holds it, on every rank of its group
+  // (collective over the group: under bp > 1 each replica gathers its ranks' shares).
   CheckpointContents state_of(size_t llm, int64_t step) const;
   ModelGroup* group(size_t llm) const { return groups_[llm].get(); }  // null where this rank does not train it
   Communicator& world() const { return *s_.world; }

@@ -195,14 +195,14 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   }
   const auto llms_after = static_cast<int64_t>(pc.existing_at(step).size()) + 1;
   const double se = mdl_gain_standard_error(bp.window_bits, bs.window_bits, n_d);
-  const MdlDecision m = mdl_decide_spawn(bp.mean, bs.mean, n_d, documents, llms_after, spec->model->parameter_count(),
+  const MdlDecision m = mdl_decide_spawn(bp.mean, bs.mean, n_d, documents, llms_after, spec->whole_parameters,
                                          rc.max_llms, rc.delta, costs, se, rc.confidence_z);
   rec.update({{"domain", best}, {"name", name}, {"decision", m.accepted ? "accepted" : "rejected"},
               {"accepted", m.accepted}, {"n_try", rc.n_try}, {"specialist_batch", rc.specialist_batch},
               {"heldout_windows", held.size()}, {"heldout_tokens", bs.tokens}, {"share", share},
               {"horizon_tokens", rc.horizon_tokens}, {"n_d", n_d}, {"documents", documents},
               {"bits_start", best_bits.mean}, {"b_p", bp.mean}, {"b_s", bs.mean}, {"gain_bits", m.gain_bits},
-              {"naming_bits", m.naming_bits}, {"se_bits", m.se_bits}, {"z", m.z}, {"p_llm", spec->model->parameter_count()},
+              {"naming_bits", m.naming_bits}, {"se_bits", m.se_bits}, {"z", m.z}, {"p_llm", spec->whole_parameters},
               {"cost_bits", m.cost_bits}, {"delta_bits", m.delta_bits}, {"j_before", m.j_before},
               {"j_after", m.j_after}, {"llms_after", m.accepted ? llms_after : llms_after - 1}});
   *tried = std::move(spec);  // kept whatever this rank decided: main's lead's decision is the one that holds

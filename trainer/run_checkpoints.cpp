@@ -38,7 +38,7 @@ LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm) {
             {"parent", c.branch_from},
             {"branch_step", c.branch_step},
             {"domains", c.domains},
-            {"parameters", g.model->parameter_count()},
+            {"parameters", g.whole_parameters},
             {"global_batch", c.global_batch},
             {"ranks", pool.map().ranks(llm)},
             {"spawned", c.spawned}};

@@ -357,9 +357,12 @@ TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
   EXPECT_EQ(base.size(), 100u + 60u);  // main every step, the specialist from step 40
   EXPECT_TRUE(base.count({name, 40}) && !base.count({name, 39}));
 
-  for (int n : {2, 4}) {
-    const std::string run = "s" + std::to_string(n);
-    Shell r = sh(dir_, mpi(n) + " train spawn.yaml --set run.dir=" + run);
+  // 2 and 4 ranks data parallel, and 4 ranks with block_parallel 2 (the trial's groups
+  // built from the replicas' gathered state, trained and scored on their shards).
+  for (const auto& [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {4, 2}}) {
+    const std::string run = "s" + std::to_string(n) + (bp > 1 ? "bp" + std::to_string(bp) : "");
+    Shell r = sh(dir_, mpi(n) + " train spawn.yaml --set run.dir=" + run + " --set distributed.block_parallel=" +
+                           std::to_string(bp));
     ASSERT_EQ(r.status, 0) << r.err;
     const auto dn = decisions(run);
     ASSERT_EQ(dn.size(), d1.size()) << run;

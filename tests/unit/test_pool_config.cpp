@@ -146,7 +146,5 @@ TEST(PoolConfig, RecruitConstants) {
   EXPECT_NE(error_of("pool:\n  recruit: true\n  confidence_z: -1\n").find("p.yaml:"), std::string::npos);
   EXPECT_NE(error_of(std::string(kPool) + "  recruit: true\n  max_llms: 2\n").find("more than max_llms 2"),
             std::string::npos);
-  EXPECT_NE(error_of("distributed:\n  block_parallel: 2\npool:\n  recruit: true\n").find("block_parallel 1"),
-            std::string::npos);
   EXPECT_NE(error_of("pool:\n  generalist_replay: 0.1\n").find("pool.llms is required"), std::string::npos);
 }
