@@ -53,6 +53,12 @@ std::pair<int64_t, int64_t> positions(int64_t T, int r, int n) { return {T * r /
 // most one position: each is padded to the longest for the collective.
 at::Tensor gather_parts(const at::Tensor& part, int64_t T, Communicator& group, const std::string& what) {
   const int n = group.size();
+  if (T % n == 0) {
+    // Equal parts (the usual case): gathered as they are, one copy into (B, T, ...).
+    auto sizes = part.sizes().vec();
+    sizes[1] = T;
+    return group.all_gather(part.contiguous(), what).transpose(0, 1).reshape(sizes);
+  }
   const int64_t longest = (T + n - 1) / n;
   auto sizes = part.sizes().vec();
   sizes[1] = longest;
@@ -71,6 +77,13 @@ at::Tensor gather_parts(const at::Tensor& part, int64_t T, Communicator& group, 
 at::Tensor reduce_to_part(const at::Tensor& whole, Communicator& group, const std::string& what) {
   const int n = group.size();
   const int64_t T = whole.size(1), longest = (T + n - 1) / n;
+  if (T % n == 0) {
+    // Equal parts: one copy into (n, B, T/n, ...), no padding.
+    auto split = whole.sizes().vec();
+    split[1] = T / n;
+    split.insert(split.begin() + 1, n);  // (B, n, T/n, ...)
+    return group.reduce_scatter(whole.reshape(split).transpose(0, 1).contiguous(), ReduceOp::kSum, what).squeeze(0);
+  }
   auto sizes = whole.sizes().vec();
   sizes[1] = longest;
   sizes.insert(sizes.begin(), n);
