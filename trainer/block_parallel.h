@@ -52,8 +52,8 @@ class BlockParallel {
   const std::vector<at::Tensor>& split_params() const { return block_params_; }
   bool is_split_param(const at::Tensor& t) const;
   // Makes the model whole on every rank of the group (collective): each split tensor is
-  // built from its owners' shares (inactive slots zero), for evaluation and recruitment.
-  // Training goes on on the shares: release() before the next step.
+  // built from its owners' shares (inactive slots zero): the reference tests compare the
+  // shares with. Training goes on on the shares: release() before the next step.
   void assemble();
   // The same on group rank `root` alone (evaluation): the other ranks send it their
   // shares point to point and allocate nothing whole (collective over the group).

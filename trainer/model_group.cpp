@@ -298,10 +298,6 @@ void ModelGroup::make_gradient_sync() {
 
 bool ModelGroup::split_part(const at::Tensor& p) const { return blocks && model->held_part(p).has_value(); }
 
-void ModelGroup::assemble() const {
-  if (blocks) blocks->assemble();
-}
-
 void ModelGroup::assemble_on_lead() const {
   if (blocks && mesh.dp_rank == 0) blocks->assemble_at(0);
 }

@@ -3,7 +3,7 @@
 // parallelism, gradient sync), its rules (the rules file plus recruited domain routes)
 // and its block recruiter. The pool (pool.h) holds one group per LLM on the ranks that
 // train it; the train step (train_step.h) and loop (train_loop.h) drive it.
-// Limits: under bp > 1 the embeddings and head are replicated (see block_parallel.h).
+// Limits: under bp > 1 the norms and router are replicated (see block_parallel.h).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -143,11 +143,10 @@ struct ModelGroup {
   // distributed.zero 1 with dp > 1: the split tensors (blocks; FFN under bp > 1),
   // sharded over the ranks that hold the same share (mesh.dp).
   std::unique_ptr<ZeroAdamW> zero_split;
-  // bp > 1: makes the model whole on every rank of the replica (collective), for
-  // evaluation and a recruitment round; each rank otherwise holds only its share of the
-  // block and FFN tensors. release_assembled (local) goes back to the share: every train
-  // step and gather_optimizer_state call it first.
-  void assemble() const;
+  // bp > 1: each rank holds only its share of the block and FFN tensors (recruitment
+  // rounds run on the shares too); release_assembled (local) goes back to the share after
+  // an evaluation's assembly: every train step, recruitment round and
+  // gather_optimizer_state call it first.
   void release_assembled() const;
   // The whole model on the group's lead alone (its evaluation): the lead's replica sends
   // it their shares; every other rank holds only its share (collective over the replica).
