@@ -230,9 +230,7 @@ void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) 
   // first (at λ > 0 routing now also spreads over its anchor, which shifts the other
   // blocks' locality biases a little) but the block can learn. An inactive slot's old
   // rows cannot be reused: a block-parallel rank holds only its blocks' rows, so an
-  // inactive slot has none. Block parallel: the slot gets a row on its planned owner,
-  // which alone draws (the same values as without block parallelism).
-  if (s_.hold_trial_block) s_.hold_trial_block(slot);
+  // inactive slot has none (the trial holds one on the planned owner, which alone draws).
   auto gen = at::detail::createCPUGenerator(seed_stream(s_.trial.seed, SeedPurpose::kBlockInit, step,
                                                         static_cast<uint64_t>(slot)));
   for (auto& l : model.layers) {
@@ -292,7 +290,16 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
 
   t0 = Clock::now();
   d.tried = true;
-  const ParameterSnapshot saved(model);
+  // Block parallel: the slot gets a row on its planned owner, which alone draws and
+  // trains it (the same values as without block parallelism).
+  if (s_.hold_trial_block) s_.hold_trial_block(d.slot);
+  // What the trials can change: the routers, the slot's rows and columns, the buffers
+  // (the slot's switch and anchor).
+  std::vector<at::Tensor> changed;
+  for (const auto& t : trained_tensors(d.slot)) {
+    for (const auto& v : t.changed()) changed.push_back(v);
+  }
+  const ParameterSnapshot saved(model, changed);
   // NOTE(control trial): the same steps on the same batches with the router alone and no
   // new block; what the model learns that way is not the block's doing, so the gain is
   // measured against it, not against the state before the trial.

@@ -20,16 +20,18 @@ at::Tensor tokens_of(const TokenBatch& b) {
 
 }  // namespace
 
-ParameterSnapshot::ParameterSnapshot(LocalistModel& model) {
-  for (const auto& t : model.parameters()) saved_.push_back(t.detach().clone());
-  for (const auto& t : model.buffers()) saved_.push_back(t.detach().clone());
+ParameterSnapshot::ParameterSnapshot(LocalistModel& model, std::vector<at::Tensor> tensors) {
+  for (const auto& t : model.buffers()) tensors.push_back(t);
+  at::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
+    tensors_.push_back(t.detach());
+    saved_.push_back(t.detach().clone());
+  }
 }
 
-void ParameterSnapshot::restore(LocalistModel& model) const {
+void ParameterSnapshot::restore(LocalistModel&) const {
   at::NoGradGuard no_grad;
-  size_t i = 0;
-  for (auto& t : model.parameters()) t.copy_(saved_[i++]);
-  for (auto& t : model.buffers()) t.copy_(saved_[i++]);
+  for (size_t i = 0; i < tensors_.size(); ++i) tensors_[i].copy_(saved_[i]);
 }
 
 Trial::Trial(TrialSetup setup) : s_(std::move(setup)) {}
@@ -188,24 +190,25 @@ void Trial::train(int64_t step, int64_t steps, const std::vector<TrainedTensor>&
   std::vector<at::Tensor> params;
   for (const auto& t : trained) params.push_back(t.param);
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).betas({s_.beta1, s_.beta2}).weight_decay(0.0));
-  std::vector<at::Tensor> frozen;  // partly trained tensors as they were: the rest is put back after every update
-  for (const auto& t : trained) frozen.push_back(t.part ? t.param.detach().clone() : at::Tensor());
   model.train();
   for (int64_t t = 0; t < steps; ++t) {
     std::vector<SampleRef> refs;
     for (int64_t i = 0; i < G; ++i) refs.push_back(pool[(t * G + i) % pool.size()]);
     opt.zero_grad();
     gradients(step, t, trained, refs, rules, dial);
-    opt.step();
+    // A partly trained tensor's gradient is zero outside its part: AdamW without weight
+    // decay then leaves those elements bit for bit as they were (zero moments, zero step).
     at::NoGradGuard no_grad;
-    for (size_t i = 0; i < trained.size(); ++i) {
-      if (!trained[i].part) continue;
-      const auto now = trained[i].part(trained[i].param);
+    for (const auto& tt : trained) {
+      if (!tt.part) continue;
+      at::Tensor g = tt.param.grad();
       std::vector<at::Tensor> keep;
-      for (const auto& v : now) keep.push_back(v.clone());
-      trained[i].param.copy_(frozen[i]);
-      for (size_t j = 0; j < now.size(); ++j) now[j].copy_(keep[j]);
+      for (const auto& v : tt.part(g)) keep.push_back(v.clone());
+      g.zero_();
+      const auto views = tt.part(g);
+      for (size_t j = 0; j < views.size(); ++j) views[j].copy_(keep[j]);
     }
+    opt.step();
   }
   model.zero_grad();
 }

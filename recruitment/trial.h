@@ -22,25 +22,29 @@
 
 namespace localist {
 
-// The model's parameters and buffers as they were at construction; restore() puts them
-// back bit for bit.
+// The model's buffers and the given parameter tensors (or views of them) as they were at
+// construction; restore() puts them back bit for bit. Given what a trial can change (the
+// tensors it trains: TrainedTensor::saved_views), it costs a copy of those alone, not of
+// the model.
 class ParameterSnapshot {
  public:
-  explicit ParameterSnapshot(LocalistModel& model);
+  ParameterSnapshot(LocalistModel& model, std::vector<at::Tensor> tensors);
   void restore(LocalistModel& model) const;
 
  private:
-  std::vector<at::Tensor> saved_;
+  std::vector<at::Tensor> tensors_, saved_;
 };
 
 // What a trial trains of one parameter: the whole tensor, or the views `part` cuts of it
-// (the rest of the tensor is put back after every update). A block tensor's views are
+// (the rest of the tensor gets no gradient, so it stays bit for bit). A block tensor's views are
 // held by the block's owner alone (block parallel): their gradients are summed over
 // the ranks that hold the same blocks; everything else over all the group's ranks.
 struct TrainedTensor {
   at::Tensor param;
   std::function<std::vector<at::Tensor>(const at::Tensor&)> part;  // null: the whole tensor
   bool block = false;
+  // What a trial of it can change: the whole parameter, or its part's views.
+  std::vector<at::Tensor> changed() const { return part ? part(param) : std::vector<at::Tensor>{param}; }
 };
 
 // Bits of held-out windows: per window (bits per token, every window, on every rank) and
