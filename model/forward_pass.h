@@ -24,13 +24,12 @@ struct PassSpec {
 
 struct ForwardPass {
   ForwardResult result;
-  // float32 on the device: a scalar (mean) or (B*n) (per token, n positions from
-  // first_position); undefined without targets. Sequence parallel: this rank's share of
-  // the mean (the shares add up to it), per token its own positions; vocabulary
-  // parallel: the whole mean, or every position, on every rank (ce_whole).
+  // float32 on the device: a scalar (mean) or (B*T) per token; undefined without
+  // targets. Sequence parallel: this rank's share of the mean (the shares add up to it),
+  // per token its own positions (BlockShard::seq_range); vocabulary parallel: the whole
+  // mean, or every position, on every rank (ce_whole).
   at::Tensor ce;
   bool ce_whole = false;
-  int64_t first_position = 0;
 };
 
 enum class PassLoss { kNone, kMean, kPerToken };

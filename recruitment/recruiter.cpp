@@ -120,7 +120,8 @@ void Recruiter::probe(int64_t step, const std::vector<double>& dial) {
     // The routing of the last layer: every position on every rank of a shard; this
     // rank's positions counted, as its bits are.
     const auto& last = r.traces.back();
-    max_pi.narrow(0, first, b).narrow(1, t0, n).copy_(std::get<0>(last.pi.max(-1)).narrow(1, t0, n).to(at::kFloat).cpu());
+    const auto top = std::get<0>(last.pi.max(-1)).narrow(1, t0, n);
+    max_pi.narrow(0, first, b).narrow(1, t0, n).copy_(top.to(at::kFloat).cpu());
     router.narrow(0, first, b).narrow(1, t0, n).copy_(last.router.narrow(1, t0, n).to(at::kFloat).cpu());
   });
   if (s_.trial.ranks->size() > 1) {  // each (window, position) was scored on exactly one rank: the sums are the values
@@ -306,7 +307,7 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
   trial_.train(step, s_.config.n_try, trained_tensors(-1), data.pool, rules, dial, lr);
   const HeldoutBits control = trial_.heldout_bits(data.held, dial, rules);
   d.control_bits = control.mean;
-  saved.restore(model);
+  saved.restore();
   // The trial: a free slot on, its output columns zero, only it and the router train.
   switch_on_fresh(step, d.slot, c);
   trial_.train(step, s_.config.n_try, trained_tensors(d.slot), data.pool, trial_rules, dial, lr);
@@ -320,7 +321,7 @@ BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& 
   d.mdl = mdl_decide_recruit(d.control_bits, after.mean, n_eff, mdl_block_parameters(cfg), cfg.k_max, s_.config.delta,
                              costs_bits_, se, s_.config.confidence_z);
   if (!d.accepted()) {
-    saved.restore(model);
+    saved.restore();
     if (s_.drop_trial_block) s_.drop_trial_block(d.slot);
   }
   times_.restore += seconds_since(t0);

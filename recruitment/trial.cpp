@@ -29,7 +29,7 @@ ParameterSnapshot::ParameterSnapshot(LocalistModel& model, std::vector<at::Tenso
   }
 }
 
-void ParameterSnapshot::restore(LocalistModel&) const {
+void ParameterSnapshot::restore() const {
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < tensors_.size(); ++i) tensors_[i].copy_(saved_[i]);
 }
@@ -81,7 +81,7 @@ void Trial::score(const std::vector<SampleRef>& refs, const std::vector<double>&
                                              domains_of(refs, begin + off, begin + off + n), fo, spec,
                                              PassLoss::kPerToken);
     auto bits = (f.ce / std::log(2.0)).view({n, -1});
-    if (bits.size(1) != t1 - t0) bits = bits.narrow(1, t0 - f.first_position, t1 - t0);
+    if (f.ce_whole) bits = bits.narrow(1, t0, t1 - t0);  // every position: keep this rank's
     visit(begin + off, bits.cpu(), t0, f.result);
   }
   model.train();

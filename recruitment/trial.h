@@ -24,12 +24,12 @@ namespace localist {
 
 // The model's buffers and the given parameter tensors (or views of them) as they were at
 // construction; restore() puts them back bit for bit. Given what a trial can change (the
-// tensors it trains: TrainedTensor::saved_views), it costs a copy of those alone, not of
+// tensors it trains: TrainedTensor::changed), it costs a copy of those alone, not of
 // the model.
 class ParameterSnapshot {
  public:
   ParameterSnapshot(LocalistModel& model, std::vector<at::Tensor> tensors);
-  void restore(LocalistModel& model) const;
+  void restore() const;
 
  private:
   std::vector<at::Tensor> tensors_, saved_;

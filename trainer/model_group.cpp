@@ -196,7 +196,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
       rs.hold_trial_block = [this](int64_t slot) {
         auto mask = active_mask();
         mask[slot] = 1;
-        const int32_t owner = block_map_plan(blocks->map(), mask, mesh.bp_size).owner[slot];
+        const int32_t owner = next_map(mask).owner[slot];  // the map place_blocks applies if it is kept
         blocks->hold_trial(slot, owner);
         return owner;
       };
@@ -335,7 +335,7 @@ void ModelGroup::gather_optimizer_state() const {
       if (const auto it = gathered_.find(p.unsafeGetTensorImpl()); it != gathered_.end()) {
         part = it->second;
       } else if (const auto* st = checkpoint_adam_state(*optimizer, p)) {
-        part = FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step()};
+        part = FullMoments{st->exp_avg(), st->exp_avg_sq(), st->step(), at::Tensor()};
       }
       FullMoments f;
       f.param = whole_of(p);
@@ -441,11 +441,15 @@ TrialSetup ModelGroup::trial_setup() const {
   return t;
 }
 
+BlockMap ModelGroup::next_map(const std::vector<uint8_t>& active) const {
+  return block_map_plan(blocks->map(), active, mesh.bp_size);
+}
+
 int32_t ModelGroup::place_blocks(int64_t slot) {
   if (!blocks) return 0;
   // Under block parallelism the planner places the new block on the least-loaded rank
   // (rebalancing past the threshold); parameters and moments move point to point.
-  const BlockMap next = block_map_plan(blocks->map(), active_mask(), mesh.bp_size);
+  const BlockMap next = next_map(active_mask());
   const int64_t bytes = blocks->apply(next, moments);
   if (setup.lead) spdlog::info("block map {} applied ({} bytes moved)", next.describe(), bytes);
   return next.owner[slot];

@@ -185,6 +185,7 @@ struct ModelGroup {
   MomentsOf torch_moments_;
   std::map<const void*, FullMoments> split_moments_;
   int32_t place_blocks(int64_t slot);  // after blocks switched: the planner's next map; slot's owner
+  BlockMap next_map(const std::vector<uint8_t>& active) const;  // the planner's map after blocks->map() (bp > 1)
   std::vector<uint8_t> active_mask() const;
   bool split_part(const at::Tensor& p) const;  // an FFN tensor (or the embedding) split over bp > 1
   int64_t resumed_epoch_ = 0;

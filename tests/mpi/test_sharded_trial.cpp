@@ -163,7 +163,9 @@ TEST(ShardedTrial, EqualsTheTrialOnTheWholeModelAndItsBlockLivesOnItsOwner) {
     EXPECT_EQ(held_values(m), share);  // the trial allocates nothing whole
     trial.gradients(7, 0, trained(m, slot), update, RuleSet(), dial);
     EXPECT_LE(rel(router_grads(m), ref_router), 1e-5);
-    if (mesh.bp_rank == owner) EXPECT_LE(rel(flat_block(m, slot, true), ref_block), 1e-5);
+    if (mesh.bp_rank == owner) {
+      EXPECT_LE(rel(flat_block(m, slot, true), ref_block), 1e-5);
+    }
     m.zero_grad();
     trial.train(7, 3, trained(m, slot), pool, RuleSet(), dial, 1e-2);
     EXPECT_EQ(held_values(m), share);
@@ -178,7 +180,9 @@ TEST(ShardedTrial, EqualsTheTrialOnTheWholeModelAndItsBlockLivesOnItsOwner) {
     blocks.apply(block_map_plan(blocks.map(), active, static_cast<int32_t>(bp)),
                  [](const at::Tensor&) { return std::vector<at::Tensor>{}; });
     for (const auto& l : m.layers) EXPECT_EQ(l->holds(slot), mesh.bp_rank == owner);
-    if (mesh.bp_rank == owner) EXPECT_TRUE(at::equal(flat_block(m, slot), trained_block));
+    if (mesh.bp_rank == owner) {
+      EXPECT_TRUE(at::equal(flat_block(m, slot), trained_block));
+    }
     EXPECT_EQ(held_values(m), share);
     const HeldoutBits placed = trial.heldout_bits(held, dial, RuleSet());
     EXPECT_NEAR(placed.mean, after.mean, 1e-6 * after.mean);
