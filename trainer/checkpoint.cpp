@@ -7,6 +7,8 @@
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -141,7 +143,12 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
       throw Error(p.string() + ": " + std::to_string(fs::file_size(p, ec)) + " bytes, the index says " +
                   std::to_string(info.at("bytes").get<int64_t>()) + " (truncated or replaced)");
     }
-    const bool mine = file_index % std::max(verify_ranks, 1) == verify_rank;  // this rank's share to hash
+    // This rank's share to hash: rank file N by rank N (modulo the ranks), which on the
+    // writing mesh is a rank that reads it; the other files in turn.
+    const int n = std::max(verify_ranks, 1);
+    const bool rank_file =
+        name.rfind("rank-", 0) == 0 && name.size() > 5 && std::isdigit(static_cast<unsigned char>(name[5]));
+    const bool mine = (rank_file ? std::atoi(name.c_str() + 5) : file_index) % n == verify_rank;
     if (mine && sha256_file(p.string()) != info.at("sha256").get<std::string>()) {
       throw Error(p.string() + ": fails its SHA-256 check (corrupted or from another checkpoint)");
     }

@@ -228,17 +228,20 @@ TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
 
 // Block recruitment (M10) runs inside every LLM of the pool, on its own data and ranks:
 // main's and drama's rounds both happen, drama's candidates are drama's, and every
-// decision and loss is the same on 2 ranks (one LLM each after the branch) as on 1.
+// decision and loss is the same on 2 ranks (one LLM each after the branch) as on 1, and
+// on 4 ranks with block_parallel 2 (each LLM a replica of 2 whose rounds run on the shards).
 TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
   const std::string rec = " --set model.k_initial=3 --set recruitment.enabled=true --set recruitment.interval=4"
                           " --set recruitment.probe_windows=8 --set recruitment.n_min=16 --set recruitment.n_try=2";
   ASSERT_EQ(sh(dir_, bin() + " train p.yaml --set run.dir=r1" + rec).status, 0);
-  // On 2 ranks, and on 2 ranks with ZeRO and activation checkpointing (probes and trials
-  // read the whole model; a new block's moments are reset in torch's AdamW).
+  // On 2 ranks, on 2 ranks with ZeRO and activation checkpointing (a new block's moments
+  // are reset in torch's AdamW), and on 4 ranks with block_parallel 2.
   auto rounds = [&](const std::string& run) { return records(dir_ / (run + "/metrics.jsonl"), "recruitment"); };
-  for (const std::string run : {"r2", "r2mem"}) {
-    const std::string opts = run == "r2" ? "" : " --set distributed.zero=1 --set train.activation_checkpointing=true";
-    Shell two = sh(dir_, mpi(2) + " train p.yaml --set run.dir=" + run + rec + opts);
+  for (const std::string run : {"r2", "r2mem", "r4bp2"}) {
+    const std::string opts = run == "r2"     ? ""
+                             : run == "r2mem" ? " --set distributed.zero=1 --set train.activation_checkpointing=true"
+                                              : " --set distributed.block_parallel=2";
+    Shell two = sh(dir_, mpi(run == "r4bp2" ? 4 : 2) + " train p.yaml --set run.dir=" + run + rec + opts);
     ASSERT_EQ(two.status, 0) << two.err;
     const auto one = rounds("r1"), other = rounds(run);
     ASSERT_EQ(one.size(), other.size());
