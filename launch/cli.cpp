@@ -15,6 +15,7 @@
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
 #include "comm/nccl_library.h"
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/stop_signal.h"
 #include "core/file_util.h"
@@ -27,6 +28,7 @@
 #include "launch/dial_arg.h"
 #include "launch/loaded_checkpoint.h"
 #include "launch/pool_commands.h"
+#include "launch/report_command.h"
 #include "launch/run_config.h"
 #include "data/tokenizer.h"
 #include "model/rules.h"
@@ -254,15 +256,7 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   const std::vector<double> dial = dial_arg_parse(dial_text);
   if (dial.size() != 1) throw ConfigError("--dial: generate takes one dial value");
   LoadedCheckpoint c = load_checkpoint(checkpoint, device);
-  if (!domain.empty() && std::none_of(c.cfg.data.sources.begin(), c.cfg.data.sources.end(),
-                                      [&](const SourceConfig& s) { return s.domain == domain; })) {
-    std::vector<std::string> names;
-    for (const auto& s : c.cfg.data.sources) {
-      if (!s.domain.empty() && std::find(names.begin(), names.end(), s.domain) == names.end()) names.push_back(s.domain);
-    }
-    throw ConfigError(fmt::format("--domain {}: not a domain of this model's data (its sources' domains: {})", domain,
-                                  fmt::join(names, ", ")));
-  }
+  checkpoint_require_domain(c, domain);
   std::vector<uint32_t> ids;
   c.tokenizer->encode(prompt, ids);
   // A pool answers with the LLM asked for, the domain's owner, or the shortest code length.
@@ -390,10 +384,10 @@ int run_info() {
                                                            nccl.library->version % 100, nccl.library->path)
                                              : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
   std::cout << fmt::format(
-      "localist {}\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
+      "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
       "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
-      LOCALIST_VERSION, t.torch_version, t.intra_op_threads, t.blas_library.empty() ? "not loaded" : t.blas_library,
+      build_version(), build_commit(), t.torch_version, t.intra_op_threads, t.blas_library.empty() ? "not loaded" : t.blas_library,
       t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", built_cuda ? "yes" : "no",
       t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
       env.local_size);
@@ -415,7 +409,7 @@ std::string one_line(std::string s) {
 
 int cli_main(int argc, char** argv) {
   CLI::App app{"localist: train Localist LLMs whose locality is set by one dial (docs/ for the method)", "localist"};
-  app.set_version_flag("--version", std::string(LOCALIST_VERSION));
+  app.set_version_flag("--version", fmt::format("localist {} (commit {})", build_version(), build_commit()));
   app.require_subcommand(1);
 
   std::string config, checkpoint, prompt, dial = kDefaultEvalDial, gen_dial = "0", resume, inspect_path, out_dir, rules_path,
@@ -477,6 +471,30 @@ int cli_main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "Describe a token shard or a model checkpoint");
   inspect->add_option("path", inspect_path, "Token shard file or checkpoint directory")->required();
 
+  ReportArgs rep;
+  auto* report = app.add_subcommand("report", "Write the audit report of a checkpoint: DIR/report.html (one "
+                                    "self-contained page) and DIR/report.json");
+  report->add_option("--checkpoint", rep.checkpoint, "Checkpoint directory (or its run directory)")->required();
+  report->add_option("--out", rep.out_dir, "Directory for report.html and report.json")->required();
+  auto* text_opt = report->add_option("--text", rep.text_path, "UTF-8 text file to show (default: held-out windows)");
+  report->add_option("--windows", rep.windows, "Held-out windows per held-out source (default: train.eval_windows)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30))
+      ->excludes(text_opt);
+  report->add_option("--dial", rep.dial, "Dial for the token view, metrics and bounds (default: the checkpoint's)");
+  report->add_option("--sweep", rep.sweep, "Dial values of the sweep section (default 0:1:0.1)");
+  report->add_option("--rules", rep.rules_path, "Rules file (YAML/JSON) applied and audited");
+  report->add_option("--domain", rep.domain, "The text's domain (domain rules, routes of recruited blocks; in a pool, "
+                     "the LLM that owns it serves every window)");
+  report->add_option("--llm", rep.llm, "A pool checkpoint: report on this LLM alone (default: main's sections, each "
+                     "window from the LLM that serves it)");
+  report->add_option("--max-tokens", rep.max_tokens, "Refuse a text longer than this (default 16384)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 24));
+  report->add_option("--fidelity-threshold", rep.fidelity_threshold, "List a rule's queries below this mass (default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  report->add_option("--route-prefix", rep.route_prefix, "A pool: tokens the code-length routing decides by (default 16)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  report->add_option("--device", rep.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+
   auto* info = app.add_subcommand("info", "Print build and runtime facts: LibTorch, BLAS, CUDA, NCCL, launcher");
 
   std::string verb = "localist";
@@ -491,6 +509,10 @@ int cli_main(int argc, char** argv) {
                           domain, seed, device);
     }
     if (inspect->parsed()) return run_inspect(inspect_path);
+    if (report->parsed()) {
+      for (int i = 0; i < argc; ++i) rep.command += (i ? " " : "") + std::string(argv[i]);
+      return run_report(rep);
+    }
     if (info->parsed()) return run_info();
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

@@ -2,6 +2,9 @@
 #include "launch/loaded_checkpoint.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/logging.h"
@@ -43,6 +46,20 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
   }
   c.select("main");
   return c;
+}
+
+void checkpoint_require_domain(const LoadedCheckpoint& c, const std::string& domain) {
+  const auto& sources = c.cfg.data.sources;
+  if (domain.empty() ||
+      std::any_of(sources.begin(), sources.end(), [&](const SourceConfig& s) { return s.domain == domain; })) {
+    return;
+  }
+  std::vector<std::string> names;
+  for (const auto& s : sources) {
+    if (!s.domain.empty() && std::find(names.begin(), names.end(), s.domain) == names.end()) names.push_back(s.domain);
+  }
+  throw ConfigError(fmt::format("--domain {}: not a domain of this model's data (its sources' domains: {})", domain,
+                                fmt::join(names, ", ")));
 }
 
 EvalInputs eval_inputs_for(const LoadedCheckpoint& c, const std::vector<std::string>& texts) {

@@ -33,6 +33,8 @@ struct LoadedCheckpoint {
 };
 
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name);
+// Throws naming the domains of the checkpoint's data when `domain` (non-empty) is not one.
+void checkpoint_require_domain(const LoadedCheckpoint& c, const std::string& domain);
 // Evaluation inputs for this checkpoint's model (`texts`: its tokenizer's, kept alive by the caller).
 EvalInputs eval_inputs_for(const LoadedCheckpoint& c, const std::vector<std::string>& texts);
 // The rules file's rules with the checkpoint's domain routes in front (unless `plain`).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <limits>
 
 #include "core/error.h"
@@ -14,12 +15,29 @@ namespace {
 
 constexpr double kLn2 = 0.69314718055994530942;
 
+// Adds x's values in [0, 1] to `bins` equal bins (1 goes to the last); returns how many
+// fell below 0 and above 1.
+std::pair<int64_t, int64_t> histogram_add(const at::Tensor& x, std::vector<int64_t>& bins) {
+  const auto v = x.to(at::kDouble).contiguous();
+  const auto* p = v.data_ptr<double>();
+  const int64_t n = static_cast<int64_t>(bins.size());
+  int64_t below = 0, above = 0;
+  for (int64_t i = 0; i < v.numel(); ++i) {
+    if (p[i] < 0) ++below;
+    else if (p[i] > 1) ++above;
+    else ++bins[std::min<int64_t>(n - 1, static_cast<int64_t>(p[i] * n))];
+  }
+  return {below, above};
+}
+
 }  // namespace
 
 MetricsAccumulator::MetricsAccumulator(const ModelConfig& config, std::vector<int64_t> token_bytes, double epsilon0)
     : config_(config), token_bytes_(std::move(token_bytes)), epsilon0_(epsilon0) {
   ent_layer_sum_.assign(config.n_layers, 0.0);
   route_ent_sum_.assign(config.n_layers, 0.0);
+  sums_.epsilon_histogram.assign(EvalMetrics::kHistogramBins, 0);
+  sums_.lambda_star_histogram.assign(EvalMetrics::kHistogramBins, 0);
 }
 
 void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_in, int64_t pad_id) {
@@ -111,6 +129,10 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
     delta_ok_ += bc.delta_holds.masked_select(v).sum().item<double>();
     if (n > 0) sums_.s_max = std::max(sums_.s_max, bc.s_max.masked_select(v).max().item<double>());
     const auto ls = bc.lambda_star.masked_select(v).contiguous();
+    histogram_add(bc.epsilon.masked_select(v), sums_.epsilon_histogram);
+    const auto [below, above] = histogram_add(ls, sums_.lambda_star_histogram);
+    sums_.lambda_star_below += below;
+    sums_.lambda_star_above += above;
     // Keep a bounded sample for the median (every k-th value).
     const int64_t stride = std::max<int64_t>(1, ls.numel() / 4096);
     const auto* lp = ls.data_ptr<double>();

@@ -34,6 +34,12 @@ struct EvalMetrics {
   int64_t bound_queries = 0;
   double epsilon_mean = 0, delta_mean = 0, s_max = 0, lambda_star_median = 0;
   double bound_epsilon_holds = 1, bound_entropy_holds = 1, bound_delta_holds = 1;  // fractions
+  // Over the same queries: ε in kHistogramBins equal bins of [0, 1]; λ* in equal bins of
+  // [0, 1] (the dial's range), with the queries whose λ* is below 0 (fidelity guaranteed
+  // at every dial) or above 1 (at none) counted apart.
+  static constexpr int kHistogramBins = 20;
+  std::vector<int64_t> epsilon_histogram, lambda_star_histogram;
+  int64_t lambda_star_below = 0, lambda_star_above = 0;
 };
 
 class MetricsAccumulator {

@@ -134,6 +134,13 @@ RuleSet RuleSet::with_domain_routes(const std::vector<DomainRoute>& routes) cons
   return out;
 }
 
+RuleSet RuleSet::only(size_t i) const {
+  RuleSet one;
+  one.rules_.push_back(rules_.at(i));
+  one.source_ = source_;
+  return one;
+}
+
 RuleMasks RuleSet::masks(const at::Tensor& tokens_in, const std::vector<std::string>& domains,
                          const std::vector<std::string>& token_text, const at::Device& device) const {
   RuleMasks m;

@@ -48,6 +48,8 @@ class RuleSet {
   // This set with one route rule per domain route in front: later rules win, so the
   // set's own rules keep precedence where both fire.
   RuleSet with_domain_routes(const std::vector<DomainRoute>& routes) const;
+  // The set holding only rule i (which queries that rule alone fires for, and its targets).
+  RuleSet only(size_t i) const;
   bool empty() const { return rules_.empty(); }
   const std::vector<Rule>& rules() const { return rules_; }
   const std::string& source() const { return source_; }

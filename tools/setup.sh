@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages localist builds and tests with, and makes
 # LibTorch use OpenBLAS instead of the reference BLAS (37x slower matmuls).
+# chromium (headless) is for the audit report's browser test; fonts-dejavu-core draws its text.
 # Idempotent and quick when everything is present. Needs root (or sudo) and apt.
 # Limits: Debian/Ubuntu only; other systems install the same libraries by hand
 # (see docs/install.md).
@@ -18,6 +19,7 @@ PACKAGES=(
   python3-h5py
   slurm-wlm
   fortunes-de
+  chromium fonts-dejavu-core
 )
 
 log() { printf 'setup: %s\n' "$*"; }

@@ -41,12 +41,11 @@ EvalSet eval_set_load(const DataConfig& data, int64_t context, int64_t per_sourc
   return set;
 }
 
-EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector<double>& dial, const RuleSet* rules,
-                     const EvalInputs& in) {
+void evaluate_into(MetricsAccumulator& acc, LocalistModel& model, const EvalSet& set, const std::vector<double>& dial,
+                   const RuleSet* rules, const EvalInputs& in, const EvalObserver& observe) {
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  MetricsAccumulator acc(model.config(), in.token_bytes, in.epsilon0);
   const int64_t n = set.tokens.size(0);
   for (int64_t b = 0; b < n; b += in.batch) {
     const int64_t rows = std::min(in.batch, n - b);
@@ -63,8 +62,15 @@ EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector
     const std::vector<std::string> doms(set.domains.begin() + b, set.domains.begin() + b + rows);
     const ForwardResult r = forward_with_rules(model, inputs, targets, doms, opt, spec, PassLoss::kNone).result;
     acc.add(r, targets, in.pad_id);
+    if (observe) observe(r, b, rows);
   }
   model.train(was_training);
+}
+
+EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector<double>& dial, const RuleSet* rules,
+                     const EvalInputs& in, const EvalObserver& observe) {
+  MetricsAccumulator acc(model.config(), in.token_bytes, in.epsilon0);
+  evaluate_into(acc, model, set, dial, rules, in, observe);
   return acc.finish();
 }
 

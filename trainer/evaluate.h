@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,16 @@ struct EvalInputs {
   double epsilon0 = 0.1;
 };
 
+// Sees each traced batch after the metrics did: the pass over rows [first_row,
+// first_row + rows) of the set (the audit report reads its token view from them).
+using EvalObserver = std::function<void(const ForwardResult& result, int64_t first_row, int64_t rows)>;
+
 EvalMetrics evaluate(LocalistModel& model, const EvalSet& set, const std::vector<double>& dial, const RuleSet* rules,
-                     const EvalInputs& in);
+                     const EvalInputs& in, const EvalObserver& observe = {});
+// The passes of `evaluate` into an accumulator of the caller's, so that sets of windows
+// of different lengths (a text's last, shorter window) add up to one set of metrics.
+void evaluate_into(MetricsAccumulator& acc, LocalistModel& model, const EvalSet& set, const std::vector<double>& dial,
+                   const RuleSet* rules, const EvalInputs& in, const EvalObserver& observe = {});
 
 nlohmann::json eval_metrics_json(const EvalMetrics& m);
 std::string sweep_table(const std::vector<EvalMetrics>& rows);
