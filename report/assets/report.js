@@ -12,10 +12,12 @@
     '#fccde5', '#d9d9d9', '#ccebc5', '#ffed6f', '#e5c494', '#b3e2cd', '#f4cae4'];
   const colourOf = (slot) => PALETTE[slot % PALETTE.length];
   const shown = (t) => t.replace(/\n/g, '\u21b5\n').replace(/\t/g, '\u21e5');
+  // In tables and lists a space or a line break must stay visible.
+  const cell = (t) => t.replace(/ /g, '\u2423').replace(/\n/g, '\u21b5').replace(/\t/g, '\u21e5');
   const body = (id) => $('#' + id + ' .body');
 
   function table(head, rows, numeric) {
-    const h = '<tr>' + head.map((x) => '<th>' + esc(x) + '</th>').join('') + '</tr>';
+    const h = head ? '<tr>' + head.map((x) => '<th>' + esc(x) + '</th>').join('') + '</tr>' : '';
     const r = rows.map((row) => '<tr>' + row.map((c, i) => '<td' + (numeric && numeric[i] ? ' class="num"' : '') + '>' + c + '</td>').join('') + '</tr>').join('');
     return '<table>' + h + r + '</table>';
   }
@@ -23,7 +25,7 @@
   // A line chart as SVG: series [{name, x: [], y: [], colour}], markers [{x, colour, label}].
   function lineChart(o) {
     const W = o.width || 440, H = o.height || 210, L = 52, B = 34, T = 22, Rm = 10;
-    const xs = [].concat(...o.series.map((s) => s.x)), ys = [].concat(...o.series.map((s) => s.y)).filter((v) => Number.isFinite(v));
+    const xs = [].concat(...o.series.map((s) => s.x)), intX = xs.every(Number.isInteger), ys = [].concat(...o.series.map((s) => s.y)).filter((v) => Number.isFinite(v));
     if (!xs.length || !ys.length) return '<div class="chart muted" style="padding:8px">' + esc(o.title) + ': no data</div>';
     let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (o.yMin !== undefined) y0 = Math.min(y0, o.yMin);
@@ -37,7 +39,7 @@
       s += '<line x1="' + L + '" x2="' + (W - Rm) + '" y1="' + Y + '" y2="' + Y + '" stroke="#eee"/>';
       s += '<text x="' + (L - 4) + '" y="' + (Y + 4) + '" text-anchor="end">' + (Math.abs(y) >= 1000 ? y.toExponential(1) : y.toPrecision(3)) + '</text>';
       const x = x0 + (x1 - x0) * i / 4;
-      s += '<text x="' + px(x) + '" y="' + (H - B + 14) + '" text-anchor="middle">' + (Number.isInteger(x) ? x : x.toPrecision(3)) + '</text>';
+      s += '<text x="' + px(x) + '" y="' + (H - B + 14) + '" text-anchor="middle">' + (intX ? Math.round(x) : Number.isInteger(x) ? x : x.toPrecision(3)) + '</text>';
     }
     s += '<text x="' + ((L + W) / 2) + '" y="' + (H - 4) + '" text-anchor="middle">' + esc(o.xlabel || '') + '</text>';
     for (const m of (o.markers || [])) {
@@ -77,7 +79,7 @@
 
   function renderCard() {
     const p = card.parameters, a = card.anchors, m = card.model;
-    let s = table(['', ''], [
+    let s = table(null, [
       ['checkpoint', '<code>' + esc(ck.dir) + '</code> (format ' + ck.format_version + ')'],
       ['step · tokens seen', big(ck.step) + ' · ' + big(ck.tokens_seen)],
       ['tokenizer · vocabulary', esc(ck.tokenizer) + ' · ' + big(ck.vocabulary)],
@@ -146,8 +148,8 @@
       s += '<div class="block-card" data-slot="' + b.slot + '"><h3><span class="swatch" style="background:' + colourOf(b.slot) + '"></span>block ' + b.slot + ' <span class="muted">(' + esc(b.origin || '') + (b.domain ? ', recruited for ' + esc(b.domain) + ' at step ' + b.step : '') + ')</span></h3>';
       s += '<p>anchor <code>[' + b.anchor.map((v) => v.toFixed(2)).join(', ') + ']</code>, coherence with the other active anchors ' + fmt(b.coherence) + '</p>';
       s += table(['layer', 'share', 'tokens routed here most (count)', 'surest contexts (π)'], b.layers.map((l, i) => [i, fmt(l.share),
-        l.tokens.map((t) => '<code>' + esc(shown(t.text)) + '</code>&nbsp;' + t.count).join(' '),
-        l.contexts.map((c) => '<a class="jump" data-w="' + c.window + '" data-i="' + c.position + '" data-l="' + i + '">…' + esc(shown(c.before)) + '<b>' + esc(shown(c.token)) + '</b></a> (' + fmt(c.pi, 2) + ')').join('<br>')]), [true, true, false, false]);
+        l.tokens.map((t) => '<code>' + esc(cell(t.text)) + '</code>&nbsp;' + t.count).join(' '),
+        l.contexts.map((c) => '<a class="jump" data-w="' + c.window + '" data-i="' + c.position + '" data-l="' + i + '">…' + esc(cell(c.before)) + '<b>' + esc(cell(c.token)) + '</b></a> (' + fmt(c.pi, 2) + ')').join('<br>')]), [true, true, false, false]);
       s += '</div>';
     }
     body('blocks').innerHTML = s;
@@ -177,7 +179,7 @@
     $('#token-text').innerHTML = w.tokens.map((t, i) => {
       const bg = cur.colour === 'block' ? colourOf(ly.block[i]) : 'rgba(207,34,46,' + (w.bits[i] / maxBits).toFixed(3) + ')';
       const fired = w.rules[i] && w.rules[i].length ? ' fired' : '';
-      return '<span class="tok' + fired + '" data-i="' + i + '" style="background:' + bg + '">' + esc(shown(t)) + '</span>';
+      return '<span class="tok' + fired + '" data-i="' + i + '" title="position ' + i + ', block ' + ly.block[i] + ', ' + w.bits[i].toFixed(2) + ' bits" style="background:' + bg + '">' + esc(shown(t)) + '</span>';
     }).join('');
     $('#tv-legend').innerHTML = cur.colour === 'block' ? TV.active_slots.map((s) => '<span class="swatch" style="background:' + colourOf(s) + '"></span>block ' + s).join(' ') : 'darker: more bits';
     if (cur.sel >= 0) selectToken(cur.sel);
@@ -191,14 +193,14 @@
     const top = ly.top[i];
     for (const [, j] of top) if (j !== i) spans[j].classList.add('attended');
     const slotName = (k) => 'block ' + TV.active_slots[k];
-    let s = '<b>position ' + i + '</b> <code>' + esc(shown(w.tokens[i])) + '</code> · block ' + ly.block[i] + ' · next token ' + fmt(w.bits[i], 2) + ' bits · layer ' + cur.l + (w.llm ? ' · LLM ' + esc(w.llm) : '');
+    let s = '<b>position ' + i + '</b> <code>' + esc(cell(w.tokens[i])) + '</code> · block ' + ly.block[i] + ' · next token ' + fmt(w.bits[i], 2) + ' bits · layer ' + cur.l + (w.llm ? ' · LLM ' + esc(w.llm) : '');
     s += table(['', ...TV.active_slots.map((x) => 'block ' + x)], [
       ['π', ...ly.pi[i].map((p) => '<span class="bar" style="width:' + Math.round(40 * p) + 'px"></span> ' + fmt(p))],
       ['gate', ...ly.gate[i].map((g) => fmt(g))]]);
     const fired = (w.rules[i] || []).map((r) => esc(TV.rule_names[r] || ('rule ' + r)));
     s += '<p>rules fired: ' + (fired.length ? fired.join(', ') : 'none') + (ly.rule_mass[i] !== null && ly.rule_mass[i] !== undefined ? ' · mass on the rule targets (mean over heads) ' + fmt(ly.rule_mass[i]) : '') + '</p>';
     s += table(['head (block)', 'attended earlier position', 'token', 'weight'], top.map(([h, j, a]) => [h + ' (' + slotName(TV.head_blocks[h]) + ')', j,
-      '<code>' + esc(shown(w.tokens[j])) + '</code>', '<span class="attn-target" data-j="' + j + '">' + fmt(a) + '</span>']), [false, true, false, true]);
+      '<code>' + esc(cell(w.tokens[j])) + '</code>', '<span class="attn-target" data-j="' + j + '">' + fmt(a) + '</span>']), [false, true, false, true]);
     const d = $('#token-detail');
     d.classList.remove('muted');
     d.innerHTML = s;

@@ -4,7 +4,8 @@
 and checks it as a reviewer would use it: no console error, every section present and
 drawn, a click on a token shows its attention targets, a rule's low-fidelity link and a
 block's context open the token view. Writes a screenshot and prints a JSON summary.
-Usage: report_browser.py REPORT.html SCREENSHOT.png [--expect-rules] [--expect-pool]
+Usage: report_browser.py REPORT.html SCREENSHOT.png [--expect-rules] [--expect-pool] [--shot-at SECTION]
+(--shot-at: the section the screenshot shows, "tokens" by default, "top" for the page's start)
 Exit status 0 when every check passes, 1 otherwise (the failures are printed)."""
 import base64
 import json
@@ -109,6 +110,7 @@ def main():
     page, shot = os.path.abspath(sys.argv[1]), sys.argv[2]
     expect_rules = "--expect-rules" in sys.argv
     expect_pool = "--expect-pool" in sys.argv
+    shot_at = sys.argv[sys.argv.index("--shot-at") + 1] if "--shot-at" in sys.argv else "tokens"
     failures, summary = [], {}
     profile = tempfile.mkdtemp(prefix="localist-chromium-")
     b = Browser(profile)
@@ -203,7 +205,8 @@ def main():
                 failures.append("the pool section shows no window routing")
 
         ev("document.querySelectorAll('#token-text .tok')[" + str(pos) + "].click()")
-        ev("window.scrollTo(0, document.querySelector('#tokens').offsetTop - 60)")
+        ev("window.scrollTo(0, 0)" if shot_at == "top" else
+           f"window.scrollTo(0, document.querySelector('#{shot_at}').offsetTop - 60)")
         time.sleep(0.2)
         png = b.call("Page.captureScreenshot", {"format": "png"}, s)["data"]
         with open(shot, "wb") as f:

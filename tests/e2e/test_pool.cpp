@@ -296,6 +296,33 @@ TEST_F(Pool, EvalGenerateAndBadPools) {
   }
   EXPECT_GE(j.at("mixture_bound_slack_bits").get<double>(), -1e-9);
   EXPECT_NE(localist::test::read_text(dir_ / "ev/pool.csv").find("drama,6,tag,"), std::string::npos);
+  // The audit report of a pool: each window served by the LLM with the shortest code
+  // length of its prefix (the numbers shown), or by the owner of --domain; the page passes
+  // in the browser with its pool section.
+  Shell rep = sh(dir_, bin() + " report --checkpoint one --windows 2 --sweep 0,1 --out rep");
+  ASSERT_EQ(rep.status, 0) << rep.err;
+  const auto rj = nlohmann::json::parse(localist::test::read_text(dir_ / "rep/report.json"));
+  const auto& routing = rj.at("pool_routing");
+  EXPECT_EQ(routing.at("llms"), nlohmann::json({"main", "drama"}));
+  ASSERT_EQ(routing.at("windows").size(), 4u);
+  for (const auto& w : routing.at("windows")) {
+    const auto& b = w.at("prefix_bits");
+    const std::string best = b.at(0).get<double>() <= b.at(1).get<double>() ? "main" : "drama";
+    EXPECT_EQ(w.at("llm"), best) << w.dump();
+    EXPECT_EQ(rj.at("token_view").at("windows").at(w.at("window").get<size_t>()).at("llm"), best);
+  }
+  EXPECT_EQ(rj.at("card").at("pool").at("llms").size(), 2u);
+  Shell owned = sh(dir_, bin() + " report --checkpoint one --windows 1 --sweep 0 --domain drama --out rep-drama");
+  ASSERT_EQ(owned.status, 0) << owned.err;
+  const auto oj = nlohmann::json::parse(localist::test::read_text(dir_ / "rep-drama/report.json"));
+  for (const auto& w : oj.at("token_view").at("windows")) EXPECT_EQ(w.at("llm"), "drama");
+  if (sh(dir_, "command -v chromium").status == 0) {
+    Shell page = sh(dir_, "timeout 120 /usr/bin/python3 " + localist::test::source_dir() +
+                              "/tests/browser/report_browser.py rep/report.html rep/shot.png --expect-pool");
+    EXPECT_EQ(page.status, 0) << page.out << page.err;
+  } else {
+    ADD_FAILURE() << "Debian's chromium is needed for the browser test: run tools/setup.sh";
+  }
   Shell gen = sh(dir_, bin() + " generate --checkpoint one --prompt 'ROMEO: what light' --max-tokens 4");
   ASSERT_EQ(gen.status, 0) << gen.err;
   EXPECT_NE(gen.out.find("prompt code length: main"), std::string::npos) << gen.out;
