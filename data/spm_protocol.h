@@ -48,11 +48,20 @@ inline bool write_frame(int fd, uint8_t tag, const void* payload, uint64_t size)
   return write_all(fd, &tag, 1) && write_all(fd, &size, 8) && (size == 0 || write_all(fd, payload, size));
 }
 
+// The largest payload either side accepts: a longer frame is a broken peer, not a
+// request to allocate (a model or a text of a GiB is far past anything real).
+constexpr uint64_t kMaxFrameBytes = uint64_t(1) << 30;
+
 inline bool read_frame(int fd, uint8_t& tag, std::string& payload) {
   uint64_t size = 0;
-  if (!read_all(fd, &tag, 1) || !read_all(fd, &size, 8)) return false;
+  if (!read_all(fd, &tag, 1) || !read_all(fd, &size, 8) || size > kMaxFrameBytes) return false;
   payload.resize(size);
   return size == 0 || read_all(fd, payload.data(), size);
 }
+
+// The helper's service loop (data/spm_service.cpp): answers requests read from in_fd
+// on out_fd until in_fd ends (0) or a reply cannot be written or a frame is malformed
+// (1). `allow_train`: whether kTrain requests run (they write the files their options name).
+int serve(int in_fd, int out_fd, bool allow_train = true);
 
 }  // namespace localist::spm

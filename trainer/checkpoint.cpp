@@ -125,10 +125,22 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
     }
     if (c.llms.empty() || c.llms.front().name != "main") throw Error(index_path + ": the pool has no main LLM first");
     for (const auto& [name, info] : c.files.items()) {
-      if (!info.contains("bytes") || !info.contains("sha256")) throw Error(index_path + ": file entry '" + name + "' incomplete");
+      // A file of the checkpoint lives inside its directory: no absolute path, no "..".
+      const fs::path rel(name);
+      if (name.empty() || rel.is_absolute() || std::any_of(rel.begin(), rel.end(), [](const fs::path& part) {
+            return part == ".." || part == ".";
+          })) {
+        throw Error(index_path + ": file entry '" + name + "' is not a path inside the checkpoint directory");
+      }
+      if (!info.is_object() || !info.contains("bytes") || !info.contains("sha256") || !info.at("bytes").is_number_integer() ||
+          !info.at("sha256").is_string()) {
+        throw Error(index_path + ": file entry '" + name + "' incomplete");
+      }
     }
   } catch (const std::invalid_argument&) {
     throw Error(index_path + ": malformed number in the index");
+  } catch (const std::out_of_range&) {
+    throw Error(index_path + ": a number in the index is out of range");
   } catch (const nlohmann::json::exception& e) {
     throw Error(index_path + ": malformed JSON in the index (" + e.what() + ")");
   }
