@@ -40,8 +40,10 @@ std::vector<double> dial_arg_parse(const std::string& text) {
                  step = parse_number(text, parts[2]);
     if (!(step > 0)) throw ConfigError("--dial '" + text + "': the sweep step must be > 0");
     if (hi < lo) throw ConfigError("--dial '" + text + "': the sweep needs lo <= hi");
-    const auto n = static_cast<long>(std::floor((hi - lo) / step + 1e-9));
-    if (n > 10000) throw ConfigError("--dial '" + text + "': more than 10000 sweep points; use a larger step");
+    // Count in floating point first: (hi - lo) / step can exceed every integer type.
+    const double points = std::floor((hi - lo) / step + 1e-9);
+    if (!(points <= 10000)) throw ConfigError("--dial '" + text + "': more than 10000 sweep points; use a larger step");
+    const auto n = static_cast<long>(points);
     for (long i = 0; i <= n; ++i) out.push_back(std::min(hi, lo + i * step));
   } else {
     for (const auto& p : split(text, ',')) out.push_back(parse_number(text, p));
