@@ -166,6 +166,18 @@ void ShardReader::read(uint64_t start, uint64_t count, uint32_t* out) const {
   } catch (const H5::Exception& e) {
     throw Error(path_ + ": reading tokens failed (" + e.getDetailMsg() + ")");
   }
+  check_ids(start, count, out);
+}
+
+void ShardReader::check_ids(uint64_t start, uint64_t count, const uint32_t* ids) const {
+  // An id past the vocabulary would index past the embedding: a damaged or foreign file.
+  for (uint64_t i = 0; i < count; ++i) {
+    if (static_cast<int64_t>(ids[i]) >= meta_.vocab_size) {
+      throw Error(path_ + ": token " + std::to_string(start + i) + " has id " + std::to_string(ids[i]) +
+                  ", outside the vocabulary of " + std::to_string(meta_.vocab_size) +
+                  "; the shard is damaged: re-run `localist prepare --force`");
+    }
+  }
 }
 
 std::vector<uint32_t> ShardReader::read_all() const {
@@ -185,6 +197,16 @@ std::vector<uint64_t> ShardReader::document_offsets() const {
     ds.getSpace().getSimpleExtentDims(&n);
     std::vector<uint64_t> out(n);
     ds.read(out.data(), H5::PredType::NATIVE_UINT64);
+    // n + 1 offsets from 0 to the end of /tokens, never decreasing: what every reader of
+    // documents relies on (an offset past the end or backwards would read out of bounds).
+    bool ok = static_cast<int64_t>(n) == meta_.document_count + 1 && !out.empty() && out.front() == 0 &&
+              out.back() == static_cast<uint64_t>(meta_.token_count);
+    for (size_t i = 1; ok && i < out.size(); ++i) ok = out[i] >= out[i - 1];
+    if (!ok) {
+      throw Error(path_ + ": /documents is not " + std::to_string(meta_.document_count + 1) +
+                  " non-decreasing offsets from 0 to " + std::to_string(meta_.token_count) +
+                  "; the shard is damaged: re-run `localist prepare --force`");
+    }
     return out;
   } catch (const H5::Exception& e) {
     throw Error(path_ + ": shard has no readable /documents (" + e.getDetailMsg() + ")");

@@ -42,9 +42,11 @@ class ShardReader {
   explicit ShardReader(const std::string& path);
   const ShardMeta& meta() const { return meta_; }
   const std::string& path() const { return path_; }
-  // Copies tokens [start, start + count) into `out` (widened to uint32).
+  // Copies tokens [start, start + count) into `out` (widened to uint32); an id outside
+  // the vocabulary is an Error (a damaged file).
   void read(uint64_t start, uint64_t count, uint32_t* out) const;
   std::vector<uint32_t> read_all() const;
+  // document_count + 1 offsets, 0 to token_count, non-decreasing (else an Error).
   std::vector<uint64_t> document_offsets() const;
   // Loads all tokens into memory; later read() calls copy from there (~100x faster
   // than one HDF5 hyperslab read per window, bench/bench_data).
@@ -52,6 +54,8 @@ class ShardReader {
   bool cached() const { return !cache_.empty(); }
 
  private:
+  // Throws naming the file when an id is outside the vocabulary.
+  void check_ids(uint64_t start, uint64_t count, const uint32_t* ids) const;
   std::string path_;
   ShardMeta meta_;
   H5::H5File file_;

@@ -12,6 +12,40 @@
 namespace localist {
 namespace {
 
+// std::regex reads the numbers of a quantifier {n,m} and of a back-reference \n into a
+// long with no overflow check (undefined behaviour on a long run of digits, found by
+// fuzzing), and a count in the millions compiles into a huge automaton: numbers in those
+// two places are capped. The largest such number in `re`, saturating at kRegexCountSaturated.
+constexpr int64_t kMaxRegexCount = 1000, kRegexCountSaturated = 1000000000;
+int64_t regex_largest_count(const std::string& re) {
+  int64_t largest = 0;
+  auto number_at = [&](size_t& j) {
+    int64_t v = 0;
+    while (j < re.size() && re[j] >= '0' && re[j] <= '9') {
+      v = std::min<int64_t>(kRegexCountSaturated, v * 10 + (re[j] - '0'));
+      ++j;
+    }
+    largest = std::max(largest, v);
+  };
+  bool in_class = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    if (re[i] == '\\') {
+      size_t j = i + 1;
+      if (!in_class) number_at(j);
+      i = std::max(i + 1, j - 1);  // past the escaped character or the number
+    } else if (in_class) {
+      if (re[i] == ']') in_class = false;
+    } else if (re[i] == '[') {
+      in_class = true;
+    } else if (re[i] == '{') {
+      size_t j = i + 1;
+      number_at(j);
+      if (j < re.size() && re[j] == ',') number_at(++j);
+    }
+  }
+  return largest;
+}
+
 TokenPattern parse_pattern(StrictMap m, const std::string& what) {
   TokenPattern p;
   int kinds = 0;
@@ -30,6 +64,10 @@ TokenPattern parse_pattern(StrictMap m, const std::string& what) {
   if (m.has("regex")) {
     ++kinds;
     p.regex_text = m.get_string("regex", "");
+    if (const int64_t n = regex_largest_count(p.regex_text); n > kMaxRegexCount) {
+      m.fail("regex", "a repetition count or back-reference number above " + std::to_string(kMaxRegexCount) +
+                          " (" + (n == kRegexCountSaturated ? std::string("a number of 10 digits or more") : std::to_string(n)) + ")");
+    }
     try {
       p.regex = std::regex(p.regex_text, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {

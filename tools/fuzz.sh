@@ -24,7 +24,8 @@ mkdir -p "$build/fuzz-crashes"
 export OMP_NUM_THREADS=1
 # LibTorch and HDF5 are not instrumented: container-overflow checks would misfire across
 # the boundary; leaks at exit of their static state are not ours.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_container_overflow=0:detect_leaks=0:abort_on_error=1}
+# allocator_may_return_null: a huge allocation fails as malloc would (libhdf5 checks for NULL).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_container_overflow=0:detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 for t in "${targets[@]}"; do

@@ -285,4 +285,13 @@ TEST(Rules, FileErrorsAreLocated) {
   EXPECT_NE(err("rules:\n  - {kind: jump}\n").find("is not one of: route, point"), std::string::npos);
   EXPECT_NE(err("rules:\n  - {kind: route, match: {regex: a, domain: b}, block: 1}\n").find("exactly one of tokens"),
             std::string::npos);
+  // Counts std::regex would overflow on (found by fuzzing), or compile into a huge automaton.
+  const std::string big = "above 1000";
+  EXPECT_NE(err("rules:\n  - {kind: route, match: {regex: \"a{99999999999999999999}\"}, block: 1}\n").find(big),
+            std::string::npos);
+  EXPECT_NE(err("rules:\n  - {kind: route, match: {regex: \"(a)\\\\44444444444444444444\"}, block: 1}\n").find(big),
+            std::string::npos);
+  EXPECT_NE(err("rules:\n  - {kind: route, match: {regex: \"a{2,5000}\"}, block: 1}\n").find("(5000)"), std::string::npos);
+  // Digits as literals, in a class or escaped braces, are no counts.
+  EXPECT_EQ(err("rules:\n  - {kind: route, match: {regex: \"[0-9]{1,3}-12345678 \\\\{99999\"}, block: 1}\n"), "");
 }

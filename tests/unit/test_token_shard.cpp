@@ -77,3 +77,26 @@ TEST(TokenShard, BrokenFilesGiveClearErrors) {
     }
   }
 }
+
+// Content a valid HDF5 file can hold but a shard must not (found by the shard fuzz
+// target's seeds): ids past the vocabulary, offsets that run backwards or past the end.
+TEST(TokenShard, DamagedContentIsRefusedByTheReader) {
+  test::TempDir dir;
+  auto message = [&](const std::vector<uint32_t>& tokens, const std::vector<uint64_t>& docs, bool offsets) {
+    const std::string path = dir / "s.h5";
+    shard_write(path, tokens, docs, meta_for(258));
+    try {
+      ShardReader r(path);
+      if (offsets) r.document_offsets();
+      else r.read_all();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message({256, 300, 1}, {0, 3}, false).find("token 1 has id 300, outside the vocabulary of 258"),
+            std::string::npos);
+  EXPECT_NE(message({256, 1, 2, 3}, {0, 3, 2, 4}, true).find("non-decreasing offsets from 0 to 4"), std::string::npos);
+  EXPECT_NE(message({256, 1}, {0, 9}, true).find("re-run `localist prepare --force`"), std::string::npos);
+  EXPECT_EQ(message({256, 1, 256, 2}, {0, 2, 4}, true), "");
+}
