@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <string>
@@ -55,8 +56,14 @@ constexpr uint64_t kMaxFrameBytes = uint64_t(1) << 30;
 inline bool read_frame(int fd, uint8_t& tag, std::string& payload) {
   uint64_t size = 0;
   if (!read_all(fd, &tag, 1) || !read_all(fd, &size, 8) || size > kMaxFrameBytes) return false;
-  payload.resize(size);
-  return size == 0 || read_all(fd, payload.data(), size);
+  // Grown as the bytes arrive: a cut frame that claims a GiB costs what it sent, not a GiB.
+  payload.clear();
+  while (payload.size() < size) {
+    const size_t have = payload.size(), chunk = static_cast<size_t>(std::min<uint64_t>(size - have, 1 << 20));
+    payload.resize(have + chunk);
+    if (!read_all(fd, payload.data() + have, chunk)) return false;
+  }
+  return true;
 }
 
 // The helper's service loop (data/spm_service.cpp): answers requests read from in_fd

@@ -23,13 +23,18 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   configure build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   cmake --build build-asan -j "$jobs"
   # LibTorch is not instrumented: container-overflow annotations would misfire across it.
-  export ASAN_OPTIONS="detect_container_overflow=0:detect_leaks=1:abort_on_error=1:suppressions=$root/tests/sanitizers/lsan.supp"
+  export ASAN_OPTIONS="detect_container_overflow=0:detect_leaks=1:abort_on_error=1"
   export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LOCALIST_BIN="$root/build-asan/localist"
   start=$(date +%s)
-  if (cd build-asan && ctest -L "unit|mpi" --output-on-failure -j "$jobs" >"$root/build-asan/sanitize.log" 2>&1); then
-    echo "asan+ubsan: unit and mpi tests clean ($(grep -o '[0-9]* tests passed' build-asan/sanitize.log | head -1 || true), $(( $(date +%s) - start )) s)"
+  # Leaks are checked in the single-process tests; under mpirun OpenMPI's and PMIx's
+  # plugins leave allocations whose frames LeakSanitizer cannot name (unloaded modules),
+  # so the multi-rank tests run with every other ASan and UBSan check but no leak check.
+  if (cd build-asan && ctest -L unit --output-on-failure -j "$jobs" >"$root/build-asan/sanitize.log" 2>&1) &&
+     (cd build-asan && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest -L mpi --output-on-failure -j "$jobs" \
+        >>"$root/build-asan/sanitize.log" 2>&1); then
+    echo "asan+ubsan: unit and mpi tests clean ($(grep -o '[0-9]* tests passed' build-asan/sanitize.log | tr '\n' ' '), $(( $(date +%s) - start )) s)"
   else
     echo "asan+ubsan: FAILED, see build-asan/sanitize.log"; status=1
   fi

@@ -93,11 +93,26 @@ void tensor_file_write(const std::string& path, const std::vector<std::pair<std:
 
 namespace {
 
+// The writer stores every element (contiguous, uncompressed): a dataset whose shape
+// claims more bytes than the file holds for it is damaged or foreign, and is refused
+// before anything is allocated for it.
+void check_stored(const H5::DataSet& ds, const std::string& name, const std::vector<hsize_t>& dims,
+                  at::ScalarType type) {
+  double bytes = static_cast<double>(at::elementSize(type));
+  for (hsize_t d : dims) bytes *= static_cast<double>(d);
+  const double stored = static_cast<double>(ds.getStorageSize());
+  if (bytes > stored) {
+    throw Error("dataset '" + name + "' claims " + std::to_string(static_cast<long double>(bytes)) +
+                " bytes but the file stores " + std::to_string(ds.getStorageSize()) + " for it (a damaged file)");
+  }
+}
+
 at::Tensor read_dataset(const H5::DataSet& ds, const std::string& name) {
   H5::DataSpace space = ds.getSpace();
   std::vector<hsize_t> dims(space.getSimpleExtentNdims());
   if (!dims.empty()) space.getSimpleExtentDims(dims.data());
   const auto type = scalar_type_of(ds, name);
+  check_stored(ds, name, dims, type);
   auto t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(type));
   if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type));
   return t;
@@ -184,7 +199,8 @@ at::Tensor read_rows(const H5::DataSet& ds, const std::string& name, int64_t dim
   const int rank = space.getSimpleExtentNdims();
   std::vector<hsize_t> dims(rank);
   if (rank > 0) space.getSimpleExtentDims(dims.data());
-  if (dim >= rank || static_cast<int64_t>(dims[dim]) != whole || begin < 0 || begin + size > whole) {
+  if (dim < 0 || dim >= rank || static_cast<int64_t>(dims[dim]) != whole || begin < 0 || size < 0 ||
+      begin > whole - size) {
     throw Error("'" + name + "' does not have " + std::to_string(whole) + " rows along dimension " +
                 std::to_string(dim) + " (a changed model shape cannot resume)");
   }
@@ -194,6 +210,7 @@ at::Tensor read_rows(const H5::DataSet& ds, const std::string& name, int64_t dim
   space.selectHyperslab(H5S_SELECT_SET, count.data(), offset.data());
   H5::DataSpace mem(rank, count.data());
   const auto type = scalar_type_of(ds, name);
+  check_stored(ds, name, dims, type);
   auto t = at::empty(std::vector<int64_t>(count.begin(), count.end()), at::TensorOptions().dtype(type));
   if (t.numel() > 0) ds.read(t.data_ptr(), mem_type(type), mem, space);
   return t;
