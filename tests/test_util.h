@@ -24,6 +24,12 @@ inline std::string source_dir() {
 
 inline std::string corpus(const std::string& name) { return source_dir() + "/corpora/" + name; }
 
+// The `localist` binary the end-to-end suites run (CTest sets LOCALIST_BIN).
+inline std::string localist_bin() {
+  const char* b = std::getenv("LOCALIST_BIN");
+  return b ? b : "localist";
+}
+
 class TempDir {
  public:
   TempDir() {

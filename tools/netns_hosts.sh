@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# netns_hosts.sh: simulated hosts on one machine for the multi-host tests: N network
-# namespaces <tag>h1..<tag>hN, each with one veth link (eth0, 10.77.<net>.<i>/24) into a
-# bridge <tag>br (10.77.<net>.254) in the root namespace. Only names and addresses this
-# script made are touched; nothing outside them is contacted. Needs root.
+# netns_hosts.sh: simulated hosts on one machine for the multi-host tests: network
+# namespaces <tag>h1..<tag>hN (the hosts) and <tag>h0 (the head, where mpirun runs), each
+# with one link (eth0, 10.77.<net>.<i>/24; the head .254) into a bridge that lives in a
+# namespace of its own, <tag>sw (the switch). Nothing is added to the machine's own
+# namespace, and only names and addresses this script made are touched. Needs root.
 # Usage: netns_hosts.sh up TAG N NET | down TAG | kill TAG I (every process of host I, -9)
-#        | unlink TAG I (remove host I's link)
+#        | unlink TAG I (remove host I's link: the host is lost)
 set -euo pipefail
 cmd=${1:?usage: netns_hosts.sh up TAG N NET | down TAG | kill TAG I | unlink TAG I}
 tag=${2:?TAG}
@@ -12,29 +13,26 @@ case "$tag" in *[!a-z0-9]*|'') echo "netns_hosts.sh: TAG must be [a-z0-9]+" >&2;
 case "$cmd" in
   up)
     n=${3:?N}; net=${4:?NET}
-    ip link add "${tag}br" type bridge
-    ip addr add "10.77.${net}.254/24" dev "${tag}br"
-    ip link set "${tag}br" up
-    for i in $(seq 1 "$n"); do
+    ip netns add "${tag}sw"
+    ip -n "${tag}sw" link add br0 type bridge
+    ip -n "${tag}sw" link set br0 up
+    ip -n "${tag}sw" link set lo up
+    for i in $(seq 0 "$n"); do
       ns="${tag}h$i"
+      addr=$([ "$i" -eq 0 ] && echo 254 || echo "$i")
       ip netns add "$ns"
-      ip link add "${tag}v$i" type veth peer name "${tag}p$i"
-      ip link set "${tag}p$i" netns "$ns"
-      ip -n "$ns" link set "${tag}p$i" name eth0
-      ip -n "$ns" addr add "10.77.${net}.$i/24" dev eth0
+      ip -n "${tag}sw" link add "v$i" type veth peer name eth0 netns "$ns"
+      ip -n "${tag}sw" link set "v$i" master br0
+      ip -n "${tag}sw" link set "v$i" up
+      ip -n "$ns" addr add "10.77.${net}.${addr}/24" dev eth0
       ip -n "$ns" link set eth0 up
       ip -n "$ns" link set lo up
-      ip link set "${tag}v$i" master "${tag}br"
-      ip link set "${tag}v$i" up
     done
     ;;
   down)
-    for ns in $(ip netns list | awk '{print $1}' | grep -E "^${tag}h[0-9]+$" || true); do
+    for ns in $(ip netns list | awk '{print $1}' | grep -E "^${tag}(h[0-9]+|sw)$" || true); do
       for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
       ip netns del "$ns"
-    done
-    for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^${tag}(v[0-9]+|br)$" || true); do
-      ip link del "$l" 2>/dev/null || true
     done
     ;;
   kill)
@@ -43,7 +41,7 @@ case "$cmd" in
     ;;
   unlink)
     i=${3:?I}
-    ip link del "${tag}v$i"
+    ip -n "${tag}sw" link del "v$i"
     ;;
   *) echo "netns_hosts.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

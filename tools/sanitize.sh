@@ -34,7 +34,7 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   if (cd build-asan && ctest -L unit --output-on-failure -j "$jobs" >"$root/build-asan/sanitize.log" 2>&1) &&
      (cd build-asan && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest -L mpi --output-on-failure -j "$jobs" \
         >>"$root/build-asan/sanitize.log" 2>&1); then
-    echo "asan+ubsan: unit and mpi tests clean ($(grep -o '[0-9]* tests passed' build-asan/sanitize.log | tr '\n' ' '), $(( $(date +%s) - start )) s)"
+    echo "asan+ubsan: unit and mpi tests clean ($(grep -o 'out of [0-9]*' build-asan/sanitize.log | awk '{s += $3} END {print s}') tests, $(( $(date +%s) - start )) s)"
   else
     echo "asan+ubsan: FAILED, see build-asan/sanitize.log"; status=1
   fi

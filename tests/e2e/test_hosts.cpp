@@ -1,6 +1,7 @@
 // test_hosts.cpp: several hosts simulated on one machine (tools/netns_hosts.sh: network
-// namespaces joined by veth links to a bridge, created and removed by name; only their
-// own addresses are used): OpenMPI launches into them through a launch agent that enters
+// namespaces for the hosts and for the head node that runs mpirun, joined by veth links to
+// a bridge in a namespace of its own, created and removed by name; nothing is added to the
+// machine's own network): OpenMPI launches into them through a launch agent that enters
 // the namespace (tools/netns_agent.sh), MPI runs over TCP between them, and a user's
 // `launch/mpirun.sh --hostfile` trains with the losses of one host and local ranks
 // counted per host; a host lost mid-run (its link removed) ends the job within 2x the
@@ -28,10 +29,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string source() { return localist::test::source_dir(); }
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 constexpr int kTimeoutS = 15;  // distributed.timeout_s of these runs
 
 class Hosts : public ::testing::Test {
@@ -65,11 +63,12 @@ class Hosts : public ::testing::Test {
     localist::test::write_text(dir_ / "hosts1", tag_ + "h1 slots=2\n");
     ASSERT_EQ(sh(bin() + " prepare c.yaml").status, 0);
   }
-  // The environment a user sets for a cluster of such hosts: the launch agent instead of
-  // ssh, TCP on the hosts' own network.
+  // On the head node, with what a user sets for a cluster of such hosts: the launch agent
+  // instead of ssh, TCP on the hosts' own network.
   std::string hosts_env() const {
     const std::string subnet = "10.77." + net_ + ".0/24";
-    return "LOCALIST=" + bin() + " OMPI_MCA_plm_rsh_agent=" + source() + "/tools/netns_agent.sh OMPI_MCA_btl=tcp,self " +
+    return "ip netns exec " + tag_ + "h0 env LOCALIST=" + bin() + " OMPI_MCA_plm_rsh_agent=" + source() +
+           "/tools/netns_agent.sh OMPI_MCA_btl=tcp,self " +
            "OMPI_MCA_btl_tcp_if_include=" + subnet + " OMPI_MCA_oob_tcp_if_include=" + subnet +
            " LOCALIST_ABORT_GRACE_S=5 ";
   }

@@ -27,10 +27,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string source() { return localist::test::source_dir(); }
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
