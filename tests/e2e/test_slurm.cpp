@@ -16,6 +16,8 @@
 #include <regex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -35,8 +37,25 @@ class Slurm : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     slurm_dir_ = new TempDir;
-    const auto r = run_command("timeout 60 " + source() + "/tools/local_slurm.sh start '" + slurm_dir_->path() +
-                               "/slurm' 4 2>&1");
+    const char* nodes = std::getenv("LOCALIST_SLURM_NODES");
+    nodes_ = nodes ? std::atoi(nodes) : 1;
+    std::string start = "timeout 60 " + source() + "/tools/local_slurm.sh start '" + slurm_dir_->path() + "/slurm' 4";
+    if (nodes_ > 1) {
+      // Several nodes: simulated hosts (tools/netns_hosts.sh), slurmctld on the head node,
+      // one slurmd per host; every Slurm client runs on the head.
+      tag_ = "ls" + std::to_string(::getpid() % 100000);
+      const std::string net = std::to_string(100 + ::getpid() % 150);
+      const auto up = run_command(source() + "/tools/netns_hosts.sh up " + tag_ + " " + std::to_string(nodes_) + " " +
+                                  net + " 2>&1");
+      if (::geteuid() != 0 || up.status != 0) {
+        skip_reason_ = "simulated hosts need root and network namespaces: " + up.out;
+        return;
+      }
+      start = "timeout 60 " + source() + "/tools/local_slurm.sh start-hosts '" + slurm_dir_->path() + "/slurm' " + tag_ +
+              " " + net + " " + std::to_string(nodes_) + " 2";
+      client_ = "ip netns exec " + tag_ + "h0 ";
+    }
+    const auto r = run_command(start + " 2>&1");
     if (r.status != 0) {
       skip_reason_ = "a local Slurm could not be started here: " + r.out;
       return;
@@ -45,6 +64,7 @@ class Slurm : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     run_command("timeout 30 " + source() + "/tools/local_slurm.sh stop '" + slurm_dir_->path() + "/slurm' 2>&1");
+    if (!tag_.empty()) run_command(source() + "/tools/netns_hosts.sh down " + tag_ + " 2>&1");
     delete slurm_dir_;
     slurm_dir_ = nullptr;
   }
@@ -64,12 +84,16 @@ class Slurm : public ::testing::Test {
     return run_command("cd '" + dir_.path() + "' && " + cmd + " 2>&1");
   }
   std::string sbatch(const std::string& args, const std::string& env = "") {
-    return "LOCALIST=" + bin() + " " + env + " timeout 60 sbatch --parsable --output=job-%j.out " + source() +
-           "/launch/slurm/train.sbatch c.yaml " + args;
+    return "LOCALIST=" + bin() + " " + env + " " + client_ + "timeout 60 sbatch --parsable --output=job-%j.out " +
+           tasks() + source() + "/launch/slurm/train.sbatch c.yaml " + args;
+  }
+  // Two tasks in all, spread over the nodes.
+  static std::string tasks() {
+    return nodes_ > 1 ? "--nodes=" + std::to_string(nodes_) + " --ntasks-per-node=" + std::to_string(2 / nodes_) + " " : "";
   }
   // JobState=... of a job (empty once Slurm has forgotten it).
   std::string job_field(const std::string& job, const std::string& field) {
-    const auto r = run_command("timeout 10 scontrol show job " + job + " 2>&1");
+    const auto r = run_command(client_ + "timeout 10 scontrol show job " + job + " 2>&1");
     std::smatch m;
     const std::regex re(field + "=(\\S+)");
     return std::regex_search(r.out, m, re) ? m[1].str() : "";
@@ -86,13 +110,16 @@ class Slurm : public ::testing::Test {
     return "still " + state + " after " + std::to_string(limit_s) + " s";
   }
   static TempDir* slurm_dir_;
+  static int nodes_;
+  static std::string tag_, client_;  // simulated hosts' tag; the prefix that runs a client on the head
   TempDir dir_;
 
  public:
   static std::string skip_reason_;
 };
 TempDir* Slurm::slurm_dir_ = nullptr;
-std::string Slurm::skip_reason_;
+int Slurm::nodes_ = 1;
+std::string Slurm::tag_, Slurm::client_, Slurm::skip_reason_;
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -102,11 +129,13 @@ std::string trim(std::string s) {
 }  // namespace
 
 // The reference is an uninterrupted run under `srun --mpi=pmix` directly; the batch job
+// (with LOCALIST_SLURM_NODES=2: on two simulated nodes, one task each, e2e_slurm_2nodes)
 // is signalled (USR1, as --signal=USR1@T does before the time limit) after 40 steps:
 // every rank checkpoints, exits 75, the script requeues the job, and the second attempt
 // resumes and ends with the reference's losses, every step bit for bit.
 TEST_F(Slurm, APreemptionSignalCheckpointsRequeuesAndFinishesLikeAnUninterruptedRun) {
-  auto ref = sh("OMP_NUM_THREADS=1 timeout 120 srun -n2 --mpi=pmix " + bin() + " train c.yaml --set run.dir=ref");
+  auto ref = sh("OMP_NUM_THREADS=1 " + client_ + "timeout 120 srun " + tasks() + "-n2 --mpi=pmix " + bin() +
+                " train c.yaml --set run.dir=ref");
   ASSERT_EQ(ref.status, 0) << ref.out;
   const auto want = localist::test::step_losses(dir_ / "ref/metrics.jsonl");
   ASSERT_EQ(want.size(), 300u);
@@ -117,7 +146,7 @@ TEST_F(Slurm, APreemptionSignalCheckpointsRequeuesAndFinishesLikeAnUninterrupted
   while (localist::test::step_losses(dir_ / "pre/metrics.jsonl").size() < 40 && seconds_since(t0) < 60) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(run_command("timeout 10 scancel --signal=USR1 " + job).status, 0);
+  ASSERT_EQ(run_command(client_ + "timeout 10 scancel --signal=USR1 " + job).status, 0);
   const std::string state = wait_job(job, 120);
   const std::string out = read_text(dir_ / ("job-" + job + ".out"));
   ASSERT_EQ(state, "COMPLETED") << out;
