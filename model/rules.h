@@ -5,22 +5,27 @@
 //   point: a query matching `query` points to the most recent earlier key matching
 //          `target`, or to every key of block `target_block`; bias +rho there.
 // Patterns: {tokens: [ids]}, {regex: "..."} over the decoded text (a token matches when
-// a match overlaps its bytes), or {domain: name} (every token of that domain's rows).
+// a match overlaps its bytes; RE2 syntax, matched in time linear in the text, so no rule
+// can stall training), or {domain: name} (every token of that domain's rows).
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <regex>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/localist_model.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace localist {
 
 struct TokenPattern {
   std::vector<int64_t> tokens;
   std::string regex_text;
-  std::regex regex;
+  std::shared_ptr<const re2::RE2> regex;  // compiled once, shared by copies of the rule
   std::string domain;
 };
 

@@ -14,7 +14,7 @@ PACKAGES=(
   libhdf5-dev hdf5-tools
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
-  libsentencepiece-dev libssl-dev
+  libsentencepiece-dev libssl-dev libre2-dev
   gnuplot-nox
   python3-h5py
   slurm-wlm

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <H5Cpp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -98,8 +99,13 @@ namespace {
 // before anything is allocated for it.
 void check_stored(const H5::DataSet& ds, const std::string& name, const std::vector<hsize_t>& dims,
                   at::ScalarType type) {
-  double bytes = static_cast<double>(at::elementSize(type));
-  for (hsize_t d : dims) bytes *= static_cast<double>(d);
+  double bytes = static_cast<double>(at::elementSize(type)), extent = 1;
+  for (hsize_t d : dims) {
+    bytes *= static_cast<double>(d);
+    extent *= static_cast<double>(std::max<hsize_t>(d, 1));
+  }
+  // Even with no element, a shape whose sizes multiply past 2^62 cannot be allocated.
+  if (extent > 4.6e18) throw Error("dataset '" + name + "' has an impossible shape (a damaged file)");
   const double stored = static_cast<double>(ds.getStorageSize());
   if (bytes > stored) {
     throw Error("dataset '" + name + "' claims " + std::to_string(static_cast<long double>(bytes)) +
