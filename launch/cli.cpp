@@ -86,6 +86,10 @@ int run_prepare(const std::string& config_path, bool force) {
 }
 
 int run_train(const std::string& config_path, bool dry_run, int world_override, const std::string& resume) {
+  // From the first line on, not from the training loop: a preemption signal during start-
+  // up (config, data checks, MPI start) is then honoured at the first step boundary
+  // instead of ending the process. (Before main, while LibTorch loads, it still ends it.)
+  if (!dry_run) stop_signal_install();
   const LaunchEnv env = launch_env_detect();
   const int world = world_override > 0 ? world_override : env.world_size;
   if (world_override > 0 && !dry_run) throw ConfigError("--world-size only applies to --dry-run");
