@@ -14,12 +14,7 @@
 #include "trainer/tensor_file.h"
 
 LOCALIST_FUZZ_TARGET(index) {
-  std::vector<std::string> f(1);
-  for (size_t i = 0; i < size; ++i) {
-    if (data[i] == 0xFF) f.emplace_back();
-    else f.back() += static_cast<char>(data[i]);
-  }
-  f.resize(16);
+  std::vector<std::string> f = localist::fuzz::split_fields(data, size, 16);
   localist::TensorFileAttrs attrs = {
       {"format", localist::kCheckpointFormatName}, {"format_version", f[0]}, {"step", f[1]},
       {"tokens_seen", f[2]}, {"vocab_size", f[3]}, {"seed", f[4]}, {"tokenizer_kind", f[5]},

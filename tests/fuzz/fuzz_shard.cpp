@@ -12,12 +12,7 @@
 #include "tests/fuzz/fuzz_target.h"
 
 LOCALIST_FUZZ_TARGET(shard) {
-  std::vector<std::string> f(1);
-  for (size_t i = 0; i < size; ++i) {
-    if (data[i] == 0xFF) f.emplace_back();
-    else f.back() += static_cast<char>(data[i]);
-  }
-  f.resize(8);
+  std::vector<std::string> f = localist::fuzz::split_fields(data, size, 8);
   localist::ShardMeta meta;
   meta.source_name = f[0];
   meta.source_path = f[1];

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #ifdef LOCALIST_FUZZ_LIBFUZZER
 #define LOCALIST_FUZZ_TARGET(name) extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
@@ -25,6 +26,18 @@ bool register_target(const char* name, TargetFn fn);
 namespace localist::fuzz {
 
 inline std::string text_of(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+
+// The structured targets' input format: fields separated by 0xFF bytes, padded with
+// empty fields to at least `min_fields`.
+inline std::vector<std::string> split_fields(const uint8_t* data, size_t size, size_t min_fields) {
+  std::vector<std::string> f(1);
+  for (size_t i = 0; i < size; ++i) {
+    if (data[i] == 0xFF) f.emplace_back();
+    else f.back() += static_cast<char>(data[i]);
+  }
+  if (f.size() < min_fields) f.resize(min_fields);
+  return f;
+}
 
 // A private scratch directory on a tmpfs (/dev/shm when present) for targets that
 // read files, made once per process and emptied by the caller per input.

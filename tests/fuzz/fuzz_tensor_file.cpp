@@ -15,11 +15,7 @@
 #include "trainer/tensor_file.h"
 
 LOCALIST_FUZZ_TARGET(tensor_file) {
-  std::vector<std::string> f(1);
-  for (size_t i = 0; i < size; ++i) {
-    if (data[i] == 0xFF) f.emplace_back();
-    else f.back() += static_cast<char>(data[i]);
-  }
+  std::vector<std::string> f = localist::fuzz::split_fields(data, size, 1);
   const std::string path = localist::fuzz::scratch_dir() + "/f.h5";
   H5::Exception::dontPrint();
   try {
