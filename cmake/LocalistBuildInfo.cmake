@@ -3,6 +3,7 @@
 # "unknown" outside a git checkout). The file is rewritten only when its text changes,
 # so an unchanged commit recompiles nothing.
 # Inputs: SOURCE_DIR, OUT, VERSION.
+include("${CMAKE_CURRENT_LIST_DIR}/LocalistWriteIfChanged.cmake")
 set(commit "unknown")
 find_program(GIT_PROGRAM git)
 if(GIT_PROGRAM AND EXISTS "${SOURCE_DIR}/.git")
@@ -24,11 +25,4 @@ const char* build_version() { return \"${VERSION}\"; }
 const char* build_commit() { return \"${commit}\"; }
 }  // namespace localist
 ")
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-else()
-  set(old "")
-endif()
-if(NOT old STREQUAL text)
-  file(WRITE "${OUT}" "${text}")
-endif()
+localist_write_if_changed("${OUT}" "${text}")
