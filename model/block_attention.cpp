@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "model/fused_attention.h"
 #include "model/penalty.h"
 #include "model/routing.h"
 
@@ -16,7 +17,7 @@ namespace localist {
 at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
-                              const BlockShard* shard, bool routing_trace) {
+                              const BlockShard* shard, bool routing_trace, bool fused) {
   const int64_t B = xn_in.size(0), T = xn_in.size(1), d = xn_in.size(2);
   const int64_t hb = c.heads_per_block, dh = c.head_dim;
   const int64_t K = active_blocks.size(0);
@@ -49,10 +50,8 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
                                : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
   const auto b_qkv = all_heads ? L.qkv_b
                                : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
-  // unbind (not three selects): its backward is one stack, not three zero-filled copies.
-  const auto qkv = at::linear(xn, w_qkv, b_qkv).view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
-  // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
-  const auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(dh))), k = qkv[1], v = qkv[2];
+  const auto qkv_flat = at::linear(xn, w_qkv, b_qkv);  // (B,T,3*H*d_h)
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
 
   // M2 routing: pi_ik = softmax over active k of r_i . a_k / tau. At dial 0 with no
   // penalties, rules or trace nothing reads it, so it is not computed.
@@ -62,22 +61,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   const Routing rt = routing ? route_tokens(xn, L.router_w, anchors, active_blocks, c.tau, rules, slot_map) : Routing();
   const at::Tensor &pi = rt.pi, &router = rt.router, &hard = rt.hard;
 
-  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
-  // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
-  // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
-  // spent on it forward, and its gradient comes out of the matmul's backward.
-  at::Tensor z, scores;
-  if (dial != 0.0) {
-    const auto beta = ((dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0)).permute({0, 2, 1}).unsqueeze(-1);
-    const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
-    const auto k1 = at::cat({k, beta}, -1);
-    z = at::matmul(q1, k1.transpose(-2, -1));
-    if (trace) scores = at::matmul(q, k.transpose(-2, -1)).detach();
-  } else {
-    z = at::matmul(q, k.transpose(-2, -1));
-    scores = z;
-  }
-  const auto causal = at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1);
+  // M6 point rules: T_rule(i), causal, and whether any fired for the query.
   at::Tensor targets, fired;
   if (rules && (rules->point_targets.defined() || rules->point_block.defined())) {
     targets = at::zeros({B, T, T}, xn.options().dtype(at::kBool));
@@ -86,16 +70,50 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
       const auto pb = block_map_slots(rules->point_block, slot_map).unsqueeze(2);  // (B,T,1) query's target block
       targets = targets | (pb.ge(0) & hard.unsqueeze(1).eq(pb));
     }
-    targets = targets & causal.logical_not();
+    targets = targets & at::ones({T, T}, targets.options()).tril();
     fired = targets.any(-1);
-    z = z + c.rho * targets.unsqueeze(1).to(z.scalar_type());
   }
-  z = z.masked_fill(causal, -std::numeric_limits<double>::infinity());
-  const auto alpha = at::softmax(z, -1);
+  // The key bias of M3, -dial * gamma * (1 - pi_jk) for head h of block k: (B,T,H).
+  const auto key_bias = [&] { return (dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0); };
+
+  at::Tensor heads, alpha, z, scores, omega;
+  if (fused && !trace && H > 0 && fused_attention_supported(qkv_flat)) {
+    FusedAttentionInput fin;
+    fin.qkv = qkv_flat, fin.heads = H, fin.head_dim = dh, fin.scale = scale;
+    if (dial != 0.0) fin.key_bias = key_bias();
+    if (targets.defined()) fin.rule_targets = targets, fin.rho = c.rho;
+    if (penalties) fin.hard = hard, fin.head_block = head_block, fin.blocks = K;
+    auto r = fused_attention(fin);
+    heads = r.heads;  // (B,T,H,d_h)
+    omega = r.omega;
+  } else {
+    // unbind (not three selects): its backward is one stack, not three zero-filled copies.
+    const auto qkv = qkv_flat.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
+    // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
+    const auto q = qkv[0] * scale, k = qkv[1], v = qkv[2];
+    // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
+    // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
+    // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
+    // spent on it forward, and its gradient comes out of the matmul's backward.
+    if (dial != 0.0) {
+      const auto beta = key_bias().permute({0, 2, 1}).unsqueeze(-1);
+      const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
+      const auto k1 = at::cat({k, beta}, -1);
+      z = at::matmul(q1, k1.transpose(-2, -1));
+      if (trace) scores = at::matmul(q, k.transpose(-2, -1)).detach();
+    } else {
+      z = at::matmul(q, k.transpose(-2, -1));
+      scores = z;
+    }
+    if (targets.defined()) z = z + c.rho * targets.unsqueeze(1).to(z.scalar_type());
+    z = z.masked_fill(at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1), -std::numeric_limits<double>::infinity());
+    alpha = at::softmax(z, -1);
+    heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
+    if (penalties) omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
+  }
 
   // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
   const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
-  auto heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
   if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   const auto w_o = all_heads ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
   // The output bias is added once, after the partial outputs of the group are summed
@@ -105,7 +123,6 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
                  L.out_b;
 
   if (penalties) {
-    auto omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
     auto mi = routing_mutual_information(pi);
     if (shard) {
       // Ω: this rank's heads' share of the mean over all heads; I_π: counted once, on the lead.

@@ -186,7 +186,7 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
   const bool seq = shard && shard->sequence_parallel();
   const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
   auto attn = localist_attention(L, seq ? shard->gather_seq(xn, T) : xn, anchors, out.active_blocks, config_, dial,
-                                 o.rules, o.penalties, o.trace, out, shard, o.routing_trace);
+                                 o.rules, o.penalties, o.trace, out, shard, o.routing_trace, o.fused_attention);
   const auto x = x_in + dropout_of(attn, p, shard, T);
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
   at::Tensor ffn;
@@ -264,9 +264,10 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     auto shard = o.shard ? std::make_shared<BlockShard>(*o.shard) : nullptr;
     const at::Tensor active = out.active_blocks;
     const double dial = o.dial[l];
-    const bool penalties = o.penalties;
-    auto fn = [this, &L, rules, shard, active, dial, penalties, p, T](const at::Tensor& xin) {
+    const bool penalties = o.penalties, fused = o.fused_attention;
+    auto fn = [this, &L, rules, shard, active, dial, penalties, fused, p, T](const at::Tensor& xin) {
       ForwardOptions lo;
+      lo.fused_attention = fused;
       lo.rules = rules.get();
       lo.shard = shard.get();
       lo.penalties = penalties;

@@ -76,6 +76,9 @@ struct ForwardOptions {
   bool routing_trace = false;
   const BlockShard* shard = nullptr;  // block parallel; null: every active block here
   bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
+  // The fused CPU attention (model/fused_attention.h) where it applies; false: the
+  // unfused reference path (tests compare the two).
+  bool fused_attention = true;
 };
 
 struct LayerTrace {

@@ -140,5 +140,9 @@ TEST(ActivationCheckpoint, EvaluationAndTracesAreUnchanged) {
   const auto plain = m.forward(x, o);
   o.checkpoint_activations = true;
   EXPECT_TRUE(at::equal(plain.logits, m.forward(x, o).logits));
-  EXPECT_TRUE(at::equal(plain.logits, traced.logits));
+  // Traces take the unfused attention (they keep α): equal to the unfused plain pass, and
+  // to the fused one within rounding.
+  o.fused_attention = false;
+  EXPECT_TRUE(at::equal(m.forward(x, o).logits, traced.logits));
+  EXPECT_LE((plain.logits - traced.logits).abs().max().item<double>(), 1e-5);
 }

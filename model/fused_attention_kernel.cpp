@@ -1,0 +1,231 @@
+// fused_attention_kernel.cpp: see fused_attention_kernel.h. Built once per capability
+// with CPU_CAPABILITY set (ATen's vector types switch on it). Per tile: one product for
+// the scores against keys [0, i1) only (the causal half), one pass per query row for
+// bias, softmax and Ω's group sums, one product for α V; backward recomputes the tile.
+#include "model/fused_attention_kernel.h"
+
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "model/blas_gemm.h"
+
+#ifndef CPU_CAPABILITY
+#error "fused_attention_kernel.cpp is compiled with CPU_CAPABILITY set (model/CMakeLists.txt)"
+#endif
+
+namespace localist::fused::CPU_CAPABILITY {
+namespace {
+
+template <typename S>
+using Vec = at::vec::Vectorized<S>;
+
+template <typename S>
+S horizontal_sum(const Vec<S>& v) {
+  S lanes[Vec<S>::size()];
+  v.store(lanes);
+  S s = 0;
+  for (int l = 0; l < Vec<S>::size(); ++l) s += lanes[l];
+  return s;
+}
+
+template <typename S>
+S horizontal_max(const Vec<S>& v) {
+  S lanes[Vec<S>::size()];
+  v.store(lanes);
+  S m = lanes[0];
+  for (int l = 1; l < Vec<S>::size(); ++l) m = std::max(m, lanes[l]);
+  return m;
+}
+
+// z[0, len) += bias[0, len) (the key biases of this head, gathered) and rho on targets.
+template <typename S>
+void add_biases(S* z, int64_t len, const S* bias, const bool* target_row, S rho) {
+  constexpr int64_t w = Vec<S>::size();
+  if (bias) {
+    int64_t j = 0;
+    for (; j + w <= len; j += w) (Vec<S>::loadu(z + j) + Vec<S>::loadu(bias + j)).store(z + j);
+    for (; j < len; ++j) z[j] += bias[j];
+  }
+  if (target_row) {
+    for (int64_t j = 0; j < len; ++j) z[j] += target_row[j] ? rho : S(0);
+  }
+}
+
+// In place: z[0, len) -> softmax; returns log of the normaliser (the row's log-sum-exp).
+template <typename S>
+S softmax_row(S* z, int64_t len) {
+  constexpr int64_t w = Vec<S>::size();
+  S m = -std::numeric_limits<S>::infinity();
+  int64_t j = 0;
+  if (len >= w) {
+    Vec<S> vm = Vec<S>::loadu(z);
+    for (j = w; j + w <= len; j += w) vm = at::vec::maximum(vm, Vec<S>::loadu(z + j));
+    m = horizontal_max(vm);
+  }
+  for (; j < len; ++j) m = std::max(m, z[j]);
+  const Vec<S> vm(m);
+  Vec<S> vs(S(0));
+  for (j = 0; j + w <= len; j += w) {
+    const auto e = (Vec<S>::loadu(z + j) - vm).exp();
+    e.store(z + j);
+    vs = vs + e;
+  }
+  S sum = horizontal_sum(vs);
+  for (; j < len; ++j) sum += (z[j] = std::exp(z[j] - m));
+  const S inv = S(1) / sum;
+  const Vec<S> vinv(inv);
+  for (j = 0; j + w <= len; j += w) (Vec<S>::loadu(z + j) * vinv).store(z + j);
+  for (; j < len; ++j) z[j] *= inv;
+  return m + std::log(sum);
+}
+
+// In place: z[0, len) -> exp(z - lse) (the softmax recomputed from its saved normaliser).
+template <typename S>
+void exp_row(S* z, int64_t len, S lse) {
+  constexpr int64_t w = Vec<S>::size();
+  const Vec<S> vl(lse);
+  int64_t j = 0;
+  for (; j + w <= len; j += w) (Vec<S>::loadu(z + j) - vl).exp().store(z + j);
+  for (; j < len; ++j) z[j] = std::exp(z[j] - lse);
+}
+
+template <typename S>
+S dot(const S* a, const S* b, int64_t len) {
+  constexpr int64_t w = Vec<S>::size();
+  Vec<S> acc(S(0));
+  int64_t j = 0;
+  for (; j + w <= len; j += w) acc = acc + Vec<S>::loadu(a + j) * Vec<S>::loadu(b + j);
+  S s = horizontal_sum(acc);
+  for (; j < len; ++j) s += a[j] * b[j];
+  return s;
+}
+
+// Ω's group sums for one query row: g[k'] = Σ_{j < len, b(j) = k'} α_j².
+template <typename S>
+void group_square_sums(const S* alpha, const int64_t* hard, int64_t len, int64_t K, double* g) {
+  std::fill(g, g + K, 0.0);
+  for (int64_t j = 0; j < len; ++j) g[hard[j]] += static_cast<double>(alpha[j]) * alpha[j];
+}
+
+// Ω(h, i) = Σ_{k' != own, |G| > 0} sqrt|G_k'(i)| · sqrt(max(g_k', 1e-30)), as penalty.cpp.
+double omega_of_row(const double* g, const int32_t* counts, int64_t K, int64_t own) {
+  double v = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    if (k == own || counts[k] <= 0) continue;
+    v += std::sqrt(static_cast<double>(counts[k])) * std::sqrt(std::max(g[k], 1e-30));
+  }
+  return v;
+}
+
+// The tile's scores: s (nr x i1) = scale * q[i0, i1) . k[0, i1)^T, then each row's
+// biases; rows past their query's position are left for the caller to clear.
+template <typename S>
+void tile_scores(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* s, S* bias) {
+  const int64_t row = p.row(), hd = p.H * p.dh;
+  const S* base = p.qkv + b * p.T * row;
+  gemm_row_major(false, true, i1 - i0, i1, p.dh, p.scale, base + i0 * row + h * p.dh, row, base + hd + h * p.dh, row,
+                 S(0), s, i1);
+  if (p.beta) {
+    for (int64_t j = 0; j < i1; ++j) bias[j] = p.beta[(b * p.T + j) * p.H + h];
+  }
+  for (int64_t i = i0; i < i1; ++i) {
+    add_biases(s + (i - i0) * i1, i + 1, p.beta ? bias : nullptr, p.targets ? p.targets + (b * p.T + i) * p.T : nullptr,
+               p.rho);
+  }
+}
+
+}  // namespace
+
+template <typename S>
+double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch) {
+  const int64_t nr = i1 - i0, hd = p.H * p.dh, row = p.row();
+  S* s = scratch;                     // nr x i1
+  S* bias = s + kFusedTile * p.T;     // i1
+  std::vector<double> g(static_cast<size_t>(p.K));
+  tile_scores(p, b, h, i0, i1, s, bias);
+  double omega = 0;
+  for (int64_t i = i0; i < i1; ++i) {
+    S* z = s + (i - i0) * i1;
+    const int64_t len = i + 1;
+    p.lse[(b * p.H + h) * p.T + i] = softmax_row(z, len);
+    std::fill(z + len, z + i1, S(0));
+    if (p.counts) {
+      group_square_sums(z, p.hard + b * p.T, len, p.K, g.data());
+      omega += omega_of_row(g.data(), p.counts + (b * p.T + i) * p.K, p.K, p.head_block[h]);
+    }
+  }
+  const S* v = p.qkv + b * p.T * row + 2 * hd + h * p.dh;
+  gemm_row_major(false, false, nr, p.dh, i1, S(1), s, i1, v, row, S(0), p.out + (b * p.T + i0) * hd + h * p.dh, hd);
+  return omega;
+}
+
+template <typename S>
+void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
+  const int64_t hd = p.H * p.dh, row = p.row(), T = p.T;
+  S* s = scratch;                      // α tile, kFusedTile x T
+  S* dz = s + kFusedTile * T;          // dα then dz tile
+  S* bias = dz + kFusedTile * T;       // T
+  S* dbeta = bias + T;                 // T: Σ_i dz_ij for this head
+  std::vector<double> g(static_cast<size_t>(p.K)), coef(static_cast<size_t>(p.K));
+  std::fill(dbeta, dbeta + T, S(0));
+  const S* base = p.qkv + b * T * row;
+  const S *q = base + h * p.dh, *k = base + hd + h * p.dh, *v = base + 2 * hd + h * p.dh;
+  S* dbase = p.dqkv + b * T * row;
+  S *dq = dbase + h * p.dh, *dk = dbase + hd + h * p.dh, *dv = dbase + 2 * hd + h * p.dh;
+  const S* dout = p.dout + b * T * hd + h * p.dh;
+  const bool omega = p.counts && p.omega_grad != 0.0;
+  constexpr int64_t w = Vec<S>::size();
+  for (int64_t i0 = 0; i0 < T; i0 += kFusedTile) {
+    const int64_t i1 = std::min(T, i0 + kFusedTile), nr = i1 - i0;
+    tile_scores(p, b, h, i0, i1, s, bias);
+    // dα (nr x i1) = dO . V^T
+    gemm_row_major(false, true, nr, i1, p.dh, S(1), dout + i0 * hd, hd, v, row, S(0), dz, i1);
+    for (int64_t i = i0; i < i1; ++i) {
+      S* a = s + (i - i0) * i1;
+      S* d = dz + (i - i0) * i1;
+      const int64_t len = i + 1;
+      exp_row(a, len, p.lse[(b * p.H + h) * T + i]);
+      std::fill(a + len, a + i1, S(0));
+      if (omega) {
+        // dΩ/dα_ij = coef[b(j)] α_ij with coef = w / ||α_{i,G}|| on live groups (penalty.cpp).
+        const int64_t* hard = p.hard + b * T;
+        const int32_t* counts = p.counts + (b * T + i) * p.K;
+        group_square_sums(a, hard, len, p.K, g.data());
+        for (int64_t kk = 0; kk < p.K; ++kk) {
+          const bool live = kk != p.head_block[h] && counts[kk] > 0 && g[kk] >= 1e-30;
+          coef[kk] = live ? p.omega_grad * std::sqrt(static_cast<double>(counts[kk])) / std::sqrt(g[kk]) : 0.0;
+        }
+        for (int64_t j = 0; j < len; ++j) d[j] += static_cast<S>(coef[hard[j]]) * a[j];
+      }
+      // Softmax backward: dz = α (dα − Σ_j α_j dα_j).
+      const S D = dot(a, d, len);
+      const Vec<S> vD(D);
+      int64_t j = 0;
+      for (; j + w <= len; j += w) (Vec<S>::loadu(a + j) * (Vec<S>::loadu(d + j) - vD)).store(d + j);
+      for (; j < len; ++j) d[j] = a[j] * (d[j] - D);
+      std::fill(d + len, d + i1, S(0));
+      if (p.dbeta) {
+        for (j = 0; j + w <= len; j += w) (Vec<S>::loadu(dbeta + j) + Vec<S>::loadu(d + j)).store(dbeta + j);
+        for (; j < len; ++j) dbeta[j] += d[j];
+      }
+    }
+    // dq = scale dz K, dk += scale dz^T Q, dv += α^T dO.
+    gemm_row_major(false, false, nr, p.dh, i1, p.scale, dz, i1, k, row, S(0), dq + i0 * row, row);
+    gemm_row_major(true, false, i1, p.dh, nr, p.scale, dz, i1, q + i0 * row, row, S(1), dk, row);
+    gemm_row_major(true, false, i1, p.dh, nr, S(1), s, i1, dout + i0 * hd, hd, S(1), dv, row);
+  }
+  if (p.dbeta) {
+    for (int64_t j = 0; j < T; ++j) p.dbeta[(b * T + j) * p.H + h] = dbeta[j];
+  }
+}
+
+template double forward_tile<float>(const Problem<float>&, int64_t, int64_t, int64_t, int64_t, float*);
+template double forward_tile<double>(const Problem<double>&, int64_t, int64_t, int64_t, int64_t, double*);
+template void backward_head<float>(const Problem<float>&, int64_t, int64_t, float*);
+template void backward_head<double>(const Problem<double>&, int64_t, int64_t, double*);
+
+}  // namespace localist::fused::CPU_CAPABILITY
