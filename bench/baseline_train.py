@@ -3,11 +3,13 @@
 # attention, GELU FFN, AdamW), on the same shape as bench_train.cpp, timed the same
 # way (forward, backward, optimizer). Debian's python3-torch, same version as LibTorch.
 # On a GPU (tools/gpu_check.sh): LOCALIST_BENCH_DEVICE=cuda, LOCALIST_BENCH_SHAPE=gpt2,
-# LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1, as bench_train.cpp.
+# LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1, LOCALIST_BENCH_CONTEXT=T with
+# LOCALIST_BENCH_TOKENS=N (batch N / T), as bench_train.cpp; prints peak resident memory.
 # Usage: python3 baseline_train.py [steps] [warmup] [threads]
 import contextlib
 import math
 import os
+import resource
 import sys
 import time
 
@@ -60,6 +62,10 @@ def main():
     if os.environ.get("LOCALIST_BENCH_SHAPE") == "gpt2":
         T, shape = 1024, dict(d=768, layers=12, heads=12, ctx=1024)
     B = int(os.environ.get("LOCALIST_BENCH_BATCH", B))
+    if os.environ.get("LOCALIST_BENCH_CONTEXT"):
+        T = int(os.environ["LOCALIST_BENCH_CONTEXT"])
+        shape["ctx"] = T
+        B = max(1, int(os.environ.get("LOCALIST_BENCH_TOKENS", "2048")) // T)
     model = GPT(**shape).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     data = torch.randint(256, (B, T + 1)).to(dev)
@@ -88,7 +94,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"pytorch-python ms/step {total:.1f} (forward {fwd / steps * 1000:.1f}, backward {bwd / steps * 1000:.1f}, "
           f"optimizer {optm / steps * 1000:.1f}) tokens/s {B * T / total * 1000:.0f} params {params} "
-          f"device {dev}{' bf16' if bf16 else ''} batch {B} context {T}")
+          f"device {dev}{' bf16' if bf16 else ''} batch {B} context {T} "
+          f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 
 if __name__ == "__main__":

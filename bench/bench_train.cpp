@@ -6,6 +6,10 @@
 // On a GPU (tools/gpu_check.sh): LOCALIST_BENCH_DEVICE=cuda, LOCALIST_BENCH_SHAPE=gpt2
 // (GPT-2 124M: width 768, 12 layers, 12 blocks of one head of 64, context 1024),
 // LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1 (autocast); CUDA timings synchronise.
+// LOCALIST_BENCH_UNFUSED=1: the unfused attention and FFN (the reference path);
+// LOCALIST_BENCH_CONTEXT=T with LOCALIST_BENCH_TOKENS=N: context T, batch N / T;
+// LOCALIST_BENCH_DIALS=0,1: the λ values run. Each line ends with the process's peak
+// resident memory so far (one λ per process for a memory figure).
 // Usage: bench_train [steps] [warmup] [threads]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,11 +17,15 @@
 #include <torch/cuda.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <string>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+
+#include <sys/resource.h>
 
 #include "model/localist_model.h"
 
@@ -33,6 +41,13 @@ std::string env_or(const char* name, const char* fallback) {
 
 const at::Device kDevice(env_or("LOCALIST_BENCH_DEVICE", "cpu"));
 const bool kBf16 = env_or("LOCALIST_BENCH_BF16", "0") == "1" && kDevice.is_cuda();
+const bool kUnfused = env_or("LOCALIST_BENCH_UNFUSED", "0") == "1";
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
 
 double ms_since(Clock::time_point t) {
   if (kDevice.is_cuda()) torch::cuda::synchronize();
@@ -50,6 +65,10 @@ void run(double dial, int steps, int warmup, bool penalties) {
     T = 1024;
   }
   B = std::atoll(env_or("LOCALIST_BENCH_BATCH", std::to_string(B).c_str()).c_str());
+  if (const char* t = std::getenv("LOCALIST_BENCH_CONTEXT")) {
+    T = std::atoll(t), c.context = T;
+    B = std::max<int64_t>(1, std::atoll(env_or("LOCALIST_BENCH_TOKENS", "2048").c_str()) / T);
+  }
   LocalistModel model(c, V, 1);
   model.to(kDevice);
   model.train();
@@ -63,6 +82,7 @@ void run(double dial, int steps, int warmup, bool penalties) {
     ForwardOptions o;
     o.dial = std::vector<double>(c.n_layers, dial);
     o.penalties = penalties && dial > 0;  // as the trainer: λ = 0 gives the penalties zero weight
+    o.fused = !kUnfused;
     if (kBf16) {
       at::autocast::set_enabled(true);
       at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -82,11 +102,11 @@ void run(double dial, int steps, int warmup, bool penalties) {
     if (s >= warmup) fwd += f, bwd += b, optm += o2;
   }
   const double total = (fwd + bwd + optm) / steps;
-  std::printf("localist-cpp dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
-              " device %s%s batch %lld context %lld\n",
-              dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
+  std::printf("localist-cpp%s dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
+              " device %s%s batch %lld context %lld peak_rss_mb %.0f\n",
+              kUnfused ? "-unfused" : "", dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
               static_cast<long long>(model.parameter_count()), kDevice.str().c_str(), kBf16 ? " bf16" : "",
-              static_cast<long long>(B), static_cast<long long>(T));
+              static_cast<long long>(B), static_cast<long long>(T), peak_rss_mb());
 }
 
 }  // namespace
@@ -96,8 +116,8 @@ int main(int argc, char** argv) {
   const int warmup = argc > 2 ? std::atoi(argv[2]) : 3;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
   at::set_num_threads(threads);
-  run(0.0, steps, warmup, true);
-  run(1.0, steps, warmup, true);
+  std::stringstream dials(env_or("LOCALIST_BENCH_DIALS", "0,1"));
+  for (std::string v; std::getline(dials, v, ',');) run(std::atof(v.c_str()), steps, warmup, true);
   if (argc > 4) run(1.0, steps, warmup, false);  // diagnostic: the cost of Ω and I_π
   return 0;
 }

@@ -31,6 +31,7 @@
 #include "launch/report_command.h"
 #include "launch/run_config.h"
 #include "data/tokenizer.h"
+#include "model/fused_attention.h"
 #include "model/rules.h"
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
@@ -389,10 +390,12 @@ int run_info() {
                                              : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
   std::cout << fmt::format(
       "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
+      "  CPU kernels     fused attention and FFN, {} build\n"
       "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
       build_version(), build_commit(), t.torch_version, t.intra_op_threads, t.blas_library.empty() ? "not loaded" : t.blas_library,
-      t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", built_cuda ? "yes" : "no",
+      t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", fused_attention_capability(),
+      built_cuda ? "yes" : "no",
       t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
       env.local_size);
   return kExitOk;

@@ -11,29 +11,21 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/cpu_capability.h"
 #include "model/fused_attention_kernel.h"
 
 namespace localist {
 namespace {
 
-bool use_avx2() {
-#ifdef LOCALIST_FUSED_AVX2
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
-
 template <typename S>
 double run_forward_tile(const fused::Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch) {
-  return use_avx2() ? fused::AVX2::forward_tile(p, b, h, i0, i1, scratch)
+  return fused_kernels_use_avx2() ? fused::AVX2::forward_tile(p, b, h, i0, i1, scratch)
                     : fused::DEFAULT::forward_tile(p, b, h, i0, i1, scratch);
 }
 
 template <typename S>
 void run_backward_head(const fused::Problem<S>& p, int64_t b, int64_t h, S* scratch) {
-  use_avx2() ? fused::AVX2::backward_head(p, b, h, scratch) : fused::DEFAULT::backward_head(p, b, h, scratch);
+  fused_kernels_use_avx2() ? fused::AVX2::backward_head(p, b, h, scratch) : fused::DEFAULT::backward_head(p, b, h, scratch);
 }
 
 // Absent optional inputs travel as empty tensors: autograd functions take no undefined input.
@@ -134,7 +126,7 @@ bool fused_attention_supported(const at::Tensor& qkv) {
   return qkv.device().is_cpu() && (qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kDouble);
 }
 
-const char* fused_attention_capability() { return use_avx2() ? "AVX2" : "DEFAULT"; }
+const char* fused_attention_capability() { return fused_kernels_use_avx2() ? "AVX2" : "DEFAULT"; }
 
 FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
   if (!fused_attention_supported(in.qkv)) throw Error("the fused attention runs on CPU float or double tensors");

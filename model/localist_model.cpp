@@ -13,6 +13,7 @@
 #include "core/mix64.h"
 #include "model/activation_checkpoint.h"
 #include "model/block_attention.h"
+#include "model/fused_ffn.h"
 
 namespace localist {
 namespace {
@@ -178,6 +179,12 @@ at::Tensor dropout_of(const at::Tensor& x, double p, const BlockShard* shard, in
   return x * noise;
 }
 
+// The FFN's hidden layer gelu(x W^T + b): fused on the CPU, at::linear + at::gelu otherwise.
+at::Tensor ffn_hidden(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, bool fused) {
+  if (fused && fused_ffn_supported(x)) return linear_bias_gelu(x, w, b);
+  return at::gelu(at::linear(x, w, b));
+}
+
 }  // namespace
 
 at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor& x_in, double dial,
@@ -186,7 +193,7 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
   const bool seq = shard && shard->sequence_parallel();
   const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
   auto attn = localist_attention(L, seq ? shard->gather_seq(xn, T) : xn, anchors, out.active_blocks, config_, dial,
-                                 o.rules, o.penalties, o.trace, out, shard, o.routing_trace, o.fused_attention);
+                                 o.rules, o.penalties, o.trace, out, shard, o.routing_trace, o.fused);
   const auto x = x_in + dropout_of(attn, p, shard, T);
   const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
   at::Tensor ffn;
@@ -200,11 +207,11 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
     }
     auto part_of = [&](const at::Tensor& t, int64_t dim) { return L.ffn_whole() ? t.narrow(dim, a, n) : t; };
     const auto in = seq ? shard->gather_seq(xn2, T) : shard->enter(xn2);
-    const auto part = at::linear(at::gelu(at::linear(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0))), part_of(L.proj_w, 1));
+    const auto part = at::linear(ffn_hidden(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0), o.fused), part_of(L.proj_w, 1));
     ffn = (seq ? shard->scatter_seq(part) : shard->leave(part)) + L.proj_b;
   } else {
     if (!L.ffn_whole()) throw Error("the layer holds only a block-parallel rank's FFN part: assemble the model first");
-    ffn = at::linear(at::gelu(at::linear(xn2, L.fc_w, L.fc_b)), L.proj_w, L.proj_b);
+    ffn = at::linear(ffn_hidden(xn2, L.fc_w, L.fc_b, o.fused), L.proj_w, L.proj_b);
   }
   return x + dropout_of(ffn, p, shard, T);
 }
@@ -264,10 +271,10 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     auto shard = o.shard ? std::make_shared<BlockShard>(*o.shard) : nullptr;
     const at::Tensor active = out.active_blocks;
     const double dial = o.dial[l];
-    const bool penalties = o.penalties, fused = o.fused_attention;
+    const bool penalties = o.penalties, fused = o.fused;
     auto fn = [this, &L, rules, shard, active, dial, penalties, fused, p, T](const at::Tensor& xin) {
       ForwardOptions lo;
-      lo.fused_attention = fused;
+      lo.fused = fused;
       lo.rules = rules.get();
       lo.shard = shard.get();
       lo.penalties = penalties;

@@ -76,9 +76,10 @@ struct ForwardOptions {
   bool routing_trace = false;
   const BlockShard* shard = nullptr;  // block parallel; null: every active block here
   bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
-  // The fused CPU attention (model/fused_attention.h) where it applies; false: the
-  // unfused reference path (tests compare the two).
-  bool fused_attention = true;
+  // The fused CPU kernels where they apply: attention (model/fused_attention.h, never
+  // with trace) and the FFN's bias + GELU (model/fused_ffn.h); false: the unfused
+  // reference path (tests compare the two).
+  bool fused = true;
 };
 
 struct LayerTrace {

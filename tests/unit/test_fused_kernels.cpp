@@ -1,9 +1,10 @@
-// test_fused_attention.cpp: the fused CPU attention (model/fused_attention.h) against
+// test_fused_kernels.cpp: the fused CPU attention (model/fused_attention.h) against
 // the unfused path, the reference: outputs, Ω, I_π and every gradient (input and the
 // layer's parameters) at λ ∈ {0, 0.5, 1}, without and with point and route rules, with
 // an inactive block, at lengths that are not multiples of the kernel's tile; within
 // 1e-5 of the reference's scale in float32 and 1e-10 in float64. Then 50 training steps
-// of a small model take the same losses within 1e-4 relative.
+// of a small model take the same losses within 1e-4 relative. The FFN's fused bias +
+// GELU (model/fused_ffn.h) equals at::linear + at::gelu in values and gradients.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
@@ -12,6 +13,7 @@
 
 #include "model/block_attention.h"
 #include "model/fused_attention.h"
+#include "model/fused_ffn.h"
 #include "model/localist_model.h"
 
 using namespace localist;
@@ -158,7 +160,7 @@ TEST(FusedAttention, FiftyTrainingStepsTakeTheUnfusedLosses) {
       ForwardOptions o;
       o.dial = {0.6, 1.0};
       o.penalties = true;
-      o.fused_attention = fused;
+      o.fused = fused;
       const auto r = m.forward(x, o);
       auto loss = at::cross_entropy_loss(r.logits.reshape({-1, V}), y.reshape({-1}));
       for (int l = 0; l < 2; ++l) loss = loss + o.dial[l] * (0.05 * r.omega[l] - 0.1 * r.mutual_info[l]) / 2.0;
@@ -178,4 +180,27 @@ TEST(FusedAttention, SupportsCpuFloatAndDoubleOnly) {
   EXPECT_TRUE(fused_attention_supported(at::zeros({1, 2, 6})));
   EXPECT_TRUE(fused_attention_supported(at::zeros({1, 2, 6}, at::kDouble)));
   EXPECT_FALSE(fused_attention_supported(at::zeros({1, 2, 6}, at::kBFloat16)));
+}
+
+TEST(FusedFfn, EqualsLinearAndGeluInValuesAndGradients) {
+  for (const auto dtype : {at::kDouble, at::kFloat}) {
+    const double tol = dtype == at::kDouble ? 1e-10 : 1e-5;
+    auto gen = at::detail::createCPUGenerator(21);
+    // 3 x 50 rows (not a multiple of the kernel's row block), 37 outputs (not a multiple
+    // of the vector width); values spread over GELU's curved part.
+    const auto x0 = at::empty({3, 50, 19}, dtype).normal_(0, 1.5, gen);
+    const auto w0 = at::empty({37, 19}, dtype).normal_(0, 0.4, gen);
+    const auto b0 = at::empty({37}, dtype).normal_(0, 1, gen);
+    const auto proj = at::empty({3, 50, 37}, dtype).normal_(0, 1, gen);
+    auto run = [&](bool fused) {
+      auto x = x0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true),
+           b = b0.clone().set_requires_grad(true);
+      const auto y = fused ? linear_bias_gelu(x, w, b) : at::gelu(at::linear(x, w, b));
+      (y * proj).sum().backward();
+      return std::vector<at::Tensor>{y, x.grad(), w.grad(), b.grad()};
+    };
+    const auto f = run(true), u = run(false);
+    const char* names[4] = {"output", "dx", "dw", "db"};
+    for (int i = 0; i < 4; ++i) EXPECT_LE(scaled_diff(f[i], u[i]), tol) << names[i] << " " << at::toString(dtype);
+  }
 }
