@@ -6,6 +6,7 @@
 // of a small model take the same losses within 1e-4 relative. The FFN's fused bias +
 // GELU (model/fused_ffn.h) equals at::linear + at::gelu in values and gradients.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
@@ -174,6 +175,25 @@ TEST(FusedAttention, FiftyTrainingStepsTakeTheUnfusedLosses) {
   const auto u = losses(false), f = losses(true);
   for (size_t s = 0; s < u.size(); ++s) EXPECT_NEAR(f[s], u[s], 1e-4 * std::fabs(u[s])) << "step " << s;
   EXPECT_LT(u.back(), u.front() - 0.1);  // it trains
+}
+
+TEST(FusedAttention, SameBitsAtAnyThreadCount) {
+  // Each gradient row has one writer and the partial sums add in a fixed order, so exact
+  // resume and world-size comparisons do not depend on the thread count.
+  LocalistModel m(layer_config(), 13, 4);
+  const auto active = at::tensor(std::vector<int64_t>{0, 1, 2}, at::kLong);
+  auto gen = at::detail::createCPUGenerator(8);
+  const auto xn = at::empty({3, 150, 24}, at::kFloat).normal_(0, 1, gen);
+  const RuleMasks rules = random_rules(3, 150, {0, 1, 2}, 4);
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const LayerRun one = run_layer(*m.layers[0], m, xn, active, 0.7, &rules, true);
+  at::set_num_threads(3);
+  const LayerRun three = run_layer(*m.layers[0], m, xn, active, 0.7, &rules, true);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(one.y, three.y));
+  EXPECT_TRUE(at::equal(one.omega, three.omega));
+  for (size_t i = 0; i < one.grads.size(); ++i) EXPECT_TRUE(at::equal(one.grads[i], three.grads[i])) << "gradient " << i;
 }
 
 TEST(FusedAttention, SupportsCpuFloatAndDoubleOnly) {
