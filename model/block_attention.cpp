@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "model/cpu_capability.h"
 #include "model/fused_attention.h"
 #include "model/penalty.h"
 #include "model/routing.h"
@@ -77,7 +78,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   const auto key_bias = [&] { return (dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0); };
 
   at::Tensor heads, alpha, z, scores, omega;
-  if (fused && !trace && H > 0 && fused_attention_supported(qkv_flat)) {
+  if (fused && !trace && H > 0 && fused_attention_supported(qkv_flat) && !fused_disabled_by_env("attention")) {
     FusedAttentionInput fin;
     fin.qkv = qkv_flat, fin.heads = H, fin.head_dim = dh, fin.scale = scale;
     if (dial != 0.0) fin.key_bias = key_bias();

@@ -13,6 +13,7 @@
 #include "core/mix64.h"
 #include "model/activation_checkpoint.h"
 #include "model/block_attention.h"
+#include "model/cpu_capability.h"
 #include "model/fused_ffn.h"
 
 namespace localist {
@@ -181,7 +182,7 @@ at::Tensor dropout_of(const at::Tensor& x, double p, const BlockShard* shard, in
 
 // The FFN's hidden layer gelu(x W^T + b): fused on the CPU, at::linear + at::gelu otherwise.
 at::Tensor ffn_hidden(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, bool fused) {
-  if (fused && fused_ffn_supported(x)) return linear_bias_gelu(x, w, b);
+  if (fused && fused_ffn_supported(x) && !fused_disabled_by_env("ffn")) return linear_bias_gelu(x, w, b);
   return at::gelu(at::linear(x, w, b));
 }
 

@@ -51,7 +51,9 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   ForwardOptions fo;
   fo.dial = dial;
   fo.penalties = std::any_of(dial.begin(), dial.end(), [](double v) { return v > 0; });
-  fo.trace = trace;
+  // The step's block-share statistic needs the routing only: the attention stays on the
+  // fused kernel (a full trace would keep α and take the unfused path).
+  fo.routing_trace = trace;
   fo.shard = g.blocks ? &g.blocks->shard() : nullptr;
   fo.checkpoint_activations = tc.activation_checkpointing;
   PassSpec spec;

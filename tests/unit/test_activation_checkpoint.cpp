@@ -123,6 +123,17 @@ TEST(ActivationCheckpoint, BitIdenticalToThePlainPath) {
   }
 }
 
+// The shape of the e2e test (tests/e2e/test_cli.cpp): defaults, width 32, heads of 8,
+// context 32, dropout 0.1, one sequence.
+TEST(ActivationCheckpoint, BitIdenticalAtTheCliTestShape) {
+  ModelConfig c;
+  c.d_model = 32, c.head_dim = 8, c.context = 32, c.dropout = 0.1;
+  LocalistModel m(c, 256, 7);
+  m.train();
+  const auto x = text_tokens({"First Citizen: Before we proceed"});
+  expect_identical(step(m, x, nullptr, 0.5, false), step(m, x, nullptr, 0.5, true), "cli shape");
+}
+
 // The replay is for training only: evaluation (no grad) and traces take the plain path.
 TEST(ActivationCheckpoint, EvaluationAndTracesAreUnchanged) {
   LocalistModel m(replay_config(), 256, 3);
