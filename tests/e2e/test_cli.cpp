@@ -606,14 +606,16 @@ TEST_F(Cli, ZeroAndActivationCheckpointingKeepTheLosses) {
   ASSERT_EQ(ac.status, 0) << ac.err;
   EXPECT_EQ(losses("ac"), base) << "activation checkpointing changed the losses";
   // And it keeps less: the peak of live tensor bytes above what stays live (counted by
-  // the allocator) falls to well under the plain path's (2 layers: about 60%).
+  // the allocator) falls under the plain path's. With the fused attention a layer keeps
+  // no (B,H,T,T) tensor, so at this tiny shape (2 layers, context 32, the logits a large
+  // part of the peak) the saving is ~11% (it was ~40% with the unfused attention).
   auto activations = [&](const std::string& name) {
     const auto peak = localist::test::event_values(dir_ / (name + "/metrics.jsonl"), "memory", "peak_tensor_bytes");
     const auto live = localist::test::event_values(dir_ / (name + "/metrics.jsonl"), "memory", "tensor_bytes");
     return peak.size() == 1 && live.size() == 1 ? peak[0] - live[0] : -1.0;
   };
   EXPECT_GT(activations("base"), 0.0);
-  EXPECT_LT(activations("ac"), 0.8 * activations("base"));
+  EXPECT_LT(activations("ac"), 0.95 * activations("base"));
 
   CliRun z2 = train("z2", "--set distributed.zero=1", 2);
   ASSERT_EQ(z2.status, 0) << z2.err;
