@@ -4,6 +4,7 @@
 # threads 1, OpenBLAS threads = cores), plus the machine's measured fp32 matmul rate,
 # so each result is also a fraction of what the BLAS can do. Installs python3-torch
 # (Debian, the same version as libtorch-dev) if it is missing. Run on an idle machine.
+# The localist lines: the fused CPU kernels (the default) and the unfused reference path.
 # Usage: tools/bench_train.sh [build_dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +33,12 @@ echo "machine fp32 matmul (1024^2, torch): $peak GFLOP/s"
 all_cpp="" all_py=""
 for r in $(seq "$ROUNDS"); do
   all_cpp+="$("$BUILD_DIR/bench/bench_train" "$STEPS" 3 1)"$'\n'
+  all_cpp+="$(LOCALIST_BENCH_UNFUSED=1 "$BUILD_DIR/bench/bench_train" "$STEPS" 3 1)"$'\n'
   all_py+="$("$PY" bench/baseline_train.py "$STEPS" 3 1)"$'\n'
 done
 best() { grep "$1" | sort -t' ' -k3 -n | awk -v key="ms/step" '{for(i=1;i<=NF;i++) if($i==key) print $(i+1), $0}' | sort -n | head -1 | cut -d' ' -f2-; }
-cpp="$(printf '%s' "$all_cpp" | best 'dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'dial=1.0')"
+cpp="$(printf '%s' "$all_cpp" | best 'cpp dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'cpp dial=1.0')"
+cpp+=$'\n'"$(printf '%s' "$all_cpp" | best 'unfused dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'unfused dial=1.0')"
 py="$(printf '%s' "$all_py" | best pytorch)"
 echo "$cpp"
 echo "$py"
@@ -54,5 +57,6 @@ for line in cpp:
     print(f"{line.split(' ms/')[0]}: {r / base:.2f}x the PyTorch baseline, {100 * r * flops_tok / 1e9 / peak:.1f}% of the matmul rate")
 print(f"pytorch-python: {100 * base * flops_tok / 1e9 / peak:.1f}% of the matmul rate")
 l0, l1 = tps(cpp[0]), tps(cpp[1])
-print(f"dial 1 vs dial 0: {100 * (l0 - l1) / l0:+.1f}% slower")
+print(f"dial 1 vs dial 0: {100 * (l0 - l1) / l0:+.1f}% slower (fused)")
+print(f"fused vs unfused: {l0 / tps(cpp[2]):.2f}x at dial 0, {l1 / tps(cpp[3]):.2f}x at dial 1")
 PY
