@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh: runs one libFuzzer harness of tests/fuzz for a while and prints its figures.
 # Usage: tools/fuzz.sh TARGET SECONDS   (TARGET: config dial rules index tensor_file shard spm, or all)
+# FUZZ_RUNS=N stops a run after N executions (or SECONDS, whichever comes first).
 # Builds build-fuzz/ with clang, libFuzzer, ASan and UBSan (every library instrumented;
 # LOCALIST_FUZZ=ON), fuzzes from the committed corpus tests/fuzz/corpus/TARGET into a
 # working corpus build-fuzz/fuzz-corpus/TARGET, and leaves any crashing input in
@@ -33,7 +34,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   log="$build/fuzz-$t.log"
   set +e
-  "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
+  "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
     -max_len=65536 -artifact_prefix="$build/fuzz-crashes/$t-" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   set -e
