@@ -5,7 +5,7 @@ BUILD_TYPE ?= Release
 JOBS ?= 2
 CMAKE_ARGS ?=
 
-.PHONY: setup configure build demo test test-unit clean
+.PHONY: setup configure build demo test test-unit package install clean
 
 setup:
 	bash tools/setup.sh
@@ -25,6 +25,15 @@ test: build
 # Narrow loops while developing: `make test-unit`, or ctest -L mpi|e2e|gpu.
 test-unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
+
+# The Debian package (localist_<version>_amd64.deb in the build directory), and an
+# installation under PREFIX (default /usr/local): docs/install.md.
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD_DIR)

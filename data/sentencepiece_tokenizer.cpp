@@ -31,7 +31,10 @@ std::string find_helper() {
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (n > 0) {
     exe[n] = '\0';
-    candidates.push_back((std::filesystem::path(exe).parent_path() / "localist-spm").string());
+    // A build tree keeps it beside the binary; an installation in libexec/localist.
+    const auto bin = std::filesystem::path(exe).parent_path();
+    candidates.push_back((bin / "localist-spm").string());
+    candidates.push_back((bin.parent_path() / "libexec" / "localist" / "localist-spm").string());
   }
   candidates.push_back(LOCALIST_SPM_HELPER_BUILD_PATH);
   std::string tried;

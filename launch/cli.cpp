@@ -316,10 +316,11 @@ int run_inspect(const std::string& path) {
     const std::string dir = checkpoint_resolve(path);
     const CheckpointContents c = checkpoint_read(dir, false);  // verifies every file's checksum
     const CheckpointMeta& m = c.meta;
-    std::cout << fmt::format("checkpoint {} (format version {})\n  step            {}\n  tokens seen     {}\n"
+    std::cout << fmt::format("checkpoint {} (format version {})\n  written by      localist {}\n  step            {}\n"
+                             "  tokens seen     {}\n"
                              "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
                              "  state           {}\n",
-                             dir, c.format_version, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
+                             dir, c.format_version, m.written_by.empty() ? "(not recorded)" : m.written_by, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
                              m.tokenizer_spec, dir, c.state.dump());
     const bool pool = c.llms.size() > 1;
     if (pool) std::cout << fmt::format("  pool            {} LLMs\n", c.llms.size());

@@ -29,7 +29,10 @@ shift
 [ -f "$config" ] || { echo "mpirun.sh: $config: no such config file" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "mpirun.sh: mpirun not found; install OpenMPI (tools/setup.sh)" >&2; exit 2; }
 
+# The binary: $LOCALIST, else the one installed beside this script (bin/localist-mpirun),
+# else a source checkout's build/localist, else `localist` on PATH.
 if [ -n "${LOCALIST:-}" ]; then bin=$LOCALIST
+elif [ -x "$(dirname "$0")/localist" ]; then bin=$(cd "$(dirname "$0")" && pwd)/localist
 elif [ -x "$(dirname "$0")/../build/localist" ]; then bin=$(cd "$(dirname "$0")/../build" && pwd)/localist
 else bin=$(command -v localist || true); fi
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "mpirun.sh: no localist binary (build it with make, or set LOCALIST=/path/to/localist)" >&2; exit 2; }

@@ -96,6 +96,7 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
     c.meta.tokenizer_kind = attr("tokenizer_kind");
     c.meta.tokenizer_hash = attr("tokenizer_hash");
     c.meta.tokenizer_spec = attr("tokenizer_spec");
+    if (const auto v = index.attrs.find("localist_version"); v != index.attrs.end()) c.meta.written_by = v->second;
     c.config_yaml = attr("config_yaml");
     c.state = nlohmann::json::parse(attr("state_json"));
     c.files = nlohmann::json::parse(attr("files_json"));

@@ -35,6 +35,9 @@ struct CheckpointMeta {
   std::string tokenizer_kind;
   std::string tokenizer_hash;
   std::string tokenizer_spec;
+  // The localist that wrote it: "0.1.0 (commit 0123456789ab)"; empty for checkpoints
+  // written before the index recorded it.
+  std::string written_by;
 };
 
 // One LLM of the pool as the checkpoint holds it.

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "comm/messages.h"
@@ -303,6 +304,7 @@ std::string CheckpointWriter::finish() {
     point("before-index");
     TensorFileAttrs attrs{{"format", kCheckpointFormatName},
                           {"format_version", std::to_string(kCheckpointFormatVersion)},
+                          {"localist_version", fmt::format("{} (commit {})", build_version(), build_commit())},
                           {"step", std::to_string(w.meta.step)},
                           {"tokens_seen", std::to_string(w.meta.tokens_seen)},
                           {"vocab_size", std::to_string(w.meta.vocab_size)},
