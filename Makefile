@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The two commands a user needs (README): `make demo` and `make test`.
 # Both install what is missing (tools/setup.sh), configure and build with CMake.
 BUILD_DIR ?= build

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # baseline_train.py: the plain PyTorch-Python model a user would otherwise write
 # (GPT-2 style: tied embedding, learned positions, pre-LayerNorm, causal multi-head
 # attention, GELU FFN, AdamW), on the same shape as bench_train.cpp, timed the same

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench_blas.cpp: why tools/setup.sh selects OpenBLAS. Times sgemm (n x n, fp32)
 // through Debian's reference BLAS and through OpenBLAS, both loaded with dlopen in the
 // same process, and prints GFLOP/s and the ratio. Usage: bench_blas [n] [repeats].

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench_checkpoint.cpp: checkpoint write and read throughput (MB/s) of a model of a few
 // hundred MB with its Adam moments, on the ranks mpirun gives it (block parallel over
 // all of them, so every rank writes its blocks), plus what an asynchronous checkpoint

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench_data.cpp: data-pipeline throughput on the bundled corpora: `prepare` with the
 // byte tokenizer (MB/s), and BatchReader rows/s reading windows from HDF5 (cache off)
 // and from the in-memory shard cache (the default for shards that fit), in one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench_train.cpp: training throughput of the localist model (tokens/s, ms/step split
 // into forward, backward and optimizer) on the reference GPT-2-like shape: byte
 // vocabulary, 4 layers, width 256, 4 blocks of 1 head of width 64, context 256,

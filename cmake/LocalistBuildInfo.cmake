@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # LocalistBuildInfo.cmake: run at every build (cmake -P) to write build_info.cpp with
 # the version and the git commit the sources are at ("+dirty" with uncommitted changes,
 # "unknown" outside a git checkout). The file is rewritten only when its text changes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Finds every dependency with CMake's own mechanisms and sets LOCALIST_HAVE_CUDA. CUDA
 # is optional: it comes with a CUDA LibTorch (CMAKE_PREFIX_PATH=/path/to/libtorch, e.g.
 # the one inside a PyTorch pip installation); NCCL is loaded at run time.

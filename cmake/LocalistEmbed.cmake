@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # LocalistEmbed.cmake: run at build time (cmake -P) to turn text files into C++ string
 # functions, so the binary carries them (the audit report's page, style and script) and
 # needs no data files at run time. Inputs: OUT (the .cpp to write), NAMES and FILES

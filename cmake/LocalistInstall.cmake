@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # LocalistInstall.cmake: what `cmake --install build --prefix P` puts under P, and the
 # Debian package CPack builds from it (`cpack -G DEB` in the build directory, or `make
 # package`). The installed binary finds its helper in libexec/localist beside its bin/;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Prints what the configure step found, so a user sees at once whether CUDA, NCCL
 # and ccache are in play and which LibTorch is used.
 message(STATUS "")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Test registration helpers. Every test gets a label (unit, mpi, e2e, gpu) and a hard
 # timeout, so a hang fails the test instead of stalling CI. MPI tests run under the
 # real mpirun with the flags root and a 2-core machine need.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // communicator.h: the one interface through which code above comm/ talks to other
 // ranks (DESIGN.md §2): collectives and point-to-point on tensors, each bounded by a
 // timeout, and sub-groups. Backends: the MPI backend (CPU tensors and the control

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // distributed_config.h: the typed `distributed:` section (parsed in launch/run_config.cpp).
 #pragma once
 #include <cstdint>

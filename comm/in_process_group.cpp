@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // in_process_group.cpp: see in_process_group.h.
 #include "comm/in_process_group.h"
 

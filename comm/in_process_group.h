@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // in_process_group.h: the N-rank test double of Communicator (as PyTorch's c10d tests
 // have): N ranks are N threads of one process; collectives meet in shared memory in
 // call order, each bounded by the group's timeout like the MPI backend's, and a timeout

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // launch_env.cpp: see launch_env.h. OpenMPI's variables win when both are present,
 // because `mpirun` inside an sbatch allocation also inherits the batch step's SLURM_*.
 #include "comm/launch_env.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // launch_env.h: what the launcher says about this process: rank, world size, local
 // rank, read from OpenMPI's mpirun (OMPI_COMM_WORLD_*), Slurm's srun (SLURM_* inside
 // a job step) or PMIx. Read before MPI starts (log file names, config checks); the MPI

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // local_communicator.cpp: the single-rank Communicator (one process, or tests).
 #include <ATen/ATen.h>
 

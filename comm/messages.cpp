@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // messages.cpp: see messages.h.
 #include "comm/messages.h"
 

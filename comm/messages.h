@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // messages.h: variable-size messages over any Communicator, built from its tensor calls
 // (so every one is bounded by the group's timeout and names its operation): strings
 // gathered from every rank, strings and named tensor lists sent point to point (a JSON

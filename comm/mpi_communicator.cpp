@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mpi_communicator.cpp: see mpi_communicator.h.
 #include "comm/mpi_communicator.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mpi_communicator.h: the MPI backend of Communicator (CPU tensors; also the control
 // plane). Every operation is posted non-blocking and polled against the group's
 // timeout, so a peer that never arrives becomes a CommTimeout instead of a hang.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nccl_communicator.cpp: see nccl_communicator.h.
 #include "comm/nccl_communicator.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nccl_communicator.h: the NCCL backend of Communicator, the data plane for CUDA tensors
 // (DESIGN.md §2): the unique id is bootstrapped over the group's MPI communicator (the
 // control plane), operations are enqueued on the device's default stream, ordered after

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nccl_library.cpp: see nccl_library.h.
 #include "comm/nccl_library.h"
 

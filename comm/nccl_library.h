@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nccl_library.h: NCCL loaded at run time (dlopen of libnccl.so.2, or the file named by
 // LOCALIST_NCCL_LIBRARY), with the few types and functions localist uses declared here,
 // so that every build — CPU-only CI included — compiles the NCCL backend without NCCL's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // build_info.h: the version of localist and the git commit it was built from, for
 // `--version`, `info`, checkpoints' provenance and the audit report. The definitions
 // are generated at build time (cmake/LocalistBuildInfo.cmake); "+dirty" marks a build

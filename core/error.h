@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // error.h: the exception types every layer throws for bad input. The `localist`
 // command turns them into one line on stderr and an exit status (2 for config and
 // usage errors, 1 for everything else); nothing else in the code prints errors.

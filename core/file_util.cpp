@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // file_util.cpp: see file_util.h.
 #include "core/file_util.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // file_util.h: whole-file reads with clear errors, and atomic writes (temporary name
 // in the same directory, fsync, rename) so that no reader ever sees a partial file.
 // Limits: POSIX rename semantics; the target directory must already exist.

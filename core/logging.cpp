@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // logging.cpp: see logging.h.
 #include "core/logging.h"
 

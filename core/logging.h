@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // logging.h: rank-aware logging on spdlog. Rank 0 prints to stderr at the chosen
 // level; other ranks print warnings and errors only (so N ranks do not flood the
 // terminal), and every rank writes its full log to <log_dir>/rank-<r>.log.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metrics_writer.cpp: see metrics_writer.h.
 #include "core/metrics_writer.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metrics_writer.h: machine-readable metrics as JSON lines, one object per line,
 // flushed per line so a crash loses at most the line being written.
 #pragma once

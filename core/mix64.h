@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mix64.h: the splitmix64 finaliser, used wherever a value must be a pure function of
 // (seed, step, index): sample order, per-step dial draws. Not cryptographic.
 #pragma once

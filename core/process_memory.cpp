@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // process_memory.cpp: see process_memory.h.
 #include "core/process_memory.h"
 

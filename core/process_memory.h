@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // process_memory.h: this process's resident memory as the kernel counts it
 // (/proc/self/status: VmRSS now, VmHWM the high-water mark). Linux only; zeros elsewhere.
 // Limits: RSS counts what the allocator holds, so memory freed but kept by malloc

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // progress_line.cpp: see progress_line.h.
 #include "core/progress_line.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // progress_line.h: the one-line live progress display of rank 0. On a terminal it
 // rewrites one line in place; when stderr is a file or pipe (CI, Slurm logs) it
 // prints a plain line at most every `plain_interval_s` seconds instead.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // seed_stream.h: the one way a random stream is seeded from (run seed, purpose, step,
 // index), so that what a stream draws is a pure function of those four and never of
 // the world size or of which rank draws it. Each purpose has its own multiplier, kept

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sha256.cpp: SHA-256 through OpenSSL's EVP interface; tested against the NIST vectors
 // and the system's sha256sum.
 #include "core/sha256.h"

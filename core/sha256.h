@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sha256.h: SHA-256 (FIPS 180-4) for source checksums, tokenizer hashes and checkpoint
 // file checksums, computed by OpenSSL's libcrypto (SHA-NI/AVX2 where the CPU has them:
 // ~1.3 GB/s on the dev machine against ~0.3 GB/s for a portable C++ loop; checkpoint

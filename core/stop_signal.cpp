@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stop_signal.cpp: see stop_signal.h.
 #include "core/stop_signal.h"
 

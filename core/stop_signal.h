@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stop_signal.h: SIGTERM and SIGUSR1 (what Slurm sends on preemption or before a time
 // limit, what mpirun forwards) set a flag instead of killing the process; the trainer
 // agrees on it with every rank at the next step boundary, checkpoints and exits with

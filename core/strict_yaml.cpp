@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // strict_yaml.cpp: see strict_yaml.h. yaml-cpp marks are 0-based; messages are 1-based.
 #include "core/strict_yaml.h"
 

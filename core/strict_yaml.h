@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // strict_yaml.h: strict, typed reading of YAML mappings for configs. Every key a
 // section reads becomes part of its schema; a key that nobody read is "unknown"
 // (with a did-you-mean hint). Errors name file:line:column and the dotted key path.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // utf8.h: UTF-8 validation for text the user hands in (the audit report's --text):
 // the offset of the first byte that is not part of a well-formed UTF-8 sequence
 // (overlong forms, surrogates and code points past U+10FFFF count as malformed).

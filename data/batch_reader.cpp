@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // batch_reader.cpp: see batch_reader.h.
 #include "data/batch_reader.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // batch_reader.h: reads the token windows the GlobalSampler picks from the prepared
 // shards of the training sources. Checks at open that every shard exists, uses one
 // tokenizer and still matches its source file's size (stale shards are an error).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // byte_tokenizer.cpp: see byte_tokenizer.h.
 #include "data/byte_tokenizer.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // byte_tokenizer.h: byte-level tokenizer: ids 0..255 are bytes, 256 is the document
 // boundary, 257 is padding. Lossless for any byte string.
 #pragma once

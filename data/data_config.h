@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // data_config.h: the typed `data:` section of a run config (parsed and validated by
 // launch/run_config.cpp; defaults documented in configs/reference.yaml).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // prepare.cpp: see prepare.h.
 #include "data/prepare.h"
 

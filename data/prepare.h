@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // prepare.h: `localist prepare`: turns every configured text source into an HDF5 token
 // shard. All sources are validated before anything is written; shards whose source
 // checksum and tokenizer hash already match are left alone (so repeated runs are

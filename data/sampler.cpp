@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sampler.cpp: see sampler.h.
 #include "data/sampler.h"
 

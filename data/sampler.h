@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sampler.h: the global sample order. Sample `index` of training step `step` is a pure
 // function of (seed, step, index): which source (by weight, among sources whose
 // start_step has come) and which window of seq_len+1 tokens in it. It does not depend

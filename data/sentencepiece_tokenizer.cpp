@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sentencepiece_tokenizer.cpp: see sentencepiece_tokenizer.h. Talks to one
 // localist-spm helper process per tokenizer over a socket pair.
 #include "data/sentencepiece_tokenizer.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sentencepiece_tokenizer.h: subword tokenizer on Debian's SentencePiece. Trained
 // models use identity normalisation, no dummy prefix, kept whitespace and byte
 // fallback, so decode(encode(text)) == text for any UTF-8 text. Ids: 0 unk,

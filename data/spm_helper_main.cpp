@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // spm_helper_main.cpp: localist-spm, the helper process that runs SentencePiece for
 // localist (spm_protocol.h says why it is a separate process). Serves requests on
 // stdin/stdout until stdin closes. Not meant to be run by hand.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // spm_protocol.h: framing between localist and its SentencePiece helper process
 // (localist-spm). A message is one op byte, a little-endian u64 length and the
 // payload; replies start with a status byte (0 ok, 1 error + message).

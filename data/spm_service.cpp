@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // spm_service.cpp: the SentencePiece helper's service loop (spm_protocol.h): load a
 // model, encode, decode, train. Runs in localist-spm, never in a process with LibTorch.
 // Limits: frames above kMaxFrameBytes end the session.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // text_source.cpp: see text_source.h.
 #include "data/text_source.h"
 

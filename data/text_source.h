@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // text_source.h: reads a UTF-8 text file for shard preparation, rejects what cannot
 // be a corpus (missing, empty, invalid UTF-8 with its line and byte offset), and
 // splits it into documents without dropping a byte: the documents concatenate back

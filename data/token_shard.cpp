@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // token_shard.cpp: see token_shard.h. HDF5 exceptions never escape: each becomes a
 // localist::Error that names the file.
 #include "data/token_shard.h"

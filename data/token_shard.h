@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // token_shard.h: HDF5 token shards (DESIGN.md §3; schema in docs/formats.md): one file
 // per prepared source with /tokens (uint16 when the vocabulary fits, else uint32),
 // /documents (n+1 uint64 offsets into /tokens; each document starts with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tokenizer.cpp: the factory that turns a TokenizerConfig into a tokenizer.
 #include "data/tokenizer.h"
 

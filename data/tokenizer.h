@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tokenizer.h: the tokenizer interface shared by the byte-level and SentencePiece
 // tokenizers. Every tokenizer has a document-boundary token (written before each
 // document in a shard) and a padding token; decode() drops both, so decoding a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cli.cpp: see cli.h. Parsing and dispatch only; the work lives in data/ and trainer/.
 #include "launch/cli.h"
 

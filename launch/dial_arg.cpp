@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dial_arg.cpp: see dial_arg.h.
 #include "launch/dial_arg.h"
 

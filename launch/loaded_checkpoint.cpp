@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // loaded_checkpoint.cpp: see loaded_checkpoint.h.
 #include "launch/loaded_checkpoint.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // loaded_checkpoint.h: a trained checkpoint opened for `eval` and `generate`: its run
 // config, tokenizer and one LLM of its pool as a model on the chosen device (main by
 // default; any other by name), and the rules it answers with (the rules file plus the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # mpirun.sh: runs `localist train CONFIG` on N local ranks, or on the hosts of an
 # OpenMPI hostfile, with what a user otherwise sets by hand: BLAS/OpenMP threads per
 # rank so ranks do not oversubscribe cores, the root flags only when run as root, and

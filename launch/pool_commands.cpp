@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_commands.cpp: see pool_commands.h.
 #include "launch/pool_commands.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_commands.h: the parts of `eval` and `generate` that answer with a pool of LLMs:
 // the pool evaluation of a checkpoint (every held-out domain × LLM, and the pool routed
 // by tag, argmin code length, mixture and oracle; pool.csv and pool.json), and which LLM

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_section.cpp: see pool_section.h.
 #include "launch/pool_section.h"
 

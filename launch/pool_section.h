@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_section.h: the `pool:` section of the run config (DESIGN.md §1 M11) — parsed
 // strictly and validated against the data and train sections: an unknown domain, a
 // domain owned twice, an unknown or cyclic parent, a branch step past the end of the

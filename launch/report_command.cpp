@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // report_command.cpp: see report_command.h.
 #include "launch/report_command.h"
 

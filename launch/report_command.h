@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // report_command.h: `localist report`: opens a checkpoint (every file's checksum
 // verified), takes the windows to show (a text file, or the held-out windows), decides
 // in a pool which LLM serves each window, builds the report (report/) and writes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // run_config.cpp: see run_config.h. Each section's keys, defaults and ranges live in
 // exactly one parse function below, mirrored by configs/reference.yaml.
 #include "launch/run_config.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // run_config.h: the whole run config: one YAML file parsed strictly into typed
 // sections (unknown key, wrong type, out-of-range value: ConfigError naming
 // file:line:column and the key path), checked against the world size when known,

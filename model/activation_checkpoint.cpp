@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // activation_checkpoint.cpp: see activation_checkpoint.h.
 #include "model/activation_checkpoint.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // anchors.cpp: see anchors.h.
 #include "model/anchors.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // anchors.h: M1 anchor codes a_0..a_{K_max-1}, unit vectors in R^{d_a} with low
 // mutual coherence. d_a >= K_max: orthogonal rows (Sylvester-Hadamard when a power
 // of two fits, else the identity), coherence 0. Otherwise a deterministic, seeded

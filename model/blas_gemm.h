@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // blas_gemm.h: row-major matrix products on raw pointers through the BLAS that
 // LibTorch itself calls (Debian's libblas.so.3 alternative: OpenBLAS after setup), for
 // kernels that multiply tiles in place without making tensors. Limits: float and double

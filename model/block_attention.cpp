@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_attention.cpp: see block_attention.h. Shapes: B sequences, T positions, d width,
 // K active blocks, H = K * heads_per_block computed heads of width d_h.
 #include "model/block_attention.h"

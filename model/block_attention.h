@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_attention.h: the attention sublayer of the localist transformer (DESIGN.md §1
 // M3-M5): per active block's heads, causal attention with the locality bias
 // −λγ(1 − π_jk) and the rules' +ρ on their targets, outputs combined by the gates

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bounds.cpp: see bounds.h. Everything is computed in float64 from the traced tensors.
 #include "model/bounds.h"
 

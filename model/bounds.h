@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bounds.h: the M8 bounds (DESIGN.md §1), checked on the attention a model used, not
 // assumed: the off-target mass ε_i ≤ (|O_i|/|A_i|)·exp(−Δ_i), the entropy bound
 // H(α_i) ≤ h2(ε_i) + (1−ε_i)·log2|A_i| + ε_i·log2|O_i|, the logit-gap lower bound and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cpu_capability.h: which build of the fused CPU kernels this machine runs: AVX2 + FMA
 // when they were compiled (LOCALIST_FUSED_AVX2, model/CMakeLists.txt) and the CPU has
 // them, the portable build otherwise. Checked once per process.

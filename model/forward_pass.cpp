@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // forward_pass.cpp: see forward_pass.h.
 #include "model/forward_pass.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // forward_pass.h: the one path from token windows to a loss that training, recruitment
 // probes and trials, evaluation and generation share: the rule masks of the rows (M6),
 // the forward with them, and the cross-entropy over non-padding targets in nats.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_attention.cpp: see fused_attention.h. The autograd function saves qkv, the
 // output and each query's log-sum-exp (linear in T); threads take (sequence, head,
 // query tile) forward and (sequence, head) backward, so every gradient row has one

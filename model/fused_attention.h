@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_attention.h: M3's attention with M5's Ω computed inside, fused on the CPU
 // (model/fused_attention_kernel.h): key biases and rule targets added in the kernel,
 // causal products only, no (B,H,T,T) tensor kept for backward (each tile is recomputed).

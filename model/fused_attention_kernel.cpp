@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_attention_kernel.cpp: see fused_attention_kernel.h. Built once per capability
 // with CPU_CAPABILITY set (ATen's vector types switch on it). Per tile: one product for
 // the scores against keys [0, i1) only (the causal half), one pass per query row for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_attention_kernel.h: the raw CPU kernel of the fused localist attention
 // (model/fused_attention.h is its tensor and autograd face). One call handles one
 // (sequence, head) and one tile of kFusedTile queries against every earlier key: the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_ffn.cpp: see fused_ffn.h. Saves x, w and the pre-activation (what at::linear +
 // at::gelu keep too); rows are split in fixed blocks, so results do not depend on the
 // thread count.

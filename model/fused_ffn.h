@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_ffn.h: the FFN's first half, gelu(x W^T + b), with the bias and the exact GELU
 // in one vectorised pass after the product (model/fused_ffn_kernel.h), forward and
 // backward (the bias gradient summed in the same pass). CPU float and double; other

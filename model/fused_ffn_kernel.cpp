@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_ffn_kernel.cpp: see fused_ffn_kernel.h. gelu(x) = x Φ(x) with Φ(x) =
 // (1 + erf(x/√2)) / 2, gelu'(x) = Φ(x) + x φ(x), φ the standard normal density: the
 // forms ATen's exact GELU uses, so both paths agree to rounding.

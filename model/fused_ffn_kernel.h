@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fused_ffn_kernel.h: the FFN's bias + GELU (exact, erf form) as one vectorised pass
 // forward and one backward (model/fused_ffn.h is the tensor face), on row blocks of
 // kFfnRows so the bias gradient's partial sums do not depend on the thread count.

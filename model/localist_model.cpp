@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // localist_model.cpp: see localist_model.h. Shapes: B sequences, T positions, d width,
 // K active blocks, H = K * heads_per_block active heads of width d_h.
 #include "model/localist_model.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // localist_model.h: the localist transformer (DESIGN.md §1): token + learned position
 // embeddings, pre-LayerNorm layers of block-local attention (M2 routing, M3 bias, M4
 // gates) and a GELU FFN, a final LayerNorm and a head tied to the embedding. Block

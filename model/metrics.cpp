@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metrics.cpp: see metrics.h. Everything is computed in float64 from the traced tensors.
 #include "model/metrics.h"
 

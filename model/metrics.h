@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metrics.h: M7 metrics (bits everywhere) and M8 bound diagnostics, accumulated over
 // evaluation batches from the traces of the forward pass, i.e. from the attention
 // and routing the model actually used. A bound that fails on any query is a bug.

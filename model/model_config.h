@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // model_config.h: the typed `model:` section: shape of the localist transformer
 // (DESIGN.md §1). Parsed and range-checked in launch/run_config.cpp, including
 // M1's requirement anchor_dim >= ceil(log2 k_max).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // penalty.cpp: see penalty.h. Vectorised: group sums of alpha^2 by key block are one
 // matmul with the one-hot block matrix; group sizes are a cumulative sum over keys.
 #include "model/penalty.h"

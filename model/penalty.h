@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // penalty.h: M5's training penalties, on the attention and routing the model used.
 // Omega: off-block group lasso, for head h (block k) and query i,
 //   sum over blocks k' != k of sqrt(|G_k'(i)|) * || alpha_{i, G_k'(i)} ||_2,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // routing.cpp: see routing.h.
 #include "model/routing.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // routing.h: M2 routing (DESIGN.md §1): each token's router vector r_i = W_r · LN(x_i),
 // its distribution over the active blocks π_ik = softmax_k(r_i · a_k / τ), route rules
 // (M6) forcing π to one-hot, and the hard assignment b(i) = argmax_k π_ik. Also the map

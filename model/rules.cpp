@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rules.cpp: see rules.h.
 #include "model/rules.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rules.h: M6 dynamic rule injection. A rules file (YAML or JSON) maps contexts to
 // targets; it is applied per batch and can be swapped between batches or at inference
 // without touching weights. Kinds:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_map.cpp: see block_map.h.
 #include "recruitment/block_map.h"
 

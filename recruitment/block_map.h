@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_map.h: which semantic block slots are switched on and which block-parallel
 // rank owns each (DESIGN.md §2), versioned by an epoch that every rank must agree
 // on, and the placement planner that assigns blocks to ranks by load with the fewest

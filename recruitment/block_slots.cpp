@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_slots.cpp: see block_slots.h.
 #include "recruitment/block_slots.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_slots.h: views of one block slot's state in a layer — its parameters, their
 // gradients and their AdamW moments — in one fixed order, so that block moves,
 // recruitment trials, moment resets and checkpoints all cut a slot the same way.

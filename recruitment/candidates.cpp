@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // candidates.cpp: see candidates.h.
 #include "recruitment/candidates.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // candidates.h: from one probe round's per-token statistics (reduced over all ranks,
 // so every rank holds the same numbers) to recruitment candidates (DESIGN.md §1 M10
 // steps 2-3): tokens the model does not explain (max routing probability below φ, or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mdl.cpp: see mdl.h.
 #include "recruitment/mdl.h"
 

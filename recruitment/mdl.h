@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mdl.h: the penalized-likelihood (minimum description length) criterion of block
 // recruitment and pruning, in bits (DESIGN.md §1 M10). A block pays for itself when the
 // bits it saves on the data it is expected to code over the accounting horizon exceed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_config.cpp: see pool_config.h.
 #include "recruitment/pool_config.h"
 

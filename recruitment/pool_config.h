@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_config.h: the typed `pool:` section (DESIGN.md §1 M11): the LLMs of the pool —
 // `main` and specialists, each owning domain tags and branched from a parent at a step —
 // and the queries every part of the run asks of it: which LLMs exist at a step, which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_map.cpp: see pool_map.h. Shares: the largest per-unit load is minimised by giving
 // units one at a time to the LLM with the largest load per unit; units that do not lower
 // that maximum go first to LLMs that held them before (no move). Sharing: an exact search

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_map.h: the pool map (DESIGN.md §2): which ranks train each LLM of the pool. The
 // world is cut into units of `bp` consecutive ranks (one block-parallel replica); each
 // existing LLM gets units in proportion to its load (tokens per step × FLOPs per token),

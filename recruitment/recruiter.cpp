@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // recruiter.cpp: see recruiter.h.
 #include "recruitment/recruiter.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // recruiter.h: block recruitment inside one model group (DESIGN.md §1 M10). Every rank
 // of the group takes part in each step of a round, in the order the group runs them:
 // begin_round (probe windows scored, statistics summed over the ranks, candidates),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // recruitment_config.h: the typed `recruitment:` section (DESIGN.md §1 M10), parsed in
 // launch/run_config.cpp. Every constant of the criterion and of candidate formation;
 // docs/recruitment.md says how to choose them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // trial.cpp: see trial.h.
 #include "recruitment/trial.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // trial.h: the reusable trial of recruitment (DESIGN.md §1 M10, and M11's LLM trials):
 // a bit-exact snapshot of a model's parameters and buffers, training a chosen subset of
 // them (whole tensors or views of them) on chosen windows by an optimizer of its own,

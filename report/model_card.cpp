@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // model_card.cpp: see model_card.h.
 #include "report/model_card.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // model_card.h: the audit report's model card: what a checkpoint is (config, parameter
 // counts, anchors, blocks initial and recruited with the decisions' numbers, the pool
 // of LLMs and its log, files with verified checksums, the software that made the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // report.cpp: see report.h. One traced pass per window at the report's dial feeds the
 // metrics, the bounds and the token view together; the sweep adds one pass per value.
 #include "report/report.h"

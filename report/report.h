@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // report.h: the audit report (`localist report`): one self-contained HTML page and its
 // JSON (docs/report.md has the schema) of how a checkpoint routes, attends and obeys its
 // rules on a set of windows: the model card and training curves, the dial sweep, the

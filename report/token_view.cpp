@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // token_view.cpp: see token_view.h. Everything is read from the traces on the CPU; the
 // per-rule figures recompute each rule's own targets (RuleSet::only) against the
 // attention the pass used with the whole rule set.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // token_view.h: what the audit report shows token by token, read from the traced passes
 // of an evaluation: each token's block, π and gate per layer, the earlier tokens each
 // head attends to most, the rules that fired at it and the mass on their targets, its

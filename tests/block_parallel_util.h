@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_parallel_util.h: test helpers shared by the block-parallel tests (in-process and
 // under mpirun): one slot's parameters and Adam moments of a layer, flat (zeros on a rank
 // that does not hold the slot), and one sharded training step of a small model.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // gtest_plain_main.cpp: GoogleTest entry point for suites that need no set-up.
 #include <gtest/gtest.h>
 

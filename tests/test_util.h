@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_util.h: helpers shared by the test suites: a self-deleting temporary
 // directory, file writing, the repository root and running a command for its
 // exit status and output.

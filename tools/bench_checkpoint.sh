@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_checkpoint.sh: checkpoint write/read throughput at 1 and 2 ranks beside this
 # disk's sequential speed measured by dd in the same invocation (write: 1 MiB blocks,
 # fdatasync at the end, as checkpoint files are fsync'd; read: the page cache dropped

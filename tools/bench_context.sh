@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_context.sh: training at contexts 256 -> 4096 with a fixed number of tokens per
 # step (batch = tokens / context), each run in its own process so its peak resident
 # memory is its own: the fused path (λ = 0 and 1), the unfused path (λ = 0 and 1) and

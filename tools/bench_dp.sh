@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_dp.sh: data-parallel scaling on this machine, all runs in one invocation: the
 # quickstart model trained for N steps on 1 rank, on 2 ranks with the gradient
 # all-reduce overlapped with backward (default buckets), and on 2 ranks with one bucket

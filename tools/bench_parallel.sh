@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_parallel.sh: what model parallelism and the memory options cost and save, all
 # runs in one invocation on this machine (issue #17; numbers go to docs/results.md).
 #  1. Step time on 2 ranks, the reference shape (width 256, 4 layers, 4 blocks of one

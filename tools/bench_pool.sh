@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_pool.sh: a pool of 2 LLMs (main and a specialist branched at step 0, equal
 # batches) trained on 2 ranks, one LLM each, against the same pool sharing 1 rank, in
 # one invocation. Prints per LLM the tokens/s (its batch × context over the global step

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_recruitment.sh: what block recruitment costs, in one invocation: configs/recruitment.yaml
 # trained at the default interval (100) and at 50, and without recruitment (the baseline).
 # Prints the trainer's own accounting (probe statistics, decisions and restores as a share

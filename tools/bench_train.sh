@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench_train.sh: localist (C++) against the plain PyTorch-Python baseline on the same
 # model shape, in one go, each with its best thread setting on this machine (torch
 # threads 1, OpenBLAS threads = cores), plus the machine's measured fp32 matmul rate,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """chaos.py: a chaos soak of localist training (issue #19). A recruitment run whose pool
 may spawn a specialist trains on 2-4 MPI ranks while faults hit it at random moments:
 kill -9 of a random rank, SIGUSR1 (a preemption) to a random rank, a stalled rank

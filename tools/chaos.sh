@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # chaos.sh: the long chaos soak (tools/chaos.py): training hit by random kill -9, SIGUSR1,
 # stalled ranks and kills inside checkpoint writes, resumed on 2-4 ranks until done,
 # again and again for SECONDS; prints the JSON summary (faults survived per hour, the

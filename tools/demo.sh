@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh: the main job on the bundled corpora (run by `make demo` after the build):
 # prepare the token shards and print the corpus summary, train the quickstart model on
 # 2 local MPI ranks (data parallel), evaluate it across the dial and sample from it.

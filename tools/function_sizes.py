@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """function_sizes.py: the longest functions in C++ sources, by a brace count from each
 top-level (or class-level) definition. A reviewer's tool for the size rule of
 DEVELOPERS.md (no function over ~150 lines); heuristic, not a parser.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gpu_check.sh: the GPU checks of issue #14 in one run, for the rare session that is
 # lent a GPU machine (an H200 with nvcc, PyTorch and its LibTorch and NCCL, CMake and
 # ninja, but no Debian dev packages and no network). Two steps:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # local_slurm.sh: a real single-node Slurm (slurmctld + slurmd on localhost) for trying
 # launch/slurm/train.sbatch on a workstation and for the e2e tests: the config is
 # generated into a directory, the daemons run as the calling user and are stopped by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # netns_agent.sh: OpenMPI's launch agent (plm_rsh_agent) for the simulated hosts of
 # tools/netns_hosts.sh: where ssh would log into HOST and run the command with a shell,
 # this enters namespace HOST (its network, and a UTS namespace named after it, so the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # netns_hosts.sh: simulated hosts on one machine for the multi-host tests: network
 # namespaces <tag>h1..<tag>hN (the hosts) and <tag>h0 (the head, where mpirun runs), each
 # with one link (eth0, 10.77.<net>.<i>/24; the head .254) into a bridge that lives in a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # paper_sweep.sh: trains the paper's sweep (configs/paper_sweep.yaml): one model per
 # fixed λ in {0, 0.2, 0.4, 0.6, 0.8, 1.0} and one dial-conditioned model (λ ~ U[0,1]),
 # two at a time (one thread each), then evaluates every model over λ = 0:1:0.2 on the

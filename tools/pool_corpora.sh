@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # pool_corpora.sh: writes the corpora of configs/pool.yaml into corpora/generated/ (not
 # committed): German text from Debian's fortunes-de (GPL-2+, installed by tools/setup.sh;
 # every fortune a document, every 10th held out) and tiny Shakespeare cut into training

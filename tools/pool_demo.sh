@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # pool_demo.sh: the pool demonstration of docs/pool.md on this machine: writes the
 # corpora (tools/pool_corpora.sh), trains configs/pool.yaml (a generalist and two
 # specialists in one job) and its compute-matched generalist configs/pool_generalist.yaml,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # recruitment_seeds.sh: the no-margin acceptance check of block recruitment (δ = 0, the
 # confidence bound G − z·SE deciding): configs/recruitment.yaml with Shakespeare's last
 # 10% held out, trained on 3 seeds with Shakespeare arriving at step 150 (a block should

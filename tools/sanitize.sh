@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # sanitize.sh: the unit and multi-rank tests under AddressSanitizer + UndefinedBehavior-
 # Sanitizer, and the tests that run threads (the asynchronous checkpoint writer, the
 # in-process rank double) under ThreadSanitizer. Usage: tools/sanitize.sh [asan|tsan|all]

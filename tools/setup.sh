@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # setup.sh: installs the Debian packages localist builds and tests with, and makes
 # LibTorch use OpenBLAS instead of the reference BLAS (37x slower matmuls).
 # chromium (headless) is for the audit report's browser test; fonts-dejavu-core draws its text.

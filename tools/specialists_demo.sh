@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # specialists_demo.sh: the hierarchical-recruitment demonstrations of docs/pool.md
 # ("spawning") on this machine, on real text: a new domain (configs/specialists.yaml) with
 # pool.recruit on and off, a close domain (specialists_close.yaml), stationary data on 3

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_parallel.cpp: see block_parallel.h.
 #include "trainer/block_parallel.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // block_parallel.h: a group of ranks sharing one model replica's semantic blocks
 // (DESIGN.md §2). The conjugate autograd pair: `enter` is the identity forward and sums
 // the gradient over the group backward; `leave` sums partial outputs forward and is the

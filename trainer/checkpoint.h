@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checkpoint.h: reading HDF5 checkpoints (DESIGN.md §3; written by checkpoint_writer.h):
 // finding the newest complete one, verifying every file's SHA-256 before anything is
 // used, and loading weights and Adam moments into a model on any mesh.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checkpoint_schema.cpp: see checkpoint_schema.h.
 #include "trainer/checkpoint_schema.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checkpoint_schema.h: the names and layout shared by the checkpoint writer and reader
 // (docs/checkpoint-format.md): dataset paths by global identity, the block form of a
 // slot's tensors, the index's own digest, and which step directories are committed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checkpoint_writer.cpp: see checkpoint_writer.h. The background thread only writes and
 // hashes this rank's file; every collective (directory barrier, RNG gather, checksum
 // gather, commit barrier) runs on the calling thread, so MPI needs no thread support.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // checkpoint_writer.h: writing HDF5 checkpoints (DESIGN.md §3), collectively by all
 // ranks: <run>/checkpoints/step-<N>/ holds rank-<r>.h5 per writing rank (for each LLM of
 // the pool: its group's rank 0 the shared parameters; each block's owner in the first

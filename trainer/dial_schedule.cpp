@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dial_schedule.cpp: see dial_schedule.h.
 #include "trainer/dial_schedule.h"
 

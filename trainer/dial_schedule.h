@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dial_schedule.h: the locality dial λ over training steps (DESIGN.md M9): constant
 // (scalar or per-layer), linear, cosine, piecewise-linear points, named stages, and
 // uniform sampling per step (a pure function of seed and step, so every rank and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // evaluate.cpp: see evaluate.h.
 #include "trainer/evaluate.h"
 

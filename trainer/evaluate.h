@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // evaluate.h: held-out evaluation (M7 metrics, M8 bounds) at one or many dial values,
 // and the sweep outputs: a printed table, CSV, JSON and a gnuplot PNG of entropy,
 // fidelity and perplexity against λ.

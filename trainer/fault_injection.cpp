@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fault_injection.cpp: see fault_injection.h.
 #include "trainer/fault_injection.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fault_injection.h: the failure tests' hooks (docs/operations.md), read from the
 // environment: LOCALIST_TEST_FAULT="stall:rank=R:step=S" makes rank R stop before step
 // S; "kill:rank=R:step=S" kills it; "ckptkill:rank=R:step=S:at=P" kills rank R inside

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // generate.cpp: see generate.h. Recomputes the whole (cropped) context per token:
 // simple and exact; no KV cache yet.
 #include "trainer/generate.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // generate.h: sampling from a trained model at a chosen dial (temperature, top-k),
 // optionally reporting for each generated token its block (last layer's hard routing)
 // and the earlier positions it attended to most (gate-weighted over heads).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // grad_sync.cpp: see grad_sync.h.
 #include "trainer/grad_sync.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // grad_sync.h: data-parallel gradient summation overlapped with backward (DESIGN.md §2).
 // Parameters are grouped into buckets of about `bucket_bytes` in reverse registration
 // order (the order backward produces gradients); a gradient hook copies each finished

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // lr_schedule.cpp: see lr_schedule.h.
 #include "trainer/lr_schedule.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // lr_schedule.h: learning-rate schedules over optimizer steps: constant, linear and
 // cosine decay to min_lr, and WSD (warmup, stable, decay over the last
 // decay_fraction of the steps); all start with a linear warmup.

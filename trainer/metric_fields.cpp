@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metric_fields.cpp: see metric_fields.h.
 #include "trainer/metric_fields.h"
 

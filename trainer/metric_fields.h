@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metric_fields.h: the one table of evaluation metrics (M7, M8) that every output reads:
 // the JSON record (eval events, sweep.json), the sweep CSV's columns, the printed sweep
 // table and the gnuplot script (which finds its columns by name). A metric added here

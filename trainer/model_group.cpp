@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // model_group.cpp: see model_group.h.
 #include "trainer/model_group.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // model_group.h: one LLM and the ranks that train it (DESIGN.md §2, groups): its data
 // stream and tokenizer, the model and its AdamW, the DP x BP mesh of its ranks (block
 // parallelism, gradient sync), its rules (the rules file plus recruited domain routes)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool.cpp: see pool.h. A re-plan runs in two phases so that it cannot deadlock: first
 // every missing (LLM, rank) state is sent point to point in pool order (a rank that held
 // the LLM, or its parent for a new specialist, sends; ranks that held it copy locally),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool.h: the pool of LLMs of a run (DESIGN.md §1 M11, §2 pool map): main and the
 // specialists of the `pool:` section, each trained by its own model group on the ranks
 // the pool map gives it, with its own batch stream (a pure function of seed, LLM name,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_eval.cpp: see pool_eval.h.
 #include "trainer/pool_eval.h"
 

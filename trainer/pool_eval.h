@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_eval.h: evaluation of a pool of LLMs on held-out windows (DESIGN.md §1 M11 step
 // 6): bits per token for every (held-out domain × LLM), and for the pool answering each
 // window by its tag (the domain's owner), by argmin code length on the first m tokens, by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_routing.cpp: see pool_routing.h. Log-sum-exp in natural logs, bits out.
 #include "trainer/pool_routing.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_routing.h: how a pool answers a window it was not told the domain of (DESIGN.md
 // §1 M11 step 6), from each LLM's per-token bits on it: argmin routing (the LLM with the
 // shortest code length on the first m tokens), Bayesian model averaging (next-token

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_spawn.cpp: see pool_spawn.h.
 #include "trainer/pool_spawn.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pool_spawn.h: hierarchical recruitment (DESIGN.md §1 M11 steps 1-5). Every
 // pool.interval steps the coordinator looks for a tagged domain of main's whose block
 // recruitment (M10) has saturated, takes the one main codes worst, and runs a trial on

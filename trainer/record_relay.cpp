@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // record_relay.cpp: see record_relay.h.
 #include "trainer/record_relay.h"
 

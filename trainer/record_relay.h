@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // record_relay.h: how the metrics records made on any rank (an LLM's step, evaluation
 // and recruitment records come from the rank that leads its group) reach the
 // coordinator's metrics stream. Rank 0's own are delivered at once; the others wait for

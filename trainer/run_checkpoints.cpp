@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // run_checkpoints.cpp: see run_checkpoints.h.
 #include "trainer/run_checkpoints.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // run_checkpoints.h: the checkpoints of a training run (DESIGN.md §3): what each one
 // holds of the pool (every LLM's model, optimizer, block map, recruitment state and log,
 // its pool entry; the pool map, schedules, data position, mesh), periodic ones written

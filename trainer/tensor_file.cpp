@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tensor_file.cpp: see tensor_file.h. HDF5 exceptions never escape: each becomes a
 // localist::Error naming the file.
 #include "trainer/tensor_file.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tensor_file.h: named tensors in one HDF5 file, the unit of a checkpoint (DESIGN.md
 // §3): each name ("model/main/shared/wte", "optim/main/block/3/layer0/qkv_weight/
 // exp_avg") is a dataset path, groups created on the way, so h5py or h5dump read it

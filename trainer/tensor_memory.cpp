@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tensor_memory.cpp: see tensor_memory.h.
 #include "trainer/tensor_memory.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tensor_memory.h: live and peak bytes of CPU tensors, counted by a wrapper around
 // LibTorch's CPU allocator — the benchmarks' measure of activation memory (peak during
 // training minus what stays live after it). Opt-in (LOCALIST_COUNT_TENSOR_MEMORY=1): a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // torch_runtime.cpp: see torch_runtime.h. Uses only the light torch headers.
 #include "trainer/torch_runtime.h"
 

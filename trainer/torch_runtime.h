@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // torch_runtime.h: facts about the LibTorch this process runs on (version, threads,
 // CUDA devices, which BLAS libtorch resolved) and the per-rank thread setting.
 // The BLAS check exists because Debian's default reference BLAS makes LibTorch's

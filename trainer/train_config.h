@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train_config.h: the typed `train:` section (parsed in launch/run_config.cpp).
 #pragma once
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train_loop.cpp: see train_loop.h.
 #include "trainer/train_loop.h"
 

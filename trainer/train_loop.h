@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train_loop.h: the training loop over the pool's model groups (DESIGN.md §2): every
 // LLM advances in lockstep, one optimizer step each per global step (a rank trains its
 // LLMs in pool order); at every step boundary the world agrees, in one small

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train_step.cpp: see train_step.h.
 #include "trainer/train_step.h"
 

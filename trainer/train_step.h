@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // train_step.h: one optimizer step of a model group (DESIGN.md §1 M5, §2): the rank's
 // micro-batches of the global batch (loss CE + mean over layers of λ_l (μ Ω_l − ν I_π,l),
 // dropout streams fixed by the micro-batch's place in the global batch), gradients summed

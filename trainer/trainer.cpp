@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // trainer.cpp: see trainer.h.
 #include "trainer/trainer.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // trainer.h: a training run (DESIGN.md §1, §2): AdamW with decoupled weight decay,
 // gradient clipping, LR and dial schedules, loss CE + mean over layers of
 // λ_l (μ Ω_l − ν I_π,l), gradient accumulation, rules reloaded when their file changes,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zero_optimizer.cpp: see zero_optimizer.h.
 #include "trainer/zero_optimizer.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // zero_optimizer.h: ZeRO stage 1 (`distributed.zero: 1`, DESIGN.md §2): the AdamW
 // moments of parameters sharded over a group of ranks that all hold them. The
 // parameters are laid end to end in one flat vector, padded to a multiple of the group

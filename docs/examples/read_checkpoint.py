@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 # read_checkpoint.py: loads a localist checkpoint with h5py alone (docs/checkpoint-format.md):
 # verifies every file's SHA-256 against the index, gathers the tensors of all rank files,
 # and rebuilds each layer's full qkv_weight and out_weight from the per-block pieces, for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // report.js: renders the audit report from the JSON in #report-data (the schema is in
 // docs/report.md). Plain DOM and SVG, no library; every section is drawn once at load,
 // the token view again when the window, the layer or the colouring changes.

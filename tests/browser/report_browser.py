@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """report_browser.py: opens a localist audit report in headless Chromium (Debian's
 `chromium`) over the DevTools protocol on a pipe, with every network request refused,
 and checks it as a reviewer would use it: no console error, every section present and

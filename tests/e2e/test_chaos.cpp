@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_chaos.cpp: the short chaos soak (tools/chaos.py): a recruitment run whose pool
 // spawns a specialist, on 2 and 3 ranks, hit at random moments by kill -9 of a rank,
 // SIGUSR1, a stalled rank and a kill inside a checkpoint write, resumed with --resume

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_cli.cpp: the `localist` binary end to end, as a user runs it: bad inputs
 // (missing file, empty file, non-UTF-8 bytes, typo'd key, negative batch, dial 1.5,
 // bad flags) each give exactly one line on stderr, the documented exit status, and

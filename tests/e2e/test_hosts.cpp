@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_hosts.cpp: several hosts simulated on one machine (tools/netns_hosts.sh: network
 // namespaces for the hosts and for the head node that runs mpirun, joined by veth links to
 // a bridge in a namespace of its own, created and removed by name; nothing is added to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_install.cpp: the installed localist, as a cluster user gets it. `cmake --install`
 // into a temporary prefix, then — in a mount namespace where the source and build trees
 // are covered by empty directories — from an empty working directory: `localist info`,

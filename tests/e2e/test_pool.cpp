@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pool.cpp: a pool of LLMs end to end (DESIGN.md §1 M11, §2 pool map), on small
 // real text (WikiText-2 and Shakespeare): every LLM's per-step losses on 2, 3 and 4
 // ranks, and on 4 with block_parallel 2, equal the 1-rank run within 1e-5 relative (the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_recruitment.cpp: block recruitment end to end on real text (configs/recruitment.yaml
 // with Shakespeare split into a training and a held-out part): a new domain gets a block
 // within two rounds of its arrival and ends with fewer held-out bits than the same run

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_report.cpp: `localist report` end to end on a model trained with a recruited block
 // (configs/recruitment.yaml, Shakespeare held out): the JSON's metrics equal what `eval`
 // writes for the same windows, dial and rules, a point rule's own fidelity equals eval's

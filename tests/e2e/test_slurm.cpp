@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_slurm.cpp: launching as users do, against a real single-node Slurm
 // (tools/local_slurm.sh: slurmctld + slurmd on localhost, config in a temporary
 // directory, stopped by PID): launch/slurm/train.sbatch trains and checkpoints on 2

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_config.cpp: the whole run config (strict YAML, every section) from arbitrary text.
 #include "core/error.h"
 #include "launch/run_config.h"

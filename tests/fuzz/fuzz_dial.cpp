@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_dial.cpp: the --dial argument of eval, generate and report (value, list, sweep).
 #include "core/error.h"
 #include "launch/dial_arg.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_index.cpp: a checkpoint index whose content is arbitrary but whose own digest
 // is right, so the parse past the checksum is reached: the input is split at 0xFF bytes
 // into the index's attributes (numbers, tokenizer, config, the state, files and pool

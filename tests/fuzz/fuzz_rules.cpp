@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_rules.cpp: a rules file (M6) from arbitrary text, then its masks over a window
 // made of the input's own first bytes (byte tokens), so regexes and patterns run.
 #include <ATen/ATen.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_scratch.cpp: the scratch directory of the file-reading fuzz targets (fuzz_target.h):
 // on /dev/shm so that a million inputs never touch a disk; removed at exit.
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_shard.cpp: the token shard reader on shards whose content is arbitrary: the
 // input, split at 0xFF bytes, gives the attributes (names, domain, tokenizer, vocabulary
 // size), the token ids (4 bytes each) and the document offsets (8 bytes each); the shard

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_spm.cpp: the SentencePiece helper's protocol (data/spm_protocol.h): arbitrary
 // bytes as the request stream of localist-spm, served to the end. Train requests are
 // left out (they write the files their options name); load, encode and decode run.

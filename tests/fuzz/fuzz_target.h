@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_target.h: a fuzz target written once, built two ways. With clang and
 // -DLOCALIST_FUZZ=ON (tools/fuzz.sh) each target is a libFuzzer harness of its own;
 // in every build the targets are also linked into localist_fuzz_replay, which runs the

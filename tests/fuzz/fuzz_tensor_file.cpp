@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fuzz_tensor_file.cpp: the checkpoint file reader (trainer/tensor_file.h) on valid HDF5
 // files of arbitrary content: the input, split at 0xFF bytes, gives datasets (a type from
 // float32/64, int64, uint8 and types the reader must refuse, a rank of 0 to 3, sizes, a

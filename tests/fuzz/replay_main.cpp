@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // replay_main.cpp: localist_fuzz_replay, the CI side of fuzzing: every registered target
 // (fuzz_target.h) runs every file of its corpus, tests/fuzz/corpus/<target>/ under the
 // source directory. A crash or an escaping exception aborts the test; a target without

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_gpu.cpp: the gpu group. Exits 77 (reported by CTest as skipped, with the reason
 // printed) when no CUDA device is visible; otherwise checks that the device computes a
 // matmul that matches a float64 CPU reference, that the localist model's forward and

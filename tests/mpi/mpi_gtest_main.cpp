@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mpi_gtest_main.cpp: GoogleTest main for tests under mpirun: starts MPI through
 // comm/ (so the launcher check runs too), runs the tests on every rank and exits
 // non-zero on every rank if any rank failed.

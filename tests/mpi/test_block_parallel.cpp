@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_block_parallel.cpp: under mpirun, a model whose blocks and FFN are split over the
 // ranks (each rank computes its blocks' heads and its part of the FFN's hidden units;
 // partial outputs summed forward, input gradients summed backward) gives the same logits, loss and gradients as the whole

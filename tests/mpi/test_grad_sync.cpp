@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_grad_sync.cpp: under mpirun, gradients summed by GradientSync (buckets started
 // from hooks during backward, two micro-batches accumulated) equal the sum over ranks
 // computed here in float64 from every rank's known inputs; a parameter that gets no

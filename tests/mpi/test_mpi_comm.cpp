@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_mpi_comm.cpp: the MPI Communicator under a real mpirun (1-4 ranks): every
 // collective gives exact results, including sizes that do not divide evenly, for
 // float, double and int64; non-blocking all-reduce; point-to-point ring; sub-groups; the world agrees with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_mpi_sampler.cpp: under a real mpirun, the launcher environment localist reads
 // agrees with MPI's own rank and size, and the rows each data-parallel rank draws,
 // gathered over MPI, are exactly the single-process global sample order.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_sharded_trial.cpp: under mpirun, a recruitment trial on block-parallel shards (the
 // windows over the data-parallel ranks, each replica's ranks computing together) gives
 // the held-out bits and the gradients of the router and the new block of the same trial

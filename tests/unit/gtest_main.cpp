@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // gtest_main.cpp: GoogleTest entry point for the unit suite; silences HDF5's own
 // error printing (the code under test reports HDF5 errors itself).
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_block_map.cpp: the placement planner against naive references: equal loads give
 // round robin; placed blocks stay put; new and orphaned blocks go to the least-loaded
 // rank; after planning no single move lowers the maximum load when the imbalance is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_dial.cpp: dial schedules against hand-computed values, uniform draws as a
 // pure function of (seed, step), and the --dial argument forms of eval/generate.
 #include <gtest/gtest.h>

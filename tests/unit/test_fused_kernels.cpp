@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_fused_kernels.cpp: the fused CPU attention (model/fused_attention.h) against
 // the unfused path, the reference: outputs, Ω, I_π and every gradient (input and the
 // layer's parameters) at λ ∈ {0, 0.5, 1}, without and with point and route rules, with

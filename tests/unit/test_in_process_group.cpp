@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_in_process_group.cpp: the N-rank in-process Communicator double, and through it
 // the code above comm/ that talks to other ranks: collectives against values computed
 // here from every rank's known inputs; split groups ordered by key; faults (a rank that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_launch_env.cpp: rank and world size from mpirun, srun and PMIx environments,
 // and loud errors for malformed or inconsistent values.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_model_math.cpp: the localist layer against independent references in float64:
 // at λ = 0 without rules it equals plain multi-head causal attention written as loops;
 // the whole loss CE + mean_l λ_l (μ Ω_l − ν I_π,l) has gradients equal to central finite

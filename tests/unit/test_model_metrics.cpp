@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_model_metrics.cpp: M7 metrics against straightforward loops on a traced forward
 // pass; M8 bounds hold on every query for random logits and for a briefly trained
 // model, and a broken input is caught (the check can fail); M6 rules: route forces

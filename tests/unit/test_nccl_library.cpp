@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_nccl_library.cpp: the parts of the NCCL backend that run without a GPU: loading
 // the library at run time fails with a one-line error that names the file (or the first
 // missing symbol) and says what to do; the data plane for CPU tensors is the control

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pool_config.cpp: the `pool:` section (launch/pool_section.h): a valid pool parses
 // (main first, parents before children, batches inherited) and survives the effective
 // config; each bad pool named in the pool issue (unknown domain, a domain owned twice,

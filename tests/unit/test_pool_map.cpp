@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pool_map.cpp: the pool map planner (recruitment/pool_map.h) against a naive
 // search over every assignment of units to LLMs: the same largest per-unit load (shares
 // by load), and among the maps with that load the same fewest moves from the previous

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pool_routing.cpp: the pool's routers (trainer/pool_routing.h) against hand
 // computations and the bound that must hold: the mixture weights of a two-LLM window
 // computed by hand; argmin picks the LLM with the smallest prefix code length; on every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pool_spawn.cpp: the LLM-level criterion of M11 step 3 against a hand computation
 // (G_LLM with the naming cost R_d, c_LLM, J before and after, the confidence bound at the
 // accept/reject boundary) and the trigger's saturation rule of step 1 on recruiter logs.

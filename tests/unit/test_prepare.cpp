@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_prepare.cpp: `prepare` on the bundled corpora: token counts equal bytes plus
 // one boundary token per document, decoding a shard gives back the file, reruns are
 // stable (same counts and checksums, up-to-date shards kept), and a bad source among

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_recruitment.cpp: the MDL criterion against hand-computed values (block size,
 // cost, gain, J totals, accept/reject at the δ boundary, the symmetric pruning rule);
 // candidate formation against a naive recount; k-means recovers separated clusters;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_run_config.cpp: the run config is strict: each bad input named in the
 // platform issue (typo'd key, negative batch, dial of 1.5, a mesh that does not
 // divide the world, wrong types) is a ConfigError naming file:line:column and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_sampler.cpp: the global sample order is the same for 1, 2 and 4 data-parallel
 // ranks, a source never appears before its start step, weights set the mixture, and
 // the windows read from shards are real stretches of the source text.

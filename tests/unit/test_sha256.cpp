@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_sha256.cpp: SHA-256 against the FIPS 180-4 example vectors and against the
 // system's sha256sum on the bundled corpora (an independent implementation).
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_strict_yaml.cpp: the strict reader's errors name file:line:column and the key
 // path, unknown keys get a did-you-mean hint, and types and ranges are enforced.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_text_source.cpp: UTF-8 validation (RFC 3629 cases and randomly generated
 // valid text), document splitting that never drops a byte, and the one-line errors
 // for missing, empty and non-UTF-8 files.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_token_shard.cpp: shard write/read round trip (uint16 and uint32 storage),
 // attributes, and clear errors for truncated, foreign and out-of-range access.
 #include <gtest/gtest.h>

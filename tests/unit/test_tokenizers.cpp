@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_tokenizers.cpp: byte tokenizer round trip on the bundled corpora (bit for bit),
 // SentencePiece training determinism and round trip on text it was not trained on.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_torch_runtime.cpp: the set-up step leaves LibTorch on a fast BLAS. The library
 // LibTorch resolved is compared with the one Debian's alternatives select
 // (update-alternatives, an independent view) and must not be the reference BLAS.

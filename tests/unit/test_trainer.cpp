@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_trainer.cpp: LR schedules equal their closed forms; a short training run on the
 // bundled Shakespeare lowers held-out cross-entropy below the unigram baseline
 // (computed here independently from byte counts); checkpoints reload exactly; an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_utf8.cpp: utf8_invalid_offset (core/utf8.h) against the cases of RFC 3629 §3/§10:
 // every well-formed length, and overlong forms, surrogates, code points past U+10FFFF,
 // stray continuation bytes and cut sequences each found at the offset of their lead byte.

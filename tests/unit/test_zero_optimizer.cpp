@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_zero_optimizer.cpp: ZeRO-1 against torch's AdamW on one rank. N in-process
 // ranks each hold a different gradient; after every step each rank's parameters equal
 // torch's AdamW driven by the summed gradient (float32, 1e-6 relative: the chunks cut
