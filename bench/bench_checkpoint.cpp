@@ -8,8 +8,8 @@
 // Usage: bench_checkpoint OUT_DIR [d_model] [n_layers] [repeats]
 #include <ATen/ATen.h>
 #include <fcntl.h>
-#include <torch/optim/adamw.h>
 #include <spdlog/spdlog.h>
+#include <torch/optim/adamw.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,8 +144,10 @@ int main(int argc, char** argv) {
       std::printf("  write (synchronous, all ranks, to commit): %.2f s = %.0f MB/s\n", ws, bytes / 1e6 / ws);
       std::printf("  read + SHA-256 verify (cold, slowest rank reads all %.0f MB): %.2f s = %.0f MB/s\n",
                   read_bytes / 1e6, rs, read_bytes / 1e6 / rs);
-      std::printf("  asynchronous: training waits %.0f ms (host copy alone %.0f ms, sync write %.0f ms); "
-                  "files on disk after %.0f ms\n", wait, copy, ws * 1e3, bg);
+      std::printf(
+          "  asynchronous: training waits %.0f ms (host copy alone %.0f ms, sync write %.0f ms); "
+          "files on disk after %.0f ms\n",
+          wait, copy, ws * 1e3, bg);
     }
     world->barrier("bench end");
     mpi_finalize();

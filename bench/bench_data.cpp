@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   const double mem_s = since(t0);
   const double rows = double(steps * batch);
   std::printf("batches (%lld steps x %lld rows x %lld tokens): HDF5 %.0f rows/s, cached %.0f rows/s, ratio %.1fx%s\n",
-              (long long)steps, (long long)batch, (long long)context + 1, rows / hdf5_s, rows / mem_s,
-              hdf5_s / mem_s, checksum == checksum2 ? "" : "  (MISMATCH)");
+              (long long)steps, (long long)batch, (long long)context + 1, rows / hdf5_s, rows / mem_s, hdf5_s / mem_s,
+              checksum == checksum2 ? "" : "  (MISMATCH)");
   std::filesystem::remove_all(dir);
   return checksum == checksum2 ? 0 : 1;
 }

@@ -103,11 +103,12 @@ void run(double dial, int steps, int warmup, bool penalties) {
     if (s >= warmup) fwd += f, bwd += b, optm += o2;
   }
   const double total = (fwd + bwd + optm) / steps;
-  std::printf("localist-cpp%s dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
-              " device %s%s batch %lld context %lld peak_rss_mb %.0f\n",
-              kUnfused ? "-unfused" : "", dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
-              static_cast<long long>(model.parameter_count()), kDevice.str().c_str(), kBf16 ? " bf16" : "",
-              static_cast<long long>(B), static_cast<long long>(T), peak_rss_mb());
+  std::printf(
+      "localist-cpp%s dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
+      " device %s%s batch %lld context %lld peak_rss_mb %.0f\n",
+      kUnfused ? "-unfused" : "", dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps,
+      optm / steps, B * T / (total / 1000.0), static_cast<long long>(model.parameter_count()), kDevice.str().c_str(),
+      kBf16 ? " bf16" : "", static_cast<long long>(B), static_cast<long long>(T), peak_rss_mb());
 }
 
 }  // namespace

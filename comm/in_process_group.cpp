@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -122,7 +122,8 @@ class InProcessCommunicator : public Communicator {
     enter(op, what);
     std::unique_lock<std::mutex> lock(run_->mu);
     auto& box = g_->mail[{src, rank_, tag}];
-    wait_until(lock, [&] { return !box.empty(); }, op, what, [&] { return "rank " + std::to_string(src) + " sent nothing"; });
+    wait_until(
+        lock, [&] { return !box.empty(); }, op, what, [&] { return "rank " + std::to_string(src) + " sent nothing"; });
     const at::Tensor got = box.front();
     box.erase(box.begin());
     if (got.numel() != t.numel()) {
@@ -153,9 +154,9 @@ class InProcessCommunicator : public Communicator {
     }
     const auto group = child;
     if (++slot.consumed == size()) g_->slots.erase(index);
-    const int me = static_cast<int>(std::find_if(members.begin(), members.end(),
-                                                 [&](const auto& m) { return m.second == rank_; }) -
-                                    members.begin());
+    const int me = static_cast<int>(
+        std::find_if(members.begin(), members.end(), [&](const auto& m) { return m.second == rank_; }) -
+        members.begin());
     return std::make_shared<InProcessCommunicator>(run_, group, me, timeout_s_);
   }
   [[noreturn]] void abort(int status) override {
@@ -175,13 +176,15 @@ class InProcessCommunicator : public Communicator {
   std::vector<at::Tensor> collect(int64_t index, const std::string& op, const std::string& what, bool keep = false) {
     std::unique_lock<std::mutex> lock(run_->mu);
     Slot& slot = g_->slots.at(index);
-    wait_until(lock, [&] { return slot.count == size(); }, op, what, [&] {
-      std::string missing;
-      for (int r = 0; r < size(); ++r) {
-        if (!slot.arrived[r]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
-      }
-      return "rank(s) " + missing + " of the group did not arrive (stalled or dead)";
-    });
+    wait_until(
+        lock, [&] { return slot.count == size(); }, op, what,
+        [&] {
+          std::string missing;
+          for (int r = 0; r < size(); ++r) {
+            if (!slot.arrived[r]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+          }
+          return "rank(s) " + missing + " of the group did not arrive (stalled or dead)";
+        });
     std::vector<at::Tensor> out = slot.in;
     if (!keep && ++slot.consumed == size()) g_->slots.erase(index);
     return out;

@@ -52,16 +52,17 @@ LaunchEnv launch_env_detect(const EnvLookup& lookup) {
     e.world_size = read_int(env, "PMIX_SIZE", e.rank + 1);
   }
   if (e.world_size < 1 || e.rank >= e.world_size || e.local_rank >= e.local_size) {
-    throw Error("launcher environment (" + e.launcher + ") is inconsistent: rank " + std::to_string(e.rank) +
-                " of " + std::to_string(e.world_size) + ", local rank " + std::to_string(e.local_rank) +
-                " of " + std::to_string(e.local_size) + "; check how the job was started");
+    throw Error("launcher environment (" + e.launcher + ") is inconsistent: rank " + std::to_string(e.rank) + " of " +
+                std::to_string(e.world_size) + ", local rank " + std::to_string(e.local_rank) + " of " +
+                std::to_string(e.local_size) + "; check how the job was started");
   }
   return e;
 }
 
 void launch_env_require_mpi(const LaunchEnv& env) {
   if (env.launcher == "slurm" && env.world_size > 1 && env.slurm_mpi == "none") {
-    throw Error("srun started " + std::to_string(env.world_size) + " tasks without an MPI plugin (--mpi=none), so "
+    throw Error("srun started " + std::to_string(env.world_size) +
+                " tasks without an MPI plugin (--mpi=none), so "
                 "MPI cannot join them into one world; use `srun --mpi=pmix` (the only plugin Debian's OpenMPI "
                 "accepts), set MpiDefault=pmix in slurm.conf, or run mpirun inside the allocation");
   }

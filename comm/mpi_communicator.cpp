@@ -9,8 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "core/stop_signal.h"
 
@@ -19,11 +19,16 @@ namespace {
 
 MPI_Datatype mpi_type(const at::Tensor& t, const std::string& what) {
   switch (t.scalar_type()) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kByte: return MPI_UINT8_T;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kByte:
+      return MPI_UINT8_T;
     default:
       throw Error(what + ": the MPI backend does not carry " + std::string(at::toString(t.scalar_type())) +
                   " tensors (use float32/64 or integers)");
@@ -136,7 +141,6 @@ std::string watchdog_report(double timeout_s) {
 
 class MpiCommunicator;
 
-
 class MpiWork : public CommWork {
  public:
   MpiWork(MpiCommunicator* comm, at::Tensor t, bool average, std::string op, std::string what)
@@ -177,7 +181,8 @@ class MpiCommunicator : public Communicator {
     check_cpu_contiguous(t, what);
     MPI_Request req;
     post(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
-                        &req), "MPI_Iallreduce", "all_reduce", what);
+                        &req),
+         "MPI_Iallreduce", "all_reduce", what);
     wait(req, "all_reduce", what);
     if (op == ReduceOp::kAvg) t.div_(size_);
   }
@@ -186,7 +191,8 @@ class MpiCommunicator : public Communicator {
     check_cpu_contiguous(t, what);
     auto work = std::make_shared<MpiWork>(this, t, op == ReduceOp::kAvg, "all_reduce", what);
     post(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t, what), mpi_op(op), comm_,
-                        &work->req_), "MPI_Iallreduce", "all_reduce", what);
+                        &work->req_),
+         "MPI_Iallreduce", "all_reduce", what);
     return work;
   }
 
@@ -208,7 +214,8 @@ class MpiCommunicator : public Communicator {
     MPI_Request req;
     const auto type = mpi_type(t, what);
     post(MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), type, out.data_ptr(), static_cast<int>(t.numel()),
-                        type, comm_, &req), "MPI_Iallgather", "all_gather", what);
+                        type, comm_, &req),
+         "MPI_Iallgather", "all_gather", what);
     wait(req, "all_gather", what);
     return out;
   }
@@ -283,7 +290,8 @@ class MpiCommunicator : public Communicator {
     // CommTimeout naming the split), so the split itself only runs once all are there.
     all_gather(at::tensor(std::vector<int64_t>{color, key}, at::kLong), "split into '" + name + "'");
     MPI_Comm sub = MPI_COMM_NULL;
-    mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split", "split of '" + name_ + "' into '" + name + "'");
+    mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split",
+              "split of '" + name_ + "' into '" + name + "'");
     return std::make_shared<MpiCommunicator>(sub, name, timeout_s_, /*owned=*/true);
   }
 
@@ -319,7 +327,8 @@ class MpiCommunicator : public Communicator {
       }
       if (!recorded && spins > 100) {  // only waits that last are worth the string
         record_op(op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + " of " +
-                      std::to_string(size_) + ")", true);
+                      std::to_string(size_) + ")",
+                  true);
         recorded = true;
       }
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -334,8 +343,8 @@ class MpiCommunicator : public Communicator {
         MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
         const std::string verdict = watchdog_report(timeout_s_);
         throw CommTimeout(op + " '" + what + "' in group '" + name_ + "' (rank " + std::to_string(rank_) + " of " +
-                          std::to_string(size_) + ", world rank " + std::to_string(world_rank) +
-                          ") timed out after " + std::to_string(static_cast<int>(timeout_s_)) + " s" + verdict);
+                          std::to_string(size_) + ", world rank " + std::to_string(world_rank) + ") timed out after " +
+                          std::to_string(static_cast<int>(timeout_s_)) + " s" + verdict);
       }
       // Long waits sleep 100 us between polls: an idle rank yields its core, and a peer that
       // arrives finds it awake within 0.1 ms (1 ms sleeps cost every boundary ~1 ms).

@@ -13,7 +13,7 @@ namespace localist {
 
 struct MpiWorld {
   std::shared_ptr<Communicator> world;
-  int local_rank = 0;   // from MPI's shared-memory split (device = local rank)
+  int local_rank = 0;  // from MPI's shared-memory split (device = local rank)
   int local_size = 1;
 };
 

@@ -21,16 +21,25 @@ using Clock = std::chrono::steady_clock;
 
 int nccl_type(const at::Tensor& t, const std::string& what) {
   switch (t.scalar_type()) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kLong: return ncclInt64;
-    case at::kInt: return ncclInt32;
-    case at::kByte: return ncclUint8;
-    case at::kChar: return ncclInt8;
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kLong:
+      return ncclInt64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kByte:
+      return ncclUint8;
+    case at::kChar:
+      return ncclInt8;
     default:
-      throw Error(what + ": the NCCL backend does not carry " + std::string(at::toString(t.scalar_type())) + " tensors");
+      throw Error(what + ": the NCCL backend does not carry " + std::string(at::toString(t.scalar_type())) +
+                  " tensors");
   }
 }
 

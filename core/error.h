@@ -10,8 +10,8 @@ namespace localist {
 
 // Exit statuses shared by every verb (docs/operations.md lists them).
 constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;      // bad input data, I/O, runtime failure
-constexpr int kExitConfig = 2;       // bad config file, flag or option value
+constexpr int kExitFailure = 1;  // bad input data, I/O, runtime failure
+constexpr int kExitConfig = 2;   // bad config file, flag or option value
 
 // A failure with a message meant for the user: what went wrong, where, and a hint.
 class Error : public std::runtime_error {

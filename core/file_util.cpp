@@ -26,9 +26,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string temp_sibling(const std::string& path) {
-  return path + ".tmp." + std::to_string(::getpid());
-}
+std::string temp_sibling(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
 
 void commit_temp_file(const std::string& tmp, const std::string& path) {
   int fd = ::open(tmp.c_str(), O_RDONLY);

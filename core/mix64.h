@@ -14,8 +14,6 @@ inline uint64_t mix64(uint64_t x) {
 }
 
 // Uniform double in [0, 1) from the top 53 bits of a mixed key.
-inline double mix64_unit(uint64_t key) {
-  return static_cast<double>(key >> 11) * (1.0 / 9007199254740992.0);
-}
+inline double mix64_unit(uint64_t key) { return static_cast<double>(key >> 11) * (1.0 / 9007199254740992.0); }
 
 }  // namespace localist

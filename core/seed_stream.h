@@ -12,11 +12,11 @@
 namespace localist {
 
 enum class SeedPurpose : uint64_t {
-  kDropout = 1000003,       // training dropout; index = micro-batch of the global batch
-  kUntaggedWindow = 1000004, // which routed-domain windows train without their tag (see seed_stream)
-  kTrialDropout = 7919,     // recruitment trial dropout; index = 131 * trial step + first window
-  kBlockInit = 4099,        // a recruited block's fresh q/k/v rows; index = slot
-  kCandidates = 1,          // k-means seeding of recruitment candidates; index 0
+  kDropout = 1000003,         // training dropout; index = micro-batch of the global batch
+  kUntaggedWindow = 1000004,  // which routed-domain windows train without their tag (see seed_stream)
+  kTrialDropout = 7919,       // recruitment trial dropout; index = 131 * trial step + first window
+  kBlockInit = 4099,          // a recruited block's fresh q/k/v rows; index = slot
+  kCandidates = 1,            // k-means seeding of recruitment candidates; index 0
 };
 
 inline uint64_t seed_stream(uint64_t seed, SeedPurpose purpose, int64_t step, uint64_t index = 0) {

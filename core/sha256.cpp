@@ -42,7 +42,10 @@ std::array<uint8_t, 32> Sha256::digest() {
 std::string Sha256::hex_digest() {
   static const char* hex = "0123456789abcdef";
   std::string s;
-  for (uint8_t b : digest()) { s += hex[b >> 4]; s += hex[b & 15]; }
+  for (uint8_t b : digest()) {
+    s += hex[b >> 4];
+    s += hex[b & 15];
+  }
   return s;
 }
 

@@ -28,11 +28,16 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string type_name(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "an empty value";
-    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
-    default: return "nothing";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "an empty value";
+    case YAML::NodeType::Scalar:
+      return "'" + n.Scalar() + "'";
+    default:
+      return "nothing";
   }
 }
 
@@ -41,16 +46,15 @@ std::string type_name(const YAML::Node& n) {
 StrictMap::StrictMap(YAML::Node node, std::string path, std::shared_ptr<const std::string> file)
     : node_(node), path_(std::move(path)), file_(std::move(file)) {
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
-    throw ConfigError(where(node_.Mark()) + (path_.empty() ? "config" : path_) +
-                      ": expected a mapping of keys, got " + type_name(node_));
+    throw ConfigError(where(node_.Mark()) + (path_.empty() ? "config" : path_) + ": expected a mapping of keys, got " +
+                      type_name(node_));
   }
   if (node_.IsMap()) {
     std::set<std::string> seen;
     for (auto it = node_.begin(); it != node_.end(); ++it) {
       const std::string k = it->first.Scalar();
       if (!seen.insert(k).second) {
-        throw ConfigError(where(it->first.Mark()) + key_path(k) +
-                          ": duplicate key (each key may appear once)");
+        throw ConfigError(where(it->first.Mark()) + key_path(k) + ": duplicate key (each key may appear once)");
       }
     }
   }
@@ -63,8 +67,8 @@ StrictMap StrictMap::parse(const std::string& text, const std::string& file,
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+    throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                      ": YAML syntax error: " + e.msg);
   }
   if (root.IsNull() || !root.IsDefined()) {
     throw ConfigError(file + ": the config is empty; start from configs/reference.yaml");
@@ -148,8 +152,7 @@ void StrictMap::fail(const std::string& key, const std::string& message) const {
   throw ConfigError(where(mark) + key_path(key) + ": " + message);
 }
 
-void StrictMap::fail_at(const YAML::Node& node, const std::string& key_path,
-                        const std::string& message) const {
+void StrictMap::fail_at(const YAML::Node& node, const std::string& key_path, const std::string& message) const {
   throw ConfigError(where(node.Mark()) + key_path + ": " + message);
 }
 
@@ -170,8 +173,8 @@ int64_t StrictMap::get_int(const std::string& key, int64_t def, int64_t lo, int6
     fail(key, "expected an integer, got " + type_name(v));
   }
   if (out < lo || out > hi) {
-    fail(key, "value " + std::to_string(out) + " is out of range [" + std::to_string(lo) + ", " +
-                  std::to_string(hi) + "]");
+    fail(key,
+         "value " + std::to_string(out) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
   return out;
 }
@@ -212,8 +215,7 @@ std::string StrictMap::get_string(const std::string& key, const std::string& def
   return out;
 }
 
-std::vector<std::string> StrictMap::get_string_list(const std::string& key,
-                                                    const std::vector<std::string>& def) {
+std::vector<std::string> StrictMap::get_string_list(const std::string& key, const std::vector<std::string>& def) {
   YAML::Node v = value(key);
   if (!v.IsDefined() || v.IsNull()) return def;
   if (!v.IsSequence()) fail(key, "expected a list of strings, got " + type_name(v));
@@ -225,9 +227,7 @@ std::vector<std::string> StrictMap::get_string_list(const std::string& key,
   return out;
 }
 
-StrictMap StrictMap::get_map(const std::string& key) {
-  return StrictMap(value(key), key_path(key), file_);
-}
+StrictMap StrictMap::get_map(const std::string& key) { return StrictMap(value(key), key_path(key), file_); }
 
 std::vector<StrictMap> StrictMap::get_map_list(const std::string& key) {
   YAML::Node v = value(key);
@@ -236,8 +236,7 @@ std::vector<StrictMap> StrictMap::get_map_list(const std::string& key) {
   if (!v.IsSequence()) fail(key, "expected a list of mappings, got " + type_name(v));
   for (size_t i = 0; i < v.size(); ++i) {
     if (!v[i].IsMap()) {
-      fail_at(v[i], key_path(key) + "[" + std::to_string(i) + "]",
-              "expected a mapping, got " + type_name(v[i]));
+      fail_at(v[i], key_path(key) + "[" + std::to_string(i) + "]", "expected a mapping, got " + type_name(v[i]));
     }
     out.emplace_back(v[i], key_path(key) + "[" + std::to_string(i) + "]", file_);
   }
@@ -258,8 +257,10 @@ void StrictMap::finish() const {
       if (d < best_d) best_d = d, best = cand;
     }
     std::string msg = "unknown key";
-    if (!best.empty()) msg += " (did you mean '" + best + "'?)";
-    else msg += " (see configs/reference.yaml for every key)";
+    if (!best.empty())
+      msg += " (did you mean '" + best + "'?)";
+    else
+      msg += " (see configs/reference.yaml for every key)";
     throw ConfigError(where(it->first.Mark()) + key_path(k) + ": " + msg);
   }
 }

@@ -29,10 +29,8 @@ class StrictMap {
   int64_t get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
   double get_double(const std::string& key, double def, double lo, double hi);
   bool get_bool(const std::string& key, bool def);
-  std::string get_string(const std::string& key, const std::string& def,
-                         const std::vector<std::string>& allowed = {});
-  std::vector<std::string> get_string_list(const std::string& key,
-                                           const std::vector<std::string>& def);
+  std::string get_string(const std::string& key, const std::string& def, const std::vector<std::string>& allowed = {});
+  std::vector<std::string> get_string_list(const std::string& key, const std::vector<std::string>& def);
   // A nested mapping (empty when absent). Call finish() on it too.
   StrictMap get_map(const std::string& key);
   // A list of mappings (empty when absent).
@@ -46,8 +44,7 @@ class StrictMap {
   // Throws ConfigError located at `key` (or at the map itself if key is empty).
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
   // Throws ConfigError located at an arbitrary node below this map.
-  [[noreturn]] void fail_at(const YAML::Node& node, const std::string& key_path,
-                            const std::string& message) const;
+  [[noreturn]] void fail_at(const YAML::Node& node, const std::string& key_path, const std::string& message) const;
 
   const std::string& path() const { return path_; }
   std::string key_path(const std::string& key) const;

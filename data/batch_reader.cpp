@@ -16,7 +16,7 @@ BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed,
   for (const auto& s : data.sources) {
     if (!s.train) continue;
     const std::string path = shard_path(data, s);
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
       throw Error(path + ": shard for source '" + s.name + "' not found; run `localist prepare` first");
     }
@@ -26,7 +26,7 @@ BatchReader::BatchReader(const DataConfig& data, int64_t seq_len, uint64_t seed,
     if (m.tokenizer_hash != hash) {
       throw Error(path + ": made with another tokenizer than the other shards; re-run `localist prepare --force`");
     }
-    struct stat src{};
+    struct stat src {};
     if (::stat(s.path.c_str(), &src) == 0 && static_cast<int64_t>(src.st_size) != m.source_bytes) {
       throw Error(path + ": stale shard (" + s.path + " changed since it was prepared); re-run `localist prepare`");
     }

@@ -16,10 +16,10 @@ namespace localist {
 
 struct TokenBatch {
   int64_t rows = 0;
-  int64_t cols = 0;                 // seq_len + 1: inputs are [:, :-1], targets [:, 1:]
-  std::vector<uint32_t> tokens;     // row-major rows x cols
-  std::vector<int32_t> source;      // per row: index into the training sources
-  std::vector<int64_t> start;       // per row: the window's first token in its source
+  int64_t cols = 0;              // seq_len + 1: inputs are [:, :-1], targets [:, 1:]
+  std::vector<uint32_t> tokens;  // row-major rows x cols
+  std::vector<int32_t> source;   // per row: index into the training sources
+  std::vector<int64_t> start;    // per row: the window's first token in its source
 };
 
 class BatchReader {

@@ -20,9 +20,7 @@ std::string ByteTokenizer::decode(const uint32_t* ids, size_t n) const {
   return s;
 }
 
-std::string ByteTokenizer::spec() const {
-  return R"({"kind":"byte","vocab_size":258,"document_id":256,"pad_id":257})";
-}
+std::string ByteTokenizer::spec() const { return R"({"kind":"byte","vocab_size":258,"document_id":256,"pad_id":257})"; }
 
 std::string ByteTokenizer::hash() const { return sha256_hex(spec()); }
 

@@ -9,21 +9,21 @@
 namespace localist {
 
 struct TokenizerConfig {
-  std::string kind = "byte";            // byte | sentencepiece
+  std::string kind = "byte";  // byte | sentencepiece
   // sentencepiece only:
-  std::string model;                    // load this .model; empty = train one from the sources
-  int64_t vocab_size = 4000;            // when training
-  std::string model_type = "unigram";   // unigram | bpe (when training)
+  std::string model;                   // load this .model; empty = train one from the sources
+  int64_t vocab_size = 4000;           // when training
+  std::string model_type = "unigram";  // unigram | bpe (when training)
 };
 
 struct SourceConfig {
-  std::string name;             // unique; the shard is <shard_dir>/<name>.h5
-  std::string path;             // UTF-8 text file
-  std::string domain;           // domain tag (defaults to name)
-  std::string split = "file";   // document boundaries: file | blank_line | wikitext
-  double weight = 1.0;          // mixture weight among active sources (> 0)
-  int64_t start_step = 0;       // first training step at which the source is sampled
-  bool train = true;            // false: held out (evaluation only, never sampled for training)
+  std::string name;            // unique; the shard is <shard_dir>/<name>.h5
+  std::string path;            // UTF-8 text file
+  std::string domain;          // domain tag (defaults to name)
+  std::string split = "file";  // document boundaries: file | blank_line | wikitext
+  double weight = 1.0;         // mixture weight among active sources (> 0)
+  int64_t start_step = 0;      // first training step at which the source is sampled
+  bool train = true;           // false: held out (evaluation only, never sampled for training)
 };
 
 struct DataConfig {

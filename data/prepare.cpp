@@ -63,8 +63,7 @@ std::vector<ShardSummary> prepare_shards(const DataConfig& data, bool force, Pro
     if (!force && fs::exists(sum.path)) {
       try {
         ShardMeta old = shard_read_meta(sum.path);
-        if (old.source_sha256 == source_sha && old.tokenizer_hash == tok->hash() &&
-            old.domain == s.domain) {
+        if (old.source_sha256 == source_sha && old.tokenizer_hash == tok->hash() && old.domain == s.domain) {
           sum.meta = old;
           out.push_back(sum);
           spdlog::info("{}: up to date ({} tokens)", sum.path, old.token_count);
@@ -107,10 +106,16 @@ std::vector<ShardSummary> prepare_shards(const DataConfig& data, bool force, Pro
     shard_write(sum.path, tokens, offsets, m);
     sum.written = true;
     sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    events.write({{"event", "shard_written"}, {"source", s.name}, {"domain", s.domain},
-                  {"path", sum.path}, {"tokens", m.token_count}, {"documents", m.document_count},
-                  {"source_bytes", m.source_bytes}, {"source_sha256", m.source_sha256},
-                  {"tokenizer_hash", m.tokenizer_hash}, {"seconds", sum.seconds}});
+    events.write({{"event", "shard_written"},
+                  {"source", s.name},
+                  {"domain", s.domain},
+                  {"path", sum.path},
+                  {"tokens", m.token_count},
+                  {"documents", m.document_count},
+                  {"source_bytes", m.source_bytes},
+                  {"source_sha256", m.source_sha256},
+                  {"tokenizer_hash", m.tokenizer_hash},
+                  {"seconds", sum.seconds}});
     out.push_back(sum);
   }
   if (progress) progress->finish();
@@ -118,23 +123,22 @@ std::vector<ShardSummary> prepare_shards(const DataConfig& data, bool force, Pro
 }
 
 std::string corpus_summary(const std::vector<ShardSummary>& shards) {
-  std::string s = fmt::format("{:<14} {:<14} {:>9} {:>11} {:>12} {:>8}  {:<12}  {}\n", "source", "domain",
-                              "documents", "tokens", "bytes", "B/token", "sha256", "shard");
+  std::string s = fmt::format("{:<14} {:<14} {:>9} {:>11} {:>12} {:>8}  {:<12}  {}\n", "source", "domain", "documents",
+                              "tokens", "bytes", "B/token", "sha256", "shard");
   int64_t tokens = 0, bytes = 0, docs = 0;
   for (const auto& sh : shards) {
     const ShardMeta& m = sh.meta;
     s += fmt::format("{:<14} {:<14} {:>9} {:>11} {:>12} {:>8.3f}  {:<12}  {}{}\n", m.source_name, m.domain,
-                     m.document_count, m.token_count, m.source_bytes,
-                     double(m.source_bytes) / double(m.token_count), m.source_sha256.substr(0, 12), sh.path,
-                     sh.written ? "" : " (up to date)");
+                     m.document_count, m.token_count, m.source_bytes, double(m.source_bytes) / double(m.token_count),
+                     m.source_sha256.substr(0, 12), sh.path, sh.written ? "" : " (up to date)");
     tokens += m.token_count;
     bytes += m.source_bytes;
     docs += m.document_count;
   }
   const std::string tk = shards.empty() ? "" : shards.front().meta.tokenizer_kind;
   const int64_t vocab = shards.empty() ? 0 : shards.front().meta.vocab_size;
-  s += fmt::format("total: {} sources, {} documents, {} tokens, {} bytes; tokenizer {} (vocabulary {})",
-                   shards.size(), docs, tokens, bytes, tk, vocab);
+  s += fmt::format("total: {} sources, {} documents, {} tokens, {} bytes; tokenizer {} (vocabulary {})", shards.size(),
+                   docs, tokens, bytes, tk, vocab);
   return s;
 }
 

@@ -9,9 +9,12 @@
 
 namespace localist {
 
-GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed,
-                             int64_t global_batch, std::vector<StreamPhase> phases)
-    : sources_(std::move(sources)), seq_len_(seq_len), seed_(seed), global_batch_(global_batch),
+GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len, uint64_t seed, int64_t global_batch,
+                             std::vector<StreamPhase> phases)
+    : sources_(std::move(sources)),
+      seq_len_(seq_len),
+      seed_(seed),
+      global_batch_(global_batch),
       phases_(std::move(phases)) {
   if (sources_.empty()) throw ConfigError("data.sources: no training source to sample from");
   if (seq_len_ < 1) throw ConfigError("model.context: must be at least 1");
@@ -20,8 +23,7 @@ GlobalSampler::GlobalSampler(std::vector<SamplerSource> sources, int64_t seq_len
   for (const auto& s : sources_) {
     if (s.token_count < static_cast<uint64_t>(seq_len_) + 1) {
       throw ConfigError("data.sources: source '" + s.name + "' has " + std::to_string(s.token_count) +
-                        " tokens, fewer than one window of model.context + 1 = " +
-                        std::to_string(seq_len_ + 1));
+                        " tokens, fewer than one window of model.context + 1 = " + std::to_string(seq_len_ + 1));
     }
     if (!(s.weight > 0)) throw ConfigError("data.sources: source '" + s.name + "' needs a weight > 0");
     any_at_zero |= s.start_step == 0;

@@ -109,7 +109,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::load(const std::
   int32_t v[3];
   std::memcpy(v, info.data(), sizeof v);
   if (v[1] < 0 || v[2] < 0) {
-    throw Error(model_path + ": the SentencePiece model needs bos and pad ids (localist uses them for "
+    throw Error(model_path +
+                ": the SentencePiece model needs bos and pad ids (localist uses them for "
                 "document boundaries and padding); retrain with --bos_id and --pad_id set");
   }
   t->vocab_size_ = static_cast<uint32_t>(v[0]);
@@ -130,13 +131,12 @@ void SentencePieceTokenizer::train(const std::vector<std::string>& files, int64_
     inputs += (inputs.empty() ? "" : ",") + f;
   }
   const std::string tmp_prefix = temp_sibling(model_path);
-  const std::string args =
-      "--input=" + inputs + " --model_prefix=" + tmp_prefix + " --vocab_size=" + std::to_string(vocab_size) +
-      " --model_type=" + model_type +
-      " --character_coverage=1.0 --byte_fallback=true --normalization_rule_name=identity"
-      " --add_dummy_prefix=false --remove_extra_whitespaces=false --split_digits=true"
-      " --max_sentence_length=1000000 --num_threads=1 --minloglevel=2"
-      " --unk_id=0 --bos_id=1 --pad_id=2 --eos_id=-1";
+  const std::string args = "--input=" + inputs + " --model_prefix=" + tmp_prefix +
+                           " --vocab_size=" + std::to_string(vocab_size) + " --model_type=" + model_type +
+                           " --character_coverage=1.0 --byte_fallback=true --normalization_rule_name=identity"
+                           " --add_dummy_prefix=false --remove_extra_whitespaces=false --split_digits=true"
+                           " --max_sentence_length=1000000 --num_threads=1 --minloglevel=2"
+                           " --unk_id=0 --bos_id=1 --pad_id=2 --eos_id=-1";
   Helper helper;
   try {
     helper.call(spm::kTrain, args.data(), args.size(), "training on " + inputs);
@@ -171,9 +171,9 @@ std::string SentencePieceTokenizer::decode(const uint32_t* ids, size_t n) const 
 }
 
 std::string SentencePieceTokenizer::spec() const {
-  return std::string(R"({"kind":"sentencepiece","vocab_size":)") + std::to_string(vocab_size_) +
-         R"(,"document_id":)" + std::to_string(document_id_) + R"(,"pad_id":)" + std::to_string(pad_id_) +
-         R"(,"mapping_sha256":")" + hash_ + "\"}";
+  return std::string(R"({"kind":"sentencepiece","vocab_size":)") + std::to_string(vocab_size_) + R"(,"document_id":)" +
+         std::to_string(document_id_) + R"(,"pad_id":)" + std::to_string(pad_id_) + R"(,"mapping_sha256":")" + hash_ +
+         "\"}";
 }
 
 }  // namespace localist

@@ -18,8 +18,8 @@ class SentencePieceTokenizer : public Tokenizer {
   static std::unique_ptr<SentencePieceTokenizer> load(const std::string& model_path);
   // Trains a model from UTF-8 text files (one thread: deterministic) and writes it to
   // `model_path` atomically.
-  static void train(const std::vector<std::string>& files, int64_t vocab_size,
-                    const std::string& model_type, const std::string& model_path);
+  static void train(const std::vector<std::string>& files, int64_t vocab_size, const std::string& model_type,
+                    const std::string& model_path);
   ~SentencePieceTokenizer() override;
 
   std::string kind() const override { return "sentencepiece"; }

@@ -18,13 +18,23 @@ int64_t utf8_first_invalid(const std::string& text) {
   size_t i = 0;
   while (i < n) {
     const unsigned char c = s[i];
-    if (c < 0x80) { ++i; continue; }
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
     size_t len;
     uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-    else return static_cast<int64_t>(i);
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07;
+    } else
+      return static_cast<int64_t>(i);
     if (i + len > n) return static_cast<int64_t>(i);
     for (size_t k = 1; k < len; ++k) {
       if ((s[i + k] & 0xC0) != 0x80) return static_cast<int64_t>(i);
@@ -94,9 +104,10 @@ std::vector<size_t> split_documents(const std::string& text, const std::string& 
 }
 
 TextSource text_source_read(const std::string& path, const std::string& split_mode) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    throw Error(path + ": source file not found (check data.sources[].path; relative paths are "
+    throw Error(path +
+                ": source file not found (check data.sources[].path; relative paths are "
                 "taken from the directory you run localist in)");
   }
   if (!S_ISREG(st.st_mode)) throw Error(path + ": source is not a regular file");

@@ -45,9 +45,8 @@ ShardMeta read_meta(const H5::H5File& f, const std::string& path) {
     if (read_str(f, "format") != kFormatName) throw Error("not a localist token shard");
     m.format_version = read_int(f, "format_version");
     if (m.format_version > kShardFormatVersion) {
-      throw Error("shard format version " + std::to_string(m.format_version) +
-                  " is newer than this build reads (" + std::to_string(kShardFormatVersion) +
-                  "); update localist");
+      throw Error("shard format version " + std::to_string(m.format_version) + " is newer than this build reads (" +
+                  std::to_string(kShardFormatVersion) + "); update localist");
     }
     m.source_name = read_str(f, "source_name");
     m.source_path = read_str(f, "source_path");
@@ -74,7 +73,8 @@ H5::H5File open_shard(const std::string& path) {
     if (H5::H5File::isHdf5(path.c_str()) <= 0) throw H5::FileIException("", "");
     return H5::H5File(path, H5F_ACC_RDONLY);
   } catch (const H5::Exception&) {
-    throw Error(path + ": not an HDF5 token shard (missing, truncated or another kind of file); "
+    throw Error(path +
+                ": not an HDF5 token shard (missing, truncated or another kind of file); "
                 "re-run `localist prepare`");
   }
 }
@@ -150,9 +150,8 @@ ShardReader::ShardReader(const std::string& path) : path_(path), file_(open_shar
 
 void ShardReader::read(uint64_t start, uint64_t count, uint32_t* out) const {
   if (start + count > static_cast<uint64_t>(meta_.token_count)) {
-    throw Error(path_ + ": read of tokens [" + std::to_string(start) + ", " +
-                std::to_string(start + count) + ") is past the end (" +
-                std::to_string(meta_.token_count) + " tokens)");
+    throw Error(path_ + ": read of tokens [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                ") is past the end (" + std::to_string(meta_.token_count) + " tokens)");
   }
   if (!cache_.empty()) {
     std::copy(cache_.begin() + start, cache_.begin() + start + count, out);

@@ -23,10 +23,9 @@ std::unique_ptr<Tokenizer> tokenizer_create(const TokenizerConfig& config,
   if (config.kind == "byte") return std::make_unique<ByteTokenizer>();
   if (config.kind == "sentencepiece") {
     if (!config.model.empty()) return SentencePieceTokenizer::load(config.model);
-    struct stat st{};
+    struct stat st {};
     if (::stat(trained_model_path.c_str(), &st) != 0) {
-      SentencePieceTokenizer::train(training_files, config.vocab_size, config.model_type,
-                                    trained_model_path);
+      SentencePieceTokenizer::train(training_files, config.vocab_size, config.model_type, trained_model_path);
     }
     return SentencePieceTokenizer::load(trained_model_path);
   }

@@ -2,10 +2,10 @@
 // cli.cpp: see cli.h. Parsing and dispatch only; the work lives in data/ and trainer/.
 #include "launch/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,26 +18,26 @@
 #include "comm/nccl_library.h"
 #include "core/build_info.h"
 #include "core/error.h"
-#include "core/stop_signal.h"
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "core/progress_line.h"
+#include "core/stop_signal.h"
 #include "data/batch_reader.h"
 #include "data/byte_tokenizer.h"
 #include "data/prepare.h"
 #include "data/token_shard.h"
+#include "data/tokenizer.h"
 #include "launch/dial_arg.h"
 #include "launch/loaded_checkpoint.h"
 #include "launch/pool_commands.h"
 #include "launch/report_command.h"
 #include "launch/run_config.h"
-#include "data/tokenizer.h"
 #include "model/fused_attention.h"
 #include "model/rules.h"
+#include "recruitment/recruiter.h"
+#include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
-#include "trainer/checkpoint.h"
-#include "recruitment/recruiter.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/trainer.h"
 
@@ -49,9 +49,12 @@ namespace {
 std::string preview(const std::string& text, size_t max) {
   std::string out;
   for (char c : text.substr(0, max)) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else out += c;
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else
+      out += c;
   }
   return out;
 }
@@ -59,17 +62,19 @@ std::string preview(const std::string& text, size_t max) {
 void warn_if_slow_blas() {
   const TorchRuntimeInfo info = torch_runtime_info();
   if (info.blas_is_reference) {
-    spdlog::warn("LibTorch is using the reference BLAS ({}), ~37x slower than OpenBLAS; run tools/setup.sh "
-                 "(or update-alternatives --set libblas.so.3-x86_64-linux-gnu <openblas>)", info.blas_library);
+    spdlog::warn(
+        "LibTorch is using the reference BLAS ({}), ~37x slower than OpenBLAS; run tools/setup.sh "
+        "(or update-alternatives --set libblas.so.3-x86_64-linux-gnu <openblas>)",
+        info.blas_library);
   }
 }
 
-ConfigOverrides g_overrides;  // --set key=value, for prepare and train
+ConfigOverrides g_overrides;        // --set key=value, for prepare and train
 bool g_override_schedules = false;  // train --override-schedules
 constexpr const char* kDefaultEvalDial = "0:1:0.1";
-std::string g_llm;                  // eval/generate --llm: one LLM of a pool checkpoint
-int64_t g_route_prefix = 16;        // eval --route-prefix: argmin routing's prefix length
-bool g_by_domain = false;           // eval --by-domain: the pool table also for a one-LLM checkpoint
+std::string g_llm;            // eval/generate --llm: one LLM of a pool checkpoint
+int64_t g_route_prefix = 16;  // eval --route-prefix: argmin routing's prefix length
+bool g_by_domain = false;     // eval --by-domain: the pool table also for a one-LLM checkpoint
 // The MPI world once training on several ranks started; an error then ends every rank.
 std::shared_ptr<Communicator> g_world;
 
@@ -140,11 +145,13 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
         return out;
       };
       if (!c.fixed.empty()) {
-        throw ConfigError("--resume: " + list(c.fixed) + " differ(s) from the checkpoint's config; a changed model or "
+        throw ConfigError("--resume: " + list(c.fixed) +
+                          " differ(s) from the checkpoint's config; a changed model or "
                           "data order cannot continue this run (use a new run.dir to start afresh)");
       }
       if (!c.schedules.empty() && !g_override_schedules) {
-        throw ConfigError("--resume: " + list(c.schedules) + " differ(s) from the checkpoint's config; pass "
+        throw ConfigError("--resume: " + list(c.schedules) +
+                          " differ(s) from the checkpoint's config; pass "
                           "--override-schedules to continue with this config's schedules, or restore them");
       }
       if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
@@ -163,17 +170,20 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     }
     if (s.stop_signal != 0) {
       if (rank == 0) {
-        std::cout << fmt::format("stopped '{}' by signal {} before step {}; checkpoint: {}\n"
-                                 "continue with: localist train {} --resume auto\n",
-                                 cfg.run.name, s.stop_signal, s.steps, s.checkpoint, config_path);
+        std::cout << fmt::format(
+            "stopped '{}' by signal {} before step {}; checkpoint: {}\n"
+            "continue with: localist train {} --resume auto\n",
+            cfg.run.name, s.stop_signal, s.steps, s.checkpoint, config_path);
       }
       logging_shutdown();
       return kExitStopped;
     }
     if (rank != 0) return kExitOk;
     if (s.already_complete) {
-      std::cout << fmt::format("'{}' is already complete: its checkpoint is at step {} and train.steps is {}; nothing "
-                               "was trained (raise train.steps to continue)", cfg.run.name, s.steps, cfg.train.steps);
+      std::cout << fmt::format(
+          "'{}' is already complete: its checkpoint is at step {} and train.steps is {}; nothing "
+          "was trained (raise train.steps to continue)",
+          cfg.run.name, s.steps, cfg.train.steps);
       if (s.last_logged_step >= 0) {
         std::cout << fmt::format("; last logged step {}: loss {:.4f} (ce {:.4f} nats)", s.last_logged_step,
                                  s.final_loss, s.final_ce);
@@ -196,8 +206,8 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     return kExitOk;
   }
 
-  spdlog::info("dry run of '{}' ({}): world {} = dp {} x bp {}, launcher {}", cfg.run.name, config_path, world, dp,
-               bp, env.launcher);
+  spdlog::info("dry run of '{}' ({}): world {} = dp {} x bp {}, launcher {}", cfg.run.name, config_path, world, dp, bp,
+               env.launcher);
   const int64_t per_rank = cfg.train.global_batch / dp;
   spdlog::info("batch: {} sequences x {} tokens per step, {} per data-parallel rank in {} micro-batches of {}",
                cfg.train.global_batch, cfg.model.context, per_rank, per_rank / cfg.train.micro_batch,
@@ -249,9 +259,10 @@ int run_eval(const std::string& checkpoint, const std::string& dial_text, const 
                            c.llm == "main" ? "" : ", LLM " + c.llm, set.tokens.size(0), c.cfg.model.context, described)
             << sweep_table(rows) << std::endl;
   // Default: beside the checkpoints of the run (<run>/checkpoints/step-N -> <run>/eval-step-N).
-  const std::string out = out_dir.empty()
-      ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
-      : out_dir;
+  const std::string out =
+      out_dir.empty()
+          ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
+          : out_dir;
   for (const auto& f : sweep_write(rows, out)) std::cout << "wrote " << f << "\n";
   return kExitOk;
 }
@@ -278,8 +289,10 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   if (domain.empty() && !c.domain_routes.empty()) {
     std::vector<std::string> names;
     for (const auto& r : c.domain_routes) names.push_back(r.domain);
-    spdlog::info("this model has blocks recruited for the domain(s) {}; the prompt has no domain, so the learned router "
-                 "routes it (pass --domain NAME to route it as training did)", fmt::join(names, ", "));
+    spdlog::info(
+        "this model has blocks recruited for the domain(s) {}; the prompt has no domain, so the learned router "
+        "routes it (pass --domain NAME to route it as training did)",
+        fmt::join(names, ", "));
   }
   GenerateOptions o;
   o.dial.assign(c.cfg.model.n_layers, dial[0]);
@@ -297,7 +310,8 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   if (show_attention) {
     std::vector<uint32_t> all = ids;
     all.insert(all.end(), gen_ids.begin(), gen_ids.end());
-    std::cout << fmt::format("\n{:>5}  {:<8} {:>5}  top attended earlier positions (weight)\n", "pos", "token", "block");
+    std::cout << fmt::format("\n{:>5}  {:<8} {:>5}  top attended earlier positions (weight)\n", "pos", "token",
+                             "block");
     for (size_t i = 0; i < out.size(); ++i) {
       std::string line = fmt::format("{:>5}  {:<8} {:>5} ", ids.size() + i, "\"" + preview(texts[out[i].id], 6) + "\"",
                                      out[i].block_slot);
@@ -317,12 +331,13 @@ int run_inspect(const std::string& path) {
     const std::string dir = checkpoint_resolve(path);
     const CheckpointContents c = checkpoint_read(dir, false);  // verifies every file's checksum
     const CheckpointMeta& m = c.meta;
-    std::cout << fmt::format("checkpoint {} (format version {})\n  written by      localist {}\n  step            {}\n"
-                             "  tokens seen     {}\n"
-                             "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
-                             "  state           {}\n",
-                             dir, c.format_version, m.written_by.empty() ? "(not recorded)" : m.written_by, m.step, m.tokens_seen, m.vocab_size, m.tokenizer_kind,
-                             m.tokenizer_spec, dir, c.state.dump());
+    std::cout << fmt::format(
+        "checkpoint {} (format version {})\n  written by      localist {}\n  step            {}\n"
+        "  tokens seen     {}\n"
+        "  vocabulary      {}\n  tokenizer       {} ({})\n  config          {}/config.yaml\n"
+        "  state           {}\n",
+        dir, c.format_version, m.written_by.empty() ? "(not recorded)" : m.written_by, m.step, m.tokens_seen,
+        m.vocab_size, m.tokenizer_kind, m.tokenizer_spec, dir, c.state.dump());
     const bool pool = c.llms.size() > 1;
     if (pool) std::cout << fmt::format("  pool            {} LLMs\n", c.llms.size());
     for (const auto& l : c.llms) {
@@ -330,12 +345,14 @@ int run_inspect(const std::string& path) {
       if (pool) {
         const auto& i = l.info;
         std::string domains;
-        for (const auto& d : i.value("domains", nlohmann::json::array())) domains += (domains.empty() ? "" : ",") + d.get<std::string>();
-        std::cout << fmt::format("  llm {}: parent {}, branched at step {}, domains {}, {} parameters, batch {}, "
-                                 "ranks {}\n", l.name, i.value("parent", "").empty() ? "-" : i.value("parent", ""),
-                                 i.value("branch_step", 0), domains.empty() ? "(the rest)" : domains,
-                                 i.value("parameters", int64_t(0)), i.value("global_batch", int64_t(0)),
-                                 i.value("ranks", nlohmann::json::array()).dump());
+        for (const auto& d : i.value("domains", nlohmann::json::array()))
+          domains += (domains.empty() ? "" : ",") + d.get<std::string>();
+        std::cout << fmt::format(
+            "  llm {}: parent {}, branched at step {}, domains {}, {} parameters, batch {}, "
+            "ranks {}\n",
+            l.name, i.value("parent", "").empty() ? "-" : i.value("parent", ""), i.value("branch_step", 0),
+            domains.empty() ? "(the rest)" : domains, i.value("parameters", int64_t(0)),
+            i.value("global_batch", int64_t(0)), i.value("ranks", nlohmann::json::array()).dump());
       }
       std::cout << fmt::format("{}block map       {}\n", in, l.map.describe());
       std::cout << in << "recruitment log" << (l.recruitment_log.empty() ? " empty\n" : "\n");
@@ -359,9 +376,8 @@ int run_inspect(const std::string& path) {
       "token shard {}\n  format version  {}\n  source          {} ({})\n  source sha256   {}\n"
       "  source bytes    {}\n  domain          {}\n  tokenizer       {} (vocabulary {}, hash {})\n"
       "  tokenizer spec  {}\n  documents       {}\n  tokens          {}\n",
-      path, m.format_version, m.source_name, m.source_path, m.source_sha256, m.source_bytes, m.domain,
-      m.tokenizer_kind, m.vocab_size, m.tokenizer_hash.substr(0, 16), m.tokenizer_spec, m.document_count,
-      m.token_count);
+      path, m.format_version, m.source_name, m.source_path, m.source_sha256, m.source_bytes, m.domain, m.tokenizer_kind,
+      m.vocab_size, m.tokenizer_hash.substr(0, 16), m.tokenizer_spec, m.document_count, m.token_count);
   const auto offsets = shard.document_offsets();
   if (offsets.size() >= 2) {
     const uint64_t n = std::min<uint64_t>(offsets[1] - offsets[0], 24);
@@ -386,19 +402,19 @@ int run_info() {
 #endif
   // NCCL is loaded at run time (comm/nccl_library.h): say what this process finds.
   const NcclLoad& nccl = nccl_library();
-  const std::string nccl_text = nccl.library ? fmt::format("{}.{}.{} loaded from {}", nccl.library->version / 10000,
-                                                           nccl.library->version / 100 % 100,
-                                                           nccl.library->version % 100, nccl.library->path)
-                                             : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
+  const std::string nccl_text =
+      nccl.library ? fmt::format("{}.{}.{} loaded from {}", nccl.library->version / 10000,
+                                 nccl.library->version / 100 % 100, nccl.library->version % 100, nccl.library->path)
+                   : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
   std::cout << fmt::format(
       "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
       "  CPU kernels     fused attention and FFN, {} build\n"
       "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
-      build_version(), build_commit(), t.torch_version, t.intra_op_threads, t.blas_library.empty() ? "not loaded" : t.blas_library,
+      build_version(), build_commit(), t.torch_version, t.intra_op_threads,
+      t.blas_library.empty() ? "not loaded" : t.blas_library,
       t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", fused_attention_capability(),
-      built_cuda ? "yes" : "no",
-      t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
+      built_cuda ? "yes" : "no", t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
       env.local_size);
   return kExitOk;
 }
@@ -421,8 +437,8 @@ int cli_main(int argc, char** argv) {
   app.set_version_flag("--version", fmt::format("localist {} (commit {})", build_version(), build_commit()));
   app.require_subcommand(1);
 
-  std::string config, checkpoint, prompt, dial = kDefaultEvalDial, gen_dial = "0", resume, inspect_path, out_dir, rules_path,
-      device = "auto", domain;
+  std::string config, checkpoint, prompt, dial = kDefaultEvalDial, gen_dial = "0", resume, inspect_path, out_dir,
+                                          rules_path, device = "auto", domain;
   int64_t windows = 0;
   uint64_t seed = 1;
   bool force = false, dry_run = false, show_attention = false, no_domain_routes = false;
@@ -435,7 +451,8 @@ int cli_main(int argc, char** argv) {
   prepare->add_flag("--force", force, "Rebuild shards even when they are up to date");
   prepare->add_option("--set", g_overrides, "Override a config key: --set data.shard_dir=/scratch/shards");
 
-  auto* train = app.add_subcommand("train", "Train a localist model from a config, on every rank of an mpirun or srun launch");
+  auto* train =
+      app.add_subcommand("train", "Train a localist model from a config, on every rank of an mpirun or srun launch");
   train->add_option("config", config, "Run config (YAML)")->required();
   train->add_flag("--dry-run", dry_run, "Check config and data, write the effective config, do not train");
   train->add_option("--world-size", world_size, "With --dry-run: check the config for this many ranks")
@@ -449,7 +466,8 @@ int cli_main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");
   eval->add_option("--checkpoint", checkpoint, "Checkpoint directory")->required();
   eval->add_option("--dial", dial, "Dial values: 0.6, a list 0,0.5,1 or a sweep 0:1:0.1");
-  eval->add_option("--out", out_dir, "Directory for sweep.csv/json/png (default: <run>/eval-step-N beside the checkpoints)");
+  eval->add_option("--out", out_dir,
+                   "Directory for sweep.csv/json/png (default: <run>/eval-step-N beside the checkpoints)");
   eval->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied during evaluation");
   eval->add_option("--windows", windows, "Held-out windows per held-out source (default: train.eval_windows)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
@@ -457,7 +475,8 @@ int cli_main(int argc, char** argv) {
   eval->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   eval->add_flag("--no-domain-routes", no_domain_routes,
                  "Route every token by the learned router, as for text without a domain tag");
-  eval->add_option("--llm", g_llm, "A pool checkpoint: evaluate this LLM alone (default: the whole pool and its routers)");
+  eval->add_option("--llm", g_llm,
+                   "A pool checkpoint: evaluate this LLM alone (default: the whole pool and its routers)");
   eval->add_option("--route-prefix", g_route_prefix, "A pool checkpoint: tokens argmin routing decides by (default 16)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
 
@@ -466,14 +485,17 @@ int cli_main(int argc, char** argv) {
   generate->add_option("--prompt", prompt, "Prompt text")->required();
   generate->add_option("--dial", gen_dial, "Locality dial in [0, 1]");
   generate->add_option("--rules", rules_path, "Rules file (YAML/JSON) applied while generating");
-  generate->add_option("--domain", domain, "The prompt's domain (domain rules, the routes of recruited blocks; in a "
+  generate->add_option("--domain", domain,
+                       "The prompt's domain (domain rules, the routes of recruited blocks; in a "
                        "pool, the LLM that owns it)");
-  generate->add_option("--llm", g_llm, "A pool checkpoint: answer with this LLM (default: the owner of --domain, else "
+  generate->add_option("--llm", g_llm,
+                       "A pool checkpoint: answer with this LLM (default: the owner of --domain, else "
                        "the LLM with the shortest code length for the prompt)");
   generate->add_option("--seed", seed, "Sampling seed");
   generate->add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   generate->add_option("--temperature", temperature, "Sampling temperature (> 0)")->check(CLI::Range(1e-6, 100.0));
-  generate->add_option("--top-k", top_k, "Sample among the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));
+  generate->add_option("--top-k", top_k, "Sample among the k most likely tokens (0: all)")
+      ->check(CLI::Range(0, 1 << 24));
   generate->add_option("--max-tokens", max_tokens, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
   generate->add_flag("--show-attention", show_attention, "Print each token's block and top attended positions");
 
@@ -481,7 +503,8 @@ int cli_main(int argc, char** argv) {
   inspect->add_option("path", inspect_path, "Token shard file or checkpoint directory")->required();
 
   ReportArgs rep;
-  auto* report = app.add_subcommand("report", "Write the audit report of a checkpoint: DIR/report.html (one "
+  auto* report = app.add_subcommand("report",
+                                    "Write the audit report of a checkpoint: DIR/report.html (one "
                                     "self-contained page) and DIR/report.json");
   report->add_option("--checkpoint", rep.checkpoint, "Checkpoint directory (or its run directory)")->required();
   report->add_option("--out", rep.out_dir, "Directory for report.html and report.json")->required();
@@ -492,15 +515,20 @@ int cli_main(int argc, char** argv) {
   report->add_option("--dial", rep.dial, "Dial for the token view, metrics and bounds (default: the checkpoint's)");
   report->add_option("--sweep", rep.sweep, "Dial values of the sweep section (default 0:1:0.1)");
   report->add_option("--rules", rep.rules_path, "Rules file (YAML/JSON) applied and audited");
-  report->add_option("--domain", rep.domain, "The text's domain (domain rules, routes of recruited blocks; in a pool, "
+  report->add_option("--domain", rep.domain,
+                     "The text's domain (domain rules, routes of recruited blocks; in a pool, "
                      "the LLM that owns it serves every window)");
-  report->add_option("--llm", rep.llm, "A pool checkpoint: report on this LLM alone (default: main's sections, each "
+  report->add_option("--llm", rep.llm,
+                     "A pool checkpoint: report on this LLM alone (default: main's sections, each "
                      "window from the LLM that serves it)");
   report->add_option("--max-tokens", rep.max_tokens, "Refuse a text longer than this (default 16384)")
       ->check(CLI::Range(int64_t(2), int64_t(1) << 24));
-  report->add_option("--fidelity-threshold", rep.fidelity_threshold, "List a rule's queries below this mass (default 0.5)")
+  report
+      ->add_option("--fidelity-threshold", rep.fidelity_threshold,
+                   "List a rule's queries below this mass (default 0.5)")
       ->check(CLI::Range(0.0, 1.0));
-  report->add_option("--route-prefix", rep.route_prefix, "A pool: tokens the code-length routing decides by (default 16)")
+  report
+      ->add_option("--route-prefix", rep.route_prefix, "A pool: tokens the code-length routing decides by (default 16)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   report->add_option("--device", rep.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 

@@ -22,7 +22,7 @@ struct LoadedCheckpoint {
   RunConfig cfg;
   CheckpointMeta meta;
   std::shared_ptr<const CheckpointContents> contents;
-  std::string llm = "main";                // the LLM `model` holds
+  std::string llm = "main";  // the LLM `model` holds
   std::shared_ptr<LocalistModel> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<DomainRoute> domain_routes;  // blocks recruited for a domain: its tokens route there

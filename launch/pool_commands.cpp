@@ -54,13 +54,16 @@ int run_pool_eval(LoadedCheckpoint& c, double dial, const std::string& rules_pat
   spec.dial.assign(c.cfg.model.n_layers, dial);
   spec.inputs = eval_inputs_for(c, texts);
   const PoolEvalResult r = pool_evaluate(set, spec);
-  std::cout << fmt::format("pool checkpoint {} (step {}): {} LLMs, {} held-out windows of {} tokens, dial {:.2f}; "
-                           "priors", c.dir, c.meta.step, names.size(), set.tokens.size(0), c.cfg.model.context, dial);
+  std::cout << fmt::format(
+      "pool checkpoint {} (step {}): {} LLMs, {} held-out windows of {} tokens, dial {:.2f}; "
+      "priors",
+      c.dir, c.meta.step, names.size(), set.tokens.size(0), c.cfg.model.context, dial);
   for (size_t i = 0; i < names.size(); ++i) std::cout << fmt::format(" {} {:.3f}", names[i], spec.priors[i]);
   std::cout << "\n" << pool_eval_table(r);
-  const std::string out = out_dir.empty()
-      ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
-      : out_dir;
+  const std::string out =
+      out_dir.empty()
+          ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
+          : out_dir;
   for (const auto& f : pool_eval_write(r, out)) std::cout << "wrote " << f << "\n";
   if (r.mixture_bound_slack < -1e-6) {
     throw Error(fmt::format("pool eval: the mixture exceeds its bound by {:.3g} bits on a window (a bug)",
@@ -89,8 +92,9 @@ std::string route_prompt(LoadedCheckpoint& c, const std::vector<uint32_t>& ids, 
   for (const auto& n : names) {
     c.select(n);
     const RuleSet rules = rules_for(c, rules_path, true, nullptr);
-    const double bits =
-        pool_window_bits(*c.model, one, &rules, std::vector<double>(c.cfg.model.n_layers, dial), in).sum().item<double>();
+    const double bits = pool_window_bits(*c.model, one, &rules, std::vector<double>(c.cfg.model.n_layers, dial), in)
+                            .sum()
+                            .item<double>();
     line += fmt::format(" {} {:.1f} bits", n, bits);
     if (best.empty() || bits < best_bits) best = n, best_bits = bits;
   }

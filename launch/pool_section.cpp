@@ -64,7 +64,9 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
   if (!m.has("llms") && !m.has("recruit")) {
     m.get_node("llms");
     m.finish();
-    m.fail("", "pool.llms is required: list the specialists (name, domains, branch_from, branch_step), or set pool.recruit: true");
+    m.fail("",
+           "pool.llms is required: list the specialists (name, domains, branch_from, branch_step), or set "
+           "pool.recruit: true");
   }
   std::set<std::string> domains;
   for (const auto& s : data.sources) {
@@ -91,8 +93,9 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
       if (!e.llm.domains.empty()) s.fail("domains", "main owns every domain no specialist owns; it lists none");
       for (const char* k : {"branch_from", "branch_step", "global_batch"}) {
         if (s.has(k)) {
-          s.fail(k, std::string("main is the root of the pool") +
-                        (std::string(k) == "global_batch" ? ": its batch is train.global_batch" : ": it has no parent"));
+          s.fail(k,
+                 std::string("main is the root of the pool") +
+                     (std::string(k) == "global_batch" ? ": its batch is train.global_batch" : ": it has no parent"));
         }
       }
       s.finish();
@@ -104,7 +107,8 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
       if (!domains.count(d)) {
         s.fail("domains", "unknown domain '" + d + "' (the training sources' domains: " + joined(domains) + ")");
       }
-      if (owner.count(d)) s.fail("domains", "domain '" + d + "' is owned twice (by " + owner[d] + " and " + e.llm.name + ")");
+      if (owner.count(d))
+        s.fail("domains", "domain '" + d + "' is owned twice (by " + owner[d] + " and " + e.llm.name + ")");
       owner[d] = e.llm.name;
     }
     if (!s.has("branch_from")) s.fail("", "specialist '" + e.llm.name + "' needs branch_from (an LLM's name)");
@@ -151,7 +155,8 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
              std::find(e.llm.domains.begin(), e.llm.domains.end(), s.domain) != e.llm.domains.end();
     }
     if (!fed) {
-      e.map.fail("branch_step", "no training source of its domains starts by step " + std::to_string(e.llm.branch_step));
+      e.map.fail("branch_step",
+                 "no training source of its domains starts by step " + std::to_string(e.llm.branch_step));
     }
     pool.llms.push_back(e.llm);
   }
@@ -168,8 +173,9 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
       fed |= s.train && s.start_step <= at && std::find(owned.begin(), owned.end(), s.domain) == owned.end();
     }
     if (!fed) {
-      m.fail("llms", "from step " + std::to_string(at) + " every training domain is owned by a specialist: main "
-                     "would have nothing of its own to train on (leave it a domain)");
+      m.fail("llms", "from step " + std::to_string(at) +
+                         " every training domain is owned by a specialist: main "
+                         "would have nothing of its own to train on (leave it a domain)");
     }
   }
   return pool;

@@ -33,22 +33,26 @@ std::vector<EvalSet> text_windows(const LoadedCheckpoint& c, const ReportArgs& a
   ss << in.rdbuf();
   const std::string text = ss.str();
   if (const auto bad = utf8_invalid_offset(text)) {
-    throw ConfigError(fmt::format("--text {}: not UTF-8 text (invalid byte 0x{:02x} at offset {}); convert it first, "
-                                  "e.g. iconv -f latin1 -t utf-8", a.text_path,
-                                  static_cast<unsigned char>(text[*bad]), *bad));
+    throw ConfigError(
+        fmt::format("--text {}: not UTF-8 text (invalid byte 0x{:02x} at offset {}); convert it first, "
+                    "e.g. iconv -f latin1 -t utf-8",
+                    a.text_path, static_cast<unsigned char>(text[*bad]), *bad));
   }
   std::vector<uint32_t> ids;
   c.tokenizer->encode(text, ids);
   const int64_t n = static_cast<int64_t>(ids.size()), ctx = c.cfg.model.context;
   if (n < 2) throw ConfigError("--text " + a.text_path + ": fewer than 2 tokens, nothing to show");
   if (n > a.max_tokens) {
-    throw ConfigError(fmt::format("--text {}: {} tokens, more than the report's limit of {} (pass --max-tokens to "
-                                  "raise it, or cut the text)", a.text_path, n, a.max_tokens));
+    throw ConfigError(
+        fmt::format("--text {}: {} tokens, more than the report's limit of {} (pass --max-tokens to "
+                    "raise it, or cut the text)",
+                    a.text_path, n, a.max_tokens));
   }
   std::vector<EvalSet> groups;
   std::vector<int64_t> full;
   int64_t rows = 0, start = 0;
-  for (; start + ctx + 1 <= n; start += ctx, ++rows) full.insert(full.end(), ids.begin() + start, ids.begin() + start + ctx + 1);
+  for (; start + ctx + 1 <= n; start += ctx, ++rows)
+    full.insert(full.end(), ids.begin() + start, ids.begin() + start + ctx + 1);
   if (rows > 0) {
     EvalSet g;
     g.tokens = at::tensor(full, at::kLong).view({rows, ctx + 1});
@@ -169,11 +173,15 @@ int run_report(const ReportArgs& a) {
       const std::string& o = c.cfg.pool.llms.at(c.cfg.pool.owner_at(a.domain, c.meta.step)).name;
       owner = static_cast<int>(std::find(order.begin(), order.end(), o) - order.begin());
     }
-    routing["rule"] = owner >= 0
-        ? fmt::format("Every window has the domain {}, owned by {}: it serves them all (the code lengths are shown "
-                      "for comparison).", a.domain, order[owner])
-        : fmt::format("Each window goes to the LLM with the shortest code length of its first {} tokens, scored "
-                      "without a domain tag (DESIGN.md M11, step 6).", a.route_prefix);
+    routing["rule"] =
+        owner >= 0 ? fmt::format(
+                         "Every window has the domain {}, owned by {}: it serves them all (the code lengths are shown "
+                         "for comparison).",
+                         a.domain, order[owner])
+                   : fmt::format(
+                         "Each window goes to the LLM with the shortest code length of its first {} tokens, scored "
+                         "without a domain tag (DESIGN.md M11, step 6).",
+                         a.route_prefix);
     nlohmann::json rows = nlohmann::json::array();
     int64_t w = 0;
     for (const auto& g : windows) {
@@ -182,7 +190,9 @@ int run_report(const ReportArgs& a) {
         const int best = static_cast<int>(std::min_element(pb.begin(), pb.end()) - pb.begin());
         const int served = owner >= 0 ? owner : best;
         spec.window_llm.push_back(served);
-        rows.push_back({{"window", w}, {"domain", g.domains[r]}, {"llm", order[served]},
+        rows.push_back({{"window", w},
+                        {"domain", g.domains[r]},
+                        {"llm", order[served]},
                         {"reason", owner >= 0 ? "domain " + a.domain : "shortest code length"},
                         {"prefix_bits", pb}});
       }

@@ -12,11 +12,11 @@ namespace localist {
 
 struct ReportArgs {
   std::string checkpoint, text_path, dial, sweep = "0:1:0.1", rules_path, domain, llm, out_dir, device = "auto";
-  int64_t windows = 0;            // held-out windows per held-out source (0: train.eval_windows)
-  int64_t max_tokens = 16384;     // a text longer than this is refused
+  int64_t windows = 0;         // held-out windows per held-out source (0: train.eval_windows)
+  int64_t max_tokens = 16384;  // a text longer than this is refused
   double fidelity_threshold = 0.5;
   int64_t route_prefix = 16;
-  std::string command;            // the command line, recorded in the report
+  std::string command;  // the command line, recorded in the report
 };
 
 int run_report(const ReportArgs& args);

@@ -84,8 +84,8 @@ void parse_model(StrictMap m, ModelConfig& c) {
   c.anchor_dim = m.get_int("anchor_dim", c.anchor_dim, 1, 1 << 16);
   const int64_t need = static_cast<int64_t>(std::ceil(std::log2(static_cast<double>(c.k_max))));
   if (c.anchor_dim < need) {
-    m.fail("anchor_dim", "naming one of k_max = " + std::to_string(c.k_max) + " blocks takes " +
-                             std::to_string(need) + " bits, so anchor_dim must be at least " + std::to_string(need));
+    m.fail("anchor_dim", "naming one of k_max = " + std::to_string(c.k_max) + " blocks takes " + std::to_string(need) +
+                             " bits, so anchor_dim must be at least " + std::to_string(need));
   }
   c.ffn_mult = m.get_int("ffn_mult", c.ffn_mult, 1, 64);
   c.dropout = m.get_double("dropout", c.dropout, 0.0, 0.999);
@@ -99,7 +99,8 @@ std::vector<double> parse_dial_value(const StrictMap& owner, const YAML::Node& n
   std::vector<double> v;
   if (n.IsSequence()) {
     if (n.size() == 0) owner.fail_at(n, path, "a per-layer dial needs one value per layer");
-    for (size_t i = 0; i < n.size(); ++i) v.push_back(yaml_to_double(owner, n[i], path + "[" + std::to_string(i) + "]"));
+    for (size_t i = 0; i < n.size(); ++i)
+      v.push_back(yaml_to_double(owner, n[i], path + "[" + std::to_string(i) + "]"));
   } else {
     v.push_back(yaml_to_double(owner, n, path));
   }
@@ -140,7 +141,8 @@ DialSchedule parse_dial(StrictMap& train) {
       const std::string pp = m.key_path("points") + "[" + std::to_string(i) + "]";
       if (!p[i].IsSequence() || p[i].size() != 2) m.fail_at(p[i], pp, "expected [step, value]");
       int64_t step = 0;
-      if (!YAML::convert<int64_t>::decode(p[i][0], step) || step < 0) m.fail_at(p[i][0], pp, "step must be an integer >= 0");
+      if (!YAML::convert<int64_t>::decode(p[i][0], step) || step < 0)
+        m.fail_at(p[i][0], pp, "step must be an integer >= 0");
       if (!d.points.empty() && step <= d.points.back().step) m.fail_at(p[i][0], pp, "steps must increase");
       d.points.push_back({step, parse_dial_value(m, p[i][1], pp).at(0)});
     }
@@ -270,8 +272,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
                                     " (each block-parallel rank must be able to hold a block)");
   }
   c.distributed.timeout_s = dist.get_double("timeout_s", c.distributed.timeout_s, 1.0, 86400.0);
-  c.distributed.startup_timeout_s =
-      dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
+  c.distributed.startup_timeout_s = dist.get_double("startup_timeout_s", c.distributed.startup_timeout_s, 1.0, 86400.0);
   c.distributed.bucket_mb = dist.get_double("bucket_mb", c.distributed.bucket_mb, 0.001, 4096.0);
   c.distributed.zero = dist.get_int("zero", c.distributed.zero, 0, 1);
   c.distributed.vocab_parallel = dist.get_string("vocab_parallel", c.distributed.vocab_parallel, {"auto", "on", "off"});
@@ -368,8 +369,8 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "lr" << YAML::Value << t.lr.lr << YAML::Key << "min_lr" << YAML::Value << t.lr.min_lr;
   e << YAML::Key << "lr_schedule" << YAML::Value << t.lr.kind << YAML::Key << "warmup_steps" << YAML::Value
     << t.lr.warmup_steps << YAML::Key << "decay_fraction" << YAML::Value << t.lr.decay_fraction;
-  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "decay_embeddings"
-    << YAML::Value << t.decay_embeddings;
+  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "decay_embeddings" << YAML::Value
+    << t.decay_embeddings;
   e << YAML::Key << "beta1" << YAML::Value << t.beta1 << YAML::Key << "beta2" << YAML::Value << t.beta2;
   e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;
   e << YAML::Key << "penalty_mu" << YAML::Value << t.penalty_mu << YAML::Key << "penalty_nu" << YAML::Value

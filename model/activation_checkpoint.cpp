@@ -33,7 +33,7 @@ void set_generator_state(const at::Device& device, const at::Tensor& state) {
 struct Replay : torch::CustomClassHolder {
   LayerFunction layer;
   std::vector<at::Tensor> params;  // the layer's own leaves (the replay uses them, not copies)
-  at::Tensor rng;  // the device generator's state before the layer ran
+  at::Tensor rng;                  // the device generator's state before the layer ran
   bool autocast = false;
   at::ScalarType autocast_dtype = at::kBFloat16;
 };
@@ -73,7 +73,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       at::autocast::set_enabled(was);
     }
     set_generator_state(x.device(), after);
-    if (outs.size() != grads.size()) throw Error("activation checkpoint: the layer's replay returned another number of outputs");
+    if (outs.size() != grads.size())
+      throw Error("activation checkpoint: the layer's replay returned another number of outputs");
     // Back through the replay, from the outputs that received a gradient.
     std::vector<at::Tensor> roots, root_grads;
     for (size_t i = 0; i < outs.size(); ++i) {
@@ -94,7 +95,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 }  // namespace
 
-std::vector<at::Tensor> checkpointed_layer(LayerFunction layer, const at::Tensor& x, const std::vector<at::Tensor>& params) {
+std::vector<at::Tensor> checkpointed_layer(LayerFunction layer, const at::Tensor& x,
+                                           const std::vector<at::Tensor>& params) {
   auto r = c10::make_intrusive<Replay>();
   r->layer = std::move(layer);
   r->params = params;

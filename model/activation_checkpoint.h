@@ -20,6 +20,7 @@ using LayerFunction = std::function<std::vector<at::Tensor>(const at::Tensor& x)
 
 // Runs `layer` on x keeping only x (and the generator state) for backward; returns its
 // outputs, connected to x and `params` for autograd.
-std::vector<at::Tensor> checkpointed_layer(LayerFunction layer, const at::Tensor& x, const std::vector<at::Tensor>& params);
+std::vector<at::Tensor> checkpointed_layer(LayerFunction layer, const at::Tensor& x,
+                                           const std::vector<at::Tensor>& params);
 
 }  // namespace localist

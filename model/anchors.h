@@ -13,10 +13,10 @@ namespace localist {
 struct AnchorCode {
   int64_t k_max = 0;
   int64_t dim = 0;
-  std::string kind;               // hadamard | identity | greedy
-  std::vector<double> values;     // row-major k_max x dim, unit rows
-  double coherence = 0;           // max |a_k . a_k'| over k != k'
-  double welch_bound = 0;         // sqrt((K - d) / (d (K - 1))) when K > d, else 0
+  std::string kind;            // hadamard | identity | greedy
+  std::vector<double> values;  // row-major k_max x dim, unit rows
+  double coherence = 0;        // max |a_k . a_k'| over k != k'
+  double welch_bound = 0;      // sqrt((K - d) / (d (K - 1))) when K > d, else 0
 };
 
 // Throws ConfigError when dim < ceil(log2 k_max) (naming one of k_max blocks needs that many bits).

@@ -40,7 +40,7 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   at::Tensor rows = active_blocks.index_select(0, local);
   if (!L.blocks_whole()) rows = L.slot_rows_on(rows.device()).index_select(0, rows);
   const at::Tensor active_heads = (rows.unsqueeze(1) * hb + at::arange(hb, lopt)).flatten();
-  const int64_t hmax = L.qkv_b.size(0) / (3 * dh);  // heads the block tensors hold
+  const int64_t hmax = L.qkv_b.size(0) / (3 * dh);            // heads the block tensors hold
   const at::Tensor head_block = local.repeat_interleave(hb);  // each computed head's block, in [0, K)
   // Under block parallelism the input's gradient is summed over the group on the way back
   // (sequence parallel: the caller's gather_seq does it).
@@ -48,10 +48,10 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
 
   // Only the computed heads' projections are used (no gather when that is every slot).
   const bool all_heads = !shard && K == c.k_max && L.blocks_whole();
-  const auto w_qkv = all_heads ? L.qkv_w
-                               : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
-  const auto b_qkv = all_heads ? L.qkv_b
-                               : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
+  const auto w_qkv =
+      all_heads ? L.qkv_w : L.qkv_w.view({3, hmax, dh, d}).index_select(1, active_heads).reshape({3 * H * dh, d});
+  const auto b_qkv =
+      all_heads ? L.qkv_b : L.qkv_b.view({3, hmax, dh}).index_select(1, active_heads).reshape({3 * H * dh});
   const auto qkv_flat = at::linear(xn, w_qkv, b_qkv);  // (B,T,3*H*d_h)
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
 
@@ -108,7 +108,8 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
       scores = z;
     }
     if (targets.defined()) z = z + c.rho * targets.unsqueeze(1).to(z.scalar_type());
-    z = z.masked_fill(at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1), -std::numeric_limits<double>::infinity());
+    z = z.masked_fill(at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1),
+                      -std::numeric_limits<double>::infinity());
     alpha = at::softmax(z, -1);
     heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
     if (penalties) omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
@@ -121,7 +122,9 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   // The output bias is added once, after the partial outputs of the group are summed
   // (sequence parallel: into this rank's positions).
   const auto partial = at::linear(heads.reshape({B, T, H * dh}), w_o);
-  const auto y = (!shard ? partial : shard->sequence_parallel() ? shard->scatter_seq(partial) : shard->leave(partial)) +
+  const auto y = (!shard                       ? partial
+                  : shard->sequence_parallel() ? shard->scatter_seq(partial)
+                                               : shard->leave(partial)) +
                  L.out_b;
 
   if (penalties) {

@@ -21,7 +21,6 @@ namespace localist {
 at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
-                              const BlockShard* shard = nullptr, bool routing_trace = false,
-                              bool fused = false);
+                              const BlockShard* shard = nullptr, bool routing_trace = false, bool fused = false);
 
 }  // namespace localist

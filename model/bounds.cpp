@@ -22,13 +22,11 @@ at::Tensor binary_entropy(const at::Tensor& e) {
 
 }  // namespace
 
-at::Tensor attention_entropy(const at::Tensor& alpha) {
-  return -at::xlogy(alpha, alpha).sum(-1) / kLn2;
-}
+at::Tensor attention_entropy(const at::Tensor& alpha) { return -at::xlogy(alpha, alpha).sum(-1) / kLn2; }
 
 BoundCheck bounds_check(const at::Tensor& alpha_in, const at::Tensor& logits_in, const at::Tensor& scores_in,
-                        const at::Tensor& pi_key_in, const at::Tensor& on_target, const at::Tensor& fired,
-                        double dial, double gamma, double rho, double epsilon0) {
+                        const at::Tensor& pi_key_in, const at::Tensor& on_target, const at::Tensor& fired, double dial,
+                        double gamma, double rho, double epsilon0) {
   const auto alpha = alpha_in.to(at::kDouble), z = logits_in.to(at::kDouble), s = scores_in.to(at::kDouble);
   const auto pi_key = pi_key_in.to(at::kDouble);  // (B,H,1,T): pi of each key for the head's block
   const int64_t T = alpha.size(-1);

@@ -41,10 +41,9 @@ ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, c
     const auto [t0, t1] = options.shard->seq_range(all_targets.size(1));
     const auto mine = all_targets.narrow(1, t0, t1 - t0).reshape({-1});
     const auto flat = logits.reshape({-1, logits.size(-1)});
-    out.ce = loss == PassLoss::kPerToken
-                 ? at::cross_entropy_loss(flat, mine, {}, at::Reduction::None, spec.pad_id)
-                 : at::cross_entropy_loss(flat, mine, {}, at::Reduction::Sum, spec.pad_id) /
-                       all_targets.ne(spec.pad_id).sum().to(at::kFloat);
+    out.ce = loss == PassLoss::kPerToken ? at::cross_entropy_loss(flat, mine, {}, at::Reduction::None, spec.pad_id)
+                                         : at::cross_entropy_loss(flat, mine, {}, at::Reduction::Sum, spec.pad_id) /
+                                               all_targets.ne(spec.pad_id).sum().to(at::kFloat);
     return out;
   }
   out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), all_targets.reshape({-1}), {},

@@ -19,8 +19,8 @@ struct PassSpec {
   const RuleSet* rules = nullptr;                         // null or empty: no rules
   const std::vector<std::string>* token_texts = nullptr;  // each id's bytes (needed with rules)
   at::Device device = at::kCPU;
-  bool bf16 = false;                                      // autocast the forward (CUDA)
-  int64_t pad_id = -100;                                  // targets equal to it carry no loss
+  bool bf16 = false;      // autocast the forward (CUDA)
+  int64_t pad_id = -100;  // targets equal to it carry no loss
 };
 
 struct ForwardPass {

@@ -21,12 +21,13 @@ namespace {
 template <typename S>
 double run_forward_tile(const fused::Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch) {
   return fused_kernels_use_avx2() ? fused::AVX2::forward_tile(p, b, h, i0, i1, scratch)
-                    : fused::DEFAULT::forward_tile(p, b, h, i0, i1, scratch);
+                                  : fused::DEFAULT::forward_tile(p, b, h, i0, i1, scratch);
 }
 
 template <typename S>
 void run_backward_head(const fused::Problem<S>& p, int64_t b, int64_t h, S* scratch) {
-  fused_kernels_use_avx2() ? fused::AVX2::backward_head(p, b, h, scratch) : fused::DEFAULT::backward_head(p, b, h, scratch);
+  fused_kernels_use_avx2() ? fused::AVX2::backward_head(p, b, h, scratch)
+                           : fused::DEFAULT::backward_head(p, b, h, scratch);
 }
 
 // Absent optional inputs travel as empty tensors: autograd functions take no undefined input.
@@ -100,11 +101,10 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     const int64_t B = qkv.size(0), T = qkv.size(1);
     auto dqkv = at::zeros_like(qkv);
     at::Tensor dbeta = given(beta) ? at::empty_like(beta) : at::Tensor();
-    const at::Tensor dout = grads[0].defined() ? grads[0].contiguous()
-                                               : at::zeros({B, T, heads, qkv.size(2) / (3 * heads)}, qkv.options());
-    const double omega_grad = grads[1].defined() && given(counts)
-                                  ? grads[1].item<double>() / static_cast<double>(B * heads * T)
-                                  : 0.0;
+    const at::Tensor dout =
+        grads[0].defined() ? grads[0].contiguous() : at::zeros({B, T, heads, qkv.size(2) / (3 * heads)}, qkv.options());
+    const double omega_grad =
+        grads[1].defined() && given(counts) ? grads[1].item<double>() / static_cast<double>(B * heads * T) : 0.0;
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_backward", [&] {
       auto p = problem_of<scalar_t>(qkv, beta, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.lse = lse.data_ptr<scalar_t>();
@@ -116,8 +116,8 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
         for (int64_t w = begin; w < end; ++w) run_backward_head(p, w / heads, w % heads, scratch.data());
       });
     });
-    return {dqkv, dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dqkv,         dbeta,        at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -10,11 +10,11 @@
 namespace localist {
 
 struct FusedAttentionInput {
-  at::Tensor qkv;          // (B,T,3*H*d_h): the projection's output, q|k|v by head
+  at::Tensor qkv;  // (B,T,3*H*d_h): the projection's output, q|k|v by head
   int64_t heads = 0, head_dim = 0;
-  double scale = 1;        // on q.k (1/sqrt(d_h))
-  at::Tensor key_bias;     // (B,T,H) added to every score of key j in head h, or undefined
-  at::Tensor rule_targets; // (B,T,T) bool: +rho on these scores, or undefined
+  double scale = 1;         // on q.k (1/sqrt(d_h))
+  at::Tensor key_bias;      // (B,T,H) added to every score of key j in head h, or undefined
+  at::Tensor rule_targets;  // (B,T,T) bool: +rho on these scores, or undefined
   double rho = 0;
   // Ω (M5): wanted when hard is defined. hard (B,T) int64 key blocks in [0, blocks);
   // head_block (H) int64.

@@ -144,8 +144,8 @@ void tile_scores(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t 
 template <typename S>
 double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch) {
   const int64_t nr = i1 - i0, hd = p.H * p.dh, row = p.row();
-  S* s = scratch;                     // nr x i1
-  S* bias = s + kFusedTile * p.T;     // i1
+  S* s = scratch;                  // nr x i1
+  S* bias = s + kFusedTile * p.T;  // i1
   std::vector<double> g(static_cast<size_t>(p.K));
   tile_scores(p, b, h, i0, i1, s, bias);
   double omega = 0;
@@ -167,10 +167,10 @@ double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64
 template <typename S>
 void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
   const int64_t hd = p.H * p.dh, row = p.row(), T = p.T;
-  S* s = scratch;                      // α tile, kFusedTile x T
-  S* dz = s + kFusedTile * T;          // dα then dz tile
-  S* bias = dz + kFusedTile * T;       // T
-  S* dbeta = bias + T;                 // T: Σ_i dz_ij for this head
+  S* s = scratch;                 // α tile, kFusedTile x T
+  S* dz = s + kFusedTile * T;     // dα then dz tile
+  S* bias = dz + kFusedTile * T;  // T
+  S* dbeta = bias + T;            // T: Σ_i dz_ij for this head
   std::vector<double> g(static_cast<size_t>(p.K)), coef(static_cast<size_t>(p.K));
   std::fill(dbeta, dbeta + T, S(0));
   const S* base = p.qkv + b * T * row;

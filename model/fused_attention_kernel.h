@@ -19,33 +19,33 @@ template <typename S>
 struct Problem {
   int64_t B = 0, T = 0, H = 0, dh = 0, K = 0;
   const S* qkv = nullptr;
-  const S* beta = nullptr;            // (B,T,H) contiguous, or null
-  const bool* targets = nullptr;      // (B,T,T) rule targets (+rho), or null
+  const S* beta = nullptr;        // (B,T,H) contiguous, or null
+  const bool* targets = nullptr;  // (B,T,T) rule targets (+rho), or null
   S rho = 0, scale = 1;
-  const int64_t* hard = nullptr;      // (B,T) each key's block in [0, K)
+  const int64_t* hard = nullptr;        // (B,T) each key's block in [0, K)
   const int64_t* head_block = nullptr;  // (H) each head's block
-  const int32_t* counts = nullptr;    // (B,T,K) |G_k'(i)|: keys j <= i of block k'
-  S* out = nullptr;                   // (B,T,H,d_h) α V
-  S* lse = nullptr;                   // (B,H,T) log-sum-exp of each query's scores
+  const int32_t* counts = nullptr;      // (B,T,K) |G_k'(i)|: keys j <= i of block k'
+  S* out = nullptr;                     // (B,T,H,d_h) α V
+  S* lse = nullptr;                     // (B,H,T) log-sum-exp of each query's scores
   // Backward only.
-  const S* dout = nullptr;            // (B,T,H,d_h)
-  S* dqkv = nullptr;                  // (B,T,3,H,d_h), zero on entry
-  S* dbeta = nullptr;                 // (B,T,H), or null
-  double omega_grad = 0;              // dL/dΩ divided by the number of (b, h, i) averaged
+  const S* dout = nullptr;  // (B,T,H,d_h)
+  S* dqkv = nullptr;        // (B,T,3,H,d_h), zero on entry
+  S* dbeta = nullptr;       // (B,T,H), or null
+  double omega_grad = 0;    // dL/dΩ divided by the number of (b, h, i) averaged
   int64_t row() const { return 3 * H * dh; }
 };
 
 // Scratch elements one call needs (forward or backward).
 inline int64_t scratch_size(int64_t T) { return 2 * kFusedTile * T + 2 * T; }
 
-#define LOCALIST_FUSED_KERNEL_DECLARE(NS)                                                                 \
-  namespace NS {                                                                                          \
-  /* Queries [i0, i1) of head h of sequence b: out, lse; returns the tile's sum of Ω(h, i). */            \
-  template <typename S>                                                                                   \
-  double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch);     \
-  /* Every query of head h of sequence b: its rows of dqkv (q; k and v accumulated) and dbeta. */        \
-  template <typename S>                                                                                   \
-  void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch);                              \
+#define LOCALIST_FUSED_KERNEL_DECLARE(NS)                                                             \
+  namespace NS {                                                                                      \
+  /* Queries [i0, i1) of head h of sequence b: out, lse; returns the tile's sum of Ω(h, i). */       \
+  template <typename S>                                                                               \
+  double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64_t i1, S* scratch); \
+  /* Every query of head h of sequence b: its rows of dqkv (q; k and v accumulated) and dbeta. */     \
+  template <typename S>                                                                               \
+  void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch);                          \
   }
 
 LOCALIST_FUSED_KERNEL_DECLARE(DEFAULT)

@@ -10,13 +10,13 @@ namespace localist::fused {
 
 constexpr int64_t kFfnRows = 64;  // rows per block (one bias-gradient partial each)
 
-#define LOCALIST_FFN_KERNEL_DECLARE(NS)                                                                  \
-  namespace NS {                                                                                         \
-  /* Rows [r0, r1) of (rows x cols): pre += bias (in place), out = gelu(pre). */                         \
-  template <typename S>                                                                                  \
-  void bias_gelu_forward(S* pre, S* out, const S* bias, int64_t r0, int64_t r1, int64_t cols);           \
-  /* Rows [r0, r1): dpre = dout * gelu'(pre); dbias (cols) = the rows' column sums of dpre. */          \
-  template <typename S>                                                                                  \
+#define LOCALIST_FFN_KERNEL_DECLARE(NS)                                                                          \
+  namespace NS {                                                                                                 \
+  /* Rows [r0, r1) of (rows x cols): pre += bias (in place), out = gelu(pre). */                                 \
+  template <typename S>                                                                                          \
+  void bias_gelu_forward(S* pre, S* out, const S* bias, int64_t r0, int64_t r1, int64_t cols);                   \
+  /* Rows [r0, r1): dpre = dout * gelu'(pre); dbias (cols) = the rows' column sums of dpre. */                   \
+  template <typename S>                                                                                          \
   void bias_gelu_backward(const S* dout, const S* pre, S* dpre, S* dbias, int64_t r0, int64_t r1, int64_t cols); \
   }
 

@@ -50,7 +50,8 @@ int64_t LocalistLayer::row(int64_t slot) const {
   if (blocks_whole()) return slot;
   const int64_t r = slot >= 0 && slot < static_cast<int64_t>(slot_row.size()) ? slot_row[slot] : -1;
   if (r < 0) {
-    throw Error("block slot " + std::to_string(slot) + " is not held by this block-parallel rank (its owner holds "
+    throw Error("block slot " + std::to_string(slot) +
+                " is not held by this block-parallel rank (its owner holds "
                 "it; a trainer bug if it asked)");
   }
   return r;
@@ -77,7 +78,6 @@ const at::Tensor& LocalistLayer::slot_rows_on(const at::Device& device) const {
   return slot_rows_index_;
 }
 
-
 LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint64_t seed)
     : config_(config), vocab_size_(vocab_size), anchor_code_(anchors_make(config.k_max, config.anchor_dim, seed)) {
   auto gen = at::detail::createCPUGenerator(seed);
@@ -85,9 +85,8 @@ LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint
   wpe = register_parameter("wpe", normal_init({config.context, config.d_model}, 0.01, gen));
   lnf_w = register_parameter("lnf_weight", at::ones({config.d_model}));
   lnf_b = register_parameter("lnf_bias", at::zeros({config.d_model}));
-  anchors = register_buffer("anchors", at::tensor(anchor_code_.values, at::kDouble)
-                                           .view({config.k_max, config.anchor_dim})
-                                           .to(at::kFloat));
+  anchors = register_buffer(
+      "anchors", at::tensor(anchor_code_.values, at::kDouble).view({config.k_max, config.anchor_dim}).to(at::kFloat));
   block_active = register_buffer("block_active", at::arange(config.k_max) < config.k_initial);
   for (int64_t l = 0; l < config.n_layers; ++l) {
     auto layer = std::make_shared<LocalistLayer>(config, l, seed);
@@ -97,7 +96,8 @@ LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint
 
 void LocalistModel::set_block_active(int64_t slot, bool active) {
   if (slot < 0 || slot >= config_.k_max) {
-    throw Error("block slot " + std::to_string(slot) + " is outside [0, k_max = " + std::to_string(config_.k_max) + ")");
+    throw Error("block slot " + std::to_string(slot) + " is outside [0, k_max = " + std::to_string(config_.k_max) +
+                ")");
   }
   at::NoGradGuard guard;
   block_active.index_put_({slot}, active);
@@ -190,7 +190,7 @@ at::Tensor ffn_hidden(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 }  // namespace
 
 at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor& x_in, double dial,
-                                         const ForwardOptions& o, double p, int64_t T, ForwardResult& out) const {
+                                        const ForwardOptions& o, double p, int64_t T, ForwardResult& out) const {
   const BlockShard* shard = o.shard;
   const bool seq = shard && shard->sequence_parallel();
   const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
@@ -221,7 +221,8 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
 ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOptions& o) {
   const int64_t T = tokens.size(1);
   if (T > config_.context) {
-    throw Error("sequence of " + std::to_string(T) + " tokens exceeds model.context = " + std::to_string(config_.context));
+    throw Error("sequence of " + std::to_string(T) +
+                " tokens exceeds model.context = " + std::to_string(config_.context));
   }
   if (static_cast<int64_t>(o.dial.size()) != config_.n_layers) {
     throw Error("dial has " + std::to_string(o.dial.size()) + " values for " + std::to_string(config_.n_layers) +
@@ -238,7 +239,8 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
   const bool seq = o.shard && o.shard->sequence_parallel();
   const auto [t0, t1] = seq ? o.shard->seq_range(T) : std::pair<int64_t, int64_t>{0, T};
   const bool vocab = seq && o.shard->vocab_parallel();
-  if (!vocab && !vocab_whole()) throw Error("the model holds only a block-parallel rank's vocabulary rows: assemble it first");
+  if (!vocab && !vocab_whole())
+    throw Error("the model holds only a block-parallel rank's vocabulary rows: assemble it first");
   at::Tensor x;
   at::Tensor rows = wte;  // this rank's vocabulary rows (vocabulary parallel)
   if (vocab) {

@@ -68,14 +68,14 @@ struct BlockShard {
 };
 
 struct ForwardOptions {
-  std::vector<double> dial;         // λ per layer, each in [0, 1]
+  std::vector<double> dial;  // λ per layer, each in [0, 1]
   const RuleMasks* rules = nullptr;
-  bool penalties = false;           // compute Ω and I_π per layer
-  bool trace = false;               // keep attention, routing and logits (metrics, generate)
+  bool penalties = false;  // compute Ω and I_π per layer
+  bool trace = false;      // keep attention, routing and logits (metrics, generate)
   // Keep each layer's routing only (pi, router, hard, gate: what every rank of a shard
   // computes whole): recruitment probes, also under block parallelism.
   bool routing_trace = false;
-  const BlockShard* shard = nullptr;  // block parallel; null: every active block here
+  const BlockShard* shard = nullptr;    // block parallel; null: every active block here
   bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
   // The fused CPU kernels where they apply: attention (model/fused_attention.h, never
   // with trace) and the FFN's bias + GELU (model/fused_ffn.h); false: the unfused
@@ -100,11 +100,11 @@ struct ForwardResult {
   // (B,T,V); sequence parallel: (B,this rank's positions,V); vocabulary parallel: (B,T,this
   // rank's vocabulary rows), the shard's vocab_begin onward.
   at::Tensor logits;
-  std::vector<at::Tensor> omega;          // per layer, scalar (when penalties)
-  std::vector<at::Tensor> mutual_info;    // per layer, bits (when penalties)
-  std::vector<LayerTrace> traces;         // per layer (when trace or routing_trace)
-  at::Tensor active_blocks;               // (K) slot ids, ascending
-  at::Tensor head_block;                  // (H) index into active_blocks for each active head
+  std::vector<at::Tensor> omega;        // per layer, scalar (when penalties)
+  std::vector<at::Tensor> mutual_info;  // per layer, bits (when penalties)
+  std::vector<LayerTrace> traces;       // per layer (when trace or routing_trace)
+  at::Tensor active_blocks;             // (K) slot ids, ascending
+  at::Tensor head_block;                // (H) index into active_blocks for each active head
 };
 
 class LocalistLayer : public torch::nn::Module {

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 #include <limits>
+#include <utility>
 
 #include "core/error.h"
 
@@ -24,9 +24,12 @@ std::pair<int64_t, int64_t> histogram_add(const at::Tensor& x, std::vector<int64
   const int64_t n = static_cast<int64_t>(bins.size());
   int64_t below = 0, above = 0;
   for (int64_t i = 0; i < v.numel(); ++i) {
-    if (p[i] < 0) ++below;
-    else if (p[i] > 1) ++above;
-    else ++bins[std::min<int64_t>(n - 1, static_cast<int64_t>(p[i] * n))];
+    if (p[i] < 0)
+      ++below;
+    else if (p[i] > 1)
+      ++above;
+    else
+      ++bins[std::min<int64_t>(n - 1, static_cast<int64_t>(p[i] * n))];
   }
   return {below, above};
 }
@@ -181,7 +184,8 @@ EvalMetrics MetricsAccumulator::finish() const {
     m.max_share = *std::max_element(m.block_share.begin(), m.block_share.end());
   }
   if (m.own_pairs > 0) m.own_fidelity_mass = own_mass_ / m.own_pairs, m.own_fidelity_top1 = own_top1_ / m.own_pairs;
-  if (m.rule_pairs > 0) m.rule_fidelity_mass = rule_mass_ / m.rule_pairs, m.rule_fidelity_top1 = rule_top1_ / m.rule_pairs;
+  if (m.rule_pairs > 0)
+    m.rule_fidelity_mass = rule_mass_ / m.rule_pairs, m.rule_fidelity_top1 = rule_top1_ / m.rule_pairs;
   if (m.bound_queries > 0) {
     m.epsilon_mean = eps_sum_ / m.bound_queries;
     m.delta_mean = delta_sum_ / m.bound_queries;

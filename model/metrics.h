@@ -58,8 +58,8 @@ class MetricsAccumulator {
   EvalMetrics sums_;
   int64_t ent_count_ = 0;
   std::vector<double> ent_layer_sum_;
-  std::vector<double> pi_sum_;        // per layer x K
-  std::vector<double> share_sum_;     // per layer x K
+  std::vector<double> pi_sum_;         // per layer x K
+  std::vector<double> share_sum_;      // per layer x K
   std::vector<double> route_ent_sum_;  // per layer
   int64_t route_count_ = 0;
   double dial_sum_ = 0;

@@ -8,7 +8,7 @@
 namespace localist {
 
 struct ModelConfig {
-  int64_t d_model = 128;        // residual width
+  int64_t d_model = 128;  // residual width
   int64_t n_layers = 2;
   int64_t context = 128;        // tokens per training window
   int64_t heads_per_block = 1;  // h_b: heads owned by each semantic block in every layer
@@ -18,9 +18,9 @@ struct ModelConfig {
   int64_t anchor_dim = 8;       // d_a
   int64_t ffn_mult = 4;         // FFN hidden width = ffn_mult * d_model
   double dropout = 0.0;
-  double tau = 1.0;             // routing temperature (M2)
-  double gamma = 8.0;           // locality bias scale (M3)
-  double rho = 4.0;             // rule pointer bias (M3/M6)
+  double tau = 1.0;    // routing temperature (M2)
+  double gamma = 8.0;  // locality bias scale (M3)
+  double rho = 4.0;    // rule pointer bias (M3/M6)
 };
 
 }  // namespace localist

@@ -13,8 +13,8 @@ namespace localist {
 at::Tensor penalty_omega_per_query(const at::Tensor& alpha, const at::Tensor& hard, const at::Tensor& head_block,
                                    int64_t blocks) {
   const auto onehot = at::one_hot(hard, blocks).to(alpha.scalar_type());  // (B,T,K)
-  const auto sq_sum = at::matmul(alpha * alpha, onehot.unsqueeze(1));       // (B,H,T,K)
-  const auto sizes = onehot.cumsum(1).unsqueeze(1);                          // (B,1,T,K): |G_k'(i)|
+  const auto sq_sum = at::matmul(alpha * alpha, onehot.unsqueeze(1));     // (B,H,T,K)
+  const auto sizes = onehot.cumsum(1).unsqueeze(1);                       // (B,1,T,K): |G_k'(i)|
   // sqrt has an infinite slope at 0: clamp inside, and empty groups contribute 0.
   const auto norm = at::where(sizes > 0, at::sqrt(at::clamp_min(sq_sum, 1e-30)), at::zeros_like(sq_sum));
   const auto off = 1.0 - at::one_hot(head_block, blocks).to(alpha.scalar_type());  // (H,K)
@@ -55,7 +55,8 @@ struct OmegaFunction : public torch::autograd::Function<OmegaFunction> {
 
 }  // namespace
 
-at::Tensor penalty_omega(const at::Tensor& alpha, const at::Tensor& hard, const at::Tensor& head_block, int64_t blocks) {
+at::Tensor penalty_omega(const at::Tensor& alpha, const at::Tensor& hard, const at::Tensor& head_block,
+                         int64_t blocks) {
   return OmegaFunction::apply(alpha, hard, head_block, blocks);
 }
 

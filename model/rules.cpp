@@ -15,7 +15,6 @@
 namespace localist {
 namespace {
 
-
 TokenPattern parse_pattern(StrictMap m, const std::string& what) {
   TokenPattern p;
   int kinds = 0;
@@ -85,8 +84,10 @@ RuleSet RuleSet::parse(const std::string& text, const std::string& name, int64_t
       rule.match = parse_pattern(r.get_map("query"), "query");
       const bool has_target = r.has("target"), has_block = r.has("target_block");
       if (has_target == has_block) r.fail("", "a point rule needs exactly one of `target` or `target_block`");
-      if (has_target) rule.target = parse_pattern(r.get_map("target"), "target");
-      else rule.block = r.get_int("target_block", 0, 0, k_max - 1);
+      if (has_target)
+        rule.target = parse_pattern(r.get_map("target"), "target");
+      else
+        rule.block = r.get_int("target_block", 0, 0, k_max - 1);
     }
     r.finish();
     set.rules_.push_back(std::move(rule));
@@ -164,8 +165,8 @@ RuleMasks RuleSet::masks(const at::Tensor& tokens_in, const std::vector<std::str
   auto point_block = at::full({B, T}, -1, at::kLong);
   // (B,T,T) only when a rule points to explicit targets: route rules alone (a recruited
   // domain's, every micro-batch) must not cost a T x T allocation per row.
-  const bool any_point_target = std::any_of(rules_.begin(), rules_.end(),
-                                            [](const Rule& r) { return r.kind == "point" && r.block < 0; });
+  const bool any_point_target =
+      std::any_of(rules_.begin(), rules_.end(), [](const Rule& r) { return r.kind == "point" && r.block < 0; });
   auto targets = at::zeros(any_point_target ? std::vector<int64_t>{B, T, T} : std::vector<int64_t>{0}, at::kBool);
   bool any_route = false, any_block = false, any_target = false;
   auto* rp = route.data_ptr<int64_t>();

@@ -32,10 +32,10 @@ struct TokenPattern {
 
 struct Rule {
   std::string name;
-  std::string kind;       // route | point
-  TokenPattern match;     // route: the tokens; point: the queries
-  int64_t block = -1;     // route: target slot; point: target_block (or -1)
-  TokenPattern target;    // point: keys to point to (when block < 0)
+  std::string kind;     // route | point
+  TokenPattern match;   // route: the tokens; point: the queries
+  int64_t block = -1;   // route: target slot; point: target_block (or -1)
+  TokenPattern target;  // point: keys to point to (when block < 0)
 };
 
 // A block recruited for a domain (M10, docs/recruitment.md): every token of that domain's

@@ -144,7 +144,8 @@ BlockMap block_map_initial(const std::vector<uint8_t>& active, int32_t bp, const
 std::vector<BlockMove> block_map_moves(const BlockMap& from, const BlockMap& to) {
   std::vector<BlockMove> moves;
   for (int64_t s = 0; s < std::min(from.slots(), to.slots()); ++s) {
-    if (from.active[s] && to.active[s] && from.owner[s] != to.owner[s]) moves.push_back({s, from.owner[s], to.owner[s]});
+    if (from.active[s] && to.active[s] && from.owner[s] != to.owner[s])
+      moves.push_back({s, from.owner[s], to.owner[s]});
   }
   return moves;
 }

@@ -13,9 +13,9 @@ namespace localist {
 
 struct BlockMap {
   int64_t epoch = 0;
-  int32_t bp = 1;                // block-parallel ranks the owners refer to
-  std::vector<uint8_t> active;   // per slot: 1 when the block is switched on
-  std::vector<int32_t> owner;    // per slot: owning BP rank, -1 when inactive
+  int32_t bp = 1;               // block-parallel ranks the owners refer to
+  std::vector<uint8_t> active;  // per slot: 1 when the block is switched on
+  std::vector<int32_t> owner;   // per slot: owning BP rank, -1 when inactive
 
   int64_t slots() const { return static_cast<int64_t>(active.size()); }
   std::vector<int64_t> owned_by(int32_t rank) const;  // active slots, ascending

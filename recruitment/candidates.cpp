@@ -53,7 +53,10 @@ std::vector<int32_t> kmeans(const std::vector<float>& points, int64_t dim, int64
     if (total > 0) {
       double r = mix64_unit(mix64(seed + 0x9E37 * c)) * total;
       for (int64_t i = 0; i < n; ++i) {
-        if ((r -= d2[i]) < 0) { pick = i; break; }
+        if ((r -= d2[i]) < 0) {
+          pick = i;
+          break;
+        }
       }
     }
     centres.insert(centres.end(), points.begin() + pick * dim, points.begin() + (pick + 1) * dim);
@@ -110,7 +113,7 @@ std::vector<Candidate> candidates_find(const std::vector<ProbeToken>& tokens, co
     if (static_cast<int64_t>(members.size()) < o.n_min) continue;
     Candidate c;
     c.domain = tagged ? key : -1;
-    c.label = !tagged ? "cluster " + std::to_string(key)
+    c.label = !tagged                                                       ? "cluster " + std::to_string(key)
               : key >= 0 && key < static_cast<int32_t>(domain_names.size()) ? "domain " + domain_names[key]
                                                                             : "untagged";
     c.tokens = members;

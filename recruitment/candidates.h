@@ -22,11 +22,11 @@ struct ProbeToken {
 };
 
 struct Candidate {
-  std::string label;           // "domain drama" or "cluster 2"
-  int32_t domain = -1;         // the tag when grouped by domain
-  std::vector<int64_t> tokens; // indices into the probe's tokens, ascending
-  double excess_bits = 0;      // Σ (bits - running median) over its tokens: what it might save
-  std::vector<float> centroid; // mean router vector of its tokens (d_a)
+  std::string label;            // "domain drama" or "cluster 2"
+  int32_t domain = -1;          // the tag when grouped by domain
+  std::vector<int64_t> tokens;  // indices into the probe's tokens, ascending
+  double excess_bits = 0;       // Σ (bits - running median) over its tokens: what it might save
+  std::vector<float> centroid;  // mean router vector of its tokens (d_a)
 };
 
 // The median of per-token bits over the last `rounds` rounds (each round's median).

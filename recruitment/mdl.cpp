@@ -27,7 +27,8 @@ double mdl_effective_tokens(double candidate_share, int64_t horizon_steps, int64
 
 double mdl_gain_standard_error(const std::vector<double>& before, const std::vector<double>& after, double n_eff) {
   if (before.size() != after.size()) {
-    throw Error(fmt::format("recruitment: {} windows before and {} after a trial (a bug)", before.size(), after.size()));
+    throw Error(
+        fmt::format("recruitment: {} windows before and {} after a trial (a bug)", before.size(), after.size()));
   }
   const size_t n = before.size();
   if (n < 2) return 0.0;
@@ -41,9 +42,11 @@ double mdl_gain_standard_error(const std::vector<double>& before, const std::vec
 }
 
 std::string MdlDecision::to_string() const {
-  return fmt::format("N_eff {:.0f}, bits/token {:.4f} -> {:.4f}, G {:.1f} bits (SE {:.1f}, z {:.1f}), c_blk {:.1f} "
-                     "bits, delta {:.1f}, J {:.1f} -> {:.1f}: {}", n_eff, bits_before, bits_after, gain_bits, se_bits,
-                     z, cost_bits, delta_bits, j_before, j_after, accepted ? "accepted" : "rejected");
+  return fmt::format(
+      "N_eff {:.0f}, bits/token {:.4f} -> {:.4f}, G {:.1f} bits (SE {:.1f}, z {:.1f}), c_blk {:.1f} "
+      "bits, delta {:.1f}, J {:.1f} -> {:.1f}: {}",
+      n_eff, bits_before, bits_after, gain_bits, se_bits, z, cost_bits, delta_bits, j_before, j_after,
+      accepted ? "accepted" : "rejected");
 }
 
 namespace {
@@ -51,8 +54,10 @@ namespace {
 MdlDecision decide(double bits_before, double bits_after, double n_eff, int64_t p_blk, int64_t k_max, double delta,
                    double costs_so_far, bool adding, double se_bits, double z, double naming_bits = 0) {
   if (!std::isfinite(bits_before) || !std::isfinite(bits_after) || !(n_eff >= 0)) {
-    throw Error(fmt::format("recruitment: non-finite measurement (bits {} -> {}, N_eff {}); the trial diverged "
-                            "(lower train.lr or recruitment.n_try)", bits_before, bits_after, n_eff));
+    throw Error(
+        fmt::format("recruitment: non-finite measurement (bits {} -> {}, N_eff {}); the trial diverged "
+                    "(lower train.lr or recruitment.n_try)",
+                    bits_before, bits_after, n_eff));
   }
   MdlDecision d;
   d.n_eff = n_eff;

@@ -30,13 +30,13 @@ double mdl_effective_tokens(double candidate_share, int64_t horizon_steps, int64
 double mdl_gain_standard_error(const std::vector<double>& before, const std::vector<double>& after, double n_eff);
 
 struct MdlDecision {
-  double n_eff = 0;                  // tokens the block is accounted over
+  double n_eff = 0;                        // tokens the block is accounted over
   double bits_before = 0, bits_after = 0;  // held-out candidate bits per token, before / after the trial
-  double naming_bits = 0;            // R_d: naming each document's LLM (a spawn; 0 for a block)
-  double gain_bits = 0;              // G = (bits_before - bits_after) · N_eff − R_d
-  double cost_bits = 0;              // c_blk
-  double delta_bits = 0;             // δ_blk
-  double se_bits = 0, z = 0;         // SE(G) and the confidence multiplier: the decision uses G − z·SE (G + z·SE to prune)
+  double naming_bits = 0;                  // R_d: naming each document's LLM (a spawn; 0 for a block)
+  double gain_bits = 0;                    // G = (bits_before - bits_after) · N_eff − R_d
+  double cost_bits = 0;                    // c_blk
+  double delta_bits = 0;                   // δ_blk
+  double se_bits = 0, z = 0;  // SE(G) and the confidence multiplier: the decision uses G − z·SE (G + z·SE to prune)
   double j_before = 0, j_after = 0;  // J = CL(candidate data over the horizon) + Σ block costs
   bool accepted = false;             // G − z·SE − c_blk > δ
   std::string to_string() const;

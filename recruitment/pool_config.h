@@ -23,21 +23,21 @@ struct PoolLlmConfig {
 // Hierarchical recruitment (M11 steps 1-5): the coordinator spawns specialists by itself.
 struct PoolRecruitConfig {
   bool enabled = false;
-  int64_t interval = 100;          // steps between spawn rounds (a round at every positive multiple)
-  int64_t n_try = 40;              // trial steps of the candidate specialist (and of the parent's control copy)
-  int64_t specialist_batch = 0;    // sequences per step of a spawned specialist (0: main's batch)
-  double horizon_tokens = 1e9;     // tokens the pool codes over the accounting horizon (N_d is d's share)
-  double delta = 0.0;              // δ_LLM in bits
-  double confidence_z = 2.0;       // decide on G − z·SE(G)
-  int64_t max_llms = 4;            // the pool's size limit (c_0 = log2 max_llms)
-  int64_t block_rejections = 2;    // M10 rejections for a domain that make it saturated
-  int64_t heldout_windows = 32;    // held-out windows of the candidate domain scored by parent and trial
+  int64_t interval = 100;        // steps between spawn rounds (a round at every positive multiple)
+  int64_t n_try = 40;            // trial steps of the candidate specialist (and of the parent's control copy)
+  int64_t specialist_batch = 0;  // sequences per step of a spawned specialist (0: main's batch)
+  double horizon_tokens = 1e9;   // tokens the pool codes over the accounting horizon (N_d is d's share)
+  double delta = 0.0;            // δ_LLM in bits
+  double confidence_z = 2.0;     // decide on G − z·SE(G)
+  int64_t max_llms = 4;          // the pool's size limit (c_0 = log2 max_llms)
+  int64_t block_rejections = 2;  // M10 rejections for a domain that make it saturated
+  int64_t heldout_windows = 32;  // held-out windows of the candidate domain scored by parent and trial
 };
 
 struct PoolConfig {
-  bool declared = false;             // a `pool:` section was given
-  std::vector<PoolLlmConfig> llms;   // main first, then in declaration order (a parent before its children)
-  double generalist_replay = 0.1;    // share of main's batch drawn from the owned domains
+  bool declared = false;            // a `pool:` section was given
+  std::vector<PoolLlmConfig> llms;  // main first, then in declaration order (a parent before its children)
+  double generalist_replay = 0.1;   // share of main's batch drawn from the owned domains
   PoolRecruitConfig recruit;
 
   // A pool of main alone with this batch (no `pool:` section).

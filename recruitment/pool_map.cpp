@@ -195,9 +195,7 @@ std::string PoolMap::describe(const std::vector<std::string>& names) const {
   return out;
 }
 
-nlohmann::json PoolMap::to_json() const {
-  return {{"epoch", epoch}, {"world", world}, {"bp", bp}, {"units", units}};
-}
+nlohmann::json PoolMap::to_json() const { return {{"epoch", epoch}, {"world", world}, {"bp", bp}, {"units", units}}; }
 
 PoolMap PoolMap::from_json(const nlohmann::json& j) {
   PoolMap m;

@@ -22,12 +22,12 @@ struct PoolMap {
 
   int unit_count() const { return world / bp; }
   bool has(size_t llm, int rank) const;
-  std::vector<int> ranks(size_t llm) const;       // world ranks, ascending
-  std::vector<int> llms_of(int rank) const;       // the LLMs this rank trains, pool order
+  std::vector<int> ranks(size_t llm) const;  // world ranks, ascending
+  std::vector<int> llms_of(int rank) const;  // the LLMs this rank trains, pool order
   // A rank's group: the ranks it trains all its LLMs with (those LLMs share one set of
   // units), named by the set's first unit; -1 if the rank trains nothing.
   int group_color(int rank) const;
-  bool shared() const;                            // some unit holds several LLMs
+  bool shared() const;  // some unit holds several LLMs
   double max_unit_load(const std::vector<double>& loads) const;
   std::string describe(const std::vector<std::string>& names) const;  // "main:0-1 drama:2-3"
   nlohmann::json to_json() const;

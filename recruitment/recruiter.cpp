@@ -42,8 +42,7 @@ struct Recruiter::CandidateData {
   std::vector<SampleRef> held, pool;
 };
 
-Recruiter::Recruiter(RecruiterSetup setup)
-    : s_(std::move(setup)), trial_(s_.trial), median_(s_.config.median_rounds) {
+Recruiter::Recruiter(RecruiterSetup setup) : s_(std::move(setup)), trial_(s_.trial), median_(s_.config.median_rounds) {
   for (const auto& d : s_.trial.source_domains) {
     if (d.empty()) {
       source_domain_.push_back(-1);
@@ -61,9 +60,7 @@ int64_t Recruiter::horizon(int64_t step) const {
   return s_.config.horizon_steps > 0 ? s_.config.horizon_steps : std::max(s_.total_steps - step, s_.config.interval);
 }
 
-bool Recruiter::due(int64_t step) const {
-  return s_.config.enabled && step > 0 && step % s_.config.interval == 0;
-}
+bool Recruiter::due(int64_t step) const { return s_.config.enabled && step > 0 && step % s_.config.interval == 0; }
 
 bool Recruiter::owns_block(int32_t domain) const {
   return std::any_of(domain_routes_.begin(), domain_routes_.end(),
@@ -116,15 +113,15 @@ void Recruiter::probe(int64_t step, const std::vector<double>& dial) {
   auto router = at::zeros({P, T, da}, at::kFloat);
   trial_.score(p.refs, dial, true, rules_with(domain_routes_),
                [&](int64_t first, const at::Tensor& token_bits, int64_t t0, const ForwardResult& r) {
-    const int64_t b = token_bits.size(0), n = token_bits.size(1);
-    bits.narrow(0, first, b).narrow(1, t0, n).copy_(token_bits);
-    // The routing of the last layer: every position on every rank of a shard; this
-    // rank's positions counted, as its bits are.
-    const auto& last = r.traces.back();
-    const auto top = std::get<0>(last.pi.max(-1)).narrow(1, t0, n);
-    max_pi.narrow(0, first, b).narrow(1, t0, n).copy_(top.to(at::kFloat).cpu());
-    router.narrow(0, first, b).narrow(1, t0, n).copy_(last.router.narrow(1, t0, n).to(at::kFloat).cpu());
-  });
+                 const int64_t b = token_bits.size(0), n = token_bits.size(1);
+                 bits.narrow(0, first, b).narrow(1, t0, n).copy_(token_bits);
+                 // The routing of the last layer: every position on every rank of a shard; this
+                 // rank's positions counted, as its bits are.
+                 const auto& last = r.traces.back();
+                 const auto top = std::get<0>(last.pi.max(-1)).narrow(1, t0, n);
+                 max_pi.narrow(0, first, b).narrow(1, t0, n).copy_(top.to(at::kFloat).cpu());
+                 router.narrow(0, first, b).narrow(1, t0, n).copy_(last.router.narrow(1, t0, n).to(at::kFloat).cpu());
+               });
   if (s_.trial.ranks->size() > 1) {  // each (window, position) was scored on exactly one rank: the sums are the values
     auto all = at::cat({bits.flatten(), max_pi.flatten(), router.flatten()});
     s_.trial.ranks->all_reduce(all, ReduceOp::kSum, "recruitment probe statistics (step " + std::to_string(step) + ")");
@@ -150,8 +147,8 @@ nlohmann::json Recruiter::begin_round(int64_t step, const std::vector<double>& d
   o.phi = s_.config.phi, o.kappa = s_.config.kappa, o.n_min = s_.config.n_min;
   o.kmeans_k = s_.config.kmeans_k, o.kmeans_iters = s_.config.kmeans_iters;
   o.seed = seed_stream(s_.trial.seed, SeedPurpose::kCandidates, step);
-  candidates_ = candidates_find(probe_->tokens, probe_->router, s_.trial.model->config().anchor_dim, median,
-                                domain_names_, o);
+  candidates_ =
+      candidates_find(probe_->tokens, probe_->router, s_.trial.model->config().anchor_dim, median, domain_names_, o);
   times_.statistics += seconds_since(t0);
   return {{"event", "recruitment"}, {"step", step}, {"median_bits", median}};
 }
@@ -199,9 +196,9 @@ std::vector<TrainedTensor> Recruiter::trained_tensors(int64_t slot) const {
     const int64_t row = l->row(slot);
     const at::Tensor* block[3] = {&l->qkv_w, &l->qkv_b, &l->out_w};
     for (int which = 0; which < 3; ++which) {
-      out.push_back({*block[which], [which, &cfg, row](const at::Tensor& t) {
-                       return block_slot_views_of(t, which, cfg, row);
-                     }, true});
+      out.push_back({*block[which],
+                     [which, &cfg, row](const at::Tensor& t) { return block_slot_views_of(t, which, cfg, row); },
+                     true});
     }
   }
   return out;
@@ -233,8 +230,8 @@ void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) 
   // blocks' locality biases a little) but the block can learn. An inactive slot's old
   // rows cannot be reused: a block-parallel rank holds only its blocks' rows, so an
   // inactive slot has none (the trial holds one on the planned owner, which alone draws).
-  auto gen = at::detail::createCPUGenerator(seed_stream(s_.trial.seed, SeedPurpose::kBlockInit, step,
-                                                        static_cast<uint64_t>(slot)));
+  auto gen = at::detail::createCPUGenerator(
+      seed_stream(s_.trial.seed, SeedPurpose::kBlockInit, step, static_cast<uint64_t>(slot)));
   for (auto& l : model.layers) {
     if (!l->holds(slot)) continue;
     const auto v = block_slot_params(*l, cfg, slot);
@@ -246,8 +243,7 @@ void Recruiter::switch_on_fresh(int64_t step, int64_t slot, const Candidate& c) 
   }
 }
 
-BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& dial, double lr,
-                                       nlohmann::json& rec) {
+BlockDecision Recruiter::try_candidate(int64_t step, const std::vector<double>& dial, double lr, nlohmann::json& rec) {
   LocalistModel& model = *s_.trial.model;
   const auto& cfg = model.config();
   BlockDecision d;
@@ -335,13 +331,24 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
   if (!d.tried) return;
   const auto t0 = Clock::now();
   const MdlDecision& m = d.mdl;
-  rec.update({{"decision", d.accepted() ? "accepted" : "rejected"}, {"slot", d.slot},
-              {"owner_rank", d.accepted() ? owner : -1}, {"heldout_tokens", d.held_tokens}, {"n_eff", m.n_eff},
-              {"bits_start", d.bits_start}, {"bits_before", m.bits_before}, {"bits_after", m.bits_after},
-              {"gain_bits", m.gain_bits}, {"se_bits", m.se_bits}, {"z", m.z}, {"cost_bits", m.cost_bits},
+  rec.update({{"decision", d.accepted() ? "accepted" : "rejected"},
+              {"slot", d.slot},
+              {"owner_rank", d.accepted() ? owner : -1},
+              {"heldout_tokens", d.held_tokens},
+              {"n_eff", m.n_eff},
+              {"bits_start", d.bits_start},
+              {"bits_before", m.bits_before},
+              {"bits_after", m.bits_after},
+              {"gain_bits", m.gain_bits},
+              {"se_bits", m.se_bits},
+              {"z", m.z},
+              {"cost_bits", m.cost_bits},
               {"delta_bits", m.delta_bits},
-              {"j_before", m.j_before}, {"j_after", m.j_after}, {"accepted", d.accepted()},
-              {"anchor", s_.config.anchor}, {"route_domain", d.route_domain}});
+              {"j_before", m.j_before},
+              {"j_after", m.j_after},
+              {"accepted", d.accepted()},
+              {"anchor", s_.config.anchor},
+              {"route_domain", d.route_domain}});
   if (d.accepted()) {
     costs_bits_ += m.cost_bits;
     recruited_.push_back(d.slot);
@@ -358,10 +365,11 @@ void Recruiter::commit(int64_t step, const BlockDecision& d, int32_t owner, nloh
   log_ += rec.dump() + "\n";
   times_.restore += seconds_since(t0);
   rec["map_epoch"] = map_epoch_;
-  spdlog::info("recruitment at step {}: {} ({} tokens, {} windows): held-out bits/token {:.4f} at the start, {:.4f} "
-               "after the router-only control; {}{}", step, d.label, d.candidate_tokens, d.candidate_windows,
-               d.bits_start, d.control_bits, m.to_string(),
-               d.accepted() ? fmt::format("; block slot {} switched on", d.slot) : "");
+  spdlog::info(
+      "recruitment at step {}: {} ({} tokens, {} windows): held-out bits/token {:.4f} at the start, {:.4f} "
+      "after the router-only control; {}{}",
+      step, d.label, d.candidate_tokens, d.candidate_windows, d.bits_start, d.control_bits, m.to_string(),
+      d.accepted() ? fmt::format("; block slot {} switched on", d.slot) : "");
 }
 
 // NOTE(pruning): the symmetric rule, without retraining, for recruited blocks (the initial
@@ -381,7 +389,8 @@ int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann
   int64_t best_slot = -1;
   const double n_eff = mdl_effective_tokens(1.0, horizon(step), s_.trial.batch * T);
   const auto& refs = probe_->refs;
-  const HeldoutBits with = recruited_.empty() ? HeldoutBits() : trial_.heldout_bits(refs, dial, rules_with(domain_routes_));
+  const HeldoutBits with =
+      recruited_.empty() ? HeldoutBits() : trial_.heldout_bits(refs, dial, rules_with(domain_routes_));
   for (int64_t slot : recruited_) {
     model.set_block_active(slot, false);
     const HeldoutBits without = trial_.heldout_bits(refs, dial, rules_with(routes_without(slot)));
@@ -390,9 +399,14 @@ int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann
     const double se = mdl_gain_standard_error(without.window_bits, with.window_bits, n_eff);
     const MdlDecision d = mdl_decide_prune(with.mean, without.mean, n_eff, mdl_block_parameters(cfg), cfg.k_max,
                                            s_.config.delta, costs_bits_, se, s_.config.confidence_z);
-    out.push_back({{"slot", slot}, {"n_eff", n_eff}, {"bits_with", with.mean},
-                   {"bits_without", without.mean}, {"saves_bits", d.gain_bits}, {"se_bits", d.se_bits},
-                   {"cost_bits", d.cost_bits}, {"prune", d.accepted}});
+    out.push_back({{"slot", slot},
+                   {"n_eff", n_eff},
+                   {"bits_with", with.mean},
+                   {"bits_without", without.mean},
+                   {"saves_bits", d.gain_bits},
+                   {"se_bits", d.se_bits},
+                   {"cost_bits", d.cost_bits},
+                   {"prune", d.accepted}});
     if (d.accepted && (best_slot < 0 || d.gain_bits < best.gain_bits)) best = d, best_slot = slot;
   }
   if (best_slot >= 0) {
@@ -401,13 +415,22 @@ int64_t Recruiter::prune(int64_t step, const std::vector<double>& dial, nlohmann
     domain_routes_ = routes_without(best_slot);
     costs_bits_ = std::max(0.0, costs_bits_ - best.cost_bits);
     ++map_epoch_;
-    const nlohmann::json pruned = {{"event", "recruitment"}, {"step", step}, {"decision", "pruned"},
-                                   {"slot", best_slot}, {"owner_rank", -1}, {"n_eff", best.n_eff},
-                                   {"bits_before", best.bits_before}, {"bits_after", best.bits_after},
-                                   {"gain_bits", best.gain_bits}, {"se_bits", best.se_bits}, {"z", best.z},
+    const nlohmann::json pruned = {{"event", "recruitment"},
+                                   {"step", step},
+                                   {"decision", "pruned"},
+                                   {"slot", best_slot},
+                                   {"owner_rank", -1},
+                                   {"n_eff", best.n_eff},
+                                   {"bits_before", best.bits_before},
+                                   {"bits_after", best.bits_after},
+                                   {"gain_bits", best.gain_bits},
+                                   {"se_bits", best.se_bits},
+                                   {"z", best.z},
                                    {"cost_bits", best.cost_bits},
-                                   {"delta_bits", best.delta_bits}, {"j_before", best.j_before},
-                                   {"j_after", best.j_after}, {"accepted", true}};
+                                   {"delta_bits", best.delta_bits},
+                                   {"j_before", best.j_before},
+                                   {"j_after", best.j_after},
+                                   {"accepted", true}};
     log_ += pruned.dump() + "\n";
     spdlog::info("recruitment at step {}: block slot {} pruned: {}", step, best_slot, best.to_string());
   }
@@ -424,19 +447,23 @@ std::vector<DomainRoute> recruited_domain_routes(const nlohmann::json& state, in
     for (const auto& r : state.at("domain_routes")) {
       out.push_back({r.at("domain").get<std::string>(), r.at("slot").get<int64_t>()});
       if (out.back().slot < 0 || out.back().slot >= k_max) {
-        throw Error(fmt::format("the checkpoint's recruitment state routes domain {} to block slot {}, outside "
-                                "[0, {}){}", out.back().domain, out.back().slot, k_max, hint));
+        throw Error(
+            fmt::format("the checkpoint's recruitment state routes domain {} to block slot {}, outside "
+                        "[0, {}){}",
+                        out.back().domain, out.back().slot, k_max, hint));
       }
     }
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("the checkpoint's recruitment state has malformed domain_routes (") + e.what() + ")" + hint);
+    throw Error(std::string("the checkpoint's recruitment state has malformed domain_routes (") + e.what() + ")" +
+                hint);
   }
   return out;
 }
 
 nlohmann::json Recruiter::state() const {
   return {{"median_history", std::vector<double>(median_.history().begin(), median_.history().end())},
-          {"costs_bits", costs_bits_}, {"recruited_slots", recruited_},
+          {"costs_bits", costs_bits_},
+          {"recruited_slots", recruited_},
           {"domain_routes", domain_routes_json(domain_routes_)}};
 }
 

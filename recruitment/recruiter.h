@@ -25,10 +25,10 @@
 #include "data/batch_reader.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
+#include "recruitment/block_slots.h"
 #include "recruitment/candidates.h"
 #include "recruitment/mdl.h"
 #include "recruitment/recruitment_config.h"
-#include "recruitment/block_slots.h"
 #include "recruitment/trial.h"
 
 namespace localist {
@@ -59,7 +59,7 @@ struct RecruiterTimes {
 struct BlockDecision {
   bool tried = false;  // a trial ran (else the record says why not)
   int64_t slot = -1;
-  MdlDecision mdl;     // the criterion's numbers; mdl.accepted: the slot is on and stays so once committed
+  MdlDecision mdl;                  // the criterion's numbers; mdl.accepted: the slot is on and stays so once committed
   std::vector<DomainRoute> routes;  // the domain routes if the block is kept
   std::string label;                // the candidate's
   double bits_start = 0, control_bits = 0, held_tokens = 0;
@@ -119,7 +119,7 @@ class Recruiter {
   RunningMedian median_;
   std::unique_ptr<Probe> probe_;       // the current round's
   std::vector<Candidate> candidates_;  // the current round's, best first
-  double costs_bits_ = 0;  // Σ c_blk of the blocks recruited so far (J's model part)
+  double costs_bits_ = 0;              // Σ c_blk of the blocks recruited so far (J's model part)
   int64_t map_epoch_ = 0;
   std::vector<int64_t> recruited_;  // slots switched on by recruitment (the ones pruning may remove)
   std::vector<DomainRoute> domain_routes_;

@@ -78,9 +78,9 @@ void Trial::score(const std::vector<SampleRef>& refs, const std::vector<double>&
     fo.dial = dial;
     fo.routing_trace = routing;
     fo.shard = sh;
-    const ForwardPass f = forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
-                                             domains_of(refs, begin + off, begin + off + n), fo, spec,
-                                             PassLoss::kPerToken);
+    const ForwardPass f =
+        forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
+                           domains_of(refs, begin + off, begin + off + n), fo, spec, PassLoss::kPerToken);
     auto bits = (f.ce / std::log(2.0)).view({n, -1});
     if (f.ce_whole) bits = bits.narrow(1, t0, t1 - t0);  // every position: keep this rank's
     visit(begin + off, bits.cpu(), t0, f.result);
@@ -168,15 +168,15 @@ void Trial::gradients(int64_t step, int64_t update, const std::vector<TrainedTen
     for (int64_t off = 0; off < end - begin; off += s_.micro_batch) {
       const int64_t n = std::min(s_.micro_batch, end - begin - off);
       const auto rows = all.narrow(0, off, n);
-      at::manual_seed(seed_stream(s_.seed, SeedPurpose::kTrialDropout, step,
-                                  static_cast<uint64_t>(update * 131 + begin + off)));
+      at::manual_seed(
+          seed_stream(s_.seed, SeedPurpose::kTrialDropout, step, static_cast<uint64_t>(update * 131 + begin + off)));
       ForwardOptions fo;
       fo.dial = dial;
       fo.checkpoint_activations = s_.checkpoint_activations;
       fo.shard = shard();
-      const ForwardPass f = forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
-                                               domains_of(refs, begin + off, begin + off + n), fo, spec,
-                                               PassLoss::kMean);
+      const ForwardPass f =
+          forward_with_rules(model, rows.narrow(1, 0, T), rows.narrow(1, 1, T),
+                             domains_of(refs, begin + off, begin + off + n), fo, spec, PassLoss::kMean);
       (f.ce * static_cast<double>(rows.size(0)) / static_cast<double>(G)).backward();
     }
   }

@@ -51,7 +51,7 @@ struct TrainedTensor {
 // Bits of held-out windows: per window (bits per token, every window, on every rank) and
 // their total.
 struct HeldoutBits {
-  double mean = 0;     // bits per token over all windows' tokens
+  double mean = 0;  // bits per token over all windows' tokens
   double tokens = 0;
   std::vector<double> window_bits;  // per window: mean bits per token
 };
@@ -68,14 +68,14 @@ struct TrialSetup {
   LocalistModel* model = nullptr;
   const BatchReader* reader = nullptr;
   std::vector<std::string> source_domains;  // per training source, "" when untagged
-  std::shared_ptr<Communicator> ranks;       // the group's ranks
+  std::shared_ptr<Communicator> ranks;      // the group's ranks
   TrialSharding sharding;
   const std::vector<std::string>* token_texts = nullptr;
   at::Device device = at::kCPU;
   int64_t pad_id = -100;
   int64_t micro_batch = 8;
   bool checkpoint_activations = false;  // train.activation_checkpointing
-  int64_t batch = 16;  // windows per trial step
+  int64_t batch = 16;                   // windows per trial step
   uint64_t seed = 0;
   double beta1 = 0.9, beta2 = 0.95;
 };

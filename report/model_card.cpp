@@ -18,10 +18,12 @@ namespace {
 // The method's sources (DESIGN.md): the report says where the formulas come from.
 nlohmann::json method_sources() {
   return nlohmann::json::array({
-      {{"arxiv", "2510.09338"}, {"title", "Localist LLMs — A Mathematical Framework for Dynamic Locality Control"},
+      {{"arxiv", "2510.09338"},
+       {"title", "Localist LLMs — A Mathematical Framework for Dynamic Locality Control"},
        {"author", "J. Diederich"}},
       {{"arxiv", "2510.17358"}, {"title", "Localist LLMs with Recruitment Learning"}, {"author", "J. Diederich"}},
-      {{"arxiv", "2511.03559"}, {"title", "First Experiments with Localist Language Models"},
+      {{"arxiv", "2511.03559"},
+       {"title", "First Experiments with Localist Language Models"},
        {"author", "J. Diederich"}},
   });
 }
@@ -57,9 +59,13 @@ nlohmann::json report_model_card(const CheckpointContents& c, const std::string&
   nlohmann::json card;
   card["software"] = {{"name", "localist"}, {"version", build_version()}, {"commit", build_commit()}};
   card["method"] = method_sources();
-  card["checkpoint"] = {{"dir", c.dir}, {"format_version", c.format_version}, {"step", c.meta.step},
-                        {"tokens_seen", c.meta.tokens_seen}, {"vocabulary", c.meta.vocab_size},
-                        {"tokenizer", c.meta.tokenizer_kind}, {"llm", llm_name}};
+  card["checkpoint"] = {{"dir", c.dir},
+                        {"format_version", c.format_version},
+                        {"step", c.meta.step},
+                        {"tokens_seen", c.meta.tokens_seen},
+                        {"vocabulary", c.meta.vocab_size},
+                        {"tokenizer", c.meta.tokenizer_kind},
+                        {"llm", llm_name}};
   nlohmann::json files = nlohmann::json::array();
   for (const auto& [name, info] : c.files.items()) {
     // checkpoint_read verified each file's size and SHA-256 against the index before this.
@@ -67,16 +73,18 @@ nlohmann::json report_model_card(const CheckpointContents& c, const std::string&
   }
   card["files"] = std::move(files);
   card["config_yaml"] = c.config_yaml;
-  card["model"] = {{"d_model", mc.d_model}, {"n_layers", mc.n_layers}, {"context", mc.context},
-                   {"heads_per_block", mc.heads_per_block}, {"head_dim", mc.head_dim}, {"k_max", mc.k_max},
-                   {"anchor_dim", mc.anchor_dim}, {"tau", mc.tau}, {"gamma", mc.gamma}, {"rho", mc.rho}};
+  card["model"] = {{"d_model", mc.d_model},       {"n_layers", mc.n_layers},
+                   {"context", mc.context},       {"heads_per_block", mc.heads_per_block},
+                   {"head_dim", mc.head_dim},     {"k_max", mc.k_max},
+                   {"anchor_dim", mc.anchor_dim}, {"tau", mc.tau},
+                   {"gamma", mc.gamma},           {"rho", mc.rho}};
   card["parameters"] = {{"allocated", allocated},
                         {"shared", shared},
                         {"per_block", per_block},
                         {"active", shared + static_cast<int64_t>(active.size()) * per_block}};
   const AnchorCode& a = model.anchor_code();
-  card["anchors"] = {{"kind", a.kind}, {"dim", a.dim}, {"k_max", a.k_max}, {"coherence", a.coherence},
-                     {"welch_bound", a.welch_bound}};
+  card["anchors"] = {
+      {"kind", a.kind}, {"dim", a.dim}, {"k_max", a.k_max}, {"coherence", a.coherence}, {"welch_bound", a.welch_bound}};
   // Blocks: recruited ones from the accepted decisions of the log, the rest initial.
   std::map<int64_t, nlohmann::json> recruited;
   const auto log = json_lines(llm.recruitment_log);
@@ -132,9 +140,11 @@ nlohmann::json report_training_curves(const std::string& path, int64_t last_step
     const int64_t step = j.value("step", int64_t(-1));
     if (step > last_step) continue;
     if (event == "step") {
-      points[j.value("llm", std::string("main"))][step] = {
-          {"step", step}, {"loss", j.value("loss", 0.0)}, {"bits_per_token", j.value("bits_per_token", 0.0)},
-          {"dial", mean_dial(j.value("dial", nlohmann::json()))}, {"active_blocks", j.value("active_blocks", 0)}};
+      points[j.value("llm", std::string("main"))][step] = {{"step", step},
+                                                           {"loss", j.value("loss", 0.0)},
+                                                           {"bits_per_token", j.value("bits_per_token", 0.0)},
+                                                           {"dial", mean_dial(j.value("dial", nlohmann::json()))},
+                                                           {"active_blocks", j.value("active_blocks", 0)}};
     } else if (event == "recruitment" || event == "pool_recruitment" || event == "eval") {
       events.push_back(j);
     }
@@ -142,15 +152,20 @@ nlohmann::json report_training_curves(const std::string& path, int64_t last_step
   if (unreadable > 0) spdlog::warn("{}: {} unreadable line(s) skipped", path, unreadable);
   nlohmann::json llms = nlohmann::json::object();
   for (const auto& [name, by_step] : points) {
-    nlohmann::json s = {{"step", nlohmann::json::array()}, {"loss", nlohmann::json::array()},
-                        {"bits_per_token", nlohmann::json::array()}, {"dial", nlohmann::json::array()},
+    nlohmann::json s = {{"step", nlohmann::json::array()},
+                        {"loss", nlohmann::json::array()},
+                        {"bits_per_token", nlohmann::json::array()},
+                        {"dial", nlohmann::json::array()},
                         {"active_blocks", nlohmann::json::array()}};
     for (const auto& [step, p] : by_step) {
       for (auto& [key, arr] : s.items()) arr.push_back(p.at(key));
     }
     llms[name] = std::move(s);
   }
-  return {{"found", true}, {"path", path}, {"llms", std::move(llms)}, {"events", std::move(events)},
+  return {{"found", true},
+          {"path", path},
+          {"llms", std::move(llms)},
+          {"events", std::move(events)},
           {"unreadable_lines", unreadable}};
 }
 

@@ -131,9 +131,13 @@ nlohmann::json report_build(const ReportSpec& spec) {
 
   double dial_mean = 0;
   for (double d : spec.dial) dial_mean += d / static_cast<double>(spec.dial.size());
-  report["evaluation"] = {{"dial", dial_mean}, {"dial_per_layer", spec.dial}, {"windows", n_windows},
-                          {"windows_from", spec.windows_from}, {"llm", main.name},
-                          {"metrics", eval_metrics_json(m)}, {"attn_entropy_per_layer", m.attn_entropy_per_layer},
+  report["evaluation"] = {{"dial", dial_mean},
+                          {"dial_per_layer", spec.dial},
+                          {"windows", n_windows},
+                          {"windows_from", spec.windows_from},
+                          {"llm", main.name},
+                          {"metrics", eval_metrics_json(m)},
+                          {"attn_entropy_per_layer", m.attn_entropy_per_layer},
                           {"block_share_by_layer", m.block_share_by_layer}};
   report["bounds"] = {{"queries", m.bound_queries},
                       {"epsilon_holds", m.bound_epsilon_holds},
@@ -164,12 +168,9 @@ nlohmann::json report_build(const ReportSpec& spec) {
   if (main.rules) {
     for (const auto& r : main.rules->rules()) names.push_back(r.name);
   }
-  report["token_view"] = {{"layers", main.model->config().n_layers},
-                          {"active_slots", view.active_slots()},
-                          {"head_blocks", view.head_blocks()},
-                          {"k_max", main.model->config().k_max},
-                          {"rule_names", std::move(names)},
-                          {"windows", std::move(windows)}};
+  report["token_view"] = {{"layers", main.model->config().n_layers}, {"active_slots", view.active_slots()},
+                          {"head_blocks", view.head_blocks()},       {"k_max", main.model->config().k_max},
+                          {"rule_names", std::move(names)},          {"windows", std::move(windows)}};
 
   const auto t_sweep = Clock::now();
   nlohmann::json sweep = nlohmann::json::array();

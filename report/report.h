@@ -31,14 +31,14 @@ struct ReportSpec {
   // The windows, in groups of one length each (a text's last window may be shorter);
   // windows are numbered through the groups in order.
   std::vector<EvalSet> windows;
-  std::string windows_from;                 // what they are, for the page ("text notes.txt", ...)
-  std::vector<int> window_llm;              // per window: the index into llms serving it (empty: 0)
-  nlohmann::json pool_routing;              // per window: which LLM served it and why (null: no pool)
-  std::vector<double> dial;                 // λ per layer for the token view, metrics and bounds
-  std::vector<double> sweep;                // the dial section's values
+  std::string windows_from;     // what they are, for the page ("text notes.txt", ...)
+  std::vector<int> window_llm;  // per window: the index into llms serving it (empty: 0)
+  nlohmann::json pool_routing;  // per window: which LLM served it and why (null: no pool)
+  std::vector<double> dial;     // λ per layer for the token view, metrics and bounds
+  std::vector<double> sweep;    // the dial section's values
   EvalInputs inputs;
   TokenViewOptions view;
-  std::string rules_file;                   // "" without one
+  std::string rules_file;                            // "" without one
   nlohmann::json command = nlohmann::json::array();  // the command line, for the record
 };
 

@@ -28,8 +28,10 @@ std::string report_page_html(const nlohmann::json& report) {
   std::string safe;
   safe.reserve(data.size() + data.size() / 64);
   for (size_t i = 0; i < data.size(); ++i) {
-    if (data[i] == '<' && i + 1 < data.size() && data[i + 1] == '/') safe += "<\\";
-    else safe += data[i];
+    if (data[i] == '<' && i + 1 < data.size() && data[i + 1] == '/')
+      safe += "<\\";
+    else
+      safe += data[i];
   }
   std::string page = report_asset_html();
   replace_once(page, "/*LOCALIST_CSS*/", report_asset_css());

@@ -130,7 +130,8 @@ void TokenView::add_rules(const ForwardResult& r, const at::Tensor& inputs, cons
         fired_any = fired_any | fired;
         const auto alpha = tr.alpha.to(at::kCPU).to(at::kDouble);
         const auto mass = to_vector<double>((alpha * targets.unsqueeze(1).to(at::kDouble)).sum(-1));  // (B,H,T)
-        const auto top1 = to_vector<bool>(targets.unsqueeze(1).expand_as(alpha).gather(-1, alpha.argmax(-1, true)).squeeze(-1));
+        const auto top1 =
+            to_vector<bool>(targets.unsqueeze(1).expand_as(alpha).gather(-1, alpha.argmax(-1, true)).squeeze(-1));
         const auto f = to_vector<bool>(fired);
         const int64_t H = alpha.size(1);
         for (int64_t b = 0; b < B; ++b) {
@@ -193,7 +194,10 @@ nlohmann::json TokenView::windows_json(const std::string& llm, const std::vector
         top.push_back(std::move(t));
         mass.push_back(ly.rule_mass[i] < 0 ? nlohmann::json() : nlohmann::json(round4(ly.rule_mass[i])));
       }
-      layers.push_back({{"block", ly.block}, {"pi", std::move(pi)}, {"gate", std::move(gate)}, {"top", std::move(top)},
+      layers.push_back({{"block", ly.block},
+                        {"pi", std::move(pi)},
+                        {"gate", std::move(gate)},
+                        {"top", std::move(top)},
                         {"rule_mass", std::move(mass)}});
     }
     j["layers"] = std::move(layers);
@@ -241,11 +245,15 @@ nlohmann::json TokenView::blocks_json(const AnchorCode& anchors) const {
       nlohmann::json cj = nlohmann::json::array();
       for (size_t c = 0; c < n; ++c) {
         const Window& w = windows_.at(ctx[c].window);
-        cj.push_back({{"window", ctx[c].window}, {"position", ctx[c].position}, {"pi", round4(ctx[c].pi)},
-                      {"before", context_text(ctx[c])}, {"token", texts_[w.ids[ctx[c].position]]}});
+        cj.push_back({{"window", ctx[c].window},
+                      {"position", ctx[c].position},
+                      {"pi", round4(ctx[c].pi)},
+                      {"before", context_text(ctx[c])},
+                      {"token", texts_[w.ids[ctx[c].position]]}});
       }
       layers.push_back({{"share", positions_ ? double(block_counts_[l][a]) / positions_ : 0.0},
-                        {"tokens", std::move(tj)}, {"contexts", std::move(cj)}});
+                        {"tokens", std::move(tj)},
+                        {"contexts", std::move(cj)}});
     }
     out.push_back({{"slot", slots_[a]}, {"anchor", code}, {"coherence", coherence}, {"layers", std::move(layers)}});
   }
@@ -258,8 +266,8 @@ nlohmann::json TokenView::rules_json() const {
   for (size_t ri = 0; ri < rule_stats_.size(); ++ri) {
     const Rule& rule = rules_->rules()[ri];
     const RuleStats& st = rule_stats_[ri];
-    nlohmann::json j = {{"index", ri}, {"name", rule.name}, {"kind", rule.kind}, {"firings", st.firings},
-                        {"pairs", st.pairs}};
+    nlohmann::json j = {
+        {"index", ri}, {"name", rule.name}, {"kind", rule.kind}, {"firings", st.firings}, {"pairs", st.pairs}};
     if (rule.kind == "point") {
       std::vector<std::pair<double, std::pair<int64_t, int64_t>>> low;
       for (const auto& [where, q] : st.queries) {
@@ -270,7 +278,8 @@ nlohmann::json TokenView::rules_json() const {
       j["low_fidelity_count"] = low.size();
       if (static_cast<int64_t>(low.size()) > options_.low_fidelity_per_rule) low.resize(options_.low_fidelity_per_rule);
       nlohmann::json lj = nlohmann::json::array();
-      for (const auto& [m, where] : low) lj.push_back({{"window", where.first}, {"position", where.second}, {"mass", m}});
+      for (const auto& [m, where] : low)
+        lj.push_back({{"window", where.first}, {"position", where.second}, {"mass", m}});
       j["low_fidelity"] = std::move(lj);
       if (st.pairs > 0) {
         j["fidelity_mass"] = st.mass / st.pairs;

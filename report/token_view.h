@@ -20,10 +20,10 @@
 namespace localist {
 
 struct TokenViewOptions {
-  int64_t top_per_head = 3;           // attended positions kept per (head, query)
-  double fidelity_threshold = 0.5;    // a rule's queries below this mass are listed
-  int64_t contexts_per_block = 5;     // per layer: the tokens routed to the block most surely
-  int64_t tokens_per_block = 10;      // per layer: the most frequent tokens routed to it
+  int64_t top_per_head = 3;         // attended positions kept per (head, query)
+  double fidelity_threshold = 0.5;  // a rule's queries below this mass are listed
+  int64_t contexts_per_block = 5;   // per layer: the tokens routed to the block most surely
+  int64_t tokens_per_block = 10;    // per layer: the most frequent tokens routed to it
   int64_t low_fidelity_per_rule = 50;
 };
 
@@ -49,17 +49,17 @@ class TokenView {
 
  private:
   struct Layer {
-    std::vector<int64_t> block;            // slot per position
-    std::vector<float> pi, gate;           // T x K
-    std::vector<std::vector<float>> top;   // per position: (head, position, weight) triples
-    std::vector<float> rule_mass;          // per position: mean over heads of the mass on T_rule(i); -1 none
+    std::vector<int64_t> block;           // slot per position
+    std::vector<float> pi, gate;          // T x K
+    std::vector<std::vector<float>> top;  // per position: (head, position, weight) triples
+    std::vector<float> rule_mass;         // per position: mean over heads of the mass on T_rule(i); -1 none
   };
   struct Window {
     int64_t index = 0;
     std::string domain;
     std::vector<int64_t> ids;
-    std::vector<float> bits;               // per position: bits of the next token
-    std::vector<std::vector<int>> rules;   // per position: the rules that fired
+    std::vector<float> bits;              // per position: bits of the next token
+    std::vector<std::vector<int>> rules;  // per position: the rules that fired
     std::vector<Layer> layers;
   };
   struct RuleStats {

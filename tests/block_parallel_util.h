@@ -36,7 +36,9 @@ inline void sharded_train_step(LocalistModel& m, BlockParallel& bp, torch::optim
   const auto r = m.forward(x, o);
   const auto [t0, t1] = bp.shard().seq_range(x.size(1));
   (at::cross_entropy_loss(r.logits.reshape({-1, r.logits.size(-1)}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
-                          at::Reduction::Sum) / static_cast<double>(y.numel())).backward();
+                          at::Reduction::Sum) /
+   static_cast<double>(y.numel()))
+      .backward();
   for (auto& p : m.parameters()) {
     if (bp.is_split_param(p) || !p.grad().defined()) continue;
     auto g = p.grad();

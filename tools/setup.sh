@@ -9,7 +9,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build ccache pkg-config clang-format
   libtorch-dev libopenblas0-pthread libblas-dev libsleef-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools

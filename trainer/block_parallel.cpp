@@ -441,8 +441,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   auto epochs = at::tensor(std::vector<int64_t>{next.epoch, -next.epoch}, at::kLong).to(dev);
   group_->all_reduce(epochs, ReduceOp::kMax, "block map epoch check");
   if (epochs[0].item<int64_t>() != next.epoch || -epochs[1].item<int64_t>() != next.epoch) {
-    throw Error("block map: ranks of group '" + group_->name() + "' disagree on the epoch to apply (this rank: " +
-                std::to_string(next.epoch) + ")");
+    throw Error("block map: ranks of group '" + group_->name() +
+                "' disagree on the epoch to apply (this rank: " + std::to_string(next.epoch) + ")");
   }
   if (trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_) {
     throw Error("block map " + next.describe() + " places block " + std::to_string(trial_slot_) + " on rank " +
@@ -466,7 +466,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   for (size_t l = 0; l < L; ++l) {
     now[l] = {held_[l][0], held_[l][1], held_[l][2]};
     const auto w = moments(held_[l][0]), b = moments(held_[l][1]), o = moments(held_[l][2]);
-    if (w.size() == 2 && b.size() == 2 && o.size() == 2) now[l].insert(now[l].end(), {w[0], b[0], o[0], w[1], b[1], o[1]});
+    if (w.size() == 2 && b.size() == 2 && o.size() == 2)
+      now[l].insert(now[l].end(), {w[0], b[0], o[0], w[1], b[1], o[1]});
     for (const auto& t : now[l]) staged[l].push_back(at::zeros_like(t));
   }
   // The views of one slot at `row` of a layer's tensors (parameters, then moments).
@@ -497,7 +498,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
         const auto w = model_.layers[l]->split_tensors();
         from = block_slot_views(w[0], w[1], w[2], c, s);
       } else {
-        throw Error("block map: block " + std::to_string(s) + " switched on here, but this rank neither holds it for "
+        throw Error("block map: block " + std::to_string(s) +
+                    " switched on here, but this rank neither holds it for "
                     "a trial nor has the model assembled (a trainer bug)");
       }
       for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
@@ -508,7 +510,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   // are both waiting on it: no cycle, no deadlock.
   for (const auto& mv : block_map_moves(map_, next)) {
     if (me != mv.from && me != mv.to) continue;
-    const std::string what = "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
+    const std::string what =
+        "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
     const int tag = static_cast<int>(mv.slot);
     std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
     for (size_t l = 0; l < L; ++l) {

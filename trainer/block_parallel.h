@@ -14,8 +14,8 @@
 // only. Limits: an assembled model is a whole copy of the split tensors on that rank.
 #pragma once
 #include <functional>
-#include <utility>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -85,8 +85,8 @@ class BlockParallel {
   BlockShard shard_;
   int64_t capacity_ = 0;
   std::pair<int64_t, int64_t> ffn_, vocab_rows_;  // this rank's FFN units and vocabulary rows [first, second)
-  std::vector<int64_t> slot_row_;              // this rank's row of each slot (-1: not held)
-  int64_t trial_slot_ = -1;                    // a trial's inactive block held (hold_trial), or -1
+  std::vector<int64_t> slot_row_;                 // this rank's row of each slot (-1: not held)
+  int64_t trial_slot_ = -1;                       // a trial's inactive block held (hold_trial), or -1
   int32_t trial_owner_ = -1;
   std::vector<std::vector<at::Tensor>> held_;  // per layer: the six split tensors' shares
   std::vector<at::Tensor> block_params_;       // held_, flat

@@ -19,9 +19,9 @@
 #include "core/file_util.h"
 #include "core/sha256.h"
 #include "trainer/block_parallel.h"
-#include "trainer/zero_optimizer.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/tensor_file.h"
+#include "trainer/zero_optimizer.h"
 
 namespace localist {
 namespace fs = std::filesystem;
@@ -39,7 +39,8 @@ at::Tensor need(const CheckpointContents& c, const std::string& name) {
 at::Tensor need_as_held(const CheckpointContents& c, const std::string& name, const LocalistModel& model,
                         const at::Tensor& p) {
   if (!c.has(name)) return need(c, name);
-  if (const auto part = model.held_part(p)) return c.get_part(name, part->dim, part->begin, p.size(part->dim), part->whole);
+  if (const auto part = model.held_part(p))
+    return c.get_part(name, part->dim, part->begin, p.size(part->dim), part->whole);
   return c.get(name);
 }
 
@@ -69,7 +70,8 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
   const auto index = tensor_file_read(index_path);
   auto attr = [&](const std::string& k) {
     const auto it = index.attrs.find(k);
-    if (it == index.attrs.end()) throw Error(index_path + ": missing attribute '" + k + "' (not a localist checkpoint?)");
+    if (it == index.attrs.end())
+      throw Error(index_path + ": missing attribute '" + k + "' (not a localist checkpoint?)");
     return it->second;
   };
   auto dataset = [&](const std::string& name) {
@@ -82,7 +84,8 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
     c.format_version = std::stoll(attr("format_version"));
     if (c.format_version > kCheckpointFormatVersion) {
       throw Error(index_path + ": checkpoint format version " + std::to_string(c.format_version) +
-                  " is newer than this build reads (" + std::to_string(kCheckpointFormatVersion) + "); update localist");
+                  " is newer than this build reads (" + std::to_string(kCheckpointFormatVersion) +
+                  "); update localist");
     }
     // After the version check: a newer format may checksum differently.
     const std::vector<std::pair<std::string, at::Tensor>> tensors(index.tensors.begin(), index.tensors.end());
@@ -120,22 +123,22 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
       l.map.bp = info.at("block_parallel").get<int32_t>();
       l.map.validate();
       l.recruitment_log = text(c.format_version == 1 ? "recruitment_log" : "recruitment_log/" + l.name);
-      l.recruitment = c.format_version == 1 ? c.state.value("recruitment", nlohmann::json())
-                                            : c.state.value("recruitment_by_llm", nlohmann::json::object())
-                                                  .value(l.name, nlohmann::json());
+      l.recruitment =
+          c.format_version == 1
+              ? c.state.value("recruitment", nlohmann::json())
+              : c.state.value("recruitment_by_llm", nlohmann::json::object()).value(l.name, nlohmann::json());
       c.llms.push_back(std::move(l));
     }
     if (c.llms.empty() || c.llms.front().name != "main") throw Error(index_path + ": the pool has no main LLM first");
     for (const auto& [name, info] : c.files.items()) {
       // A file of the checkpoint lives inside its directory: no absolute path, no "..".
       const fs::path rel(name);
-      if (name.empty() || rel.is_absolute() || std::any_of(rel.begin(), rel.end(), [](const fs::path& part) {
-            return part == ".." || part == ".";
-          })) {
+      if (name.empty() || rel.is_absolute() ||
+          std::any_of(rel.begin(), rel.end(), [](const fs::path& part) { return part == ".." || part == "."; })) {
         throw Error(index_path + ": file entry '" + name + "' is not a path inside the checkpoint directory");
       }
-      if (!info.is_object() || !info.contains("bytes") || !info.contains("sha256") || !info.at("bytes").is_number_integer() ||
-          !info.at("sha256").is_string()) {
+      if (!info.is_object() || !info.contains("bytes") || !info.contains("sha256") ||
+          !info.at("bytes").is_number_integer() || !info.at("sha256").is_string()) {
         throw Error(index_path + ": file entry '" + name + "' incomplete");
       }
     }
@@ -238,8 +241,9 @@ std::string checkpoint_resolve(const std::string& path) {
     while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
     if (fs::exists(root / name / "index.h5")) return (root / name).string();
   }
-  throw Error(path + ": not a checkpoint (no index.h5) and no checkpoints/latest inside; pass a run directory or "
-                     "<run>/checkpoints/step-N");
+  throw Error(path +
+              ": not a checkpoint (no index.h5) and no checkpoints/latest inside; pass a run directory or "
+              "<run>/checkpoints/step-N");
 }
 
 std::unique_ptr<CheckpointContents> checkpoint_read_auto(const std::string& run_dir,
@@ -279,12 +283,13 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, co
   const auto& cfg = model.config();
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
-    const auto t = need_as_held(c, fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), model,
-                                kv.value());
+    const auto t =
+        need_as_held(c, fmt::format("model/{}/shared/{}", llm, checkpoint_slash_path(kv.key())), model, kv.value());
     if (t.sizes() != kv.value().sizes()) {
-      throw Error(fmt::format("{}: '{}' has shape {} in the checkpoint but {} in this model's config (a changed "
-                              "model shape cannot resume)", c.dir, kv.key(), fmt::join(t.sizes(), "x"),
-                              fmt::join(kv.value().sizes(), "x")));
+      throw Error(
+          fmt::format("{}: '{}' has shape {} in the checkpoint but {} in this model's config (a changed "
+                      "model shape cannot resume)",
+                      c.dir, kv.key(), fmt::join(t.sizes(), "x"), fmt::join(kv.value().sizes(), "x")));
     }
     kv.value().copy_(t);
   }
@@ -377,7 +382,8 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
       if (!c.has(pre + "qkv_weight/step")) continue;
       step = need(c, pre + "qkv_weight/step").item<int64_t>();
       std::vector<at::Tensor> a, b;
-      for (const auto& k : kCheckpointBlockParams) a.push_back(need(c, pre + k + "/exp_avg")), b.push_back(need(c, pre + k + "/exp_avg_sq"));
+      for (const auto& k : kCheckpointBlockParams)
+        a.push_back(need(c, pre + k + "/exp_avg")), b.push_back(need(c, pre + k + "/exp_avg_sq"));
       const std::string where = c.dir + ": optimizer state of block " + std::to_string(slot);
       checkpoint_block_assign(m1[0], m1[1], m1[2], cfg, L.row(slot), a, where);
       checkpoint_block_assign(m2[0], m2[1], m2[2], cfg, L.row(slot), b, where);

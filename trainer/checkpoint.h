@@ -47,7 +47,7 @@ struct LlmCheckpoint {
   BlockMap map;
   std::string recruitment_log;  // JSON lines, one per recruitment decision
   nlohmann::json recruitment;   // the recruiter's state (null without recruitment)
-  nlohmann::json info;          // its pool_json entry: name, parent, branch_step, domains, parameters, global_batch, ...
+  nlohmann::json info;  // its pool_json entry: name, parent, branch_step, domains, parameters, global_batch, ...
 };
 
 struct CheckpointContents {
@@ -70,14 +70,14 @@ struct CheckpointContents {
   // Rows [begin, begin + size) along `dim` of a tensor that must have `whole` of them
   // there; only those rows are read from the file.
   at::Tensor get_part(const std::string& name, int64_t dim, int64_t begin, int64_t size, int64_t whole) const;
-  std::vector<std::string> names() const;         // every tensor's name, sorted
-  mutable int64_t bytes_read = 0;                 // of tensors read from the rank files so far
+  std::vector<std::string> names() const;  // every tensor's name, sorted
+  mutable int64_t bytes_read = 0;          // of tensors read from the rank files so far
   // The rank files opened so far stay open for the next read (a resume reads hundreds
   // of datasets); close_files() once everything is loaded.
   void close_files() const { open_files.clear(); }
   mutable std::map<std::string, std::shared_ptr<TensorFileReader>> open_files;
   const TensorFileReader& reader_of(const std::string& path) const;
-  nlohmann::json files;                       // name -> {sha256, bytes}
+  nlohmann::json files;  // name -> {sha256, bytes}
 };
 
 // A step directory, a run directory or its checkpoints/ directory -> the checkpoint

@@ -26,7 +26,8 @@ std::string checkpoint_slash_path(std::string key) {
 
 bool checkpoint_is_block_name(const std::string& key) {
   for (const auto& b : kCheckpointBlockParams) {
-    if (key.size() > b.size() && key.compare(key.size() - b.size(), b.size(), b) == 0 && key[key.size() - b.size() - 1] == '.') {
+    if (key.size() > b.size() && key.compare(key.size() - b.size(), b.size(), b) == 0 &&
+        key[key.size() - b.size() - 1] == '.') {
       return true;
     }
   }
@@ -38,20 +39,21 @@ std::string checkpoint_step_dir_name(int64_t step) { return fmt::format("step-{:
 // The three block tensors of one layer in checkpoint form: (3,n,d), (3,n), (d,n) views
 // of the block at `row` (its slot in a whole layer; LocalistLayer::row).
 std::vector<at::Tensor> checkpoint_block_parts(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o,
-                                    const ModelConfig& c, int64_t row) {
+                                               const ModelConfig& c, int64_t row) {
   const auto v = block_slot_views(w, b, o, c, row);
   return {at::stack({v[0], v[1], v[2]}), at::stack({v[3], v[4], v[5]}), v[6]};
 }
 
 // Writes `parts` (checkpoint form) into the views of w, b, o at `row`.
-void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o, const ModelConfig& c, int64_t row,
-                  const std::vector<at::Tensor>& parts, const std::string& where) {
+void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at::Tensor& o, const ModelConfig& c,
+                             int64_t row, const std::vector<at::Tensor>& parts, const std::string& where) {
   auto v = block_slot_views(w, b, o, c, row);
   for (int j = 0; j < 3; ++j) {
-    if (parts[0].dim() != 3 || parts[0].size(0) != 3 || parts[0][j].sizes() != v[j].sizes() ||
-        parts[1].dim() != 2 || parts[1][j].sizes() != v[3 + j].sizes() || parts[2].sizes() != v[6].sizes()) {
-      throw Error(where + ": block tensors have another shape than this model's (was it trained with another "
-                          "d_model, heads_per_block or head_dim?)");
+    if (parts[0].dim() != 3 || parts[0].size(0) != 3 || parts[0][j].sizes() != v[j].sizes() || parts[1].dim() != 2 ||
+        parts[1][j].sizes() != v[3 + j].sizes() || parts[2].sizes() != v[6].sizes()) {
+      throw Error(where +
+                  ": block tensors have another shape than this model's (was it trained with another "
+                  "d_model, heads_per_block or head_dim?)");
     }
     v[j].copy_(parts[0][j]);
     v[3 + j].copy_(parts[1][j]);
@@ -77,7 +79,8 @@ std::vector<std::pair<int64_t, fs::path>> checkpoint_committed(const fs::path& r
   for (const auto& e : fs::directory_iterator(root, ec)) {
     std::smatch m;
     const std::string n = e.path().filename().string();
-    if (std::regex_match(n, m, name) && fs::exists(e.path() / "index.h5")) found.emplace_back(std::stoll(m[1]), e.path());
+    if (std::regex_match(n, m, name) && fs::exists(e.path() / "index.h5"))
+      found.emplace_back(std::stoll(m[1]), e.path());
   }
   std::sort(found.rbegin(), found.rend());
   return found;
@@ -86,7 +89,8 @@ std::vector<std::pair<int64_t, fs::path>> checkpoint_committed(const fs::path& r
 // NOTE(index checksum): the index holds every other file's SHA-256 but cannot hold its
 // own; it carries a SHA-256 of its content instead (every attribute and dataset in name
 // order), so a changed byte in the config, state or block map is caught too.
-std::string checkpoint_index_digest(const TensorFileAttrs& attrs, const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+std::string checkpoint_index_digest(const TensorFileAttrs& attrs,
+                                    const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
   std::string text;
   for (const auto& [k, v] : attrs) {
     if (k != "index_sha256") text += k + "=" + std::to_string(v.size()) + ":" + v + "\n";

@@ -24,7 +24,7 @@ namespace localist {
 
 // 2: a pool of LLMs (per-LLM block maps, recruitment logs and state; pool map). 1: main alone.
 constexpr int64_t kCheckpointFormatVersion = 2;
-extern const char* const kCheckpointFormatName;  // the "format" attribute of every file
+extern const char* const kCheckpointFormatName;                // the "format" attribute of every file
 extern const std::vector<std::string> kCheckpointBlockParams;  // qkv_weight, qkv_bias, out_weight
 
 // "layers.0.norm1.weight" -> "layers/0/norm1/weight" (an HDF5 group path).

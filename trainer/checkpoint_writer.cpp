@@ -15,10 +15,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "comm/messages.h"
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/file_util.h"
-#include "comm/messages.h"
 #include "core/sha256.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/tensor_file.h"
@@ -127,8 +127,14 @@ std::string led_entries(const CheckpointWrite& w) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& l : w.llms) {
     if (!l.lead) continue;
-    out.push_back({{"name", l.name}, {"active", l.map.active}, {"owner", l.map.owner}, {"epoch", l.map.epoch},
-                   {"bp", l.map.bp}, {"log", l.recruitment_log}, {"recruitment", l.recruitment}, {"info", l.info}});
+    out.push_back({{"name", l.name},
+                   {"active", l.map.active},
+                   {"owner", l.map.owner},
+                   {"epoch", l.map.epoch},
+                   {"bp", l.map.bp},
+                   {"log", l.recruitment_log},
+                   {"recruitment", l.recruitment},
+                   {"info", l.info}});
   }
   return out.dump();
 }
@@ -171,7 +177,8 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
     if (ec) throw Error(dir.string() + ": cannot create checkpoint directory: " + ec.message());
   }
   w_ = w;
-  for (auto& l : w_.llms) l.model = nullptr, l.optimizer = nullptr;  // not touched after this call: the writer thread owns copies
+  for (auto& l : w_.llms)
+    l.model = nullptr, l.optimizer = nullptr;  // not touched after this call: the writer thread owns copies
   dir_ = dir.string();
   const std::string tag = "checkpoint step " + std::to_string(w.meta.step);
   world.barrier(tag + " directory");
@@ -257,7 +264,7 @@ std::string CheckpointWriter::finish() {
       int64_t bytes = 0;
       std::memcpy(&bytes, p + 64, 8);
       files[fmt::format("rank-{:05d}.h5", r)] = {{"sha256", std::string(reinterpret_cast<const char*>(p), 64)},
-                                                  {"bytes", bytes}};
+                                                 {"bytes", bytes}};
     }
     write_file_atomic((dir / "config.yaml").string(), w.config_yaml);
     files["config.yaml"] = {{"sha256", sha256_hex(w.config_yaml)}, {"bytes", w.config_yaml.size()}};
@@ -293,7 +300,7 @@ std::string CheckpointWriter::finish() {
       info.erase("order");
       pool.push_back(info);
     }
-    index.emplace_back("rng/cpu", rng_states_);                        // (world size, state bytes)
+    index.emplace_back("rng/cpu", rng_states_);  // (world size, state bytes)
     // Which rank file holds which tensor (names, one per line): a resuming rank opens
     // only the files of the tensors it loads.
     for (int r = 0; r < world.size(); ++r) {

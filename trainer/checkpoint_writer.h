@@ -42,12 +42,12 @@ struct LlmWrite {
   // A parameter's whole AdamW state when it is spread over ranks (ZeRO, split FFN),
   // gathered beforehand (ModelGroup::distributed_state); null: `optimizer` holds it.
   std::function<const FullMoments*(const at::Tensor&)> distributed_state;
-  BlockMap map;                              // owners within a replica (bp = map.bp)
+  BlockMap map;  // owners within a replica (bp = map.bp)
   int dp_rank = 0, bp_rank = 0;
-  bool lead = false;                         // its group's rank 0: shared tensors and its index entry
-  std::string recruitment_log;               // JSON lines, one per recruitment decision
-  nlohmann::json recruitment;                // the recruiter's state (null without recruitment)
-  nlohmann::json info;                       // its pool_json entry (name, parent, ...; "order": pool index)
+  bool lead = false;            // its group's rank 0: shared tensors and its index entry
+  std::string recruitment_log;  // JSON lines, one per recruitment decision
+  nlohmann::json recruitment;   // the recruiter's state (null without recruitment)
+  nlohmann::json info;          // its pool_json entry (name, parent, ...; "order": pool index)
 };
 
 struct CheckpointWrite {
@@ -104,7 +104,7 @@ class CheckpointWriter {
   std::string dir_, file_name_;
   std::vector<std::pair<std::string, at::Tensor>> out_;  // this rank's tensors (host copies when asynchronous)
   std::string names_;  // their names, one per line (the index lists them, so a reader opens only the files it needs)
-  at::Tensor rng_states_;                                // rank 0: every rank's CPU generator state
+  at::Tensor rng_states_;  // rank 0: every rank's CPU generator state
   std::thread thread_;
   std::exception_ptr error_;
   std::atomic<bool> done_{true};

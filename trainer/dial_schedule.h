@@ -17,18 +17,18 @@ struct DialPoint {
 
 struct DialStage {
   std::string name;
-  int64_t until_step = -1;      // the stage holds while step < until_step; -1: to the end
-  std::vector<double> value;    // scalar (size 1) or one per layer
+  int64_t until_step = -1;    // the stage holds while step < until_step; -1: to the end
+  std::vector<double> value;  // scalar (size 1) or one per layer
 };
 
 struct DialSchedule {
-  std::string kind = "constant";  // constant | linear | cosine | points | stages | uniform
-  std::vector<double> value{0.0}; // constant: scalar (size 1) or one per layer
-  double from = 0, to = 1;        // linear, cosine: value at start, at end
-  int64_t start = 0, end = 1;     // linear, cosine: steps
-  std::vector<DialPoint> points;  // points: sorted by step, held flat outside
-  std::vector<DialStage> stages;  // stages: ordered by until_step
-  double lo = 0, hi = 1;          // uniform
+  std::string kind = "constant";   // constant | linear | cosine | points | stages | uniform
+  std::vector<double> value{0.0};  // constant: scalar (size 1) or one per layer
+  double from = 0, to = 1;         // linear, cosine: value at start, at end
+  int64_t start = 0, end = 1;      // linear, cosine: steps
+  std::vector<DialPoint> points;   // points: sorted by step, held flat outside
+  std::vector<DialStage> stages;   // stages: ordered by until_step
+  double lo = 0, hi = 1;           // uniform
 
   // λ for every layer at `step`.
   std::vector<double> at(int64_t step, int64_t n_layers, uint64_t seed) const;

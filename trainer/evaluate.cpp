@@ -35,8 +35,9 @@ EvalSet eval_set_load(const DataConfig& data, int64_t context, int64_t per_sourc
     }
   }
   if (rows == 0) {
-    throw ConfigError("data.sources: evaluation needs a held-out source (train: false) with at least model.context + 1 "
-                      "tokens");
+    throw ConfigError(
+        "data.sources: evaluation needs a held-out source (train: false) with at least model.context + 1 "
+        "tokens");
   }
   set.tokens = at::tensor(all, at::kLong).view({rows, context + 1});
   return set;
@@ -101,15 +102,16 @@ std::string sweep_table(const std::vector<EvalMetrics>& rows) {
     std::string line;
     for (const auto& f : metric_fields()) {
       if (!f.label) continue;
-      const std::string cell = f.absent && f.absent(m) ? std::string("-")
-                                                       : fmt::format("{:.{}f}", f.value(m).get<double>(), f.precision);
+      const std::string cell =
+          f.absent && f.absent(m) ? std::string("-") : fmt::format("{:.{}f}", f.value(m).get<double>(), f.precision);
       line += fmt::format("{}{:>{}}", line.empty() ? "" : " ", cell, f.width);
     }
     s += line + "\n";
   }
-  s += "H_attn: gate-weighted attention entropy (bits); H_unw: unweighted; H_rt: routing entropy; share: largest block "
-       "share; fid/top1: own-block pointer fidelity; rule: point-rule fidelity; bounds: smallest fraction of queries on "
-       "which an M8 bound holds";
+  s +=
+      "H_attn: gate-weighted attention entropy (bits); H_unw: unweighted; H_rt: routing entropy; share: largest block "
+      "share; fid/top1: own-block pointer fidelity; rule: point-rule fidelity; bounds: smallest fraction of queries on "
+      "which an M8 bound holds";
   return s;
 }
 
@@ -140,14 +142,17 @@ std::vector<std::string> sweep_write(const std::vector<EvalMetrics>& rows, const
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     const std::string png = (fs::path(dir) / "sweep.png").string();
     const std::string script = (fs::path(dir) / "sweep.gnuplot").string();
-    write_file_atomic(script, fmt::format(
-        "set terminal pngcairo size 900,600\nset output '{}'\nset datafile separator ','\nset key top center\n"
-        "set xlabel 'locality dial lambda'\nset ylabel 'bits / fidelity'\nset y2label 'perplexity'\nset ytics nomirror\n"
-        "set y2tics\nplot '{}' skip 1 using {}:{} with linespoints title 'attention entropy (bits)', "
-        "'' skip 1 using {}:{} with linespoints title 'own-block fidelity', "
-        "'' skip 1 using {}:{} axes x1y2 with linespoints title 'perplexity'\n",
-        png, csv_path, metric_csv_column("dial"), metric_csv_column("attn_entropy_bits"), metric_csv_column("dial"),
-        metric_csv_column("own_fidelity_mass"), metric_csv_column("dial"), metric_csv_column("perplexity")));
+    write_file_atomic(
+        script,
+        fmt::format(
+            "set terminal pngcairo size 900,600\nset output '{}'\nset datafile separator ','\nset key top center\n"
+            "set xlabel 'locality dial lambda'\nset ylabel 'bits / fidelity'\nset y2label 'perplexity'\nset ytics "
+            "nomirror\n"
+            "set y2tics\nplot '{}' skip 1 using {}:{} with linespoints title 'attention entropy (bits)', "
+            "'' skip 1 using {}:{} with linespoints title 'own-block fidelity', "
+            "'' skip 1 using {}:{} axes x1y2 with linespoints title 'perplexity'\n",
+            png, csv_path, metric_csv_column("dial"), metric_csv_column("attn_entropy_bits"), metric_csv_column("dial"),
+            metric_csv_column("own_fidelity_mass"), metric_csv_column("dial"), metric_csv_column("perplexity")));
     if (std::system(("gnuplot '" + script + "' 2>/dev/null").c_str()) == 0) {
       written.push_back(png);
     } else {

@@ -27,7 +27,7 @@ EvalSet eval_set_load(const DataConfig& data, int64_t context, int64_t per_sourc
 
 struct EvalInputs {
   const std::vector<std::string>* token_texts = nullptr;  // for rules
-  std::vector<int64_t> token_bytes;                        // for bits per byte
+  std::vector<int64_t> token_bytes;                       // for bits per byte
   int64_t pad_id = -1;
   at::Device device = at::kCPU;
   int64_t batch = 8;

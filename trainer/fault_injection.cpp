@@ -23,8 +23,8 @@ FaultInjection fault_injection_from_env() {
                             reinterpret_cast<long long*>(&f.step), at);
   f.kind = kind;
   f.at = at;
-  const bool ok = (n == 3 && (f.kind == "stall" || f.kind == "kill" || f.kind == "signal")) ||
-                  (n == 4 && f.kind == "ckptkill");
+  const bool ok =
+      (n == 3 && (f.kind == "stall" || f.kind == "kill" || f.kind == "signal")) || (n == 4 && f.kind == "ckptkill");
   if (!ok) {
     throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v +
                       "': expected stall|kill|signal:rank=R:step=S or ckptkill:rank=R:step=S:at=POINT");

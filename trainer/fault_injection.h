@@ -15,7 +15,7 @@ struct FaultInjection {
   std::string kind;  // "", stall, kill, signal or ckptkill
   int rank = -1;
   int64_t step = -1;
-  std::string at;    // ckptkill only
+  std::string at;  // ckptkill only
 };
 FaultInjection fault_injection_from_env();
 // Before step `step` on world rank `rank`: stalls, kills or signals when the fault says so.

@@ -18,12 +18,12 @@ namespace localist {
 struct GenerateOptions {
   std::vector<double> dial;  // per layer
   double temperature = 1.0;
-  int64_t top_k = 0;         // 0: the whole vocabulary
+  int64_t top_k = 0;  // 0: the whole vocabulary
   int64_t max_tokens = 200;
   int64_t top_positions = 3;
   uint64_t seed = 0;
   const RuleSet* rules = nullptr;
-  std::string domain;        // for domain rules
+  std::string domain;  // for domain rules
 };
 
 struct GeneratedToken {

@@ -91,9 +91,9 @@ void GradientSync::launch_ready() {
 }
 
 void GradientSync::launch(size_t b) {
-  buckets_[b].work = group_->all_reduce_async(buckets_[b].flat, ReduceOp::kSum,
-                                              what_ + ", bucket " + std::to_string(b + 1) + " of " +
-                                                  std::to_string(buckets_.size()));
+  buckets_[b].work =
+      group_->all_reduce_async(buckets_[b].flat, ReduceOp::kSum,
+                               what_ + ", bucket " + std::to_string(b + 1) + " of " + std::to_string(buckets_.size()));
 }
 
 double GradientSync::finish() {

@@ -12,7 +12,8 @@ double LrSchedule::at(int64_t step) const {
   if (kind == "constant") return lr;
   const int64_t last = std::max<int64_t>(total_steps - 1, 1);
   if (kind == "wsd") {
-    const int64_t decay_start = std::max(warmup_steps, total_steps - static_cast<int64_t>(decay_fraction * total_steps));
+    const int64_t decay_start =
+        std::max(warmup_steps, total_steps - static_cast<int64_t>(decay_fraction * total_steps));
     if (step < decay_start) return lr;
     const double f = std::min(1.0, double(step - decay_start) / double(std::max<int64_t>(last - decay_start, 1)));
     return lr + (min_lr - lr) * f;

@@ -7,26 +7,26 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <torch/optim/adamw.h>
 #include <algorithm>
 #include <functional>
 #include <tuple>
-#include <torch/optim/adamw.h>
 
 #include "comm/nccl_communicator.h"
 #include "core/error.h"
 #include "data/prepare.h"
+#include "recruitment/recruiter.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
 #include "trainer/checkpoint_schema.h"
 #include "trainer/grad_sync.h"
 #include "trainer/zero_optimizer.h"
-#include "recruitment/recruiter.h"
 
 namespace localist {
 namespace {
 
 int64_t file_mtime_ns(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return -1;
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
@@ -122,7 +122,7 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
                                          BatchReader::kDefaultCacheBytes, s.phases);
   const std::string source = source_name.empty() ? s.name : source_name;
   const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
-  BlockMap planned;  // bp > 1: the block map this group starts under
+  BlockMap planned;                                               // bp > 1: the block map this group starts under
   const int64_t read_before = resumed ? resumed->bytes_read : 0;  // the contents may serve several LLMs
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
@@ -133,13 +133,14 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   const std::string sp_model = trained_tokenizer_path(s.data);
   tokenizer = tokenizer_create(s.data.tokenizer, training_files, sp_model);
   if (tokenizer->hash() != reader->shards().front()->meta().tokenizer_hash) {
-    throw Error(reader->shards().front()->path() + ": made with another tokenizer than the config's; re-run "
+    throw Error(reader->shards().front()->path() +
+                ": made with another tokenizer than the config's; re-run "
                 "`localist prepare --force`");
   }
   token_texts = tokenizer->token_texts();
   tokenizer_file = s.data.tokenizer.kind != "sentencepiece" ? ""
-                   : s.data.tokenizer.model.empty()     ? sp_model
-                                                        : s.data.tokenizer.model;
+                   : s.data.tokenizer.model.empty()         ? sp_model
+                                                            : s.data.tokenizer.model;
 
   model = std::make_shared<LocalistModel>(s.model, tokenizer->vocab_size(), s.seed);
   if (mesh.ranks->size() > 1) {
@@ -163,7 +164,8 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
     const bool vocab = s.vocab_parallel == "on" ||
                        (s.vocab_parallel == "auto" && model->vocab_size() > tc.micro_batch * s.model.context);
     blocks = std::make_unique<BlockParallel>(mesh.bp_data, *model, planned, vocab);
-    if (s.lead && vocab) spdlog::info("vocabulary parallel: {} embedding rows split over {} ranks", model->vocab_size(), mesh.bp_size);
+    if (s.lead && vocab)
+      spdlog::info("vocabulary parallel: {} embedding rows split over {} ranks", model->vocab_size(), mesh.bp_size);
     for (const auto& p : model->parameters()) {
       if (!is_split(*model, p, mesh.bp_size)) replica_summed.push_back(p);
     }
@@ -177,11 +179,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   model->to(s.device);
   model->train();
   const auto& ac = model->anchor_code();
-  if (s.lead) spdlog::info("model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
-               "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
-               whole_parameters, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max,
-               s.model.heads_per_block, s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(),
-               bf16 ? " (bf16 autocast)" : "");
+  if (s.lead)
+    spdlog::info(
+        "model: {} parameters, {} layers, width {}, {} of {} blocks active x {} heads of {}, anchors {} "
+        "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
+        whole_parameters, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max, s.model.heads_per_block,
+        s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(), bf16 ? " (bf16 autocast)" : "");
 
   make_optimizers(resumed, source, read_before);
 
@@ -225,8 +228,8 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
   const bool sharded = s.zero == 1 && mesh.ranks->size() > 1;
   const bool split_sharded = sharded && mesh.dp_size > 1;
   auto split = [&](const at::Tensor& t) { return is_split(*model, t, mesh.bp_size); };
-  optimizer = make_optimizer(*model, tc, [&](const at::Tensor& t) { return !sharded || (split(t) && !split_sharded); },
-                             &adamw_params);
+  optimizer = make_optimizer(
+      *model, tc, [&](const at::Tensor& t) { return !sharded || (split(t) && !split_sharded); }, &adamw_params);
   torch_moments_ = adamw_moments(*optimizer);
   moments = [this](const at::Tensor& p) -> std::vector<at::Tensor> {
     if (!zero_split || zero_split->index_of(p) < 0) return torch_moments_(p);
@@ -258,10 +261,11 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
     zero_split = std::make_unique<ZeroAdamW>(mesh.dp_data, parts, decay, zo);
   }
   if (s.lead && sharded) {
-    spdlog::info("ZeRO-1: moments of {} replicated parameter tensors sharded over the group's {} ranks, of {} split "
-                 "tensors over {} data-parallel ranks ({:.2f} MB of moments per rank)",
-                 zero->params().size(), mesh.ranks->size(), zero_split ? zero_split->params().size() : 0,
-                 mesh.dp_size, (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
+    spdlog::info(
+        "ZeRO-1: moments of {} replicated parameter tensors sharded over the group's {} ranks, of {} split "
+        "tensors over {} data-parallel ranks ({:.2f} MB of moments per rank)",
+        zero->params().size(), mesh.ranks->size(), zero_split ? zero_split->params().size() : 0, mesh.dp_size,
+        (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
   }
   if (resumed) {
     checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
@@ -269,11 +273,12 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
     const auto held = blocks ? blocks->map().owned_by(mesh.bp_rank) : model->active_slots();
     int64_t rank_files = 0;
     for (const auto& [name, info] : resumed->files.items()) rank_files += name.rfind("rank-", 0) == 0;
-    spdlog::info("resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {} ({} of its {} "
-                 "rank files opened on this rank)", setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6,
-                 resumed->dir, resumed->open_files.size(), rank_files);
+    spdlog::info(
+        "resume of LLM '{}': read {} of its active block(s) and {:.2f} MB of tensors from {} ({} of its {} "
+        "rank files opened on this rank)",
+        setup.name, held.size(), (resumed->bytes_read - read_before) / 1e6, resumed->dir, resumed->open_files.size(),
+        rank_files);
   }
-
 }
 
 void ModelGroup::make_gradient_sync() {
@@ -295,7 +300,6 @@ void ModelGroup::make_gradient_sync() {
     }
   }
 }
-
 
 bool ModelGroup::split_part(const at::Tensor& p) const { return blocks && model->held_part(p).has_value(); }
 
@@ -362,7 +366,8 @@ const FullMoments* ModelGroup::distributed_state(const at::Tensor& p) const {
   }
   const auto it = gathered_.find(p.unsafeGetTensorImpl());
   if (!gathered_ready_ || it == gathered_.end()) {
-    throw Error("LLM '" + setup.name + "': the optimizer state spread over ranks was not gathered first (a trainer bug)");
+    throw Error("LLM '" + setup.name +
+                "': the optimizer state spread over ranks was not gathered first (a trainer bug)");
   }
   return &it->second;
 }
@@ -471,7 +476,7 @@ void ModelGroup::close_split_moments() {
 }
 
 nlohmann::json ModelGroup::recruitment_round(int64_t step, const std::vector<double>& dial, double lr) {
-  release_assembled();  // probes and trials run on this rank's share, as training does
+  release_assembled();   // probes and trials run on this rank's share, as training does
   open_split_moments();  // blocks moved or switched on change their moments
   nlohmann::json rec = recruiter->begin_round(step, dial);
   const int64_t pruned = recruiter->prune(step, dial, rec);

@@ -22,8 +22,8 @@
 #include "model/model_config.h"
 #include "model/rules.h"
 #include "recruitment/block_map.h"
-#include "recruitment/recruitment_config.h"
 #include "recruitment/block_slots.h"
+#include "recruitment/recruitment_config.h"
 #include "recruitment/trial.h"
 #include "trainer/train_config.h"
 #include "trainer/zero_optimizer.h"
@@ -50,7 +50,7 @@ struct GroupMesh {
   // CUDA tensors (gradients, activations, block moves); the control plane stays on MPI.
   std::shared_ptr<Communicator> dp_data, bp_data, ranks_data;
   int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
-  void set_timeout(double seconds);     // of every communicator of the mesh
+  void set_timeout(double seconds);  // of every communicator of the mesh
 };
 GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel, const at::Device& device);
 
@@ -75,8 +75,8 @@ class GroupRules {
 
 struct GroupSetup {
   std::string name = "main";
-  uint64_t seed = 0;         // the run's seed (model construction, recruitment)
-  uint64_t stream_seed = 0;  // this LLM's data and dropout streams (main: the run's seed)
+  uint64_t seed = 0;                // the run's seed (model construction, recruitment)
+  uint64_t stream_seed = 0;         // this LLM's data and dropout streams (main: the run's seed)
   std::vector<StreamPhase> phases;  // its share of the training sources (empty: all)
   ModelConfig model;
   DataConfig data;
@@ -85,7 +85,7 @@ struct GroupSetup {
   std::shared_ptr<Communicator> ranks;
   int64_t block_parallel = 1;
   double bucket_mb = 1.0;
-  int64_t zero = 0;  // distributed.zero: 1 shards the replicated parameters' moments over dp
+  int64_t zero = 0;                     // distributed.zero: 1 shards the replicated parameters' moments over dp
   std::string vocab_parallel = "auto";  // distributed.vocab_parallel (bp > 1)
   at::Device device = at::kCPU;
   bool lead = false;  // this rank logs for the group
@@ -117,8 +117,8 @@ struct ModelGroup {
   GroupSetup setup;
   GroupMesh mesh;
   bool bf16 = false;
-  int64_t accum = 1;                     // micro-batches of this rank per step (the last may be short)
-  int64_t row_begin = 0, row_end = 0;    // this rank's rows [begin, end) of the global batch
+  int64_t accum = 1;                   // micro-batches of this rank per step (the last may be short)
+  int64_t row_begin = 0, row_end = 0;  // this rank's rows [begin, end) of the global batch
   std::unique_ptr<BatchReader> reader;
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<std::string> token_texts;    // each id's bytes
@@ -138,9 +138,9 @@ struct ModelGroup {
   // open_split_moments and close_split_moments: a recruitment round, a test remap) the
   // split tensors' whole moments gathered from the ZeRO chunks, written back on close.
   MomentsOf moments;
-  std::unique_ptr<BlockParallel> blocks;     // bp > 1 only
-  std::unique_ptr<GradientSync> grad_sync;   // dp > 1 only (under ZeRO: the block tensors only)
-  std::unique_ptr<ZeroAdamW> zero;           // distributed.zero 1 on several ranks: the replicated parameters
+  std::unique_ptr<BlockParallel> blocks;    // bp > 1 only
+  std::unique_ptr<GradientSync> grad_sync;  // dp > 1 only (under ZeRO: the block tensors only)
+  std::unique_ptr<ZeroAdamW> zero;          // distributed.zero 1 on several ranks: the replicated parameters
   // distributed.zero 1 with dp > 1: the split tensors (blocks; FFN under bp > 1),
   // sharded over the ranks that hold the same share (mesh.dp).
   std::unique_ptr<ZeroAdamW> zero_split;
@@ -174,7 +174,7 @@ struct ModelGroup {
     int64_t parameters = 0, gradients = 0, optimizer = 0, sync_buffers = 0;
   };
   Memory memory() const;
-  std::unique_ptr<Recruiter> recruiter;      // recruitment.enabled only
+  std::unique_ptr<Recruiter> recruiter;  // recruitment.enabled only
   GroupRules rules;
 
  private:

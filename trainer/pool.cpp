@@ -73,11 +73,20 @@ void gather_state(Communicator& world, const ModelGroup* g, const std::vector<in
 
 void send_state(Communicator& world, const CheckpointContents& c, int dst, int tag) {
   const LlmCheckpoint& l = c.llms.front();
-  const nlohmann::json header = {
-      {"dir", c.dir}, {"step", c.meta.step}, {"vocab", c.meta.vocab_size}, {"seed", c.meta.seed},
-      {"tok_kind", c.meta.tokenizer_kind}, {"tok_hash", c.meta.tokenizer_hash}, {"tok_spec", c.meta.tokenizer_spec},
-      {"name", l.name}, {"active", l.map.active}, {"owner", l.map.owner}, {"epoch", l.map.epoch}, {"bp", l.map.bp},
-      {"log", l.recruitment_log}, {"recruitment", l.recruitment}};
+  const nlohmann::json header = {{"dir", c.dir},
+                                 {"step", c.meta.step},
+                                 {"vocab", c.meta.vocab_size},
+                                 {"seed", c.meta.seed},
+                                 {"tok_kind", c.meta.tokenizer_kind},
+                                 {"tok_hash", c.meta.tokenizer_hash},
+                                 {"tok_spec", c.meta.tokenizer_spec},
+                                 {"name", l.name},
+                                 {"active", l.map.active},
+                                 {"owner", l.map.owner},
+                                 {"epoch", l.map.epoch},
+                                 {"bp", l.map.bp},
+                                 {"log", l.recruitment_log},
+                                 {"recruitment", l.recruitment}};
   const std::string what = "state of LLM '" + l.name + "' to rank " + std::to_string(dst);
   send_string(world, header.dump(), dst, tag, what);
   send_named_tensors(world, NamedTensors(c.tensors.begin(), c.tensors.end()), dst, tag, what);
@@ -88,7 +97,8 @@ CheckpointContents recv_state(Communicator& world, int src, int tag, const std::
   const auto h = nlohmann::json::parse(recv_string(world, src, tag, what));
   CheckpointContents c;
   c.dir = h.at("dir").get<std::string>();
-  c.meta = CheckpointMeta{h.at("step").get<int64_t>(), 0, h.at("vocab").get<int64_t>(), h.at("seed").get<uint64_t>(),
+  c.meta = CheckpointMeta{h.at("step").get<int64_t>(),         0,
+                          h.at("vocab").get<int64_t>(),        h.at("seed").get<uint64_t>(),
                           h.at("tok_kind").get<std::string>(), h.at("tok_hash").get<std::string>(),
                           h.at("tok_spec").get<std::string>()};
   LlmCheckpoint l;
@@ -118,7 +128,8 @@ uint64_t pool_stream_seed(uint64_t seed, const std::string& llm) {
   return mix64(seed ^ mix64(h));
 }
 
-std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, const std::vector<std::string>& domains) {
+std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm,
+                                            const std::vector<std::string>& domains) {
   auto sources_where = [&](auto pred) {
     std::vector<int32_t> out;
     for (size_t s = 0; s < domains.size(); ++s) {
@@ -130,7 +141,9 @@ std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, 
   if (llm != 0) {
     const auto& mine = pool.llms[llm].domains;
     phases.push_back({pool.llms[llm].branch_step,
-                      sources_where([&](const std::string& d) { return contains_domain(mine, d); }), {}, 0});
+                      sources_where([&](const std::string& d) { return contains_domain(mine, d); }),
+                      {},
+                      0});
     return phases;
   }
   std::vector<int64_t> points{0};
@@ -441,8 +454,8 @@ void pool_add_spawned(PoolConfig& pool, const CheckpointContents& c) {
                   "); the checkpoint is damaged: use an earlier one");
     }
     if (pool.index(s.branch_from) < 0 || s.domains.empty() || s.global_batch < 1) {
-      throw Error(c.dir + ": the pool entry of spawned LLM '" + l.name + "' names parent '" + s.branch_from +
-                  "', " + std::to_string(s.domains.size()) + " domain(s) and batch " + std::to_string(s.global_batch) +
+      throw Error(c.dir + ": the pool entry of spawned LLM '" + l.name + "' names parent '" + s.branch_from + "', " +
+                  std::to_string(s.domains.size()) + " domain(s) and batch " + std::to_string(s.global_batch) +
                   "; the checkpoint is damaged: use an earlier one");
     }
     s.spawned = true;

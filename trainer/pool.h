@@ -90,8 +90,8 @@ class Pool {
 
   PoolSetup s_;
   PoolMap map_;
-  std::shared_ptr<Communicator> comm_;  // this rank's group of ranks (the world without a pool)
-  std::vector<std::unique_ptr<ModelGroup>> groups_;  // by LLM; null where this rank does not train it
+  std::shared_ptr<Communicator> comm_;                     // this rank's group of ranks (the world without a pool)
+  std::vector<std::unique_ptr<ModelGroup>> groups_;        // by LLM; null where this rank does not train it
   std::map<size_t, std::unique_ptr<ModelGroup>> pending_;  // during admit: the spawned LLM's trial state
   std::vector<nlohmann::json> pool_log_;
 };
@@ -106,6 +106,7 @@ uint64_t pool_stream_seed(uint64_t seed, const std::string& llm);
 // An LLM's share of the training sources over the run (GlobalSampler phases): main
 // everything not owned by an existing specialist plus a replay share of what is; a
 // specialist its domains from its branch step.
-std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm, const std::vector<std::string>& domains);
+std::vector<StreamPhase> pool_stream_phases(const PoolConfig& pool, size_t llm,
+                                            const std::vector<std::string>& domains);
 
 }  // namespace localist

@@ -99,7 +99,8 @@ nlohmann::json PoolEvalResult::to_json() const {
   for (size_t d = 0; d < domains.size(); ++d) {
     nlohmann::json row = {{"domain", domains[d]}, {"windows", windows[d]}};
     for (size_t c = 0; c < columns.size(); ++c) row["bits_per_token"][columns[c]] = bits[d][c];
-    for (size_t p = 0; p < prefixes.size(); ++p) row["argmin_agrees_with_tag"][std::to_string(prefixes[p])] = agreement[d][p];
+    for (size_t p = 0; p < prefixes.size(); ++p)
+      row["argmin_agrees_with_tag"][std::to_string(prefixes[p])] = agreement[d][p];
     j["domains"].push_back(row);
   }
   return j;
@@ -122,8 +123,10 @@ std::string pool_eval_table(const PoolEvalResult& r) {
     for (double a : r.agreement[d]) s += fmt::format(" {:>8.3f}", a);
     s += "\n";
   }
-  s += fmt::format("mixture bound (mixture <= min over LLMs of bits + log2 1/prior, every window): {} (slack {:.3g} "
-                   "bits)\n", r.mixture_bound_slack >= -1e-6 ? "holds" : "VIOLATED", r.mixture_bound_slack);
+  s += fmt::format(
+      "mixture bound (mixture <= min over LLMs of bits + log2 1/prior, every window): {} (slack {:.3g} "
+      "bits)\n",
+      r.mixture_bound_slack >= -1e-6 ? "holds" : "VIOLATED", r.mixture_bound_slack);
   return s;
 }
 

@@ -25,22 +25,22 @@ struct PoolEvalLlm {
 
 struct PoolEvalSpec {
   std::vector<PoolEvalLlm> llms;
-  std::vector<double> priors;          // per LLM (training shares), positive
-  std::vector<int> owner;              // per window of the set: the LLM its domain's tag names
-  int64_t route_prefix = 16;           // m of the argmin column
+  std::vector<double> priors;                          // per LLM (training shares), positive
+  std::vector<int> owner;                              // per window of the set: the LLM its domain's tag names
+  int64_t route_prefix = 16;                           // m of the argmin column
   std::vector<int64_t> agreement_prefixes{16, 64, 0};  // 0: the whole window
-  std::vector<double> dial;            // per layer
-  EvalInputs inputs;                   // token texts, device, batch, pad
+  std::vector<double> dial;                            // per layer
+  EvalInputs inputs;                                   // token texts, device, batch, pad
 };
 
 struct PoolEvalResult {
-  std::vector<std::string> columns;              // the LLMs, then tag, argmin@m, mixture, oracle
-  std::vector<std::string> domains;              // held-out domains (first-seen order), then "all"
-  std::vector<std::vector<double>> bits;         // [domain][column]: bits per token
-  std::vector<int64_t> windows;                  // per domain
-  std::vector<int64_t> prefixes;                 // the agreement table's m (the whole window as its length)
-  std::vector<std::vector<double>> agreement;    // [domain][prefix]: share of windows argmin sends to the tag's LLM
-  double mixture_bound_slack = 0;                // min over windows of (min_l CL_l + log2 1/prior_l − CL_mix) >= 0
+  std::vector<std::string> columns;            // the LLMs, then tag, argmin@m, mixture, oracle
+  std::vector<std::string> domains;            // held-out domains (first-seen order), then "all"
+  std::vector<std::vector<double>> bits;       // [domain][column]: bits per token
+  std::vector<int64_t> windows;                // per domain
+  std::vector<int64_t> prefixes;               // the agreement table's m (the whole window as its length)
+  std::vector<std::vector<double>> agreement;  // [domain][prefix]: share of windows argmin sends to the tag's LLM
+  double mixture_bound_slack = 0;              // min over windows of (min_l CL_l + log2 1/prior_l − CL_mix) >= 0
   nlohmann::json to_json() const;
 };
 

@@ -43,7 +43,7 @@ at::Tensor route_argmin(const at::Tensor& bits, int64_t m) {
   const int64_t T = bits.size(2);
   const int64_t n = std::max<int64_t>(1, std::min(m, T));
   const auto cl = bits.narrow(2, 0, n).sum(2);  // (L, N)
-  return std::get<1>(cl.min(0));                 // first index of the minimum
+  return std::get<1>(cl.min(0));                // first index of the minimum
 }
 
 at::Tensor route_mixture_weights(const at::Tensor& bits, const std::vector<double>& priors) {

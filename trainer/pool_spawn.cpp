@@ -118,7 +118,9 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   nlohmann::json rec = {{"event", "pool_recruitment"}, {"step", step}, {"parent", "main"}};
   // Step 1, the trigger: main's tagged domains, started, not owned, whose block recruitment
   // has saturated, main keeping another domain of its own.
-  auto mine_at = [&](size_t s) { return sources[s].start_step <= step && pc.owner_at(main.source_domain[s], step) == 0; };
+  auto mine_at = [&](size_t s) {
+    return sources[s].start_step <= step && pc.owner_at(main.source_domain[s], step) == 0;
+  };
   std::vector<std::string> domains;
   for (size_t s = 0; s < sources.size(); ++s) {
     const std::string& d = main.source_domain[s];
@@ -134,15 +136,18 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
     bool other = false;
     for (size_t s = 0; s < sources.size(); ++s) {
       if (!mine_at(s)) continue;
-      if (main.source_domain[s] == d) srcs.push_back(static_cast<int32_t>(s));
-      else other = true;
+      if (main.source_domain[s] == d)
+        srcs.push_back(static_cast<int32_t>(s));
+      else
+        other = true;
     }
     nlohmann::json c = {{"domain", d}};
     const Recruiter* r = main.recruiter.get();
     const auto& routes = r ? r->domain_routes() : std::vector<DomainRoute>{};
     const bool routed = std::any_of(routes.begin(), routes.end(), [&](const DomainRoute& x) { return x.domain == d; });
     const bool free_slot = static_cast<int64_t>(main.model->active_slots().size()) < main.setup.model.k_max;
-    const std::string why = spawn_saturation(r != nullptr, r ? r->log() : "", d, routed, free_slot, rc.block_rejections);
+    const std::string why =
+        spawn_saturation(r != nullptr, r ? r->log() : "", d, routed, free_slot, rc.block_rejections);
     if (!other) {
       c["eligible"] = false, c["why"] = "main would keep no domain of its own";
     } else if (why.empty()) {
@@ -198,14 +203,31 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
   const double se = mdl_gain_standard_error(bp.window_bits, bs.window_bits, n_d);
   const MdlDecision m = mdl_decide_spawn(bp.mean, bs.mean, n_d, documents, llms_after, spec->whole_parameters,
                                          rc.max_llms, rc.delta, costs, se, rc.confidence_z);
-  rec.update({{"domain", best}, {"name", name}, {"decision", m.accepted ? "accepted" : "rejected"},
-              {"accepted", m.accepted}, {"n_try", rc.n_try}, {"specialist_batch", rc.specialist_batch},
-              {"heldout_windows", held.size()}, {"heldout_tokens", bs.tokens}, {"share", share},
-              {"horizon_tokens", rc.horizon_tokens}, {"n_d", n_d}, {"documents", documents},
-              {"bits_start", best_bits.mean}, {"b_p", bp.mean}, {"b_s", bs.mean}, {"gain_bits", m.gain_bits},
-              {"naming_bits", m.naming_bits}, {"se_bits", m.se_bits}, {"z", m.z}, {"p_llm", spec->whole_parameters},
-              {"cost_bits", m.cost_bits}, {"delta_bits", m.delta_bits}, {"j_before", m.j_before},
-              {"j_after", m.j_after}, {"llms_after", m.accepted ? llms_after : llms_after - 1}});
+  rec.update({{"domain", best},
+              {"name", name},
+              {"decision", m.accepted ? "accepted" : "rejected"},
+              {"accepted", m.accepted},
+              {"n_try", rc.n_try},
+              {"specialist_batch", rc.specialist_batch},
+              {"heldout_windows", held.size()},
+              {"heldout_tokens", bs.tokens},
+              {"share", share},
+              {"horizon_tokens", rc.horizon_tokens},
+              {"n_d", n_d},
+              {"documents", documents},
+              {"bits_start", best_bits.mean},
+              {"b_p", bp.mean},
+              {"b_s", bs.mean},
+              {"gain_bits", m.gain_bits},
+              {"naming_bits", m.naming_bits},
+              {"se_bits", m.se_bits},
+              {"z", m.z},
+              {"p_llm", spec->whole_parameters},
+              {"cost_bits", m.cost_bits},
+              {"delta_bits", m.delta_bits},
+              {"j_before", m.j_before},
+              {"j_after", m.j_after},
+              {"llms_after", m.accepted ? llms_after : llms_after - 1}});
   *tried = std::move(spec);  // kept whatever this rank decided: main's lead's decision is the one that holds
   times_.decision_s += seconds_since(t0);
   return rec;
@@ -226,16 +248,22 @@ nlohmann::json PoolSpawner::round(int64_t step) {
   // a trial costs the rest of the pool).
   nlohmann::json rec;
   const auto t_wait = Clock::now();
-  for (const auto& s : all_gather_strings(world, mine, "pool recruitment decision (step " + std::to_string(step) + ")")) {
+  for (const auto& s :
+       all_gather_strings(world, mine, "pool recruitment decision (step " + std::to_string(step) + ")")) {
     if (!s.empty()) rec = nlohmann::json::parse(s);
   }
   if (!main) times_.wait_s += seconds_since(t_wait);
-  if (rec.is_null()) throw Error("pool recruitment: no rank of main reported a decision at step " + std::to_string(step) + " (a bug)");
+  if (rec.is_null())
+    throw Error("pool recruitment: no rank of main reported a decision at step " + std::to_string(step) + " (a bug)");
   rec["ranks_before"] = ranks_by_llm(pool_);
   const auto t1 = Clock::now();
   if (rec.value("accepted", false)) {
-    PoolLlmConfig llm{rec.at("name").get<std::string>(), {rec.at("domain").get<std::string>()}, "main", step,
-                      pool_.config().recruit.specialist_batch, true};
+    PoolLlmConfig llm{rec.at("name").get<std::string>(),
+                      {rec.at("domain").get<std::string>()},
+                      "main",
+                      step,
+                      pool_.config().recruit.specialist_batch,
+                      true};
     pool_.admit(step, llm, std::move(trial));
     times_.admit_s += seconds_since(t1);
   }
@@ -245,13 +273,13 @@ nlohmann::json PoolSpawner::round(int64_t step) {
     if (rec.value("decision", "") == "no candidate") {
       spdlog::info("pool recruitment at step {}: no candidate ({})", step, rec.at("candidates").dump());
     } else {
-      spdlog::info("pool recruitment at step {}: domain {} (specialist {}): N_d {:.3g}, bits/token b_p {:.4f} b_s {:.4f}, "
-                   "G {:.4g} bits (R_d {:.4g}, SE {:.4g}, z {:.1f}), c_LLM {:.4g}, delta {:.4g}, J {:.6g} -> {:.6g}: {}",
-                   step, rec.value("domain", ""), rec.value("name", ""), rec.value("n_d", 0.0), rec.value("b_p", 0.0),
-                   rec.value("b_s", 0.0), rec.value("gain_bits", 0.0), rec.value("naming_bits", 0.0),
-                   rec.value("se_bits", 0.0), rec.value("z", 0.0), rec.value("cost_bits", 0.0),
-                   rec.value("delta_bits", 0.0), rec.value("j_before", 0.0), rec.value("j_after", 0.0),
-                   rec.value("decision", ""));
+      spdlog::info(
+          "pool recruitment at step {}: domain {} (specialist {}): N_d {:.3g}, bits/token b_p {:.4f} b_s {:.4f}, "
+          "G {:.4g} bits (R_d {:.4g}, SE {:.4g}, z {:.1f}), c_LLM {:.4g}, delta {:.4g}, J {:.6g} -> {:.6g}: {}",
+          step, rec.value("domain", ""), rec.value("name", ""), rec.value("n_d", 0.0), rec.value("b_p", 0.0),
+          rec.value("b_s", 0.0), rec.value("gain_bits", 0.0), rec.value("naming_bits", 0.0), rec.value("se_bits", 0.0),
+          rec.value("z", 0.0), rec.value("cost_bits", 0.0), rec.value("delta_bits", 0.0), rec.value("j_before", 0.0),
+          rec.value("j_after", 0.0), rec.value("decision", ""));
     }
   }
   times_.round_s += seconds_since(t0);

@@ -63,7 +63,7 @@ class PoolSpawner {
 // "" when it does not: recruitment off, a recruited block for the domain, no free slot,
 // or the last `rejections` decisions on the domain's candidate rejected. `log` is the
 // recruiter's decision log (JSON lines).
-std::string spawn_saturation(bool recruitment_on, const std::string& log, const std::string& domain,
-                             bool has_route, bool free_slot, int64_t rejections);
+std::string spawn_saturation(bool recruitment_on, const std::string& log, const std::string& domain, bool has_route,
+                             bool free_slot, int64_t rejections);
 
 }  // namespace localist

@@ -31,8 +31,8 @@ void RecordRelay::exchange(const std::vector<int64_t>& sizes, const std::string&
       send_string(*world_, queue_, 0, kRelayTag, "metrics records (" + when + ")");
       queue_.clear();
     } else if (me == 0) {
-      std::istringstream lines(recv_string(*world_, r, kRelayTag, "metrics records of rank " + std::to_string(r) +
-                                                                    " (" + when + ")"));
+      std::istringstream lines(
+          recv_string(*world_, r, kRelayTag, "metrics records of rank " + std::to_string(r) + " (" + when + ")"));
       std::string line;
       while (std::getline(lines, line)) {
         if (!line.empty() && deliver_) deliver_(nlohmann::json::parse(line));

@@ -30,20 +30,29 @@ H5::FileAccPropList access_props() {
 
 const H5::PredType& file_type(at::ScalarType t, const std::string& name) {
   switch (t) {
-    case at::kFloat: return H5::PredType::IEEE_F32LE;
-    case at::kDouble: return H5::PredType::IEEE_F64LE;
-    case at::kLong: return H5::PredType::STD_I64LE;
-    case at::kByte: return H5::PredType::STD_U8LE;
-    default: throw Error("tensor '" + name + "': " + std::string(at::toString(t)) + " cannot be stored (a bug)");
+    case at::kFloat:
+      return H5::PredType::IEEE_F32LE;
+    case at::kDouble:
+      return H5::PredType::IEEE_F64LE;
+    case at::kLong:
+      return H5::PredType::STD_I64LE;
+    case at::kByte:
+      return H5::PredType::STD_U8LE;
+    default:
+      throw Error("tensor '" + name + "': " + std::string(at::toString(t)) + " cannot be stored (a bug)");
   }
 }
 
 const H5::PredType& mem_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return H5::PredType::NATIVE_FLOAT;
-    case at::kDouble: return H5::PredType::NATIVE_DOUBLE;
-    case at::kLong: return H5::PredType::NATIVE_INT64;
-    default: return H5::PredType::NATIVE_UINT8;
+    case at::kFloat:
+      return H5::PredType::NATIVE_FLOAT;
+    case at::kDouble:
+      return H5::PredType::NATIVE_DOUBLE;
+    case at::kLong:
+      return H5::PredType::NATIVE_INT64;
+    default:
+      return H5::PredType::NATIVE_UINT8;
   }
 }
 
@@ -74,10 +83,10 @@ void tensor_file_write(const std::string& path, const std::vector<std::pair<std:
         auto t = t_in.detach().to(at::kCPU).contiguous();
         if (t.scalar_type() == at::kBool) t = t.to(at::kByte);  // HDF5 has no bool; 0/1 bytes
         std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-        H5::DataSpace space = dims.empty() ? H5::DataSpace(H5S_SCALAR)
-                                           : H5::DataSpace(static_cast<int>(dims.size()), dims.data());
-        H5::DataSet ds = f.createDataSet(name, file_type(t.scalar_type(), name), space,
-                                         H5::DSetCreatPropList::DEFAULT, H5::DSetAccPropList::DEFAULT, lcpl);
+        H5::DataSpace space =
+            dims.empty() ? H5::DataSpace(H5S_SCALAR) : H5::DataSpace(static_cast<int>(dims.size()), dims.data());
+        H5::DataSet ds = f.createDataSet(name, file_type(t.scalar_type(), name), space, H5::DSetCreatPropList::DEFAULT,
+                                         H5::DSetAccPropList::DEFAULT, lcpl);
         if (t.numel() > 0) ds.write(t.data_ptr(), mem_type(t.scalar_type()));
       }
       H5::StrType str(H5::PredType::C_S1, H5T_VARIABLE);
@@ -154,8 +163,8 @@ void with_file(const std::string& path, F&& body) {
 }
 
 // Every dataset's path (without the leading '/'), with `each` called on it.
-void walk_datasets(const H5::H5File& f, const std::function<void(const H5::Group&, const std::string&,
-                                                                  const std::string&)>& each) {
+void walk_datasets(const H5::H5File& f,
+                   const std::function<void(const H5::Group&, const std::string&, const std::string&)>& each) {
   std::function<void(const H5::Group&, const std::string&)> walk = [&](const H5::Group& g, const std::string& prefix) {
     for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
       const std::string name = g.getObjnameByIdx(i);

@@ -47,7 +47,9 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
   Communicator& world = *setup.world;
   LoopEnd end;
   PoolSpawner spawner(pool, tc);
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
   for (int64_t step = setup.start_step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
     const bool timed = step > setup.start_step;
@@ -103,7 +105,8 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       if (!rec.is_null() && leads(*g)) relay.post(rec);
     }
     if (hooks.evaluate && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
-      for (ModelGroup* g : groups) g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
+      for (ModelGroup* g : groups)
+        g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
       for (ModelGroup* g : groups) {
         if (!leads(*g)) continue;
         const nlohmann::json rec = hooks.evaluate(*g, step + 1);

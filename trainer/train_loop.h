@@ -37,15 +37,16 @@ struct LoopHooks {
   // After each of this rank's group steps: the step record (null: none this step). The
   // loop posts it from the group's lead; the hook may also update the progress line.
   std::function<nlohmann::json(const ModelGroup&, int64_t step, const StepStats&, const std::vector<double>& dial,
-                               double lr, double ms, bool log_step)> report;
+                               double lr, double ms, bool log_step)>
+      report;
   // On each group's lead at the eval cadence: the group's evaluation record (null: none).
   std::function<nlohmann::json(ModelGroup&, int64_t step)> evaluate;
   std::function<void()> interrupted;  // before the stop checkpoint is written
 };
 
 struct LoopEnd {
-  int64_t steps = 0;     // the step the loop stopped before
-  int stop_signal = 0;   // the signal that stopped it early, else 0
+  int64_t steps = 0;    // the step the loop stopped before
+  int stop_signal = 0;  // the signal that stopped it early, else 0
   // This rank's time in the step-boundary agreement and record relay (the pool's control
   // plane) and in whole steps, over the steps after the first (start-up excluded).
   double control_ms = 0, step_ms = 0;

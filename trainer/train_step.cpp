@@ -63,8 +63,8 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   spec.device = g.setup.device;
   spec.bf16 = g.bf16;
   spec.pad_id = g.tokenizer->pad_id();
-  const ForwardPass f = forward_with_rules(*g.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T), domains, fo, spec,
-                                           PassLoss::kMean);
+  const ForwardPass f =
+      forward_with_rules(*g.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T), domains, fo, spec, PassLoss::kMean);
   const ForwardResult& r = f.result;
   at::Tensor pen = at::zeros({}, f.ce.options());
   for (int64_t l = 0; l < static_cast<int64_t>(r.omega.size()); ++l) {
@@ -136,8 +136,8 @@ void sync_step(ModelGroup& g, StepStats& s) {
   if (g.zero) g.zero->reduce_gradients("gradients of replicated parameters, reduce-scattered (ZeRO)");
   if (g.zero_split) g.zero_split->reduce_gradients("gradients of the split tensors, reduce-scattered (ZeRO)");
   // Per-rank means weighed by the rank's rows (1 exactly for even slices).
-  const double w = static_cast<double>((g.row_end - g.row_begin) * g.mesh.dp_size) /
-                   static_cast<double>(g.setup.train.global_batch);
+  const double w =
+      static_cast<double>((g.row_end - g.row_begin) * g.mesh.dp_size) / static_cast<double>(g.setup.train.global_batch);
   auto stats = at::tensor(std::vector<double>{s.loss, s.ce * w, s.omega * w, s.mutual_info * w}, at::kDouble);
   g.mesh.ranks->all_reduce(stats, ReduceOp::kAvg, "loss statistics");
   auto shares = at::tensor(std::vector<double>{s.max_share}, at::kDouble);
@@ -212,8 +212,8 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   StepStats s = host_stats(d);
   if (g.mesh.ranks->size() > 1) sync_step(g, s);
   if (!std::isfinite(s.loss)) {
-    throw Error(fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step,
-                            s.loss));
+    throw Error(
+        fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step, s.loss));
   }
   s.grad_norm = clip_gradients(g, tc.grad_clip);
   g.optimizer->step();

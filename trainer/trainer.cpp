@@ -16,18 +16,18 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/process_memory.h"
-#include "trainer/tensor_memory.h"
 #include "core/metrics_writer.h"
+#include "core/process_memory.h"
 #include "core/progress_line.h"
 #include "core/stop_signal.h"
+#include "recruitment/recruiter.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/model_group.h"
 #include "trainer/pool.h"
 #include "trainer/record_relay.h"
-#include "recruitment/recruiter.h"
 #include "trainer/run_checkpoints.h"
+#include "trainer/tensor_memory.h"
 #include "trainer/torch_runtime.h"
 #include "trainer/train_loop.h"
 
@@ -55,8 +55,9 @@ std::unique_ptr<CheckpointContents> resume_read(const TrainPlan& p, const std::s
   if (world->rank() == 0) checkpoint_clean_partial(p.run_dir);
   world->barrier("checkpoint clean-up");
   if (p.resume.empty()) return nullptr;
-  auto resumed = p.resume == "auto" ? checkpoint_read_auto(p.run_dir, world)
-                                    : std::make_unique<CheckpointContents>(checkpoint_read(checkpoint_resolve(p.resume)));
+  auto resumed = p.resume == "auto"
+                     ? checkpoint_read_auto(p.run_dir, world)
+                     : std::make_unique<CheckpointContents>(checkpoint_read(checkpoint_resolve(p.resume)));
   if (!resumed) {
     if (world->rank() == 0) {
       spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
@@ -88,8 +89,8 @@ struct RunEvaluation {
     const EvalSet mine = own_windows(g, pool, step);
     EvalInputs in = inputs;
     in.token_texts = &g.token_texts;  // the group's own (a branch step replaces the groups)
-    const EvalMetrics m = evaluate(*g.model, mine, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed),
-                                   &g.rules.active(), in);
+    const EvalMetrics m =
+        evaluate(*g.model, mine, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed), &g.rules.active(), in);
     auto j = eval_metrics_json(m);
     j["event"] = "eval";
     j["step"] = step;
@@ -144,9 +145,10 @@ class StepReporter {
     const double tok_s = tc.global_batch * g.setup.model.context / (ms / 1000.0);  // over the group's ranks
     const double bits = s.ce / std::log(2.0);
     if (!pool_.declared) {
-      progress_.update(fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
-                                   "lr {:.2e}  {:.0f} tok/s",
-                                   step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
+      progress_.update(
+          fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
+                      "lr {:.2e}  {:.0f} tok/s",
+                      step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
     } else {
       const int me = pool_.index(g.setup.name);
       bits_.resize(pool_.llms.size(), -1.0);
@@ -156,16 +158,27 @@ class StepReporter {
         if (bits_[i] < 0 || !pool_.exists_at(i, step)) continue;
         llms += fmt::format("{}{} {:.3f}", llms.empty() ? "" : " | ", pool_.llms[i].name, bits_[i]);
       }
-      progress_.update(fmt::format("step {}/{}  {} bits/token  dial {:.2f}  lr {:.2e}", step + 1, tc.steps, llms,
-                                   mean(dial), lr));
+      progress_.update(
+          fmt::format("step {}/{}  {} bits/token  dial {:.2f}  lr {:.2e}", step + 1, tc.steps, llms, mean(dial), lr));
     }
     if (!log_step) return nullptr;
     const bool shares = g.traces_steps();  // null where training steps keep no traces
-    return {{"event", "step"}, {"step", step}, {"llm", g.setup.name}, {"loss", s.loss}, {"ce_nats", s.ce},
-            {"bits_per_token", bits}, {"dial", dial}, {"omega", s.omega}, {"mutual_info_bits", s.mutual_info},
+    return {{"event", "step"},
+            {"step", step},
+            {"llm", g.setup.name},
+            {"loss", s.loss},
+            {"ce_nats", s.ce},
+            {"bits_per_token", bits},
+            {"dial", dial},
+            {"omega", s.omega},
+            {"mutual_info_bits", s.mutual_info},
             {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
-            {"active_blocks", g.model->active_slots().size()}, {"grad_norm", s.grad_norm}, {"lr", lr},
-            {"tokens_per_s", tok_s}, {"ms_per_step", ms}, {"comm_ms", s.comm_ms}};
+            {"active_blocks", g.model->active_slots().size()},
+            {"grad_norm", s.grad_norm},
+            {"lr", lr},
+            {"tokens_per_s", tok_s},
+            {"ms_per_step", ms},
+            {"comm_ms", s.comm_ms}};
   }
 
  private:
@@ -179,25 +192,40 @@ class StepReporter {
 nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
   const auto& rt = g.recruiter->times();
   const double overhead = rt.statistics + rt.decision + rt.restore;
-  spdlog::info("recruitment time{}: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
-               "trials {:.2f} s ({:.1f}%)", g.setup.name == "main" ? "" : " of " + g.setup.name, rt.statistics,
-               rt.decision, rt.restore, 100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
-  return {{"event", "recruitment_time"}, {"llm", g.setup.name}, {"statistics_s", rt.statistics},
-          {"decision_s", rt.decision}, {"restore_s", rt.restore}, {"trial_s", rt.trial}, {"wall_s", wall}};
+  spdlog::info(
+      "recruitment time{}: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
+      "trials {:.2f} s ({:.1f}%)",
+      g.setup.name == "main" ? "" : " of " + g.setup.name, rt.statistics, rt.decision, rt.restore,
+      100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
+  return {{"event", "recruitment_time"},
+          {"llm", g.setup.name},
+          {"statistics_s", rt.statistics},
+          {"decision_s", rt.decision},
+          {"restore_s", rt.restore},
+          {"trial_s", rt.trial},
+          {"wall_s", wall}};
 }
 
 // Spawn rounds against the run's wall time on this rank: deciding and admitting (the
 // overhead), the trials' training steps apart.
 nlohmann::json spawn_time_record(const SpawnTimes& t, int rank, double wall, bool lead) {
   if (lead) {
-    spdlog::info("pool recruitment time: {} rounds, {} trials; decisions {:.2f} s, admissions {:.2f} s = {:.2f}% of "
-                 "{:.1f} s; trial steps {:.2f} s ({:.1f}%){}", t.rounds, t.trials, t.decision_s, t.admit_s,
-                 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s, 100 * t.trial_s / wall,
-                 t.wait_s > 0 ? fmt::format("; waiting for main's trials {:.2f} s", t.wait_s) : "");
+    spdlog::info(
+        "pool recruitment time: {} rounds, {} trials; decisions {:.2f} s, admissions {:.2f} s = {:.2f}% of "
+        "{:.1f} s; trial steps {:.2f} s ({:.1f}%){}",
+        t.rounds, t.trials, t.decision_s, t.admit_s, 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s,
+        100 * t.trial_s / wall, t.wait_s > 0 ? fmt::format("; waiting for main's trials {:.2f} s", t.wait_s) : "");
   }
-  return {{"event", "pool_recruitment_time"}, {"rank", rank}, {"rounds", t.rounds}, {"trials", t.trials},
-          {"decision_s", t.decision_s}, {"admit_s", t.admit_s}, {"trial_s", t.trial_s}, {"wait_s", t.wait_s},
-          {"round_s", t.round_s}, {"wall_s", wall}};
+  return {{"event", "pool_recruitment_time"},
+          {"rank", rank},
+          {"rounds", t.rounds},
+          {"trials", t.trials},
+          {"decision_s", t.decision_s},
+          {"admit_s", t.admit_s},
+          {"trial_s", t.trial_s},
+          {"wait_s", t.wait_s},
+          {"round_s", t.round_s},
+          {"wall_s", wall}};
 }
 
 // What a run's records say for its summary: main's last step and eval numbers, and each
@@ -262,7 +290,8 @@ std::string trainer_device_name(const std::string& requested) {
   if (requested == "cpu") return "cpu";
   const bool cuda = torch::cuda::is_available();
   if (requested == "cuda" && !cuda) {
-    throw ConfigError("train.device: cuda requested but no CUDA device is visible (or LibTorch was built without CUDA)");
+    throw ConfigError(
+        "train.device: cuda requested but no CUDA device is visible (or LibTorch was built without CUDA)");
   }
   return cuda ? "cuda" : "cpu";
 }
@@ -272,8 +301,10 @@ at::Device trainer_device(const std::string& requested, int local_rank) {
   const int n = static_cast<int>(torch::cuda::device_count());
   const auto index = static_cast<c10::DeviceIndex>(local_rank % n);
   if (local_rank >= n) {
-    spdlog::warn("local rank {} shares GPU {} ({} visible): NCCL refuses two ranks on one GPU; start at most {} "
-                 "ranks per node", local_rank, index, n, n);
+    spdlog::warn(
+        "local rank {} shares GPU {} ({} visible): NCCL refuses two ranks on one GPU; start at most {} "
+        "ranks per node",
+        local_rank, index, n, n);
   }
   const at::Device device(at::kCUDA, index);
   // The current device too: libraries that allocate on "the" device (cuBLAS handles,
@@ -284,7 +315,7 @@ at::Device trainer_device(const std::string& requested, int local_rank) {
 
 TrainSummary train_run(const TrainPlan& p) {
   const auto t_start = Clock::now();
-  stop_signal_install();  // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
+  stop_signal_install();             // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
   tensor_memory_install_from_env();  // benchmarks: count CPU tensor bytes (before any model exists)
   const TrainConfig& tc = p.train;
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
@@ -317,7 +348,8 @@ TrainSummary train_run(const TrainPlan& p) {
   if (resumed) checkpoints.set_resumed(start_step, resumed->dir);
   if (resumed) resumed->close_files();  // everything is loaded: no rank file stays open while training
   if (start_step >= tc.steps) {
-    if (lead) spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
+    if (lead)
+      spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
     summary.steps = start_step;
     summary.checkpoint = resumed->dir;
     summary.already_complete = true;
@@ -333,27 +365,27 @@ TrainSummary train_run(const TrainPlan& p) {
     if (event == "step") reporter.heard(rec);
     if (event == "pool_recruitment" && rec.value("accepted", false)) {  // announced above the progress line
       reporter.progress().finish();
-      spdlog::info("step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
-                   rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
-                   rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) -
-                       rec.value("cost_bits", 0.0), rec.at("ranks_after").dump());
+      spdlog::info(
+          "step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
+          rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
+          rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) - rec.value("cost_bits", 0.0),
+          rec.at("ranks_after").dump());
     }
     if (event == "eval") {
       reporter.progress().finish();
-      spdlog::info("eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
-                   "bits, own-block fidelity {:.3f}, largest block share {:.3f}", rec.value("step", 0),
-                   pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "", rec.value("ce_nats", 0.0),
-                   rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0), rec.value("accuracy", 0.0),
-                   rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
-                   rec.value("max_block_share", 0.0));
+      spdlog::info(
+          "eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
+          "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
+          rec.value("step", 0), pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "",
+          rec.value("ce_nats", 0.0), rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0),
+          rec.value("accuracy", 0.0), rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
+          rec.value("max_block_share", 0.0));
     }
   });
   LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
   LoopHooks hooks;
-  hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
-                     double lr, double ms, bool log_step) {
-    return reporter.report(g, step, s, dial, lr, ms, log_step);
-  };
+  hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial, double lr,
+                     double ms, bool log_step) { return reporter.report(g, step, s, dial, lr, ms, log_step); };
   if (evaluation.available) {
     hooks.evaluate = [&](ModelGroup& g, int64_t step) { return evaluation.run(g, pc, step); };
   }
@@ -366,15 +398,18 @@ TrainSummary train_run(const TrainPlan& p) {
     summary.steps = end.steps;
     summary.stop_signal = end.stop_signal;
     summary.seconds = seconds_since(t_start);
-    spdlog::warn("stopped by signal {} before step {}: checkpoint {}; continue with --resume auto",
-                 summary.stop_signal, end.steps, summary.checkpoint);
+    spdlog::warn("stopped by signal {} before step {}: checkpoint {}; continue with --resume auto", summary.stop_signal,
+                 end.steps, summary.checkpoint);
     return summary;
   }
   reporter.progress().finish();
   summary.steps = tc.steps;
   if (end.timed_steps > 0) {
     const double per = end.control_ms / end.timed_steps, step_ms = end.step_ms / end.timed_steps;
-    relay.post({{"event", "control_plane"}, {"rank", world->rank()}, {"ms_per_step", per}, {"step_ms", step_ms},
+    relay.post({{"event", "control_plane"},
+                {"rank", world->rank()},
+                {"ms_per_step", per},
+                {"step_ms", step_ms},
                 {"share", per / step_ms}});
     if (lead) {
       spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
@@ -387,16 +422,22 @@ TrainSummary train_run(const TrainPlan& p) {
   for (ModelGroup* g : pool.local_groups()) {
     g->release_assembled();
     const ModelGroup::Memory m = g->memory();
-    nlohmann::json rec = {{"event", "memory"}, {"rank", world->rank()}, {"llm", g->setup.name},
-                          {"parameter_bytes", m.parameters}, {"gradient_bytes", m.gradients},
-                          {"optimizer_bytes", m.optimizer}, {"sync_buffer_bytes", m.sync_buffers},
+    nlohmann::json rec = {{"event", "memory"},
+                          {"rank", world->rank()},
+                          {"llm", g->setup.name},
+                          {"parameter_bytes", m.parameters},
+                          {"gradient_bytes", m.gradients},
+                          {"optimizer_bytes", m.optimizer},
+                          {"sync_buffer_bytes", m.sync_buffers},
                           {"rss_bytes", pm.rss_bytes},
                           {"peak_rss_bytes", pm.peak_rss_bytes}};
     if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
     relay.post(rec);
-    spdlog::info("memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
-                 "process RSS {:.1f} MB, peak {:.1f} MB", g->setup.name, m.parameters / 1e6, m.gradients / 1e6,
-                 m.optimizer / 1e6, pm.rss_bytes / 1e6, pm.peak_rss_bytes / 1e6);
+    spdlog::info(
+        "memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
+        "process RSS {:.1f} MB, peak {:.1f} MB",
+        g->setup.name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
+        pm.peak_rss_bytes / 1e6);
   }
   for (ModelGroup* g : pool.local_groups()) g->assemble_on_lead();  // before the leads evaluate
   for (ModelGroup* g : pool.local_groups()) {

@@ -45,7 +45,7 @@ struct TrainPlan {
   // Called with the resumed checkpoint's effective config; throws when the run's config
   // may not continue it (launch/ decides which differences are allowed).
   std::function<void(const std::string& checkpoint_config_yaml)> check_resume;
-  RecruitmentConfig recruitment;        // block recruitment rounds (block_parallel 1)
+  RecruitmentConfig recruitment;            // block recruitment rounds (block_parallel 1)
   PoolConfig pool = PoolConfig::single(0);  // the pool of LLMs (main alone without a pool: section)
 };
 

@@ -78,8 +78,8 @@ class ZeroAdamW {
   int64_t total_ = 0, chunk_ = 0;
   std::vector<Segment> segments_;
   at::Tensor flat_grad_, chunk_grad_, exp_avg_, exp_avg_sq_;  // flat on the communicator's device
-  std::vector<int64_t> steps_;    // per parameter, the same on every rank
-  std::vector<uint8_t> updated_;  // per parameter, in this step
+  std::vector<int64_t> steps_;                                // per parameter, the same on every rank
+  std::vector<uint8_t> updated_;                              // per parameter, in this step
 };
 
 }  // namespace localist

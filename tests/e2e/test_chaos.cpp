@@ -20,7 +20,8 @@ TEST(Chaos, FaultsAtRandomMomentsLeaveTheRunAsIfUninterrupted) {
   const auto seed = std::chrono::system_clock::now().time_since_epoch().count() % 100000;
   localist::test::TempDir dir;
   const std::string cmd = "/usr/bin/python3 " + localist::test::source_dir() + "/tools/chaos.py --bin " + bin +
-                          " --work " + dir.path() + " --faults 4 --worlds 2,3 --steps 80 --seed " + std::to_string(seed);
+                          " --work " + dir.path() + " --faults 4 --worlds 2,3 --steps 80 --seed " +
+                          std::to_string(seed);
   std::printf("chaos seed %ld: %s\n", static_cast<long>(seed), cmd.c_str());
   const auto r = localist::test::run_command(cmd + " 2>&1");
   ASSERT_EQ(r.status, 0) << "seed " << seed << "\n" << r.out;

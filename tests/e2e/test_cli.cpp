@@ -7,10 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
-#include <functional>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -36,13 +36,15 @@ std::string bin() {
 
 CliRun run_cli(const TempDir& dir, const std::string& args, const std::string& prefix = "") {
   const std::string err_file = dir / "stderr.txt";
-  auto r = localist::test::run_command("cd '" + dir.path() + "' && " + prefix + bin() + " " + args + " 2>'" + err_file + "'");
+  auto r = localist::test::run_command("cd '" + dir.path() + "' && " + prefix + bin() + " " + args + " 2>'" + err_file +
+                                       "'");
   return {r.status, r.out, localist::test::read_text(err_file)};
 }
 
 std::string config(const std::string& source_path, const std::string& train_extra = "") {
   return "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - name: text\n      path: " + source_path +
-         "\n      split: blank_line\nmodel:\n  context: 64\ntrain:\n  global_batch: 8\n  micro_batch: 4\n" + train_extra;
+         "\n      split: blank_line\nmodel:\n  context: 64\ntrain:\n  global_batch: 8\n  micro_batch: 4\n" +
+         train_extra;
 }
 
 void expect_one_line(const CliRun& r, int status, const std::string& needle) {
@@ -55,13 +57,15 @@ void expect_one_line(const CliRun& r, int status, const std::string& needle) {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    localist::test::write_text(dir_ / "good.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 50000));
+    localist::test::write_text(
+        dir_ / "good.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 50000));
   }
   // Writes c.yaml (the small model: context 32, width 32, heads of 8, plus `model_extra`
   // lines) with `train_extra` train keys, and prepares its shards.
   void prepare_small(const std::string& train_extra, const std::string& model_extra = "") {
     std::string cfg = config("good.txt", train_extra);
-    cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8" + model_extra);
+    cfg.replace(cfg.find("model:\n  context: 64"), 20,
+                "model:\n  context: 32\n  d_model: 32\n  head_dim: 8" + model_extra);
     localist::test::write_text(dir_ / "c.yaml", cfg);
     ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   }
@@ -105,15 +109,18 @@ TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   std::string typo = config("good.txt");
   typo.replace(typo.find("micro_batch"), 11, "micro_bacth");
   localist::test::write_text(dir_ / "c.yaml", typo);
-  expect_one_line(run_cli(dir_, "prepare c.yaml"), 2, "c.yaml:13:3: train.micro_bacth: unknown key (did you mean 'micro_batch'?)");
+  expect_one_line(run_cli(dir_, "prepare c.yaml"), 2,
+                  "c.yaml:13:3: train.micro_bacth: unknown key (did you mean 'micro_batch'?)");
 
   std::string negative = config("good.txt");
   negative.replace(negative.find("global_batch: 8"), 15, "global_batch: -8");
   localist::test::write_text(dir_ / "c.yaml", negative);
-  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2, "c.yaml:12:17: train.global_batch: value -8 is out of range");
+  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2,
+                  "c.yaml:12:17: train.global_batch: value -8 is out of range");
 
   localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  dial: 1.5\n"));
-  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2, "c.yaml:14:9: train.dial: dial value 1.5 is outside [0, 1]");
+  expect_one_line(run_cli(dir_, "train --dry-run c.yaml"), 2,
+                  "c.yaml:14:9: train.dial: dial value 1.5 is outside [0, 1]");
 
   localist::test::write_text(dir_ / "c.yaml", config("good.txt") + "distributed:\n  block_parallel: 2\n");
   expect_one_line(run_cli(dir_, "train --dry-run --world-size 3 c.yaml"), 2, "mesh does not divide the world");
@@ -143,9 +150,11 @@ TEST_F(Cli, MissingCheckpointsAreOneLineErrors) {
 }
 
 TEST_F(Cli, TrainEvalGenerate) {
-  localist::test::write_text(dir_ / "held.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(60000, 20000));
+  localist::test::write_text(
+      dir_ / "held.txt", localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(60000, 20000));
   std::string cfg = config("good.txt", "  steps: 30\n  eval_windows: 4\n  dial: {schedule: uniform, lo: 0, hi: 1}\n");
-  cfg.replace(cfg.find("model:"), 6, "    - name: held\n      path: held.txt\n      train: false\nmodel:\n  d_model: 32\n  head_dim: 8");
+  cfg.replace(cfg.find("model:"), 6,
+              "    - name: held\n      path: held.txt\n      train: false\nmodel:\n  d_model: 32\n  head_dim: 8");
   localist::test::write_text(dir_ / "c.yaml", cfg);
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
   CliRun t = run_cli(dir_, "train c.yaml");
@@ -169,7 +178,8 @@ TEST_F(Cli, TrainEvalGenerate) {
   ASSERT_EQ(g.status, 0) << g.err;
   EXPECT_EQ(g.out.rfind("ROMEO:", 0), 0u) << g.out;
   EXPECT_NE(g.out.find("top attended earlier positions"), std::string::npos) << g.out;
-  expect_one_line(run_cli(dir_, "generate --checkpoint run --prompt hi --dial 0,1"), 2, "generate takes one dial value");
+  expect_one_line(run_cli(dir_, "generate --checkpoint run --prompt hi --dial 0,1"), 2,
+                  "generate takes one dial value");
   localist::test::write_text(dir_ / "rules.yaml", "rules:\n  - {kind: route, match: {regex: \"[aeiou]\"}, block: 9}\n");
   expect_one_line(run_cli(dir_, "eval --checkpoint run --dial 0.5 --rules rules.yaml"), 2,
                   "rules.yaml:2:53: rules[0].block: value 9 is out of range [0, 7]");
@@ -182,7 +192,8 @@ TEST_F(Cli, TrainEvalGenerate) {
 }
 
 TEST_F(Cli, PrepareInspectAndDryRun) {
-  localist::test::write_text(dir_ / "c.yaml", config("good.txt", "  dial: {schedule: linear, from: 0, to: 1, end: 100}\n"));
+  localist::test::write_text(dir_ / "c.yaml",
+                             config("good.txt", "  dial: {schedule: linear, from: 0, to: 1, end: 100}\n"));
   CliRun prep = run_cli(dir_, "prepare c.yaml");
   ASSERT_EQ(prep.status, 0) << prep.err;
   EXPECT_NE(prep.out.find("total: 1 sources"), std::string::npos) << prep.out;
@@ -220,15 +231,15 @@ TEST_F(Cli, DryRunOnTwoRanksUnderMpirun) {
   EXPECT_NE(p.err.find("prepare runs as a single process"), std::string::npos) << p.err;
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n  eval_every: 10\n");
+  std::string cfg =
+      config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n  eval_every: 10\n");
   // A held-out source, so that the runs evaluate (at step 10 and at the end).
-  cfg.replace(cfg.find("      split: blank_line\n"), 24,
-              "      split: blank_line\n    - name: held\n      path: good.txt\n      split: blank_line\n      train: false\n");
+  cfg.replace(
+      cfg.find("      split: blank_line\n"), 24,
+      "      split: blank_line\n    - name: held\n      path: good.txt\n      split: blank_line\n      train: false\n");
   cfg.replace(cfg.find("model:\n  context: 64"), 20,
               "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
   cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 2");
@@ -244,13 +255,18 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
   // and 4 with the embedding and head whole and split by vocabulary rows (on 4 ranks with
   // ZeRO too, which then shards the embedding's moments over the 2 replicas).
   const std::string vocab = " --set distributed.vocab_parallel=on", whole = " --set distributed.vocab_parallel=off";
-  for (auto [n, bp, extra] : std::vector<std::tuple<int, int, std::string>>{
-           {2, 1, ""}, {4, 1, ""}, {2, 2, whole}, {4, 2, whole}, {2, 2, vocab + " --set distributed.zero=1"},
-           {4, 2, vocab + " --set distributed.zero=1"}}) {
-    const std::string name = "r" + std::to_string(n) + "bp" + std::to_string(bp) + (extra.empty() ? "" : "x" + std::to_string(extra.size()));
-    CliRun r = run_cli(dir_, "train c.yaml --set run.dir=" + name + " --set distributed.block_parallel=" +
-                                 std::to_string(bp) + extra,
-                       "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ");
+  for (auto [n, bp, extra] :
+       std::vector<std::tuple<int, int, std::string>>{{2, 1, ""},
+                                                      {4, 1, ""},
+                                                      {2, 2, whole},
+                                                      {4, 2, whole},
+                                                      {2, 2, vocab + " --set distributed.zero=1"},
+                                                      {4, 2, vocab + " --set distributed.zero=1"}}) {
+    const std::string name =
+        "r" + std::to_string(n) + "bp" + std::to_string(bp) + (extra.empty() ? "" : "x" + std::to_string(extra.size()));
+    CliRun r = run_cli(
+        dir_, "train c.yaml --set run.dir=" + name + " --set distributed.block_parallel=" + std::to_string(bp) + extra,
+        "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ");
     ASSERT_EQ(r.status, 0) << r.err;
     const auto got = localist::test::step_losses(dir_ / (name + "/metrics.jsonl"));
     ASSERT_EQ(got.size(), base.size()) << name;
@@ -262,8 +278,10 @@ TEST_F(Cli, DataParallelLossesDoNotDependOnTheNumberOfRanks) {
     ASSERT_EQ(eval.size(), base_eval.size()) << name;
     for (size_t i = 0; i < eval.size(); ++i) EXPECT_NEAR(eval[i], base_eval[i], 1e-5 * base_eval[i]) << name;
     EXPECT_TRUE(fs::exists(dir_ / (name + "/logs/rank-" + std::to_string(n - 1) + ".log")));
-    EXPECT_EQ(localist::test::read_text(dir_ / (name + "/logs/rank-0.log")).find("vocabulary parallel:") != std::string::npos,
-              extra.find("vocab_parallel=on") != std::string::npos) << name;
+    EXPECT_EQ(
+        localist::test::read_text(dir_ / (name + "/logs/rank-0.log")).find("vocabulary parallel:") != std::string::npos,
+        extra.find("vocab_parallel=on") != std::string::npos)
+        << name;
   }
   EXPECT_LT(base.back(), base.front());  // it trains
 
@@ -317,9 +335,11 @@ TEST_F(Cli, AStalledOrKilledRankEndsTheJobWithANamedMessage) {
 // the same across a change of mesh (4 ranks with bp 2 -> 1 rank and 3 ranks) within
 // float tolerance, the data position being global.
 TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n"
-                                       "  checkpoint_every: 10\n  eval_every: 0\n");
-  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
+  std::string cfg = config("good.txt",
+                           "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n"
+                           "  checkpoint_every: 10\n  eval_every: 0\n");
+  cfg.replace(cfg.find("model:\n  context: 64"), 20,
+              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
   cfg.replace(cfg.find("global_batch: 8"), 15, "global_batch: 12");
   cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 1");
   localist::test::write_text(dir_ / "c.yaml", cfg);
@@ -340,7 +360,8 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   CliRun again = run_cli(dir_, "train c.yaml --set run.dir=full --resume auto");
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.out.find("is already complete: its checkpoint is at step 20 and train.steps is 20"),
-            std::string::npos) << again.out;
+            std::string::npos)
+      << again.out;
   char last[64];
   std::snprintf(last, sizeof last, "last logged step 19: loss %.4f", full.back());
   EXPECT_NE(again.out.find(last), std::string::npos) << again.out;
@@ -362,7 +383,8 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
     ASSERT_EQ(r.status, 0) << r.err;
     const auto l = localist::test::step_losses(dir_ / (name + "/metrics.jsonl"));
     ASSERT_EQ(l.size(), 10u) << name;
-    for (size_t i = 0; i < 10; ++i) EXPECT_NEAR(l[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i])) << name;
+    for (size_t i = 0; i < 10; ++i)
+      EXPECT_NEAR(l[i], four_losses[10 + i], 1e-5 * std::fabs(four_losses[10 + i])) << name;
   }
   // On 2 ranks with bp 2 each rank reads only the blocks it holds: half the active blocks
   // and less than the 1-rank resume read.
@@ -447,7 +469,8 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
   const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=good --set distributed.block_parallel=2", mpi2).status, 0);
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=other --set run.seed=7 --set distributed.block_parallel=2", mpi2)
-                .status, 0);
+                .status,
+            0);
   const std::string step20 = "checkpoints/step-00000020", step10 = "checkpoints/step-00000010";
   ASSERT_TRUE(fs::exists(dir_ / ("good/" + step20 + "/rank-00001.h5")));
 
@@ -476,12 +499,11 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
                   "rank-00001.h5: fails its SHA-256 check");
   // --resume auto in the damaged run, on 2 ranks (each hashes half of the files; rank 0
   // has the damaged one): skips step 20, resumes from step 10.
-  CliRun autor = run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto --override-schedules",
-                         mpi2);
+  CliRun autor =
+      run_cli(dir_, "train c.yaml --set run.dir=flip --set train.steps=12 --resume auto --override-schedules", mpi2);
   EXPECT_EQ(autor.status, 0) << autor.err;
   EXPECT_NE(autor.err.find("skipping checkpoint"), std::string::npos) << autor.err;
-  EXPECT_NE(localist::test::read_text(dir_ / "flip/logs/rank-0.log").find("step-00000010 (step 10"),
-            std::string::npos);
+  EXPECT_NE(localist::test::read_text(dir_ / "flip/logs/rank-0.log").find("step-00000010 (step 10"), std::string::npos);
 
   // What may change on resume is explicit: schedules only with the flag, the model never.
   expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=good --set train.steps=30 --resume auto"), 2,
@@ -516,7 +538,8 @@ TEST_F(Cli, DamagedCheckpointsAreDetectedAndAutoFallsBack) {
     expect_one_line(run_cli(dir_, "train c.yaml --set run.dir=x5 --resume " + future), 1,
                     "format version 3 is newer than this build reads");
   }
-  for (const char* d : {"x1", "x2", "x3", "x4", "x5", "x6"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
+  for (const char* d : {"x1", "x2", "x3", "x4", "x5", "x6"})
+    EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
 }
 
 // kill -9 inside a checkpoint write, at each point of it: the previous checkpoint stays
@@ -549,7 +572,8 @@ TEST_F(Cli, AKillDuringACheckpointWriteLosesNothing) {
 // write a checkpoint of that step, exit with status 75, and --resume auto continues
 // with the uninterrupted run's losses bit for bit (same mesh).
 TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
-  prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n  checkpoint_every: 7\n", "\n  dropout: 0.1");
+  prepare_small("  steps: 16\n  log_every: 1\n  eval_every: 0\n  dial: 0.5\n  checkpoint_every: 7\n",
+                "\n  dropout: 0.1");
   const std::string& mpi2 = mpi2_;
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full", mpi2).status, 0);
   const auto full = localist::test::step_losses(dir_ / "full/metrics.jsonl");
@@ -577,16 +601,20 @@ TEST_F(Cli, AStopSignalCheckpointsAndTheRunResumesExactly) {
 // a ZeRO run killed at step 13 resumes bit for bit on the same mesh, and its checkpoints
 // resume elastically 4 -> 2 -> 3 ranks within 1e-5.
 TEST_F(Cli, ZeroAndActivationCheckpointingKeepTheLosses) {
-  std::string cfg = config("good.txt", "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n"
-                                       "  checkpoint_every: 5\n  keep_checkpoints: 4\n  eval_every: 0\n");
-  cfg.replace(cfg.find("model:\n  context: 64"), 20, "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
+  std::string cfg = config("good.txt",
+                           "  steps: 20\n  log_every: 1\n  dial: 0.5\n  warmup_steps: 2\n"
+                           "  checkpoint_every: 5\n  keep_checkpoints: 4\n  eval_every: 0\n");
+  cfg.replace(cfg.find("model:\n  context: 64"), 20,
+              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1");
   // One sequence per micro-batch: every world size here cuts the same micro-batches (and
   // so draws the same dropout masks).
   cfg.replace(cfg.find("global_batch: 8"), 15, "global_batch: 12");
   cfg.replace(cfg.find("micro_batch: 4"), 14, "micro_batch: 1");
   localist::test::write_text(dir_ / "c.yaml", cfg);
   ASSERT_EQ(run_cli(dir_, "prepare c.yaml").status, 0);
-  auto mpi = [](int n) { return "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe "; };
+  auto mpi = [](int n) {
+    return "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe ";
+  };
   auto train = [&](const std::string& name, const std::string& sets, int n, const std::string& env = "") {
     return run_cli(dir_, "train c.yaml --set run.dir=" + name + " " + sets, env + (n > 1 ? mpi(n) : ""));
   };
@@ -622,8 +650,10 @@ TEST_F(Cli, ZeroAndActivationCheckpointingKeepTheLosses) {
   ASSERT_EQ(z2.status, 0) << z2.err;
   EXPECT_NE(localist::test::read_text(dir_ / "z2/logs/rank-0.log").find("ZeRO-1: moments of"), std::string::npos);
   expect_near(losses("z2"), base, 0, "zero 1, 2 ranks");
-  CliRun z4 = train("z4", "--set distributed.zero=1 --set distributed.block_parallel=2 "
-                          "--set train.activation_checkpointing=true", 4);
+  CliRun z4 = train("z4",
+                    "--set distributed.zero=1 --set distributed.block_parallel=2 "
+                    "--set train.activation_checkpointing=true",
+                    4);
   ASSERT_EQ(z4.status, 0) << z4.err;
   expect_near(losses("z4"), base, 0, "zero 1, bp 2, activation checkpointing, 4 ranks");
 
@@ -641,7 +671,8 @@ TEST_F(Cli, ZeroAndActivationCheckpointingKeepTheLosses) {
 
   // Elastic: the 4-rank run's step-5 checkpoint on 2 ranks, that run's step-10 one on 3.
   auto resume_from = [&](const std::string& from, int step, const std::string& name, int n) {
-    const std::string dir = "checkpoints/step-" + std::string(8 - std::to_string(step).size(), '0') + std::to_string(step);
+    const std::string dir =
+        "checkpoints/step-" + std::string(8 - std::to_string(step).size(), '0') + std::to_string(step);
     fs::create_directories(dir_ / (name + "/checkpoints"));
     fs::copy(dir_ / (from + "/" + dir), dir_ / (name + "/" + dir), fs::copy_options::recursive);
     return train(name, "--set distributed.zero=1 --resume auto", n);

@@ -54,12 +54,14 @@ class Hosts : public ::testing::Test {
   static void TearDownTestSuite() { run_command(source() + "/tools/netns_hosts.sh down " + tag_ + " 2>&1"); }
   void SetUp() override {
     if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
-    localist::test::write_text(dir_ / "t.txt", read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 60000));
-    localist::test::write_text(dir_ / "c.yaml",
+    localist::test::write_text(dir_ / "t.txt",
+                               read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 60000));
+    localist::test::write_text(
+        dir_ / "c.yaml",
         "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - {name: t, path: t.txt, split: blank_line}\n"
         "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\ntrain:\n  steps: 300\n  global_batch: 8\n"
         "  micro_batch: 2\n  log_every: 1\n  checkpoint_every: 10\n  eval_every: 0\ndistributed:\n  timeout_s: " +
-        std::to_string(kTimeoutS) + "\n");
+            std::to_string(kTimeoutS) + "\n");
     localist::test::write_text(dir_ / "hosts2", tag_ + "h1 slots=2\n" + tag_ + "h2 slots=2\n");
     localist::test::write_text(dir_ / "hosts1", tag_ + "h1 slots=2\n");
     ASSERT_EQ(sh(bin() + " prepare c.yaml").status, 0);
@@ -69,9 +71,8 @@ class Hosts : public ::testing::Test {
   std::string hosts_env() const {
     const std::string subnet = "10.77." + net_ + ".0/24";
     return "ip netns exec " + tag_ + "h0 env LOCALIST=" + bin() + " OMPI_MCA_plm_rsh_agent=" + source() +
-           "/tools/netns_agent.sh OMPI_MCA_btl=tcp,self " +
-           "OMPI_MCA_btl_tcp_if_include=" + subnet + " OMPI_MCA_oob_tcp_if_include=" + subnet +
-           " LOCALIST_ABORT_GRACE_S=5 ";
+           "/tools/netns_agent.sh OMPI_MCA_btl=tcp,self " + "OMPI_MCA_btl_tcp_if_include=" + subnet +
+           " OMPI_MCA_oob_tcp_if_include=" + subnet + " LOCALIST_ABORT_GRACE_S=5 ";
   }
   localist::test::CommandResult sh(const std::string& cmd) const {
     return run_command("cd '" + dir_.path() + "' && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + cmd +
@@ -90,10 +91,12 @@ double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b, 
 }  // namespace
 
 TEST_F(Hosts, TrainAcrossHostsAsOnOneAndCountLocalRanksPerHost) {
-  const auto one = sh("LOCALIST=" + bin() + " timeout -k 5 300 " + source() + "/launch/mpirun.sh -n 4 c.yaml "
+  const auto one = sh("LOCALIST=" + bin() + " timeout -k 5 300 " + source() +
+                      "/launch/mpirun.sh -n 4 c.yaml "
                       "--set run.dir=one --set train.steps=30");
   ASSERT_EQ(one.status, 0) << one.out;
-  const auto two = sh(hosts_env() + "timeout -k 5 300 " + source() + "/launch/mpirun.sh -n 4 --hostfile hosts2 c.yaml "
+  const auto two = sh(hosts_env() + "timeout -k 5 300 " + source() +
+                      "/launch/mpirun.sh -n 4 --hostfile hosts2 c.yaml "
                       "--set run.dir=two --set train.steps=30");
   ASSERT_EQ(two.status, 0) << two.out;
   EXPECT_NE(two.out.find("--hostfile hosts2"), std::string::npos) << two.out;
@@ -117,7 +120,8 @@ TEST_F(Hosts, TrainAcrossHostsAsOnOneAndCountLocalRanksPerHost) {
 }
 
 TEST_F(Hosts, ALostHostEndsTheJobNamingItsRanksAndTheRunResumesOnTheRest) {
-  const auto ref = sh("LOCALIST=" + bin() + " timeout -k 5 300 " + source() + "/launch/mpirun.sh -n 2 c.yaml "
+  const auto ref = sh("LOCALIST=" + bin() + " timeout -k 5 300 " + source() +
+                      "/launch/mpirun.sh -n 2 c.yaml "
                       "--set run.dir=ref");
   ASSERT_EQ(ref.status, 0) << ref.out;
   localist::test::CommandResult job;
@@ -142,7 +146,8 @@ TEST_F(Hosts, ALostHostEndsTheJobNamingItsRanksAndTheRunResumesOnTheRest) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_EQ(run_command("ip netns pids " + tag_ + "h1 | wc -l").out, "0\n");
   // The run resumes from its last checkpoint on the remaining host (4 ranks -> 2).
-  const auto resumed = sh(hosts_env() + "timeout -k 5 300 " + source() + "/launch/mpirun.sh -n 2 --hostfile hosts1 "
+  const auto resumed = sh(hosts_env() + "timeout -k 5 300 " + source() +
+                          "/launch/mpirun.sh -n 2 --hostfile hosts1 "
                           "c.yaml --resume auto");
   ASSERT_EQ(resumed.status, 0) << resumed.out;
   const auto want = localist::test::step_losses(dir_ / "ref/metrics.jsonl");
@@ -151,7 +156,8 @@ TEST_F(Hosts, ALostHostEndsTheJobNamingItsRanksAndTheRunResumesOnTheRest) {
   ASSERT_GE(got.size(), 300u);
   // metrics.jsonl holds the steps after the checkpoint twice: the resumed run's last 100 steps.
   EXPECT_LE(max_rel_diff(std::vector<double>(got.end() - 100, got.end()),
-                         std::vector<double>(want.end() - 100, want.end()), 100), 1e-5);
+                         std::vector<double>(want.end() - 100, want.end()), 100),
+            1e-5);
 }
 
 int main(int argc, char** argv) {

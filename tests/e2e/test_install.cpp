@@ -50,7 +50,8 @@ TEST(Install, RunsFromAnEmptyDirectoryWithoutTheSourceOrBuildTree) {
   EXPECT_NE(read_text(prefix + "/share/localist/configs/quickstart.yaml")
                 .find("path: " + prefix + "/share/localist/corpora/wikitext2-valid.txt"),
             std::string::npos);
-  EXPECT_NE(read_text(prefix + "/share/localist/slurm/train.sbatch").find("INSTALLED_LOCALIST=\"" + prefix + "/bin/localist\""),
+  EXPECT_NE(read_text(prefix + "/share/localist/slurm/train.sbatch")
+                .find("INSTALLED_LOCALIST=\"" + prefix + "/bin/localist\""),
             std::string::npos);
 
   if (::geteuid() != 0 || !have("unshare")) GTEST_SKIP() << "needs root and unshare to hide the source and build trees";
@@ -60,12 +61,16 @@ TEST(Install, RunsFromAnEmptyDirectoryWithoutTheSourceOrBuildTree) {
   // Covered by empty tmpfs mounts inside the namespace only; the test itself keeps them.
   const std::string script =
       "set -e; mount -t tmpfs none " + quoted(src) + "; " +
-      (build.rfind(src + "/", 0) == 0 ? std::string() : "mount -t tmpfs none " + quoted(build) + "; ") +
-      "test ! -e " + quoted(build + "/localist") + "; cd " + quoted(work) + "; export PATH=" + quoted(prefix + "/bin") +
+      (build.rfind(src + "/", 0) == 0 ? std::string() : "mount -t tmpfs none " + quoted(build) + "; ") + "test ! -e " +
+      quoted(build + "/localist") + "; cd " + quoted(work) + "; export PATH=" + quoted(prefix + "/bin") +
       ":$PATH; unset LOCALIST LOCALIST_BIN LOCALIST_SPM_HELPER LOCALIST_SOURCE_DIR; "
       "localist info; localist --version; "
-      "localist prepare " + quoted(cfg) + "; "
-      "localist-mpirun -n 2 " + quoted(cfg) + " --set train.steps=6 --set train.log_every=3 "
+      "localist prepare " +
+      quoted(cfg) +
+      "; "
+      "localist-mpirun -n 2 " +
+      quoted(cfg) +
+      " --set train.steps=6 --set train.log_every=3 "
       "--set train.checkpoint_every=6 --set train.eval_every=0; "
       "localist eval --checkpoint runs/quickstart --dial 0,1 --windows 2; "
       "localist generate --checkpoint runs/quickstart --dial 0.5 --prompt 'The ' --max-tokens 8";

@@ -50,7 +50,8 @@ std::map<std::pair<std::string, int64_t>, double> losses(const fs::path& metrics
   std::istringstream in(localist::test::read_text(metrics));
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line);
-    if (j.value("event", "") == "step") out[{j.at("llm").get<std::string>(), j.at("step").get<int64_t>()}] = j.at("loss");
+    if (j.value("event", "") == "step")
+      out[{j.at("llm").get<std::string>(), j.at("step").get<int64_t>()}] = j.at("loss");
   }
   return out;
 }
@@ -142,8 +143,10 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
   // ZeRO chunks are gathered before main's state is copied to the specialist's ranks).
   for (const std::string bp : {"1", "2"}) {
     const std::string run = "mem" + bp;
-    Shell r = sh(dir_, mpi(4) + " train p.yaml --set run.dir=" + run + " --set distributed.zero=1 "
-                                "--set train.activation_checkpointing=true --set distributed.block_parallel=" + bp);
+    Shell r = sh(dir_, mpi(4) + " train p.yaml --set run.dir=" + run +
+                           " --set distributed.zero=1 "
+                           "--set train.activation_checkpointing=true --set distributed.block_parallel=" +
+                           bp);
     ASSERT_EQ(r.status, 0) << r.err;
     expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, "4 ranks, zero 1, checkpointing, bp " + bp);
   }
@@ -154,8 +157,9 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
   EXPECT_NE(killed.status, 0);
   ASSERT_TRUE(fs::exists(dir_ / "cut/checkpoints/step-00000006/index.h5"));
   fs::remove_all(dir_ / "cut/checkpoints/step-00000009");
-  Shell resumed = sh(dir_, bin() + " train p.yaml --set run.dir=cut --set train.async_checkpoint=false --resume "
-                                  "cut/checkpoints/step-00000006");
+  Shell resumed = sh(dir_, bin() +
+                               " train p.yaml --set run.dir=cut --set train.async_checkpoint=false --resume "
+                               "cut/checkpoints/step-00000006");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   expect_same(base, losses(dir_ / "cut/metrics.jsonl"), 0.0, "resumed across the branch");
 
@@ -202,7 +206,8 @@ TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
   EXPECT_EQ(ins.status, 0) << ins.err;
   EXPECT_NE(ins.out.find("llm drama: parent main, branched at step 6, domains drama"), std::string::npos) << ins.out;
   if (fs::exists("/usr/bin/python3")) {
-    Shell py = sh(dir_, "/usr/bin/python3 " + localist::test::source_dir() + "/docs/examples/read_checkpoint.py four/" + step9);
+    Shell py = sh(
+        dir_, "/usr/bin/python3 " + localist::test::source_dir() + "/docs/examples/read_checkpoint.py four/" + step9);
     EXPECT_EQ(py.status, 0) << py.err;
     EXPECT_NE(py.out.find("drama: step 9, wte (258, 32)"), std::string::npos) << py.out;
   }
@@ -232,14 +237,15 @@ TEST_F(Pool, CheckpointOfFourRanksResumesElsewhereAndIsChecked) {
 // decision and loss is the same on 2 ranks (one LLM each after the branch) as on 1, and
 // on 4 ranks with block_parallel 2 (each LLM a replica of 2 whose rounds run on the shards).
 TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
-  const std::string rec = " --set model.k_initial=3 --set recruitment.enabled=true --set recruitment.interval=4"
-                          " --set recruitment.probe_windows=8 --set recruitment.n_min=16 --set recruitment.n_try=2";
+  const std::string rec =
+      " --set model.k_initial=3 --set recruitment.enabled=true --set recruitment.interval=4"
+      " --set recruitment.probe_windows=8 --set recruitment.n_min=16 --set recruitment.n_try=2";
   ASSERT_EQ(sh(dir_, bin() + " train p.yaml --set run.dir=r1" + rec).status, 0);
   // On 2 ranks, on 2 ranks with ZeRO and activation checkpointing (a new block's moments
   // are reset in torch's AdamW), and on 4 ranks with block_parallel 2.
   auto rounds = [&](const std::string& run) { return records(dir_ / (run + "/metrics.jsonl"), "recruitment"); };
   for (const std::string run : {"r2", "r2mem", "r4bp2"}) {
-    const std::string opts = run == "r2"     ? ""
+    const std::string opts = run == "r2"      ? ""
                              : run == "r2mem" ? " --set distributed.zero=1 --set train.activation_checkpointing=true"
                                               : " --set distributed.block_parallel=2";
     Shell two = sh(dir_, mpi(run == "r4bp2" ? 4 : 2) + " train p.yaml --set run.dir=" + run + rec + opts);
@@ -261,7 +267,8 @@ TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
     }
     EXPECT_EQ(main_rounds, 2);   // steps 4 and 8
     EXPECT_EQ(drama_rounds, 1);  // step 8 (drama exists from step 6)
-    expect_same(losses(dir_ / "r1/metrics.jsonl"), losses(dir_ / (run + "/metrics.jsonl")), 1e-5, "recruiting pool, " + run);
+    expect_same(losses(dir_ / "r1/metrics.jsonl"), losses(dir_ / (run + "/metrics.jsonl")), 1e-5,
+                "recruiting pool, " + run);
   }
 }
 
@@ -392,8 +399,8 @@ TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
   // built from the replicas' gathered state, trained and scored on their shards).
   for (const auto& [n, bp] : std::vector<std::pair<int, int>>{{2, 1}, {4, 1}, {4, 2}}) {
     const std::string run = "s" + std::to_string(n) + (bp > 1 ? "bp" + std::to_string(bp) : "");
-    Shell r = sh(dir_, mpi(n) + " train spawn.yaml --set run.dir=" + run + " --set distributed.block_parallel=" +
-                           std::to_string(bp));
+    Shell r = sh(dir_, mpi(n) + " train spawn.yaml --set run.dir=" + run +
+                           " --set distributed.block_parallel=" + std::to_string(bp));
     ASSERT_EQ(r.status, 0) << r.err;
     const auto dn = decisions(run);
     ASSERT_EQ(dn.size(), d1.size()) << run;

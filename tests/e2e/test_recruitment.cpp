@@ -56,9 +56,10 @@ class Recruitment : public ::testing::Test {
     };
     replace("path: corpora/wikitext2-valid.txt", "path: " + localist::test::corpus("wikitext2-valid.txt"));
     replace("path: corpora/tinyshakespeare.txt", "path: drama-train.txt");
-    replace("    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
-            "      split: wikitext\n",
-            "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n");
+    replace(
+        "    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
+        "      split: wikitext\n",
+        "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n");
     replace("shard_dir: shards/byte", "shard_dir: shards");
     replace("  log_every: 10", "  log_every: 1\n  checkpoint_every: 100");
     localist::test::write_text(*dir_ / "shift.yaml", cfg);
@@ -98,8 +99,8 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
     const int step = r.at("step");
     ASSERT_TRUE(r.contains("decision")) << r.dump();
     if (r.at("decision") != "accepted" && r.at("decision") != "rejected") continue;
-    for (const char* k : {"n_eff", "bits_before", "bits_after", "gain_bits", "se_bits", "z", "cost_bits", "delta_bits", "j_before",
-                          "j_after", "slot", "owner_rank", "candidate"}) {
+    for (const char* k : {"n_eff", "bits_before", "bits_after", "gain_bits", "se_bits", "z", "cost_bits", "delta_bits",
+                          "j_before", "j_after", "slot", "owner_rank", "candidate"}) {
       EXPECT_TRUE(r.contains(k)) << k << " missing: " << r.dump();
     }
     // The decision is on the gain's lower confidence bound G − z·SE (δ = 0: no tuned margin).
@@ -131,10 +132,11 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   const auto with = drama_eval(dir_->path(), "ref"), without = drama_eval(dir_->path(), "off");
   const auto router_only = drama_eval(dir_->path(), "ref", "--no-domain-routes");
   const double b_with = with.at("bits_per_token"), b_without = without.at("bits_per_token");
-  std::printf("held-out Shakespeare at step 300, dial 0.5: %.4f bits/token with recruitment, %.4f without; "
-              "routing shares per layer with: %s; without the domain route (untagged text): %.4f bits/token, %s\n",
-              b_with, b_without, with.at("block_share_by_layer").dump().c_str(),
-              router_only.at("bits_per_token").get<double>(), router_only.at("block_share_by_layer").dump().c_str());
+  std::printf(
+      "held-out Shakespeare at step 300, dial 0.5: %.4f bits/token with recruitment, %.4f without; "
+      "routing shares per layer with: %s; without the domain route (untagged text): %.4f bits/token, %s\n",
+      b_with, b_without, with.at("block_share_by_layer").dump().c_str(), router_only.at("bits_per_token").get<double>(),
+      router_only.at("block_share_by_layer").dump().c_str());
   EXPECT_LT(b_with, b_without);
   // The new domain's routing is on its block: the recruited slot is the last active one
   // (slots are switched on lowest first), in every layer.
@@ -150,7 +152,9 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   const auto typo = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --domain dramma");
   EXPECT_EQ(typo.status, 2) << typo.out;
   EXPECT_NE(typo.out.find("--domain dramma: not a domain of this model's data (its sources' domains: encyclopedia, "
-                          "drama)"), std::string::npos) << typo.out;
+                          "drama)"),
+            std::string::npos)
+      << typo.out;
 
   // Stationary data: every round rejects (or finds nothing), each with its numbers.
   ASSERT_EQ(sh(bin() + " train stationary.yaml --set run.dir=stat").status, 0);
@@ -173,12 +177,13 @@ TEST_F(Recruitment, DecisionsAreTheSameOnOneTwoAndFourRanks) {
   // (ranks, block_parallel, zero): data parallel on 2 and 4, block parallel 2 on 2 and 4
   // ranks, and bp 2 on 4 ranks with ZeRO (the blocks' moments sharded over the 2 replicas:
   // a round gathers them, moves and resets them, and shards them again).
-  for (const auto& [n, bp, zero] : std::vector<std::tuple<int, int, int>>{{2, 1, 0}, {4, 1, 0}, {2, 2, 0}, {4, 2, 0},
-                                                                          {4, 2, 1}}) {
+  for (const auto& [n, bp, zero] :
+       std::vector<std::tuple<int, int, int>>{{2, 1, 0}, {4, 1, 0}, {2, 2, 0}, {4, 2, 0}, {4, 2, 1}}) {
     const std::string run = "np" + std::to_string(n) + "bp" + std::to_string(bp) + (zero ? "zero" : "");
-    const auto r = sh("OMP_NUM_THREADS=1 timeout 300 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin() +
-                      " train shift.yaml --set run.dir=" + run + " --set distributed.block_parallel=" + std::to_string(bp) +
-                      " --set distributed.zero=" + std::to_string(zero));
+    const auto r =
+        sh("OMP_NUM_THREADS=1 timeout 300 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin() +
+           " train shift.yaml --set run.dir=" + run + " --set distributed.block_parallel=" + std::to_string(bp) +
+           " --set distributed.zero=" + std::to_string(zero));
     ASSERT_EQ(r.status, 0) << r.out;
     const auto got = records(path(run + "/metrics.jsonl"), "recruitment");
     ASSERT_EQ(got.size(), ref.size()) << run;
@@ -210,7 +215,8 @@ TEST_F(Recruitment, AResumeAfterARecruitmentContinuesExactly) {
   ASSERT_EQ(got.size(), 330u);
   for (size_t i = 0; i < 100; ++i) ASSERT_EQ(got[230 + i], want[200 + i]) << "step " << 200 + i;
   // The round at step 250 (after the resume) decides as the uninterrupted run did.
-  const auto a = records(path("ref/metrics.jsonl"), "recruitment"), b = records(path("cut/metrics.jsonl"), "recruitment");
+  const auto a = records(path("ref/metrics.jsonl"), "recruitment"),
+             b = records(path("cut/metrics.jsonl"), "recruitment");
   ASSERT_EQ(b.back().at("step"), 250);
   EXPECT_EQ(b.back().dump(), a.back().dump());
   // Final checkpoints: the same block map and recruitment log.

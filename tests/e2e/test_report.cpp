@@ -49,10 +49,12 @@ class Report : public ::testing::Test {
     };
     replace("path: corpora/wikitext2-valid.txt", "path: " + localist::test::corpus("wikitext2-valid.txt"));
     replace("path: corpora/tinyshakespeare.txt", "path: drama-train.txt");
-    replace("    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
-            "      split: wikitext\n      train: false\n",
-            "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n"
-            "      train: false\n    - name: wikitext-test\n      path: " + localist::test::corpus("wikitext2-test.txt") +
+    replace(
+        "    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
+        "      split: wikitext\n      train: false\n",
+        "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n"
+        "      train: false\n    - name: wikitext-test\n      path: " +
+            localist::test::corpus("wikitext2-test.txt") +
             "\n      domain: encyclopedia\n      split: wikitext\n      train: false\n");
     replace("shard_dir: shards/byte", "shard_dir: shards");
     replace("run:\n  name: recruitment\n  dir: runs/recruitment", "run:\n  name: report\n  dir: run");
@@ -231,6 +233,8 @@ TEST_F(Report, TextFileAndBadInput) {
   const std::string step = "damaged/checkpoints/step-00000300";
   fs::copy(*dir_ / "run/checkpoints/step-00000300", *dir_ / step, fs::copy_options::recursive);
   ASSERT_EQ(run_command("cd '" + dir_->path() + "' && printf '\\xff' | dd of=" + step +
-                        "/rank-00000.h5 bs=1 seek=4000 conv=notrunc status=none").status, 0);
+                        "/rank-00000.h5 bs=1 seek=4000 conv=notrunc status=none")
+                .status,
+            0);
   refused("--checkpoint " + step, 1, "rank-00000.h5");
 }

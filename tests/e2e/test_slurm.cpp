@@ -52,8 +52,8 @@ class Slurm : public ::testing::Test {
         skip_reason_ = "simulated hosts need root and network namespaces: " + up.out;
         return;
       }
-      start = "timeout 60 " + source() + "/tools/local_slurm.sh start-hosts '" + slurm_dir_->path() + "/slurm' " + tag_ +
-              " " + net + " " + std::to_string(nodes_) + " 2";
+      start = "timeout 60 " + source() + "/tools/local_slurm.sh start-hosts '" + slurm_dir_->path() + "/slurm' " +
+              tag_ + " " + net + " " + std::to_string(nodes_) + " 2";
       client_ = "ip netns exec " + tag_ + "h0 ";
     }
     const auto r = run_command(start + " 2>&1");
@@ -72,12 +72,13 @@ class Slurm : public ::testing::Test {
   void SetUp() override {
     if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
     // The small model of the CLI tests, long enough for a signal to land mid-run.
-    localist::test::write_text(dir_ / "c.yaml",
+    localist::test::write_text(
+        dir_ / "c.yaml",
         "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - name: text\n      path: " +
-        localist::test::corpus("tinyshakespeare.txt") +
-        "\n      split: blank_line\nmodel:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1\n"
-        "train:\n  global_batch: 8\n  micro_batch: 4\n  steps: 300\n  log_every: 1\n  eval_every: 0\n"
-        "  checkpoint_every: 100\n  dial: 0.5\n");
+            localist::test::corpus("tinyshakespeare.txt") +
+            "\n      split: blank_line\nmodel:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  dropout: 0.1\n"
+            "train:\n  global_batch: 8\n  micro_batch: 4\n  steps: 300\n  log_every: 1\n  eval_every: 0\n"
+            "  checkpoint_every: 100\n  dial: 0.5\n");
     ASSERT_EQ(sh(bin() + " prepare c.yaml").status, 0);
   }
   // A command run in the test's directory, stderr folded into the output.
@@ -90,7 +91,8 @@ class Slurm : public ::testing::Test {
   }
   // Two tasks in all, spread over the nodes.
   static std::string tasks() {
-    return nodes_ > 1 ? "--nodes=" + std::to_string(nodes_) + " --ntasks-per-node=" + std::to_string(2 / nodes_) + " " : "";
+    return nodes_ > 1 ? "--nodes=" + std::to_string(nodes_) + " --ntasks-per-node=" + std::to_string(2 / nodes_) + " "
+                      : "";
   }
   // JobState=... of a job (empty once Slurm has forgotten it).
   std::string job_field(const std::string& job, const std::string& field) {
@@ -159,11 +161,11 @@ TEST_F(Slurm, APreemptionSignalCheckpointsRequeuesAndFinishesLikeAnUninterrupted
   EXPECT_GT(stopped_at, 0);
   EXPECT_LT(stopped_at, 300);
   const std::string step_dir = "step-" + std::string(8 - m[1].str().size(), '0') + m[1].str();
-  EXPECT_NE(out.find("resuming from pre/checkpoints/" + step_dir + " (step " + m[1].str()),
-            std::string::npos) << out;
+  EXPECT_NE(out.find("resuming from pre/checkpoints/" + step_dir + " (step " + m[1].str()), std::string::npos) << out;
   const auto got = localist::test::step_losses(dir_ / "pre/metrics.jsonl");
   ASSERT_EQ(got.size(), 300u) << "steps before the stop, then the resumed ones";
-  for (size_t i = 0; i < 300; ++i) ASSERT_EQ(got[i], want[i]) << "step " << i << " (stopped before " << stopped_at << ")";
+  for (size_t i = 0; i < 300; ++i)
+    ASSERT_EQ(got[i], want[i]) << "step " << i << " (stopped before " << stopped_at << ")";
 }
 
 // sbatch --wait with the template as shipped (srun --mpi=pmix) and with mpirun inside
@@ -171,9 +173,9 @@ TEST_F(Slurm, APreemptionSignalCheckpointsRequeuesAndFinishesLikeAnUninterrupted
 TEST_F(Slurm, TheBatchTemplateTrainsWithSrunAndWithMpirunInsideTheAllocation) {
   for (const std::string launcher : {"srun", "mpirun"}) {
     const std::string run = "b-" + launcher;
-    const auto r = sh("LOCALIST=" + bin() + " LOCALIST_LAUNCHER=" + launcher + " timeout 120 sbatch --wait --output=" +
-                      run + ".out " + source() + "/launch/slurm/train.sbatch c.yaml --set run.dir=" + run +
-                      " --set train.steps=30");
+    const auto r =
+        sh("LOCALIST=" + bin() + " LOCALIST_LAUNCHER=" + launcher + " timeout 120 sbatch --wait --output=" + run +
+           ".out " + source() + "/launch/slurm/train.sbatch c.yaml --set run.dir=" + run + " --set train.steps=30");
     const std::string out = read_text(dir_ / (run + ".out"));
     EXPECT_EQ(r.status, 0) << r.out << out;
     EXPECT_NE(out.find("attempt 1 on localhost: " + launcher), std::string::npos) << out;
@@ -209,7 +211,8 @@ TEST_F(Slurm, BadLaunchesFailInUnderTenSeconds) {
   EXPECT_LT(slots_s, 10.0);
   for (const char* d : {"x1", "x2", "x3"}) EXPECT_FALSE(fs::exists(dir_ / (std::string(d) + "/checkpoints"))) << d;
 
-  auto ok = sh("LOCALIST=" + bin() + " timeout 120 " + source() + "/launch/mpirun.sh -n 2 c.yaml --set run.dir=m2 "
+  auto ok = sh("LOCALIST=" + bin() + " timeout 120 " + source() +
+               "/launch/mpirun.sh -n 2 c.yaml --set run.dir=m2 "
                "--set train.steps=10");
   EXPECT_EQ(ok.status, 0) << ok.out;
   EXPECT_NE(ok.out.find("mpirun -np 2 -x OMP_NUM_THREADS"), std::string::npos) << ok.out;

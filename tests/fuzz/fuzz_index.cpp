@@ -16,11 +16,19 @@
 
 LOCALIST_FUZZ_TARGET(index) {
   std::vector<std::string> f = localist::fuzz::split_fields(data, size, 16);
-  localist::TensorFileAttrs attrs = {
-      {"format", localist::kCheckpointFormatName}, {"format_version", f[0]}, {"step", f[1]},
-      {"tokens_seen", f[2]}, {"vocab_size", f[3]}, {"seed", f[4]}, {"tokenizer_kind", f[5]},
-      {"tokenizer_hash", f[6]}, {"tokenizer_spec", f[7]}, {"config_yaml", f[8]}, {"state_json", f[9]},
-      {"files_json", f[10]}, {"pool_json", f[11]}};
+  localist::TensorFileAttrs attrs = {{"format", localist::kCheckpointFormatName},
+                                     {"format_version", f[0]},
+                                     {"step", f[1]},
+                                     {"tokens_seen", f[2]},
+                                     {"vocab_size", f[3]},
+                                     {"seed", f[4]},
+                                     {"tokenizer_kind", f[5]},
+                                     {"tokenizer_hash", f[6]},
+                                     {"tokenizer_spec", f[7]},
+                                     {"config_yaml", f[8]},
+                                     {"state_json", f[9]},
+                                     {"files_json", f[10]},
+                                     {"pool_json", f[11]}};
   auto bytes = [](const std::string& s) {
     return at::tensor(std::vector<uint8_t>(s.begin(), s.end()), at::kByte).view({static_cast<int64_t>(s.size())});
   };

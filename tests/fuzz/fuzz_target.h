@@ -18,23 +18,27 @@ namespace localist::fuzz {
 using TargetFn = int (*)(const uint8_t*, size_t);
 bool register_target(const char* name, TargetFn fn);
 }  // namespace localist::fuzz
-#define LOCALIST_FUZZ_TARGET(name)                                                                   \
-  static int fuzz_##name##_one(const uint8_t* data, size_t size);                                    \
+#define LOCALIST_FUZZ_TARGET(name)                                                                        \
+  static int fuzz_##name##_one(const uint8_t* data, size_t size);                                         \
   static const bool fuzz_##name##_registered = localist::fuzz::register_target(#name, fuzz_##name##_one); \
   static int fuzz_##name##_one(const uint8_t* data, size_t size)
 #endif
 
 namespace localist::fuzz {
 
-inline std::string text_of(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+inline std::string text_of(const uint8_t* data, size_t size) {
+  return std::string(reinterpret_cast<const char*>(data), size);
+}
 
 // The structured targets' input format: fields separated by 0xFF bytes, padded with
 // empty fields to at least `min_fields`.
 inline std::vector<std::string> split_fields(const uint8_t* data, size_t size, size_t min_fields) {
   std::vector<std::string> f(1);
   for (size_t i = 0; i < size; ++i) {
-    if (data[i] == 0xFF) f.emplace_back();
-    else f.back() += static_cast<char>(data[i]);
+    if (data[i] == 0xFF)
+      f.emplace_back();
+    else
+      f.back() += static_cast<char>(data[i]);
   }
   if (f.size() < min_fields) f.resize(min_fields);
   return f;

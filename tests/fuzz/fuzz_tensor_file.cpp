@@ -59,8 +59,7 @@ LOCALIST_FUZZ_TARGET(tensor_file) {
     }
     H5::StrType str(H5::PredType::C_S1, H5T_VARIABLE);
     const std::string& a = f.back();
-    file.createAttribute(a.empty() ? std::string("a") : a.substr(0, 8), str, H5::DataSpace(H5S_SCALAR))
-        .write(str, a);
+    file.createAttribute(a.empty() ? std::string("a") : a.substr(0, 8), str, H5::DataSpace(H5S_SCALAR)).write(str, a);
   } catch (const H5::Exception&) {
     return 0;  // a name or layout HDF5 itself refuses to write: not an input for the reader
   }

@@ -1,20 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // test_block_parallel.cpp: under mpirun, a model whose blocks and FFN are split over the
 // ranks (each rank computes its blocks' heads and its part of the FFN's hidden units;
-// partial outputs summed forward, input gradients summed backward) gives the same logits, loss and gradients as the whole
-// model on one rank, in float64, with λ > 0 and both penalties in the loss; a rank
-// stores exactly its share (counted); a block map change moves parameters and Adam
-// moments bit for bit.
+// partial outputs summed forward, input gradients summed backward) gives the same logits, loss and gradients as the
+// whole model on one rank, in float64, with λ > 0 and both penalties in the loss; a rank stores exactly its share
+// (counted); a block map change moves parameters and Adam moments bit for bit.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
-#include "tests/mpi/mpi_gtest_main.h"
 #include "model/localist_model.h"
 #include "recruitment/block_slots.h"
 #include "tests/block_parallel_util.h"
+#include "tests/mpi/mpi_gtest_main.h"
 #include "trainer/block_parallel.h"
 #include "trainer/checkpoint.h"
 
@@ -29,7 +28,6 @@ at::Tensor loss_of(const ForwardResult& r, const at::Tensor& y, const std::vecto
   }
   return loss;
 }
-
 
 // The float64 reference both split tests compare with: the whole model's forward and
 // gradients on one rank, λ > 0 and both penalties in the loss.
@@ -121,7 +119,8 @@ TEST(BlockParallel, SequenceParallelEqualsTheWholeModel) {
   EXPECT_LE((got.logits - ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
   // This rank's share of the mean cross-entropy, plus the penalties (whole on every rank).
   auto loss = at::cross_entropy_loss(got.logits.reshape({-1, 30}), y.narrow(1, t0, t1 - t0).reshape({-1}), {},
-                                     at::Reduction::Sum) / 30.0;
+                                     at::Reduction::Sum) /
+              30.0;
   for (size_t l = 0; l < got.omega.size(); ++l) {
     EXPECT_NEAR(got.omega[l].item<double>(), ref.omega[l].item<double>(), 1e-12);
     loss = loss + dial[l] * (0.3 * got.omega[l] - 0.2 * got.mutual_info[l]) / static_cast<double>(got.omega.size());
@@ -156,10 +155,12 @@ TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
     const int64_t d = c.d_model, n = c.heads_per_block * c.head_dim, f = c.ffn_mult * d;
     const int64_t cap = block_map_capacity(c.k_max, bp_size);
     const auto [a, b] = block_parallel_ffn_range(f, world->rank(), bp_size);
-    const auto [v0, v1] = vocab ? block_parallel_ffn_range(30, world->rank(), bp_size) : std::pair<int64_t, int64_t>{0, 30};
+    const auto [v0, v1] =
+        vocab ? block_parallel_ffn_range(30, world->rank(), bp_size) : std::pair<int64_t, int64_t>{0, 30};
     const int64_t per_layer_replicated = 2 * d + d + c.anchor_dim * d + 2 * d + d;  // ln1, out_b, router, ln2, proj_b
-    const int64_t expected = (v1 - v0) * d + c.context * d + 2 * d +
-                             c.n_layers * (per_layer_replicated + cap * (3 * n * d + 3 * n + d * n) + (b - a) * (2 * d + 1));
+    const int64_t expected =
+        (v1 - v0) * d + c.context * d + 2 * d +
+        c.n_layers * (per_layer_replicated + cap * (3 * n * d + 3 * n + d * n) + (b - a) * (2 * d + 1));
     int64_t held = 0;
     for (const auto& p : m.parameters()) held += p.numel();
     EXPECT_EQ(held, expected);
@@ -182,7 +183,8 @@ TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
     } else {
       EXPECT_LE((got.logits - w.ref.logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-12);
       ce = at::cross_entropy_loss(got.logits.reshape({-1, 30}), w.y.narrow(1, t0, t1 - t0).reshape({-1}), {},
-                                  at::Reduction::Sum) / 30.0;
+                                  at::Reduction::Sum) /
+           30.0;
     }
     auto loss = ce;
     for (size_t l = 0; l < got.omega.size(); ++l) {
@@ -249,7 +251,9 @@ TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
   o.dial = {0.5, 0.5};
   for (int i = 0; i < 2; ++i) localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
   const int64_t n = c.heads_per_block * c.head_dim, per = 3 * (3 * n * c.d_model + 3 * n + c.d_model * n);
-  auto slot_state = [&](const LocalistLayer& l, int64_t s) { return localist::test::block_slot_state(l, c, s, moments); };
+  auto slot_state = [&](const LocalistLayer& l, int64_t s) {
+    return localist::test::block_slot_state(l, c, s, moments);
+  };
   const BlockMap old_map = bp.map();
   std::vector<at::Tensor> before;  // per layer and slot, gathered over ranks
   for (auto& l : m.layers) {

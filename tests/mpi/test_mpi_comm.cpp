@@ -21,7 +21,7 @@ struct WorldSetter : ::testing::Environment {
   void TearDown() override { g_world.reset(); }
 };
 const auto* const kWorldSetter = ::testing::AddGlobalTestEnvironment(new WorldSetter);
-}
+}  // namespace
 
 TEST(MpiComm, WorldMatchesTheLauncher) {
   const LaunchEnv env = launch_env_detect();

@@ -12,8 +12,16 @@
 using namespace localist;
 
 namespace {
-int mpi_rank() { int r; MPI_Comm_rank(MPI_COMM_WORLD, &r); return r; }
-int mpi_size() { int s; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
+int mpi_rank() {
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int mpi_size() {
+  int s;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
 }  // namespace
 
 TEST(MpiLaunch, EnvironmentMatchesMpi) {

@@ -46,8 +46,8 @@ std::vector<TrainedTensor> trained(LocalistModel& m, int64_t slot) {
     const int64_t row = l->row(slot);
     const at::Tensor* block[3] = {&l->qkv_w, &l->qkv_b, &l->out_w};
     for (int which = 0; which < 3; ++which) {
-      out.push_back({*block[which], [which, &c, row](const at::Tensor& t) { return block_slot_views_of(t, which, c, row); },
-                     true});
+      out.push_back({*block[which],
+                     [which, &c, row](const at::Tensor& t) { return block_slot_views_of(t, which, c, row); }, true});
     }
   }
   return out;
@@ -100,7 +100,7 @@ TEST(ShardedTrial, EqualsTheTrialOnTheWholeModelAndItsBlockLivesOnItsOwner) {
   const int n = world->size();
   if (n < 2) GTEST_SKIP() << "needs 2 or more ranks";
   const int64_t bp = n == 4 ? 2 : n;  // 4 ranks: 2 replicas of 2, so a block's gradient is summed over dp too
-  test::TempDir dir;          // each rank its own copy of the data
+  test::TempDir dir;                  // each rank its own copy of the data
   test::write_text(dir / "drama.txt", test::read_text(test::corpus("tinyshakespeare.txt")).substr(0, 60000));
   DataConfig data;
   data.shard_dir = dir / "shards";

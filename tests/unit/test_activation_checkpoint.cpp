@@ -105,7 +105,8 @@ TEST(ActivationCheckpoint, BitIdenticalToThePlainPath) {
   const ModelConfig c = replay_config();
   const RuleSet rules = RuleSet::parse(R"J({"rules": [
       {"kind": "route", "name": "vowels", "match": {"regex": "[aeiou]"}, "block": 2},
-      {"kind": "point", "query": {"regex": "\\)"}, "target": {"regex": "\\("}}]})J", "rules.json", c.k_max);
+      {"kind": "point", "query": {"regex": "\\)"}, "target": {"regex": "\\("}}]})J",
+                                       "rules.json", c.k_max);
   const auto x = text_tokens({"(ab)cd(ef)ghi", "x(yz)uv(w)abo", "no rule here!"});
   std::vector<std::string> texts(256);
   for (int i = 0; i < 256; ++i) texts[i] = std::string(1, static_cast<char>(i));

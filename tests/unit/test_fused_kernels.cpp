@@ -62,8 +62,8 @@ struct LayerRun {
   std::vector<at::Tensor> grads;  // input, then the layer's parameters
 };
 
-LayerRun run_layer(LocalistLayer& L, const LocalistModel& m, const at::Tensor& xn0, const at::Tensor& active, double dial,
-              const RuleMasks* rules, bool fused) {
+LayerRun run_layer(LocalistLayer& L, const LocalistModel& m, const at::Tensor& xn0, const at::Tensor& active,
+                   double dial, const RuleMasks* rules, bool fused) {
   auto xn = xn0.clone().set_requires_grad(true);
   for (auto& p : L.parameters()) p.mutable_grad() = at::Tensor();
   ForwardResult out;
@@ -118,8 +118,8 @@ TEST(FusedAttention, EqualsTheUnfusedPathInOutputsPenaltiesAndGradients) {
       for (const double dial : {0.0, 0.5, 1.0}) {
         for (const bool with_rules : {false, true}) {
           const RuleMasks* r = with_rules ? &rules : nullptr;
-          const std::string what = std::string(dtype == at::kDouble ? "float64" : "float32") + " T=" +
-                                   std::to_string(T) + " dial=" + std::to_string(dial) +
+          const std::string what = std::string(dtype == at::kDouble ? "float64" : "float32") +
+                                   " T=" + std::to_string(T) + " dial=" + std::to_string(dial) +
                                    (with_rules ? " rules" : "");
           const LayerRun u = run_layer(*m.layers[0], m, xn, active, dial, r, false);
           const LayerRun f = run_layer(*m.layers[0], m, xn, active, dial, r, true);
@@ -194,7 +194,8 @@ TEST(FusedAttention, SameBitsAtAnyThreadCount) {
   at::set_num_threads(before);
   EXPECT_TRUE(at::equal(one.y, three.y));
   EXPECT_TRUE(at::equal(one.omega, three.omega));
-  for (size_t i = 0; i < one.grads.size(); ++i) EXPECT_TRUE(at::equal(one.grads[i], three.grads[i])) << "gradient " << i;
+  for (size_t i = 0; i < one.grads.size(); ++i)
+    EXPECT_TRUE(at::equal(one.grads[i], three.grads[i])) << "gradient " << i;
 }
 
 TEST(FusedAttention, SupportsCpuFloatAndDoubleOnly) {

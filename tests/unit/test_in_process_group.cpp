@@ -70,11 +70,13 @@ TEST(InProcessGroup, CollectivesEqualTheValuesComputedFromEveryRanksInput) {
 
 TEST(InProcessGroup, AStalledRankIsNamedByTheOthersTimeoutAndAFailingRankByItsError) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto stalled = in_process_run(3, [](std::shared_ptr<Communicator> c) {
-    auto t = at::ones({2}, at::kFloat);
-    c->all_reduce(t, ReduceOp::kSum, "first");
-    c->all_reduce(t, ReduceOp::kSum, "second (step 4)");
-  }, /*timeout_s=*/0.5, {{2, 2, CommFault::Kind::kStall}});
+  const auto stalled = in_process_run(3,
+                                      [](std::shared_ptr<Communicator> c) {
+                                        auto t = at::ones({2}, at::kFloat);
+                                        c->all_reduce(t, ReduceOp::kSum, "first");
+                                        c->all_reduce(t, ReduceOp::kSum, "second (step 4)");
+                                      },
+                                      /*timeout_s=*/0.5, {{2, 2, CommFault::Kind::kStall}});
   const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(waited, 5.0) << "the survivors must end at their timeout";
   for (int r : {0, 1}) {
@@ -85,13 +87,16 @@ TEST(InProcessGroup, AStalledRankIsNamedByTheOthersTimeoutAndAFailingRankByItsEr
   }
   EXPECT_NE(stalled[2].error.find("injected stall"), std::string::npos) << stalled[2].error;
 
-  const auto failed = in_process_run(2, [](std::shared_ptr<Communicator> c) {
-    const auto sub = c->split(0, c->rank(), "all");  // call 1
-    auto t = at::ones({2}, at::kFloat);
-    sub->all_reduce(t, ReduceOp::kSum, "inside the split group");  // call 2
-  }, 0.5, {{1, 2, CommFault::Kind::kFail}});
+  const auto failed = in_process_run(2,
+                                     [](std::shared_ptr<Communicator> c) {
+                                       const auto sub = c->split(0, c->rank(), "all");  // call 1
+                                       auto t = at::ones({2}, at::kFloat);
+                                       sub->all_reduce(t, ReduceOp::kSum, "inside the split group");  // call 2
+                                     },
+                                     0.5, {{1, 2, CommFault::Kind::kFail}});
   EXPECT_NE(failed[1].error.find("injected failure: world rank 1 fails in all_reduce 'inside the split group'"),
-            std::string::npos) << failed[1].error;
+            std::string::npos)
+      << failed[1].error;
   ASSERT_TRUE(failed[0].timed_out) << failed[0].error;
   EXPECT_NE(failed[0].error.find("in group 'all'"), std::string::npos) << failed[0].error;
 
@@ -103,11 +108,16 @@ TEST(InProcessGroup, AStalledRankIsNamedByTheOthersTimeoutAndAFailingRankByItsEr
 }
 
 TEST(InProcessGroup, RanksThatDisagreeOnTheCallOrderAreTold) {
-  const auto out = in_process_run(2, [](std::shared_ptr<Communicator> c) {
-    auto t = at::ones({1}, at::kFloat);
-    if (c->rank() == 0) c->all_reduce(t, ReduceOp::kSum, "gradients");
-    else c->broadcast(t, 0, "parameters");
-  }, 0.5);
+  const auto out = in_process_run(
+      2,
+      [](std::shared_ptr<Communicator> c) {
+        auto t = at::ones({1}, at::kFloat);
+        if (c->rank() == 0)
+          c->all_reduce(t, ReduceOp::kSum, "gradients");
+        else
+          c->broadcast(t, 0, "parameters");
+      },
+      0.5);
   const std::string both = out[0].error + " | " + out[1].error;
   EXPECT_NE(both.find("ranks disagree on the call order"), std::string::npos) << both;
 }
@@ -141,15 +151,17 @@ TEST(InProcessGroup, GradientSyncSumsOverRanksAndEndsOnAStalledPeer) {
   expect_all_ok(out);
 
   // Rank 1 stalls on its first bucket: the others' wait ends with the step and the rank named.
-  const auto stall = in_process_run(2, [&](std::shared_ptr<Communicator> c) {
-    auto gen = at::detail::createCPUGenerator(1);
-    auto a = at::randn({7, 3}, gen, at::kFloat).requires_grad_(true);
-    auto b = at::randn({3}, gen, at::kFloat).requires_grad_(true);
-    GradientSync sync(c, {a, b}, 32);
-    sync.arm("gradients (step 9)");
-    loss_of(a, b, c->rank(), 0).backward();
-    sync.finish();
-  }, 0.5, {{1, 1, CommFault::Kind::kStall}});
+  const auto stall = in_process_run(2,
+                                    [&](std::shared_ptr<Communicator> c) {
+                                      auto gen = at::detail::createCPUGenerator(1);
+                                      auto a = at::randn({7, 3}, gen, at::kFloat).requires_grad_(true);
+                                      auto b = at::randn({3}, gen, at::kFloat).requires_grad_(true);
+                                      GradientSync sync(c, {a, b}, 32);
+                                      sync.arm("gradients (step 9)");
+                                      loss_of(a, b, c->rank(), 0).backward();
+                                      sync.finish();
+                                    },
+                                    0.5, {{1, 1, CommFault::Kind::kStall}});
   ASSERT_TRUE(stall[0].timed_out) << stall[0].error;
   EXPECT_NE(stall[0].error.find("all_reduce 'gradients (step 9), bucket 1 of 2'"), std::string::npos) << stall[0].error;
   EXPECT_NE(stall[0].error.find("rank(s) 1 of the group did not arrive"), std::string::npos) << stall[0].error;
@@ -171,7 +183,9 @@ TEST(InProcessGroup, ABlockMapChangeMovesParametersAndMomentsBitForBit) {
     o.dial = {0.5, 0.5};
     for (int step = 0; step < 2; ++step) localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
     const int64_t nh = c.heads_per_block * c.head_dim, per = 3 * (3 * nh * c.d_model + 3 * nh + c.d_model * nh);
-    auto slot_state = [&](const LocalistLayer& l, int64_t s) { return localist::test::block_slot_state(l, c, s, moments); };
+    auto slot_state = [&](const LocalistLayer& l, int64_t s) {
+      return localist::test::block_slot_state(l, c, s, moments);
+    };
     const BlockMap old_map = bp.map();
     std::vector<at::Tensor> before;  // per layer and slot, gathered over ranks
     for (auto& l : m.layers) {

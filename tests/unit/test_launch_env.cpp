@@ -29,9 +29,13 @@ TEST(LaunchEnv, NoLauncher) {
 }
 
 TEST(LaunchEnv, MpirunWinsOverInheritedSlurm) {
-  const LaunchEnv e = launch_env_detect(env_of({{"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_RANK", "3"},
-                                                {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
-                                                {"SLURM_NTASKS", "1"}, {"SLURM_PROCID", "0"}, {"SLURM_STEP_ID", "0"}}));
+  const LaunchEnv e = launch_env_detect(env_of({{"OMPI_COMM_WORLD_SIZE", "4"},
+                                                {"OMPI_COMM_WORLD_RANK", "3"},
+                                                {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                                {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                                                {"SLURM_NTASKS", "1"},
+                                                {"SLURM_PROCID", "0"},
+                                                {"SLURM_STEP_ID", "0"}}));
   EXPECT_EQ(e.launcher, "mpirun");
   EXPECT_EQ(e.rank, 3);
   EXPECT_EQ(e.world_size, 4);
@@ -39,8 +43,12 @@ TEST(LaunchEnv, MpirunWinsOverInheritedSlurm) {
 }
 
 TEST(LaunchEnv, SrunStepAndBatchScript) {
-  const LaunchEnv e = launch_env_detect(env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"}, {"SLURM_STEP_NUM_TASKS", "2"},
-                                                {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "1"}, {"SLURM_STEP_TASKS_PER_NODE", "2"}}));
+  const LaunchEnv e = launch_env_detect(env_of({{"SLURM_STEP_ID", "0"},
+                                                {"SLURM_PROCID", "1"},
+                                                {"SLURM_STEP_NUM_TASKS", "2"},
+                                                {"SLURM_NTASKS", "2"},
+                                                {"SLURM_LOCALID", "1"},
+                                                {"SLURM_STEP_TASKS_PER_NODE", "2"}}));
   EXPECT_EQ(e.launcher, "slurm");
   EXPECT_EQ(e.rank, 1);
   EXPECT_EQ(e.world_size, 2);
@@ -56,8 +64,8 @@ TEST(LaunchEnv, MalformedOrInconsistentIsAnError) {
 // srun --mpi=none would make each task a world of one (or abort inside MPI_Init):
 // refused before MPI starts, naming the fix; a single task or a PMIx step is fine.
 TEST(LaunchEnv, SrunWithoutAnMpiPluginIsRefused) {
-  const std::map<std::string, std::string> step{{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"},
-                                                {"SLURM_STEP_NUM_TASKS", "2"}};
+  const std::map<std::string, std::string> step{
+      {"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"}, {"SLURM_STEP_NUM_TASKS", "2"}};
   const LaunchEnv none = launch_env_detect(env_of(step));
   EXPECT_EQ(none.slurm_mpi, "none");
   try {
@@ -71,7 +79,8 @@ TEST(LaunchEnv, SrunWithoutAnMpiPluginIsRefused) {
   const LaunchEnv pmix = launch_env_detect(env_of(with_pmix));
   EXPECT_EQ(pmix.slurm_mpi, "pmix");
   EXPECT_NO_THROW(launch_env_require_mpi(pmix));
-  const LaunchEnv one = launch_env_detect(env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}}));
+  const LaunchEnv one =
+      launch_env_detect(env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}}));
   EXPECT_NO_THROW(launch_env_require_mpi(one));
   EXPECT_NO_THROW(launch_env_require_mpi(launch_env_detect(env_of({}))));
 }

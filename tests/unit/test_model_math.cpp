@@ -105,13 +105,15 @@ TEST(LocalistLayer, DialZeroEqualsPlainMultiHeadAttention) {
   EXPECT_LE((y - ref).abs().max().item<double>(), 1e-6);
   EXPECT_LE((y - ref).abs().max().item<double>(), 1e-12);  // in float64 it is exact to rounding
   // λ > 0 changes the layer (the test can fail).
-  const auto y1 = localist_attention(*m->layers[0], xn, m->anchors, active, m->config(), 0.8, nullptr, false, false, out);
+  const auto y1 =
+      localist_attention(*m->layers[0], xn, m->anchors, active, m->config(), 0.8, nullptr, false, false, out);
   EXPECT_GT((y1 - ref).abs().max().item<double>(), 1e-4);
 }
 
 TEST(LocalistModel, LossGradientsMatchFiniteDifferences) {
   auto m = tiny_model(9);
-  const auto tokens = at::tensor(std::vector<int64_t>{1, 4, 2, 9, 3, 3, 7, 0, 5, 10, 2, 6, 1, 8}, at::kLong).view({2, 7});
+  const auto tokens =
+      at::tensor(std::vector<int64_t>{1, 4, 2, 9, 3, 3, 7, 0, 5, 10, 2, 6, 1, 8}, at::kLong).view({2, 7});
   const auto targets = at::roll(tokens, -1, 1);
   const double mu = 0.3, nu = 0.2;
   const std::vector<double> dial{0.7, 0.4};
@@ -244,8 +246,8 @@ TEST(Penalty, OmegaBackwardMatchesAutogradOfTheFormula) {
   auto grad_of = [&](bool custom) {
     auto x = logits.clone().requires_grad_();
     const auto alpha = at::softmax(x, -1) * 1.0;
-    const auto v = custom ? penalty_omega(alpha, hard, head_block, K)
-                          : penalty_omega_per_query(alpha, hard, head_block, K).mean();
+    const auto v =
+        custom ? penalty_omega(alpha, hard, head_block, K) : penalty_omega_per_query(alpha, hard, head_block, K).mean();
     (v * 3.0).backward();
     return std::make_pair(v.item<double>(), x.grad());
   };

@@ -189,8 +189,8 @@ TEST(Bounds, HoldOnEveryQueryOfATrainedModel) {
 // slot and no other row's; a rules file's own route wins where both fire.
 TEST(Rules, DomainRoutesComeFirstAndTheFilesRulesWin) {
   const ModelConfig c = small_config();
-  const RuleSet file = RuleSet::parse("rules:\n  - {kind: route, name: vowels, match: {regex: \"[aeiou]\"}, block: 1}\n",
-                                      "route.yaml", c.k_max);
+  const RuleSet file = RuleSet::parse(
+      "rules:\n  - {kind: route, name: vowels, match: {regex: \"[aeiou]\"}, block: 1}\n", "route.yaml", c.k_max);
   const RuleSet both = file.with_domain_routes({{"drama", 3}});
   ASSERT_EQ(both.rules().size(), 2u);
   EXPECT_EQ(both.rules()[0].match.domain, "drama");
@@ -207,9 +207,11 @@ TEST(Rules, RoutePointAndSwapWithoutTouchingWeights) {
   LocalistModel m(c, 256, 5);
   const RuleSet route = RuleSet::parse(R"(rules:
   - {kind: route, name: vowels, match: {regex: "[aeiou]"}, block: 2}
-)", "route.yaml", c.k_max);
+)",
+                                       "route.yaml", c.k_max);
   const RuleSet point = RuleSet::parse(R"J({"rules": [{"kind": "point", "query": {"regex": "\\)"},
-                                          "target": {"regex": "\\("}}]})J", "point.json", c.k_max);
+                                          "target": {"regex": "\\("}}]})J",
+                                       "point.json", c.k_max);
   const auto x = text_tokens({"(ab)cd(ef)gh", "x(yz)uv(w)ab"});
   const auto texts = byte_texts(256);
   const std::vector<std::string> doms{"d", "d"};
@@ -299,7 +301,8 @@ TEST(Rules, FileErrorsAreLocated) {
   EXPECT_EQ(err("rules:\n  - {kind: route, match: {regex: \"[0-9]{1,3}-12345678 \\\\{99999\"}, block: 1}\n"), "");
   // A pattern a backtracking matcher needs exponential time for: RE2 answers at once (a
   // hang here would end at the test's timeout), and right (no 'c', no match).
-  const RuleSet slow = RuleSet::parse("rules:\n  - {kind: route, match: {regex: \"(a|aa)*c\"}, block: 1}\n", "r.yaml", 4);
+  const RuleSet slow =
+      RuleSet::parse("rules:\n  - {kind: route, match: {regex: \"(a|aa)*c\"}, block: 1}\n", "r.yaml", 4);
   std::vector<std::string> texts(256);
   for (int i = 0; i < 256; ++i) texts[i] = std::string(1, static_cast<char>(i));
   std::vector<int64_t> ids(2000, 'a');

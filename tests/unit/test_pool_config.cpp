@@ -120,15 +120,14 @@ TEST(PoolConfig, BadPoolsAreLocatedOneLineErrors) {
                 .find("gobal_batch: unknown key (did you mean 'global_batch'?)"),
             std::string::npos);
   EXPECT_NE(error_of("pool:\n  generalist_replay: 0.1\n").find("pool.llms is required"), std::string::npos);
-
 }
 
 // pool.recruit (M11 steps 1-5): its constants parse with their defaults and survive the
 // effective config; without declared specialists the pool is main alone; a bad constant,
 // a pool declared beyond max_llms or block parallelism is a located ConfigError.
 TEST(PoolConfig, RecruitConstants) {
-  const RunConfig c = run_config_parse(kData + "pool:\n  recruit: true\n  n_try: 7\n  horizon_tokens: 5.0e8\n",
-                                       "p.yaml", 0);
+  const RunConfig c =
+      run_config_parse(kData + "pool:\n  recruit: true\n  n_try: 7\n  horizon_tokens: 5.0e8\n", "p.yaml", 0);
   ASSERT_TRUE(c.pool.declared);
   EXPECT_EQ(c.pool.llms.size(), 1u);
   const PoolRecruitConfig& r = c.pool.recruit;

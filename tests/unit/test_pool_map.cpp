@@ -42,8 +42,10 @@ Best naive(const std::vector<double>& loads, int units, const PoolMap* prev) {
       m.world = units, m.bp = 1;
       m.units.assign(loads.size(), {});
       for (int s = 0; s < slots; ++s) {
-        if (disjoint) m.units[live[pick[s]]].push_back(s);
-        else m.units[live[s]].push_back(pick[s]);
+        if (disjoint)
+          m.units[live[pick[s]]].push_back(s);
+        else
+          m.units[live[s]].push_back(pick[s]);
       }
       std::set<int> used;
       for (int i : live) {

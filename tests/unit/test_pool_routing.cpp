@@ -47,7 +47,7 @@ TEST(PoolRouting, MixtureNeverLosesMoreThanThePriorOnAnyWindow) {
   const auto bits = at::rand({L, N, T}, at::kDouble) * 12.0;  // 0..12 bits per token
   const std::vector<double> priors{0.6, 0.3, 0.1};
   const auto mix = route_mixture_bits(bits, priors).sum(1);  // (N)
-  const auto cl = bits.sum(2);                                // (L, N)
+  const auto cl = bits.sum(2);                               // (L, N)
   for (int64_t n = 0; n < N; ++n) {
     double best = 1e300, total = 0;
     for (int64_t l = 0; l < L; ++l) {

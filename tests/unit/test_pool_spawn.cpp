@@ -14,8 +14,8 @@ using namespace localist;
 TEST(PoolSpawn, CriterionInBitsAgainstAHandComputation) {
   const double n_d = 1e7, docs = n_d / 128;  // windows of 128 tokens are the documents
   const int64_t p = 100000, max_llms = 4;
-  const double c = 0.5 * p * std::log2(n_d) + 2.0;   // c_LLM = (p/2)·log2 N_d + log2 max_llms
-  const double naming = docs * std::log2(3.0);        // a third LLM: R_d = docs·log2 3
+  const double c = 0.5 * p * std::log2(n_d) + 2.0;  // c_LLM = (p/2)·log2 N_d + log2 max_llms
+  const double naming = docs * std::log2(3.0);      // a third LLM: R_d = docs·log2 3
   // b_p − b_s chosen so that G − c = 1000 bits exactly.
   const double diff = (c + naming + 1000) / n_d;
   const MdlDecision yes = mdl_decide_spawn(3.0, 3.0 - diff, n_d, docs, 3, p, max_llms, 0, 777, 0, 0);
@@ -39,15 +39,18 @@ TEST(PoolSpawn, CriterionInBitsAgainstAHandComputation) {
 }
 
 TEST(PoolSpawn, SaturationOfBlockRecruitment) {
-  const std::string rej = R"({"candidate":"domain german","decision":"rejected"})" "\n";
-  const std::string acc = R"({"candidate":"domain german","decision":"accepted"})" "\n";
-  const std::string other = R"({"candidate":"domain drama","decision":"rejected"})" "\n";
-  EXPECT_NE(spawn_saturation(false, "", "german", false, true, 2), "");         // no block recruitment at all
-  EXPECT_NE(spawn_saturation(true, "", "german", true, true, 2), "");           // it has its block
-  EXPECT_NE(spawn_saturation(true, "", "german", false, false, 2), "");         // no free slot
-  EXPECT_EQ(spawn_saturation(true, "", "german", false, true, 2), "");          // never tried
+  const std::string rej = R"({"candidate":"domain german","decision":"rejected"})"
+                          "\n";
+  const std::string acc = R"({"candidate":"domain german","decision":"accepted"})"
+                          "\n";
+  const std::string other = R"({"candidate":"domain drama","decision":"rejected"})"
+                            "\n";
+  EXPECT_NE(spawn_saturation(false, "", "german", false, true, 2), "");          // no block recruitment at all
+  EXPECT_NE(spawn_saturation(true, "", "german", true, true, 2), "");            // it has its block
+  EXPECT_NE(spawn_saturation(true, "", "german", false, false, 2), "");          // no free slot
+  EXPECT_EQ(spawn_saturation(true, "", "german", false, true, 2), "");           // never tried
   EXPECT_EQ(spawn_saturation(true, rej + other, "german", false, true, 2), "");  // one rejection of two
   EXPECT_NE(spawn_saturation(true, rej + other + rej, "german", false, true, 2), "");
-  EXPECT_EQ(spawn_saturation(true, rej + acc, "german", false, true, 2), "");   // the last one was accepted
-  EXPECT_EQ(spawn_saturation(true, rej + rej, "drama", false, true, 1), "");    // another domain's log
+  EXPECT_EQ(spawn_saturation(true, rej + acc, "german", false, true, 2), "");  // the last one was accepted
+  EXPECT_EQ(spawn_saturation(true, rej + rej, "drama", false, true, 1), "");   // another domain's log
 }

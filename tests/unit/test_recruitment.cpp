@@ -36,8 +36,8 @@ TEST(Mdl, RecruitAcceptsExactlyWhenTheGainExceedsCostPlusDelta) {
   EXPECT_TRUE(yes.accepted) << yes.to_string();
   EXPECT_NEAR(yes.gain_bits, c + delta + 1, 1e-6);
   EXPECT_DOUBLE_EQ(yes.cost_bits, c);
-  EXPECT_NEAR(yes.j_before, 3.0 * n + 500, 1e-6);                // CL before + earlier blocks' costs
-  EXPECT_NEAR(yes.j_after, (3.0 - above) * n + 500 + c, 1e-6);   // CL after + costs with the new block
+  EXPECT_NEAR(yes.j_before, 3.0 * n + 500, 1e-6);               // CL before + earlier blocks' costs
+  EXPECT_NEAR(yes.j_after, (3.0 - above) * n + 500 + c, 1e-6);  // CL after + costs with the new block
   EXPECT_GE(yes.j_before - yes.j_after, delta);
   const MdlDecision no = mdl_decide_recruit(3.0, 3.0 - below, n, p, k, delta, 500);
   EXPECT_FALSE(no.accepted) << no.to_string();
@@ -94,10 +94,10 @@ TEST(Mdl, PruneIsTheSymmetricRule) {
 
 TEST(Candidates, RunningMedianOverTheLastRounds) {
   RunningMedian m(3);
-  EXPECT_DOUBLE_EQ(m.add_round({1, 2, 3}), 2);         // medians {2}
+  EXPECT_DOUBLE_EQ(m.add_round({1, 2, 3}), 2);            // medians {2}
   EXPECT_DOUBLE_EQ(m.add_round({10, 20, 30, 40}), 13.5);  // {2, 25} -> 13.5
-  EXPECT_DOUBLE_EQ(m.add_round({5}), 5);               // {2, 25, 5} -> 5
-  EXPECT_DOUBLE_EQ(m.add_round({100, 100}), 25);       // {25, 5, 100} -> 25
+  EXPECT_DOUBLE_EQ(m.add_round({5}), 5);                  // {2, 25, 5} -> 5
+  EXPECT_DOUBLE_EQ(m.add_round({100, 100}), 25);          // {25, 5, 100} -> 25
   EXPECT_EQ(m.history().size(), 3u);
 }
 
@@ -118,7 +118,8 @@ TEST(Candidates, KmeansRecoversSeparatedClusters) {
   ASSERT_EQ(a.size(), truth.size());
   for (int c = 0; c < 3; ++c) {  // each true cluster maps to exactly one found cluster, and vice versa
     std::set<int32_t> found;
-    for (size_t i = 0; i < truth.size(); ++i) if (truth[i] == c) found.insert(a[i]);
+    for (size_t i = 0; i < truth.size(); ++i)
+      if (truth[i] == c) found.insert(a[i]);
     EXPECT_EQ(found.size(), 1u) << "cluster " << c;
   }
   std::set<int32_t> all(a.begin(), a.end());
@@ -148,7 +149,7 @@ TEST(Candidates, UnexplainedTokensGroupedByDomainAgainstANaiveRecount) {
     if (p.max_pi < o.phi || p.bits > median + o.kappa) ++count[p.domain], excess[p.domain] += p.bits - median;
   }
   EXPECT_EQ(count[0], 0);
-  ASSERT_EQ(cands.size(), 2u);  // domain 0 has none; domains 1 (500) and 2 (1000) pass n_min
+  ASSERT_EQ(cands.size(), 2u);                // domain 0 has none; domains 1 (500) and 2 (1000) pass n_min
   EXPECT_EQ(cands[0].label, "domain drama");  // the largest excess first
   EXPECT_EQ(static_cast<int64_t>(cands[0].tokens.size()), count[2]);
   EXPECT_NEAR(cands[0].excess_bits, excess[2], 1e-3 * excess[2]);

@@ -64,14 +64,16 @@ TEST(RunConfig, IssueBadInputsAreLocated) {
   EXPECT_EQ(error_of(replace(kBase, "train:", "trian:")), "t.yaml:7:1: trian: unknown key (did you mean 'train'?)");
   EXPECT_EQ(error_of(replace(kBase, "global_batch: 8", "global_batch: -4")),
             "t.yaml:8:17: train.global_batch: value -4 is out of range [1, 2147483647]");
-  EXPECT_EQ(error_of(replace(kBase, "dial: 0.5", "dial: 1.5")), "t.yaml:10:9: train.dial: dial value 1.5 is outside [0, 1]");
+  EXPECT_EQ(error_of(replace(kBase, "dial: 0.5", "dial: 1.5")),
+            "t.yaml:10:9: train.dial: dial value 1.5 is outside [0, 1]");
   EXPECT_EQ(error_of(std::string(kBase) + "distributed:\n  block_parallel: 2\n", 3),
             "t.yaml:12:19: distributed.block_parallel: mesh does not divide the world: block_parallel 2 does not "
             "divide 3 ranks");
   EXPECT_EQ(error_of(replace(kBase, "micro_batch: 4", "micro_batch: four")),
             "t.yaml:9:16: train.micro_batch: expected an integer, got 'four'");
-  EXPECT_EQ(error_of(kBase, 16), "t.yaml:8:17: train.global_batch: 8 sequences leave some of the 16 data-parallel "
-                                 "ranks without one (use at most 8 ranks, or a larger batch)");
+  EXPECT_EQ(error_of(kBase, 16),
+            "t.yaml:8:17: train.global_batch: 8 sequences leave some of the 16 data-parallel "
+            "ranks without one (use at most 8 ranks, or a larger batch)");
   EXPECT_EQ(error_of(kBase, 3), "");  // uneven slices (3, 3, 2) are fine
   EXPECT_EQ(error_of(kBase, 4), "");  // a micro-batch larger than a rank's rows is cut short
 }
@@ -80,8 +82,9 @@ TEST(RunConfig, ModelAndDataChecks) {
   EXPECT_EQ(error_of(std::string(kBase) + "model:\n  k_max: 64\n  anchor_dim: 5\n"),
             "t.yaml:13:15: model.anchor_dim: naming one of k_max = 64 blocks takes 6 bits, so anchor_dim must be at "
             "least 6");
-  EXPECT_NE(error_of(std::string(kBase) + "model:\n  k_initial: 9\n").find("model.k_initial: k_initial 9 exceeds k_max 8"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(std::string(kBase) + "model:\n  k_initial: 9\n").find("model.k_initial: k_initial 9 exceeds k_max 8"),
+      std::string::npos);
   EXPECT_NE(error_of(replace(kBase, "path: a.txt", "path: a.txt\n      start_step: 5")).find("start_step 0"),
             std::string::npos);
   EXPECT_NE(error_of(replace(kBase, "name: a", "name: a b")).find("data.sources[0].name: use letters"),
@@ -102,16 +105,18 @@ TEST(RunConfig, DialScheduleForms) {
   EXPECT_EQ(error_of(replace(kBase, "dial: 0.5", "dial: {schedule: points, points: [[0, 0.0], [10, 2.0]]}")),
             "t.yaml:10:52: train.dial.points[1]: dial value 2.0 is outside [0, 1]");
   EXPECT_NE(error_of(replace(kBase, "dial: 0.5", "dial: {schedule: warp}")).find("is not one of"), std::string::npos);
-  EXPECT_NE(error_of(replace(kBase, "dial: 0.5", "dial: {schedule: stages, stages: [{name: a, value: 0}, {name: b, value: 1}]}"))
+  EXPECT_NE(error_of(replace(kBase, "dial: 0.5",
+                             "dial: {schedule: stages, stages: [{name: a, value: 0}, {name: b, value: 1}]}"))
                 .find("every stage but the last needs `until`"),
             std::string::npos);
 }
 
 TEST(RunConfig, EffectiveConfigRoundTrips) {
-  for (const std::string dial : {"0.5", "[0.0, 1.0]", "{schedule: cosine, from: 0.0, to: 1.0, start: 0, end: 100}",
-                                 "{schedule: points, points: [[0, 0.0], [50, 0.7]]}",
-                                 "{schedule: stages, stages: [{name: warm, until: 10, value: 0}, {name: local, value: [0.5, 1]}]}",
-                                 "{schedule: uniform, lo: 0.25, hi: 0.75}"}) {
+  for (const std::string dial :
+       {"0.5", "[0.0, 1.0]", "{schedule: cosine, from: 0.0, to: 1.0, start: 0, end: 100}",
+        "{schedule: points, points: [[0, 0.0], [50, 0.7]]}",
+        "{schedule: stages, stages: [{name: warm, until: 10, value: 0}, {name: local, value: [0.5, 1]}]}",
+        "{schedule: uniform, lo: 0.25, hi: 0.75}"}) {
     const RunConfig a = run_config_parse(replace(kBase, "dial: 0.5", "dial: " + dial), "t.yaml", 0);
     const std::string yaml = run_config_to_yaml(a);
     const RunConfig b = run_config_parse(yaml, "effective.yaml", 0);
@@ -130,14 +135,15 @@ TEST(RunConfig, BundledConfigsParse) {
 }
 
 TEST(RunConfig, CommandLineOverridesAreCheckedLikeTheFile) {
-  const RunConfig c = run_config_parse(kBase, "t.yaml", 0,
-                                       {"train.dial={schedule: uniform, lo: 0.1, hi: 0.9}", "run.dir=runs/x",
-                                        "model.k_max=16", "model.anchor_dim=4"});
+  const RunConfig c = run_config_parse(
+      kBase, "t.yaml", 0,
+      {"train.dial={schedule: uniform, lo: 0.1, hi: 0.9}", "run.dir=runs/x", "model.k_max=16", "model.anchor_dim=4"});
   EXPECT_EQ(c.train.dial.kind, "uniform");
   EXPECT_DOUBLE_EQ(c.train.dial.hi, 0.9);
   EXPECT_EQ(c.run.dir, "runs/x");
   EXPECT_EQ(c.model.k_max, 16);
-  EXPECT_NE(error_of_overrides({"train.dial=1.5"}).find("train.dial: dial value 1.5 is outside [0, 1]"), std::string::npos);
+  EXPECT_NE(error_of_overrides({"train.dial=1.5"}).find("train.dial: dial value 1.5 is outside [0, 1]"),
+            std::string::npos);
   EXPECT_NE(error_of_overrides({"train.stpes=3"}).find("did you mean 'steps'"), std::string::npos);
   EXPECT_NE(error_of_overrides({"nokey"}).find("expected key.path=value"), std::string::npos);
   EXPECT_NE(error_of_overrides({"train.dial="}).find("no value"), std::string::npos);
@@ -145,9 +151,9 @@ TEST(RunConfig, CommandLineOverridesAreCheckedLikeTheFile) {
 }
 
 TEST(RunConfig, RecruitmentSectionIsCheckedAndRoundTrips) {
-  const RunConfig c = run_config_parse(kBase, "t.yaml", 0,
-                                       {"recruitment.interval=50", "recruitment.phi=0.3", "recruitment.anchor=centroid",
-                                        "recruitment.delta=128"});
+  const RunConfig c = run_config_parse(
+      kBase, "t.yaml", 0,
+      {"recruitment.interval=50", "recruitment.phi=0.3", "recruitment.anchor=centroid", "recruitment.delta=128"});
   EXPECT_FALSE(c.recruitment.enabled);
   EXPECT_EQ(c.recruitment.interval, 50);
   EXPECT_DOUBLE_EQ(c.recruitment.phi, 0.3);
@@ -164,12 +170,13 @@ TEST(RunConfig, RecruitmentSectionIsCheckedAndRoundTrips) {
 
 // A misspelt key is usually why a required one is "missing": the typo is reported first.
 TEST(RunConfig, AnUnknownKeyIsReportedBeforeTheRequiredKeyItHides) {
-  EXPECT_NE(error_of(replace(kBase, "  sources:", "  souces:")).find("t.yaml:4:3: data.souces: unknown key (did you "
-                                                                     "mean 'sources'?)"),
+  EXPECT_NE(error_of(replace(kBase, "  sources:", "  souces:"))
+                .find("t.yaml:4:3: data.souces: unknown key (did you "
+                      "mean 'sources'?)"),
             std::string::npos)
       << error_of(replace(kBase, "  sources:", "  souces:"));
-  const std::string root = error_of(replace(replace(kBase, "data:", "dta:"), "train:\n  global_batch: 8",
-                                            "traim:\n  global_batch: 8"));
+  const std::string root =
+      error_of(replace(replace(kBase, "data:", "dta:"), "train:\n  global_batch: 8", "traim:\n  global_batch: 8"));
   EXPECT_NE(root.find("t.yaml:3:1: dta: unknown key (did you mean 'data'?)"), std::string::npos) << root;
   // Without a typo the missing key is still named.
   std::string no_sources = kBase;

@@ -2,8 +2,8 @@
 // test_sampler.cpp: the global sample order is the same for 1, 2 and 4 data-parallel
 // ranks, a source never appears before its start step, weights set the mixture, and
 // the windows read from shards are real stretches of the source text.
-#include <algorithm>
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <map>
 
@@ -117,24 +117,24 @@ TEST(BatchReader, WindowsAreStretchesOfTheSourceText) {
     ASSERT_EQ(whole.cols, 129);
     for (int64_t r = 0; r < whole.rows; ++r) {
       if (step < 3) {
-  EXPECT_EQ(whole.source[r], 0);
-}
+        EXPECT_EQ(whole.source[r], 0);
+      }
       const std::vector<uint32_t> row(whole.tokens.begin() + r * 129, whole.tokens.begin() + (r + 1) * 129);
       // Each document-free piece of the window occurs in its source text.
       std::string piece;
       for (uint32_t t : row) {
         if (t == ByteTokenizer::kDocument) {
           if (!piece.empty()) {
-  EXPECT_NE(texts[whole.source[r]].find(piece), std::string::npos);
-}
+            EXPECT_NE(texts[whole.source[r]].find(piece), std::string::npos);
+          }
           piece.clear();
         } else {
           piece += static_cast<char>(t);
         }
       }
       if (!piece.empty()) {
-  EXPECT_NE(texts[whole.source[r]].find(piece), std::string::npos);
-}
+        EXPECT_NE(texts[whole.source[r]].find(piece), std::string::npos);
+      }
     }
     // Two ranks read the two halves of the same batch.
     TokenBatch r0 = reader.read(step, 0, 2), r1 = reader.read(step, 1, 2);

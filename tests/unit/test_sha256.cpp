@@ -14,8 +14,7 @@ TEST(Sha256, FipsVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
-            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST(Sha256, StreamingEqualsOneShot) {
@@ -37,6 +36,4 @@ TEST(Sha256, MatchesSha256sumOnCorpora) {
   }
 }
 
-TEST(Sha256, MissingFileIsAnError) {
-  EXPECT_THROW(sha256_file("/nonexistent/file"), Error);
-}
+TEST(Sha256, MissingFileIsAnError) { EXPECT_THROW(sha256_file("/nonexistent/file"), Error); }

@@ -16,10 +16,21 @@ namespace {
 
 std::string encode_utf8(uint32_t cp) {
   std::string s;
-  if (cp < 0x80) s += char(cp);
-  else if (cp < 0x800) { s += char(0xC0 | (cp >> 6)); s += char(0x80 | (cp & 0x3F)); }
-  else if (cp < 0x10000) { s += char(0xE0 | (cp >> 12)); s += char(0x80 | ((cp >> 6) & 0x3F)); s += char(0x80 | (cp & 0x3F)); }
-  else { s += char(0xF0 | (cp >> 18)); s += char(0x80 | ((cp >> 12) & 0x3F)); s += char(0x80 | ((cp >> 6) & 0x3F)); s += char(0x80 | (cp & 0x3F)); }
+  if (cp < 0x80)
+    s += char(cp);
+  else if (cp < 0x800) {
+    s += char(0xC0 | (cp >> 6));
+    s += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += char(0xE0 | (cp >> 12));
+    s += char(0x80 | ((cp >> 6) & 0x3F));
+    s += char(0x80 | (cp & 0x3F));
+  } else {
+    s += char(0xF0 | (cp >> 18));
+    s += char(0x80 | ((cp >> 12) & 0x3F));
+    s += char(0x80 | ((cp >> 6) & 0x3F));
+    s += char(0x80 | (cp & 0x3F));
+  }
   return s;
 }
 
@@ -28,14 +39,14 @@ std::string encode_utf8(uint32_t cp) {
 TEST(Utf8, KnownValidAndInvalidSequences) {
   EXPECT_EQ(utf8_first_invalid("plain ascii"), -1);
   EXPECT_EQ(utf8_first_invalid("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), -1);
-  EXPECT_EQ(utf8_first_invalid("ab\xFF"), 2);                 // never valid
-  EXPECT_EQ(utf8_first_invalid("a\xC0\xAF"), 1);              // overlong '/'
-  EXPECT_EQ(utf8_first_invalid("a\xE0\x80\xAF"), 1);          // overlong 3-byte
-  EXPECT_EQ(utf8_first_invalid("\xED\xA0\x80"), 0);           // surrogate U+D800
-  EXPECT_EQ(utf8_first_invalid("\xF4\x90\x80\x80"), 0);       // above U+10FFFF
-  EXPECT_EQ(utf8_first_invalid("ok\xE2\x82"), 2);             // truncated
-  EXPECT_EQ(utf8_first_invalid("x\x80"), 1);                  // lone continuation
-  EXPECT_EQ(utf8_first_invalid("latin1 caf\xE9!"), 10);       // Latin-1 e-acute
+  EXPECT_EQ(utf8_first_invalid("ab\xFF"), 2);            // never valid
+  EXPECT_EQ(utf8_first_invalid("a\xC0\xAF"), 1);         // overlong '/'
+  EXPECT_EQ(utf8_first_invalid("a\xE0\x80\xAF"), 1);     // overlong 3-byte
+  EXPECT_EQ(utf8_first_invalid("\xED\xA0\x80"), 0);      // surrogate U+D800
+  EXPECT_EQ(utf8_first_invalid("\xF4\x90\x80\x80"), 0);  // above U+10FFFF
+  EXPECT_EQ(utf8_first_invalid("ok\xE2\x82"), 2);        // truncated
+  EXPECT_EQ(utf8_first_invalid("x\x80"), 1);             // lone continuation
+  EXPECT_EQ(utf8_first_invalid("latin1 caf\xE9!"), 10);  // Latin-1 e-acute
 }
 
 TEST(Utf8, RandomValidTextIsAcceptedAndCutsAreFound) {

@@ -55,8 +55,8 @@ TEST(TokenShard, RoundTripNarrowAndWide) {
   }
   // Storage type follows the vocabulary (h5dump, installed by tools/setup.sh, as the
   // independent reader).
-  for (const auto& [file, type] : {std::pair<std::string, std::string>{"s258.h5", "H5T_STD_U16LE"},
-                                   {"s70000.h5", "H5T_STD_U32LE"}}) {
+  for (const auto& [file, type] :
+       {std::pair<std::string, std::string>{"s258.h5", "H5T_STD_U16LE"}, {"s70000.h5", "H5T_STD_U32LE"}}) {
     auto r = test::run_command("h5dump -H -d /tokens '" + (dir / file) + "' 2>&1");
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find(type), std::string::npos) << r.out;
@@ -88,8 +88,10 @@ TEST(TokenShard, DamagedContentIsRefusedByTheReader) {
     shard_write(path, tokens, docs, meta_for(258));
     try {
       ShardReader r(path);
-      if (offsets) r.document_offsets();
-      else r.read_all();
+      if (offsets)
+        r.document_offsets();
+      else
+        r.read_all();
     } catch (const Error& e) {
       return std::string(e.what());
     }

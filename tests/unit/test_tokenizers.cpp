@@ -71,8 +71,8 @@ TEST_F(SentencePieceTest, RoundTripsUnseenTextExactly) {
   EXPECT_EQ(tok->pad_id(), 2u);
   // WikiText (another domain), leading spaces, tabs, CRLF and non-Latin text via byte fallback.
   const std::string wiki = test::read_text(test::corpus("wikitext2-test.txt")).substr(0, 20000);
-  for (const std::string& text :
-       {wiki, std::string("  two leading spaces\tand a tab\r\n"), std::string("\xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 end\n")}) {
+  for (const std::string& text : {wiki, std::string("  two leading spaces\tand a tab\r\n"),
+                                  std::string("\xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 end\n")}) {
     std::vector<uint32_t> ids;
     tok->encode(text, ids);
     EXPECT_EQ(tok->decode(ids), text);

@@ -15,8 +15,9 @@ TEST(TorchRuntime, UsesTheSelectedFastBlas) {
   EXPECT_FALSE(info.torch_version.empty());
   ASSERT_FALSE(info.blas_library.empty()) << "libtorch loaded no libblas.so";
   EXPECT_FALSE(info.blas_is_reference) << info.blas_library << " is the reference BLAS; run tools/setup.sh";
-  auto alt = localist::test::run_command("update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | "
-                                         "awk '/^Value:/{print $2}'");
+  auto alt = localist::test::run_command(
+      "update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | "
+      "awk '/^Value:/{print $2}'");
   if (alt.status == 0 && !alt.out.empty()) {
     alt.out.pop_back();  // newline
     char resolved[PATH_MAX];

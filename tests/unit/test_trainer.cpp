@@ -6,23 +6,23 @@
 // recruitment trial leaves every parameter, buffer and optimizer moment bit-identical,
 // an accepted one changes only the new block and the router.
 #include <ATen/ATen.h>
-#include <torch/optim/adamw.h>
 #include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
 
 #include <cmath>
 #include <filesystem>
 
+#include "data/batch_reader.h"
 #include "data/prepare.h"
-#include "tests/test_util.h"
-#include "trainer/lr_schedule.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_writer.h"
-#include "trainer/block_parallel.h"
-#include "trainer/checkpoint_schema.h"
-#include "trainer/tensor_file.h"
 #include "recruitment/recruiter.h"
 #include "recruitment/trial.h"
-#include "data/batch_reader.h"
+#include "tests/test_util.h"
+#include "trainer/block_parallel.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_schema.h"
+#include "trainer/checkpoint_writer.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/tensor_file.h"
 #include "trainer/trainer.h"
 
 using namespace localist;
@@ -294,7 +294,8 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
     ASSERT_EQ(h.window_bits.size(), refs.size());
     EXPECT_EQ(h.tokens, 7.0 * mc.context);
     const TokenBatch batch = reader.read_refs(refs);
-    const auto rows = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end())).view({7, mc.context + 1});
+    const auto rows =
+        at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end())).view({7, mc.context + 1});
     at::NoGradGuard no_grad;
     model.eval();
     ForwardOptions eo;
@@ -378,7 +379,8 @@ TEST(Recruiter, ARejectedTrialRestoresEverythingAndATrialTrainsOnlyTheBlockAndRo
   const Snapshot accepted = snapshot(model, opt);
   EXPECT_EQ(recruitment_round(accepting, 15, {0.5, 0.5}, 1e-3).at("decision"), "no candidate");
   const Snapshot untouched = snapshot(model, opt);
-  for (size_t j = 0; j < accepted.params.size(); ++j) EXPECT_TRUE(at::equal(accepted.params[j], untouched.params[j])) << j;
+  for (size_t j = 0; j < accepted.params.size(); ++j)
+    EXPECT_TRUE(at::equal(accepted.params[j], untouched.params[j])) << j;
   EXPECT_THROW(recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"slot": 2}]})"), mc.k_max), Error);
   try {
     recruited_domain_routes(nlohmann::json::parse(R"({"domain_routes": [{"domain": "drama", "slot": 4}]})"), mc.k_max);

@@ -34,7 +34,7 @@ std::vector<at::Tensor> fresh_params() {
 
 // Rank r's gradient of parameter i at step t; undefined where the test wants none.
 at::Tensor grad_of(int r, size_t i, int t) {
-  if (i == 1 && t == 0) return at::Tensor();      // no gradient anywhere at step 0
+  if (i == 1 && t == 0) return at::Tensor();            // no gradient anywhere at step 0
   if (i == 3 && t == 1 && r != 0) return at::Tensor();  // only rank 0's at step 1
   auto gen = at::detail::createCPUGenerator(1000 * t + 10 * i + r);
   return at::empty(kShapes[i], at::kFloat).normal_(0, 1, gen);
@@ -148,8 +148,8 @@ TEST(ZeroOptimizer, EqualsTorchAdamWOnTheSummedGradientAndReshards) {
       z.step(kLr, "test parameters");
     }
     for (size_t i = 0; i < params.size(); ++i) {
-      expect_close(params[i], ref.params[i], "after re-sharding, rank " + std::to_string(c->rank()) + ", parameter " +
-                                                 std::to_string(i));
+      expect_close(params[i], ref.params[i],
+                   "after re-sharding, rank " + std::to_string(c->rank()) + ", parameter " + std::to_string(i));
     }
   });
   for (const auto& o : more) ASSERT_TRUE(o.ok) << o.error;
