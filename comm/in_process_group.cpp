@@ -289,6 +289,7 @@ std::vector<RankOutcome> in_process_run(int size, const std::function<void(std::
   for (int r = 0; r < size; ++r) world->world_ranks.push_back(r);
   std::vector<RankOutcome> out(size);
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(size));
   for (int r = 0; r < size; ++r) {
     threads.emplace_back([&, r] {
       try {

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/deadline_guard.h"
 #include "core/stop_signal.h"
 
 namespace localist {
@@ -386,6 +387,9 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
   launch_env_require_mpi(env);
   int initialised = 0;
   mpi_check(MPI_Initialized(&initialised), "MPI_Initialized", "start-up");
+  // MPI_Init and the first collective wait without a bound for every rank of the job: a
+  // rank that is stopped or never starts would hang the others (found by the chaos soak).
+  DeadlineGuard startup("MPI start-up (MPI_Init_thread and the first collective)", timeout_s);
   if (!initialised) {
     int provided = 0;
     mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", "start-up");
@@ -413,7 +417,10 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
   return w;
 }
 
-void mpi_finalize() {
+void mpi_finalize(double timeout_s) {
+  // MPI_Finalize waits for every rank: bounded, so a peer stopped after the last
+  // collective cannot hang this one (the launcher then ends the job).
+  DeadlineGuard guard("MPI_Finalize", timeout_s);
   int finalised = 0;
   MPI_Finalized(&finalised);
   // At the end nothing is left to report to: failures here are ignored, not thrown.

@@ -22,6 +22,7 @@ struct MpiWorld {
 MpiWorld mpi_world(const LaunchEnv& env, double timeout_s);
 
 // Finalises MPI if this process initialised it (call once, after the last operation).
-void mpi_finalize();
+// Bounded by timeout_s (core/deadline_guard.h): past it, this rank ends with status 1.
+void mpi_finalize(double timeout_s = 60.0);
 
 }  // namespace localist

@@ -165,8 +165,17 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
     }
     const TrainSummary s = train_run(plan);
     if (g_world) {
+      // Every rank arrives before MPI_Finalize, which waits without a bound: a rank
+      // stopped at the end makes this barrier time out and the job abort (mpirun then
+      // kills every rank, a stopped one too) instead of hanging.
+      try {
+        g_world->barrier("the end of training, before MPI_Finalize");
+      } catch (const CommTimeout& e) {
+        spdlog::error("{}", e.what());
+        g_world->abort(kExitFailure);
+      }
       g_world.reset();
-      mpi_finalize();
+      mpi_finalize(cfg.distributed.timeout_s);
     }
     if (s.stop_signal != 0) {
       if (rank == 0) {
@@ -305,6 +314,7 @@ int run_generate(const std::string& checkpoint, const std::string& prompt, const
   const auto texts = c.tokenizer->token_texts();
   const auto out = generate(*c.model, ids, o, texts, c.device);
   std::vector<uint32_t> gen_ids;
+  gen_ids.reserve(out.size());
   for (const auto& g : out) gen_ids.push_back(g.id);
   std::cout << prompt << c.tokenizer->decode(gen_ids) << std::endl;
   if (show_attention) {

@@ -33,3 +33,65 @@ TEST(Chaos, FaultsAtRandomMomentsLeaveTheRunAsIfUninterrupted) {
   std::printf("faults survived %d in %.1f s, longest fault to exit %s s\n", j.at("faults_survived").get<int>(),
               j.at("wall_s").get<double>(), j.at("longest_fault_to_exit_s").dump().c_str());
 }
+
+namespace {
+
+// A small 2-rank run in dir (prepared), started in the background by a bash script that
+// SIGSTOPs one rank at the moment `stop_when` (a bash condition) first holds, and
+// reports the job's exit status and duration. Returns the script's output.
+std::string stopped_rank_run(const localist::test::TempDir& dir, const std::string& stop_when, int rank) {
+  const char* b = std::getenv("LOCALIST_BIN");
+  const std::string bin = b ? b : "localist";
+  localist::test::write_text(
+      dir / "c.yaml",
+      "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - name: text\n      path: text.txt\n"
+      "      split: blank_line\nmodel:\n  context: 32\n  d_model: 32\n  head_dim: 8\ntrain:\n  steps: 30\n"
+      "  global_batch: 4\n  micro_batch: 2\n  log_every: 10\n  eval_every: 0\n  checkpoint_every: 0\n"
+      "distributed:\n  timeout_s: 5\n  startup_timeout_s: 5\n");
+  localist::test::write_text(dir / "text.txt",
+                             localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 40000));
+  if (localist::test::run_command("cd " + dir.path() + " && " + bin + " prepare c.yaml >/dev/null 2>&1").status != 0) {
+    return "prepare failed";
+  }
+  const std::string script = "cd " + dir.path() +
+                             "; start=$(date +%s.%N); "
+                             "OMPI_MCA_mpi_yield_when_idle=1 timeout 60 mpirun -np 2 --oversubscribe " +
+                             bin +
+                             " train c.yaml > job.txt 2>&1 & job=$!; "
+                             "pid=''; for i in $(seq 1 3000); do "
+                             "  pid=$(pgrep -f '^" +
+                             bin + " train c.yaml' | sort -n | sed -n " + std::to_string(rank + 1) +
+                             "p); "
+                             "  if [ -n \"$pid\" ] && " +
+                             stop_when +
+                             "; then kill -STOP $pid; echo stopped; break; fi; sleep 0.01; done; "
+                             "wait $job; rc=$?; end=$(date +%s.%N); "
+                             "echo \"rc $rc seconds $(echo \"$end - $start\" | bc)\"; "
+                             "left=$(pgrep -f '^" +
+                             bin +
+                             " train c.yaml' | wc -l); echo \"left $left\"; "
+                             "pkill -9 -f '^" +
+                             bin + " train c.yaml'; cat job.txt";
+  localist::test::write_text(dir / "stop.sh", script);
+  return localist::test::run_command("bash " + dir.path() + "/stop.sh 2>&1").out;
+}
+
+double seconds_of(const std::string& out) {
+  const size_t at = out.find("seconds ");
+  return at == std::string::npos ? 1e9 : std::atof(out.c_str() + at + 8);
+}
+
+}  // namespace
+
+// A rank stopped before MPI has started (while LibTorch loads): MPI_Init would wait for it
+// forever; the start-up deadline ends the other rank, and mpirun the job (found by the
+// hour-long soak: 6 jobs hung 600 s).
+TEST(Chaos, ARankStoppedAtStartUpEndsTheJobWithinItsDeadline) {
+  localist::test::TempDir dir;
+  const std::string out = stopped_rank_run(dir, "true", 1);
+  ASSERT_NE(out.find("stopped"), std::string::npos) << out;
+  EXPECT_EQ(out.find("rc 0 "), std::string::npos) << out;
+  EXPECT_LT(seconds_of(out), 5.0 * 2 + 10) << out;  // the deadline, with start-up and teardown
+  EXPECT_NE(out.find("left 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("MPI start-up"), std::string::npos) << out;
+}
