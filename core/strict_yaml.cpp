@@ -43,7 +43,7 @@ std::string type_name(const YAML::Node& n) {
 
 }  // namespace
 
-StrictMap::StrictMap(YAML::Node node, std::string path, std::shared_ptr<const std::string> file)
+StrictMap::StrictMap(const YAML::Node& node, std::string path, std::shared_ptr<const std::string> file)
     : node_(node), path_(std::move(path)), file_(std::move(file)) {
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
     throw ConfigError(where(node_.Mark()) + (path_.empty() ? "config" : path_) + ": expected a mapping of keys, got " +

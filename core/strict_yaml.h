@@ -17,7 +17,7 @@ namespace localist {
 class StrictMap {
  public:
   // `node` must be a mapping (or null/undefined: an absent section reads as empty).
-  StrictMap(YAML::Node node, std::string path, std::shared_ptr<const std::string> file);
+  StrictMap(const YAML::Node& node, std::string path, std::shared_ptr<const std::string> file);
 
   // Parses a whole YAML document from text; `file` is used in messages. Each override
   // "a.b.c=value" replaces (or adds) that key before anything reads the document.

@@ -11,7 +11,8 @@
 int main(int argc, char** argv) {
   if (argc > 1) {
     const char* msg = "localist-spm: SentencePiece helper of localist; it speaks a binary protocol on stdin/stdout\n";
-    return ::write(2, msg, std::strlen(msg)) < 0 ? 2 : 2;
+    (void)!::write(2, msg, std::strlen(msg));  // usage error either way
+    return 2;
   }
   return localist::spm::serve(0, 1);
 }

@@ -39,8 +39,9 @@ struct Replay : torch::CustomClassHolder {
 };
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, c10::intrusive_ptr<Replay> r,
-                                                const at::Tensor& x, at::TensorList params) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const c10::intrusive_ptr<Replay>& r, const at::Tensor& x,
+                                                at::TensorList params) {
     r->rng = generator_state(x.device());
     r->autocast = at::autocast::is_enabled();
     r->autocast_dtype = at::autocast::get_autocast_gpu_dtype();

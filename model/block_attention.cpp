@@ -92,7 +92,8 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     // unbind (not three selects): its backward is one stack, not three zero-filled copies.
     const auto qkv = qkv_flat.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
     // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
-    const auto q = qkv[0] * scale, k = qkv[1], v = qkv[2];
+    const auto q = qkv[0] * scale;
+    const auto &k = qkv[1], &v = qkv[2];
     // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
     // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
     // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
@@ -122,10 +123,10 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   // The output bias is added once, after the partial outputs of the group are summed
   // (sequence parallel: into this rank's positions).
   const auto partial = at::linear(heads.reshape({B, T, H * dh}), w_o);
-  const auto y = (!shard                       ? partial
-                  : shard->sequence_parallel() ? shard->scatter_seq(partial)
-                                               : shard->leave(partial)) +
-                 L.out_b;
+  auto y = (!shard                       ? partial
+            : shard->sequence_parallel() ? shard->scatter_seq(partial)
+                                         : shard->leave(partial)) +
+           L.out_b;
 
   if (penalties) {
     auto mi = routing_mutual_information(pi);

@@ -39,7 +39,7 @@ struct OmegaFunction : public torch::autograd::Function<OmegaFunction> {
     const auto live = sizes.gt(0) & sq_sum.ge(1e-30);
     const auto norm = at::sqrt(at::clamp_min(sq_sum, 1e-30));
     const auto n = static_cast<double>(alpha.size(0) * alpha.size(1) * alpha.size(2));
-    const auto value = at::where(sizes > 0, w * norm, at::zeros_like(norm)).sum() / n;
+    auto value = at::where(sizes > 0, w * norm, at::zeros_like(norm)).sum() / n;
     ctx->save_for_backward({alpha, at::where(live, w / norm, at::zeros_like(norm)) / n, hard});
     return value;
   }

@@ -71,7 +71,8 @@ void GroupMesh::set_timeout(double seconds) {
   }
 }
 
-GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel, const at::Device& device) {
+GroupMesh group_mesh_make(const std::shared_ptr<Communicator>& ranks, int64_t block_parallel,
+                          const at::Device& device) {
   const int bp = static_cast<int>(block_parallel);
   if (bp < 1 || ranks->size() % bp != 0) {
     throw ConfigError("distributed.block_parallel: " + std::to_string(bp) + " does not divide the world size " +

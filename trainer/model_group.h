@@ -52,7 +52,7 @@ struct GroupMesh {
   int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
   void set_timeout(double seconds);  // of every communicator of the mesh
 };
-GroupMesh group_mesh_make(std::shared_ptr<Communicator> ranks, int64_t block_parallel, const at::Device& device);
+GroupMesh group_mesh_make(const std::shared_ptr<Communicator>& ranks, int64_t block_parallel, const at::Device& device);
 
 // The rules a group trains with: the rules file's (reloaded when it changes) with the
 // recruited domains' routes in front; rebuilt only when either changed.
