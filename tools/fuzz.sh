@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # fuzz.sh: runs one libFuzzer harness of tests/fuzz for a while and prints its figures.
 # Usage: tools/fuzz.sh TARGET SECONDS   (TARGET: config dial rules index tensor_file shard spm, or all)
 # FUZZ_RUNS=N stops a run after N executions (or SECONDS, whichever comes first).
