@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -413,6 +414,13 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
             "MPI_Comm_split_type", "finding the ranks of this node");
   mpi_check(MPI_Comm_rank(node, &w.local_rank), "MPI_Comm_rank", "the node's communicator");
   mpi_check(MPI_Comm_size(node, &w.local_size), "MPI_Comm_size", "the node's communicator");
+  std::vector<int> pids(static_cast<size_t>(w.local_size));
+  const int me = static_cast<int>(::getpid());
+  mpi_check(MPI_Allgather(&me, 1, MPI_INT, pids.data(), 1, MPI_INT, node), "MPI_Allgather",
+            "the process ids of this node's ranks");
+  for (int i = 0; i < w.local_size; ++i) {
+    if (i != w.local_rank) w.node_peer_pids.push_back(pids[static_cast<size_t>(i)]);
+  }
   mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", "the node's communicator");
   return w;
 }

@@ -5,6 +5,7 @@
 // mpi_world() starts MPI and checks its view of the world against the launcher's.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
@@ -15,6 +16,7 @@ struct MpiWorld {
   std::shared_ptr<Communicator> world;
   int local_rank = 0;  // from MPI's shared-memory split (device = local rank)
   int local_size = 1;
+  std::vector<int> node_peer_pids;  // the other ranks of this host (for the end of the job)
 };
 
 // Initialises MPI once per process. Throws localist::Error when MPI's rank/size

@@ -28,6 +28,7 @@
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
 #include "launch/dial_arg.h"
+#include "launch/job_end.h"
 #include "launch/loaded_checkpoint.h"
 #include "launch/pool_commands.h"
 #include "launch/report_command.h"
@@ -157,25 +158,21 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
       if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
     };
     plan.local_rank = env.local_rank;
+    JobEndPlan end;
     if (world > 1) {
       const MpiWorld w = mpi_world(env, cfg.distributed.startup_timeout_s);
       g_world = w.world;
       plan.world = g_world;
       plan.local_rank = w.local_rank;  // MPI's view of the node (the launcher's may be absent)
+      end.local_rank = w.local_rank;
+      end.node_peer_pids = w.node_peer_pids;
+      end.timeout_s = cfg.distributed.timeout_s;
     }
     const TrainSummary s = train_run(plan);
+    plan.world.reset();
     if (g_world) {
-      // Every rank arrives before MPI_Finalize, which waits without a bound: a rank
-      // stopped at the end makes this barrier time out and the job abort (mpirun then
-      // kills every rank, a stopped one too) instead of hanging.
-      try {
-        g_world->barrier("the end of training, before MPI_Finalize");
-      } catch (const CommTimeout& e) {
-        spdlog::error("{}", e.what());
-        g_world->abort(kExitFailure);
-      }
-      g_world.reset();
-      mpi_finalize(cfg.distributed.timeout_s);
+      end.world = std::move(g_world);
+      job_end(std::move(end));  // returns only when every rank arrived and finalised
     }
     if (s.stop_signal != 0) {
       if (rank == 0) {

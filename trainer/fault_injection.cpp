@@ -23,11 +23,18 @@ FaultInjection fault_injection_from_env() {
                             reinterpret_cast<long long*>(&f.step), at);
   f.kind = kind;
   f.at = at;
-  const bool ok =
+  bool ok =
       (n == 3 && (f.kind == "stall" || f.kind == "kill" || f.kind == "signal")) || (n == 4 && f.kind == "ckptkill");
+  if (f.kind == "exitstop") {
+    at[0] = '\0';
+    ok = std::sscanf(v, "exitstop:rank=%d:at=%31[a-z-]", &f.rank, at) == 2;
+    f.at = at;
+    ok = ok && (f.at == "end-barrier" || f.at == "finalize" || f.at == "exit");
+  }
   if (!ok) {
     throw ConfigError(std::string("LOCALIST_TEST_FAULT='") + v +
-                      "': expected stall|kill|signal:rank=R:step=S or ckptkill:rank=R:step=S:at=POINT");
+                      "': expected stall|kill|signal:rank=R:step=S, ckptkill:rank=R:step=S:at=POINT or "
+                      "exitstop:rank=R:at=end-barrier|finalize|exit");
   }
   return f;
 }
@@ -51,6 +58,13 @@ void fault_maybe_trigger(const FaultInjection& f, int rank, int64_t step) {
   spdlog::warn("LOCALIST_TEST_FAULT: rank {} {} at step {}", rank, f.kind == "kill" ? "killed" : "stalls", step);
   if (f.kind == "kill") std::raise(SIGKILL);
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+void fault_maybe_stop_at_exit(const FaultInjection& f, int rank, const std::string& point) {
+  if (f.kind != "exitstop" || f.rank != rank || f.at != point) return;
+  spdlog::warn("LOCALIST_TEST_FAULT: rank {} stops itself (SIGSTOP) at the job's end, point '{}'", rank, point);
+  if (auto l = spdlog::default_logger()) l->flush();
+  std::raise(SIGSTOP);
 }
 
 std::function<void(const std::string&)> fault_checkpoint_hook(const FaultInjection& f, int rank, int64_t step) {

@@ -58,8 +58,8 @@ void RunCheckpoints::save(const Pool& pool, int64_t step, bool periodic) {
   // ZeRO: each group's whole moments, gathered over its dp ranks (in pool order on every rank).
   for (ModelGroup* m : local) m->gather_optimizer_state();
   for (ModelGroup* m : local) w.llms.push_back(llm_write_of(*m, pool, pool.config().index(m->setup.name)));
-  w.meta = CheckpointMeta{step,      pool.tokens_before(step), tok.vocab_size(), g.setup.seed, tok.kind(), tok.hash(),
-                          tok.spec()};
+  w.meta = CheckpointMeta{step,       pool.tokens_before(step), tok.vocab_size(), g.setup.seed, tok.kind(), tok.hash(),
+                          tok.spec(), /*written_by=*/{}};
   w.config_yaml = s_.config_yaml;
   w.tokenizer_model_path = g.tokenizer_file;
   w.keep_last = tc.keep_checkpoints;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "tests/test_util.h"
@@ -36,12 +37,11 @@ TEST(Chaos, FaultsAtRandomMomentsLeaveTheRunAsIfUninterrupted) {
 
 namespace {
 
-// A small 2-rank run in dir (prepared), started in the background by a bash script that
+// A small 2-rank run in dir, started in the background by a bash script that
 // SIGSTOPs one rank at the moment `stop_when` (a bash condition) first holds, and
 // reports the job's exit status and duration. Returns the script's output.
-std::string stopped_rank_run(const localist::test::TempDir& dir, const std::string& stop_when, int rank) {
-  const char* b = std::getenv("LOCALIST_BIN");
-  const std::string bin = b ? b : "localist";
+// Writes and prepares a small 2-rank run in dir; false when prepare failed.
+bool prepare_small_run(const localist::test::TempDir& dir, const std::string& bin) {
   localist::test::write_text(
       dir / "c.yaml",
       "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n    - name: text\n      path: text.txt\n"
@@ -50,9 +50,13 @@ std::string stopped_rank_run(const localist::test::TempDir& dir, const std::stri
       "distributed:\n  timeout_s: 5\n  startup_timeout_s: 5\n");
   localist::test::write_text(dir / "text.txt",
                              localist::test::read_text(localist::test::corpus("tinyshakespeare.txt")).substr(0, 40000));
-  if (localist::test::run_command("cd " + dir.path() + " && " + bin + " prepare c.yaml >/dev/null 2>&1").status != 0) {
-    return "prepare failed";
-  }
+  return localist::test::run_command("cd " + dir.path() + " && " + bin + " prepare c.yaml >/dev/null 2>&1").status == 0;
+}
+
+std::string stopped_rank_run(const localist::test::TempDir& dir, const std::string& stop_when, int rank) {
+  const char* b = std::getenv("LOCALIST_BIN");
+  const std::string bin = b ? b : "localist";
+  if (!prepare_small_run(dir, bin)) return "prepare failed";
   const std::string script = "cd " + dir.path() +
                              "; start=$(date +%s.%N); "
                              "OMPI_MCA_mpi_yield_when_idle=1 timeout 60 mpirun -np 2 --oversubscribe " +
@@ -94,4 +98,54 @@ TEST(Chaos, ARankStoppedAtStartUpEndsTheJobWithinItsDeadline) {
   EXPECT_LT(seconds_of(out), 5.0 * 2 + 10) << out;  // the deadline, with start-up and teardown
   EXPECT_NE(out.find("left 0"), std::string::npos) << out;
   EXPECT_NE(out.find("MPI start-up"), std::string::npos) << out;
+}
+
+namespace {
+
+// The small run on `np` ranks with LOCALIST_TEST_FAULT=fault (a rank SIGSTOPs itself at the
+// job's end); reports the exit status, the duration and the job's processes left.
+std::string end_stop_run(const localist::test::TempDir& dir, const std::string& fault, int np) {
+  const char* b = std::getenv("LOCALIST_BIN");
+  const std::string bin = b ? b : "localist";
+  if (!prepare_small_run(dir, bin)) return "prepare failed";
+  const std::string script = "cd " + dir.path() + "; start=$(date +%s.%N); LOCALIST_TEST_FAULT=" + fault +
+                             " OMPI_MCA_mpi_yield_when_idle=1 timeout -s KILL 60 mpirun -np " + std::to_string(np) +
+                             " --oversubscribe " + bin + " train c.yaml > job.txt 2>&1; rc=$?; end=$(date +%s.%N); " +
+                             "echo \"rc $rc seconds $(echo \"$end - $start\" | bc)\"; sleep 1; left=$(pgrep -f '^" +
+                             bin + " train c.yaml' | wc -l); echo \"left $left\"; pkill -9 -f '^" + bin +
+                             " train c.yaml'; cat job.txt";
+  localist::test::write_text(dir / "stop.sh", script);
+  return localist::test::run_command("bash " + dir.path() + "/stop.sh 2>&1").out;
+}
+
+}  // namespace
+
+// A rank stopped at the end of the job: before the last barrier (the barrier times out),
+// between it and MPI_Finalize (the others' finalize deadline), after its MPI_Finalize
+// (its host's first rank sees it not exit). Each ends the job, non-zero, within twice the
+// collective timeout plus start-up, with nothing left (the hour-long soak found the last
+// two hanging mpirun).
+TEST(Chaos, ARankStoppedAtTheEndOfTheJobEndsItWithinTwiceTheTimeout) {
+  struct Case {
+    std::string fault;
+    int np;
+    std::string says;
+  };
+  const Case cases[] = {
+      {"exitstop:rank=1:at=end-barrier", 2, "timed out after 5 s; world rank(s) 1 did not arrive"},
+      {"exitstop:rank=0:at=finalize", 3, "MPI_Finalize did not return within 5 s"},
+      {"exitstop:rank=1:at=exit", 2, "rank(s) of this host did not exit within 5 s after the job's end"},
+      {"exitstop:rank=2:at=exit", 3, "rank(s) of this host did not exit within 5 s after the job's end"},
+  };
+  for (const Case& c : cases) {
+    localist::test::TempDir dir;
+    const std::string out = end_stop_run(dir, c.fault, c.np);
+    EXPECT_NE(out.find("stops itself (SIGSTOP)"), std::string::npos) << c.fault << "\n" << out;
+    EXPECT_NE(out.find("rc 1 "), std::string::npos) << c.fault << "\n" << out;
+    EXPECT_LT(seconds_of(out), 2 * 5.0 + 10) << c.fault << "\n" << out;
+    EXPECT_NE(out.find("left 0"), std::string::npos) << c.fault << "\n" << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << c.fault << "\n" << out;
+    // The run itself is complete: its last checkpoint is there.
+    EXPECT_TRUE(std::filesystem::exists(dir / "run/checkpoints/step-00000030/index.h5")) << c.fault << "\n" << out;
+  }
 }

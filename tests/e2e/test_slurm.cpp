@@ -185,6 +185,24 @@ TEST_F(Slurm, TheBatchTemplateTrainsWithSrunAndWithMpirunInsideTheAllocation) {
   }
 }
 
+// A rank stopped after its MPI_Finalize, on its way out, and the first of its host (so
+// no rank of the job can see it): srun's --wait in the template ends it, and the job fails
+// rather than hanging, with its run complete and no requeue.
+TEST_F(Slurm, TheTemplateEndsARankStoppedOnItsWayOut) {
+  const auto t0 = Clock::now();
+  const auto r = sh("LOCALIST=" + bin() +
+                    " LOCALIST_TEST_FAULT=exitstop:rank=0:at=exit LOCALIST_EXIT_WAIT_S=5 timeout 120 sbatch --wait "
+                    "--output=stop.out " +
+                    source() + "/launch/slurm/train.sbatch c.yaml --set run.dir=stop --set train.steps=10");
+  const double seconds = seconds_since(t0);
+  const std::string out = read_text(dir_ / "stop.out");
+  EXPECT_NE(r.status, 0) << r.out << out;
+  EXPECT_LT(seconds, 60.0) << out;
+  EXPECT_NE(out.find("stops itself (SIGSTOP)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("requeuing"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(dir_ / "stop/checkpoints/step-00000010/index.h5")) << out;
+}
+
 // Launches that cannot work fail fast, naming the problem: srun without PMIx, a
 // block-parallel mesh that does not divide the world, a hostfile with too few slots;
 // launch/mpirun.sh runs 2 local ranks by one command.

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// job_end.h: how a multi-rank job ends, so that a rank stopped on its way out (SIGSTOP,
+// a frozen node) cannot leave the job hanging: a timed world barrier, a bounded
+// MPI_Finalize, then this host's first rank waits (bounded) for the host's other ranks
+// to exit, and every rank leaves with _Exit (no slow static teardown). Limit: the first
+// rank of a host stopped in the last instants of its own exit is still waited for by mpirun.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace localist {
+
+struct JobEndPlan {
+  std::shared_ptr<Communicator> world;  // released here, before MPI_Finalize
+  int local_rank = 0;
+  std::vector<int> node_peer_pids;
+  double timeout_s = 60.0;
+};
+
+// The barrier, MPI_Finalize and the host's exit watch. Ends the process with status 1
+// (one line on stderr) when a rank does not arrive or does not exit in time; returns
+// otherwise, and from then on job_end_skip_teardown() is true.
+void job_end(JobEndPlan plan);
+
+// True once job_end() returned: main() then flushes and calls _Exit.
+bool job_end_skip_teardown();
+
+}  // namespace localist
