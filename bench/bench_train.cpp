@@ -28,6 +28,10 @@
 
 #include <sys/resource.h>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <memory>
+
 #include "model/localist_model.h"
 
 using namespace localist;
@@ -78,7 +82,13 @@ void run(double dial, int steps, int warmup, bool penalties) {
   const auto data = at::randint(256, {B, T + 1}, gen, at::kLong).to(kDevice);
   const auto x = data.narrow(1, 0, T), y = data.narrow(1, 1, T).contiguous();
   double fwd = 0, bwd = 0, optm = 0;
+  // LOCALIST_BENCH_PROFILE=FILE: the measured steps' operators as a chrome trace (where the time goes).
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
   for (int s = 0; s < warmup + steps; ++s) {
+    if (s == warmup && std::getenv("LOCALIST_BENCH_PROFILE")) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(
+          std::string(std::getenv("LOCALIST_BENCH_PROFILE")));
+    }
     auto t0 = Clock::now();
     ForwardOptions o;
     o.dial = std::vector<double>(c.n_layers, dial);
@@ -102,6 +112,7 @@ void run(double dial, int steps, int warmup, bool penalties) {
     const double o2 = ms_since(t0);
     if (s >= warmup) fwd += f, bwd += b, optm += o2;
   }
+  profile.reset();
   const double total = (fwd + bwd + optm) / steps;
   std::printf(
       "localist-cpp%s dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
