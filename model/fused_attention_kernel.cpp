@@ -105,11 +105,68 @@ S dot(const S* a, const S* b, int64_t len) {
   return s;
 }
 
-// Ω's group sums for one query row: g[k'] = Σ_{j < len, b(j) = k'} α_j².
+// Groups up to this many are summed in vector lanes (one compare per group and lane, the
+// sums in registers); more fall back to a scalar scatter.
+constexpr int64_t kMaxVecGroups = 16;
+
+// The groups Ω needs for a query whose head is of block `own`: k' != own with |G_k'| > 0.
+int64_t live_groups(const int32_t* counts, int64_t K, int64_t own, int64_t* live) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    if (k != own && counts[k] > 0) live[n++] = k;
+  }
+  return n;
+}
+
+// Ω's group sums for one query row: g[k'] = Σ_{j < len, b(j) = k'} α_j² for the live groups
+// (others are left 0 or partial: nothing reads them). hard_value: the keys' blocks as S.
 template <typename S>
-void group_square_sums(const S* alpha, const int64_t* hard, int64_t len, int64_t K, double* g) {
+void group_square_sums(const S* alpha, const int64_t* hard, const S* hard_value, int64_t len, int64_t K,
+                       const int64_t* live, int64_t n_live, double* g) {
   std::fill(g, g + K, 0.0);
-  for (int64_t j = 0; j < len; ++j) g[hard[j]] += static_cast<double>(alpha[j]) * alpha[j];
+  int64_t j = 0;
+  if (K <= kMaxVecGroups) {
+    constexpr int64_t w = Vec<S>::size();
+    const Vec<S> zero(S(0));
+    Vec<S> acc[kMaxVecGroups];
+    for (int64_t l = 0; l < n_live; ++l) acc[l] = zero;
+    for (; j + w <= len; j += w) {
+      const auto a = Vec<S>::loadu(alpha + j);
+      const auto a2 = a * a;
+      const auto hv = Vec<S>::loadu(hard_value + j);
+      for (int64_t l = 0; l < n_live; ++l) {
+        acc[l] = acc[l] + Vec<S>::blendv(zero, a2, hv == Vec<S>(static_cast<S>(live[l])));
+      }
+    }
+    for (int64_t l = 0; l < n_live; ++l) g[live[l]] = static_cast<double>(horizontal_sum(acc[l]));
+  }
+  for (; j < len; ++j) g[hard[j]] += static_cast<double>(alpha[j]) * alpha[j];
+}
+
+// d[j] += coef[b(j)] α_j (Ω's gradient into dα; coef is 0 off the live groups).
+template <typename S>
+void add_group_scaled(S* d, const S* alpha, const int64_t* hard, const S* hard_value, int64_t len, int64_t K,
+                      const double* coef, const int64_t* live, int64_t n_live) {
+  int64_t j = 0;
+  if (K <= kMaxVecGroups) {
+    constexpr int64_t w = Vec<S>::size();
+    const Vec<S> zero(S(0));
+    for (; j + w <= len; j += w) {
+      const auto hv = Vec<S>::loadu(hard_value + j);
+      Vec<S> c = zero;
+      for (int64_t l = 0; l < n_live; ++l) {
+        c = Vec<S>::blendv(c, Vec<S>(static_cast<S>(coef[live[l]])), hv == Vec<S>(static_cast<S>(live[l])));
+      }
+      (Vec<S>::loadu(d + j) + c * Vec<S>::loadu(alpha + j)).store(d + j);
+    }
+  }
+  for (; j < len; ++j) d[j] += static_cast<S>(coef[hard[j]]) * alpha[j];
+}
+
+// The keys' blocks of sequence b as S, for the vector compares.
+template <typename S>
+void hard_values(const int64_t* hard, int64_t len, S* out) {
+  for (int64_t j = 0; j < len; ++j) out[j] = static_cast<S>(hard[j]);
 }
 
 // Ω(h, i) = Σ_{k' != own, |G| > 0} sqrt|G_k'(i)| · sqrt(max(g_k', 1e-30)), as penalty.cpp.
@@ -146,8 +203,11 @@ double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64
   const int64_t nr = i1 - i0, hd = p.H * p.dh, row = p.row();
   S* s = scratch;                  // nr x i1
   S* bias = s + kFusedTile * p.T;  // i1
+  S* hv = bias + p.T;              // i1: the keys' blocks
   std::vector<double> g(static_cast<size_t>(p.K));
+  std::vector<int64_t> live(static_cast<size_t>(p.K));
   tile_scores(p, b, h, i0, i1, s, bias);
+  if (p.counts) hard_values(p.hard + b * p.T, i1, hv);
   double omega = 0;
   for (int64_t i = i0; i < i1; ++i) {
     S* z = s + (i - i0) * i1;
@@ -155,8 +215,10 @@ double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64
     p.lse[(b * p.H + h) * p.T + i] = softmax_row(z, len);
     std::fill(z + len, z + i1, S(0));
     if (p.counts) {
-      group_square_sums(z, p.hard + b * p.T, len, p.K, g.data());
-      omega += omega_of_row(g.data(), p.counts + (b * p.T + i) * p.K, p.K, p.head_block[h]);
+      const int32_t* counts = p.counts + (b * p.T + i) * p.K;
+      const int64_t n = live_groups(counts, p.K, p.head_block[h], live.data());
+      group_square_sums(z, p.hard + b * p.T, hv, len, p.K, live.data(), n, g.data());
+      omega += omega_of_row(g.data(), counts, p.K, p.head_block[h]);
     }
   }
   const S* v = p.qkv + b * p.T * row + 2 * hd + h * p.dh;
@@ -171,7 +233,9 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
   S* dz = s + kFusedTile * T;     // dα then dz tile
   S* bias = dz + kFusedTile * T;  // T
   S* dbeta = bias + T;            // T: Σ_i dz_ij for this head
+  S* hv = dbeta + T;              // T: the keys' blocks
   std::vector<double> g(static_cast<size_t>(p.K)), coef(static_cast<size_t>(p.K));
+  std::vector<int64_t> live(static_cast<size_t>(p.K));
   std::fill(dbeta, dbeta + T, S(0));
   const S* base = p.qkv + b * T * row;
   const S *q = base + h * p.dh, *k = base + hd + h * p.dh, *v = base + 2 * hd + h * p.dh;
@@ -179,6 +243,7 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
   S *dq = dbase + h * p.dh, *dk = dbase + hd + h * p.dh, *dv = dbase + 2 * hd + h * p.dh;
   const S* dout = p.dout + b * T * hd + h * p.dh;
   const bool omega = p.counts && p.omega_grad != 0.0;
+  if (omega) hard_values(p.hard + b * T, T, hv);
   constexpr int64_t w = Vec<S>::size();
   for (int64_t i0 = 0; i0 < T; i0 += kFusedTile) {
     const int64_t i1 = std::min(T, i0 + kFusedTile), nr = i1 - i0;
@@ -195,12 +260,14 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
         // dΩ/dα_ij = coef[b(j)] α_ij with coef = w / ||α_{i,G}|| on live groups (penalty.cpp).
         const int64_t* hard = p.hard + b * T;
         const int32_t* counts = p.counts + (b * T + i) * p.K;
-        group_square_sums(a, hard, len, p.K, g.data());
-        for (int64_t kk = 0; kk < p.K; ++kk) {
-          const bool live = kk != p.head_block[h] && counts[kk] > 0 && g[kk] >= 1e-30;
-          coef[kk] = live ? p.omega_grad * std::sqrt(static_cast<double>(counts[kk])) / std::sqrt(g[kk]) : 0.0;
+        const int64_t n = live_groups(counts, p.K, p.head_block[h], live.data());
+        group_square_sums(a, hard, hv, len, p.K, live.data(), n, g.data());
+        std::fill(coef.begin(), coef.end(), 0.0);
+        for (int64_t l = 0; l < n; ++l) {
+          const int64_t kk = live[l];
+          if (g[kk] >= 1e-30) coef[kk] = p.omega_grad * std::sqrt(static_cast<double>(counts[kk])) / std::sqrt(g[kk]);
         }
-        for (int64_t j = 0; j < len; ++j) d[j] += static_cast<S>(coef[hard[j]]) * a[j];
+        add_group_scaled(d, a, hard, hv, len, p.K, coef.data(), live.data(), n);
       }
       // Softmax backward: dz = α (dα − Σ_j α_j dα_j).
       const S D = dot(a, d, len);

@@ -36,7 +36,7 @@ struct Problem {
 };
 
 // Scratch elements one call needs (forward or backward).
-inline int64_t scratch_size(int64_t T) { return 2 * kFusedTile * T + 2 * T; }
+inline int64_t scratch_size(int64_t T) { return 2 * kFusedTile * T + 3 * T; }
 
 #define LOCALIST_FUSED_KERNEL_DECLARE(NS)                                                             \
   namespace NS {                                                                                      \

@@ -132,6 +132,32 @@ TEST(FusedAttention, EqualsTheUnfusedPathInOutputsPenaltiesAndGradients) {
   }
 }
 
+// More blocks than the kernel sums in vector lanes (16): Ω's group sums take the scalar
+// path, and still equal the unfused path.
+TEST(FusedAttention, ManyBlocksEqualTheUnfusedPathToo) {
+  for (const auto dtype : {at::kDouble, at::kFloat}) {
+    const double tol = dtype == at::kDouble ? 1e-10 : 1e-5;
+    ModelConfig c = layer_config();
+    c.k_initial = 18, c.k_max = 20, c.heads_per_block = 1, c.d_model = 40, c.anchor_dim = 5;
+    LocalistModel m(c, 13, 4);
+    m.to(dtype);
+    {
+      at::NoGradGuard g;
+      auto gen = at::detail::createCPUGenerator(6);
+      for (auto& p : m.parameters()) p.add_(at::empty(p.sizes(), p.options()).normal_(0.0, 0.1, gen));
+    }
+    std::vector<int64_t> slots(18);
+    for (int64_t k = 0; k < 18; ++k) slots[static_cast<size_t>(k)] = k;
+    const auto active = at::tensor(slots, at::kLong);
+    auto gen = at::detail::createCPUGenerator(3);
+    const auto xn = at::empty({2, 70, 40}, dtype).normal_(0, 1, gen);
+    const LayerRun u = run_layer(*m.layers[0], m, xn, active, 1.0, nullptr, false);
+    const LayerRun f = run_layer(*m.layers[0], m, xn, active, 1.0, nullptr, true);
+    expect_same(f, u, tol, dtype == at::kDouble ? "float64, 18 blocks" : "float32, 18 blocks");
+    EXPECT_GT(u.omega.item<double>(), 1e-3);
+  }
+}
+
 TEST(FusedAttention, DiffersWhenTheBiasIsDropped) {
   // A check that the comparison above can fail: the fused path at λ = 1 is far from the
   // unfused one at λ = 0.5.
