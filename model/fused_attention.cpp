@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "model/cpu_capability.h"
 #include "model/fused_attention_kernel.h"
+#include "model/kernel_parallel.h"
 
 namespace localist {
 namespace {
@@ -68,7 +69,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_forward", [&] {
       auto p = problem_of<scalar_t>(qkv, beta, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.out = out.data_ptr<scalar_t>(), p.lse = lse.data_ptr<scalar_t>();
-      at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      kernel_parallel_for(n, [&](int64_t begin, int64_t end) {
         std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T)));
         for (int64_t w = begin; w < end; ++w) {
           const int64_t t = w % tiles, bh = w / tiles, h = bh % heads, b = bh / heads;
@@ -111,7 +112,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
       p.dout = dout.data_ptr<scalar_t>(), p.dqkv = dqkv.data_ptr<scalar_t>();
       p.dbeta = dbeta.defined() ? dbeta.data_ptr<scalar_t>() : nullptr;
       p.omega_grad = omega_grad;
-      at::parallel_for(0, B * heads, 1, [&](int64_t begin, int64_t end) {
+      kernel_parallel_for(B * heads, [&](int64_t begin, int64_t end) {
         std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T)));
         for (int64_t w = begin; w < end; ++w) run_backward_head(p, w / heads, w % heads, scratch.data());
       });

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "model/cpu_capability.h"
 #include "model/fused_ffn_kernel.h"
+#include "model/kernel_parallel.h"
 
 namespace localist {
 namespace {
@@ -30,7 +31,7 @@ struct LinearBiasGelu : public torch::autograd::Function<LinearBiasGelu> {
     AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "linear_bias_gelu_forward", [&] {
       scalar_t *p = pre.data_ptr<scalar_t>(), *o = out.data_ptr<scalar_t>();
       const scalar_t* bp = bias.data_ptr<scalar_t>();
-      at::parallel_for(0, row_blocks(rows), 1, [&](int64_t begin, int64_t end) {
+      kernel_parallel_for(row_blocks(rows), [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           const int64_t r0 = k * fused::kFfnRows, r1 = std::min(rows, r0 + fused::kFfnRows);
           fused_kernels_use_avx2() ? fused::AVX2::bias_gelu_forward(p, o, bp, r0, r1, cols)
@@ -53,7 +54,7 @@ struct LinearBiasGelu : public torch::autograd::Function<LinearBiasGelu> {
     AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "linear_bias_gelu_backward", [&] {
       const scalar_t *g = dout.data_ptr<scalar_t>(), *p = pre.data_ptr<scalar_t>();
       scalar_t *d = dpre.data_ptr<scalar_t>(), *db = partial.data_ptr<scalar_t>();
-      at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      kernel_parallel_for(blocks, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           const int64_t r0 = k * fused::kFfnRows, r1 = std::min(rows, r0 + fused::kFfnRows);
           fused_kernels_use_avx2() ? fused::AVX2::bias_gelu_backward(g, p, d, db + k * cols, r0, r1, cols)

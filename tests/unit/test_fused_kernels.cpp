@@ -16,6 +16,7 @@
 #include "model/block_attention.h"
 #include "model/fused_attention.h"
 #include "model/fused_ffn.h"
+#include "model/kernel_parallel.h"
 #include "model/localist_model.h"
 
 using namespace localist;
@@ -222,6 +223,22 @@ TEST(FusedAttention, SameBitsAtAnyThreadCount) {
   EXPECT_TRUE(at::equal(one.omega, three.omega));
   for (size_t i = 0; i < one.grads.size(); ++i)
     EXPECT_TRUE(at::equal(one.grads[i], three.grads[i])) << "gradient " << i;
+  // The trainer's setting, one LibTorch thread and the BLAS on three: the kernels take
+  // three threads of their own (OpenBLAS single-threaded meanwhile). Outputs keep their
+  // bits; gradients differ only where OpenBLAS's own threads change the last bits of a
+  // large product outside the kernels (the unfused path's do too).
+  const int blas_before = blas_threads();
+  at::set_num_threads(1);
+  if (!set_blas_threads(3)) GTEST_SKIP() << "the BLAS is not OpenBLAS";
+  EXPECT_EQ(kernel_threads(), 3);
+  const LayerRun blas3 = run_layer(*m.layers[0], m, xn, active, 0.7, &rules, true);
+  EXPECT_EQ(blas_threads(), 3) << "restored after each kernel";
+  set_blas_threads(blas_before);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(one.y, blas3.y));
+  EXPECT_TRUE(at::equal(one.omega, blas3.omega));
+  for (size_t i = 0; i < one.grads.size(); ++i)
+    EXPECT_LE(scaled_diff(blas3.grads[i], one.grads[i]), 1e-6) << "gradient " << i << " (BLAS threads)";
 }
 
 TEST(FusedAttention, SupportsCpuFloatAndDoubleOnly) {

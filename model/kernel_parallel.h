@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernel_parallel.h: runs a fused kernel's independent work items on every core the rank
+// was given, max(LibTorch's threads, OpenBLAS's threads). The trainer's setting is one
+// LibTorch thread and the BLAS on the rank's cores (docs/operations.md), which alone would
+// leave a fused kernel on one core. While the items run, OpenBLAS is single-threaded: each
+// item's small products run on that item's thread. Other BLAS: LibTorch's threads only.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace localist {
+
+// fn(begin, end) over contiguous chunks of [0, n), one chunk per thread (as
+// at::parallel_for with grain 1); the chunking depends only on n and the thread count,
+// and the kernels' results do not depend on either.
+void kernel_parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+// The threads kernel_parallel_for uses.
+int kernel_threads();
+
+// OpenBLAS's thread count (1 when the BLAS is another), and setting it (false, and
+// nothing done, when the BLAS is another).
+int blas_threads();
+bool set_blas_threads(int threads);
+
+}  // namespace localist
