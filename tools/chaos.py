@@ -24,6 +24,10 @@ import sys
 import time
 
 TIMEOUT_S = 6  # distributed.timeout_s of the soak's config: a stalled rank ends the job in < 2x this
+# distributed.startup_timeout_s: the bound for a rank stopped while MPI starts or before the
+# first step (the default, 1800 s, is for clusters; the soak waits 600 s for a job).
+STARTUP_TIMEOUT_S = 20
+STALL_BOUND_S = max(2 * TIMEOUT_S, STARTUP_TIMEOUT_S) + 10
 
 
 def write_config(work, steps, source_dir):
@@ -78,6 +82,7 @@ pool:
   block_rejections: 1
 distributed:
   timeout_s: {TIMEOUT_S}
+  startup_timeout_s: {STARTUP_TIMEOUT_S}
 """)
 
 
@@ -252,9 +257,10 @@ def main():
                 finished = True
             elif kind == "usr1" and rc != 75:
                 summary["failures"].append(f"{run} episode {episode}: SIGUSR1 gave exit {rc}, not 75")
-            elif kind == "stall" and ep.get("fault_to_exit_s", 0) > 2 * TIMEOUT_S + 10:
+            elif kind == "stall" and ep.get("fault_to_exit_s", 0) > STALL_BOUND_S:
                 summary["failures"].append(f"{run} episode {episode}: a stalled rank ended the job after "
-                                           f"{ep['fault_to_exit_s']} s (timeout {TIMEOUT_S} s)")
+                                           f"{ep['fault_to_exit_s']} s (timeout {TIMEOUT_S} s, start-up "
+                                           f"{STARTUP_TIMEOUT_S} s)")
             elif kind is None and rc != 0:
                 summary["failures"].append(f"{run} episode {episode}: exit {rc} with no fault:\n{out[-1500:]}")
             summary["episodes"].append(ep)
