@@ -34,21 +34,25 @@ done
 column -t "$out"
 if command -v gnuplot >/dev/null; then
   mkdir -p docs/img
+  # One file per series: a filtered-out row (1/0) would break each series' line.
+  runs="fused-dial0 fused-dial1 unfused-dial0 unfused-dial1 pytorch"
+  for r in $runs; do awk -F'\t' -v r="$r" '$2 == r' "$out" > "$out.$r"; done
   gnuplot <<GP
 set terminal pngcairo size 1100,420 font "DejaVu Sans,10"
 set output "docs/img/context-curve.png"
 set datafile separator "\t"
-set multiplot layout 1,2 title "Training at $TOKENS tokens per step (reference shape, 1 torch thread)"
+set multiplot layout 1,2 title "Training at $TOKENS tokens per step (reference shape, 1 torch thread, OpenBLAS $OPENBLAS_NUM_THREADS)"
 set logscale x 2
 set xlabel "context (tokens)"
 set key top right
 set ylabel "tokens / s"
-plot for [r in "fused-dial0 fused-dial1 unfused-dial0 unfused-dial1 pytorch"] "$out" using 1:(strcol(2) eq r ? \$3 : 1/0) with linespoints title r
+plot for [r in "$runs"] "$out.".r using 1:3 with linespoints title r
 set ylabel "peak resident memory (MB)"
 set logscale y 2
 set key top left
-plot for [r in "fused-dial0 fused-dial1 unfused-dial0 unfused-dial1 pytorch"] "$out" using 1:(strcol(2) eq r ? \$5 : 1/0) with linespoints title r
+plot for [r in "$runs"] "$out.".r using 1:5 with linespoints title r
 unset multiplot
 GP
+  for r in $runs; do rm -f "$out.$r"; done
   echo "plot: docs/img/context-curve.png"
 fi
