@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <mpi.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -414,12 +413,14 @@ MpiWorld mpi_world(const LaunchEnv& env, double timeout_s) {
             "MPI_Comm_split_type", "finding the ranks of this node");
   mpi_check(MPI_Comm_rank(node, &w.local_rank), "MPI_Comm_rank", "the node's communicator");
   mpi_check(MPI_Comm_size(node, &w.local_size), "MPI_Comm_size", "the node's communicator");
-  std::vector<int> pids(static_cast<size_t>(w.local_size));
-  const int me = static_cast<int>(::getpid());
-  mpi_check(MPI_Allgather(&me, 1, MPI_INT, pids.data(), 1, MPI_INT, node), "MPI_Allgather",
-            "the process ids of this node's ranks");
+  const ProcessId self = this_process();
+  const unsigned long long mine[2] = {static_cast<unsigned long long>(self.pid), self.start_ticks};
+  std::vector<unsigned long long> all(2 * static_cast<size_t>(w.local_size));
+  mpi_check(MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all.data(), 2, MPI_UNSIGNED_LONG_LONG, node),
+            "MPI_Allgather", "the process ids of this node's ranks");
   for (int i = 0; i < w.local_size; ++i) {
-    if (i != w.local_rank) w.node_peer_pids.push_back(pids[static_cast<size_t>(i)]);
+    if (i == w.local_rank) continue;
+    w.node_peers.push_back({static_cast<int>(all[2 * static_cast<size_t>(i)]), all[2 * static_cast<size_t>(i) + 1]});
   }
   mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", "the node's communicator");
   return w;

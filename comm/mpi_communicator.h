@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "comm/launch_env.h"
+#include "comm/process_exit_watch.h"
 
 namespace localist {
 
@@ -16,7 +17,7 @@ struct MpiWorld {
   std::shared_ptr<Communicator> world;
   int local_rank = 0;  // from MPI's shared-memory split (device = local rank)
   int local_size = 1;
-  std::vector<int> node_peer_pids;  // the other ranks of this host (for the end of the job)
+  std::vector<ProcessId> node_peers;  // the other ranks of this host (for the end of the job)
 };
 
 // Initialises MPI once per process. Throws localist::Error when MPI's rank/size

@@ -165,7 +165,7 @@ int run_train(const std::string& config_path, bool dry_run, int world_override, 
       plan.world = g_world;
       plan.local_rank = w.local_rank;  // MPI's view of the node (the launcher's may be absent)
       end.local_rank = w.local_rank;
-      end.node_peer_pids = w.node_peer_pids;
+      end.node_peers = w.node_peers;
       end.timeout_s = cfg.distributed.timeout_s;
     }
     const TrainSummary s = train_run(plan);

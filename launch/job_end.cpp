@@ -37,8 +37,8 @@ void job_end(JobEndPlan plan) {
   mpi_finalize(plan.timeout_s);
   fault_maybe_stop_at_exit(fault, rank, "exit");
   g_skip_teardown = true;
-  if (plan.local_rank != 0 || plan.node_peer_pids.empty()) return;
-  const auto left = wait_for_processes_to_exit(plan.node_peer_pids, plan.timeout_s);
+  if (plan.local_rank != 0 || plan.node_peers.empty()) return;
+  const auto left = wait_for_processes_to_exit(plan.node_peers, plan.timeout_s);
   if (left.empty()) return;
   std::string list;
   for (const auto& p : left) {

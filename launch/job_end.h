@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/process_exit_watch.h"
 
 namespace localist {
 
 struct JobEndPlan {
   std::shared_ptr<Communicator> world;  // released here, before MPI_Finalize
   int local_rank = 0;
-  std::vector<int> node_peer_pids;
+  std::vector<ProcessId> node_peers;
   double timeout_s = 60.0;
 };
 
