@@ -32,6 +32,7 @@
 
 #include <memory>
 
+#include "model/kernel_parallel.h"
 #include "model/localist_model.h"
 
 using namespace localist;
@@ -129,6 +130,7 @@ int main(int argc, char** argv) {
   const int warmup = argc > 2 ? std::atoi(argv[2]) : 3;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
   at::set_num_threads(threads);
+  settle_blas_workers();  // as the localist binary does (OPENBLAS_THREAD_TIMEOUT=28: OpenBLAS's default)
   std::stringstream dials(env_or("LOCALIST_BENCH_DIALS", "0,1"));
   for (std::string v; std::getline(dials, v, ',');) run(std::atof(v.c_str()), steps, warmup, true);
   if (argc > 4) run(1.0, steps, warmup, false);  // diagnostic: the cost of Ω and I_π

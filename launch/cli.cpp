@@ -34,6 +34,7 @@
 #include "launch/report_command.h"
 #include "launch/run_config.h"
 #include "model/fused_attention.h"
+#include "model/kernel_parallel.h"
 #include "model/rules.h"
 #include "recruitment/recruiter.h"
 #include "trainer/checkpoint.h"
@@ -58,6 +59,11 @@ std::string preview(const std::string& text, size_t max) {
       out += c;
   }
   return out;
+}
+
+std::string blas_spin_text() {
+  const int spin = blas_worker_spin();
+  return spin > 0 ? fmt::format(" (idle workers spin 2^{} cycles)", spin) : "";
 }
 
 void warn_if_slow_blas() {
@@ -414,15 +420,15 @@ int run_info() {
                                  nccl.library->version / 100 % 100, nccl.library->version % 100, nccl.library->path)
                    : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
   std::cout << fmt::format(
-      "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}\n"
+      "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}{}\n"
       "  CPU kernels     fused attention and FFN, {} build\n"
       "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
       build_version(), build_commit(), t.torch_version, t.intra_op_threads,
       t.blas_library.empty() ? "not loaded" : t.blas_library,
-      t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", fused_attention_capability(),
-      built_cuda ? "yes" : "no", t.cuda_devices, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
-      env.local_size);
+      t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", blas_spin_text(),
+      fused_attention_capability(), built_cuda ? "yes" : "no", t.cuda_devices, nccl_text, env.launcher, env.rank,
+      env.world_size, env.local_rank, env.local_size);
   return kExitOk;
 }
 

@@ -7,21 +7,38 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace localist {
 namespace {
 
+template <typename F>
+F* symbol(const char* name) {
+  return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
+}
+
 struct OpenBlasThreads {
   int (*get)() = nullptr;
   void (*set)(int) = nullptr;
+  // The worker pool's controls (exported by OpenBLAS 0.3.x; absent elsewhere).
+  void (*read_env)() = nullptr;
+  int (*timeout)() = nullptr;
+  int (*shutdown)() = nullptr;
+  int (*init)() = nullptr;
   OpenBlasThreads() {
-    get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    get = symbol<int()>("openblas_get_num_threads");
+    set = symbol<void(int)>("openblas_set_num_threads");
     if (!get || !set) get = nullptr, set = nullptr;
+    read_env = symbol<void()>("openblas_read_env");
+    timeout = symbol<int()>("openblas_thread_timeout");
+    shutdown = symbol<int()>("blas_thread_shutdown_");
+    init = symbol<int()>("blas_thread_init");
   }
+  bool pool_controls() const { return get && read_env && timeout && shutdown && init; }
 };
 
 const OpenBlasThreads& openblas() {
@@ -37,6 +54,26 @@ bool set_blas_threads(int threads) {
   if (!openblas().set) return false;
   openblas().set(std::max(1, threads));
   return true;
+}
+
+int settle_blas_workers() {
+  const auto& o = openblas();
+  if (!o.pool_controls()) return 0;
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+    setenv("OPENBLAS_THREAD_TIMEOUT", std::to_string(kBlasSpinExponent).c_str(), 0);
+    o.read_env();
+    // The workers read the timeout when they are created: restart them (same count).
+    o.shutdown();
+    o.init();
+  }
+  return blas_worker_spin();
+}
+
+int blas_worker_spin() {
+  const auto& o = openblas();
+  if (!o.pool_controls()) return 0;
+  const int t = o.timeout();  // 0: the variable was not set when OpenBLAS last read it
+  return t > 0 ? std::clamp(t, 4, 30) : 28;
 }
 
 int kernel_threads() { return std::max(at::get_num_threads(), blas_threads()); }

@@ -23,4 +23,17 @@ int kernel_threads();
 int blas_threads();
 bool set_blas_threads(int threads);
 
+// OpenBLAS's idle workers spin (sched_yield) for 2^THREAD_TIMEOUT cycles after each
+// product, 2^28 (~0.1 s) by default, so between products they keep the cores that a
+// fused kernel's threads then run on. This restarts them with 2^kBlasSpinExponent cycles
+// (~0.1 ms) unless OPENBLAS_THREAD_TIMEOUT is set. Call it at start-up, before other
+// threads exist (it sets the environment variable). Returns the exponent now in force,
+// or 0 when the BLAS is not OpenBLAS (nothing done).
+constexpr int kBlasSpinExponent = 18;
+int settle_blas_workers();
+
+// The exponent OpenBLAS's workers spin with now (28 when OPENBLAS_THREAD_TIMEOUT was
+// never set), or 0 when the BLAS is not OpenBLAS.
+int blas_worker_spin();
+
 }  // namespace localist

@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "model/block_attention.h"
 #include "model/fused_attention.h"
@@ -239,6 +241,25 @@ TEST(FusedAttention, SameBitsAtAnyThreadCount) {
   EXPECT_TRUE(at::equal(one.omega, blas3.omega));
   for (size_t i = 0; i < one.grads.size(); ++i)
     EXPECT_LE(scaled_diff(blas3.grads[i], one.grads[i]), 1e-6) << "gradient " << i << " (BLAS threads)";
+}
+
+TEST(KernelParallel, RestartedBlasWorkersSpinBrieflyAndStillMultiply) {
+  if (blas_worker_spin() == 0) GTEST_SKIP() << "the BLAS is not OpenBLAS";
+  const char* env = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+  const int given = env ? std::atoi(env) : 0;
+  const int expected = env ? (given > 0 ? std::clamp(given, 4, 30) : 28) : kBlasSpinExponent;
+  const int before = blas_threads();
+  set_blas_threads(2);
+  EXPECT_EQ(settle_blas_workers(), expected);
+  EXPECT_EQ(blas_worker_spin(), expected);
+  EXPECT_EQ(blas_threads(), 2) << "the restart keeps the worker count";
+  // A product OpenBLAS splits over its workers, against float64.
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto a = at::empty({300, 200}, at::kFloat).normal_(0, 1, gen);
+  const auto b = at::empty({200, 250}, at::kFloat).normal_(0, 1, gen);
+  const auto ref = at::mm(a.to(at::kDouble), b.to(at::kDouble));
+  EXPECT_LE(scaled_diff(at::mm(a, b).to(at::kDouble), ref), 1e-5);
+  set_blas_threads(before);
 }
 
 TEST(FusedAttention, SupportsCpuFloatAndDoubleOnly) {
