@@ -78,15 +78,17 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   // The key bias of M3, -dial * gamma * (1 - pi_jk) for head h of block k: (B,T,H).
   const auto key_bias = [&] { return (dial * c.gamma) * (pi.index_select(-1, head_block) - 1.0); };
 
+  // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
+  const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
   at::Tensor heads, alpha, z, scores, omega;
   if (fused && !trace && H > 0 && fused_attention_supported(qkv_flat) && !fused_disabled_by_env("attention")) {
     FusedAttentionInput fin;
     fin.qkv = qkv_flat, fin.heads = H, fin.head_dim = dh, fin.scale = scale;
-    if (dial != 0.0) fin.key_bias = key_bias();
+    if (dial != 0.0) fin.key_bias = key_bias(), fin.gate = gate.index_select(-1, head_block);
     if (targets.defined()) fin.rule_targets = targets, fin.rho = c.rho;
     if (penalties) fin.hard = hard, fin.head_block = head_block, fin.blocks = K;
     auto r = fused_attention(fin);
-    heads = r.heads;  // (B,T,H,d_h)
+    heads = r.heads;  // (B,T,H,d_h), gated
     omega = r.omega;
   } else {
     // unbind (not three selects): its backward is one stack, not three zero-filled copies.
@@ -114,11 +116,8 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     alpha = at::softmax(z, -1);
     heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
     if (penalties) omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
+    if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   }
-
-  // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
-  const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
-  if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   const auto w_o = all_heads ? L.out_w : L.out_w.view({d, hmax, dh}).index_select(1, active_heads).reshape({d, H * dh});
   // The output bias is added once, after the partial outputs of the group are summed
   // (sequence parallel: into this rank's positions).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // fused_attention.cpp: see fused_attention.h. The autograd function saves qkv, the
-// output and each query's log-sum-exp (linear in T); threads take (sequence, head,
+// biases, the gate and each query's log-sum-exp (linear in T); threads take (sequence, head,
 // query tile) forward and (sequence, head) backward, so every gradient row has one
 // writer and the result does not depend on the thread count.
 #include "model/fused_attention.h"
@@ -35,13 +35,14 @@ void run_backward_head(const fused::Problem<S>& p, int64_t b, int64_t h, S* scra
 bool given(const at::Tensor& t) { return t.numel() > 0; }
 
 template <typename S>
-fused::Problem<S> problem_of(const at::Tensor& qkv, const at::Tensor& beta, const at::Tensor& targets, double rho,
-                             double scale, const at::Tensor& hard, const at::Tensor& head_block,
-                             const at::Tensor& counts, int64_t heads, int64_t blocks) {
+fused::Problem<S> problem_of(const at::Tensor& qkv, const at::Tensor& beta, const at::Tensor& gate,
+                             const at::Tensor& targets, double rho, double scale, const at::Tensor& hard,
+                             const at::Tensor& head_block, const at::Tensor& counts, int64_t heads, int64_t blocks) {
   fused::Problem<S> p;
   p.B = qkv.size(0), p.T = qkv.size(1), p.H = heads, p.dh = qkv.size(2) / (3 * heads), p.K = blocks;
   p.qkv = qkv.data_ptr<S>();
   p.beta = given(beta) ? beta.data_ptr<S>() : nullptr;
+  p.gate = given(gate) ? gate.data_ptr<S>() : nullptr;
   p.targets = given(targets) ? targets.data_ptr<bool>() : nullptr;
   p.rho = static_cast<S>(rho), p.scale = static_cast<S>(scale);
   if (given(counts)) {
@@ -54,12 +55,12 @@ fused::Problem<S> problem_of(const at::Tensor& qkv, const at::Tensor& beta, cons
 int64_t tiles_of(int64_t T) { return (T + fused::kFusedTile - 1) / fused::kFusedTile; }
 
 struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
-  // Inputs: qkv, beta (or undefined), then the constants. Outputs: heads, Ω.
+  // Inputs: qkv, beta and gate (or empty), then the constants. Outputs: heads, Ω.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qkv,
-                                                const at::Tensor& beta, const at::Tensor& targets,
-                                                const at::Tensor& hard, const at::Tensor& head_block,
-                                                const at::Tensor& counts, int64_t heads, int64_t blocks, double scale,
-                                                double rho) {
+                                                const at::Tensor& beta, const at::Tensor& gate,
+                                                const at::Tensor& targets, const at::Tensor& hard,
+                                                const at::Tensor& head_block, const at::Tensor& counts, int64_t heads,
+                                                int64_t blocks, double scale, double rho) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const int64_t B = qkv.size(0), T = qkv.size(1), dh = qkv.size(2) / (3 * heads);
     auto out = at::empty({B, T, heads, dh}, qkv.options());
@@ -67,10 +68,10 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     const int64_t tiles = tiles_of(T), n = B * heads * tiles;
     std::vector<double> omega_parts(static_cast<size_t>(n), 0.0);
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_forward", [&] {
-      auto p = problem_of<scalar_t>(qkv, beta, targets, rho, scale, hard, head_block, counts, heads, blocks);
+      auto p = problem_of<scalar_t>(qkv, beta, gate, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.out = out.data_ptr<scalar_t>(), p.lse = lse.data_ptr<scalar_t>();
       kernel_parallel_for(n, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T)));
+        std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T, dh)));
         for (int64_t w = begin; w < end; ++w) {
           const int64_t t = w % tiles, bh = w / tiles, h = bh % heads, b = bh / heads;
           const int64_t i0 = t * fused::kFusedTile, i1 = std::min(T, i0 + fused::kFusedTile);
@@ -82,7 +83,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     for (double v : omega_parts) omega_sum += v;  // fixed order: independent of the thread count
     const double queries = static_cast<double>(B * heads * T);
     auto omega = at::scalar_tensor(given(counts) ? omega_sum / queries : 0.0, qkv.options());
-    ctx->save_for_backward({qkv, beta, targets, hard, head_block, counts, out, lse});
+    ctx->save_for_backward({qkv, beta, gate, targets, hard, head_block, counts, lse});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["blocks"] = blocks;
     ctx->saved_data["scale"] = scale;
@@ -94,30 +95,30 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto &qkv = saved[0], &beta = saved[1], &targets = saved[2], &hard = saved[3], &head_block = saved[4],
-               &counts = saved[5], &out = saved[6], &lse = saved[7];
-    (void)out;
+    const auto &qkv = saved[0], &beta = saved[1], &gate = saved[2], &targets = saved[3], &hard = saved[4],
+               &head_block = saved[5], &counts = saved[6], &lse = saved[7];
     const int64_t heads = ctx->saved_data["heads"].toInt(), blocks = ctx->saved_data["blocks"].toInt();
     const double scale = ctx->saved_data["scale"].toDouble(), rho = ctx->saved_data["rho"].toDouble();
-    const int64_t B = qkv.size(0), T = qkv.size(1);
+    const int64_t B = qkv.size(0), T = qkv.size(1), dh = qkv.size(2) / (3 * heads);
     auto dqkv = at::zeros_like(qkv);
     at::Tensor dbeta = given(beta) ? at::empty_like(beta) : at::Tensor();
-    const at::Tensor dout =
-        grads[0].defined() ? grads[0].contiguous() : at::zeros({B, T, heads, qkv.size(2) / (3 * heads)}, qkv.options());
+    at::Tensor dgate = given(gate) ? at::empty_like(gate) : at::Tensor();
+    const at::Tensor dout = grads[0].defined() ? grads[0].contiguous() : at::zeros({B, T, heads, dh}, qkv.options());
     const double omega_grad =
         grads[1].defined() && given(counts) ? grads[1].item<double>() / static_cast<double>(B * heads * T) : 0.0;
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_backward", [&] {
-      auto p = problem_of<scalar_t>(qkv, beta, targets, rho, scale, hard, head_block, counts, heads, blocks);
+      auto p = problem_of<scalar_t>(qkv, beta, gate, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.lse = lse.data_ptr<scalar_t>();
       p.dout = dout.data_ptr<scalar_t>(), p.dqkv = dqkv.data_ptr<scalar_t>();
       p.dbeta = dbeta.defined() ? dbeta.data_ptr<scalar_t>() : nullptr;
+      p.dgate = dgate.defined() ? dgate.data_ptr<scalar_t>() : nullptr;
       p.omega_grad = omega_grad;
       kernel_parallel_for(B * heads, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T)));
+        std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T, dh)));
         for (int64_t w = begin; w < end; ++w) run_backward_head(p, w / heads, w % heads, scratch.data());
       });
     });
-    return {dqkv,         dbeta,        at::Tensor(), at::Tensor(), at::Tensor(),
+    return {dqkv,         dbeta,        dgate,        at::Tensor(), at::Tensor(), at::Tensor(),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -140,6 +141,7 @@ FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
   const auto qkv = in.qkv.contiguous();
   const auto none = at::empty({0}, qkv.options());
   const auto beta = in.key_bias.defined() ? in.key_bias.to(qkv.scalar_type()).contiguous() : none;
+  const auto gate = in.gate.defined() ? in.gate.to(qkv.scalar_type()).contiguous() : none;
   const auto targets = in.rule_targets.defined() ? in.rule_targets.to(at::kBool).contiguous() : none;
   at::Tensor hard = none, head_block = none, counts = none;
   if (in.hard.defined()) {
@@ -150,8 +152,11 @@ FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
   if (in.key_bias.defined() && (beta.size(0) != B || beta.size(1) != T || beta.size(2) != in.heads)) {
     throw Error("fused attention: the key bias is not (B, T, H) (a model bug)");
   }
-  const auto outs = FusedAttentionFunction::apply(qkv, beta, targets, hard, head_block, counts, in.heads, in.blocks,
-                                                  in.scale, in.rho);
+  if (in.gate.defined() && (gate.size(0) != B || gate.size(1) != T || gate.size(2) != in.heads)) {
+    throw Error("fused attention: the gate is not (B, T, H) (a model bug)");
+  }
+  const auto outs = FusedAttentionFunction::apply(qkv, beta, gate, targets, hard, head_block, counts, in.heads,
+                                                  in.blocks, in.scale, in.rho);
   FusedAttentionOutput r;
   r.heads = outs[0];
   if (in.hard.defined()) r.omega = outs[1];

@@ -14,6 +14,7 @@ struct FusedAttentionInput {
   int64_t heads = 0, head_dim = 0;
   double scale = 1;         // on q.k (1/sqrt(d_h))
   at::Tensor key_bias;      // (B,T,H) added to every score of key j in head h, or undefined
+  at::Tensor gate;          // (B,T,H) M4's g_ik scaling query i's output of head h, or undefined
   at::Tensor rule_targets;  // (B,T,T) bool: +rho on these scores, or undefined
   double rho = 0;
   // Ω (M5): wanted when hard is defined. hard (B,T) int64 key blocks in [0, blocks);
@@ -23,7 +24,7 @@ struct FusedAttentionInput {
 };
 
 struct FusedAttentionOutput {
-  at::Tensor heads;  // (B,T,H,d_h) α V per head
+  at::Tensor heads;  // (B,T,H,d_h) α V per head, times the gate when given
   at::Tensor omega;  // scalar Ω averaged over (sequence, head, query), or undefined
 };
 
@@ -31,7 +32,7 @@ struct FusedAttentionOutput {
 // unfused path.
 bool fused_attention_supported(const at::Tensor& qkv);
 
-// Differentiable in qkv and key_bias (and through Ω).
+// Differentiable in qkv, key_bias and gate (and through Ω).
 FusedAttentionOutput fused_attention(const FusedAttentionInput& in);
 
 // The kernel build in use ("AVX2" or "DEFAULT"), for benchmarks and `localist info`.

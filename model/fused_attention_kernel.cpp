@@ -95,6 +95,15 @@ void exp_row(S* z, int64_t len, S lse) {
 }
 
 template <typename S>
+void scale_row(S* x, int64_t len, S by) {
+  constexpr int64_t w = Vec<S>::size();
+  const Vec<S> vb(by);
+  int64_t j = 0;
+  for (; j + w <= len; j += w) (Vec<S>::loadu(x + j) * vb).store(x + j);
+  for (; j < len; ++j) x[j] *= by;
+}
+
+template <typename S>
 S dot(const S* a, const S* b, int64_t len) {
   constexpr int64_t w = Vec<S>::size();
   Vec<S> acc(S(0));
@@ -222,7 +231,11 @@ double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64
     }
   }
   const S* v = p.qkv + b * p.T * row + 2 * hd + h * p.dh;
-  gemm_row_major(false, false, nr, p.dh, i1, S(1), s, i1, v, row, S(0), p.out + (b * p.T + i0) * hd + h * p.dh, hd);
+  S* out = p.out + (b * p.T + i0) * hd + h * p.dh;
+  gemm_row_major(false, false, nr, p.dh, i1, S(1), s, i1, v, row, S(0), out, hd);
+  if (p.gate) {
+    for (int64_t i = i0; i < i1; ++i) scale_row(out + (i - i0) * hd, p.dh, p.gate[(b * p.T + i) * p.H + h]);
+  }
   return omega;
 }
 
@@ -234,6 +247,7 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
   S* bias = dz + kFusedTile * T;  // T
   S* dbeta = bias + T;            // T: Σ_i dz_ij for this head
   S* hv = dbeta + T;              // T: the keys' blocks
+  S* dog = hv + T;                // kFusedTile x d_h: the tile's gate · dout
   std::vector<double> g(static_cast<size_t>(p.K)), coef(static_cast<size_t>(p.K));
   std::vector<int64_t> live(static_cast<size_t>(p.K));
   std::fill(dbeta, dbeta + T, S(0));
@@ -256,6 +270,15 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
       const int64_t len = i + 1;
       exp_row(a, len, p.lse[(b * p.H + h) * T + i]);
       std::fill(a + len, a + i1, S(0));
+      if (p.gate) {
+        // y = g O: dg = dy . O = Σ_j α_j (dy . v_j), and dα = g (dy V^T).
+        const int64_t gi = (b * T + i) * p.H + h;
+        p.dgate[gi] = dot(a, d, len);
+        scale_row(d, len, p.gate[gi]);
+        const S* dy = dout + i * hd;
+        S* o = dog + (i - i0) * p.dh;
+        for (int64_t c = 0; c < p.dh; ++c) o[c] = p.gate[gi] * dy[c];
+      }
       if (omega) {
         // dΩ/dα_ij = coef[b(j)] α_ij with coef = w / ||α_{i,G}|| on live groups (penalty.cpp).
         const int64_t* hard = p.hard + b * T;
@@ -281,10 +304,14 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
         for (; j < len; ++j) dbeta[j] += d[j];
       }
     }
-    // dq = scale dz K, dk += scale dz^T Q, dv += α^T dO.
+    // dq = scale dz K, dk += scale dz^T Q, dv += α^T dO (dO = g dy under a gate).
     gemm_row_major(false, false, nr, p.dh, i1, p.scale, dz, i1, k, row, S(0), dq + i0 * row, row);
     gemm_row_major(true, false, i1, p.dh, nr, p.scale, dz, i1, q + i0 * row, row, S(1), dk, row);
-    gemm_row_major(true, false, i1, p.dh, nr, S(1), s, i1, dout + i0 * hd, hd, S(1), dv, row);
+    if (p.gate) {
+      gemm_row_major(true, false, i1, p.dh, nr, S(1), s, i1, dog, p.dh, S(1), dv, row);
+    } else {
+      gemm_row_major(true, false, i1, p.dh, nr, S(1), s, i1, dout + i0 * hd, hd, S(1), dv, row);
+    }
   }
   if (p.dbeta) {
     for (int64_t j = 0; j < T; ++j) p.dbeta[(b * T + j) * p.H + h] = dbeta[j];

@@ -14,7 +14,8 @@ constexpr int64_t kFusedTile = 64;  // queries per tile
 
 // One layer's attention problem. qkv is the projection's output (B,T,3,H,d_h)
 // contiguous; scores are scale * q.k + beta_j (key bias, per head) + rho on rule
-// targets, causal. Ω's inputs (hard, head_block, counts) are null when Ω is not wanted.
+// targets, causal; each query's output is scaled by its gate (M4) when one is given. Ω's inputs (hard, head_block,
+// counts) are null when Ω is not wanted.
 template <typename S>
 struct Problem {
   int64_t B = 0, T = 0, H = 0, dh = 0, K = 0;
@@ -25,18 +26,20 @@ struct Problem {
   const int64_t* hard = nullptr;        // (B,T) each key's block in [0, K)
   const int64_t* head_block = nullptr;  // (H) each head's block
   const int32_t* counts = nullptr;      // (B,T,K) |G_k'(i)|: keys j <= i of block k'
-  S* out = nullptr;                     // (B,T,H,d_h) α V
+  const S* gate = nullptr;              // (B,T,H) each query's gate on its head's output, or null
+  S* out = nullptr;                     // (B,T,H,d_h) gate · α V
   S* lse = nullptr;                     // (B,H,T) log-sum-exp of each query's scores
   // Backward only.
   const S* dout = nullptr;  // (B,T,H,d_h)
   S* dqkv = nullptr;        // (B,T,3,H,d_h), zero on entry
   S* dbeta = nullptr;       // (B,T,H), or null
+  S* dgate = nullptr;       // (B,T,H), when gate
   double omega_grad = 0;    // dL/dΩ divided by the number of (b, h, i) averaged
   int64_t row() const { return 3 * H * dh; }
 };
 
 // Scratch elements one call needs (forward or backward).
-inline int64_t scratch_size(int64_t T) { return 2 * kFusedTile * T + 3 * T; }
+inline int64_t scratch_size(int64_t T, int64_t dh) { return 2 * kFusedTile * T + 3 * T + kFusedTile * dh; }
 
 #define LOCALIST_FUSED_KERNEL_DECLARE(NS)                                                             \
   namespace NS {                                                                                      \
