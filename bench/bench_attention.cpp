@@ -29,8 +29,8 @@ struct Case {
   bool penalties, fused;
 };
 
-double run_ms(LocalistLayer& L, const LocalistModel& m, const at::Tensor& xn0, const at::Tensor& active,
-              const Case& c, int reps) {
+double run_ms(LocalistLayer& L, const LocalistModel& m, const at::Tensor& xn0, const at::Tensor& active, const Case& c,
+              int reps) {
   const auto proj = at::ones({1}, xn0.options());
   double best = 1e30;
   for (int r = 0; r < reps + 2; ++r) {
