@@ -4,14 +4,17 @@
 // forward + backward of localist_attention at λ = 0, at λ = 1 without and with the
 // penalties (Ω, I_π), fused and unfused, each as a ratio to fused λ = 0 in this run.
 // Run on an idle machine; best of interleaved rounds. Usage: bench_attention [reps] [rounds]
-// [case]: only that case (0-4), e.g. under perf.
+// [case]: only that case (0-4), e.g. under perf; LOCALIST_BENCH_PROFILE=FILE writes its
+// operators as a chrome trace (as bench_train).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -70,16 +73,22 @@ int main(int argc, char** argv) {
                                    {"unfused λ=1 penalties", 1.0, true, false}};
   const int only = argc > 3 ? std::atoi(argv[3]) : -1;
   std::vector<double> best(cases.size(), 1e30);
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (only >= 0 && std::getenv("LOCALIST_BENCH_PROFILE")) {
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::getenv("LOCALIST_BENCH_PROFILE"));
+  }
   for (int r = 0; r < rounds; ++r) {
     for (size_t i = 0; i < cases.size(); ++i) {
       if (only >= 0 && static_cast<int>(i) != only) continue;
       best[i] = std::min(best[i], run_ms(*model.layers[0], model, xn, active, cases[i], reps));
     }
   }
+  profile.reset();
   std::printf("attention sublayer, forward + backward, B 8 T 256 d 256, 4 heads of 64 (best of %d x %d)\n", rounds,
               reps);
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::printf("%-24s %7.2f ms  %.2fx fused λ=0\n", cases[i].name, best[i], best[i] / best[0]);
+    if (only >= 0 && static_cast<int>(i) != only) continue;
+    std::printf("%-24s %7.2f ms  %.2fx fused λ=0\n", cases[i].name, best[i], only >= 0 ? 1.0 : best[i] / best[0]);
   }
   return 0;
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // fused_attention.cpp: see fused_attention.h. The autograd function saves qkv, the
-// biases, the gate and each query's log-sum-exp (linear in T); threads take (sequence, head,
-// query tile) forward and (sequence, head) backward, so every gradient row has one
-// writer and the result does not depend on the thread count.
+// biases, the gate, each query's log-sum-exp and Ω's per-group factors (B,H,T,K): linear
+// in T. Threads take (sequence, head, query tile) forward and (sequence, head) backward,
+// so every gradient row has one writer and the result does not depend on the thread count.
 #include "model/fused_attention.h"
 
 #include <ATen/ATen.h>
@@ -65,11 +65,13 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     const int64_t B = qkv.size(0), T = qkv.size(1), dh = qkv.size(2) / (3 * heads);
     auto out = at::empty({B, T, heads, dh}, qkv.options());
     auto lse = at::empty({B, heads, T}, qkv.options());
+    auto coef = at::empty({given(counts) ? B * heads * T * blocks : 0}, qkv.options());
     const int64_t tiles = tiles_of(T), n = B * heads * tiles;
     std::vector<double> omega_parts(static_cast<size_t>(n), 0.0);
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_forward", [&] {
       auto p = problem_of<scalar_t>(qkv, beta, gate, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.out = out.data_ptr<scalar_t>(), p.lse = lse.data_ptr<scalar_t>();
+      if (given(counts)) p.omega_coef = coef.data_ptr<scalar_t>();
       kernel_parallel_for(n, [&](int64_t begin, int64_t end) {
         std::vector<scalar_t> scratch(static_cast<size_t>(fused::scratch_size(T, dh)));
         for (int64_t w = begin; w < end; ++w) {
@@ -83,7 +85,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     for (double v : omega_parts) omega_sum += v;  // fixed order: independent of the thread count
     const double queries = static_cast<double>(B * heads * T);
     auto omega = at::scalar_tensor(given(counts) ? omega_sum / queries : 0.0, qkv.options());
-    ctx->save_for_backward({qkv, beta, gate, targets, hard, head_block, counts, lse});
+    ctx->save_for_backward({qkv, beta, gate, targets, hard, head_block, counts, lse, coef});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["blocks"] = blocks;
     ctx->saved_data["scale"] = scale;
@@ -96,7 +98,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &qkv = saved[0], &beta = saved[1], &gate = saved[2], &targets = saved[3], &hard = saved[4],
-               &head_block = saved[5], &counts = saved[6], &lse = saved[7];
+               &head_block = saved[5], &counts = saved[6], &lse = saved[7], &coef = saved[8];
     const int64_t heads = ctx->saved_data["heads"].toInt(), blocks = ctx->saved_data["blocks"].toInt();
     const double scale = ctx->saved_data["scale"].toDouble(), rho = ctx->saved_data["rho"].toDouble();
     const int64_t B = qkv.size(0), T = qkv.size(1), dh = qkv.size(2) / (3 * heads);
@@ -109,6 +111,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "fused_attention_backward", [&] {
       auto p = problem_of<scalar_t>(qkv, beta, gate, targets, rho, scale, hard, head_block, counts, heads, blocks);
       p.lse = lse.data_ptr<scalar_t>();
+      if (given(counts)) p.omega_coef = coef.data_ptr<scalar_t>();
       p.dout = dout.data_ptr<scalar_t>(), p.dqkv = dqkv.data_ptr<scalar_t>();
       p.dbeta = dbeta.defined() ? dbeta.data_ptr<scalar_t>() : nullptr;
       p.dgate = dgate.defined() ? dgate.data_ptr<scalar_t>() : nullptr;

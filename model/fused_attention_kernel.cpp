@@ -178,12 +178,17 @@ void hard_values(const int64_t* hard, int64_t len, S* out) {
   for (int64_t j = 0; j < len; ++j) out[j] = static_cast<S>(hard[j]);
 }
 
-// Ω(h, i) = Σ_{k' != own, |G| > 0} sqrt|G_k'(i)| · sqrt(max(g_k', 1e-30)), as penalty.cpp.
-double omega_of_row(const double* g, const int32_t* counts, int64_t K, int64_t own) {
+// Ω(h, i) = Σ_{k' != own, |G| > 0} sqrt|G_k'(i)| · sqrt(max(g_k', 1e-30)), as penalty.cpp;
+// coef[k'] = sqrt|G_k'(i)| / sqrt(g_k') where g_k' >= 1e-30 (its gradient's factor), else 0.
+template <typename S>
+double omega_of_row(const double* g, const int32_t* counts, int64_t K, int64_t own, S* coef) {
   double v = 0;
   for (int64_t k = 0; k < K; ++k) {
+    coef[k] = S(0);
     if (k == own || counts[k] <= 0) continue;
-    v += std::sqrt(static_cast<double>(counts[k])) * std::sqrt(std::max(g[k], 1e-30));
+    const double size = std::sqrt(static_cast<double>(counts[k]));
+    v += size * std::sqrt(std::max(g[k], 1e-30));
+    if (g[k] >= 1e-30) coef[k] = static_cast<S>(size / std::sqrt(g[k]));
   }
   return v;
 }
@@ -227,7 +232,7 @@ double forward_tile(const Problem<S>& p, int64_t b, int64_t h, int64_t i0, int64
       const int32_t* counts = p.counts + (b * p.T + i) * p.K;
       const int64_t n = live_groups(counts, p.K, p.head_block[h], live.data());
       group_square_sums(z, p.hard + b * p.T, hv, len, p.K, live.data(), n, g.data());
-      omega += omega_of_row(g.data(), counts, p.K, p.head_block[h]);
+      omega += omega_of_row(g.data(), counts, p.K, p.head_block[h], p.omega_coef + ((b * p.H + h) * p.T + i) * p.K);
     }
   }
   const S* v = p.qkv + b * p.T * row + 2 * hd + h * p.dh;
@@ -248,7 +253,7 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
   S* dbeta = bias + T;            // T: Σ_i dz_ij for this head
   S* hv = dbeta + T;              // T: the keys' blocks
   S* dog = hv + T;                // kFusedTile x d_h: the tile's gate · dout
-  std::vector<double> g(static_cast<size_t>(p.K)), coef(static_cast<size_t>(p.K));
+  std::vector<double> coef(static_cast<size_t>(p.K));
   std::vector<int64_t> live(static_cast<size_t>(p.K));
   std::fill(dbeta, dbeta + T, S(0));
   const S* base = p.qkv + b * T * row;
@@ -280,16 +285,12 @@ void backward_head(const Problem<S>& p, int64_t b, int64_t h, S* scratch) {
         for (int64_t c = 0; c < p.dh; ++c) o[c] = p.gate[gi] * dy[c];
       }
       if (omega) {
-        // dΩ/dα_ij = coef[b(j)] α_ij with coef = w / ||α_{i,G}|| on live groups (penalty.cpp).
+        // dΩ/dα_ij = coef[b(j)] α_ij with coef = w / ||α_{i,G}|| on live groups (penalty.cpp),
+        // the forward's factors times dL/dΩ.
         const int64_t* hard = p.hard + b * T;
-        const int32_t* counts = p.counts + (b * T + i) * p.K;
-        const int64_t n = live_groups(counts, p.K, p.head_block[h], live.data());
-        group_square_sums(a, hard, hv, len, p.K, live.data(), n, g.data());
-        std::fill(coef.begin(), coef.end(), 0.0);
-        for (int64_t l = 0; l < n; ++l) {
-          const int64_t kk = live[l];
-          if (g[kk] >= 1e-30) coef[kk] = p.omega_grad * std::sqrt(static_cast<double>(counts[kk])) / std::sqrt(g[kk]);
-        }
+        const int64_t n = live_groups(p.counts + (b * T + i) * p.K, p.K, p.head_block[h], live.data());
+        const S* saved = p.omega_coef + ((b * p.H + h) * T + i) * p.K;
+        for (int64_t kk = 0; kk < p.K; ++kk) coef[kk] = p.omega_grad * static_cast<double>(saved[kk]);
         add_group_scaled(d, a, hard, hv, len, p.K, coef.data(), live.data(), n);
       }
       // Softmax backward: dz = α (dα − Σ_j α_j dα_j).

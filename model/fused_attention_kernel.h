@@ -29,6 +29,9 @@ struct Problem {
   const S* gate = nullptr;              // (B,T,H) each query's gate on its head's output, or null
   S* out = nullptr;                     // (B,T,H,d_h) gate · α V
   S* lse = nullptr;                     // (B,H,T) log-sum-exp of each query's scores
+  // (B,H,T,K) with Ω: sqrt|G_k'(i)| / ||α_{i,G_k'}|| on the live groups, 0 elsewhere;
+  // written forward, read backward (dΩ/dα_ij = that of b(j) times α_ij).
+  S* omega_coef = nullptr;
   // Backward only.
   const S* dout = nullptr;  // (B,T,H,d_h)
   S* dqkv = nullptr;        // (B,T,3,H,d_h), zero on entry
