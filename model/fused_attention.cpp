@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <vector>
@@ -135,6 +136,7 @@ bool fused_attention_supported(const at::Tensor& qkv) {
 const char* fused_attention_capability() { return fused_kernels_use_avx2() ? "AVX2" : "DEFAULT"; }
 
 FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
+  RECORD_FUNCTION("localist::fused_attention", std::vector<c10::IValue>());  // named in profiles
   if (!fused_attention_supported(in.qkv)) throw Error("the fused attention runs on CPU float or double tensors");
   const int64_t B = in.qkv.size(0), T = in.qkv.size(1);
   if (in.heads <= 0 || in.qkv.size(2) != 3 * in.heads * in.head_dim) {

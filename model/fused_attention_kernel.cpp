@@ -5,14 +5,13 @@
 // bias, softmax and Ω's group sums, one product for α V; backward recomputes the tile.
 #include "model/fused_attention_kernel.h"
 
-#include <ATen/cpu/vec/vec.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "model/blas_gemm.h"
+#include "model/fused_vec_ops.h"
 
 #ifndef CPU_CAPABILITY
 #error "fused_attention_kernel.cpp is compiled with CPU_CAPABILITY set (model/CMakeLists.txt)"
@@ -20,27 +19,6 @@
 
 namespace localist::fused::CPU_CAPABILITY {
 namespace {
-
-template <typename S>
-using Vec = at::vec::Vectorized<S>;
-
-template <typename S>
-S horizontal_sum(const Vec<S>& v) {
-  S lanes[Vec<S>::size()];
-  v.store(lanes);
-  S s = 0;
-  for (int l = 0; l < Vec<S>::size(); ++l) s += lanes[l];
-  return s;
-}
-
-template <typename S>
-S horizontal_max(const Vec<S>& v) {
-  S lanes[Vec<S>::size()];
-  v.store(lanes);
-  S m = lanes[0];
-  for (int l = 1; l < Vec<S>::size(); ++l) m = std::max(m, lanes[l]);
-  return m;
-}
 
 // z[0, len) += bias[0, len) (the key biases of this head, gathered) and rho on targets.
 template <typename S>
@@ -92,26 +70,6 @@ void exp_row(S* z, int64_t len, S lse) {
   int64_t j = 0;
   for (; j + w <= len; j += w) (Vec<S>::loadu(z + j) - vl).exp().store(z + j);
   for (; j < len; ++j) z[j] = std::exp(z[j] - lse);
-}
-
-template <typename S>
-void scale_row(S* x, int64_t len, S by) {
-  constexpr int64_t w = Vec<S>::size();
-  const Vec<S> vb(by);
-  int64_t j = 0;
-  for (; j + w <= len; j += w) (Vec<S>::loadu(x + j) * vb).store(x + j);
-  for (; j < len; ++j) x[j] *= by;
-}
-
-template <typename S>
-S dot(const S* a, const S* b, int64_t len) {
-  constexpr int64_t w = Vec<S>::size();
-  Vec<S> acc(S(0));
-  int64_t j = 0;
-  for (; j + w <= len; j += w) acc = acc + Vec<S>::loadu(a + j) * Vec<S>::loadu(b + j);
-  S s = horizontal_sum(acc);
-  for (; j < len; ++j) s += a[j] * b[j];
-  return s;
 }
 
 // Groups up to this many are summed in vector lanes (one compare per group and lane, the

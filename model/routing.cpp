@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.h"
+#include "model/fused_routing.h"
 
 namespace localist {
 
@@ -20,11 +21,16 @@ at::Tensor block_map_slots(const at::Tensor& slots, const at::Tensor& map) {
 }
 
 Routing route_tokens(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors,
-                     const at::Tensor& active_blocks, double tau, const RuleMasks* rules, const at::Tensor& slot_map) {
+                     const at::Tensor& active_blocks, double tau, const RuleMasks* rules, const at::Tensor& slot_map,
+                     bool fused) {
   Routing out;
-  out.router = at::linear(xn, router_w);
   const auto a = anchors.index_select(0, active_blocks);
-  out.pi = at::softmax(at::matmul(out.router, a.t()) / tau, -1);
+  if (fused && fused_routing_supported(xn)) {
+    out.pi = fused_routing(xn, router_w, a, tau);
+  } else {
+    out.router = at::linear(xn, router_w);
+    out.pi = at::softmax(at::matmul(out.router, a.t()) / tau, -1);
+  }
   if (rules && rules->route_block.defined()) {
     const auto idx = block_map_slots(rules->route_block, slot_map);
     if ((idx.lt(0) & rules->route_block.ge(0)).any().item<bool>()) {

@@ -18,8 +18,10 @@ struct Routing {
 
 // xn: the layer's normalised input (B,T,d). `slot_map` from block_slot_to_active
 // (needed only with route rules). Throws when a route rule names an inactive slot.
+// fused: π through model/fused_routing.h where it applies; `router` is then undefined.
 Routing route_tokens(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors,
-                     const at::Tensor& active_blocks, double tau, const RuleMasks* rules, const at::Tensor& slot_map);
+                     const at::Tensor& active_blocks, double tau, const RuleMasks* rules, const at::Tensor& slot_map,
+                     bool fused = false);
 
 // Slot id -> index among the active blocks (-1 for inactive), on the device of `active_blocks`.
 at::Tensor block_slot_to_active(const at::Tensor& active_blocks, int64_t k_max);

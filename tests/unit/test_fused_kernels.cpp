@@ -62,7 +62,7 @@ RuleMasks random_rules(int64_t B, int64_t T, const std::vector<int64_t>& slots, 
 
 struct LayerRun {
   at::Tensor y, omega, mi;
-  std::vector<at::Tensor> grads;  // input, then the layer's parameters
+  std::vector<at::Tensor> grads;  // input, anchors, then the layer's parameters
 };
 
 LayerRun run_layer(LocalistLayer& L, const LocalistModel& m, const at::Tensor& xn0, const at::Tensor& active,
@@ -71,13 +71,15 @@ LayerRun run_layer(LocalistLayer& L, const LocalistModel& m, const at::Tensor& x
   for (auto& p : L.parameters()) p.mutable_grad() = at::Tensor();
   ForwardResult out;
   LayerRun r;
-  r.y = localist_attention(L, xn, m.anchors.to(xn.scalar_type()), active, m.config(), dial, rules, true, false, out,
-                           nullptr, false, fused);
+  // The anchors as a leaf of their own, so their gradient is compared too.
+  auto anchors = m.anchors.detach().to(xn.scalar_type()).clone().set_requires_grad(true);
+  r.y = localist_attention(L, xn, anchors, active, m.config(), dial, rules, true, false, out, nullptr, false, fused);
   r.omega = out.omega.at(0), r.mi = out.mutual_info.at(0);
   auto gen = at::detail::createCPUGenerator(77);
   const auto proj = at::empty(r.y.sizes(), r.y.options()).normal_(0, 1, gen);
   ((r.y * proj).sum() + 0.7 * r.omega - 0.3 * r.mi).backward();
   r.grads.push_back(xn.grad());
+  r.grads.push_back(anchors.grad().defined() ? anchors.grad() : at::zeros_like(anchors));
   for (auto& p : L.parameters()) r.grads.push_back(p.grad().defined() ? p.grad() : at::zeros_like(p));
   return r;
 }
