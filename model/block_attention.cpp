@@ -60,7 +60,9 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   const bool routing = dial != 0.0 || penalties || trace || routing_trace || rules;
   at::Tensor slot_map;
   if (rules) slot_map = block_slot_to_active(active_blocks, c.k_max);
-  const bool fused_routing = fused && !trace && !routing_trace && !fused_disabled_by_env("attention");
+  // Routing-only traces (the trainer's block-share statistic) take the fused routing too, so
+  // that the micro-batches that carry one train on the same π as the others.
+  const bool fused_routing = fused && !trace && !fused_disabled_by_env("attention");
   const Routing rt =
       routing ? route_tokens(xn, L.router_w, anchors, active_blocks, c.tau, rules, slot_map, fused_routing) : Routing();
   const at::Tensor &pi = rt.pi, &router = rt.router, &hard = rt.hard;

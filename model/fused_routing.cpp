@@ -33,8 +33,9 @@ fused::RouteProblem<S> route_problem(const at::Tensor& x, const at::Tensor& w, c
 }
 
 struct RoutingFunction : public torch::autograd::Function<RoutingFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
-                            const at::Tensor& anchors, double tau) {
+  // Outputs: π, and the router vectors r (not differentiable: traces read them).
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                const at::Tensor& w, const at::Tensor& anchors, double tau) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const int64_t rows = x.size(0);
     auto r = at::empty({rows, w.size(0)}, x.options());
@@ -50,7 +51,8 @@ struct RoutingFunction : public torch::autograd::Function<RoutingFunction> {
     });
     ctx->save_for_backward({x, w, anchors, r, pi});
     ctx->saved_data["tau"] = tau;
-    return pi;
+    ctx->mark_non_differentiable({r});
+    return {pi, r};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -87,7 +89,7 @@ bool fused_routing_supported(const at::Tensor& xn) {
   return xn.device().is_cpu() && (xn.scalar_type() == at::kFloat || xn.scalar_type() == at::kDouble);
 }
 
-at::Tensor fused_routing(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors, double tau) {
+FusedRouting fused_routing(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors, double tau) {
   RECORD_FUNCTION("localist::fused_routing", std::vector<c10::IValue>());  // named in profiles
   if (!fused_routing_supported(xn)) throw Error("the fused routing runs on CPU float or double tensors");
   if (xn.size(-1) != router_w.size(1) || anchors.size(1) != router_w.size(0)) {
@@ -96,10 +98,15 @@ at::Tensor fused_routing(const at::Tensor& xn, const at::Tensor& router_w, const
                 std::to_string(anchors.size(1)) + " (a model bug)");
   }
   auto sizes = xn.sizes().vec();
-  sizes.back() = anchors.size(0);
   const auto x2 = xn.reshape({-1, xn.size(-1)}).contiguous();
   const auto dtype = x2.scalar_type();
-  return RoutingFunction::apply(x2, router_w.to(dtype).contiguous(), anchors.to(dtype).contiguous(), tau).view(sizes);
+  const auto outs = RoutingFunction::apply(x2, router_w.to(dtype).contiguous(), anchors.to(dtype).contiguous(), tau);
+  FusedRouting r;
+  sizes.back() = anchors.size(0);
+  r.pi = outs[0].view(sizes);
+  sizes.back() = router_w.size(0);
+  r.router = outs[1].view(sizes);
+  return r;
 }
 
 }  // namespace localist

@@ -26,7 +26,8 @@ Routing route_tokens(const at::Tensor& xn, const at::Tensor& router_w, const at:
   Routing out;
   const auto a = anchors.index_select(0, active_blocks);
   if (fused && fused_routing_supported(xn)) {
-    out.pi = fused_routing(xn, router_w, a, tau);
+    auto r = fused_routing(xn, router_w, a, tau);
+    out.pi = r.pi, out.router = r.router;
   } else {
     out.router = at::linear(xn, router_w);
     out.pi = at::softmax(at::matmul(out.router, a.t()) / tau, -1);

@@ -18,7 +18,7 @@ struct Routing {
 
 // xn: the layer's normalised input (B,T,d). `slot_map` from block_slot_to_active
 // (needed only with route rules). Throws when a route rule names an inactive slot.
-// fused: π through model/fused_routing.h where it applies; `router` is then undefined.
+// fused: π and r through model/fused_routing.h where it applies (r then carries no gradient).
 Routing route_tokens(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors,
                      const at::Tensor& active_blocks, double tau, const RuleMasks* rules, const at::Tensor& slot_map,
                      bool fused = false);
