@@ -28,6 +28,11 @@ TIMEOUT_S = 6  # distributed.timeout_s of the soak's config: a stalled rank ends
 # first step (the default, 1800 s, is for clusters; the soak waits 600 s for a job).
 STARTUP_TIMEOUT_S = 20
 STALL_BOUND_S = max(2 * TIMEOUT_S, STARTUP_TIMEOUT_S) + 10
+# A rank stopped before the episode's first step: the others may still be starting up (loading
+# LibTorch, reading the checkpoint) before they block; each start-up wait has the start-up
+# deadline, and the in-run bound covers a stop caught at the first step's collectives. A
+# loaded machine (the CI's parallel ctest) took 36 s here; the in-run bound stays 30 s.
+STARTUP_STALL_BOUND_S = STARTUP_TIMEOUT_S + 2 * TIMEOUT_S + 10
 
 
 def write_config(work, steps, source_dir):
@@ -203,7 +208,10 @@ def main():
             cmd = mpirun(world) + [binary, "train", "c.yaml", "--set", f"run.dir={marker}", "--resume", "auto"]
             proc = subprocess.Popen(cmd, cwd=work, env=env_for(extra), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            fault_at, hit = None, None
+            fault_at, hit, in_startup = None, None, False
+            metrics_path = os.path.join(marker, "metrics.jsonl")
+            count_lines = lambda: sum(1 for _ in open(metrics_path)) if os.path.exists(metrics_path) else 0
+            lines_at_start = count_lines()
             if kind in ("kill9", "usr1", "stall"):
                 delay = rng.uniform(0.5, 6.0)
                 deadline = time.time() + delay
@@ -224,6 +232,7 @@ def main():
                 if proc.poll() is None and pids:
                     hit = rng.choice(pids)
                     fault_at = time.time()
+                    in_startup = count_lines() <= lines_at_start
                     os.kill(hit, {"kill9": signal.SIGKILL, "usr1": signal.SIGUSR1, "stall": signal.SIGSTOP}[kind])
             elif kind == "ckptkill":
                 fault_at = time.time()  # the kill comes at the checkpoint; timed from its start below
@@ -245,6 +254,8 @@ def main():
             if orphans:
                 summary["failures"].append(f"{run} episode {episode}: {len(orphans)} process(es) outlived the job")
             ep = {"run": run, "episode": episode, "world": world, "fault": kind, "rc": rc}
+            if kind == "stall":
+                ep["before_first_step"] = in_startup
             if kind == "ckptkill":
                 ep["fault_spec"] = extra["LOCALIST_TEST_FAULT"]
                 ep["hit"] = "ckptkill" in out or rc != 0
@@ -257,10 +268,12 @@ def main():
                 finished = True
             elif kind == "usr1" and rc != 75:
                 summary["failures"].append(f"{run} episode {episode}: SIGUSR1 gave exit {rc}, not 75")
-            elif kind == "stall" and ep.get("fault_to_exit_s", 0) > STALL_BOUND_S:
+            elif kind == "stall" and ep.get("fault_to_exit_s", 0) > (STARTUP_STALL_BOUND_S if in_startup
+                                                                      else STALL_BOUND_S):
                 summary["failures"].append(f"{run} episode {episode}: a stalled rank ended the job after "
                                            f"{ep['fault_to_exit_s']} s (timeout {TIMEOUT_S} s, start-up "
-                                           f"{STARTUP_TIMEOUT_S} s)")
+                                           f"{STARTUP_TIMEOUT_S} s, {'before' if in_startup else 'after'} "
+                                           f"the first step)")
             elif kind is None and rc != 0:
                 summary["failures"].append(f"{run} episode {episode}: exit {rc} with no fault:\n{out[-1500:]}")
             summary["episodes"].append(ep)
