@@ -221,12 +221,10 @@ def main():
                     # A stop signal is honoured once main() runs; before it (the dynamic
                     # loader starting LibTorch) it ends the process like any program's.
                     # Preempt only a job that has logged a step in this episode.
-                    metrics = os.path.join(marker, "metrics.jsonl")
-                    lines = lambda: sum(1 for _ in open(metrics)) if os.path.exists(metrics) else 0
-                    logged = lines()
+                    logged = count_lines()
                     t_wait = time.time() + 120
                     while proc.poll() is None and time.time() < t_wait and \
-                            lines() <= logged:
+                            count_lines() <= logged:
                         time.sleep(0.05)
                 pids = rank_pids(marker)
                 if proc.poll() is None and pids:
