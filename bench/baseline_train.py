@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 # baseline_train.py: the plain PyTorch-Python model a user would otherwise write
-# (GPT-2 style: tied embedding, learned positions, pre-LayerNorm, causal multi-head
-# attention, GELU FFN, AdamW), on the same shape as bench_train.cpp, timed the same
-# way (forward, backward, optimizer). Debian's python3-torch, same version as LibTorch.
+# today (GPT-2 style: tied embedding, learned positions, pre-LayerNorm, causal multi-head
+# attention through F.scaled_dot_product_attention, GELU FFN, AdamW), on the same shape
+# as bench_train.cpp, timed the same way (forward, backward, optimizer). Runs on the
+# torch of the project's venv, the version LibTorch comes from.
 # On a GPU (tools/gpu_check.sh): LOCALIST_BENCH_DEVICE=cuda, LOCALIST_BENCH_SHAPE=gpt2,
 # LOCALIST_BENCH_BATCH=N, LOCALIST_BENCH_BF16=1, LOCALIST_BENCH_CONTEXT=T with
-# LOCALIST_BENCH_TOKENS=N (batch N / T), as bench_train.cpp; prints peak resident memory.
+# LOCALIST_BENCH_TOKENS=N (batch N / T), as bench_train.cpp (gpt2: GPT-2's vocabulary of
+# 50,257); prints peak resident memory, on CUDA the peak GPU memory and the SDPA kernel run.
 # Usage: python3 baseline_train.py [steps] [warmup] [threads]
 import contextlib
-import math
 import os
 import resource
 import sys
@@ -27,12 +28,16 @@ class Block(nn.Module):
         self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc, self.proj = nn.Linear(d, ffn), nn.Linear(ffn, d)
 
-    def forward(self, x, mask):
+    def forward(self, x):
         B, T, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
-        att = att.masked_fill(mask[:T, :T], float("-inf")).softmax(-1)
-        x = x + self.out((att @ v).transpose(1, 2).reshape(B, T, d))
+        if hasattr(F, "scaled_dot_product_attention"):
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # torch 1.x (Debian's python3-torch): the explicit causal softmax
+            s = (q @ k.transpose(-2, -1)) / (d // self.heads) ** 0.5
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            att = s.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        x = x + self.out(att.transpose(1, 2).reshape(B, T, d))
         return x + self.proj(F.gelu(self.fc(self.ln2(x))))
 
 
@@ -42,12 +47,11 @@ class GPT(nn.Module):
         self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
         self.blocks = nn.ModuleList(Block(d, heads, 4 * d) for _ in range(layers))
         self.lnf = nn.LayerNorm(d)
-        self.register_buffer("mask", torch.ones(ctx, ctx, dtype=torch.bool).triu(1))
 
     def forward(self, idx):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for b in self.blocks:
-            x = b(x, self.mask)
+            x = b(x)
         return self.lnf(x) @ self.wte.weight.t()
 
 
@@ -61,15 +65,15 @@ def main():
     B, T, V = 8, 256, 258
     shape = dict(d=256, layers=4, heads=4, ctx=256)
     if os.environ.get("LOCALIST_BENCH_SHAPE") == "gpt2":
-        T, shape = 1024, dict(d=768, layers=12, heads=12, ctx=1024)
+        T, V, shape = 1024, 50257, dict(d=768, layers=12, heads=12, ctx=1024)
     B = int(os.environ.get("LOCALIST_BENCH_BATCH", B))
     if os.environ.get("LOCALIST_BENCH_CONTEXT"):
         T = int(os.environ["LOCALIST_BENCH_CONTEXT"])
         shape["ctx"] = T
         B = max(1, int(os.environ.get("LOCALIST_BENCH_TOKENS", "2048")) // T)
-    model = GPT(**shape).to(dev)
+    model = GPT(vocab=V, **shape).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    data = torch.randint(256, (B, T + 1)).to(dev)
+    data = torch.randint(V, (B, T + 1)).to(dev)
     x, y = data[:, :-1], data[:, 1:].contiguous()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
@@ -92,11 +96,23 @@ def main():
         if s >= warmup:
             fwd, bwd, optm = fwd + t1 - t0, bwd + t2 - t1, optm + t3 - t2
     total = (fwd + bwd + optm) / steps * 1000
+    gpu = ""
+    if dev.type == "cuda":
+        # Which SDPA kernel ran: the kernel names of one profiled forward and backward.
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            with cast():
+                loss = F.cross_entropy(model(x).float().reshape(-1, V), y.reshape(-1))
+            loss.backward()
+            sync()
+        names = " ".join(e.key.lower() for e in prof.key_averages())
+        kinds = [k for k, pat in (("cudnn", "cudnn"), ("flash", "flash"), ("efficient", "fmha_cutlass"),
+                                  ("efficient", "efficient"), ("math", "bmm")) if pat in names]
+        gpu = f" peak_gpu_mb {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} sdpa {kinds[0] if kinds else 'unknown'}"
     params = sum(p.numel() for p in model.parameters())
     print(f"pytorch-python ms/step {total:.1f} (forward {fwd / steps * 1000:.1f}, backward {bwd / steps * 1000:.1f}, "
           f"optimizer {optm / steps * 1000:.1f}) tokens/s {B * T / total * 1000:.0f} params {params} "
           f"device {dev}{' bf16' if bf16 else ''} batch {B} context {T} "
-          f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+          f"vocab {V} peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}{gpu}")
 
 
 if __name__ == "__main__":
