@@ -1,36 +1,67 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# gpu_check.sh: the GPU checks of issue #14 in one run, for the rare session that is
-# lent a GPU machine (an H200 with nvcc, PyTorch and its LibTorch and NCCL, CMake and
-# ninja, but no Debian dev packages and no network). Two steps:
-#   tools/gpu_check.sh prepare   on the CPU machine: downloads the Debian packages the
-#                                build needs into .gpu/debs (ignored by git: name .gpu in
-#                                the device run's carry)
-#   tools/gpu_check.sh run       on the GPU machine: unpacks them into .gpu/prefix, builds
-#                                localist against PyTorch's CUDA LibTorch, runs the gpu
-#                                tests, the two-ranks-on-one-GPU check, a short CUDA
-#                                training run, and the GPT-2-124M-shape benchmark (λ 0
-#                                and 1, bf16) against plain PyTorch; writes $OUT/gpu_check.txt
-# Limits: written and checked on the CPU machine; the first GPU run is its real test.
+# gpu_check.sh: the GPU checks (issue #35) in one run, for the rare session lent a GPU
+# machine (one H100/H200, Python 3.12 with torch 2.11.0+cu130, no Debian dev packages,
+# no network). The build happens here, so the lent minutes are spent running:
+#   tools/gpu_check.sh prepare [BUILD]  on the CPU machine: builds localist, the gpu tests
+#                                and bench_train in BUILD (default build-cuda, configured
+#                                against the venv's CUDA LibTorch 2.11), copies them, the
+#                                libraries they load (not LibTorch, CUDA or glibc: the GPU
+#                                image has those) and OpenMPI's runtime into .gpu/ (ignored
+#                                by git: name .gpu in the device run's carry)
+#   tools/gpu_check.sh run       on the GPU machine: runs the checks, writes $OUT/gpu_check.txt
+# Limits: the binaries are Debian 12's (glibc 2.36); a GPU image with an older glibc
+# cannot run them. LibTorch there must be 2.11.0 (the ABI the binaries were linked to).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
-DEBS=$GPU_DIR/debs
-# The build's libraries and headers (and their runtime libraries a PyTorch image lacks);
-# not LibTorch, which comes from PyTorch there.
-PACKAGES=(
-  libopenmpi3 libopenmpi-dev openmpi-bin openmpi-common libpmix2 libpmix-dev libhwloc15
-  libevent-core-2.1-7 libevent-pthreads-2.1-7 libmunge2 libibverbs1 libnl-3-200 libnl-route-3-200
-  libhdf5-103-1 libhdf5-cpp-103-1 libhdf5-hl-100 libhdf5-dev libsz2 libaec0 libcurl3-gnutls
-  libyaml-cpp0.7 libyaml-cpp-dev libspdlog1.10 libspdlog-dev libfmt9 libfmt-dev libgtest-dev
-  libsentencepiece0 libsentencepiece-dev libcli11-dev nlohmann-json3-dev libssl-dev
-)
+
+# The libraries a binary loads, as this machine resolves them, minus those the GPU image
+# provides itself (glibc, the C++ runtime, LibTorch and its CUDA libraries).
+runtime_libs() {
+  ldd "$@" 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
+    grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux-x86-64|libgcc_s|libstdc\+\+)\.so' |
+    grep -v -E '/\.venv/|/cuda-13|/(libtorch|libc10|libcuda|libcudart|libcublas|libcudnn|libnv|libcufft|libcurand|libcusparse|libcusolver|libgomp)' || true
+}
+
+# A venv with torch 2.11.0 (cu130) for its LibTorch, without the NVIDIA wheels the CUDA
+# 13.0 toolkit on this machine already provides (only the three it lacks), and a build
+# directory configured against it with CUDA on.
+configure_cuda_build() {
+  local B=$1
+  if ! .venv/bin/python -c 'import torch; assert torch.__version__.startswith("2.11.0")' 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --no-deps torch==2.11.0 nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 \
+      nvidia-cufile==1.15.1.6
+    .venv/bin/pip install -q 'typing-extensions>=4.10' filelock 'sympy>=1.13.3' 'networkx>=2.5.1' jinja2 \
+      'fsspec>=0.8.5' 'setuptools<82' numpy
+  fi
+  [ -f "$B/CMakeCache.txt" ] && return 0
+  TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
+    -DCUDAToolkit_ROOT=/usr/local/cuda-13.0 -DCMAKE_CUDA_COMPILER=/usr/local/cuda-13.0/bin/nvcc \
+    -DCMAKE_DISABLE_FIND_PACKAGE_MKL=TRUE -DLOCALIST_CUDA=ON
+}
 
 prepare() {
-  mkdir -p "$DEBS"
-  apt-get update -qq
-  (cd "$DEBS" && apt-get download "${PACKAGES[@]}")
-  echo "gpu_check: $(ls "$DEBS" | wc -l) packages, $(du -sh "$DEBS" | cut -f1) in $DEBS; carry '$GPU_DIR' to the GPU run"
+  local B=${1:-build-cuda}
+  configure_cuda_build "$B"
+  cmake --build "$B" -j "${JOBS:-2}" --target localist localist_gpu_tests bench_train
+  rm -rf "$GPU_DIR" && mkdir -p "$GPU_DIR/bin" "$GPU_DIR/lib"
+  cp "$B/localist" "$B/tests/localist_gpu_tests" "$B/bench/bench_train" "$GPU_DIR/bin/"
+  strip "$GPU_DIR"/bin/*
+  # OpenMPI's runtime, laid out under a prefix as Debian installs it (OPAL_PREFIX relocates it).
+  local P=$GPU_DIR/ompi A=/usr/lib/x86_64-linux-gnu
+  mkdir -p "$P/usr/bin" "$P$A" "$P/usr/share" "$P/etc"
+  cp /usr/bin/orterun "$P/usr/bin/" && ln -s orterun "$P/usr/bin/mpirun"
+  cp -a "$A/openmpi" "$A/pmix2" "$P$A/" && rm -rf "$P$A/openmpi/include" "$P$A/pmix2/include"
+  cp -a /usr/share/openmpi /usr/share/pmix "$P/usr/share/" 2>/dev/null || true
+  cp -a /etc/openmpi "$P/etc/"
+  local plugins
+  plugins=$(find "$P$A" -name '*.so' -type f)
+  # shellcheck disable=SC2086
+  for lib in $(runtime_libs "$GPU_DIR"/bin/* /usr/bin/orterun $plugins); do cp -L "$lib" "$GPU_DIR/lib/"; done
+  echo "gpu_check: $(ls "$GPU_DIR/lib" | wc -l) libraries, $(du -sh "$GPU_DIR" | cut -f1) in $GPU_DIR; carry '$GPU_DIR' to the GPU run"
 }
 
 run() {
@@ -38,70 +69,73 @@ run() {
   mkdir -p "$out"
   local report="$out/gpu_check.txt"
   exec > >(tee "$report") 2>&1
-  echo "gpu_check: $(date -u +%FT%TZ) on $(hostname)"
+  echo "gpu_check: $(date -u +%FT%TZ) on $(hostname), $(nproc) cores, glibc $(ldd --version | head -1 | awk '{print $NF}')"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  local P=$PWD/$GPU_DIR/prefix
-  rm -rf "$P" && mkdir -p "$P"
-  for f in "$DEBS"/*.deb; do dpkg -x "$f" "$P"; done
-  local torch_prefix nccl_lib
-  torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  nccl_lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
-  echo "torch $(python3 -c 'import torch; print(torch.__version__, torch.version.cuda)'), LibTorch at $torch_prefix, NCCL in ${nccl_lib:-?}"
-  local arch=$P/usr/lib/x86_64-linux-gnu
-  export OPAL_PREFIX=$P/usr
-  export LD_LIBRARY_PATH="$arch:$arch/openmpi/lib:$arch/pmix2/lib:${nccl_lib}:${LD_LIBRARY_PATH:-}"
+  local torch_lib nv site
+  torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  site=$(dirname "$(dirname "$torch_lib")")
+  nv=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':')
+  echo "torch $(python3 -c 'import torch; print(torch.__version__, torch.version.cuda)') at $torch_lib"
+  local G=$PWD/$GPU_DIR A=/usr/lib/x86_64-linux-gnu
+  local P=$G/ompi
+  export LD_LIBRARY_PATH="$G/lib:$P$A/openmpi/lib:$P$A/pmix2/lib:$torch_lib:$nv${LD_LIBRARY_PATH:-}"
+  export OPAL_PREFIX=$P/usr PMIX_PREFIX=$P$A/pmix2
   export OMPI_MCA_mca_base_param_files=$P/etc/openmpi/openmpi-mca-params.conf
-  export PMIX_MCA_mca_base_component_path=$arch/pmix2/lib/pmix
-  export PKG_CONFIG_SYSROOT_DIR=$P PKG_CONFIG_PATH=$arch/pkgconfig
+  export PMIX_MCA_mca_base_component_path=$P$A/pmix2/lib/pmix
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-  export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-  [ -n "$nccl_lib" ] && export LOCALIST_NCCL_LIBRARY=$nccl_lib/libnccl.so.2
-  local B=build-gpu
-  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOCALIST_CUDA=ON -DLOCALIST_USE_CCACHE=OFF \
-    -DCMAKE_PREFIX_PATH="$torch_prefix;$P/usr" -DCMAKE_INCLUDE_PATH=$P/usr/include -DCMAKE_LIBRARY_PATH=$arch \
-    -DMPI_C_COMPILER=$P/usr/bin/mpicc.openmpi -DMPI_CXX_COMPILER=$P/usr/bin/mpicxx.openmpi \
-    -DMPIEXEC_EXECUTABLE=$P/usr/bin/mpirun.openmpi -DOPENSSL_ROOT_DIR=$P/usr -DHDF5_ROOT=$P/usr \
-    -DHDF5_INCLUDE_DIRS=$P/usr/include/hdf5/serial | grep -E "^--   |Error|error" || true
-  time cmake --build $B -j "$(nproc)" --target localist localist_gpu_tests bench_train
-  echo "--- libraries not found:"; ldd $B/localist | grep "not found" || echo "none"
-  echo "--- localist info"; $B/localist info
-  echo "--- gpu tests"; $B/tests/localist_gpu_tests || echo "gpu tests FAILED (exit $?)"
+  local nccl
+  nccl=$(find "$site/nvidia" -name 'libnccl.so.2' 2>/dev/null | head -1)
+  [ -n "$nccl" ] && export LOCALIST_NCCL_LIBRARY=$nccl
+  local bin=$G/bin L=$G/bin/localist
+  echo "--- libraries not found:"; ldd "$L" "$bin/localist_gpu_tests" "$bin/bench_train" | grep "not found" || echo "none"
+  echo "--- localist info"; "$L" info || true
+  echo "--- gpu tests"; timeout 300 "$bin/localist_gpu_tests" || echo "gpu tests FAILED (exit $?)"
 
+  local R=$GPU_DIR/runs
+  rm -rf "$R" && mkdir -p "$R"
+  "$L" prepare configs/quickstart.yaml > /dev/null
   echo "--- one rank, CUDA, bf16: 20 steps of the quickstart model"
-  $B/localist prepare configs/quickstart.yaml > /dev/null
-  $B/localist train configs/quickstart.yaml --set train.device=cuda --set train.precision=bf16 \
-    --set train.steps=20 --set train.eval_every=0 --set run.dir="$GPU_DIR/runs/cuda1" 2>&1 | tail -3
+  timeout 300 "$L" train configs/quickstart.yaml --set train.device=cuda --set train.precision=bf16 \
+    --set train.steps=20 --set train.eval_every=0 --set train.log_every=5 --set run.dir="$R/bf16" 2>&1 | tail -6 || true
+
+  echo "--- checkpoint written on one device, resumed on the other: losses of steps 11-20"
+  for pair in cuda:cpu cpu:cuda; do
+    local from=${pair%%:*} to=${pair##*:}
+    local a=$R/ck-$from b=$R/ck-$from-$to
+    timeout 300 "$L" train configs/quickstart.yaml --set train.device="$from" --set train.precision=fp32 \
+      --set train.steps=20 --set train.eval_every=0 --set train.log_every=1 --set train.checkpoint_every=10 \
+      --set run.dir="$a" > "$a.log" 2>&1 || echo "train on $from FAILED: $(tail -2 "$a.log")"
+    timeout 300 "$L" train configs/quickstart.yaml --set train.device="$from" --set train.precision=fp32 \
+      --set train.steps=10 --set train.eval_every=0 --set train.log_every=1 --set train.checkpoint_every=10 \
+      --set run.dir="$b" > "$b.log" 2>&1 || echo "train 10 steps on $from FAILED: $(tail -2 "$b.log")"
+    timeout 300 "$L" train configs/quickstart.yaml --set train.device="$to" --set train.precision=fp32 \
+      --set train.steps=20 --set train.eval_every=0 --set train.log_every=1 --set train.checkpoint_every=10 \
+      --set run.dir="$b" --resume auto >> "$b.log" 2>&1 || echo "resume on $to FAILED: $(tail -2 "$b.log")"
+    python3 tools/compare_losses.py "$a/metrics.jsonl" "$b/metrics.jsonl" 11 20 "written on $from, resumed on $to" || true
+  done
+
   echo "--- two ranks on one GPU (NCCL must refuse with a clear message, exit non-zero)"
   set +e
-  timeout 120 $P/usr/bin/mpirun.openmpi -np 2 $B/localist train configs/quickstart.yaml --set train.device=cuda \
-    --set train.steps=2 --set run.dir="$GPU_DIR/runs/dup" > "$GPU_DIR/dup.log" 2>&1
-  echo "exit $?"; grep -m3 -E "ncclCommInitRank|shares GPU|localist:" "$GPU_DIR/dup.log"
+  timeout 120 "$P/usr/bin/mpirun" -np 2 "$L" train configs/quickstart.yaml --set train.device=cuda \
+    --set train.steps=2 --set run.dir="$R/dup" > "$R/dup.log" 2>&1
+  echo "exit $?"; grep -m3 -E "localist:|rror" "$R/dup.log"
   set -e
 
-  echo "--- GPT-2-124M shape (byte vocabulary, context 1024), bf16 autocast, AdamW"
+  echo "--- GPT-2-124M shape (GPT-2 vocabulary 50,257, context 1024), bf16 autocast, AdamW"
   export LOCALIST_BENCH_DEVICE=cuda LOCALIST_BENCH_SHAPE=gpt2 LOCALIST_BENCH_BF16=1
   export LOCALIST_BENCH_BATCH=${LOCALIST_BENCH_BATCH:-16}
-  local cpp py
-  cpp=$($B/bench/bench_train 20 5 1)
-  py=$(python3 bench/baseline_train.py 20 5 1)
-  echo "$cpp"; echo "$py"
-  python3 - "$cpp" "$py" <<'PY'
-import re, sys
-L, d, T, V = 12, 768, 1024, 258
-flops_tok = 6 * (12 * L * d * d + V * d) + 12 * L * T * d  # training FLOPs per token
-peak = 989e12  # H200 dense bf16 (spec); the device notes measured about 790e12 in practice
-tps = lambda s: float(re.search(r"tokens/s (\d+)", s).group(1))
-py = tps(sys.argv[2])
-for line in sys.argv[1].splitlines() + [sys.argv[2]]:
-    r = tps(line)
-    print(f"{line.split(' ms/')[0]}: {r:,.0f} tokens/s, MFU {100 * r * flops_tok / peak:.1f}% (of 989 TFLOP/s), "
-          f"{r / py:.2f}x plain PyTorch")
-PY
+  local lines=""
+  for dial in 0 1; do
+    lines+="$(LOCALIST_BENCH_DIALS=$dial timeout 240 "$bin/bench_train" 10 3 1 || echo "bench_train dial $dial FAILED")"$'\n'
+  done
+  lines+="$(timeout 240 python3 bench/baseline_train.py 10 3 1 || echo "baseline FAILED")"
+  echo "$lines"
+  python3 tools/gpu_mfu.py "$lines" || true
   echo "gpu_check: done; report in $report"
 }
 
 case "${1:-}" in
-  prepare) prepare ;;
+  prepare) shift; prepare "$@" ;;
   run) run ;;
-  *) echo "usage: tools/gpu_check.sh prepare|run" >&2; exit 2 ;;
+  *) echo "usage: tools/gpu_check.sh prepare [BUILD] | run" >&2; exit 2 ;;
 esac
