@@ -66,8 +66,7 @@ double peak_cuda_mb(bool reset) {
 #ifdef LOCALIST_HAVE_CUDA
   if (!kDevice.is_cuda()) return 0;
   const int dev = kDevice.has_index() ? kDevice.index() : 0;
-  const double mb = static_cast<double>(
-                        c10::cuda::CUDACachingAllocator::getDeviceStats(dev).allocated_bytes[0].peak) /
+  const double mb = static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(dev).allocated_bytes[0].peak) /
                     (1024.0 * 1024.0);
   if (reset) c10::cuda::CUDACachingAllocator::resetPeakStats(dev);
   return mb;
@@ -142,8 +141,8 @@ void run(double dial, int steps, int warmup, bool penalties) {
       " device %s%s batch %lld context %lld vocab %lld peak_rss_mb %.0f peak_gpu_mb %.0f\n",
       kUnfused ? "-unfused" : "", dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps,
       optm / steps, B * T / (total / 1000.0), static_cast<long long>(model.parameter_count()), kDevice.str().c_str(),
-      kBf16 ? " bf16" : "", static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(V), peak_rss_mb(),
-      peak_cuda_mb(false));
+      kBf16 ? " bf16" : "", static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(V),
+      peak_rss_mb(), peak_cuda_mb(false));
 }
 
 }  // namespace
