@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_writer.h"
 #include "comm/mpi_communicator.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_writer.h"
 
 using namespace localist;
 namespace fs = std::filesystem;

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
 #include "comm/nccl_library.h"
@@ -37,11 +38,10 @@
 #include "model/kernel_parallel.h"
 #include "model/rules.h"
 #include "recruitment/recruiter.h"
-#include "trainer/checkpoint.h"
+#include "run/torch_runtime.h"
+#include "run/train_run.h"
 #include "trainer/evaluate.h"
 #include "trainer/generate.h"
-#include "trainer/torch_runtime.h"
-#include "trainer/trainer.h"
 
 namespace localist {
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm/process_exit_watch.h"
 #include "core/error.h"
-#include "trainer/fault_injection.h"
+#include "run/fault_injection.h"
 
 namespace localist {
 namespace {

@@ -9,10 +9,10 @@
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "pool/pool.h"
 #include "recruitment/recruiter.h"
-#include "trainer/pool.h"
-#include "trainer/torch_runtime.h"
-#include "trainer/trainer.h"
+#include "run/torch_runtime.h"
+#include "trainer/device.h"
 
 namespace localist {
 

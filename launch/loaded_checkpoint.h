@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "data/tokenizer.h"
 #include "launch/run_config.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
-#include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 
 namespace localist {

@@ -9,7 +9,7 @@
 #include <iostream>
 
 #include "core/error.h"
-#include "trainer/pool_eval.h"
+#include "pool/pool_eval.h"
 
 namespace localist {
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 
 #include "core/strict_yaml.h"
 #include "data/data_config.h"
-#include "recruitment/pool_config.h"
+#include "pool/pool_config.h"
 #include "trainer/train_config.h"
 
 namespace localist {

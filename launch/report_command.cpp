@@ -16,10 +16,10 @@
 #include "core/utf8.h"
 #include "launch/dial_arg.h"
 #include "launch/loaded_checkpoint.h"
+#include "pool/pool_eval.h"
+#include "pool/pool_routing.h"
 #include "recruitment/recruiter.h"
 #include "report/report.h"
-#include "trainer/pool_eval.h"
-#include "trainer/pool_routing.h"
 
 namespace localist {
 namespace {

@@ -12,7 +12,7 @@
 #include "comm/distributed_config.h"
 #include "data/data_config.h"
 #include "model/model_config.h"
-#include "recruitment/pool_config.h"
+#include "pool/pool_config.h"
 #include "recruitment/recruitment_config.h"
 #include "trainer/train_config.h"
 

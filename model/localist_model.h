@@ -33,7 +33,7 @@ struct RuleMasks {
 // `enter` is the identity forward whose backward sums the gradient over the group;
 // `leave` sums over the group forward and is the identity backward (the conjugate
 // pair of Megatron's tensor parallelism, with the block as the unit). The model stays
-// ignorant of how the sums happen (trainer/block_parallel.h provides them).
+// ignorant of how the sums happen (parallel/block_parallel.h provides them).
 struct BlockShard {
   std::vector<int64_t> owned_slots;
   // The FFN split the same way (Megatron's column-parallel first matrix, row-parallel
@@ -114,7 +114,7 @@ class LocalistLayer : public torch::nn::Module {
 
   // What the split tensors hold. Whole (the default): every slot at its own rows of
   // qkv_w, qkv_b, out_w and every FFN hidden unit. A block-parallel rank holds only its
-  // share (trainer/block_parallel.h): slot_row[s] is slot s's row (-1: not held) and
+  // share (parallel/block_parallel.h): slot_row[s] is slot s's row (-1: not held) and
   // fc_w, fc_b, proj_w hold hidden units [ffn_begin, ffn_begin + fc_w.size(0)).
   std::vector<int64_t> slot_row;  // empty: whole (slot s at row s)
   int64_t ffn_begin = 0;

@@ -25,7 +25,7 @@
 #include "data/batch_reader.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
-#include "recruitment/block_slots.h"
+#include "parallel/block_slots.h"
 #include "recruitment/candidates.h"
 #include "recruitment/mdl.h"
 #include "recruitment/recruitment_config.h"

@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "checkpoint/checkpoint.h"
 #include "model/localist_model.h"
-#include "trainer/checkpoint.h"
 
 namespace localist {
 

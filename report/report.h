@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
 #include "report/token_view.h"
-#include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 
 namespace localist {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "model/localist_model.h"
-#include "recruitment/block_slots.h"
-#include "trainer/block_parallel.h"
+#include "parallel/block_parallel.h"
+#include "parallel/block_slots.h"
 
 namespace localist::test {
 

@@ -13,8 +13,8 @@ tidy=$(command -v clang-tidy || command -v clang-tidy-14 || true)
 [ -n "$tidy" ] || { echo "tidy.sh: clang-tidy is needed (apt install clang-tidy)" >&2; exit 2; }
 [ -f "$build/compile_commands.json" ] || { echo "tidy.sh: $build/compile_commands.json missing: configure first (make build)" >&2; exit 2; }
 if [ $# -gt 0 ]; then files=("$@"); else
-  mapfile -t files < <(git ls-files 'core/*.cpp' 'comm/*.cpp' 'data/*.cpp' 'model/*.cpp' 'recruitment/*.cpp' \
-                                    'trainer/*.cpp' 'report/*.cpp' 'launch/*.cpp')
+  mapfile -t files < <(git ls-files 'core/*.cpp' 'comm/*.cpp' 'data/*.cpp' 'model/*.cpp' 'parallel/*.cpp' 'checkpoint/*.cpp' 'recruitment/*.cpp' \
+                                    'trainer/*.cpp' 'pool/*.cpp' 'run/*.cpp' 'report/*.cpp' 'launch/*.cpp')
 fi
 log=$(mktemp /tmp/localist-tidy.XXXXXX)
 # The kernel sources need the capability macro their build gives them (compile_commands has it).

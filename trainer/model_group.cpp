@@ -12,15 +12,15 @@
 #include <functional>
 #include <tuple>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_schema.h"
 #include "comm/nccl_communicator.h"
 #include "core/error.h"
 #include "data/prepare.h"
+#include "parallel/block_parallel.h"
+#include "parallel/grad_sync.h"
+#include "parallel/zero_optimizer.h"
 #include "recruitment/recruiter.h"
-#include "trainer/block_parallel.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_schema.h"
-#include "trainer/grad_sync.h"
-#include "trainer/zero_optimizer.h"
 
 namespace localist {
 namespace {

@@ -21,12 +21,12 @@
 #include "model/localist_model.h"
 #include "model/model_config.h"
 #include "model/rules.h"
-#include "recruitment/block_map.h"
-#include "recruitment/block_slots.h"
+#include "parallel/block_map.h"
+#include "parallel/block_slots.h"
+#include "parallel/zero_optimizer.h"
 #include "recruitment/recruitment_config.h"
 #include "recruitment/trial.h"
 #include "trainer/train_config.h"
-#include "trainer/zero_optimizer.h"
 
 namespace torch::optim {
 class AdamW;

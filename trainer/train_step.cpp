@@ -13,9 +13,9 @@
 #include "core/error.h"
 #include "core/seed_stream.h"
 #include "model/forward_pass.h"
-#include "trainer/block_parallel.h"
-#include "trainer/grad_sync.h"
-#include "trainer/zero_optimizer.h"
+#include "parallel/block_parallel.h"
+#include "parallel/grad_sync.h"
+#include "parallel/zero_optimizer.h"
 
 namespace localist {
 namespace {

@@ -8,11 +8,11 @@
 #include <filesystem>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_schema.h"
+#include "checkpoint/tensor_file.h"
 #include "core/error.h"
 #include "tests/fuzz/fuzz_target.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_schema.h"
-#include "trainer/tensor_file.h"
 
 LOCALIST_FUZZ_TARGET(index) {
   std::vector<std::string> f = localist::fuzz::split_fields(data, size, 16);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// fuzz_tensor_file.cpp: the checkpoint file reader (trainer/tensor_file.h) on valid HDF5
+// fuzz_tensor_file.cpp: the checkpoint file reader (checkpoint/tensor_file.h) on valid HDF5
 // files of arbitrary content: the input, split at 0xFF bytes, gives datasets (a type from
 // float32/64, int64, uint8 and types the reader must refuse, a rank of 0 to 3, sizes, a
 // size of 2^40 declared over a chunked layout that stores nothing, a name) and string
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/tensor_file.h"
 #include "core/error.h"
 #include "tests/fuzz/fuzz_target.h"
-#include "trainer/tensor_file.h"
 
 LOCALIST_FUZZ_TARGET(tensor_file) {
   std::vector<std::string> f = localist::fuzz::split_fields(data, size, 1);

@@ -13,7 +13,7 @@
 #include "comm/nccl_communicator.h"
 #include "model/localist_model.h"
 #include "model/rules.h"
-#include "trainer/torch_runtime.h"
+#include "run/torch_runtime.h"
 
 TEST(Gpu, MatmulMatchesFloat64CpuReference) {
   at::manual_seed(0);

@@ -8,14 +8,14 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
+#include "checkpoint/checkpoint.h"
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
 #include "model/localist_model.h"
-#include "recruitment/block_slots.h"
+#include "parallel/block_parallel.h"
+#include "parallel/block_slots.h"
 #include "tests/block_parallel_util.h"
 #include "tests/mpi/mpi_gtest_main.h"
-#include "trainer/block_parallel.h"
-#include "trainer/checkpoint.h"
 
 using namespace localist;
 

@@ -6,8 +6,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "parallel/grad_sync.h"
 #include "tests/mpi/mpi_gtest_main.h"
-#include "trainer/grad_sync.h"
 
 using namespace localist;
 

@@ -16,12 +16,12 @@
 #include "data/batch_reader.h"
 #include "data/prepare.h"
 #include "model/localist_model.h"
-#include "recruitment/block_map.h"
-#include "recruitment/block_slots.h"
+#include "parallel/block_map.h"
+#include "parallel/block_parallel.h"
+#include "parallel/block_slots.h"
 #include "recruitment/trial.h"
 #include "tests/mpi/mpi_gtest_main.h"
 #include "tests/test_util.h"
-#include "trainer/block_parallel.h"
 #include "trainer/model_group.h"
 
 using namespace localist;

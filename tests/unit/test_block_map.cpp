@@ -9,7 +9,7 @@
 #include <random>
 
 #include "core/error.h"
-#include "recruitment/block_map.h"
+#include "parallel/block_map.h"
 
 using namespace localist;
 

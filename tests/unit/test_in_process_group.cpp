@@ -12,12 +12,12 @@
 
 #include <chrono>
 
+#include "checkpoint/checkpoint.h"
 #include "comm/in_process_group.h"
 #include "model/localist_model.h"
+#include "parallel/block_parallel.h"
+#include "parallel/grad_sync.h"
 #include "tests/block_parallel_util.h"
-#include "trainer/block_parallel.h"
-#include "trainer/checkpoint.h"
-#include "trainer/grad_sync.h"
 
 using namespace localist;
 

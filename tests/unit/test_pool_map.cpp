@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_pool_map.cpp: the pool map planner (recruitment/pool_map.h) against a naive
+// test_pool_map.cpp: the pool map planner (pool/pool_map.h) against a naive
 // search over every assignment of units to LLMs: the same largest per-unit load (shares
 // by load), and among the maps with that load the same fewest moves from the previous
 // map (re-plans after a branch and after a change of world size); sharing when the world
@@ -13,7 +13,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "recruitment/pool_map.h"
+#include "pool/pool_map.h"
 
 using localist::PoolMap;
 

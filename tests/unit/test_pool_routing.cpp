@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_pool_routing.cpp: the pool's routers (trainer/pool_routing.h) against hand
+// test_pool_routing.cpp: the pool's routers (pool/pool_routing.h) against hand
 // computations and the bound that must hold: the mixture weights of a two-LLM window
 // computed by hand; argmin picks the LLM with the smallest prefix code length; on every
 // window of random data the mixture's bits are ≤ min over LLMs of (bits + log2 1/prior)
@@ -10,7 +10,7 @@
 
 #include <cmath>
 
-#include "trainer/pool_routing.h"
+#include "pool/pool_routing.h"
 
 using namespace localist;
 

@@ -6,8 +6,8 @@
 
 #include <cmath>
 
+#include "pool/pool_spawn.h"
 #include "recruitment/mdl.h"
-#include "trainer/pool_spawn.h"
 
 using namespace localist;
 

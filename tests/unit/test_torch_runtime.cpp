@@ -7,8 +7,8 @@
 #include <climits>
 #include <cstdlib>
 
+#include "run/torch_runtime.h"
 #include "tests/test_util.h"
-#include "trainer/torch_runtime.h"
 
 TEST(TorchRuntime, UsesTheSelectedFastBlas) {
   const localist::TorchRuntimeInfo info = localist::torch_runtime_info();

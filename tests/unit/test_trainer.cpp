@@ -12,18 +12,18 @@
 #include <cmath>
 #include <filesystem>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_schema.h"
+#include "checkpoint/checkpoint_writer.h"
+#include "checkpoint/tensor_file.h"
 #include "data/batch_reader.h"
 #include "data/prepare.h"
+#include "parallel/block_parallel.h"
 #include "recruitment/recruiter.h"
 #include "recruitment/trial.h"
+#include "run/train_run.h"
 #include "tests/test_util.h"
-#include "trainer/block_parallel.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_schema.h"
-#include "trainer/checkpoint_writer.h"
 #include "trainer/lr_schedule.h"
-#include "trainer/tensor_file.h"
-#include "trainer/trainer.h"
 
 using namespace localist;
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "comm/in_process_group.h"
-#include "trainer/zero_optimizer.h"
+#include "parallel/zero_optimizer.h"
 
 using namespace localist;
 

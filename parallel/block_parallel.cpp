@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: Apache-2.0
+// block_parallel.cpp: see block_parallel.h.
+#include "parallel/block_parallel.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+
+namespace localist {
+namespace {
+
+Communicator& group_of(torch::autograd::AutogradContext* ctx) {
+  return *reinterpret_cast<Communicator*>(static_cast<intptr_t>(ctx->saved_data["group"].toInt()));
+}
+
+struct EnterGroup : public torch::autograd::Function<EnterGroup> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return x.clone();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto g = grads[0].contiguous().clone();
+    group_of(ctx).all_reduce(g, ReduceOp::kSum, "block-parallel input gradient");
+    return {g, at::Tensor()};
+  }
+};
+
+struct LeaveGroup : public torch::autograd::Function<LeaveGroup> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
+    ctx->saved_data["group"] = group;
+    auto y = x.contiguous().clone();
+    reinterpret_cast<Communicator*>(static_cast<intptr_t>(group))
+        ->all_reduce(y, ReduceOp::kSum, "block-parallel partial outputs");
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+                                                 torch::autograd::variable_list grads) {
+    return {grads[0], at::Tensor()};
+  }
+};
+
+int64_t handle(Communicator& group) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(&group)); }
+
+// Rank r's positions of a sequence of T over n ranks (as BlockShard::seq_range).
+std::pair<int64_t, int64_t> positions(int64_t T, int r, int n) { return {T * r / n, T * (r + 1) / n}; }
+
+// Every rank's part (B, its positions, ...) -> the whole (B, T, ...). Parts differ by at
+// most one position: each is padded to the longest for the collective.
+at::Tensor gather_parts(const at::Tensor& part, int64_t T, Communicator& group, const std::string& what) {
+  const int n = group.size();
+  if (T % n == 0) {
+    // Equal parts (the usual case): gathered as they are, one copy into (B, T, ...).
+    auto sizes = part.sizes().vec();
+    sizes[1] = T;
+    return group.all_gather(part.contiguous(), what).transpose(0, 1).reshape(sizes);
+  }
+  const int64_t longest = (T + n - 1) / n;
+  auto sizes = part.sizes().vec();
+  sizes[1] = longest;
+  auto padded = at::zeros(sizes, part.options());
+  padded.narrow(1, 0, part.size(1)).copy_(part);
+  const auto all = group.all_gather(padded, what);  // (n, B, longest, ...)
+  std::vector<at::Tensor> pieces;
+  for (int r = 0; r < n; ++r) {
+    const auto [a, b] = positions(T, r, n);
+    pieces.push_back(all[r].narrow(1, 0, b - a));
+  }
+  return at::cat(pieces, 1);
+}
+
+// The whole (B, T, ...) summed over the ranks -> this rank's part.
+at::Tensor reduce_to_part(const at::Tensor& whole, Communicator& group, const std::string& what) {
+  const int n = group.size();
+  const int64_t T = whole.size(1), longest = (T + n - 1) / n;
+  if (T % n == 0) {
+    // Equal parts: one copy into (n, B, T/n, ...), no padding.
+    auto split = whole.sizes().vec();
+    split[1] = T / n;
+    split.insert(split.begin() + 1, n);  // (B, n, T/n, ...)
+    return group.reduce_scatter(whole.reshape(split).transpose(0, 1).contiguous(), ReduceOp::kSum, what).squeeze(0);
+  }
+  auto sizes = whole.sizes().vec();
+  sizes[1] = longest;
+  sizes.insert(sizes.begin(), n);
+  auto padded = at::zeros(sizes, whole.options());  // (n, B, longest, ...)
+  for (int r = 0; r < n; ++r) {
+    const auto [a, b] = positions(T, r, n);
+    padded[r].narrow(1, 0, b - a).copy_(whole.narrow(1, a, b - a));
+  }
+  const auto mine = group.reduce_scatter(padded, ReduceOp::kSum, what).squeeze(0);
+  const auto [a, b] = positions(T, group.rank(), n);
+  return mine.narrow(1, 0, b - a);
+}
+
+struct GatherSequence : public torch::autograd::Function<GatherSequence> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& part, int64_t T, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return gather_parts(part, T, *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)), "sequence parts");
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {reduce_to_part(grads[0].contiguous(), group_of(ctx), "sequence-parallel input gradient"), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+struct ScatterSequence : public torch::autograd::Function<ScatterSequence> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& whole, int64_t group) {
+    ctx->saved_data["group"] = group;
+    ctx->saved_data["T"] = whole.size(1);
+    return reduce_to_part(whole.contiguous(), *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)),
+                          "block-parallel partial outputs (sequence parallel)");
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return {gather_parts(grads[0].contiguous(), ctx->saved_data["T"].toInt(), group_of(ctx),
+                         "sequence-parallel output gradient"),
+            at::Tensor()};
+  }
+};
+
+// Cross-entropy of logits split by vocabulary rows (Megatron's vocabulary-parallel
+// loss): each rank holds rows [v0, v0 + n) of every position's logits; the maximum, the
+// sum of exponentials and the target's logit are reduced over the group, so every rank
+// gets the per-token loss over the whole vocabulary (0 at `ignore` targets). Backward:
+// this rank's rows of softmax − one-hot, times the incoming per-token gradient.
+struct VocabCrossEntropy : public torch::autograd::Function<VocabCrossEntropy> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+                            int64_t v0, int64_t ignore, int64_t group) {
+    Communicator& g = *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group));
+    const auto l = logits.detach();
+    const int64_t n = l.size(-1);
+    auto m = std::get<0>(l.max(-1)).contiguous();
+    g.all_reduce(m, ReduceOp::kMax, "vocabulary-parallel loss (maximum)");
+    const auto e = (l - m.unsqueeze(-1)).exp();
+    auto s = e.sum(-1).contiguous();
+    g.all_reduce(s, ReduceOp::kSum, "vocabulary-parallel loss (sum of exponentials)");
+    const auto local = targets - v0;
+    const auto inside = local.ge(0) & local.lt(n);
+    const auto index = local.clamp(0, n - 1).unsqueeze(-1);
+    auto target_logit = (l.gather(-1, index).squeeze(-1) * inside.to(l.scalar_type())).contiguous();
+    g.all_reduce(target_logit, ReduceOp::kSum, "vocabulary-parallel loss (target logits)");
+    const auto valid = targets.ne(ignore);
+    ctx->save_for_backward({e / s.unsqueeze(-1), index, inside, valid});
+    return (s.log() + m - target_logit) * valid.to(l.scalar_type());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto g = saved[0].clone();
+    g.scatter_add_(-1, saved[1], -saved[2].to(g.scalar_type()).unsqueeze(-1));
+    g.mul_((grads[0] * saved[3].to(g.scalar_type())).unsqueeze(-1));
+    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor block_group_enter(const at::Tensor& x, Communicator& group) { return EnterGroup::apply(x, handle(group)); }
+at::Tensor block_group_leave(const at::Tensor& x, Communicator& group) { return LeaveGroup::apply(x, handle(group)); }
+
+std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp) {
+  return {hidden * rank / bp, hidden * (rank + 1) / bp};
+}
+
+BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
+                            int64_t ffn_hidden, bool sequence_parallel, int64_t vocab) {
+  BlockShard s;
+  if (sequence_parallel && group->size() > 1) {
+    s.seq_rank = group->rank(), s.seq_ranks = group->size();
+    s.gather_seq = [group](const at::Tensor& x, int64_t T) { return GatherSequence::apply(x, T, handle(*group)); };
+    s.scatter_seq = [group](const at::Tensor& x) { return ScatterSequence::apply(x, handle(*group)); };
+    if (vocab > 0) {
+      const auto [a, b] = block_parallel_ffn_range(vocab, group->rank(), group->size());
+      s.vocab_begin = a, s.vocab_size = b - a;
+      s.vocab_cross_entropy = [group, a = a](const at::Tensor& logits, const at::Tensor& targets, int64_t ignore) {
+        return VocabCrossEntropy::apply(logits, targets, a, ignore, handle(*group));
+      };
+    }
+  }
+  s.owned_slots = std::move(owned_slots);
+  if (ffn_hidden > 0) {
+    const auto [a, b] = block_parallel_ffn_range(ffn_hidden, group->rank(), group->size());
+    s.ffn_begin = a, s.ffn_size = b - a;
+  }
+  s.lead = group->rank() == 0;
+  // The lambdas keep the group alive as long as the shard.
+  s.enter = [group](const at::Tensor& x) { return block_group_enter(x, *group); };
+  s.leave = [group](const at::Tensor& x) { return block_group_leave(x, *group); };
+  return s;
+}
+
+namespace {
+
+// Slot -> row of the slots `rank` owns under `map`, ascending (-1: not held).
+std::vector<int64_t> rows_of(const BlockMap& map, int rank) {
+  std::vector<int64_t> rows(map.slots(), -1);
+  int64_t next = 0;
+  for (int64_t s = 0; s < map.slots(); ++s) {
+    if (map.active[s] && map.owner[s] == rank) rows[s] = next++;
+  }
+  return rows;
+}
+
+// The shapes of a layer's six split tensors holding `slots` slots and `units` FFN units.
+std::vector<std::vector<int64_t>> split_shapes(const ModelConfig& c, int64_t slots, int64_t units) {
+  const int64_t d = c.d_model, hd = slots * c.heads_per_block * c.head_dim;
+  return {{3 * hd, d}, {3 * hd}, {d, hd}, {units, d}, {units}, {d, units}};
+}
+
+// The FFN part [a, a + n) of tensor i (3 fc_w, 4 fc_b, 5 proj_w) of a layer.
+at::Tensor ffn_slice(const at::Tensor& t, int i, int64_t a, int64_t n) { return t.narrow(i == 5 ? 1 : 0, a, n); }
+
+// Copies the held slots' rows and the FFN part [a, a + n) between a whole layer's six
+// split tensors and a rank's share of them, into the share or out of it.
+void copy_share(const std::vector<at::Tensor>& whole, const std::vector<at::Tensor>& share, const ModelConfig& c,
+                const std::vector<int64_t>& slot_row, int64_t a, int64_t n, bool into_share) {
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (slot_row[s] < 0) continue;
+    const auto w = block_slot_views(whole[0], whole[1], whole[2], c, s);
+    const auto p = block_slot_views(share[0], share[1], share[2], c, slot_row[s]);
+    for (size_t v = 0; v < w.size(); ++v) (into_share ? p[v] : w[v]).copy_(into_share ? w[v] : p[v]);
+  }
+  for (int i = 3; i < 6; ++i) {
+    const auto part = ffn_slice(whole[i], i, a, n);
+    (into_share ? share[i] : part).copy_(into_share ? part : share[i]);
+  }
+}
+
+}  // namespace
+
+BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map,
+                             bool vocab_parallel)
+    : group_(std::move(group)), model_(model), map_(std::move(map)), vocab_(vocab_parallel && group_->size() > 1) {
+  map_.validate();
+  const auto& c = model_.config();
+  if (map_.bp != group_->size() || map_.slots() != c.k_max) {
+    throw Error("block map (" + map_.describe() + ") does not fit a block-parallel group of " +
+                std::to_string(group_->size()) + " ranks and k_max " + std::to_string(c.k_max));
+  }
+  capacity_ = block_map_capacity(c.k_max, group_->size());
+  for (int r = 0; r < group_->size(); ++r) {
+    if (static_cast<int64_t>(map_.owned_by(r).size()) > capacity_) {
+      throw Error("block map (" + map_.describe() + ") gives rank " + std::to_string(r) + " more than the " +
+                  std::to_string(capacity_) + " blocks a rank stores");
+    }
+  }
+  for (const auto& l : model_.layers) {
+    if (!l->blocks_whole() || !l->ffn_whole()) throw Error("block parallelism must start from the whole model");
+  }
+  if (!model_.vocab_whole()) throw Error("block parallelism must start from the whole model");
+  slot_row_ = rows_of(map_, group_->rank());
+  ffn_ = block_parallel_ffn_range(c.ffn_mult * c.d_model, group_->rank(), group_->size());
+  vocab_rows_ = block_parallel_ffn_range(model_.vocab_size(), group_->rank(), group_->size());
+  const auto [a, b] = ffn_;
+  at::NoGradGuard no_grad;
+  for (auto& l : model_.layers) {
+    const auto whole = l->split_tensors();
+    const auto shapes = split_shapes(c, capacity_, b - a);
+    std::vector<at::Tensor> share;
+    for (int i = 0; i < 6; ++i) share.push_back(at::zeros(shapes[i], whole[i].options()));
+    copy_share(whole, share, c, slot_row_, a, b - a, /*into_share=*/true);
+    held_.push_back(share);
+    block_params_.insert(block_params_.end(), share.begin(), share.end());
+  }
+  if (vocab_) {
+    const auto [v0, v1] = vocab_rows_;
+    held_wte_ = model_.wte.narrow(0, v0, v1 - v0).clone();
+    block_params_.push_back(held_wte_);
+  }
+  hold_shares();
+  rebuild_shard();
+}
+
+void BlockParallel::hold_shares() {
+  for (size_t l = 0; l < model_.layers.size(); ++l) model_.layers[l]->hold(held_[l], slot_row_, ffn_.first);
+  if (vocab_) {
+    model_.hold_vocab(held_wte_, vocab_rows_.first);
+  }
+}
+
+bool BlockParallel::is_split_param(const at::Tensor& t) const {
+  for (const auto& b : block_params_) {
+    if (b.is_same(t)) return true;
+  }
+  return false;
+}
+
+void BlockParallel::rebuild_shard() {
+  const auto& c = model_.config();
+  auto owned = map_.owned_by(group_->rank());
+  if (trial_slot_ >= 0 && trial_owner_ == group_->rank()) {
+    owned.insert(std::upper_bound(owned.begin(), owned.end(), trial_slot_), trial_slot_);
+  }
+  shard_ = block_shard_make(group_, std::move(owned), c.ffn_mult * c.d_model, /*sequence_parallel=*/true,
+                            vocab_ ? model_.vocab_size() : 0);
+}
+
+void BlockParallel::hold_trial(int64_t slot, int32_t owner) {
+  const auto& c = model_.config();
+  if (whole_) throw Error("block map: a trial block while the model is assembled (a trainer bug)");
+  if (slot < 0 || slot >= c.k_max || map_.active[slot] || trial_slot_ >= 0 || owner < 0 || owner >= group_->size()) {
+    throw Error("block map: cannot hold block " + std::to_string(slot) + " for a trial on rank " +
+                std::to_string(owner) + " under " + map_.describe() + " (a trainer bug)");
+  }
+  trial_slot_ = slot, trial_owner_ = owner;
+  if (owner == group_->rank()) {
+    // The first row this rank's blocks leave free (rows_of packs them from 0).
+    const int64_t row = static_cast<int64_t>(map_.owned_by(owner).size());
+    if (row >= capacity_) {
+      throw Error("block map: rank " + std::to_string(owner) + " has no free row for block " + std::to_string(slot) +
+                  " (it stores " + std::to_string(capacity_) + "; a planner bug)");
+    }
+    slot_row_[slot] = row;
+    hold_shares();
+  }
+  rebuild_shard();
+}
+
+void BlockParallel::drop_trial(int64_t slot) {
+  if (slot != trial_slot_) return;
+  if (trial_owner_ == group_->rank()) {
+    slot_row_[slot] = -1;
+    hold_shares();
+  }
+  trial_slot_ = -1, trial_owner_ = -1;
+  rebuild_shard();
+}
+
+void BlockParallel::assemble() {
+  if (whole_) return;
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const auto [a, b] = ffn_;
+  const auto shapes = split_shapes(c, c.k_max, c.ffn_mult * c.d_model);
+  for (size_t l = 0; l < model_.layers.size(); ++l) {
+    const auto& share = held_[l];
+    std::vector<at::Tensor> whole;
+    for (int i = 0; i < 6; ++i) whole.push_back(at::zeros(shapes[i], share[i].options()));
+    copy_share(whole, share, c, slot_row_, a, b - a, /*into_share=*/false);
+    // Each value has one owner and zeros elsewhere: the sums are exact.
+    for (auto& t : whole) group_->all_reduce(t, ReduceOp::kSum, "block parameters (assembling the model)");
+    model_.layers[l]->hold(whole, {}, 0);
+  }
+  if (vocab_) {
+    auto whole = at::zeros({model_.vocab_size(), held_wte_.size(1)}, held_wte_.options());
+    whole.narrow(0, model_.vocab_begin, held_wte_.size(0)).copy_(held_wte_);
+    group_->all_reduce(whole, ReduceOp::kSum, "embedding rows (assembling the model)");
+    model_.hold_vocab(whole, 0);
+  }
+  whole_ = true;
+}
+
+void BlockParallel::assemble_at(int root) {
+  if (whole_) return;
+  constexpr int kAssembleTag = 31001;  // below the MPI backend's reserved ring tag
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const int64_t hidden = c.ffn_mult * c.d_model, V = model_.vocab_size();
+  const int me = group_->rank(), n = group_->size();
+  // Per layer the six split tensors, then (vocabulary parallel) the embedding rows: one
+  // message per tensor, in that order.
+  std::vector<at::Tensor> mine;
+  for (const auto& share : held_) mine.insert(mine.end(), share.begin(), share.end());
+  if (vocab_) mine.push_back(held_wte_);
+  if (me != root) {
+    for (const auto& t : mine) group_->send(t.contiguous(), root, kAssembleTag, "block-parallel share (evaluation)");
+    return;
+  }
+  const auto shapes = split_shapes(c, c.k_max, hidden);
+  std::vector<std::vector<at::Tensor>> whole(model_.layers.size());
+  for (size_t l = 0; l < whole.size(); ++l) {
+    for (int i = 0; i < 6; ++i) whole[l].push_back(at::zeros(shapes[i], held_[l][i].options()));
+  }
+  at::Tensor wte;
+  if (vocab_) wte = at::zeros({V, held_wte_.size(1)}, held_wte_.options());
+  for (int r = 0; r < n; ++r) {
+    const auto rows = rows_of(map_, r);
+    const auto [a, b] = block_parallel_ffn_range(hidden, r, n);
+    const auto [v0, v1] = block_parallel_ffn_range(V, r, n);
+    size_t k = 0;
+    for (size_t l = 0; l < whole.size(); ++l) {
+      std::vector<at::Tensor> share;
+      for (int i = 0; i < 6; ++i, ++k) {
+        if (r == me) {
+          share.push_back(mine[k]);
+          continue;
+        }
+        auto t = at::empty(split_shapes(c, capacity_, b - a)[i], mine[k].options());
+        group_->recv(t, r, kAssembleTag, "block-parallel share of rank " + std::to_string(r) + " (evaluation)");
+        share.push_back(t);
+      }
+      copy_share(whole[l], share, c, rows, a, b - a, /*into_share=*/false);
+    }
+    if (vocab_) {
+      at::Tensor rows_r = mine[k];
+      if (r != me) {
+        rows_r = at::empty({v1 - v0, held_wte_.size(1)}, held_wte_.options());
+        group_->recv(rows_r, r, kAssembleTag, "embedding rows of rank " + std::to_string(r) + " (evaluation)");
+      }
+      wte.narrow(0, v0, v1 - v0).copy_(rows_r);
+    }
+  }
+  for (size_t l = 0; l < whole.size(); ++l) model_.layers[l]->hold(whole[l], {}, 0);
+  if (vocab_) model_.hold_vocab(wte, 0);
+  whole_ = true;
+}
+
+void BlockParallel::release() {
+  if (!whole_) return;
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const auto [a, b] = ffn_;
+  for (size_t l = 0; l < model_.layers.size(); ++l) {
+    const auto whole = model_.layers[l]->split_tensors();
+    copy_share(whole, held_[l], c, slot_row_, a, b - a, /*into_share=*/true);
+  }
+  if (vocab_) {
+    held_wte_.copy_(model_.wte.narrow(0, vocab_rows_.first, held_wte_.size(0)));
+  }
+  hold_shares();
+  whole_ = false;
+}
+
+int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
+  next.validate();
+  if (next.bp != map_.bp || next.slots() != map_.slots() || next.epoch != map_.epoch + 1) {
+    throw Error("block map: cannot go from " + map_.describe() + " to " + next.describe() +
+                " (needs the next epoch on the same group and slots)");
+  }
+  // NOTE(block map): every rank must switch at the same step to the same epoch; a rank
+  // that disagrees would compute the wrong blocks silently, so it is checked here.
+  // Small tensors live where the group's backend carries them (NCCL: on the GPU).
+  const auto dev = model_.wte.device();
+  auto epochs = at::tensor(std::vector<int64_t>{next.epoch, -next.epoch}, at::kLong).to(dev);
+  group_->all_reduce(epochs, ReduceOp::kMax, "block map epoch check");
+  if (epochs[0].item<int64_t>() != next.epoch || -epochs[1].item<int64_t>() != next.epoch) {
+    throw Error("block map: ranks of group '" + group_->name() +
+                "' disagree on the epoch to apply (this rank: " + std::to_string(next.epoch) + ")");
+  }
+  if (trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_) {
+    throw Error("block map " + next.describe() + " places block " + std::to_string(trial_slot_) + " on rank " +
+                std::to_string(next.owner[trial_slot_]) + ", its trial ran on rank " + std::to_string(trial_owner_) +
+                " (a planner bug)");
+  }
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const int me = group_->rank();
+  const auto rows = rows_of(next, me);
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (rows[s] >= capacity_) {
+      throw Error("block map " + next.describe() + " gives this rank more than the " + std::to_string(capacity_) +
+                  " blocks it stores");
+    }
+  }
+  // Per layer: the three block tensors, then their moments (exp_avg, exp_avg_sq of each)
+  // when the optimizer has them; `staged` the same tensors laid out for the next map.
+  const size_t L = model_.layers.size();
+  std::vector<std::vector<at::Tensor>> now(L), staged(L);
+  for (size_t l = 0; l < L; ++l) {
+    now[l] = {held_[l][0], held_[l][1], held_[l][2]};
+    const auto w = moments(held_[l][0]), b = moments(held_[l][1]), o = moments(held_[l][2]);
+    if (w.size() == 2 && b.size() == 2 && o.size() == 2)
+      now[l].insert(now[l].end(), {w[0], b[0], o[0], w[1], b[1], o[1]});
+    for (const auto& t : now[l]) staged[l].push_back(at::zeros_like(t));
+  }
+  // The views of one slot at `row` of a layer's tensors (parameters, then moments).
+  auto views_at = [&](const std::vector<at::Tensor>& t, int64_t row) {
+    std::vector<at::Tensor> v;
+    for (size_t k = 0; k < t.size(); k += 3) {
+      for (auto& x : block_slot_views(t[k], t[k + 1], t[k + 2], c, row)) v.push_back(x);
+    }
+    return v;
+  };
+  // Kept blocks: a local copy to their new row. Blocks switched on: their trial row's
+  // parameters (or the assembled model's), zero moments.
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (rows[s] < 0) continue;
+    const bool was_active = map_.active[s] != 0;
+    if (was_active && slot_row_[s] < 0) continue;  // arrives from its old owner below
+    for (size_t l = 0; l < L; ++l) {
+      const auto to = views_at(staged[l], rows[s]);
+      if (was_active) {
+        const auto from = views_at(now[l], slot_row_[s]);
+        for (size_t v = 0; v < to.size(); ++v) to[v].copy_(from[v]);
+        continue;
+      }
+      std::vector<at::Tensor> from;
+      if (slot_row_[s] >= 0) {
+        from = block_slot_views(now[l][0], now[l][1], now[l][2], c, slot_row_[s]);
+      } else if (whole_) {
+        const auto w = model_.layers[l]->split_tensors();
+        from = block_slot_views(w[0], w[1], w[2], c, s);
+      } else {
+        throw Error("block map: block " + std::to_string(s) +
+                    " switched on here, but this rank neither holds it for "
+                    "a trial nor has the model assembled (a trainer bug)");
+      }
+      for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
+    }
+  }
+  int64_t sent = 0;
+  // Moves run in slot order on every rank, so the first unfinished move's two ranks
+  // are both waiting on it: no cycle, no deadlock.
+  for (const auto& mv : block_map_moves(map_, next)) {
+    if (me != mv.from && me != mv.to) continue;
+    const std::string what =
+        "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
+    const int tag = static_cast<int>(mv.slot);
+    std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
+    for (size_t l = 0; l < L; ++l) {
+      for (auto& v : me == mv.from ? views_at(now[l], slot_row_[mv.slot]) : views_at(staged[l], rows[mv.slot])) {
+        views.push_back(v);
+      }
+    }
+    if (me == mv.from) {
+      std::vector<at::Tensor> flat;
+      for (const auto& v : views) flat.push_back(v.reshape({-1}));
+      const auto payload = at::cat(flat).contiguous();
+      const auto count = at::tensor(std::vector<int64_t>{payload.numel()}, at::kLong).to(dev);
+      group_->send(count, mv.to, tag, what + " size");
+      group_->send(payload, mv.to, tag, what);
+      sent += payload.numel() * payload.element_size();
+    } else {
+      auto count = at::zeros({1}, at::dtype(at::kLong).device(dev));
+      group_->recv(count, mv.from, tag, what + " size");
+      int64_t expected = 0;
+      for (const auto& v : views) expected += v.numel();
+      if (count.item<int64_t>() != expected) {
+        throw Error(what + ": rank " + std::to_string(mv.from) + " sends " + std::to_string(count.item<int64_t>()) +
+                    " values, this rank expects " + std::to_string(expected) +
+                    " (optimizer state differs between ranks)");
+      }
+      auto payload = at::empty({expected}, views.front().options());
+      group_->recv(payload, mv.from, tag, what);
+      int64_t off = 0;
+      for (auto& v : views) {
+        v.copy_(payload.narrow(0, off, v.numel()).view_as(v));
+        off += v.numel();
+      }
+    }
+  }
+  // In place: the optimizer and the gradient sync keep their tensors.
+  for (size_t l = 0; l < L; ++l) {
+    for (size_t k = 0; k < now[l].size(); ++k) now[l][k].copy_(staged[l][k]);
+  }
+  map_ = next;
+  slot_row_ = rows;
+  trial_slot_ = -1, trial_owner_ = -1;  // a trial's block is now placed (or was not kept)
+  if (!whole_) hold_shares();
+  rebuild_shard();
+  return sent;
+}
+
+}  // namespace localist

@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: Apache-2.0
+// train_run.cpp: see train_run.h.
+#include "run/train_run.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "core/metrics_writer.h"
+#include "core/process_memory.h"
+#include "core/progress_line.h"
+#include "core/stop_signal.h"
+#include "pool/pool.h"
+#include "recruitment/recruiter.h"
+#include "run/record_relay.h"
+#include "run/run_checkpoints.h"
+#include "run/tensor_memory.h"
+#include "run/torch_runtime.h"
+#include "run/train_loop.h"
+#include "trainer/device.h"
+#include "trainer/evaluate.h"
+#include "trainer/model_group.h"
+
+namespace localist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+
+// The λ used for evaluation during and after training: the schedule's value at that
+// step, except for dial-conditioned training (uniform), evaluated at the range's middle.
+std::vector<double> eval_dial(const TrainConfig& t, int64_t step, int64_t layers, uint64_t seed) {
+  if (t.dial.kind == "uniform") return std::vector<double>(layers, 0.5 * (t.dial.lo + t.dial.hi));
+  return t.dial.at(step, layers, seed);
+}
+
+// Resume: the checkpoint is found and verified first (a damaged one fails before any other work).
+std::unique_ptr<CheckpointContents> resume_read(const TrainPlan& p, const std::shared_ptr<Communicator>& world) {
+  if (world->rank() == 0) checkpoint_clean_partial(p.run_dir);
+  world->barrier("checkpoint clean-up");
+  if (p.resume.empty()) return nullptr;
+  auto resumed = p.resume == "auto"
+                     ? checkpoint_read_auto(p.run_dir, world)
+                     : std::make_unique<CheckpointContents>(checkpoint_read(checkpoint_resolve(p.resume)));
+  if (!resumed) {
+    if (world->rank() == 0) {
+      spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting at step 0", p.run_dir);
+    }
+  } else if (p.check_resume) {
+    p.check_resume(resumed->config_yaml);
+  }
+  return resumed;
+}
+
+// The generators continue where they were when the world size is the same (training
+// itself draws only explicitly seeded numbers, so results never depend on this).
+void resume_generator(const CheckpointContents& c, const Communicator& world) {
+  if (!c.rng_cpu.defined() || c.rng_cpu.size(0) != world.size()) return;
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(c.rng_cpu[world.rank()].clone());
+}
+
+// Held-out evaluation of an LLM during and after training (on its group's lead): the
+// windows of the domains it trains at that step (main: those no specialist owns; all of
+// them when it has none held out), as one eval record.
+struct RunEvaluation {
+  bool available = false;
+  EvalSet set;
+  EvalInputs inputs;
+  nlohmann::json run(ModelGroup& g, const PoolConfig& pool, int64_t step) const {
+    const TrainConfig& tc = g.setup.train;
+    const EvalSet mine = own_windows(g, pool, step);
+    EvalInputs in = inputs;
+    in.token_texts = &g.token_texts;  // the group's own (a branch step replaces the groups)
+    const EvalMetrics m =
+        evaluate(*g.model, mine, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed), &g.rules.active(), in);
+    auto j = eval_metrics_json(m);
+    j["event"] = "eval";
+    j["step"] = step;
+    j["llm"] = g.setup.name;
+    j["windows"] = mine.tokens.size(0);
+    return j;
+  }
+  EvalSet own_windows(const ModelGroup& g, const PoolConfig& pool, int64_t step) const {
+    if (!pool.declared) return set;
+    const int me = pool.index(g.setup.name);
+    std::vector<int64_t> rows;
+    for (size_t r = 0; r < set.domains.size(); ++r) {
+      if (pool.owner_at(set.domains[r], step) == me) rows.push_back(static_cast<int64_t>(r));
+    }
+    if (rows.empty()) return set;
+    EvalSet out;
+    out.tokens = set.tokens.index_select(0, at::tensor(rows, at::kLong));
+    for (int64_t r : rows) out.domains.push_back(set.domains[r]);
+    return out;
+  }
+};
+
+RunEvaluation run_evaluation(const TrainPlan& p, const ModelGroup& g, bool lead) {
+  RunEvaluation e;
+  for (const auto& t : g.token_texts) e.inputs.token_bytes.push_back(static_cast<int64_t>(t.size()));
+  e.inputs.pad_id = g.tokenizer->pad_id();
+  e.inputs.device = g.setup.device;
+  e.inputs.batch = p.train.micro_batch;
+  try {
+    e.set = eval_set_load(p.data, p.model.context, p.train.eval_windows);
+    e.available = true;
+  } catch (const ConfigError& err) {
+    if (lead) spdlog::warn("no held-out evaluation: {}", err.what());
+  }
+  return e;
+}
+
+// The step record of a group's step (logged steps), and the progress line of rank 0's
+// groups (every step). A pool's line shows every LLM's latest bits per token.
+class StepReporter {
+ public:
+  StepReporter(const PoolConfig& pool, bool lead) : pool_(pool), progress_(lead), bits_(pool.llms.size(), -1.0) {}
+  ProgressLine& progress() { return progress_; }
+  void heard(const nlohmann::json& rec) {  // rank 0: a step record from any rank
+    const int i = pool_.index(rec.value("llm", "main"));
+    bits_.resize(pool_.llms.size(), -1.0);  // a spawn adds an LLM
+    if (i >= 0) bits_[i] = rec.value("bits_per_token", -1.0);
+  }
+  nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
+                        double lr, double ms, bool log_step) {
+    const TrainConfig& tc = g.setup.train;
+    const double tok_s = tc.global_batch * g.setup.model.context / (ms / 1000.0);  // over the group's ranks
+    const double bits = s.ce / std::log(2.0);
+    if (!pool_.declared) {
+      progress_.update(
+          fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
+                      "lr {:.2e}  {:.0f} tok/s",
+                      step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
+    } else {
+      const int me = pool_.index(g.setup.name);
+      bits_.resize(pool_.llms.size(), -1.0);
+      bits_[me] = bits;
+      std::string llms;
+      for (size_t i = 0; i < bits_.size(); ++i) {
+        if (bits_[i] < 0 || !pool_.exists_at(i, step)) continue;
+        llms += fmt::format("{}{} {:.3f}", llms.empty() ? "" : " | ", pool_.llms[i].name, bits_[i]);
+      }
+      progress_.update(
+          fmt::format("step {}/{}  {} bits/token  dial {:.2f}  lr {:.2e}", step + 1, tc.steps, llms, mean(dial), lr));
+    }
+    if (!log_step) return nullptr;
+    const bool shares = g.traces_steps();  // null where training steps keep no traces
+    return {{"event", "step"},
+            {"step", step},
+            {"llm", g.setup.name},
+            {"loss", s.loss},
+            {"ce_nats", s.ce},
+            {"bits_per_token", bits},
+            {"dial", dial},
+            {"omega", s.omega},
+            {"mutual_info_bits", s.mutual_info},
+            {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
+            {"active_blocks", g.model->active_slots().size()},
+            {"grad_norm", s.grad_norm},
+            {"lr", lr},
+            {"tokens_per_s", tok_s},
+            {"ms_per_step", ms},
+            {"comm_ms", s.comm_ms}};
+  }
+
+ private:
+  const PoolConfig& pool_;
+  ProgressLine progress_;
+  std::vector<double> bits_;
+};
+
+// Overhead of recruitment (probing, candidates, decisions, restores) against the run's
+// wall time; the trials' steps are training and are reported apart.
+nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
+  const auto& rt = g.recruiter->times();
+  const double overhead = rt.statistics + rt.decision + rt.restore;
+  spdlog::info(
+      "recruitment time{}: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
+      "trials {:.2f} s ({:.1f}%)",
+      g.setup.name == "main" ? "" : " of " + g.setup.name, rt.statistics, rt.decision, rt.restore,
+      100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
+  return {{"event", "recruitment_time"},
+          {"llm", g.setup.name},
+          {"statistics_s", rt.statistics},
+          {"decision_s", rt.decision},
+          {"restore_s", rt.restore},
+          {"trial_s", rt.trial},
+          {"wall_s", wall}};
+}
+
+// Spawn rounds against the run's wall time on this rank: deciding and admitting (the
+// overhead), the trials' training steps apart.
+nlohmann::json spawn_time_record(const SpawnTimes& t, int rank, double wall, bool lead) {
+  if (lead) {
+    spdlog::info(
+        "pool recruitment time: {} rounds, {} trials; decisions {:.2f} s, admissions {:.2f} s = {:.2f}% of "
+        "{:.1f} s; trial steps {:.2f} s ({:.1f}%){}",
+        t.rounds, t.trials, t.decision_s, t.admit_s, 100 * (t.decision_s + t.admit_s) / wall, wall, t.trial_s,
+        100 * t.trial_s / wall, t.wait_s > 0 ? fmt::format("; waiting for main's trials {:.2f} s", t.wait_s) : "");
+  }
+  return {{"event", "pool_recruitment_time"},
+          {"rank", rank},
+          {"rounds", t.rounds},
+          {"trials", t.trials},
+          {"decision_s", t.decision_s},
+          {"admit_s", t.admit_s},
+          {"trial_s", t.trial_s},
+          {"wait_s", t.wait_s},
+          {"round_s", t.round_s},
+          {"wall_s", wall}};
+}
+
+// What a run's records say for its summary: main's last step and eval numbers, and each
+// LLM's last bits per token (also how a run resumed when already complete reports).
+void absorb_record(const nlohmann::json& j, const PoolConfig& pool, TrainSummary& s) {
+  const std::string event = j.value("event", ""), llm = j.value("llm", "main");
+  if (event != "step" && event != "eval") return;
+  if (pool.declared) {
+    auto it = std::find_if(s.llms.begin(), s.llms.end(), [&](const auto& l) { return l.name == llm; });
+    if (it == s.llms.end()) {
+      s.llms.push_back({llm});
+      it = s.llms.end() - 1;
+    }
+    if (event == "step") it->bits_per_token = j.value("bits_per_token", 0.0);
+    if (event == "eval") it->eval_bits_per_byte = j.value("bits_per_byte", -1.0);
+  }
+  if (llm != "main") return;
+  if (event == "step") {
+    s.last_logged_step = j.value("step", int64_t(-1));
+    s.final_loss = j.value("loss", 0.0);
+    s.final_ce = j.value("ce_nats", 0.0);
+  } else {
+    s.evaluated = true;
+    s.final_eval.ce_nats = j.value("ce_nats", 0.0);
+    s.final_eval.bits_per_byte = j.value("bits_per_byte", 0.0);
+    s.final_eval.perplexity = j.value("perplexity", 0.0);
+    s.final_eval.accuracy = j.value("accuracy", 0.0);
+  }
+}
+
+// The records of a run's metrics.jsonl (unreadable lines are skipped).
+void last_logged(const std::string& run_dir, const PoolConfig& pool, TrainSummary& s) {
+  std::ifstream in((std::filesystem::path(run_dir) / "metrics.jsonl").string());
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object()) absorb_record(j, pool, s);
+  }
+}
+
+PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& world, const at::Device& device) {
+  PoolSetup ps;
+  ps.pool = p.pool.declared ? p.pool : PoolConfig::single(p.train.global_batch);
+  ps.world = world;
+  GroupSetup& s = ps.base;
+  s.seed = p.seed;
+  s.model = p.model;
+  s.data = p.data;
+  s.train = p.train;
+  s.recruitment = p.recruitment;
+  s.block_parallel = p.block_parallel;
+  s.bucket_mb = p.bucket_mb;
+  s.zero = p.zero;
+  s.vocab_parallel = p.vocab_parallel;
+  s.device = device;
+  return ps;
+}
+
+}  // namespace
+
+TrainSummary train_run(const TrainPlan& p) {
+  const auto t_start = Clock::now();
+  stop_signal_install();             // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
+  tensor_memory_install_from_env();  // benchmarks: count CPU tensor bytes (before any model exists)
+  const TrainConfig& tc = p.train;
+  const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
+  const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics and the checkpoint index
+  world->set_timeout(p.startup_timeout_s);
+  torch_set_threads(static_cast<int>(tc.threads));
+  at::manual_seed(p.seed);
+  const at::Device device = trainer_device(tc.device, p.local_rank);
+  if (tc.precision == "bf16" && !device.is_cuda()) {
+    spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
+  }
+  const std::unique_ptr<CheckpointContents> resumed = resume_read(p, world);
+  const int64_t start_step = resumed ? resumed->meta.step : 0;
+  Pool pool(pool_setup(p, world, device), start_step, resumed.get());
+  const PoolConfig& pc = pool.config();
+  const RunEvaluation evaluation = run_evaluation(p, *pool.local_groups().front(), lead);
+  if (resumed) {
+    resume_generator(*resumed, *world);
+    if (lead) {
+      spdlog::info("resuming from {} (step {}, {} tokens seen)", resumed->dir, resumed->meta.step,
+                   resumed->meta.tokens_seen);
+    }
+  }
+  std::unique_ptr<MetricsWriter> metrics;
+  if (lead) metrics = std::make_unique<MetricsWriter>((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
+  StepReporter reporter(pc, lead);
+  TrainSummary summary;
+  const FaultInjection fault = fault_injection_from_env();
+  RunCheckpoints checkpoints({p.run_dir, world, p.config_yaml, fault}, tc);
+  if (resumed) checkpoints.set_resumed(start_step, resumed->dir);
+  if (resumed) resumed->close_files();  // everything is loaded: no rank file stays open while training
+  if (start_step >= tc.steps) {
+    if (lead)
+      spdlog::info("the checkpoint is at step {}, train.steps is {}: nothing left to train", start_step, tc.steps);
+    summary.steps = start_step;
+    summary.checkpoint = resumed->dir;
+    summary.already_complete = true;
+    if (lead) last_logged(p.run_dir, pc, summary);
+    return summary;
+  }
+
+  // Rank 0 writes every record, whichever rank made it.
+  RecordRelay relay(world, [&](const nlohmann::json& rec) {
+    metrics->write(rec);
+    absorb_record(rec, pc, summary);
+    const std::string event = rec.value("event", "");
+    if (event == "step") reporter.heard(rec);
+    if (event == "pool_recruitment" && rec.value("accepted", false)) {  // announced above the progress line
+      reporter.progress().finish();
+      spdlog::info(
+          "step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
+          rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
+          rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) - rec.value("cost_bits", 0.0),
+          rec.at("ranks_after").dump());
+    }
+    if (event == "eval") {
+      reporter.progress().finish();
+      spdlog::info(
+          "eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
+          "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
+          rec.value("step", 0), pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "",
+          rec.value("ce_nats", 0.0), rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0),
+          rec.value("accuracy", 0.0), rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
+          rec.value("max_block_share", 0.0));
+    }
+  });
+  LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
+  LoopHooks hooks;
+  hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial, double lr,
+                     double ms, bool log_step) { return reporter.report(g, step, s, dial, lr, ms, log_step); };
+  if (evaluation.available) {
+    hooks.evaluate = [&](ModelGroup& g, int64_t step) { return evaluation.run(g, pc, step); };
+  }
+  hooks.interrupted = [&] { reporter.progress().finish(); };
+  tensor_memory_reset_peak();  // the peak of training, not of the set-up
+  const LoopEnd end = train_loop(ls, pool, checkpoints, relay, hooks);
+  if (end.stop_signal != 0) {
+    relay.flush("stop");
+    summary.checkpoint = checkpoints.last_dir();
+    summary.steps = end.steps;
+    summary.stop_signal = end.stop_signal;
+    summary.seconds = seconds_since(t_start);
+    spdlog::warn("stopped by signal {} before step {}: checkpoint {}; continue with --resume auto", summary.stop_signal,
+                 end.steps, summary.checkpoint);
+    return summary;
+  }
+  reporter.progress().finish();
+  summary.steps = tc.steps;
+  if (end.timed_steps > 0) {
+    const double per = end.control_ms / end.timed_steps, step_ms = end.step_ms / end.timed_steps;
+    relay.post({{"event", "control_plane"},
+                {"rank", world->rank()},
+                {"ms_per_step", per},
+                {"step_ms", step_ms},
+                {"share", per / step_ms}});
+    if (lead) {
+      spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
+                   100 * per / step_ms, step_ms);
+    }
+  }
+  // What each rank holds, before the final evaluation and checkpoint add their own.
+  const ProcessMemory pm = process_memory();
+  const TensorMemory tm = tensor_memory();
+  for (ModelGroup* g : pool.local_groups()) {
+    g->release_assembled();
+    const ModelGroup::Memory m = g->memory();
+    nlohmann::json rec = {{"event", "memory"},
+                          {"rank", world->rank()},
+                          {"llm", g->setup.name},
+                          {"parameter_bytes", m.parameters},
+                          {"gradient_bytes", m.gradients},
+                          {"optimizer_bytes", m.optimizer},
+                          {"sync_buffer_bytes", m.sync_buffers},
+                          {"rss_bytes", pm.rss_bytes},
+                          {"peak_rss_bytes", pm.peak_rss_bytes}};
+    if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
+    relay.post(rec);
+    spdlog::info(
+        "memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
+        "process RSS {:.1f} MB, peak {:.1f} MB",
+        g->setup.name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
+        pm.peak_rss_bytes / 1e6);
+  }
+  for (ModelGroup* g : pool.local_groups()) g->assemble_on_lead();  // before the leads evaluate
+  for (ModelGroup* g : pool.local_groups()) {
+    if (g->mesh.ranks->rank() != 0) continue;
+    if (evaluation.available) relay.post(evaluation.run(*g, pc, tc.steps));
+  }
+  checkpoints.save(pool, tc.steps, false);
+  summary.checkpoint = checkpoints.last_dir();
+  for (ModelGroup* g : pool.local_groups()) {
+    if (g->recruiter && g->mesh.ranks->rank() == 0) relay.post(recruitment_time_record(*g, seconds_since(t_start)));
+  }
+  if (pc.recruit.enabled) relay.post(spawn_time_record(end.spawn, world->rank(), seconds_since(t_start), lead));
+  relay.flush("end of training");
+  world->barrier("end of training");
+  summary.seconds = seconds_since(t_start);
+  spdlog::info("trained {} steps in {:.1f} s; checkpoint {}", tc.steps, summary.seconds, summary.checkpoint);
+  return summary;
+}
+
+}  // namespace localist
