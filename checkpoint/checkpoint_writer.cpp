@@ -19,6 +19,7 @@
 #include "checkpoint/tensor_file.h"
 #include "comm/messages.h"
 #include "core/build_info.h"
+#include "core/check.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/sha256.h"
@@ -234,7 +235,7 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
 }
 
 std::string CheckpointWriter::finish() {
-  if (!pending_) throw Error("checkpoint writer: finish() without start() (a bug)");
+  LOCALIST_CHECK(pending_, "checkpoint writer: finish() without start()");
   join();
   pending_ = false;
   Communicator& world = *w_.world;

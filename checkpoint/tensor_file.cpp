@@ -12,6 +12,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/file_util.h"
 
@@ -39,7 +40,7 @@ const H5::PredType& file_type(at::ScalarType t, const std::string& name) {
     case at::kByte:
       return H5::PredType::STD_U8LE;
     default:
-      throw Error("tensor '" + name + "': " + std::string(at::toString(t)) + " cannot be stored (a bug)");
+      LOCALIST_CHECK(false, "tensor '", name, "': ", at::toString(t), " cannot be stored");
   }
 }
 

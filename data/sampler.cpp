@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/mix64.h"
 
@@ -50,9 +51,7 @@ SampleRef GlobalSampler::sample_among(int64_t step, int64_t index, const std::ve
   for (size_t i = 0; i < sources_.size(); ++i) {
     if (eligible(i)) total += sources_[i].weight;
   }
-  if (!(total > 0)) {
-    throw Error("sampler: none of the requested sources is sampled yet at step " + std::to_string(step) + " (a bug)");
-  }
+  LOCALIST_CHECK(total > 0, "sampler: none of the requested sources is sampled yet at step ", step);
   const double u = mix64_unit(key) * total;
   int32_t chosen = -1;
   double acc = 0;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "pool/pool_eval.h"
 
@@ -65,10 +66,8 @@ int run_pool_eval(LoadedCheckpoint& c, double dial, const std::string& rules_pat
           ? (fs::path(c.dir).parent_path().parent_path() / ("eval-step-" + std::to_string(c.meta.step))).string()
           : out_dir;
   for (const auto& f : pool_eval_write(r, out)) std::cout << "wrote " << f << "\n";
-  if (r.mixture_bound_slack < -1e-6) {
-    throw Error(fmt::format("pool eval: the mixture exceeds its bound by {:.3g} bits on a window (a bug)",
-                            -r.mixture_bound_slack));
-  }
+  LOCALIST_CHECK(r.mixture_bound_slack >= -1e-6, "pool eval: the mixture exceeds its bound by ", -r.mixture_bound_slack,
+                 " bits on a window");
   return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "model/cpu_capability.h"
 #include "model/fused_attention_kernel.h"
@@ -139,10 +140,8 @@ FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
   RECORD_FUNCTION("localist::fused_attention", std::vector<c10::IValue>());  // named in profiles
   if (!fused_attention_supported(in.qkv)) throw Error("the fused attention runs on CPU float or double tensors");
   const int64_t B = in.qkv.size(0), T = in.qkv.size(1);
-  if (in.heads <= 0 || in.qkv.size(2) != 3 * in.heads * in.head_dim) {
-    throw Error("fused attention: qkv width " + std::to_string(in.qkv.size(2)) + " is not 3 x " +
-                std::to_string(in.heads) + " heads x " + std::to_string(in.head_dim) + " (a model bug)");
-  }
+  LOCALIST_CHECK(in.heads > 0 && in.qkv.size(2) == 3 * in.heads * in.head_dim, "fused attention: qkv width ",
+                 in.qkv.size(2), " is not 3 x ", in.heads, " heads x ", in.head_dim);
   const auto qkv = in.qkv.contiguous();
   const auto none = at::empty({0}, qkv.options());
   const auto beta = in.key_bias.defined() ? in.key_bias.to(qkv.scalar_type()).contiguous() : none;
@@ -154,12 +153,10 @@ FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
     head_block = in.head_block.to(at::kLong).contiguous();
     counts = at::one_hot(hard, in.blocks).cumsum(1).to(at::kInt).contiguous();  // (B,T,K)
   }
-  if (in.key_bias.defined() && (beta.size(0) != B || beta.size(1) != T || beta.size(2) != in.heads)) {
-    throw Error("fused attention: the key bias is not (B, T, H) (a model bug)");
-  }
-  if (in.gate.defined() && (gate.size(0) != B || gate.size(1) != T || gate.size(2) != in.heads)) {
-    throw Error("fused attention: the gate is not (B, T, H) (a model bug)");
-  }
+  LOCALIST_CHECK(!in.key_bias.defined() || (beta.size(0) == B && beta.size(1) == T && beta.size(2) == in.heads),
+                 "fused attention: the key bias is not (B, T, H)");
+  LOCALIST_CHECK(!in.gate.defined() || (gate.size(0) == B && gate.size(1) == T && gate.size(2) == in.heads),
+                 "fused attention: the gate is not (B, T, H)");
   const auto outs = FusedAttentionFunction::apply(qkv, beta, gate, targets, hard, head_block, counts, in.heads,
                                                   in.blocks, in.scale, in.rho);
   FusedAttentionOutput r;

@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "model/cpu_capability.h"
 #include "model/fused_ffn_kernel.h"
@@ -76,10 +77,8 @@ bool fused_ffn_supported(const at::Tensor& x) {
 at::Tensor linear_bias_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   RECORD_FUNCTION("localist::linear_bias_gelu", std::vector<c10::IValue>());  // named in profiles
   if (!fused_ffn_supported(x)) throw Error("the fused FFN runs on CPU float or double tensors");
-  if (x.size(-1) != w.size(1) || b.size(0) != w.size(0)) {
-    throw Error("fused FFN: input width " + std::to_string(x.size(-1)) + " against a weight of " +
-                std::to_string(w.size(0)) + " x " + std::to_string(w.size(1)) + " (a model bug)");
-  }
+  LOCALIST_CHECK(x.size(-1) == w.size(1) && b.size(0) == w.size(0), "fused FFN: input width ", x.size(-1),
+                 " against a weight of ", w.size(0), " x ", w.size(1));
   auto sizes = x.sizes().vec();
   const auto x2 = x.reshape({-1, x.size(-1)}).contiguous();
   sizes.back() = w.size(0);

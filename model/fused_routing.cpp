@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "model/cpu_capability.h"
 #include "model/fused_routing_kernel.h"
@@ -92,11 +93,9 @@ bool fused_routing_supported(const at::Tensor& xn) {
 FusedRouting fused_routing(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors, double tau) {
   RECORD_FUNCTION("localist::fused_routing", std::vector<c10::IValue>());  // named in profiles
   if (!fused_routing_supported(xn)) throw Error("the fused routing runs on CPU float or double tensors");
-  if (xn.size(-1) != router_w.size(1) || anchors.size(1) != router_w.size(0)) {
-    throw Error("fused routing: input width " + std::to_string(xn.size(-1)) + ", router " +
-                std::to_string(router_w.size(0)) + " x " + std::to_string(router_w.size(1)) + ", anchors of width " +
-                std::to_string(anchors.size(1)) + " (a model bug)");
-  }
+  LOCALIST_CHECK(xn.size(-1) == router_w.size(1) && anchors.size(1) == router_w.size(0), "fused routing: input width ",
+                 xn.size(-1), ", router ", router_w.size(0), " x ", router_w.size(1), ", anchors of width ",
+                 anchors.size(1));
   auto sizes = xn.sizes().vec();
   const auto x2 = xn.reshape({-1, xn.size(-1)}).contiguous();
   const auto dtype = x2.scalar_type();

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/mix64.h"
 #include "model/activation_checkpoint.h"
@@ -203,10 +204,8 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
     // This rank's hidden units (held alone, or cut from the whole FFN); the second
     // matrix's partial outputs are summed over the group (its bias added once, after the sum).
     const int64_t a = shard->ffn_begin, n = shard->ffn_size;
-    if (!L.ffn_whole() && (L.ffn_begin != a || L.fc_w.size(0) != n)) {
-      throw Error("the layer holds FFN units from " + std::to_string(L.ffn_begin) + ", the shard computes " +
-                  std::to_string(n) + " from " + std::to_string(a) + " (a trainer bug)");
-    }
+    LOCALIST_CHECK(L.ffn_whole() || (L.ffn_begin == a && L.fc_w.size(0) == n), "the layer holds FFN units from ",
+                   L.ffn_begin, ", the shard computes ", n, " from ", a);
     auto part_of = [&](const at::Tensor& t, int64_t dim) { return L.ffn_whole() ? t.narrow(dim, a, n) : t; };
     const auto in = seq ? shard->gather_seq(xn2, T) : shard->enter(xn2);
     const auto part = at::linear(ffn_hidden(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0), o.fused), part_of(L.proj_w, 1));
@@ -247,9 +246,9 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     const int64_t v0 = o.shard->vocab_begin, vn = o.shard->vocab_size;
     if (vocab_whole()) {
       rows = wte.narrow(0, v0, vn);
-    } else if (vocab_begin != v0 || wte.size(0) != vn) {
-      throw Error("the model holds vocabulary rows from " + std::to_string(vocab_begin) + ", the shard scores " +
-                  std::to_string(vn) + " from " + std::to_string(v0) + " (a trainer bug)");
+    } else {
+      LOCALIST_CHECK(vocab_begin == v0 && wte.size(0) == vn, "the model holds vocabulary rows from ", vocab_begin,
+                     ", the shard scores ", vn, " from ", v0);
     }
     // This rank's rows for every position (zero for other rows' tokens), summed over the
     // group into each rank's positions.

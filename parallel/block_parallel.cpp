@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/check.h"
 #include "core/error.h"
 
 namespace localist {
@@ -304,19 +305,16 @@ void BlockParallel::rebuild_shard() {
 
 void BlockParallel::hold_trial(int64_t slot, int32_t owner) {
   const auto& c = model_.config();
-  if (whole_) throw Error("block map: a trial block while the model is assembled (a trainer bug)");
-  if (slot < 0 || slot >= c.k_max || map_.active[slot] || trial_slot_ >= 0 || owner < 0 || owner >= group_->size()) {
-    throw Error("block map: cannot hold block " + std::to_string(slot) + " for a trial on rank " +
-                std::to_string(owner) + " under " + map_.describe() + " (a trainer bug)");
-  }
+  LOCALIST_CHECK(!whole_, "block map: a trial block while the model is assembled");
+  LOCALIST_CHECK(
+      !(slot < 0 || slot >= c.k_max || map_.active[slot] || trial_slot_ >= 0 || owner < 0 || owner >= group_->size()),
+      "block map: cannot hold block ", slot, " for a trial on rank ", owner, " under ", map_.describe());
   trial_slot_ = slot, trial_owner_ = owner;
   if (owner == group_->rank()) {
     // The first row this rank's blocks leave free (rows_of packs them from 0).
     const int64_t row = static_cast<int64_t>(map_.owned_by(owner).size());
-    if (row >= capacity_) {
-      throw Error("block map: rank " + std::to_string(owner) + " has no free row for block " + std::to_string(slot) +
-                  " (it stores " + std::to_string(capacity_) + "; a planner bug)");
-    }
+    LOCALIST_CHECK(row < capacity_, "block map: rank ", owner, " has no free row for block ", slot, " (it stores ",
+                   capacity_, "; the planner's placement)");
     slot_row_[slot] = row;
     hold_shares();
   }
@@ -444,11 +442,9 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
     throw Error("block map: ranks of group '" + group_->name() +
                 "' disagree on the epoch to apply (this rank: " + std::to_string(next.epoch) + ")");
   }
-  if (trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_) {
-    throw Error("block map " + next.describe() + " places block " + std::to_string(trial_slot_) + " on rank " +
-                std::to_string(next.owner[trial_slot_]) + ", its trial ran on rank " + std::to_string(trial_owner_) +
-                " (a planner bug)");
-  }
+  LOCALIST_CHECK(!(trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_),
+                 "block map ", next.describe(), " places block ", trial_slot_, " on rank ", next.owner[trial_slot_],
+                 ", its trial ran on rank ", trial_owner_, " (the planner's placement)");
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
   const int me = group_->rank();
@@ -498,9 +494,8 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
         const auto w = model_.layers[l]->split_tensors();
         from = block_slot_views(w[0], w[1], w[2], c, s);
       } else {
-        throw Error("block map: block " + std::to_string(s) +
-                    " switched on here, but this rank neither holds it for "
-                    "a trial nor has the model assembled (a trainer bug)");
+        LOCALIST_CHECK(false, "block map: block ", s,
+                       " switched on here, but this rank neither holds it for a trial nor has the model assembled");
       }
       for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
     }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "core/check.h"
 #include "core/error.h"
 
 namespace localist {
@@ -55,7 +56,7 @@ GradientSync::~GradientSync() {
 }
 
 void GradientSync::arm(const std::string& what) {
-  if (armed_) throw Error("gradient sync: armed twice without finish() (a trainer bug)");
+  LOCALIST_CHECK(!armed_, "gradient sync: armed twice without finish()");
   armed_ = true;
   what_ = what;
   next_launch_ = 0;
@@ -97,7 +98,7 @@ void GradientSync::launch(size_t b) {
 }
 
 double GradientSync::finish() {
-  if (!armed_) throw Error("gradient sync: finish() without arm() (a trainer bug)");
+  LOCALIST_CHECK(armed_, "gradient sync: finish() without arm()");
   const auto t0 = std::chrono::steady_clock::now();
   started_in_backward_ = static_cast<int64_t>(next_launch_);
   // Parameters that got no gradient in the last micro-batch: their .grad so far, or zeros.

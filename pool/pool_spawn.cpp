@@ -12,6 +12,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "comm/messages.h"
+#include "core/check.h"
 #include "core/error.h"
 #include "recruitment/mdl.h"
 #include "recruitment/recruiter.h"
@@ -253,8 +254,7 @@ nlohmann::json PoolSpawner::round(int64_t step) {
     if (!s.empty()) rec = nlohmann::json::parse(s);
   }
   if (!main) times_.wait_s += seconds_since(t_wait);
-  if (rec.is_null())
-    throw Error("pool recruitment: no rank of main reported a decision at step " + std::to_string(step) + " (a bug)");
+  LOCALIST_CHECK(!rec.is_null(), "pool recruitment: no rank of main reported a decision at step ", step);
   rec["ranks_before"] = ranks_by_llm(pool_);
   const auto t1 = Clock::now();
   if (rec.value("accepted", false)) {

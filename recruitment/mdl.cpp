@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/check.h"
 #include "core/error.h"
 
 namespace localist {
@@ -26,10 +27,8 @@ double mdl_effective_tokens(double candidate_share, int64_t horizon_steps, int64
 }
 
 double mdl_gain_standard_error(const std::vector<double>& before, const std::vector<double>& after, double n_eff) {
-  if (before.size() != after.size()) {
-    throw Error(
-        fmt::format("recruitment: {} windows before and {} after a trial (a bug)", before.size(), after.size()));
-  }
+  LOCALIST_CHECK(before.size() == after.size(), "recruitment: ", before.size(), " windows before and ", after.size(),
+                 " after a trial");
   const size_t n = before.size();
   if (n < 2) return 0.0;
   double mean = 0;

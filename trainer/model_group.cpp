@@ -15,6 +15,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_schema.h"
 #include "comm/nccl_communicator.h"
+#include "core/check.h"
 #include "core/error.h"
 #include "data/prepare.h"
 #include "parallel/block_parallel.h"
@@ -235,9 +236,8 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
   moments = [this](const at::Tensor& p) -> std::vector<at::Tensor> {
     if (!zero_split || zero_split->index_of(p) < 0) return torch_moments_(p);
     const auto it = split_moments_.find(p.unsafeGetTensorImpl());
-    if (it == split_moments_.end()) {
-      throw Error("LLM '" + setup.name + "': the ZeRO moments of the split tensors were not gathered (a trainer bug)");
-    }
+    LOCALIST_CHECK(it != split_moments_.end(), "LLM '", setup.name,
+                   "': the ZeRO moments of the split tensors were not gathered");
     if (!it->second.exp_avg.defined()) return {};
     return {it->second.exp_avg, it->second.exp_avg_sq};
   };
@@ -366,10 +366,8 @@ const FullMoments* ModelGroup::distributed_state(const at::Tensor& p) const {
     return nullptr;
   }
   const auto it = gathered_.find(p.unsafeGetTensorImpl());
-  if (!gathered_ready_ || it == gathered_.end()) {
-    throw Error("LLM '" + setup.name +
-                "': the optimizer state spread over ranks was not gathered first (a trainer bug)");
-  }
+  LOCALIST_CHECK(gathered_ready_ && it != gathered_.end(), "LLM '", setup.name,
+                 "': the optimizer state spread over ranks was not gathered first");
   return &it->second;
 }
 
