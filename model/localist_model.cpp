@@ -13,10 +13,10 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/mix64.h"
-#include "model/activation_checkpoint.h"
 #include "model/block_attention.h"
 #include "model/cpu_capability.h"
 #include "model/fused_ffn.h"
+#include "model/layer_replay.h"
 
 namespace localist {
 namespace {

@@ -76,7 +76,7 @@ struct ForwardOptions {
   // computes whole): recruitment probes, also under block parallelism.
   bool routing_trace = false;
   const BlockShard* shard = nullptr;    // block parallel; null: every active block here
-  bool checkpoint_activations = false;  // training: replay each layer in backward (model/activation_checkpoint.h)
+  bool checkpoint_activations = false;  // training: replay each layer in backward (model/layer_replay.h)
   // The fused CPU kernels where they apply: attention (model/fused_attention.h, never
   // with trace) and the FFN's bias + GELU (model/fused_ffn.h); false: the unfused
   // reference path (tests compare the two).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// activation_checkpoint.cpp: see activation_checkpoint.h.
-#include "model/activation_checkpoint.h"
+// layer_replay.cpp: see layer_replay.h.
+#include "model/layer_replay.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_activation_checkpoint.cpp: a step with `checkpoint_activations` against the plain
+// test_layer_replay.cpp: a step with `checkpoint_activations` against the plain
 // path on the same model — the loss, Ω, I_π and every parameter's gradient bit for bit
 // (float32 and float64), with dropout, λ ∈ {0, 0.5, 1}, point and route rules and an
 // inactive block — and the generator left where the plain path leaves it.

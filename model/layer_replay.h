@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// activation_checkpoint.h: one layer run without keeping its activations for backward
+// layer_replay.h: one layer run without keeping its activations for backward
 // (`train.activation_checkpointing`): forward under no-grad keeps only the layer's
 // input; backward replays the layer — with the same dropout generator state and the
 // same autocast setting — and back-propagates through the replay. Same values as the
