@@ -2,11 +2,12 @@
 // communicator.h: the one interface through which code above comm/ talks to other
 // ranks (DESIGN.md §2): collectives and point-to-point on tensors, each bounded by a
 // timeout, and sub-groups. Backends: the MPI backend (CPU tensors and the control
-// plane; comm/mpi_communicator.h), the single-rank double local_communicator() and the
-// N-rank in-process double with fault injection (comm/in_process_group.h, for tests).
+// plane; comm/mpi_communicator.h), the NCCL backend (CUDA tensors;
+// comm/nccl_communicator.h), the single-rank double local_communicator() and the N-rank
+// in-process double with fault injection (comm/in_process_group.h, for tests).
 // A timeout raises CommTimeout naming the operation, the group and this rank.
-// Limits: the NCCL backend (CUDA tensors) is not written yet; CUDA tensors go through
-// host memory with the MPI backend (see carries_device()).
+// Limits: a backend carries only the devices carries_device() names; the MPI backend
+// moves a CUDA tensor through host memory. The NCCL backend has not yet run on a GPU.
 #pragma once
 #include <ATen/core/Tensor.h>
 

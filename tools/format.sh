@@ -3,7 +3,8 @@
 # format.sh: the tree's one C++ style (.clang-format) and its licence lines. Without
 # arguments it formats every tracked C++ file in place; with --check (what the test
 # command runs, CTest `format`) it changes nothing and fails, naming the files, when a
-# file is not formatted or a source file lacks its SPDX line.
+# file is not formatted, a source file lacks its SPDX line, or docs/architecture.md does
+# not name a source file (tools/check_architecture.py).
 # Usage: tools/format.sh [--check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +38,7 @@ fi
 if [ ${#unlicensed[@]} -gt 0 ]; then
   echo "format.sh: ${#unlicensed[@]} file(s) without an SPDX line in their first 3 lines: ${unlicensed[*]}" >&2
 fi
-[ ${#bad[@]} -eq 0 ] && [ ${#unlicensed[@]} -eq 0 ] || exit 1
-echo "format.sh: ${#cxx[@]} C++ files formatted, ${#sources[@]} sources licensed"
+mapped=0
+python3 tools/check_architecture.py >/dev/null || mapped=1
+[ ${#bad[@]} -eq 0 ] && [ ${#unlicensed[@]} -eq 0 ] && [ $mapped -eq 0 ] || exit 1
+echo "format.sh: ${#cxx[@]} C++ files formatted, ${#sources[@]} sources licensed, every source file mapped in docs/architecture.md"
