@@ -4,11 +4,11 @@
 // SIGUSR1, a stalled rank and a kill inside a checkpoint write, resumed with --resume
 // auto (sometimes on the other world size) until it finishes: losses equal the
 // uninterrupted run's (bit for bit on an unchanged world), the same decisions, no
-// partial checkpoint, no process outliving its job. The seed is printed for a rerun.
+// partial checkpoint, no process outliving its job. The seed is fixed (printed; another
+// through LOCALIST_CHAOS_SEED=N, tools/chaos.sh draws new ones), so CI replays exactly.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -16,14 +16,15 @@
 #include "tests/test_util.h"
 
 TEST(Chaos, FaultsAtRandomMomentsLeaveTheRunAsIfUninterrupted) {
-  const char* b = std::getenv("LOCALIST_BIN");
-  const std::string bin = b ? b : "localist";
-  const auto seed = std::chrono::system_clock::now().time_since_epoch().count() % 100000;
+  const std::string bin = localist::test::localist_bin();
+  // A fixed seed so that a CI failure replays exactly; LOCALIST_CHAOS_SEED picks another.
+  const char* seed_env = std::getenv("LOCALIST_CHAOS_SEED");
+  const long seed = seed_env ? std::atol(seed_env) : 20261207;
   localist::test::TempDir dir;
   const std::string cmd = "/usr/bin/python3 " + localist::test::source_dir() + "/tools/chaos.py --bin " + bin +
                           " --work " + dir.path() + " --faults 4 --worlds 2,3 --steps 80 --seed " +
                           std::to_string(seed);
-  std::printf("chaos seed %ld: %s\n", static_cast<long>(seed), cmd.c_str());
+  std::printf("chaos seed %ld (LOCALIST_CHAOS_SEED to change): %s\n", seed, cmd.c_str());
   const auto r = localist::test::run_command(cmd + " 2>&1");
   ASSERT_EQ(r.status, 0) << "seed " << seed << "\n" << r.out;
   const auto j = nlohmann::json::parse(r.out);
@@ -54,8 +55,7 @@ bool prepare_small_run(const localist::test::TempDir& dir, const std::string& bi
 }
 
 std::string stopped_rank_run(const localist::test::TempDir& dir, const std::string& stop_when, int rank) {
-  const char* b = std::getenv("LOCALIST_BIN");
-  const std::string bin = b ? b : "localist";
+  const std::string bin = localist::test::localist_bin();
   if (!prepare_small_run(dir, bin)) return "prepare failed";
   const std::string script = "cd " + dir.path() +
                              "; start=$(date +%s.%N); "
@@ -105,8 +105,7 @@ namespace {
 // The small run on `np` ranks with LOCALIST_TEST_FAULT=fault (a rank SIGSTOPs itself at the
 // job's end); reports the exit status, the duration and the job's processes left.
 std::string end_stop_run(const localist::test::TempDir& dir, const std::string& fault, int np) {
-  const char* b = std::getenv("LOCALIST_BIN");
-  const std::string bin = b ? b : "localist";
+  const std::string bin = localist::test::localist_bin();
   if (!prepare_small_run(dir, bin)) return "prepare failed";
   const std::string script = "cd " + dir.path() + "; start=$(date +%s.%N); LOCALIST_TEST_FAULT=" + fault +
                              " OMPI_MCA_mpi_yield_when_idle=1 timeout -s KILL 60 mpirun -np " + std::to_string(np) +

@@ -29,10 +29,7 @@ struct CliRun {
   std::string err;
 };
 
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 
 CliRun run_cli(const TempDir& dir, const std::string& args, const std::string& prefix = "") {
   const std::string err_file = dir / "stderr.txt";

@@ -35,10 +35,7 @@ Shell sh(const TempDir& dir, const std::string& cmd) {
   return {r.status, r.out, localist::test::read_text(err)};
 }
 
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 
 std::string mpi(int n) {
   return "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin();

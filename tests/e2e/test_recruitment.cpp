@@ -25,10 +25,7 @@ using localist::test::TempDir;
 
 namespace {
 
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 
 std::vector<nlohmann::json> records(const std::string& metrics, const std::string& event) {
   std::vector<nlohmann::json> out;

@@ -23,10 +23,7 @@ using localist::test::TempDir;
 
 namespace {
 
-std::string bin() {
-  const char* b = std::getenv("LOCALIST_BIN");
-  return b ? b : "localist";
-}
+std::string bin() { return localist::test::localist_bin(); }
 
 struct Shell {
   int status;

@@ -10,7 +10,7 @@
 #include "run/torch_runtime.h"
 #include "tests/test_util.h"
 
-TEST(TorchRuntime, UsesTheSelectedFastBlas) {
+TEST(Machine, LibTorchUsesTheSelectedFastBlas) {
   const localist::TorchRuntimeInfo info = localist::torch_runtime_info();
   EXPECT_FALSE(info.torch_version.empty());
   ASSERT_FALSE(info.blas_library.empty()) << "libtorch loaded no libblas.so";
