@@ -283,6 +283,77 @@ PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& wo
   return ps;
 }
 
+// What rank 0 does with every record, whichever rank made it: writes it to metrics.jsonl,
+// folds it into the summary, and shows steps, spawns and evaluations.
+std::function<void(const nlohmann::json&)> record_sink(MetricsWriter* metrics, const PoolConfig& pc,
+                                                       TrainSummary& summary, StepReporter& reporter) {
+  return [metrics, &pc, &summary, &reporter](const nlohmann::json& rec) {
+    metrics->write(rec);
+    absorb_record(rec, pc, summary);
+    const std::string event = rec.value("event", "");
+    if (event == "step") reporter.heard(rec);
+    if (event == "pool_recruitment" && rec.value("accepted", false)) {  // announced above the progress line
+      reporter.progress().finish();
+      spdlog::info(
+          "step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
+          rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
+          rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) - rec.value("cost_bits", 0.0),
+          rec.at("ranks_after").dump());
+    }
+    if (event == "eval") {
+      reporter.progress().finish();
+      spdlog::info(
+          "eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
+          "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
+          rec.value("step", 0), pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "",
+          rec.value("ce_nats", 0.0), rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0),
+          rec.value("accuracy", 0.0), rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
+          rec.value("max_block_share", 0.0));
+    }
+  };
+}
+
+// Each rank's share of the step spent at the step boundary (the control plane).
+void post_control_plane(RecordRelay& relay, const LoopEnd& end, const Communicator& world, bool lead) {
+  if (end.timed_steps <= 0) return;
+  const double per = end.control_ms / end.timed_steps, step_ms = end.step_ms / end.timed_steps;
+  relay.post({{"event", "control_plane"},
+              {"rank", world.rank()},
+              {"ms_per_step", per},
+              {"step_ms", step_ms},
+              {"share", per / step_ms}});
+  if (lead) {
+    spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
+                 100 * per / step_ms, step_ms);
+  }
+}
+
+// What each rank holds for each of its LLMs: parameters, gradients, optimizer, buffers.
+void post_memory(RecordRelay& relay, Pool& pool, const Communicator& world) {
+  const ProcessMemory pm = process_memory();
+  const TensorMemory tm = tensor_memory();
+  for (ModelGroup* g : pool.local_groups()) {
+    g->release_assembled();
+    const ModelGroup::Memory m = g->memory();
+    nlohmann::json rec = {{"event", "memory"},
+                          {"rank", world.rank()},
+                          {"llm", g->setup.name},
+                          {"parameter_bytes", m.parameters},
+                          {"gradient_bytes", m.gradients},
+                          {"optimizer_bytes", m.optimizer},
+                          {"sync_buffer_bytes", m.sync_buffers},
+                          {"rss_bytes", pm.rss_bytes},
+                          {"peak_rss_bytes", pm.peak_rss_bytes}};
+    if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
+    relay.post(rec);
+    spdlog::info(
+        "memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
+        "process RSS {:.1f} MB, peak {:.1f} MB",
+        g->setup.name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
+        pm.peak_rss_bytes / 1e6);
+  }
+}
+
 }  // namespace
 
 TrainSummary train_run(const TrainPlan& p) {
@@ -329,31 +400,7 @@ TrainSummary train_run(const TrainPlan& p) {
     return summary;
   }
 
-  // Rank 0 writes every record, whichever rank made it.
-  RecordRelay relay(world, [&](const nlohmann::json& rec) {
-    metrics->write(rec);
-    absorb_record(rec, pc, summary);
-    const std::string event = rec.value("event", "");
-    if (event == "step") reporter.heard(rec);
-    if (event == "pool_recruitment" && rec.value("accepted", false)) {  // announced above the progress line
-      reporter.progress().finish();
-      spdlog::info(
-          "step {}: spawned specialist {} for domain {} (G - z*SE - c_LLM = {:.4g} bits); ranks {}",
-          rec.value("step", 0), rec.value("name", ""), rec.value("domain", ""),
-          rec.value("gain_bits", 0.0) - rec.value("z", 0.0) * rec.value("se_bits", 0.0) - rec.value("cost_bits", 0.0),
-          rec.at("ranks_after").dump());
-    }
-    if (event == "eval") {
-      reporter.progress().finish();
-      spdlog::info(
-          "eval step {}{}: ce {:.4f} nats, {:.3f} bits/byte, ppl {:.3f}, acc {:.3f}, attention entropy {:.3f} "
-          "bits, own-block fidelity {:.3f}, largest block share {:.3f}",
-          rec.value("step", 0), pc.declared ? " [" + rec.value("llm", std::string("main")) + "]" : "",
-          rec.value("ce_nats", 0.0), rec.value("bits_per_byte", 0.0), rec.value("perplexity", 0.0),
-          rec.value("accuracy", 0.0), rec.value("attn_entropy_bits", 0.0), rec.value("own_fidelity_mass", 0.0),
-          rec.value("max_block_share", 0.0));
-    }
-  });
+  RecordRelay relay(world, record_sink(metrics.get(), pc, summary, reporter));
   LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
   LoopHooks hooks;
   hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial, double lr,
@@ -376,41 +423,8 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   reporter.progress().finish();
   summary.steps = tc.steps;
-  if (end.timed_steps > 0) {
-    const double per = end.control_ms / end.timed_steps, step_ms = end.step_ms / end.timed_steps;
-    relay.post({{"event", "control_plane"},
-                {"rank", world->rank()},
-                {"ms_per_step", per},
-                {"step_ms", step_ms},
-                {"share", per / step_ms}});
-    if (lead) {
-      spdlog::info("control plane: {:.3f} ms per step on rank 0 ({:.2f}% of {:.1f} ms per step)", per,
-                   100 * per / step_ms, step_ms);
-    }
-  }
-  // What each rank holds, before the final evaluation and checkpoint add their own.
-  const ProcessMemory pm = process_memory();
-  const TensorMemory tm = tensor_memory();
-  for (ModelGroup* g : pool.local_groups()) {
-    g->release_assembled();
-    const ModelGroup::Memory m = g->memory();
-    nlohmann::json rec = {{"event", "memory"},
-                          {"rank", world->rank()},
-                          {"llm", g->setup.name},
-                          {"parameter_bytes", m.parameters},
-                          {"gradient_bytes", m.gradients},
-                          {"optimizer_bytes", m.optimizer},
-                          {"sync_buffer_bytes", m.sync_buffers},
-                          {"rss_bytes", pm.rss_bytes},
-                          {"peak_rss_bytes", pm.peak_rss_bytes}};
-    if (tm.counting) rec["tensor_bytes"] = tm.live, rec["peak_tensor_bytes"] = tm.peak;  // all LLMs of this rank
-    relay.post(rec);
-    spdlog::info(
-        "memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
-        "process RSS {:.1f} MB, peak {:.1f} MB",
-        g->setup.name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
-        pm.peak_rss_bytes / 1e6);
-  }
+  post_control_plane(relay, end, *world, lead);
+  post_memory(relay, pool, *world);  // before the final evaluation and checkpoint add their own
   for (ModelGroup* g : pool.local_groups()) g->assemble_on_lead();  // before the leads evaluate
   for (ModelGroup* g : pool.local_groups()) {
     if (g->mesh.ranks->rank() != 0) continue;
