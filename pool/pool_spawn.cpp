@@ -109,16 +109,12 @@ double PoolSpawner::domain_share(const ModelGroup& main, int64_t step, const std
   return static_cast<double>(rows) / static_cast<double>(std::max<int64_t>(1, steps * pool_rows));
 }
 
-nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::unique_ptr<ModelGroup>* tried) {
-  auto t0 = Clock::now();
+PoolSpawner::Candidate PoolSpawner::pick_candidate(int64_t step, ModelGroup& main, const std::vector<double>& dial,
+                                                   nlohmann::json& rec) const {
   const PoolConfig& pc = pool_.config();
-  const PoolRecruitConfig& rc = pc.recruit;
   const auto& sources = main.reader->sampler().sources();
-  const int64_t L = main.setup.model.n_layers, T = main.setup.model.context;
-  const std::vector<double> dial = train_.dial.at(step, L, main.setup.seed);
-  nlohmann::json rec = {{"event", "pool_recruitment"}, {"step", step}, {"parent", "main"}};
-  // Step 1, the trigger: main's tagged domains, started, not owned, whose block recruitment
-  // has saturated, main keeping another domain of its own.
+  // Main's tagged domains, started, not owned, whose block recruitment has saturated, main
+  // keeping another domain of its own.
   auto mine_at = [&](size_t s) {
     return sources[s].start_step <= step && pc.owner_at(main.source_domain[s], step) == 0;
   };
@@ -128,10 +124,7 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
     if (!d.empty() && mine_at(s) && std::find(domains.begin(), domains.end(), d) == domains.end()) domains.push_back(d);
   }
   nlohmann::json considered = nlohmann::json::array();
-  std::string best;
-  std::vector<int32_t> best_srcs;
-  std::vector<SampleRef> held;  // the tried candidate's held-out windows
-  HeldoutBits best_bits;
+  Candidate best;
   for (const std::string& d : domains) {
     std::vector<int32_t> srcs;
     bool other = false;
@@ -148,7 +141,7 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
     const bool routed = std::any_of(routes.begin(), routes.end(), [&](const DomainRoute& x) { return x.domain == d; });
     const bool free_slot = static_cast<int64_t>(main.model->active_slots().size()) < main.setup.model.k_max;
     const std::string why =
-        spawn_saturation(r != nullptr, r ? r->log() : "", d, routed, free_slot, rc.block_rejections);
+        spawn_saturation(r != nullptr, r ? r->log() : "", d, routed, free_slot, pc.recruit.block_rejections);
     if (!other) {
       c["eligible"] = false, c["why"] = "main would keep no domain of its own";
     } else if (why.empty()) {
@@ -157,79 +150,109 @@ nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::
       std::vector<SampleRef> refs = heldout_windows(main, step, srcs);
       const HeldoutBits b = score(main, refs, dial);
       c["eligible"] = true, c["why"] = why, c["bits_main"] = b.mean;
-      if (best.empty() || b.mean > best_bits.mean) best = d, best_srcs = srcs, best_bits = b, held = std::move(refs);
+      if (best.domain.empty() || b.mean > best.bits.mean) {
+        best.domain = d, best.srcs = srcs, best.bits = b, best.held = std::move(refs);
+      }
     }
     considered.push_back(c);
   }
   rec["candidates"] = considered;
-  if (best.empty()) {
-    rec["decision"] = "no candidate";
-    rec["accepted"] = false;
-    times_.decision_s += seconds_since(t0);
-    return rec;
-  }
-  // Step 2, the trial: the candidate on its own stream of d, the control on main's.
-  const std::string name = new_name(best);
+  return best;
+}
+
+PoolSpawner::SpawnTrial PoolSpawner::run_trial(int64_t step, ModelGroup& main, const Candidate& c,
+                                               const std::vector<double>& dial) {
+  auto t0 = Clock::now();
+  const PoolConfig& pc = pool_.config();
+  const PoolRecruitConfig& rc = pc.recruit;
+  const int64_t L = main.setup.model.n_layers;
+  SpawnTrial t;
+  t.name = new_name(c.domain);
   PoolConfig with = pc;
-  PoolLlmConfig cand{name, {best}, "main", step, rc.specialist_batch, true};
+  PoolLlmConfig cand{t.name, {c.domain}, "main", step, rc.specialist_batch, true};
   with.llms.push_back(cand);
   GroupSetup cs = pool_.setup_in(with, with.llms.size() - 1);
-  cs.stream_seed = pool_stream_seed(main.setup.seed, name + "#trial");
+  cs.stream_seed = pool_stream_seed(main.setup.seed, t.name + "#trial");
   cs.lead = false;  // trial groups are quiet: the round's record says what they did
   GroupSetup ctl = pool_.setup_in(pc, 0);
   ctl.lead = false;
   const CheckpointContents state = pool_.state_of(0, step);
   auto control = std::make_unique<ModelGroup>(ctl, &state, "main");
-  auto spec = std::make_unique<ModelGroup>(cs, &state, "main");
-  const double share = domain_share(main, step, best_srcs);
+  t.specialist = std::make_unique<ModelGroup>(cs, &state, "main");
+  t.share = domain_share(main, step, c.srcs);
+  t.context = main.setup.model.context;
   times_.decision_s += seconds_since(t0);
   t0 = Clock::now();
   for (int64_t k = 0; k < rc.n_try; ++k) {
     const std::vector<double> dk = train_.dial.at(step + k, L, main.setup.seed);
     const double lr = train_.lr.at(step + k);
     train_step(*control, step + k, dk, lr, false);
-    train_step(*spec, step + k, dk, lr, false);
+    train_step(*t.specialist, step + k, dk, lr, false);
   }
-  const HeldoutBits bp = score(*control, held, dial), bs = score(*spec, held, dial);
+  t.parent = score(*control, c.held, dial);
+  t.spec = score(*t.specialist, c.held, dial);
   times_.trial_s += seconds_since(t0);
   ++times_.trials;
-  t0 = Clock::now();
-  // Step 3, the criterion in bits.
-  const double n_d = rc.horizon_tokens * share, documents = n_d / static_cast<double>(T);
+  return t;
+}
+
+void PoolSpawner::decide(int64_t step, const Candidate& c, const SpawnTrial& t, nlohmann::json& rec) const {
+  const PoolConfig& pc = pool_.config();
+  const PoolRecruitConfig& rc = pc.recruit;
+  const int64_t T = t.context;
+  const double n_d = rc.horizon_tokens * t.share, documents = n_d / static_cast<double>(T);
   double costs = 0;
   for (const auto& d : pool_.pool_log()) {
     if (d.value("accepted", false)) costs += d.value("cost_bits", 0.0);
   }
   const auto llms_after = static_cast<int64_t>(pc.existing_at(step).size()) + 1;
-  const double se = mdl_gain_standard_error(bp.window_bits, bs.window_bits, n_d);
-  const MdlDecision m = mdl_decide_spawn(bp.mean, bs.mean, n_d, documents, llms_after, spec->whole_parameters,
-                                         rc.max_llms, rc.delta, costs, se, rc.confidence_z);
-  rec.update({{"domain", best},
-              {"name", name},
+  const double se = mdl_gain_standard_error(t.parent.window_bits, t.spec.window_bits, n_d);
+  const MdlDecision m =
+      mdl_decide_spawn(t.parent.mean, t.spec.mean, n_d, documents, llms_after, t.specialist->whole_parameters,
+                       rc.max_llms, rc.delta, costs, se, rc.confidence_z);
+  rec.update({{"domain", c.domain},
+              {"name", t.name},
               {"decision", m.accepted ? "accepted" : "rejected"},
               {"accepted", m.accepted},
               {"n_try", rc.n_try},
               {"specialist_batch", rc.specialist_batch},
-              {"heldout_windows", held.size()},
-              {"heldout_tokens", bs.tokens},
-              {"share", share},
+              {"heldout_windows", c.held.size()},
+              {"heldout_tokens", t.spec.tokens},
+              {"share", t.share},
               {"horizon_tokens", rc.horizon_tokens},
               {"n_d", n_d},
               {"documents", documents},
-              {"bits_start", best_bits.mean},
-              {"b_p", bp.mean},
-              {"b_s", bs.mean},
+              {"bits_start", c.bits.mean},
+              {"b_p", t.parent.mean},
+              {"b_s", t.spec.mean},
               {"gain_bits", m.gain_bits},
               {"naming_bits", m.naming_bits},
               {"se_bits", m.se_bits},
               {"z", m.z},
-              {"p_llm", spec->whole_parameters},
+              {"p_llm", t.specialist->whole_parameters},
               {"cost_bits", m.cost_bits},
               {"delta_bits", m.delta_bits},
               {"j_before", m.j_before},
               {"j_after", m.j_after},
               {"llms_after", m.accepted ? llms_after : llms_after - 1}});
-  *tried = std::move(spec);  // kept whatever this rank decided: main's lead's decision is the one that holds
+}
+
+nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::unique_ptr<ModelGroup>* tried) {
+  auto t0 = Clock::now();
+  const std::vector<double> dial = train_.dial.at(step, main.setup.model.n_layers, main.setup.seed);
+  nlohmann::json rec = {{"event", "pool_recruitment"}, {"step", step}, {"parent", "main"}};
+  const Candidate c = pick_candidate(step, main, dial, rec);
+  if (c.domain.empty()) {
+    rec["decision"] = "no candidate";
+    rec["accepted"] = false;
+    times_.decision_s += seconds_since(t0);
+    return rec;
+  }
+  times_.decision_s += seconds_since(t0);
+  SpawnTrial t = run_trial(step, main, c, dial);
+  t0 = Clock::now();
+  decide(step, c, t, rec);
+  *tried = std::move(t.specialist);  // kept whatever this rank decided: main's lead's decision is the one that holds
   times_.decision_s += seconds_since(t0);
   return rec;
 }

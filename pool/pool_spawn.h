@@ -21,6 +21,7 @@
 
 #include "data/sampler.h"
 #include "pool/pool.h"
+#include "recruitment/trial.h"
 #include "trainer/train_config.h"
 
 namespace localist {
@@ -50,6 +51,27 @@ class PoolSpawner {
   // On main's ranks (collective over them): the trigger, the trial and the criterion; the
   // trial's specialist is handed back in `tried` (null when none ran).
   nlohmann::json decide_on_main(int64_t step, ModelGroup& main, std::unique_ptr<ModelGroup>* tried);
+  // Step 1, the trigger: the eligible domain main codes worst (domain empty when none);
+  // every domain considered goes into rec["candidates"].
+  struct Candidate {
+    std::string domain;
+    std::vector<int32_t> srcs;    // main's sources of the domain
+    std::vector<SampleRef> held;  // its held-out windows
+    HeldoutBits bits;             // main's bits on them at the round's start
+  };
+  Candidate pick_candidate(int64_t step, ModelGroup& main, const std::vector<double>& dial, nlohmann::json& rec) const;
+  // Step 2, the trial: the candidate specialist on its own stream of the domain, a control
+  // copy of main on main's; both scored on the candidate's held-out windows.
+  struct SpawnTrial {
+    std::string name;
+    double share = 0;          // the domain's share of the pool's training tokens
+    int64_t context = 0;       // main's window length: tokens per document
+    HeldoutBits parent, spec;  // b_p and b_s
+    std::unique_ptr<ModelGroup> specialist;
+  };
+  SpawnTrial run_trial(int64_t step, ModelGroup& main, const Candidate& c, const std::vector<double>& dial);
+  // Step 3, the criterion in bits: the decision and its numbers into rec.
+  void decide(int64_t step, const Candidate& c, const SpawnTrial& t, nlohmann::json& rec) const;
   std::vector<SampleRef> heldout_windows(const ModelGroup& main, int64_t step, const std::vector<int32_t>& srcs) const;
   double domain_share(const ModelGroup& main, int64_t step, const std::vector<int32_t>& srcs) const;
   std::string new_name(const std::string& domain) const;
