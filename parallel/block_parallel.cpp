@@ -3,7 +3,6 @@
 #include "parallel/block_parallel.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -13,189 +12,6 @@
 #include "core/error.h"
 
 namespace localist {
-namespace {
-
-Communicator& group_of(torch::autograd::AutogradContext* ctx) {
-  return *reinterpret_cast<Communicator*>(static_cast<intptr_t>(ctx->saved_data["group"].toInt()));
-}
-
-struct EnterGroup : public torch::autograd::Function<EnterGroup> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
-    ctx->saved_data["group"] = group;
-    return x.clone();
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    auto g = grads[0].contiguous().clone();
-    group_of(ctx).all_reduce(g, ReduceOp::kSum, "block-parallel input gradient");
-    return {g, at::Tensor()};
-  }
-};
-
-struct LeaveGroup : public torch::autograd::Function<LeaveGroup> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
-    ctx->saved_data["group"] = group;
-    auto y = x.contiguous().clone();
-    reinterpret_cast<Communicator*>(static_cast<intptr_t>(group))
-        ->all_reduce(y, ReduceOp::kSum, "block-parallel partial outputs");
-    return y;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
-                                                 torch::autograd::variable_list grads) {
-    return {grads[0], at::Tensor()};
-  }
-};
-
-int64_t handle(Communicator& group) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(&group)); }
-
-// Rank r's positions of a sequence of T over n ranks (as BlockShard::seq_range).
-std::pair<int64_t, int64_t> positions(int64_t T, int r, int n) { return {T * r / n, T * (r + 1) / n}; }
-
-// Every rank's part (B, its positions, ...) -> the whole (B, T, ...). Parts differ by at
-// most one position: each is padded to the longest for the collective.
-at::Tensor gather_parts(const at::Tensor& part, int64_t T, Communicator& group, const std::string& what) {
-  const int n = group.size();
-  if (T % n == 0) {
-    // Equal parts (the usual case): gathered as they are, one copy into (B, T, ...).
-    auto sizes = part.sizes().vec();
-    sizes[1] = T;
-    return group.all_gather(part.contiguous(), what).transpose(0, 1).reshape(sizes);
-  }
-  const int64_t longest = (T + n - 1) / n;
-  auto sizes = part.sizes().vec();
-  sizes[1] = longest;
-  auto padded = at::zeros(sizes, part.options());
-  padded.narrow(1, 0, part.size(1)).copy_(part);
-  const auto all = group.all_gather(padded, what);  // (n, B, longest, ...)
-  std::vector<at::Tensor> pieces;
-  for (int r = 0; r < n; ++r) {
-    const auto [a, b] = positions(T, r, n);
-    pieces.push_back(all[r].narrow(1, 0, b - a));
-  }
-  return at::cat(pieces, 1);
-}
-
-// The whole (B, T, ...) summed over the ranks -> this rank's part.
-at::Tensor reduce_to_part(const at::Tensor& whole, Communicator& group, const std::string& what) {
-  const int n = group.size();
-  const int64_t T = whole.size(1), longest = (T + n - 1) / n;
-  if (T % n == 0) {
-    // Equal parts: one copy into (n, B, T/n, ...), no padding.
-    auto split = whole.sizes().vec();
-    split[1] = T / n;
-    split.insert(split.begin() + 1, n);  // (B, n, T/n, ...)
-    return group.reduce_scatter(whole.reshape(split).transpose(0, 1).contiguous(), ReduceOp::kSum, what).squeeze(0);
-  }
-  auto sizes = whole.sizes().vec();
-  sizes[1] = longest;
-  sizes.insert(sizes.begin(), n);
-  auto padded = at::zeros(sizes, whole.options());  // (n, B, longest, ...)
-  for (int r = 0; r < n; ++r) {
-    const auto [a, b] = positions(T, r, n);
-    padded[r].narrow(1, 0, b - a).copy_(whole.narrow(1, a, b - a));
-  }
-  const auto mine = group.reduce_scatter(padded, ReduceOp::kSum, what).squeeze(0);
-  const auto [a, b] = positions(T, group.rank(), n);
-  return mine.narrow(1, 0, b - a);
-}
-
-struct GatherSequence : public torch::autograd::Function<GatherSequence> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& part, int64_t T, int64_t group) {
-    ctx->saved_data["group"] = group;
-    return gather_parts(part, T, *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)), "sequence parts");
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    return {reduce_to_part(grads[0].contiguous(), group_of(ctx), "sequence-parallel input gradient"), at::Tensor(),
-            at::Tensor()};
-  }
-};
-
-struct ScatterSequence : public torch::autograd::Function<ScatterSequence> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& whole, int64_t group) {
-    ctx->saved_data["group"] = group;
-    ctx->saved_data["T"] = whole.size(1);
-    return reduce_to_part(whole.contiguous(), *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group)),
-                          "block-parallel partial outputs (sequence parallel)");
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    return {gather_parts(grads[0].contiguous(), ctx->saved_data["T"].toInt(), group_of(ctx),
-                         "sequence-parallel output gradient"),
-            at::Tensor()};
-  }
-};
-
-// Cross-entropy of logits split by vocabulary rows (Megatron's vocabulary-parallel
-// loss): each rank holds rows [v0, v0 + n) of every position's logits; the maximum, the
-// sum of exponentials and the target's logit are reduced over the group, so every rank
-// gets the per-token loss over the whole vocabulary (0 at `ignore` targets). Backward:
-// this rank's rows of softmax − one-hot, times the incoming per-token gradient.
-struct VocabCrossEntropy : public torch::autograd::Function<VocabCrossEntropy> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
-                            int64_t v0, int64_t ignore, int64_t group) {
-    Communicator& g = *reinterpret_cast<Communicator*>(static_cast<intptr_t>(group));
-    const auto l = logits.detach();
-    const int64_t n = l.size(-1);
-    auto m = std::get<0>(l.max(-1)).contiguous();
-    g.all_reduce(m, ReduceOp::kMax, "vocabulary-parallel loss (maximum)");
-    const auto e = (l - m.unsqueeze(-1)).exp();
-    auto s = e.sum(-1).contiguous();
-    g.all_reduce(s, ReduceOp::kSum, "vocabulary-parallel loss (sum of exponentials)");
-    const auto local = targets - v0;
-    const auto inside = local.ge(0) & local.lt(n);
-    const auto index = local.clamp(0, n - 1).unsqueeze(-1);
-    auto target_logit = (l.gather(-1, index).squeeze(-1) * inside.to(l.scalar_type())).contiguous();
-    g.all_reduce(target_logit, ReduceOp::kSum, "vocabulary-parallel loss (target logits)");
-    const auto valid = targets.ne(ignore);
-    ctx->save_for_backward({e / s.unsqueeze(-1), index, inside, valid});
-    return (s.log() + m - target_logit) * valid.to(l.scalar_type());
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    auto g = saved[0].clone();
-    g.scatter_add_(-1, saved[1], -saved[2].to(g.scalar_type()).unsqueeze(-1));
-    g.mul_((grads[0] * saved[3].to(g.scalar_type())).unsqueeze(-1));
-    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
-
-}  // namespace
-
-at::Tensor block_group_enter(const at::Tensor& x, Communicator& group) { return EnterGroup::apply(x, handle(group)); }
-at::Tensor block_group_leave(const at::Tensor& x, Communicator& group) { return LeaveGroup::apply(x, handle(group)); }
-
-std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp) {
-  return {hidden * rank / bp, hidden * (rank + 1) / bp};
-}
-
-BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden, bool sequence_parallel, int64_t vocab) {
-  BlockShard s;
-  if (sequence_parallel && group->size() > 1) {
-    s.seq_rank = group->rank(), s.seq_ranks = group->size();
-    s.gather_seq = [group](const at::Tensor& x, int64_t T) { return GatherSequence::apply(x, T, handle(*group)); };
-    s.scatter_seq = [group](const at::Tensor& x) { return ScatterSequence::apply(x, handle(*group)); };
-    if (vocab > 0) {
-      const auto [a, b] = block_parallel_ffn_range(vocab, group->rank(), group->size());
-      s.vocab_begin = a, s.vocab_size = b - a;
-      s.vocab_cross_entropy = [group, a = a](const at::Tensor& logits, const at::Tensor& targets, int64_t ignore) {
-        return VocabCrossEntropy::apply(logits, targets, a, ignore, handle(*group));
-      };
-    }
-  }
-  s.owned_slots = std::move(owned_slots);
-  if (ffn_hidden > 0) {
-    const auto [a, b] = block_parallel_ffn_range(ffn_hidden, group->rank(), group->size());
-    s.ffn_begin = a, s.ffn_size = b - a;
-  }
-  s.lead = group->rank() == 0;
-  // The lambdas keep the group alive as long as the shard.
-  s.enter = [group](const at::Tensor& x) { return block_group_enter(x, *group); };
-  s.leave = [group](const at::Tensor& x) { return block_group_leave(x, *group); };
-  return s;
-}
 
 namespace {
 
@@ -426,7 +242,21 @@ void BlockParallel::release() {
   whole_ = false;
 }
 
-int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
+namespace {
+
+// The views of one slot at `row` of a layer's block tensor sets, set by set.
+std::vector<at::Tensor> slot_views(const std::vector<std::array<at::Tensor, 3>>& sets, const ModelConfig& c,
+                                   int64_t row) {
+  std::vector<at::Tensor> v;
+  for (const auto& t : sets) {
+    for (auto& x : block_slot_views(t[0], t[1], t[2], c, row)) v.push_back(x);
+  }
+  return v;
+}
+
+}  // namespace
+
+void BlockParallel::check_next(const BlockMap& next) const {
   next.validate();
   if (next.bp != map_.bp || next.slots() != map_.slots() || next.epoch != map_.epoch + 1) {
     throw Error("block map: cannot go from " + map_.describe() + " to " + next.describe() +
@@ -445,51 +275,26 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
   LOCALIST_CHECK(!(trial_slot_ >= 0 && next.active[trial_slot_] && next.owner[trial_slot_] != trial_owner_),
                  "block map ", next.describe(), " places block ", trial_slot_, " on rank ", next.owner[trial_slot_],
                  ", its trial ran on rank ", trial_owner_, " (the planner's placement)");
-  at::NoGradGuard no_grad;
+}
+
+void BlockParallel::stage_local(const std::vector<int64_t>& rows, const std::vector<BlockTensorSets>& now,
+                                const std::vector<BlockTensorSets>& staged) const {
   const auto& c = model_.config();
-  const int me = group_->rank();
-  const auto rows = rows_of(next, me);
-  for (int64_t s = 0; s < c.k_max; ++s) {
-    if (rows[s] >= capacity_) {
-      throw Error("block map " + next.describe() + " gives this rank more than the " + std::to_string(capacity_) +
-                  " blocks it stores");
-    }
-  }
-  // Per layer: the three block tensors, then their moments (exp_avg, exp_avg_sq of each)
-  // when the optimizer has them; `staged` the same tensors laid out for the next map.
-  const size_t L = model_.layers.size();
-  std::vector<std::vector<at::Tensor>> now(L), staged(L);
-  for (size_t l = 0; l < L; ++l) {
-    now[l] = {held_[l][0], held_[l][1], held_[l][2]};
-    const auto w = moments(held_[l][0]), b = moments(held_[l][1]), o = moments(held_[l][2]);
-    if (w.size() == 2 && b.size() == 2 && o.size() == 2)
-      now[l].insert(now[l].end(), {w[0], b[0], o[0], w[1], b[1], o[1]});
-    for (const auto& t : now[l]) staged[l].push_back(at::zeros_like(t));
-  }
-  // The views of one slot at `row` of a layer's tensors (parameters, then moments).
-  auto views_at = [&](const std::vector<at::Tensor>& t, int64_t row) {
-    std::vector<at::Tensor> v;
-    for (size_t k = 0; k < t.size(); k += 3) {
-      for (auto& x : block_slot_views(t[k], t[k + 1], t[k + 2], c, row)) v.push_back(x);
-    }
-    return v;
-  };
-  // Kept blocks: a local copy to their new row. Blocks switched on: their trial row's
-  // parameters (or the assembled model's), zero moments.
   for (int64_t s = 0; s < c.k_max; ++s) {
     if (rows[s] < 0) continue;
     const bool was_active = map_.active[s] != 0;
-    if (was_active && slot_row_[s] < 0) continue;  // arrives from its old owner below
-    for (size_t l = 0; l < L; ++l) {
-      const auto to = views_at(staged[l], rows[s]);
+    if (was_active && slot_row_[s] < 0) continue;  // arrives from its old owner (move_blocks)
+    for (size_t l = 0; l < now.size(); ++l) {
+      const auto to = slot_views(staged[l], c, rows[s]);
       if (was_active) {
-        const auto from = views_at(now[l], slot_row_[s]);
+        const auto from = slot_views(now[l], c, slot_row_[s]);
         for (size_t v = 0; v < to.size(); ++v) to[v].copy_(from[v]);
         continue;
       }
       std::vector<at::Tensor> from;
       if (slot_row_[s] >= 0) {
-        from = block_slot_views(now[l][0], now[l][1], now[l][2], c, slot_row_[s]);
+        const auto& p = now[l][0];
+        from = block_slot_views(p[0], p[1], p[2], c, slot_row_[s]);
       } else if (whole_) {
         const auto w = model_.layers[l]->split_tensors();
         from = block_slot_views(w[0], w[1], w[2], c, s);
@@ -500,6 +305,14 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
       for (size_t v = 0; v < from.size(); ++v) to[v].copy_(from[v]);
     }
   }
+}
+
+int64_t BlockParallel::move_blocks(const BlockMap& next, const std::vector<int64_t>& rows,
+                                   const std::vector<BlockTensorSets>& now,
+                                   const std::vector<BlockTensorSets>& staged) const {
+  const auto& c = model_.config();
+  const auto dev = model_.wte.device();
+  const int me = group_->rank();
   int64_t sent = 0;
   // Moves run in slot order on every rank, so the first unfinished move's two ranks
   // are both waiting on it: no cycle, no deadlock.
@@ -509,8 +322,9 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
         "block " + std::to_string(mv.slot) + " move (map epoch " + std::to_string(next.epoch) + ")";
     const int tag = static_cast<int>(mv.slot);
     std::vector<at::Tensor> views;  // per layer: the slot's parameters, then its moments
-    for (size_t l = 0; l < L; ++l) {
-      for (auto& v : me == mv.from ? views_at(now[l], slot_row_[mv.slot]) : views_at(staged[l], rows[mv.slot])) {
+    for (size_t l = 0; l < now.size(); ++l) {
+      for (auto& v :
+           me == mv.from ? slot_views(now[l], c, slot_row_[mv.slot]) : slot_views(staged[l], c, rows[mv.slot])) {
         views.push_back(v);
       }
     }
@@ -541,9 +355,41 @@ int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
       }
     }
   }
+  return sent;
+}
+
+int64_t BlockParallel::apply(const BlockMap& next, const MomentsOf& moments) {
+  check_next(next);
+  at::NoGradGuard no_grad;
+  const auto& c = model_.config();
+  const auto rows = rows_of(next, group_->rank());
+  for (int64_t s = 0; s < c.k_max; ++s) {
+    if (rows[s] >= capacity_) {
+      throw Error("block map " + next.describe() + " gives this rank more than the " + std::to_string(capacity_) +
+                  " blocks it stores");
+    }
+  }
+  // Per layer: the block tensors and their moments, and `staged`, the same laid out for
+  // the next map.
+  const size_t L = model_.layers.size();
+  std::vector<BlockTensorSets> now(L), staged(L);
+  for (size_t l = 0; l < L; ++l) {
+    now[l].push_back({held_[l][0], held_[l][1], held_[l][2]});
+    const auto w = moments(held_[l][0]), b = moments(held_[l][1]), o = moments(held_[l][2]);
+    if (w.size() == 2 && b.size() == 2 && o.size() == 2) {
+      now[l].push_back({w[0], b[0], o[0]});
+      now[l].push_back({w[1], b[1], o[1]});
+    }
+    for (const auto& t : now[l])
+      staged[l].push_back({at::zeros_like(t[0]), at::zeros_like(t[1]), at::zeros_like(t[2])});
+  }
+  stage_local(rows, now, staged);
+  const int64_t sent = move_blocks(next, rows, now, staged);
   // In place: the optimizer and the gradient sync keep their tensors.
   for (size_t l = 0; l < L; ++l) {
-    for (size_t k = 0; k < now[l].size(); ++k) now[l][k].copy_(staged[l][k]);
+    for (size_t k = 0; k < now[l].size(); ++k) {
+      for (size_t j = 0; j < 3; ++j) now[l][k][j].copy_(staged[l][k][j]);
+    }
   }
   map_ = next;
   slot_row_ = rows;

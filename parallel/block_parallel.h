@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // block_parallel.h: a group of ranks sharing one model replica's semantic blocks
-// (DESIGN.md §2). The conjugate autograd pair: `enter` is the identity forward and sums
-// the gradient over the group backward; `leave` sums partial outputs forward and is the
-// identity backward. BlockParallel holds the versioned block map, this rank's shard,
-// and applies a new map by moving block parameters and optimizer moments point to point.
+// (DESIGN.md §2). BlockParallel holds the versioned block map and this rank's shard
+// (the collectives a layer runs with: parallel/block_shard.h), and applies a new map by
+// moving block parameters and optimizer moments point to point.
 // The FFN is split as well (each rank its contiguous part of the hidden units), and
 // optionally the embedding and head by vocabulary rows; what is not split (norms,
 // residual stream, and otherwise embeddings, head and loss) runs sequence parallel:
@@ -13,6 +12,7 @@
 // on its planned owner), and the whole model is assembled on the lead for evaluation
 // only. Limits: an assembled model is a whole copy of the split tensors on that rank.
 #pragma once
+#include <array>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -21,22 +21,10 @@
 #include "comm/communicator.h"
 #include "model/localist_model.h"
 #include "parallel/block_map.h"
+#include "parallel/block_shard.h"
 #include "parallel/block_slots.h"
 
 namespace localist {
-
-at::Tensor block_group_enter(const at::Tensor& x, Communicator& group);
-at::Tensor block_group_leave(const at::Tensor& x, Communicator& group);
-
-// A shard for `group` owning `owned_slots` and, with ffn_hidden > 0, its contiguous
-// part of the FFN's ffn_hidden units (block_parallel_ffn_range); with sequence_parallel,
-// its part of the positions for the rest (BlockShard::seq_range), and with vocab > 0
-// also its contiguous part of the vocabulary's rows (embedding, head and loss). Rank 0
-// is the lead.
-BlockShard block_shard_make(const std::shared_ptr<Communicator>& group, std::vector<int64_t> owned_slots,
-                            int64_t ffn_hidden = 0, bool sequence_parallel = false, int64_t vocab = 0);
-// Rank r of bp's contiguous part of `hidden` units (FFN units, vocabulary rows): [first, second).
-std::pair<int64_t, int64_t> block_parallel_ffn_range(int64_t hidden, int rank, int bp);
 
 class BlockParallel {
  public:
@@ -79,6 +67,17 @@ class BlockParallel {
  private:
   void rebuild_shard();
   void hold_shares();  // the model's layers hold held_ with this rank's rows
+  // apply()'s steps. A layer's block tensors as sets of three (the split tensors' shares,
+  // then, when the optimizer has them, their exp_avg and their exp_avg_sq).
+  using BlockTensorSets = std::vector<std::array<at::Tensor, 3>>;
+  void check_next(const BlockMap& next) const;  // collective: every rank goes to the same epoch
+  // Kept blocks copied to their new rows, blocks switched on from their trial row (or the
+  // assembled model) with zero moments.
+  void stage_local(const std::vector<int64_t>& rows, const std::vector<BlockTensorSets>& now,
+                   const std::vector<BlockTensorSets>& staged) const;
+  // Blocks changing owner, point to point; returns the bytes this rank sent.
+  int64_t move_blocks(const BlockMap& next, const std::vector<int64_t>& rows, const std::vector<BlockTensorSets>& now,
+                      const std::vector<BlockTensorSets>& staged) const;
   std::shared_ptr<Communicator> group_;
   LocalistModel& model_;
   BlockMap map_;
