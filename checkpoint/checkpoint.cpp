@@ -20,8 +20,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/sha256.h"
-#include "parallel/block_parallel.h"
-#include "parallel/zero_optimizer.h"
+#include "parallel/optimizer_state.h"
 
 namespace localist {
 namespace fs = std::filesystem;
@@ -332,8 +331,8 @@ std::shared_ptr<LocalistModel> checkpoint_model(const CheckpointContents& c, con
 }
 
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
-                               const BlockMap& map, int bp_rank, const std::string& llm, ZeroAdamW* zero,
-                               ZeroAdamW* zero_split) {
+                               const BlockMap& map, int bp_rank, const std::string& llm,
+                               const std::vector<OptimizerState*>& others) {
   at::NoGradGuard no_grad;
   const auto& cfg = model.config();
   auto install = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
@@ -343,17 +342,16 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     st->exp_avg_sq(m2.to(p.device()).clone());
     optimizer.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
   };
-  std::vector<FullMoments> sharded(zero ? zero->params().size() : 0);
-  std::vector<FullMoments> split_sharded(zero_split ? zero_split->params().size() : 0);
-  // Into a ZeRO optimizer's list when one shards p; else torch's AdamW.
+  std::vector<std::map<const void*, FullMoments>> kept(others.size());
+  // Into the first other optimizer that keeps p; else torch's AdamW.
   auto place = [&](const at::Tensor& p, const at::Tensor& m1, const at::Tensor& m2, int64_t step) {
-    if (const int64_t i = zero ? zero->index_of(p) : -1; i >= 0) {
-      sharded[i] = FullMoments{m1, m2, step};
-    } else if (const int64_t j = zero_split ? zero_split->index_of(p) : -1; j >= 0) {
-      split_sharded[j] = FullMoments{m1, m2, step};
-    } else {
-      install(p, m1, m2, step);
+    for (size_t k = 0; k < others.size(); ++k) {
+      if (others[k] && others[k]->keeps(p)) {
+        kept[k][p.unsafeGetTensorImpl()] = FullMoments{m1, m2, step};
+        return;
+      }
     }
+    install(p, m1, m2, step);
   };
   for (auto& kv : model.named_parameters()) {
     if (checkpoint_is_block_name(kv.key())) continue;
@@ -367,7 +365,6 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     }
     place(kv.value(), m1, m2, step);
   }
-  if (zero) zero->load_state(sharded);
   for (size_t l = 0; l < model.layers.size(); ++l) {
     auto& L = *model.layers[l];
     const std::vector<at::Tensor> params{L.qkv_w, L.qkv_b, L.out_w};
@@ -391,7 +388,9 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     if (step < 0) continue;
     for (size_t k = 0; k < 3; ++k) place(params[k], m1[k], m2[k], step);
   }
-  if (zero_split) zero_split->load_state(split_sharded);
+  for (size_t k = 0; k < others.size(); ++k) {
+    if (others[k]) others[k]->load_moments(kept[k]);
+  }
 }
 
 }  // namespace localist

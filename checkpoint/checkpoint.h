@@ -27,7 +27,7 @@ class AdamW;
 
 namespace localist {
 
-class ZeroAdamW;
+class OptimizerState;
 
 struct CheckpointMeta {
   int64_t step = 0;
@@ -112,9 +112,9 @@ void checkpoint_load_model(const CheckpointContents& c, LocalistModel& model, co
 // the rank that holds it under `map` (at its row; a block-parallel rank's FFN part of the
 // whole FFN moments), so a checkpoint resumes on any mesh. Must be called after
 // checkpoint_load_model (and the block-parallel cut), before the first step. A moment of
-// a parameter that `zero` or `zero_split` shards goes to it (this rank's chunk) instead.
+// a parameter that one of `others` keeps (ZeRO's shards) goes to it instead of torch's.
 void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model, torch::optim::AdamW& optimizer,
                                const BlockMap& map, int bp_rank, const std::string& llm = "main",
-                               ZeroAdamW* zero = nullptr, ZeroAdamW* zero_split = nullptr);
+                               const std::vector<OptimizerState*>& others = {});
 
 }  // namespace localist

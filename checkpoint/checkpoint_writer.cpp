@@ -23,7 +23,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/sha256.h"
-#include "parallel/zero_optimizer.h"
+#include "parallel/optimizer_state.h"
 
 namespace localist {
 namespace fs = std::filesystem;

@@ -50,11 +50,7 @@ LocalistLayer::LocalistLayer(const ModelConfig& c, int64_t layer_index, uint64_t
 int64_t LocalistLayer::row(int64_t slot) const {
   if (blocks_whole()) return slot;
   const int64_t r = slot >= 0 && slot < static_cast<int64_t>(slot_row.size()) ? slot_row[slot] : -1;
-  if (r < 0) {
-    throw Error("block slot " + std::to_string(slot) +
-                " is not held by this block-parallel rank (its owner holds "
-                "it; a trainer bug if it asked)");
-  }
+  LOCALIST_CHECK(r >= 0, "block slot ", slot, " is not held by this block-parallel rank (its owner holds it)");
   return r;
 }
 

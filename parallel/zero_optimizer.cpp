@@ -134,6 +134,15 @@ void ZeroAdamW::load_state(const std::vector<FullMoments>& state) {
   }
 }
 
+void ZeroAdamW::load_moments(const std::map<const void*, FullMoments>& state) {
+  std::vector<FullMoments> in_order(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto it = state.find(params_[i].unsafeGetTensorImpl());
+    if (it != state.end()) in_order[i] = it->second;
+  }
+  load_state(in_order);
+}
+
 int64_t ZeroAdamW::index_of(const at::Tensor& p) const {
   for (size_t i = 0; i < params_.size(); ++i) {
     if (params_[i].is_same(p)) return static_cast<int64_t>(i);

@@ -17,17 +17,11 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "parallel/optimizer_state.h"
 
 namespace localist {
 
-// One parameter's whole AdamW state (undefined tensors before its first step).
-struct FullMoments {
-  at::Tensor exp_avg, exp_avg_sq;
-  int64_t step = 0;
-  at::Tensor param;  // the whole parameter when this rank holds a part (block-parallel FFN); else undefined
-};
-
-class ZeroAdamW {
+class ZeroAdamW : public OptimizerState {
  public:
   struct Options {
     double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -54,6 +48,9 @@ class ZeroAdamW {
   void load_state(const std::vector<FullMoments>& state);
   // The index of `p` in params(), or -1.
   int64_t index_of(const at::Tensor& p) const;
+  // OptimizerState: the checkpoint's view (keeps: index_of >= 0; load_moments: load_state).
+  bool keeps(const at::Tensor& p) const override { return index_of(p) >= 0; }
+  void load_moments(const std::map<const void*, FullMoments>& state) override;
 
   const std::vector<at::Tensor>& params() const { return params_; }
   int64_t chunk_numel() const { return chunk_; }

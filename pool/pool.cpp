@@ -14,6 +14,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_writer.h"
 #include "comm/messages.h"
+#include "core/check.h"
 #include "core/error.h"
 #include "core/mix64.h"
 #include "recruitment/recruiter.h"
@@ -320,7 +321,7 @@ void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::str
   };
   // Where an LLM's state is taken from on a rank that holds it, and the key it is kept
   // under (a spawned LLM's state is its trial's, not its parent's).
-  auto group_of = [&](size_t i) -> const ModelGroup* {
+  auto group_of = [&](size_t i) -> ModelGroup* {
     auto p = pending_.find(i);
     return p != pending_.end() ? p->second.get() : groups_[source_of(i)].get();
   };
@@ -331,9 +332,9 @@ void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::str
   const bool whole_copies = map_.bp == 1;
   // ZeRO: every group that may be captured first gathers its whole moments (collective
   // over its dp ranks; pool order, the same on every rank).
-  std::vector<const ModelGroup*> gathered;
+  std::vector<ModelGroup*> gathered;
   for (size_t i = 0; i < size(); ++i) {
-    const ModelGroup* g = group_of(i);
+    ModelGroup* g = group_of(i);
     if (!g || std::find(gathered.begin(), gathered.end(), g) != gathered.end()) continue;
     g->gather_optimizer_state();
     gathered.push_back(g);
@@ -380,7 +381,7 @@ void Pool::replan(int64_t step, const std::vector<size_t>& fresh, const std::str
     built[i] = build(i, &from, from.llms.front().name);
   }
   captured.clear();
-  for (const ModelGroup* g : gathered) g->release_optimizer_state();
+  for (ModelGroup* g : gathered) g->release_optimizer_state();
   groups_ = std::move(built);
   if (me == 0) {
     spdlog::info("pool: step {}: {}; map (epoch {}) {}, {} state(s) moved", step, why, map_.epoch,
@@ -406,12 +407,10 @@ GroupSetup Pool::setup_in(const PoolConfig& pool, size_t llm) const {
   return g;
 }
 
-CheckpointContents Pool::state_of(size_t llm, int64_t step) const {
-  const ModelGroup* g = groups_[llm].get();
-  if (!g) {
-    throw Error("pool: LLM '" + name(llm) + "' is not trained on rank " + std::to_string(s_.world->rank()) +
-                " (a bug: only its ranks can take its state)");
-  }
+CheckpointContents Pool::state_of(size_t llm, int64_t step) {
+  ModelGroup* g = groups_[llm].get();
+  LOCALIST_CHECK(g, "pool: LLM '", name(llm), "' is not trained on rank ", s_.world->rank(),
+                 " (only its ranks can take its state)");
   g->gather_optimizer_state();  // collective over the group (ZeRO chunks; under bp > 1 the FFN parts)
   CheckpointContents c;
   if (g->mesh.bp_size == 1) {

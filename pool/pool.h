@@ -56,7 +56,7 @@ class Pool {
   GroupSetup setup_in(const PoolConfig& pool, size_t llm) const;
   // LLM `llm`'s whole state, as a checkpoint holds it, on every rank of its group
   // (collective over the group: under bp > 1 each replica gathers its ranks' shares).
-  CheckpointContents state_of(size_t llm, int64_t step) const;
+  CheckpointContents state_of(size_t llm, int64_t step);
   ModelGroup* group(size_t llm) const { return groups_[llm].get(); }  // null where this rank does not train it
   Communicator& world() const { return *s_.world; }
   // The spawn decisions so far (M11 step 5), in order; kept in checkpoints (`pool_log`).

@@ -269,8 +269,8 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
         (zero->state_bytes() + (zero_split ? zero_split->state_bytes() : 0)) / 1e6);
   }
   if (resumed) {
-    checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source, zero.get(),
-                              zero_split.get());
+    checkpoint_load_optimizer(*resumed, *model, *optimizer, block_map(), mesh.bp_rank, source,
+                              {zero.get(), zero_split.get()});
     const auto held = blocks ? blocks->map().owned_by(mesh.bp_rank) : model->active_slots();
     int64_t rank_files = 0;
     for (const auto& [name, info] : resumed->files.items()) rank_files += name.rfind("rank-", 0) == 0;
@@ -304,15 +304,15 @@ void ModelGroup::make_gradient_sync() {
 
 bool ModelGroup::split_part(const at::Tensor& p) const { return blocks && model->held_part(p).has_value(); }
 
-void ModelGroup::assemble_on_lead() const {
+void ModelGroup::assemble_on_lead() {
   if (blocks && mesh.dp_rank == 0) blocks->assemble_at(0);
 }
 
-void ModelGroup::release_assembled() const {
+void ModelGroup::release_assembled() {
   if (blocks) blocks->release();
 }
 
-void ModelGroup::gather_optimizer_state() const {
+void ModelGroup::gather_optimizer_state() {
   release_assembled();  // checkpoints and state moves read the shares; the FFN's whole is gathered here
   gathered_.clear();
   for (const ZeroAdamW* z : {zero.get(), zero_split.get()}) {
@@ -356,7 +356,7 @@ void ModelGroup::gather_optimizer_state() const {
   gathered_ready_ = true;
 }
 
-void ModelGroup::release_optimizer_state() const {
+void ModelGroup::release_optimizer_state() {
   gathered_.clear();
   gathered_ready_ = false;
 }

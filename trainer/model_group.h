@@ -148,16 +148,16 @@ struct ModelGroup {
   // rounds run on the shares too); release_assembled (local) goes back to the share after
   // an evaluation's assembly: every train step, recruitment round and
   // gather_optimizer_state call it first.
-  void release_assembled() const;
+  void release_assembled();
   // The whole model on the group's lead alone (its evaluation): the lead's replica sends
   // it their shares; every other rank holds only its share (collective over the replica).
-  void assemble_on_lead() const;
+  void assemble_on_lead();
   // The whole AdamW state of each parameter whose state is spread over ranks (ZeRO's
   // chunks; under bp > 1 the FFN parts, with the whole FFN parameter), gathered for a
   // checkpoint or a state move (collective over the group, in pool order) and released
   // right after. Block tensors are not gathered: each owner writes its own blocks.
-  void gather_optimizer_state() const;
-  void release_optimizer_state() const;
+  void gather_optimizer_state();
+  void release_optimizer_state();
   // Null when p's state is this rank's torch AdamW's; else its gathered whole state
   // (undefined tensors before its first step). Throws when it was not gathered.
   const FullMoments* distributed_state(const at::Tensor& p) const;
@@ -190,8 +190,8 @@ struct ModelGroup {
   std::vector<uint8_t> active_mask() const;
   bool split_part(const at::Tensor& p) const;  // an FFN tensor (or the embedding) split over bp > 1
   int64_t resumed_epoch_ = 0;
-  mutable std::map<const void*, FullMoments> gathered_;
-  mutable bool gathered_ready_ = false;
+  std::map<const void*, FullMoments> gathered_;
+  bool gathered_ready_ = false;
 };
 
 }  // namespace localist
