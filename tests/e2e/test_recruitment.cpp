@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/e2e/recruitment_fixture.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -41,27 +42,14 @@ class Recruitment : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    const std::string text = read_text(localist::test::corpus("tinyshakespeare.txt"));
-    const size_t cut = text.rfind("\n\n", text.size() * 9 / 10) + 2;
-    localist::test::write_text(*dir_ / "drama-train.txt", text.substr(0, cut));
-    localist::test::write_text(*dir_ / "drama-test.txt", text.substr(cut));
-    std::string cfg = read_text(localist::test::source_dir() + "/configs/recruitment.yaml");
-    auto replace = [&](const std::string& a, const std::string& b) {
-      const size_t at = cfg.find(a);
-      ASSERT_NE(at, std::string::npos) << a;
-      cfg.replace(at, a.size(), b);
-    };
-    replace("path: corpora/wikitext2-valid.txt", "path: " + localist::test::corpus("wikitext2-valid.txt"));
-    replace("path: corpora/tinyshakespeare.txt", "path: drama-train.txt");
-    replace(
-        "    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
-        "      split: wikitext\n",
-        "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n");
-    replace("shard_dir: shards/byte", "shard_dir: shards");
-    replace("  log_every: 10", "  log_every: 1\n  checkpoint_every: 100");
-    localist::test::write_text(*dir_ / "shift.yaml", cfg);
-    replace("start_step: 150", "start_step: 100000");
-    localist::test::write_text(*dir_ / "stationary.yaml", cfg);
+    YAML::Node cfg = localist::test::recruitment_fixture_config(*dir_, false);
+    cfg["train"]["log_every"] = 1;
+    cfg["train"]["checkpoint_every"] = 100;
+    localist::test::write_yaml(*dir_ / "shift.yaml", cfg);
+    for (YAML::Node s : cfg["data"]["sources"]) {
+      if (s["name"].as<std::string>() == "shakespeare") s["start_step"] = 100000;  // stationary: drama never arrives
+    }
+    localist::test::write_yaml(*dir_ / "stationary.yaml", cfg);
     ASSERT_EQ(sh(bin() + " prepare shift.yaml").status, 0);
     ASSERT_EQ(sh(bin() + " train shift.yaml --set run.dir=ref").status, 0);
   }

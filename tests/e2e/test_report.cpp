@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/e2e/recruitment_fixture.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -34,28 +35,10 @@ class Report : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    const std::string text = read_text(localist::test::corpus("tinyshakespeare.txt"));
-    const size_t cut = text.rfind("\n\n", text.size() * 9 / 10) + 2;
-    localist::test::write_text(*dir_ / "drama-train.txt", text.substr(0, cut));
-    localist::test::write_text(*dir_ / "drama-test.txt", text.substr(cut));
-    std::string cfg = read_text(localist::test::source_dir() + "/configs/recruitment.yaml");
-    auto replace = [&](const std::string& a, const std::string& b) {
-      const size_t at = cfg.find(a);
-      ASSERT_NE(at, std::string::npos) << a;
-      cfg.replace(at, a.size(), b);
-    };
-    replace("path: corpora/wikitext2-valid.txt", "path: " + localist::test::corpus("wikitext2-valid.txt"));
-    replace("path: corpora/tinyshakespeare.txt", "path: drama-train.txt");
-    replace(
-        "    - name: wikitext-test\n      path: corpora/wikitext2-test.txt\n      domain: encyclopedia\n"
-        "      split: wikitext\n      train: false\n",
-        "    - name: shakespeare-test\n      path: drama-test.txt\n      domain: drama\n      split: blank_line\n"
-        "      train: false\n    - name: wikitext-test\n      path: " +
-            localist::test::corpus("wikitext2-test.txt") +
-            "\n      domain: encyclopedia\n      split: wikitext\n      train: false\n");
-    replace("shard_dir: shards/byte", "shard_dir: shards");
-    replace("run:\n  name: recruitment\n  dir: runs/recruitment", "run:\n  name: report\n  dir: run");
-    localist::test::write_text(*dir_ / "c.yaml", cfg);
+    YAML::Node cfg = localist::test::recruitment_fixture_config(*dir_, true);
+    cfg["run"]["name"] = "report";
+    cfg["run"]["dir"] = "run";
+    localist::test::write_yaml(*dir_ / "c.yaml", cfg);
     localist::test::write_text(*dir_ / "rules.yaml",
                                "rules:\n  - {name: punctuation-to-space, kind: point, query: {regex: \"[.,;:]\"}, "
                                "target: {regex: \" \"}}\n");
