@@ -232,60 +232,9 @@ TEST(BlockParallel, ARankHoldsExactlyItsSharesAndTheyComputeTheWholeModel) {
   }
 }
 
-// A new block map moves each moved block's parameters and Adam moments from the old
-// owner to the new one bit for bit; the old owner no longer holds it, and the sharded
-// model still computes what the whole (assembled) model computes.
+// The block-move check (tests/block_parallel_util.h) on the MPI backend, 2 heads a block.
 TEST(BlockParallel, AMapChangeMovesParametersAndMomentsBitForBit) {
-  ModelConfig c;
-  c.d_model = 16, c.n_layers = 2, c.context = 10, c.heads_per_block = 2, c.head_dim = 4;
-  c.k_max = 5, c.k_initial = 5, c.anchor_dim = 4, c.ffn_mult = 2;
-  LocalistModel m(c, 30, 11);
-  const auto world = localist::test::mpi_test_world();
-  std::vector<uint8_t> active(c.k_max, 1);
-  BlockParallel bp(world, m, block_map_initial(active, world->size()));
-  torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(1e-2));
-  const MomentsOf moments = adamw_moments(opt);
-  auto gen = at::detail::createCPUGenerator(5);
-  const auto x = at::randint(30, {2, 10}, gen, at::kLong), y = at::randint(30, {2, 10}, gen, at::kLong);
-  ForwardOptions o;
-  o.dial = {0.5, 0.5};
-  for (int i = 0; i < 2; ++i) localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
-  const int64_t n = c.heads_per_block * c.head_dim, per = 3 * (3 * n * c.d_model + 3 * n + c.d_model * n);
-  auto slot_state = [&](const LocalistLayer& l, int64_t s) {
-    return localist::test::block_slot_state(l, c, s, moments);
-  };
-  const BlockMap old_map = bp.map();
-  std::vector<at::Tensor> before;  // per layer and slot, gathered over ranks
-  for (auto& l : m.layers) {
-    for (int64_t s = 0; s < c.k_max; ++s) before.push_back(world->all_gather(slot_state(*l, s), "test slot state"));
-  }
-  BlockMap next = old_map;
-  ++next.epoch;
-  for (auto& w : next.owner) w = (w + 1) % world->size();
-  bp.apply(next, moments);
-  EXPECT_EQ(bp.map(), next);
-  EXPECT_EQ(bp.shard().owned_slots, next.owned_by(world->rank()));
-  size_t i = 0;
-  for (auto& l : m.layers) {
-    for (int64_t s = 0; s < c.k_max; ++s, ++i) {
-      const bool mine = next.owner[s] == world->rank();
-      EXPECT_EQ(l->slot_row[s] >= 0, mine) << "slot " << s;
-      if (!mine) continue;
-      const auto now = slot_state(*l, s);
-      EXPECT_TRUE(at::equal(now, before[i][old_map.owner[s]])) << "slot " << s;
-      EXPECT_GT(now.narrow(0, per / 3, per / 3).abs().sum().item<double>(), 0.0);  // moments exist: not vacuous
-    }
-  }
-  // The sharded model under the new map still equals the assembled whole model.
-  o.shard = &bp.shard();
-  const auto sharded = m.forward(x, o).logits.detach();
-  bp.assemble();
-  ForwardOptions whole;
-  whole.dial = o.dial;
-  const auto ref_logits = m.forward(x, whole).logits.detach();
-  bp.release();
-  const auto [t0, t1] = bp.shard().seq_range(10);
-  EXPECT_LE((sharded - ref_logits.narrow(1, t0, t1 - t0)).abs().max().item<double>(), 1e-5);
+  localist::test::expect_block_moves_bit_for_bit(localist::test::mpi_test_world(), {2, 10, 30});
 }
 
 // A block switched on (a recruitment) while the model is assembled lands on its planned

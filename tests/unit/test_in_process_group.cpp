@@ -167,47 +167,10 @@ TEST(InProcessGroup, GradientSyncSumsOverRanksAndEndsOnAStalledPeer) {
   EXPECT_NE(stall[0].error.find("rank(s) 1 of the group did not arrive"), std::string::npos) << stall[0].error;
 }
 
+// The block-move check (tests/block_parallel_util.h) on the in-process double, 3 ranks.
 TEST(InProcessGroup, ABlockMapChangeMovesParametersAndMomentsBitForBit) {
-  ModelConfig c;
-  c.d_model = 16, c.n_layers = 2, c.context = 8, c.heads_per_block = 1, c.head_dim = 4;
-  c.k_max = 5, c.k_initial = 5, c.anchor_dim = 4, c.ffn_mult = 2;
-  const int n = 3;
-  const auto out = in_process_run(n, [&](std::shared_ptr<Communicator> world) {
-    LocalistModel m(c, 20, 11);
-    BlockParallel bp(world, m, block_map_initial(std::vector<uint8_t>(c.k_max, 1), n));
-    torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(1e-2));
-    const MomentsOf moments = adamw_moments(opt);
-    auto gen = at::detail::createCPUGenerator(5);
-    const auto x = at::randint(20, {2, 8}, gen, at::kLong), y = at::randint(20, {2, 8}, gen, at::kLong);
-    ForwardOptions o;
-    o.dial = {0.5, 0.5};
-    for (int step = 0; step < 2; ++step) localist::test::sharded_train_step(m, bp, opt, *world, x, y, o.dial);
-    const int64_t nh = c.heads_per_block * c.head_dim, per = 3 * (3 * nh * c.d_model + 3 * nh + c.d_model * nh);
-    auto slot_state = [&](const LocalistLayer& l, int64_t s) {
-      return localist::test::block_slot_state(l, c, s, moments);
-    };
-    const BlockMap old_map = bp.map();
-    std::vector<at::Tensor> before;  // per layer and slot, gathered over ranks
-    for (auto& l : m.layers) {
-      for (int64_t s = 0; s < c.k_max; ++s) before.push_back(world->all_gather(slot_state(*l, s), "test slot state"));
-    }
-    BlockMap next = old_map;
-    ++next.epoch;
-    for (auto& w : next.owner) w = (w + 1) % n;
-    const int64_t sent = bp.apply(next, moments);
-    EXPECT_GT(sent, 0);
-    size_t i = 0;
-    for (auto& l : m.layers) {
-      for (int64_t s = 0; s < c.k_max; ++s, ++i) {
-        const bool mine = world->rank() == next.owner[s];
-        EXPECT_EQ(l->slot_row[s] >= 0, mine) << "slot " << s << " on rank " << world->rank();
-        if (!mine) continue;
-        const auto now = slot_state(*l, s);
-        EXPECT_TRUE(at::equal(now, before[i][old_map.owner[s]])) << "slot " << s;
-        EXPECT_GT(now.narrow(0, per / 3, per / 3).abs().sum().item<double>(), 0.0);  // moments exist: not vacuous
-      }
-    }
-    EXPECT_EQ(bp.shard().owned_slots, next.owned_by(world->rank()));
+  const auto out = in_process_run(3, [&](std::shared_ptr<Communicator> world) {
+    localist::test::expect_block_moves_bit_for_bit(world, {1, 8, 20});
   });
   expect_all_ok(out);
 }
