@@ -59,14 +59,11 @@ void checkpoint_clean_partial(const std::string& run_dir) {
   }
 }
 
-CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, int verify_rank, int verify_ranks) {
-  CheckpointContents c;
-  c.dir = dir;
-  const std::string index_path = (fs::path(dir) / "index.h5").string();
-  if (!fs::exists(index_path)) {
-    throw Error(dir + ": no index.h5, so not a complete checkpoint (an interrupted write?)");
-  }
-  const auto index = tensor_file_read(index_path);
+namespace {
+
+// The index's attributes and datasets into `c` (meta, config, state, each LLM's block map
+// and recruitment log, the file list), each checked; a malformed index is an Error.
+void read_index(CheckpointContents& c, const TensorFileContents& index, const std::string& index_path) {
   auto attr = [&](const std::string& k) {
     const auto it = index.attrs.find(k);
     if (it == index.attrs.end())
@@ -148,7 +145,11 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
   } catch (const nlohmann::json::exception& e) {
     throw Error(index_path + ": malformed JSON in the index (" + e.what() + ")");
   }
-  // Every file must be there, complete and unchanged before anything is used.
+}
+
+// Every file must be there, complete and unchanged before anything is used; this rank
+// hashes its share of them.
+void verify_files(const CheckpointContents& c, const std::string& dir, int verify_rank, int verify_ranks) {
   int file_index = -1;
   for (const auto& [name, info] : c.files.items()) {
     ++file_index;
@@ -169,23 +170,40 @@ CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, in
       throw Error(p.string() + ": fails its SHA-256 check (corrupted or from another checkpoint)");
     }
   }
-  if (with_tensors) {
-    for (const auto& [name, info] : c.files.items()) {
-      if (name.rfind("rank-", 0) != 0) continue;
-      const std::string path = (fs::path(dir) / name).string();
-      // The index lists each file's tensors (checkpoints before it did: the file is opened).
-      const auto listed = index.tensors.find("tensor_names/" + name);
-      if (listed == index.tensors.end()) {
-        for (const auto& k : tensor_file_names(path)) c.located[k] = path;
-        continue;
-      }
-      const auto bytes = listed->second.to(at::kByte).contiguous();
-      std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel()));
-      for (std::string k; std::getline(lines, k);) {
-        if (!k.empty()) c.located[k] = path;
-      }
+}
+
+// Which rank file holds each tensor (only names: a tensor is read when it is asked for).
+void locate_tensors(CheckpointContents& c, const TensorFileContents& index, const std::string& dir) {
+  for (const auto& [name, info] : c.files.items()) {
+    if (name.rfind("rank-", 0) != 0) continue;
+    const std::string path = (fs::path(dir) / name).string();
+    // The index lists each file's tensors (checkpoints before it did: the file is opened).
+    const auto listed = index.tensors.find("tensor_names/" + name);
+    if (listed == index.tensors.end()) {
+      for (const auto& k : tensor_file_names(path)) c.located[k] = path;
+      continue;
+    }
+    const auto bytes = listed->second.to(at::kByte).contiguous();
+    std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel()));
+    for (std::string k; std::getline(lines, k);) {
+      if (!k.empty()) c.located[k] = path;
     }
   }
+}
+
+}  // namespace
+
+CheckpointContents checkpoint_read(const std::string& dir, bool with_tensors, int verify_rank, int verify_ranks) {
+  CheckpointContents c;
+  c.dir = dir;
+  const std::string index_path = (fs::path(dir) / "index.h5").string();
+  if (!fs::exists(index_path)) {
+    throw Error(dir + ": no index.h5, so not a complete checkpoint (an interrupted write?)");
+  }
+  const auto index = tensor_file_read(index_path);
+  read_index(c, index, index_path);
+  verify_files(c, dir, verify_rank, verify_ranks);
+  if (with_tensors) locate_tensors(c, index, dir);
   return c;
 }
 

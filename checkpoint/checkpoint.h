@@ -3,9 +3,10 @@
 // finding the newest complete one, verifying every file's SHA-256 before anything is
 // used, and loading weights and Adam moments into a model on any mesh.
 // A checkpoint holds a pool of LLMs (format 2; format 1, main alone, still reads).
-// Limits: every rank opens every rank file for its tensor names, but reads only the
-// tensors it loads (a block-parallel rank: its blocks, FFN part and vocabulary rows);
-// hashing is shared out over the ranks only by checkpoint_read_auto.
+// Limits: every rank reads the index's list of every rank file's tensors (checkpoints
+// older than that list: opens each file for it) but reads only the tensors it loads (a
+// block-parallel rank: its blocks, FFN part and vocabulary rows); hashing is shared out
+// over the ranks only by checkpoint_read_auto.
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
