@@ -234,6 +234,76 @@ void CheckpointWriter::start(const CheckpointWrite& w) {
   });
 }
 
+namespace {
+
+// Rank 0's list of the checkpoint's files: each writing rank's file (from the gathered
+// digests: SHA-256 and size), then the config and the tokenizer, written here.
+nlohmann::json committed_files(const at::Tensor& all, int world_size, const CheckpointWrite& w, const fs::path& dir) {
+  nlohmann::json files = nlohmann::json::object();
+  for (int r = 0; r < world_size; ++r) {
+    const auto row = all[r];
+    const auto* p = static_cast<const uint8_t*>(row.data_ptr());
+    if (p[0] == 0) continue;
+    int64_t bytes = 0;
+    std::memcpy(&bytes, p + 64, 8);
+    files[fmt::format("rank-{:05d}.h5", r)] = {{"sha256", std::string(reinterpret_cast<const char*>(p), 64)},
+                                               {"bytes", bytes}};
+  }
+  write_file_atomic((dir / "config.yaml").string(), w.config_yaml);
+  files["config.yaml"] = {{"sha256", sha256_hex(w.config_yaml)}, {"bytes", w.config_yaml.size()}};
+  if (!w.tokenizer_model_path.empty()) {
+    write_file_atomic((dir / "tokenizer.model").string(), read_file(w.tokenizer_model_path));
+    files["tokenizer.model"] = {{"sha256", sha256_file((dir / "tokenizer.model").string())},
+                                {"bytes", fs::file_size(dir / "tokenizer.model")}};
+  }
+  return files;
+}
+
+// The index's per-LLM part: block maps and recruitment logs as datasets, the pool's
+// entries (pool order) and each LLM's recruiter state in the run state.
+void llm_index(const std::vector<std::string>& entries, std::vector<std::pair<std::string, at::Tensor>>& index,
+               nlohmann::json& pool, nlohmann::json& state) {
+  std::vector<nlohmann::json> llms;
+  for (const auto& e : entries) {
+    for (const auto& l : nlohmann::json::parse(e)) llms.push_back(l);
+  }
+  std::stable_sort(llms.begin(), llms.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a["info"].value("order", 0) < b["info"].value("order", 0);
+  });
+  state["recruitment_by_llm"] = nlohmann::json::object();
+  for (const auto& l : llms) {
+    const std::string pre = "block_map/" + l["name"].get<std::string>() + "/";
+    const auto active = l["active"].get<std::vector<int64_t>>(), owner = l["owner"].get<std::vector<int64_t>>();
+    index.emplace_back(pre + "active", at::tensor(active, at::kLong).to(at::kByte));
+    index.emplace_back(pre + "owner", at::tensor(owner, at::kLong));
+    index.emplace_back(pre + "epoch", at::tensor(l["epoch"].get<int64_t>(), at::kLong));
+    // JSON lines, one per recruitment decision (accepted, rejected, pruned).
+    const std::string log = l["log"].get<std::string>();
+    index.emplace_back("recruitment_log/" + l["name"].get<std::string>(),
+                       at::tensor(std::vector<uint8_t>(log.begin(), log.end()), at::kByte));
+    state["recruitment_by_llm"][l["name"].get<std::string>()] = l["recruitment"];
+    nlohmann::json info = l["info"];
+    info["name"] = l["name"];
+    info["block_parallel"] = l["bp"];
+    info.erase("order");
+    pool.push_back(info);
+  }
+}
+
+// Keeps the newest keep_last complete checkpoints under root, and every keep_every-th
+// forever.
+void prune_checkpoints(const fs::path& root, int64_t keep_last, int64_t keep_every) {
+  const auto done = checkpoint_committed(root);
+  std::error_code ec;
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < done.size(); ++i) {
+    if (keep_every > 0 && done[i].first % keep_every == 0) continue;
+    fs::remove(done[i].second / "index.h5", ec);  // un-commit first, then delete
+    fs::remove_all(done[i].second, ec);
+  }
+}
+
+}  // namespace
+
 std::string CheckpointWriter::finish() {
   LOCALIST_CHECK(pending_, "checkpoint writer: finish() without start()");
   join();
@@ -257,50 +327,10 @@ std::string CheckpointWriter::finish() {
   const auto entries = all_gather_strings(world, led_entries(w), tag + " LLM entries");
   const auto names = all_gather_strings(world, names_, tag + " tensor names");
   if (world.rank() == 0) {
-    nlohmann::json files = nlohmann::json::object();
-    for (int r = 0; r < world.size(); ++r) {
-      const auto row = all[r];
-      const auto* p = static_cast<const uint8_t*>(row.data_ptr());
-      if (p[0] == 0) continue;
-      int64_t bytes = 0;
-      std::memcpy(&bytes, p + 64, 8);
-      files[fmt::format("rank-{:05d}.h5", r)] = {{"sha256", std::string(reinterpret_cast<const char*>(p), 64)},
-                                                 {"bytes", bytes}};
-    }
-    write_file_atomic((dir / "config.yaml").string(), w.config_yaml);
-    files["config.yaml"] = {{"sha256", sha256_hex(w.config_yaml)}, {"bytes", w.config_yaml.size()}};
-    if (!w.tokenizer_model_path.empty()) {
-      write_file_atomic((dir / "tokenizer.model").string(), read_file(w.tokenizer_model_path));
-      files["tokenizer.model"] = {{"sha256", sha256_file((dir / "tokenizer.model").string())},
-                                  {"bytes", fs::file_size(dir / "tokenizer.model")}};
-    }
-    std::vector<nlohmann::json> llms;
-    for (const auto& e : entries) {
-      for (const auto& l : nlohmann::json::parse(e)) llms.push_back(l);
-    }
-    std::stable_sort(llms.begin(), llms.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
-      return a["info"].value("order", 0) < b["info"].value("order", 0);
-    });
+    nlohmann::json files = committed_files(all, world.size(), w, dir);
     std::vector<std::pair<std::string, at::Tensor>> index;
     nlohmann::json pool = nlohmann::json::array(), state = w.state;
-    state["recruitment_by_llm"] = nlohmann::json::object();
-    for (const auto& l : llms) {
-      const std::string pre = "block_map/" + l["name"].get<std::string>() + "/";
-      const auto active = l["active"].get<std::vector<int64_t>>(), owner = l["owner"].get<std::vector<int64_t>>();
-      index.emplace_back(pre + "active", at::tensor(active, at::kLong).to(at::kByte));
-      index.emplace_back(pre + "owner", at::tensor(owner, at::kLong));
-      index.emplace_back(pre + "epoch", at::tensor(l["epoch"].get<int64_t>(), at::kLong));
-      // JSON lines, one per recruitment decision (accepted, rejected, pruned).
-      const std::string log = l["log"].get<std::string>();
-      index.emplace_back("recruitment_log/" + l["name"].get<std::string>(),
-                         at::tensor(std::vector<uint8_t>(log.begin(), log.end()), at::kByte));
-      state["recruitment_by_llm"][l["name"].get<std::string>()] = l["recruitment"];
-      nlohmann::json info = l["info"];
-      info["name"] = l["name"];
-      info["block_parallel"] = l["bp"];
-      info.erase("order");
-      pool.push_back(info);
-    }
+    llm_index(entries, index, pool, state);
     index.emplace_back("rng/cpu", rng_states_);  // (world size, state bytes)
     // Which rank file holds which tensor (names, one per line): a resuming rank opens
     // only the files of the tensors it loads.
@@ -331,14 +361,7 @@ std::string CheckpointWriter::finish() {
     write_file_atomic((root / "latest").string(), dir.filename().string() + "\n");
     spdlog::info("checkpoint {} written ({} files; training waited {:.1f} ms{})", dir.string(), files.size() + 1,
                  start_ms_, async_ ? fmt::format(", rank files on disk after {:.1f} ms", write_ms_) : "");
-    // Keep the newest keep_last complete checkpoints, and every keep_every-th forever.
-    const auto done = checkpoint_committed(root);
-    std::error_code ec;
-    for (size_t i = static_cast<size_t>(std::max<int64_t>(w.keep_last, 1)); i < done.size(); ++i) {
-      if (w.keep_every > 0 && done[i].first % w.keep_every == 0) continue;
-      fs::remove(done[i].second / "index.h5", ec);  // un-commit first, then delete
-      fs::remove_all(done[i].second, ec);
-    }
+    prune_checkpoints(root, w.keep_last, w.keep_every);
   }
   world.barrier(tag + " committed");
   rng_states_ = at::Tensor();
