@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <torch/optim/adamw.h>
 #include <algorithm>
@@ -14,7 +13,6 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_schema.h"
-#include "comm/nccl_communicator.h"
 #include "core/check.h"
 #include "core/error.h"
 #include "data/prepare.h"
@@ -25,12 +23,6 @@
 
 namespace localist {
 namespace {
-
-int64_t file_mtime_ns(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return -1;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
 
 // The tensors a rank of the replica holds a part of: the blocks' and, under bp > 1, the
 // FFN's and (vocabulary parallel) the embedding's. Their gradients are complete on the
@@ -66,66 +58,28 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const 
 
 }  // namespace
 
-void GroupMesh::set_timeout(double seconds) {
-  for (auto* c : {&ranks, &dp, &bp, &dp_data, &bp_data, &ranks_data}) {
-    if (*c) (*c)->set_timeout(seconds);
-  }
-}
-
-GroupMesh group_mesh_make(const std::shared_ptr<Communicator>& ranks, int64_t block_parallel,
-                          const at::Device& device) {
-  const int bp = static_cast<int>(block_parallel);
-  if (bp < 1 || ranks->size() % bp != 0) {
-    throw ConfigError("distributed.block_parallel: " + std::to_string(bp) + " does not divide the world size " +
-                      std::to_string(ranks->size()));
-  }
-  GroupMesh m;
-  m.bp_size = bp;
-  m.dp_rank = ranks->rank() / bp, m.dp_size = ranks->size() / bp, m.bp_rank = ranks->rank() % bp;
-  m.ranks = ranks;
-  m.dp = ranks;
-  if (bp > 1) {
-    m.dp = ranks->split(m.bp_rank, m.dp_rank, "dp[" + std::to_string(m.bp_rank) + "]");
-    m.bp = ranks->split(m.dp_rank, m.bp_rank, "bp[" + std::to_string(m.dp_rank) + "]");
-  }
-  m.dp_data = data_plane_for(m.dp, device);
-  if (m.bp) m.bp_data = data_plane_for(m.bp, device);
-  m.ranks_data = m.bp ? data_plane_for(ranks, device) : m.dp_data;
-  return m;
-}
-
-void GroupRules::reload_if_changed() {
-  if (path_.empty()) return;
-  const int64_t m = file_mtime_ns(path_);
-  if (m == mtime_) return;
-  file_ = RuleSet::load(path_, k_max_);
-  mtime_ = m;
-  stale_ = true;
-  spdlog::info("rules: loaded {} rule(s) from {}", file_.rules().size(), path_);
-}
-
-const RuleSet& GroupRules::active(const std::vector<DomainRoute>& routes) {
-  if (stale_) {
-    active_ = routes.empty() ? file_ : file_.with_domain_routes(routes);
-    stale_ = false;
-  }
-  return active_;
-}
-
 ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, const std::string& source_name)
     : setup(s), mesh(group_mesh_make(s.ranks, s.block_parallel, s.device)), rules(s.train.rules, s.model.k_max) {
-  const TrainConfig& tc = s.train;
-  bf16 = s.device.is_cuda() && tc.precision != "fp32";
+  bf16 = s.device.is_cuda() && s.train.precision != "fp32";
   // Uneven slices when the batch does not divide: this rank's rows in micro-batches of
   // micro_batch (the last one may be smaller).
-  reader_rows(tc.global_batch);
+  reader_rows(s.train.global_batch);
+  make_data();
+  const std::string source = source_name.empty() ? s.name : source_name;
+  const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
+  const int64_t read_before = resumed ? resumed->bytes_read : 0;  // the contents may serve several LLMs
+  make_model(resumed, from, source);
+  make_optimizers(resumed, source, read_before);
+  if (s.recruitment.enabled) make_recruiter(resumed, from);
+  make_gradient_sync();
+}
+
+void ModelGroup::make_data() {
+  const GroupSetup& s = setup;
+  const TrainConfig& tc = s.train;
   // Data and tokenizer; the tokenizer must be the one the shards were made with.
   reader = std::make_unique<BatchReader>(s.data, s.model.context, s.stream_seed, tc.global_batch,
                                          BatchReader::kDefaultCacheBytes, s.phases);
-  const std::string source = source_name.empty() ? s.name : source_name;
-  const LlmCheckpoint* from = resumed ? &resumed->llm(source) : nullptr;
-  BlockMap planned;                                               // bp > 1: the block map this group starts under
-  const int64_t read_before = resumed ? resumed->bytes_read : 0;  // the contents may serve several LLMs
   std::vector<std::string> training_files;
   for (const auto& src : s.data.sources) {
     if (!src.train) continue;
@@ -143,7 +97,12 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
   tokenizer_file = s.data.tokenizer.kind != "sentencepiece" ? ""
                    : s.data.tokenizer.model.empty()         ? sp_model
                                                             : s.data.tokenizer.model;
+}
 
+void ModelGroup::make_model(const CheckpointContents* resumed, const LlmCheckpoint* from, const std::string& source) {
+  const GroupSetup& s = setup;
+  const TrainConfig& tc = s.train;
+  BlockMap planned;  // bp > 1: the block map this group starts under
   model = std::make_shared<LocalistModel>(s.model, tokenizer->vocab_size(), s.seed);
   if (mesh.ranks->size() > 1) {
     // Identical replicas by construction (same seed); the broadcast makes it a guarantee.
@@ -187,34 +146,32 @@ ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, c
         "(coherence {:.3f}, Welch bound {:.3f}), device {}{}",
         whole_parameters, s.model.n_layers, s.model.d_model, s.model.k_initial, s.model.k_max, s.model.heads_per_block,
         s.model.head_dim, ac.kind, ac.coherence, ac.welch_bound, s.device.str(), bf16 ? " (bf16 autocast)" : "");
+}
 
-  make_optimizers(resumed, source, read_before);
-
-  if (s.recruitment.enabled) {
-    RecruiterSetup rs;
-    rs.config = s.recruitment;
-    rs.trial = trial_setup();
-    rs.moments = moments;
-    rs.rules = &rules.file_rules();
-    rs.total_steps = tc.steps;
-    if (blocks) {
-      // A trial's block lives on the rank the planner will give it if it is kept.
-      rs.hold_trial_block = [this](int64_t slot) {
-        auto mask = active_mask();
-        mask[slot] = 1;
-        const int32_t owner = next_map(mask).owner[slot];  // the map place_blocks applies if it is kept
-        blocks->hold_trial(slot, owner);
-        return owner;
-      };
-      rs.drop_trial_block = [this](int64_t slot) { blocks->drop_trial(slot); };
-    }
-    recruiter = std::make_unique<Recruiter>(rs);
-    if (resumed) {
-      recruiter->restore(from->recruitment, from->recruitment_log);
-      recruiter->restore_epoch(resumed_epoch_);
-    }
+void ModelGroup::make_recruiter(const CheckpointContents* resumed, const LlmCheckpoint* from) {
+  const GroupSetup& s = setup;
+  RecruiterSetup rs;
+  rs.config = s.recruitment;
+  rs.trial = trial_setup();
+  rs.moments = moments;
+  rs.rules = &rules.file_rules();
+  rs.total_steps = s.train.steps;
+  if (blocks) {
+    // A trial's block lives on the rank the planner will give it if it is kept.
+    rs.hold_trial_block = [this](int64_t slot) {
+      auto mask = active_mask();
+      mask[slot] = 1;
+      const int32_t owner = next_map(mask).owner[slot];  // the map place_blocks applies if it is kept
+      blocks->hold_trial(slot, owner);
+      return owner;
+    };
+    rs.drop_trial_block = [this](int64_t slot) { blocks->drop_trial(slot); };
   }
-  make_gradient_sync();
+  recruiter = std::make_unique<Recruiter>(rs);
+  if (resumed) {
+    recruiter->restore(from->recruitment, from->recruitment_log);
+    recruiter->restore_epoch(resumed_epoch_);
+  }
 }
 
 ModelGroup::~ModelGroup() = default;

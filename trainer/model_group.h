@@ -26,6 +26,8 @@
 #include "parallel/zero_optimizer.h"
 #include "recruitment/recruitment_config.h"
 #include "recruitment/trial.h"
+#include "trainer/group_mesh.h"
+#include "trainer/group_rules.h"
 #include "trainer/train_config.h"
 
 namespace torch::optim {
@@ -39,39 +41,7 @@ class GradientSync;
 
 class Recruiter;
 struct CheckpointContents;
-
-// Ranks r = dp_rank * bp + bp_rank of the group: the bp ranks hold one replica (its
-// blocks sharded), the dp ranks hold the same blocks in different replicas.
-struct GroupMesh {
-  std::shared_ptr<Communicator> ranks;  // every rank of the group
-  std::shared_ptr<Communicator> dp;     // the ranks holding the same blocks (ranks itself when bp = 1)
-  std::shared_ptr<Communicator> bp;     // one replica's ranks (null when bp = 1)
-  // The data plane of dp and bp: the same communicators for CPU tensors, NCCL ones for
-  // CUDA tensors (gradients, activations, block moves); the control plane stays on MPI.
-  std::shared_ptr<Communicator> dp_data, bp_data, ranks_data;
-  int bp_size = 1, dp_size = 1, dp_rank = 0, bp_rank = 0;
-  void set_timeout(double seconds);  // of every communicator of the mesh
-};
-GroupMesh group_mesh_make(const std::shared_ptr<Communicator>& ranks, int64_t block_parallel, const at::Device& device);
-
-// The rules a group trains with: the rules file's (reloaded when it changes) with the
-// recruited domains' routes in front; rebuilt only when either changed.
-class GroupRules {
- public:
-  GroupRules(std::string path, int64_t k_max) : path_(std::move(path)), k_max_(k_max) {}
-  void reload_if_changed();
-  void routes_changed() { stale_ = true; }
-  const RuleSet& file_rules() const { return file_; }
-  const RuleSet& active(const std::vector<DomainRoute>& routes);
-  const RuleSet& active() const { return active_; }
-
- private:
-  std::string path_;
-  int64_t k_max_;
-  int64_t mtime_ = -1;
-  bool stale_ = true;
-  RuleSet file_, active_;
-};
+struct LlmCheckpoint;
 
 struct GroupSetup {
   std::string name = "main";
@@ -179,6 +149,11 @@ struct ModelGroup {
 
  private:
   void reader_rows(int64_t global_batch);
+  // The constructor's steps: the data stream and tokenizer; the model (cut to this rank's
+  // share under bp > 1, then loaded from `from`); the block recruiter.
+  void make_data();
+  void make_model(const CheckpointContents* resumed, const LlmCheckpoint* from, const std::string& source);
+  void make_recruiter(const CheckpointContents* resumed, const LlmCheckpoint* from);
   void make_optimizers(const CheckpointContents* resumed, const std::string& source, int64_t read_before);
   void make_gradient_sync();
   void open_split_moments();   // collective over dp
