@@ -40,15 +40,8 @@ int depth_of(const std::vector<Entry>& entries, const std::map<std::string, size
   return depth;
 }
 
-}  // namespace
-
-PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data, const TrainConfig& train) {
-  PoolConfig pool = PoolConfig::single(train.global_batch);
-  if (!present) {
-    m.finish();
-    return pool;
-  }
-  pool.declared = true;
+// pool.generalist_replay and the spawn rounds' keys (pool.recruit and what tunes it).
+void parse_recruit(StrictMap& m, const TrainConfig& train, PoolConfig& pool) {
   pool.generalist_replay = m.get_double("generalist_replay", pool.generalist_replay, 0.0, 0.99);
   PoolRecruitConfig& r = pool.recruit;
   r.enabled = m.get_bool("recruit", false);
@@ -61,20 +54,20 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
   r.max_llms = m.get_int("max_llms", r.max_llms, 2, 64);
   r.block_rejections = m.get_int("block_rejections", r.block_rejections, 1, 1000);
   r.heldout_windows = m.get_int("heldout_windows", r.heldout_windows, 2, 1 << 16);
-  if (!m.has("llms") && !m.has("recruit")) {
-    m.get_node("llms");
-    m.finish();
-    m.fail("",
-           "pool.llms is required: list the specialists (name, domains, branch_from, branch_step), or set "
-           "pool.recruit: true");
-  }
+}
+
+// The llms list, each entry checked on its own: a unique name, known domains owned once,
+// a parent named and a branch step inside the run; main's entry only adds its keys'
+// checks to entries.front(). by_name: each LLM's index in the result.
+std::vector<Entry> parse_llms(StrictMap& m, const PoolConfig& pool, const DataConfig& data, const TrainConfig& train,
+                              std::map<std::string, size_t>& by_name) {
   std::set<std::string> domains;
   for (const auto& s : data.sources) {
     if (s.train) domains.insert(s.domain);
   }
   const std::regex name_ok("[a-z0-9_-]+");
   std::vector<Entry> entries;
-  std::map<std::string, size_t> by_name{{"main", 0}};
+  by_name = {{"main", 0}};
   entries.push_back({pool.llms.front(), m, false});
   std::map<std::string, std::string> owner;  // domain -> LLM
   bool main_listed = false;
@@ -125,12 +118,14 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
     by_name[e.llm.name] = entries.size();
     entries.push_back(e);
   }
-  m.finish();
-  if (r.enabled && static_cast<int64_t>(entries.size()) > r.max_llms) {
-    m.fail("max_llms", "the pool declares " + std::to_string(entries.size()) + " LLMs, more than max_llms " +
-                           std::to_string(r.max_llms) + " (raise max_llms to leave room for spawns)");
-  }
-  // Parents: known, acyclic, branched no later than their children; batches inherited.
+  return entries;
+}
+
+// Parents known, acyclic and branched no later than their children; batches inherited;
+// each specialist fed by its domains at its branch step; appended to pool.llms in
+// branch order.
+void add_in_branch_order(std::vector<Entry>& entries, const std::map<std::string, size_t>& by_name,
+                         const DataConfig& data, PoolConfig& pool) {
   std::vector<std::pair<int64_t, std::pair<int, size_t>>> order;  // (branch step, depth, declaration)
   for (size_t i = 1; i < entries.size(); ++i) {
     const int depth = depth_of(entries, by_name, i);
@@ -160,7 +155,10 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
     }
     pool.llms.push_back(e.llm);
   }
-  // Main must have data of its own at every step: check where the sets change.
+}
+
+// Main must have data of its own at every step: checked where the sets change.
+void check_main_keeps_data(StrictMap& m, const PoolConfig& pool, const DataConfig& data, const TrainConfig& train) {
   std::set<int64_t> points{0};
   for (const auto& l : pool.llms) points.insert(l.branch_step);
   for (const auto& s : data.sources) {
@@ -178,6 +176,35 @@ PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data,
                          "would have nothing of its own to train on (leave it a domain)");
     }
   }
+}
+
+}  // namespace
+
+PoolConfig pool_section_parse(StrictMap m, bool present, const DataConfig& data, const TrainConfig& train) {
+  PoolConfig pool = PoolConfig::single(train.global_batch);
+  if (!present) {
+    m.finish();
+    return pool;
+  }
+  pool.declared = true;
+  parse_recruit(m, train, pool);
+  const PoolRecruitConfig& r = pool.recruit;
+  if (!m.has("llms") && !m.has("recruit")) {
+    m.get_node("llms");
+    m.finish();
+    m.fail("",
+           "pool.llms is required: list the specialists (name, domains, branch_from, branch_step), or set "
+           "pool.recruit: true");
+  }
+  std::map<std::string, size_t> by_name;
+  std::vector<Entry> entries = parse_llms(m, pool, data, train, by_name);
+  m.finish();
+  if (r.enabled && static_cast<int64_t>(entries.size()) > r.max_llms) {
+    m.fail("max_llms", "the pool declares " + std::to_string(entries.size()) + " LLMs, more than max_llms " +
+                           std::to_string(r.max_llms) + " (raise max_llms to leave room for spawns)");
+  }
+  add_in_branch_order(entries, by_name, data, pool);
+  check_main_keeps_data(m, pool, data, train);
   return pool;
 }
 
