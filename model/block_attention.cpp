@@ -16,6 +16,95 @@
 
 namespace localist {
 
+namespace {
+
+// M6's point-rule targets T_rule(i) of every query (B, T, T): the rules' token targets and
+// the keys routed to a query's target block, causal.
+at::Tensor point_rule_targets(const RuleMasks& rules, const at::Tensor& slot_map, const at::Tensor& hard, int64_t B,
+                              int64_t T, const at::TensorOptions& options) {
+  at::Tensor targets = at::zeros({B, T, T}, options.dtype(at::kBool));
+  if (rules.point_targets.defined()) targets = targets | rules.point_targets;
+  if (rules.point_block.defined()) {
+    const auto pb = block_map_slots(rules.point_block, slot_map).unsqueeze(2);  // (B,T,1) query's target block
+    targets = targets | (pb.ge(0) & hard.unsqueeze(1).eq(pb));
+  }
+  return targets & at::ones({T, T}, targets.options()).tril();
+}
+
+// The explicit (unfused) attention of M3: scores, rule bonus, causal softmax, heads.
+struct ExplicitAttention {
+  at::Tensor heads;             // (B,T,H,d_h), not yet gated
+  at::Tensor alpha, z, scores;  // (B,H,T,T): weights, logits, raw scores (traces)
+};
+
+ExplicitAttention explicit_attention(const at::Tensor& qkv_flat, int64_t B, int64_t T, int64_t H, int64_t dh,
+                                     double scale, double dial, double rho, const at::Tensor& targets, bool trace,
+                                     const at::Tensor& key_bias) {
+  ExplicitAttention e;
+  // unbind (not three selects): its backward is one stack, not three zero-filled copies.
+  const auto qkv = qkv_flat.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
+  // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
+  const auto q = qkv[0] * scale;
+  const auto &k = qkv[1], &v = qkv[2];
+  // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
+  // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
+  // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
+  // spent on it forward, and its gradient comes out of the matmul's backward.
+  if (dial != 0.0) {
+    const auto beta = key_bias.permute({0, 2, 1}).unsqueeze(-1);
+    const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
+    const auto k1 = at::cat({k, beta}, -1);
+    e.z = at::matmul(q1, k1.transpose(-2, -1));
+    if (trace) e.scores = at::matmul(q, k.transpose(-2, -1)).detach();
+  } else {
+    e.z = at::matmul(q, k.transpose(-2, -1));
+    e.scores = e.z;
+  }
+  if (targets.defined()) e.z = e.z + rho * targets.unsqueeze(1).to(e.z.scalar_type());
+  e.z = e.z.masked_fill(at::ones({T, T}, qkv_flat.options().dtype(at::kBool)).triu(1),
+                        -std::numeric_limits<double>::infinity());
+  e.alpha = at::softmax(e.z, -1);
+  e.heads = at::matmul(e.alpha, v).transpose(1, 2);  // (B,T,H,d_h)
+  return e;
+}
+
+// What a traced layer shows: routing always; with `full` (evaluation, the report) also
+// the attention weights, scores, logits and the rules that fired.
+LayerTrace layer_trace(double dial, const Routing& rt, const at::Tensor& gate, bool full, const at::Tensor& alpha,
+                       const at::Tensor& scores, const at::Tensor& z, const at::Tensor& fired,
+                       const at::Tensor& targets, int64_t B, int64_t T, const at::TensorOptions& options) {
+  LayerTrace t;
+  t.dial = dial;
+  t.pi = rt.pi;
+  t.router = rt.router.defined() ? rt.router.detach() : rt.router;
+  t.gate = gate;
+  t.hard = rt.hard;
+  if (full) {
+    t.alpha = alpha;
+    t.scores = scores;
+    t.logits = z;
+    t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, options.dtype(at::kBool));
+    t.rule_targets = targets;
+  }
+  return t;
+}
+
+// M5's penalties of the layer into `out`: Ω (under block parallelism this rank's heads'
+// share `head_share` of the mean over all heads, summed over the group) and I_π (counted
+// once, on the lead).
+void record_penalties(at::Tensor omega, const at::Tensor& pi, const BlockShard* shard, double head_share,
+                      ForwardResult& out) {
+  auto mi = routing_mutual_information(pi);
+  if (shard) {
+    omega = shard->leave(omega * head_share);
+    mi = shard->leave(shard->lead ? mi : mi * 0.0);
+  }
+  out.omega.push_back(omega);
+  out.mutual_info.push_back(mi);
+}
+
+}  // namespace
+
 at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,
@@ -65,18 +154,12 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   const bool fused_routing = fused && !trace && !fused_disabled_by_env("attention");
   const Routing rt =
       routing ? route_tokens(xn, L.router_w, anchors, active_blocks, c.tau, rules, slot_map, fused_routing) : Routing();
-  const at::Tensor &pi = rt.pi, &router = rt.router, &hard = rt.hard;
+  const at::Tensor &pi = rt.pi, &hard = rt.hard;
 
   // M6 point rules: T_rule(i), causal, and whether any fired for the query.
   at::Tensor targets, fired;
   if (rules && (rules->point_targets.defined() || rules->point_block.defined())) {
-    targets = at::zeros({B, T, T}, xn.options().dtype(at::kBool));
-    if (rules->point_targets.defined()) targets = targets | rules->point_targets;
-    if (rules->point_block.defined()) {
-      const auto pb = block_map_slots(rules->point_block, slot_map).unsqueeze(2);  // (B,T,1) query's target block
-      targets = targets | (pb.ge(0) & hard.unsqueeze(1).eq(pb));
-    }
-    targets = targets & at::ones({T, T}, targets.options()).tril();
+    targets = point_rule_targets(*rules, slot_map, hard, B, T, xn.options());
     fired = targets.any(-1);
   }
   // The key bias of M3, -dial * gamma * (1 - pi_jk) for head h of block k: (B,T,H).
@@ -95,30 +178,9 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
     heads = r.heads;  // (B,T,H,d_h), gated
     omega = r.omega;
   } else {
-    // unbind (not three selects): its backward is one stack, not three zero-filled copies.
-    const auto qkv = qkv_flat.view({B, T, 3, H, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
-    // 1/sqrt(d_h) is applied to q (B,H,T,d_h) rather than to the (B,H,T,T) scores.
-    const auto q = qkv[0] * scale;
-    const auto &k = qkv[1], &v = qkv[2];
-    // M3: z_ij = s_ij - dial * gamma * (1 - pi_jk) + rho * [j in T_rule(i)], causal.
-    // NOTE(bias-in-matmul): the routing bias depends on the key only, so it rides in the
-    // score matmul as one extra column: [q_i, 1] . [k_j, beta_j]. No (B,H,T,T) pass is
-    // spent on it forward, and its gradient comes out of the matmul's backward.
-    if (dial != 0.0) {
-      const auto beta = key_bias().permute({0, 2, 1}).unsqueeze(-1);
-      const auto q1 = at::cat({q, at::ones_like(beta)}, -1);  // (B,H,T,d_h+1)
-      const auto k1 = at::cat({k, beta}, -1);
-      z = at::matmul(q1, k1.transpose(-2, -1));
-      if (trace) scores = at::matmul(q, k.transpose(-2, -1)).detach();
-    } else {
-      z = at::matmul(q, k.transpose(-2, -1));
-      scores = z;
-    }
-    if (targets.defined()) z = z + c.rho * targets.unsqueeze(1).to(z.scalar_type());
-    z = z.masked_fill(at::ones({T, T}, xn.options().dtype(at::kBool)).triu(1),
-                      -std::numeric_limits<double>::infinity());
-    alpha = at::softmax(z, -1);
-    heads = at::matmul(alpha, v).transpose(1, 2);  // (B,T,H,d_h)
+    ExplicitAttention e = explicit_attention(qkv_flat, B, T, H, dh, scale, dial, c.rho, targets, trace,
+                                             dial != 0.0 ? key_bias() : at::Tensor());
+    heads = e.heads, alpha = e.alpha, z = e.z, scores = e.scores;
     if (penalties) omega = H > 0 ? penalty_omega(alpha, hard, head_block, K) : at::zeros({}, xn.options());
     if (dial != 0.0) heads = heads * gate.index_select(-1, head_block).unsqueeze(-1);
   }
@@ -131,31 +193,9 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
                                          : shard->leave(partial)) +
            L.out_b;
 
-  if (penalties) {
-    auto mi = routing_mutual_information(pi);
-    if (shard) {
-      // Ω: this rank's heads' share of the mean over all heads; I_π: counted once, on the lead.
-      omega = shard->leave(omega * (static_cast<double>(H) / static_cast<double>(K * hb)));
-      mi = shard->leave(shard->lead ? mi : mi * 0.0);
-    }
-    out.omega.push_back(omega);
-    out.mutual_info.push_back(mi);
-  }
+  if (penalties) record_penalties(omega, pi, shard, static_cast<double>(H) / static_cast<double>(K * hb), out);
   if (trace || routing_trace) {
-    LayerTrace t;
-    t.dial = dial;
-    t.pi = pi;
-    t.router = router.defined() ? router.detach() : router;
-    t.gate = gate;
-    t.hard = hard;
-    if (trace) {
-      t.alpha = alpha;
-      t.scores = scores;
-      t.logits = z;
-      t.rule_fired = fired.defined() ? fired : at::zeros({B, T}, xn.options().dtype(at::kBool));
-      t.rule_targets = targets;
-    }
-    out.traces.push_back(t);
+    out.traces.push_back(layer_trace(dial, rt, gate, trace, alpha, scores, z, fired, targets, B, T, xn.options()));
   }
   out.head_block = head_block;
   return y;
