@@ -325,66 +325,29 @@ void emit_dial_value(YAML::Emitter& e, const std::vector<double>& v) {
 
 }  // namespace
 
-std::string run_config_to_yaml(const RunConfig& c) {
-  YAML::Emitter e;
-  e.SetDoublePrecision(17);
-  e << YAML::Comment("effective config of this run: every value, defaults filled in");
-  e << YAML::BeginMap;
-  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "name" << YAML::Value << c.run.name << YAML::Key << "dir" << YAML::Value << c.run.dir;
-  e << YAML::Key << "seed" << YAML::Value << c.run.seed << YAML::Key << "log_level" << YAML::Value << c.run.log_level;
-  e << YAML::EndMap;
+namespace {
 
+// The effective config, section by section.
+void emit_data(YAML::Emitter& e, const DataConfig& data) {
   e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "shard_dir" << YAML::Value << c.data.shard_dir;
+  e << YAML::Key << "shard_dir" << YAML::Value << data.shard_dir;
   e << YAML::Key << "tokenizer" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "kind" << YAML::Value << c.data.tokenizer.kind;
-  e << YAML::Key << "model" << YAML::Value << c.data.tokenizer.model;
-  e << YAML::Key << "vocab_size" << YAML::Value << c.data.tokenizer.vocab_size;
-  e << YAML::Key << "model_type" << YAML::Value << c.data.tokenizer.model_type << YAML::EndMap;
+  e << YAML::Key << "kind" << YAML::Value << data.tokenizer.kind;
+  e << YAML::Key << "model" << YAML::Value << data.tokenizer.model;
+  e << YAML::Key << "vocab_size" << YAML::Value << data.tokenizer.vocab_size;
+  e << YAML::Key << "model_type" << YAML::Value << data.tokenizer.model_type << YAML::EndMap;
   e << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
-  for (const auto& s : c.data.sources) {
+  for (const auto& s : data.sources) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name << YAML::Key << "path" << YAML::Value << s.path;
     e << YAML::Key << "domain" << YAML::Value << s.domain << YAML::Key << "split" << YAML::Value << s.split;
     e << YAML::Key << "weight" << YAML::Value << s.weight << YAML::Key << "start_step" << YAML::Value << s.start_step;
     e << YAML::Key << "train" << YAML::Value << s.train << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::EndMap;
+}
 
-  const ModelConfig& m = c.model;
-  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "d_model" << YAML::Value << m.d_model << YAML::Key << "n_layers" << YAML::Value << m.n_layers;
-  e << YAML::Key << "context" << YAML::Value << m.context << YAML::Key << "heads_per_block" << YAML::Value
-    << m.heads_per_block;
-  e << YAML::Key << "head_dim" << YAML::Value << m.head_dim << YAML::Key << "k_initial" << YAML::Value << m.k_initial;
-  e << YAML::Key << "k_max" << YAML::Value << m.k_max << YAML::Key << "anchor_dim" << YAML::Value << m.anchor_dim;
-  e << YAML::Key << "ffn_mult" << YAML::Value << m.ffn_mult << YAML::Key << "dropout" << YAML::Value << m.dropout;
-  e << YAML::Key << "tau" << YAML::Value << m.tau << YAML::Key << "gamma" << YAML::Value << m.gamma;
-  e << YAML::Key << "rho" << YAML::Value << m.rho << YAML::EndMap;
-
-  const TrainConfig& t = c.train;
-  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "steps" << YAML::Value << t.steps << YAML::Key << "global_batch" << YAML::Value << t.global_batch;
-  e << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch;
-  e << YAML::Key << "lr" << YAML::Value << t.lr.lr << YAML::Key << "min_lr" << YAML::Value << t.lr.min_lr;
-  e << YAML::Key << "lr_schedule" << YAML::Value << t.lr.kind << YAML::Key << "warmup_steps" << YAML::Value
-    << t.lr.warmup_steps << YAML::Key << "decay_fraction" << YAML::Value << t.lr.decay_fraction;
-  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "decay_embeddings" << YAML::Value
-    << t.decay_embeddings;
-  e << YAML::Key << "beta1" << YAML::Value << t.beta1 << YAML::Key << "beta2" << YAML::Value << t.beta2;
-  e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;
-  e << YAML::Key << "penalty_mu" << YAML::Value << t.penalty_mu << YAML::Key << "penalty_nu" << YAML::Value
-    << t.penalty_nu;
-  e << YAML::Key << "log_every" << YAML::Value << t.log_every << YAML::Key << "eval_every" << YAML::Value
-    << t.eval_every << YAML::Key << "eval_windows" << YAML::Value << t.eval_windows;
-  e << YAML::Key << "checkpoint_every" << YAML::Value << t.checkpoint_every;
-  e << YAML::Key << "keep_checkpoints" << YAML::Value << t.keep_checkpoints;
-  e << YAML::Key << "keep_checkpoint_every" << YAML::Value << t.keep_checkpoint_every;
-  e << YAML::Key << "async_checkpoint" << YAML::Value << t.async_checkpoint;
-  e << YAML::Key << "activation_checkpointing" << YAML::Value << t.activation_checkpointing;
-  e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
-  e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
-  const DialSchedule& d = t.dial;
+// The dial's schedule: its kind and the keys of that kind.
+void emit_dial_schedule(YAML::Emitter& e, const DialSchedule& d) {
   e << YAML::Key << "dial" << YAML::Value << YAML::BeginMap << YAML::Key << "schedule" << YAML::Value << d.kind;
   if (d.kind == "constant") {
     e << YAML::Key << "value" << YAML::Value;
@@ -409,16 +372,36 @@ std::string run_config_to_yaml(const RunConfig& c) {
   } else {
     e << YAML::Key << "lo" << YAML::Value << d.lo << YAML::Key << "hi" << YAML::Value << d.hi;
   }
-  e << YAML::EndMap << YAML::EndMap;
+  e << YAML::EndMap;
+}
 
-  e << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "block_parallel" << YAML::Value << c.distributed.block_parallel;
-  e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
-  e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
-  e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb;
-  e << YAML::Key << "zero" << YAML::Value << c.distributed.zero;
-  e << YAML::Key << "vocab_parallel" << YAML::Value << c.distributed.vocab_parallel << YAML::EndMap;
-  const RecruitmentConfig& r = c.recruitment;
+void emit_train(YAML::Emitter& e, const TrainConfig& t) {
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "steps" << YAML::Value << t.steps << YAML::Key << "global_batch" << YAML::Value << t.global_batch;
+  e << YAML::Key << "micro_batch" << YAML::Value << t.micro_batch;
+  e << YAML::Key << "lr" << YAML::Value << t.lr.lr << YAML::Key << "min_lr" << YAML::Value << t.lr.min_lr;
+  e << YAML::Key << "lr_schedule" << YAML::Value << t.lr.kind << YAML::Key << "warmup_steps" << YAML::Value
+    << t.lr.warmup_steps << YAML::Key << "decay_fraction" << YAML::Value << t.lr.decay_fraction;
+  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay << YAML::Key << "decay_embeddings" << YAML::Value
+    << t.decay_embeddings;
+  e << YAML::Key << "beta1" << YAML::Value << t.beta1 << YAML::Key << "beta2" << YAML::Value << t.beta2;
+  e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;
+  e << YAML::Key << "penalty_mu" << YAML::Value << t.penalty_mu << YAML::Key << "penalty_nu" << YAML::Value
+    << t.penalty_nu;
+  e << YAML::Key << "log_every" << YAML::Value << t.log_every << YAML::Key << "eval_every" << YAML::Value
+    << t.eval_every << YAML::Key << "eval_windows" << YAML::Value << t.eval_windows;
+  e << YAML::Key << "checkpoint_every" << YAML::Value << t.checkpoint_every;
+  e << YAML::Key << "keep_checkpoints" << YAML::Value << t.keep_checkpoints;
+  e << YAML::Key << "keep_checkpoint_every" << YAML::Value << t.keep_checkpoint_every;
+  e << YAML::Key << "async_checkpoint" << YAML::Value << t.async_checkpoint;
+  e << YAML::Key << "activation_checkpointing" << YAML::Value << t.activation_checkpointing;
+  e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
+  e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
+  emit_dial_schedule(e, t.dial);
+  e << YAML::EndMap;
+}
+
+void emit_recruitment(YAML::Emitter& e, const RecruitmentConfig& r) {
   e << YAML::Key << "recruitment" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "enabled" << YAML::Value << r.enabled << YAML::Key << "interval" << YAML::Value << r.interval;
   e << YAML::Key << "probe_windows" << YAML::Value << r.probe_windows << YAML::Key << "phi" << YAML::Value << r.phi;
@@ -432,6 +415,43 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "untagged_fraction" << YAML::Value << r.untagged_fraction;
   e << YAML::Key << "anchor" << YAML::Value << r.anchor << YAML::Key << "prune" << YAML::Value << r.prune;
   e << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string run_config_to_yaml(const RunConfig& c) {
+  YAML::Emitter e;
+  e.SetDoublePrecision(17);
+  e << YAML::Comment("effective config of this run: every value, defaults filled in");
+  e << YAML::BeginMap;
+  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << c.run.name << YAML::Key << "dir" << YAML::Value << c.run.dir;
+  e << YAML::Key << "seed" << YAML::Value << c.run.seed << YAML::Key << "log_level" << YAML::Value << c.run.log_level;
+  e << YAML::EndMap;
+
+  emit_data(e, c.data);
+
+  const ModelConfig& m = c.model;
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "d_model" << YAML::Value << m.d_model << YAML::Key << "n_layers" << YAML::Value << m.n_layers;
+  e << YAML::Key << "context" << YAML::Value << m.context << YAML::Key << "heads_per_block" << YAML::Value
+    << m.heads_per_block;
+  e << YAML::Key << "head_dim" << YAML::Value << m.head_dim << YAML::Key << "k_initial" << YAML::Value << m.k_initial;
+  e << YAML::Key << "k_max" << YAML::Value << m.k_max << YAML::Key << "anchor_dim" << YAML::Value << m.anchor_dim;
+  e << YAML::Key << "ffn_mult" << YAML::Value << m.ffn_mult << YAML::Key << "dropout" << YAML::Value << m.dropout;
+  e << YAML::Key << "tau" << YAML::Value << m.tau << YAML::Key << "gamma" << YAML::Value << m.gamma;
+  e << YAML::Key << "rho" << YAML::Value << m.rho << YAML::EndMap;
+
+  emit_train(e, c.train);
+
+  e << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "block_parallel" << YAML::Value << c.distributed.block_parallel;
+  e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
+  e << YAML::Key << "startup_timeout_s" << YAML::Value << c.distributed.startup_timeout_s;
+  e << YAML::Key << "bucket_mb" << YAML::Value << c.distributed.bucket_mb;
+  e << YAML::Key << "zero" << YAML::Value << c.distributed.zero;
+  e << YAML::Key << "vocab_parallel" << YAML::Value << c.distributed.vocab_parallel << YAML::EndMap;
+  emit_recruitment(e, c.recruitment);
   pool_section_emit(e, c.pool);
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
