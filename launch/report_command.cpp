@@ -82,19 +82,9 @@ std::string now_utc() {
   return buf;
 }
 
-}  // namespace
-
-int run_report(const ReportArgs& a) {
-  if (a.out_dir.empty()) throw ConfigError("--out: the report needs a directory to write to");
-  if (!a.text_path.empty() && a.windows > 0) throw ConfigError("--text and --windows: give one of them");
-  const std::vector<double> sweep = dial_arg_parse(a.sweep);
-  LoadedCheckpoint c = load_checkpoint(a.checkpoint, a.device);  // verifies every file's checksum
-  checkpoint_require_domain(c, a.domain);
-  const std::vector<std::string> names = c.llm_names();
-  const std::string shown = a.llm.empty() ? "main" : a.llm;
-  c.contents->llm(shown);  // an unknown --llm: one line naming the pool's LLMs
-
-  // The report's dial: the one given, else the checkpoint's own (its schedule at its step).
+// The report's dial per layer: the one given, else the checkpoint's own (its schedule
+// at its step), else 0.
+std::vector<double> report_dial(const LoadedCheckpoint& c, const ReportArgs& a) {
   std::vector<double> dial;
   if (!a.dial.empty()) {
     const auto d = dial_arg_parse(a.dial);
@@ -108,6 +98,74 @@ int run_report(const ReportArgs& a) {
       dial.assign(c.cfg.model.n_layers, 0.0);
     }
   }
+  return dial;
+}
+
+// A pool: which LLM serves each window (spec.window_llm, spec.pool_routing).
+void route_windows(const LoadedCheckpoint& c, const ReportArgs& a, const std::vector<std::string>& order,
+                   const std::vector<std::shared_ptr<LocalistModel>>& models, const std::vector<EvalSet>& windows,
+                   int64_t n_windows, ReportSpec& spec) {
+  // Which LLM serves each window: the owner of --domain, else the shortest code length
+  // of its first route_prefix tokens (scored untagged, as a prompt would be).
+  nlohmann::json routing = {{"llms", order}, {"prefix", a.route_prefix}};
+  std::vector<std::vector<double>> prefix_bits(n_windows, std::vector<double>(order.size()));
+  const RuleSet plain = a.rules_path.empty() ? RuleSet() : RuleSet::load(a.rules_path, c.cfg.model.k_max);
+  for (size_t i = 0; i < order.size(); ++i) {
+    int64_t w = 0;
+    for (const auto& g : windows) {
+      EvalSet untagged = g;
+      untagged.domains.assign(g.domains.size(), "");
+      const auto bits = pool_window_bits(*models[i], untagged, &plain, spec.dial, spec.inputs);  // (N, T)
+      const auto prefix = bits.narrow(1, 0, std::min<int64_t>(a.route_prefix, bits.size(1))).sum(1).contiguous();
+      for (int64_t r = 0; r < prefix.size(0); ++r) prefix_bits[w++][i] = prefix[r].item<double>();
+    }
+  }
+  int owner = -1;
+  if (!a.domain.empty()) {
+    const std::string& o = c.cfg.pool.llms.at(c.cfg.pool.owner_at(a.domain, c.meta.step)).name;
+    owner = static_cast<int>(std::find(order.begin(), order.end(), o) - order.begin());
+  }
+  routing["rule"] =
+      owner >= 0 ? fmt::format(
+                       "Every window has the domain {}, owned by {}: it serves them all (the code lengths are shown "
+                       "for comparison).",
+                       a.domain, order[owner])
+                 : fmt::format(
+                       "Each window goes to the LLM with the shortest code length of its first {} tokens, scored "
+                       "without a domain tag (DESIGN.md M11, step 6).",
+                       a.route_prefix);
+  nlohmann::json rows = nlohmann::json::array();
+  int64_t w = 0;
+  for (const auto& g : windows) {
+    for (int64_t r = 0; r < g.tokens.size(0); ++r, ++w) {
+      const auto& pb = prefix_bits[w];
+      const int best = static_cast<int>(std::min_element(pb.begin(), pb.end()) - pb.begin());
+      const int served = owner >= 0 ? owner : best;
+      spec.window_llm.push_back(served);
+      rows.push_back({{"window", w},
+                      {"domain", g.domains[r]},
+                      {"llm", order[served]},
+                      {"reason", owner >= 0 ? "domain " + a.domain : "shortest code length"},
+                      {"prefix_bits", pb}});
+    }
+  }
+  routing["windows"] = std::move(rows);
+  spec.pool_routing = std::move(routing);
+}
+
+}  // namespace
+
+int run_report(const ReportArgs& a) {
+  if (a.out_dir.empty()) throw ConfigError("--out: the report needs a directory to write to");
+  if (!a.text_path.empty() && a.windows > 0) throw ConfigError("--text and --windows: give one of them");
+  const std::vector<double> sweep = dial_arg_parse(a.sweep);
+  LoadedCheckpoint c = load_checkpoint(a.checkpoint, a.device);  // verifies every file's checksum
+  checkpoint_require_domain(c, a.domain);
+  const std::vector<std::string> names = c.llm_names();
+  const std::string shown = a.llm.empty() ? "main" : a.llm;
+  c.contents->llm(shown);  // an unknown --llm: one line naming the pool's LLMs
+
+  const std::vector<double> dial = report_dial(c, a);
 
   std::vector<EvalSet> windows;
   std::string windows_from;
@@ -152,54 +210,7 @@ int run_report(const ReportArgs& a) {
   spec.rules_file = a.rules_path;
   spec.command = {{"line", a.command}, {"time", now_utc()}};
 
-  if (pool) {
-    // Which LLM serves each window: the owner of --domain, else the shortest code length
-    // of its first route_prefix tokens (scored untagged, as a prompt would be).
-    nlohmann::json routing = {{"llms", order}, {"prefix", a.route_prefix}};
-    std::vector<std::vector<double>> prefix_bits(n_windows, std::vector<double>(order.size()));
-    const RuleSet plain = a.rules_path.empty() ? RuleSet() : RuleSet::load(a.rules_path, c.cfg.model.k_max);
-    for (size_t i = 0; i < order.size(); ++i) {
-      int64_t w = 0;
-      for (const auto& g : windows) {
-        EvalSet untagged = g;
-        untagged.domains.assign(g.domains.size(), "");
-        const auto bits = pool_window_bits(*models[i], untagged, &plain, dial, spec.inputs);  // (N, T)
-        const auto prefix = bits.narrow(1, 0, std::min<int64_t>(a.route_prefix, bits.size(1))).sum(1).contiguous();
-        for (int64_t r = 0; r < prefix.size(0); ++r) prefix_bits[w++][i] = prefix[r].item<double>();
-      }
-    }
-    int owner = -1;
-    if (!a.domain.empty()) {
-      const std::string& o = c.cfg.pool.llms.at(c.cfg.pool.owner_at(a.domain, c.meta.step)).name;
-      owner = static_cast<int>(std::find(order.begin(), order.end(), o) - order.begin());
-    }
-    routing["rule"] =
-        owner >= 0 ? fmt::format(
-                         "Every window has the domain {}, owned by {}: it serves them all (the code lengths are shown "
-                         "for comparison).",
-                         a.domain, order[owner])
-                   : fmt::format(
-                         "Each window goes to the LLM with the shortest code length of its first {} tokens, scored "
-                         "without a domain tag (DESIGN.md M11, step 6).",
-                         a.route_prefix);
-    nlohmann::json rows = nlohmann::json::array();
-    int64_t w = 0;
-    for (const auto& g : windows) {
-      for (int64_t r = 0; r < g.tokens.size(0); ++r, ++w) {
-        const auto& pb = prefix_bits[w];
-        const int best = static_cast<int>(std::min_element(pb.begin(), pb.end()) - pb.begin());
-        const int served = owner >= 0 ? owner : best;
-        spec.window_llm.push_back(served);
-        rows.push_back({{"window", w},
-                        {"domain", g.domains[r]},
-                        {"llm", order[served]},
-                        {"reason", owner >= 0 ? "domain " + a.domain : "shortest code length"},
-                        {"prefix_bits", pb}});
-      }
-    }
-    routing["windows"] = std::move(rows);
-    spec.pool_routing = std::move(routing);
-  }
+  if (pool) route_windows(c, a, order, models, windows, n_windows, spec);
   const nlohmann::json report = report_build(spec);
   for (const auto& f : report_write(report, a.out_dir)) std::cout << "wrote " << f << "\n";
   return kExitOk;
