@@ -75,6 +75,54 @@ std::string report_json_text(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+// A pool: the token view of the windows LLM `l` served, from its own pass (empty when
+// it served none).
+nlohmann::json served_windows_json(const ReportSpec& spec, const std::vector<int>& served, size_t l) {
+  const int64_t n_windows = static_cast<int64_t>(served.size());
+  std::vector<bool> keep(n_windows);
+  std::vector<int64_t> mine;
+  for (int64_t w = 0; w < n_windows; ++w) {
+    keep[w] = served[w] == static_cast<int>(l);
+    if (keep[w]) mine.push_back(w);
+  }
+  if (mine.empty()) return nlohmann::json::array();
+  MetricsAccumulator other(spec.llms[l].model->config(), spec.inputs.token_bytes, spec.inputs.epsilon0);
+  TokenView v(spec.llms[l].rules, *spec.inputs.token_texts, spec.view);
+  pass(subset_of(spec.windows, keep), spec.llms[l], spec.dial, spec.inputs, other, &v);
+  return v.windows_json(spec.llms[l].name);
+}
+
+// M8's bound checks over every query of the pass, and their histograms.
+nlohmann::json bounds_json(const EvalMetrics& m, double epsilon0) {
+  return {{"queries", m.bound_queries},
+          {"epsilon_holds", m.bound_epsilon_holds},
+          {"entropy_holds", m.bound_entropy_holds},
+          {"delta_holds", m.bound_delta_holds},
+          {"epsilon0", epsilon0},
+          {"epsilon_histogram", histogram_json(m.epsilon_histogram, 0, 1)},
+          {"lambda_star_histogram", histogram_json(m.lambda_star_histogram, 0, 1)},
+          {"lambda_star_below", m.lambda_star_below},
+          {"lambda_star_above", m.lambda_star_above},
+          {"lambda_star_median", m.lambda_star_median},
+          {"s_max", m.s_max}};
+}
+
+// The main LLM's metrics at every dial value of the sweep, one pass each.
+nlohmann::json sweep_json(const ReportSpec& spec, const Subset& all) {
+  const ReportLlm& main = spec.llms[0];
+  nlohmann::json sweep = nlohmann::json::array();
+  for (double d : spec.sweep) {
+    MetricsAccumulator a(main.model->config(), spec.inputs.token_bytes, spec.inputs.epsilon0);
+    pass(all, main, std::vector<double>(main.model->config().n_layers, d), spec.inputs, a, nullptr);
+    sweep.push_back(eval_metrics_json(a.finish()));
+  }
+  return sweep;
+}
+
+}  // namespace
+
 nlohmann::json report_build(const ReportSpec& spec) {
   const auto t0 = Clock::now();
   if (spec.llms.empty() || !spec.contents) throw Error("report: nothing to report on");
@@ -113,19 +161,7 @@ nlohmann::json report_build(const ReportSpec& spec) {
     }
   };
   place(view.windows_json(main.name, &own));
-  for (size_t l = 1; l < spec.llms.size(); ++l) {  // a pool: each window from the LLM that served it
-    std::vector<bool> keep(n_windows);
-    std::vector<int64_t> mine;
-    for (int64_t w = 0; w < n_windows; ++w) {
-      keep[w] = served[w] == static_cast<int>(l);
-      if (keep[w]) mine.push_back(w);
-    }
-    if (mine.empty()) continue;
-    MetricsAccumulator other(spec.llms[l].model->config(), spec.inputs.token_bytes, spec.inputs.epsilon0);
-    TokenView v(spec.llms[l].rules, *spec.inputs.token_texts, spec.view);
-    pass(subset_of(spec.windows, keep), spec.llms[l], spec.dial, spec.inputs, other, &v);
-    place(v.windows_json(spec.llms[l].name));
-  }
+  for (size_t l = 1; l < spec.llms.size(); ++l) place(served_windows_json(spec, served, l));
   for (auto& j : by_window) windows.push_back(std::move(j));
   const double view_s = seconds_since(t_view);
 
@@ -139,17 +175,7 @@ nlohmann::json report_build(const ReportSpec& spec) {
                           {"metrics", eval_metrics_json(m)},
                           {"attn_entropy_per_layer", m.attn_entropy_per_layer},
                           {"block_share_by_layer", m.block_share_by_layer}};
-  report["bounds"] = {{"queries", m.bound_queries},
-                      {"epsilon_holds", m.bound_epsilon_holds},
-                      {"entropy_holds", m.bound_entropy_holds},
-                      {"delta_holds", m.bound_delta_holds},
-                      {"epsilon0", spec.inputs.epsilon0},
-                      {"epsilon_histogram", histogram_json(m.epsilon_histogram, 0, 1)},
-                      {"lambda_star_histogram", histogram_json(m.lambda_star_histogram, 0, 1)},
-                      {"lambda_star_below", m.lambda_star_below},
-                      {"lambda_star_above", m.lambda_star_above},
-                      {"lambda_star_median", m.lambda_star_median},
-                      {"s_max", m.s_max}};
+  report["bounds"] = bounds_json(m, spec.inputs.epsilon0);
   // Blocks: the card's origin and decision beside what the pass saw.
   nlohmann::json blocks = view.blocks_json(main.model->anchor_code());
   for (auto& b : blocks) {
@@ -173,13 +199,7 @@ nlohmann::json report_build(const ReportSpec& spec) {
                           {"rule_names", std::move(names)},          {"windows", std::move(windows)}};
 
   const auto t_sweep = Clock::now();
-  nlohmann::json sweep = nlohmann::json::array();
-  for (double d : spec.sweep) {
-    MetricsAccumulator a(main.model->config(), spec.inputs.token_bytes, spec.inputs.epsilon0);
-    pass(all, main, std::vector<double>(main.model->config().n_layers, d), spec.inputs, a, nullptr);
-    sweep.push_back(eval_metrics_json(a.finish()));
-  }
-  report["sweep"] = std::move(sweep);
+  report["sweep"] = sweep_json(spec, all);
   if (!spec.pool_routing.is_null()) report["pool_routing"] = spec.pool_routing;
   report["timing"] = {{"token_view_s", view_s}, {"sweep_s", seconds_since(t_sweep)}, {"total_s", seconds_since(t0)}};
   return report;
