@@ -3,8 +3,9 @@
 # format.sh: the tree's one C++ style (.clang-format) and its licence lines. Without
 # arguments it formats every tracked C++ file in place; with --check (what the test
 # command runs, CTest `format`) it changes nothing and fails, naming the files, when a
-# file is not formatted, a source file lacks its SPDX line, or docs/architecture.md does
-# not name a source file (tools/check_architecture.py).
+# file is not formatted, a source file lacks its SPDX line, docs/architecture.md does
+# not name a source file (tools/check_architecture.py), or a production function or file
+# breaks the size rules (tools/function_sizes.py --check).
 # Usage: tools/format.sh [--check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +41,8 @@ if [ ${#unlicensed[@]} -gt 0 ]; then
 fi
 mapped=0
 python3 tools/check_architecture.py >/dev/null || mapped=1
-[ ${#bad[@]} -eq 0 ] && [ ${#unlicensed[@]} -eq 0 ] && [ $mapped -eq 0 ] || exit 1
-echo "format.sh: ${#cxx[@]} C++ files formatted, ${#sources[@]} sources licensed, every source file mapped in docs/architecture.md"
+sized=0
+python3 tools/function_sizes.py --check core comm data model parallel checkpoint recruitment trainer pool run report \
+  launch || sized=1
+[ ${#bad[@]} -eq 0 ] && [ ${#unlicensed[@]} -eq 0 ] && [ $mapped -eq 0 ] && [ $sized -eq 0 ] || exit 1
+echo "format.sh: ${#cxx[@]} C++ files formatted, ${#sources[@]} sources licensed, every source file mapped in docs/architecture.md, sizes within the rules"

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """function_sizes.py: the longest functions in C++ sources, by a brace count from each
-top-level (or class-level) definition. A reviewer's tool for the size rule of
-DEVELOPERS.md (no function over ~150 lines); heuristic, not a parser.
-Usage: tools/function_sizes.py [--top N] DIR..."""
+top-level (or class-level) definition: the size rules (no production function over 100
+lines, no source file over 500). With --check it prints nothing but what breaks a rule
+and exits 1 then (the `format` test runs it over the production folders); heuristic,
+not a parser.
+Usage: tools/function_sizes.py [--top N | --check] DIR..."""
 import re
 import sys
 from pathlib import Path
@@ -36,18 +38,35 @@ def functions(path):
     return out
 
 
+MAX_FUNCTION_LINES, MAX_FILE_LINES = 100, 500
+
+
 def main():
     args = sys.argv[1:]
-    top = 10
+    top, check = 10, False
     if args[:1] == ["--top"]:
         top, args = int(args[1]), args[2:]
-    found = []
+    elif args[:1] == ["--check"]:
+        check, args = True, args[1:]
+    found, files = [], []
     for d in args:
         for p in sorted(Path(d).rglob("*.cpp")):
             found += functions(p)
-    for n, where, name in sorted(found, reverse=True)[:top]:
-        print(f"{n:5d}  {where}  {name}")
+        files += sorted(Path(d).rglob("*.cpp")) + sorted(Path(d).rglob("*.h"))
+    if not check:
+        for n, where, name in sorted(found, reverse=True)[:top]:
+            print(f"{n:5d}  {where}  {name}")
+        return 0
+    long_functions = [f for f in found if f[0] > MAX_FUNCTION_LINES]
+    long_files = [(len(p.read_text(errors="replace").splitlines()), p) for p in files]
+    long_files = [f for f in long_files if f[0] > MAX_FILE_LINES]
+    for n, where, name in sorted(long_functions, reverse=True):
+        print(f"function_sizes: {where} {name}: {n} lines (the rule: {MAX_FUNCTION_LINES}); split it by its steps",
+              file=sys.stderr)
+    for n, p in sorted(long_files, reverse=True):
+        print(f"function_sizes: {p}: {n} lines (the rule: {MAX_FILE_LINES}); split it by concept", file=sys.stderr)
+    return 1 if long_functions or long_files else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
