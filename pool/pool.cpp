@@ -26,15 +26,15 @@ constexpr int kStateTag = 7100;  // + 2 · LLM index (header, tensors)
 
 // What a checkpoint of the first replica would take of an LLM from this rank's
 // block-parallel place (with the shared tensors when `shared`).
-NamedTensors share_of(const ModelGroup& g, bool shared) {
+NamedTensors share_of(ModelGroup& g, bool shared) {
   LlmWrite w;
-  w.name = g.setup.name;
-  w.model = g.model.get();
-  w.optimizer = g.optimizer.get();
+  w.name = g.setup().name;
+  w.model = &g.model();
+  w.optimizer = &g.optimizer();
   w.distributed_state = [&g](const at::Tensor& p) { return g.distributed_state(p); };
   w.map = g.block_map();
   w.dp_rank = 0;  // every replica holds the same state
-  w.bp_rank = g.mesh.bp_rank;
+  w.bp_rank = g.mesh().bp_rank;
   w.lead = shared;
   NamedTensors tensors;
   checkpoint_llm_tensors(w, /*copy=*/false, tensors);
@@ -44,15 +44,15 @@ NamedTensors share_of(const ModelGroup& g, bool shared) {
 // An LLM's state as a checkpoint would hold it, in memory, from this rank's share: the
 // whole state under bp 1; with bp > 1 the first rank's blocks only (gather_state adds
 // the other block-parallel ranks' shares).
-CheckpointContents capture(const ModelGroup& g, int64_t step) {
+CheckpointContents capture(ModelGroup& g, int64_t step) {
   CheckpointContents c;
-  c.dir = "the state of LLM '" + g.setup.name + "' at step " + std::to_string(step);
-  const Tokenizer& tok = *g.tokenizer;
-  c.meta = CheckpointMeta{step, 0, tok.vocab_size(), g.setup.seed, tok.kind(), tok.hash(), tok.spec()};
+  c.dir = "the state of LLM '" + g.setup().name + "' at step " + std::to_string(step);
+  const Tokenizer& tok = g.tokenizer();
+  c.meta = CheckpointMeta{step, 0, tok.vocab_size(), g.setup().seed, tok.kind(), tok.hash(), tok.spec()};
   LlmCheckpoint l;
-  l.name = g.setup.name;
+  l.name = g.setup().name;
   l.map = g.block_map();
-  if (g.recruiter) l.recruitment_log = g.recruiter->log(), l.recruitment = g.recruiter->state();
+  if (g.recruiter()) l.recruitment_log = g.recruiter()->log(), l.recruitment = g.recruiter()->state();
   c.llms.push_back(l);
   for (auto& [k, t] : share_of(g, /*shared=*/true)) c.tensors[k] = t;
   return c;
@@ -60,11 +60,11 @@ CheckpointContents capture(const ModelGroup& g, int64_t step) {
 
 // Under bp > 1 a block's moments live only on its owner: the other ranks of the first
 // replica hand their shares to its first rank (`holder`), which then has the whole state.
-void gather_state(Communicator& world, const ModelGroup* g, const std::vector<int>& replica, int me, int tag,
+void gather_state(Communicator& world, ModelGroup* g, const std::vector<int>& replica, int me, int tag,
                   CheckpointContents* whole) {
   const int holder = replica.front();
   for (size_t b = 1; b < replica.size(); ++b) {
-    const std::string what = "block shares of LLM '" + (g ? g->setup.name : std::string("?")) + "'";
+    const std::string what = "block shares of LLM '" + (g ? g->setup().name : std::string("?")) + "'";
     if (me == replica[b]) send_named_tensors(world, share_of(*g, /*shared=*/false), holder, tag, what);
     if (me == holder) {
       for (auto& [k, t] : recv_named_tensors(world, replica[b], tag, what)) whole->tensors[k] = t;
@@ -413,21 +413,21 @@ CheckpointContents Pool::state_of(size_t llm, int64_t step) {
                  " (only its ranks can take its state)");
   g->gather_optimizer_state();  // collective over the group (ZeRO chunks; under bp > 1 the FFN parts)
   CheckpointContents c;
-  if (g->mesh.bp_size == 1) {
+  if (g->mesh().bp_size == 1) {
     c = capture(*g, step);
   } else {
     // A block-parallel rank holds its share: the replica's first rank gathers the whole
     // state and hands it to the others, who build from it what they hold (a trial's
     // groups are cut to their shares as they are built).
-    Communicator& ranks = *g->mesh.ranks;
-    const int bp = g->mesh.bp_size, first = g->mesh.dp_rank * bp, me = ranks.rank();
+    Communicator& ranks = *g->mesh().ranks;
+    const int bp = g->mesh().bp_size, first = g->mesh().dp_rank * bp, me = ranks.rank();
     std::vector<int> replica;
     for (int b = 0; b < bp; ++b) replica.push_back(first + b);
     if (me == first) c = capture(*g, step);
     gather_state(ranks, g, replica, me, kStateTag - 4, &c);
     for (int b = 1; b < bp; ++b) {
       if (me == first) send_state(ranks, c, replica[b], kStateTag - 6);
-      if (me == replica[b]) c = recv_state(ranks, first, kStateTag - 6, g->setup.name);
+      if (me == replica[b]) c = recv_state(ranks, first, kStateTag - 6, g->setup().name);
     }
   }
   g->release_optimizer_state();

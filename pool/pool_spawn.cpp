@@ -86,7 +86,7 @@ std::string PoolSpawner::new_name(const std::string& domain) const {
 std::vector<SampleRef> PoolSpawner::heldout_windows(const ModelGroup& main, int64_t step,
                                                     const std::vector<int32_t>& srcs) const {
   std::vector<SampleRef> refs;
-  const auto& sampler = main.reader->sampler();
+  const auto& sampler = main.reader().sampler();
   for (int64_t i = 0; i < pool_.config().recruit.heldout_windows; ++i) {
     refs.push_back(sampler.sample_among(step, kHeldoutIndex + i, srcs));
   }
@@ -96,7 +96,7 @@ std::vector<SampleRef> PoolSpawner::heldout_windows(const ModelGroup& main, int6
 // d's share of the pool's training tokens: rows of d in main's batches over the next
 // interval (at most 64 steps; a pure function of the stream) over the pool's rows.
 double PoolSpawner::domain_share(const ModelGroup& main, int64_t step, const std::vector<int32_t>& srcs) const {
-  const auto& sampler = main.reader->sampler();
+  const auto& sampler = main.reader().sampler();
   const int64_t steps = std::min<int64_t>({pool_.config().recruit.interval, 64, train_.steps - step});
   int64_t rows = 0;
   for (int64_t s = step; s < step + steps; ++s) {
@@ -112,15 +112,15 @@ double PoolSpawner::domain_share(const ModelGroup& main, int64_t step, const std
 PoolSpawner::Candidate PoolSpawner::pick_candidate(int64_t step, ModelGroup& main, const std::vector<double>& dial,
                                                    nlohmann::json& rec) const {
   const PoolConfig& pc = pool_.config();
-  const auto& sources = main.reader->sampler().sources();
+  const auto& sources = main.reader().sampler().sources();
   // Main's tagged domains, started, not owned, whose block recruitment has saturated, main
   // keeping another domain of its own.
   auto mine_at = [&](size_t s) {
-    return sources[s].start_step <= step && pc.owner_at(main.source_domain[s], step) == 0;
+    return sources[s].start_step <= step && pc.owner_at(main.source_domain()[s], step) == 0;
   };
   std::vector<std::string> domains;
   for (size_t s = 0; s < sources.size(); ++s) {
-    const std::string& d = main.source_domain[s];
+    const std::string& d = main.source_domain()[s];
     if (!d.empty() && mine_at(s) && std::find(domains.begin(), domains.end(), d) == domains.end()) domains.push_back(d);
   }
   nlohmann::json considered = nlohmann::json::array();
@@ -130,16 +130,16 @@ PoolSpawner::Candidate PoolSpawner::pick_candidate(int64_t step, ModelGroup& mai
     bool other = false;
     for (size_t s = 0; s < sources.size(); ++s) {
       if (!mine_at(s)) continue;
-      if (main.source_domain[s] == d)
+      if (main.source_domain()[s] == d)
         srcs.push_back(static_cast<int32_t>(s));
       else
         other = true;
     }
     nlohmann::json c = {{"domain", d}};
-    const Recruiter* r = main.recruiter.get();
+    const Recruiter* r = main.recruiter();
     const auto& routes = r ? r->domain_routes() : std::vector<DomainRoute>{};
     const bool routed = std::any_of(routes.begin(), routes.end(), [&](const DomainRoute& x) { return x.domain == d; });
-    const bool free_slot = static_cast<int64_t>(main.model->active_slots().size()) < main.setup.model.k_max;
+    const bool free_slot = static_cast<int64_t>(main.model().active_slots().size()) < main.setup().model.k_max;
     const std::string why =
         spawn_saturation(r != nullptr, r ? r->log() : "", d, routed, free_slot, pc.recruit.block_rejections);
     if (!other) {
@@ -165,14 +165,14 @@ PoolSpawner::SpawnTrial PoolSpawner::run_trial(int64_t step, ModelGroup& main, c
   auto t0 = Clock::now();
   const PoolConfig& pc = pool_.config();
   const PoolRecruitConfig& rc = pc.recruit;
-  const int64_t L = main.setup.model.n_layers;
+  const int64_t L = main.setup().model.n_layers;
   SpawnTrial t;
   t.name = new_name(c.domain);
   PoolConfig with = pc;
   PoolLlmConfig cand{t.name, {c.domain}, "main", step, rc.specialist_batch, true};
   with.llms.push_back(cand);
   GroupSetup cs = pool_.setup_in(with, with.llms.size() - 1);
-  cs.stream_seed = pool_stream_seed(main.setup.seed, t.name + "#trial");
+  cs.stream_seed = pool_stream_seed(main.setup().seed, t.name + "#trial");
   cs.lead = false;  // trial groups are quiet: the round's record says what they did
   GroupSetup ctl = pool_.setup_in(pc, 0);
   ctl.lead = false;
@@ -180,11 +180,11 @@ PoolSpawner::SpawnTrial PoolSpawner::run_trial(int64_t step, ModelGroup& main, c
   auto control = std::make_unique<ModelGroup>(ctl, &state, "main");
   t.specialist = std::make_unique<ModelGroup>(cs, &state, "main");
   t.share = domain_share(main, step, c.srcs);
-  t.context = main.setup.model.context;
+  t.context = main.setup().model.context;
   times_.decision_s += seconds_since(t0);
   t0 = Clock::now();
   for (int64_t k = 0; k < rc.n_try; ++k) {
-    const std::vector<double> dk = train_.dial.at(step + k, L, main.setup.seed);
+    const std::vector<double> dk = train_.dial.at(step + k, L, main.setup().seed);
     const double lr = train_.lr.at(step + k);
     train_step(*control, step + k, dk, lr, false);
     train_step(*t.specialist, step + k, dk, lr, false);
@@ -208,7 +208,7 @@ void PoolSpawner::decide(int64_t step, const Candidate& c, const SpawnTrial& t, 
   const auto llms_after = static_cast<int64_t>(pc.existing_at(step).size()) + 1;
   const double se = mdl_gain_standard_error(t.parent.window_bits, t.spec.window_bits, n_d);
   const MdlDecision m =
-      mdl_decide_spawn(t.parent.mean, t.spec.mean, n_d, documents, llms_after, t.specialist->whole_parameters,
+      mdl_decide_spawn(t.parent.mean, t.spec.mean, n_d, documents, llms_after, t.specialist->whole_parameters(),
                        rc.max_llms, rc.delta, costs, se, rc.confidence_z);
   rec.update({{"domain", c.domain},
               {"name", t.name},
@@ -229,7 +229,7 @@ void PoolSpawner::decide(int64_t step, const Candidate& c, const SpawnTrial& t, 
               {"naming_bits", m.naming_bits},
               {"se_bits", m.se_bits},
               {"z", m.z},
-              {"p_llm", t.specialist->whole_parameters},
+              {"p_llm", t.specialist->whole_parameters()},
               {"cost_bits", m.cost_bits},
               {"delta_bits", m.delta_bits},
               {"j_before", m.j_before},
@@ -239,7 +239,7 @@ void PoolSpawner::decide(int64_t step, const Candidate& c, const SpawnTrial& t, 
 
 nlohmann::json PoolSpawner::decide_on_main(int64_t step, ModelGroup& main, std::unique_ptr<ModelGroup>* tried) {
   auto t0 = Clock::now();
-  const std::vector<double> dial = train_.dial.at(step, main.setup.model.n_layers, main.setup.seed);
+  const std::vector<double> dial = train_.dial.at(step, main.setup().model.n_layers, main.setup().seed);
   nlohmann::json rec = {{"event", "pool_recruitment"}, {"step", step}, {"parent", "main"}};
   const Candidate c = pick_candidate(step, main, dial, rec);
   if (c.domain.empty()) {
@@ -266,7 +266,7 @@ nlohmann::json PoolSpawner::round(int64_t step) {
   std::string mine;
   if (main) {
     const nlohmann::json rec = decide_on_main(step, *main, &trial);
-    if (main->mesh.ranks->rank() == 0) mine = rec.dump();
+    if (main->mesh().ranks->rank() == 0) mine = rec.dump();
   }
   // Main's lead tells the world (the other ranks wait here while the trial runs: what
   // a trial costs the rest of the pool).

@@ -26,7 +26,7 @@ struct RunCheckpointSetup {
 };
 
 // What a checkpoint takes of LLM `llm` of the pool from this rank's group `g`.
-LlmWrite llm_write_of(const ModelGroup& g, const Pool& pool, size_t llm);
+LlmWrite llm_write_of(ModelGroup& g, const Pool& pool, size_t llm);
 
 class RunCheckpoints {
  public:

@@ -33,7 +33,7 @@ Boundary agree_at_boundary(Communicator& world, const RunCheckpoints& checkpoint
   return {f[0], f[1] == 0, std::vector<int64_t>(f + 2, f + 2 + world.size())};
 }
 
-bool leads(const ModelGroup& g) { return g.mesh.ranks->rank() == 0; }
+bool leads(const ModelGroup& g) { return g.mesh().ranks->rank() == 0; }
 
 }  // namespace
 
@@ -41,9 +41,9 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
                    const LoopHooks& hooks) {
   // All groups run in lockstep: the cadence is the run's (every LLM shares it). A copy:
   // a branch step replaces the groups.
-  const TrainConfig tc = pool.local_groups().front()->setup.train;
-  const int64_t L = pool.local_groups().front()->setup.model.n_layers;
-  const uint64_t seed = pool.local_groups().front()->setup.seed;
+  const TrainConfig tc = pool.local_groups().front()->setup().train;
+  const int64_t L = pool.local_groups().front()->setup().model.n_layers;
+  const uint64_t seed = pool.local_groups().front()->setup().seed;
   Communicator& world = *setup.world;
   LoopEnd end;
   PoolSpawner spawner(pool, tc);
@@ -78,10 +78,10 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     const double lr = tc.lr.at(step);
     for (ModelGroup* g : groups) {
       if (step == setup.forced_remap_step) g->remap_for_test(step);
-      g->rules.reload_if_changed();
-      if (g->recruiter && g->recruiter->due(step)) {
+      g->rules().reload_if_changed();
+      if (g->recruiter() && g->recruiter()->due(step)) {
         nlohmann::json rec = g->recruitment_round(step, tc.dial.at(step, L, seed), lr);
-        rec["llm"] = g->setup.name;
+        rec["llm"] = g->setup().name;
         if (leads(*g)) relay.post(rec);
       }
     }
@@ -97,7 +97,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       const StepStats stats = train_step(*g, step, dial, lr, log_step);
       if (step == setup.start_step) {  // start-up is over
         world.set_timeout(setup.timeout_s);
-        g->mesh.set_timeout(setup.timeout_s);
+        g->set_timeout(setup.timeout_s);
       }
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (!hooks.report) continue;

@@ -84,22 +84,22 @@ struct RunEvaluation {
   EvalSet set;
   EvalInputs inputs;
   nlohmann::json run(ModelGroup& g, const PoolConfig& pool, int64_t step) const {
-    const TrainConfig& tc = g.setup.train;
+    const TrainConfig& tc = g.setup().train;
     const EvalSet mine = own_windows(g, pool, step);
     EvalInputs in = inputs;
-    in.token_texts = &g.token_texts;  // the group's own (a branch step replaces the groups)
-    const EvalMetrics m =
-        evaluate(*g.model, mine, eval_dial(tc, step, g.setup.model.n_layers, g.setup.seed), &g.rules.active(), in);
+    in.token_texts = &g.token_texts();  // the group's own (a branch step replaces the groups)
+    const EvalMetrics m = evaluate(g.model(), mine, eval_dial(tc, step, g.setup().model.n_layers, g.setup().seed),
+                                   &g.rules().active(), in);
     auto j = eval_metrics_json(m);
     j["event"] = "eval";
     j["step"] = step;
-    j["llm"] = g.setup.name;
+    j["llm"] = g.setup().name;
     j["windows"] = mine.tokens.size(0);
     return j;
   }
   EvalSet own_windows(const ModelGroup& g, const PoolConfig& pool, int64_t step) const {
     if (!pool.declared) return set;
-    const int me = pool.index(g.setup.name);
+    const int me = pool.index(g.setup().name);
     std::vector<int64_t> rows;
     for (size_t r = 0; r < set.domains.size(); ++r) {
       if (pool.owner_at(set.domains[r], step) == me) rows.push_back(static_cast<int64_t>(r));
@@ -114,9 +114,9 @@ struct RunEvaluation {
 
 RunEvaluation run_evaluation(const TrainPlan& p, const ModelGroup& g, bool lead) {
   RunEvaluation e;
-  for (const auto& t : g.token_texts) e.inputs.token_bytes.push_back(static_cast<int64_t>(t.size()));
-  e.inputs.pad_id = g.tokenizer->pad_id();
-  e.inputs.device = g.setup.device;
+  for (const auto& t : g.token_texts()) e.inputs.token_bytes.push_back(static_cast<int64_t>(t.size()));
+  e.inputs.pad_id = g.tokenizer().pad_id();
+  e.inputs.device = g.setup().device;
   e.inputs.batch = p.train.micro_batch;
   try {
     e.set = eval_set_load(p.data, p.model.context, p.train.eval_windows);
@@ -140,8 +140,8 @@ class StepReporter {
   }
   nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
                         double lr, double ms, bool log_step) {
-    const TrainConfig& tc = g.setup.train;
-    const double tok_s = tc.global_batch * g.setup.model.context / (ms / 1000.0);  // over the group's ranks
+    const TrainConfig& tc = g.setup().train;
+    const double tok_s = tc.global_batch * g.setup().model.context / (ms / 1000.0);  // over the group's ranks
     const double bits = s.ce / std::log(2.0);
     if (!pool_.declared) {
       progress_.update(
@@ -149,7 +149,7 @@ class StepReporter {
                       "lr {:.2e}  {:.0f} tok/s",
                       step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
     } else {
-      const int me = pool_.index(g.setup.name);
+      const int me = pool_.index(g.setup().name);
       bits_.resize(pool_.llms.size(), -1.0);
       bits_[me] = bits;
       std::string llms;
@@ -164,7 +164,7 @@ class StepReporter {
     const bool shares = g.traces_steps();  // null where training steps keep no traces
     return {{"event", "step"},
             {"step", step},
-            {"llm", g.setup.name},
+            {"llm", g.setup().name},
             {"loss", s.loss},
             {"ce_nats", s.ce},
             {"bits_per_token", bits},
@@ -172,7 +172,7 @@ class StepReporter {
             {"omega", s.omega},
             {"mutual_info_bits", s.mutual_info},
             {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
-            {"active_blocks", g.model->active_slots().size()},
+            {"active_blocks", g.model().active_slots().size()},
             {"grad_norm", s.grad_norm},
             {"lr", lr},
             {"tokens_per_s", tok_s},
@@ -189,15 +189,15 @@ class StepReporter {
 // Overhead of recruitment (probing, candidates, decisions, restores) against the run's
 // wall time; the trials' steps are training and are reported apart.
 nlohmann::json recruitment_time_record(const ModelGroup& g, double wall) {
-  const auto& rt = g.recruiter->times();
+  const auto& rt = g.recruiter()->times();
   const double overhead = rt.statistics + rt.decision + rt.restore;
   spdlog::info(
       "recruitment time{}: statistics {:.2f} s, decisions {:.2f} s, restores {:.2f} s = {:.2f}% of {:.1f} s; "
       "trials {:.2f} s ({:.1f}%)",
-      g.setup.name == "main" ? "" : " of " + g.setup.name, rt.statistics, rt.decision, rt.restore,
+      g.setup().name == "main" ? "" : " of " + g.setup().name, rt.statistics, rt.decision, rt.restore,
       100 * overhead / wall, wall, rt.trial, 100 * rt.trial / wall);
   return {{"event", "recruitment_time"},
-          {"llm", g.setup.name},
+          {"llm", g.setup().name},
           {"statistics_s", rt.statistics},
           {"decision_s", rt.decision},
           {"restore_s", rt.restore},
@@ -337,7 +337,7 @@ void post_memory(RecordRelay& relay, Pool& pool, const Communicator& world) {
     const ModelGroup::Memory m = g->memory();
     nlohmann::json rec = {{"event", "memory"},
                           {"rank", world.rank()},
-                          {"llm", g->setup.name},
+                          {"llm", g->setup().name},
                           {"parameter_bytes", m.parameters},
                           {"gradient_bytes", m.gradients},
                           {"optimizer_bytes", m.optimizer},
@@ -349,7 +349,7 @@ void post_memory(RecordRelay& relay, Pool& pool, const Communicator& world) {
     spdlog::info(
         "memory of LLM '{}' on this rank: parameters {:.2f} MB, gradients {:.2f} MB, optimizer {:.2f} MB; "
         "process RSS {:.1f} MB, peak {:.1f} MB",
-        g->setup.name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
+        g->setup().name, m.parameters / 1e6, m.gradients / 1e6, m.optimizer / 1e6, pm.rss_bytes / 1e6,
         pm.peak_rss_bytes / 1e6);
   }
 }
@@ -427,13 +427,13 @@ TrainSummary train_run(const TrainPlan& p) {
   post_memory(relay, pool, *world);  // before the final evaluation and checkpoint add their own
   for (ModelGroup* g : pool.local_groups()) g->assemble_on_lead();  // before the leads evaluate
   for (ModelGroup* g : pool.local_groups()) {
-    if (g->mesh.ranks->rank() != 0) continue;
+    if (g->mesh().ranks->rank() != 0) continue;
     if (evaluation.available) relay.post(evaluation.run(*g, pc, tc.steps));
   }
   checkpoints.save(pool, tc.steps, false);
   summary.checkpoint = checkpoints.last_dir();
   for (ModelGroup* g : pool.local_groups()) {
-    if (g->recruiter && g->mesh.ranks->rank() == 0) relay.post(recruitment_time_record(*g, seconds_since(t_start)));
+    if (g->recruiter() && g->mesh().ranks->rank() == 0) relay.post(recruitment_time_record(*g, seconds_since(t_start)));
   }
   if (pc.recruit.enabled) relay.post(spawn_time_record(end.spawn, world->rank(), seconds_since(t_start), lead));
   relay.flush("end of training");

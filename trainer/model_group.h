@@ -61,7 +61,8 @@ struct GroupSetup {
   bool lead = false;  // this rank logs for the group
 };
 
-struct ModelGroup {
+class ModelGroup {
+ public:
   // Builds everything and loads `resumed` (may be null): model, then optimizer state, of
   // the checkpoint's LLM `source` (default: this LLM; a branch loads its parent's).
   ModelGroup(const GroupSetup& setup, const CheckpointContents* resumed, const std::string& source = "");
@@ -81,39 +82,47 @@ struct ModelGroup {
   TrialSetup trial_setup() const;
   // A recruitment round (collective over the group); applies its block changes.
   nlohmann::json recruitment_round(int64_t step, const std::vector<double>& dial, double lr);
+  // The timeout of every communicator of the group (start-up is over: the steady one).
+  void set_timeout(double seconds) { mesh_.set_timeout(seconds); }
   // Test hook (LOCALIST_TEST_REMAP_STEP): every block moves to the next bp rank.
   void remap_for_test(int64_t step);
 
-  GroupSetup setup;
-  GroupMesh mesh;
-  bool bf16 = false;
-  int64_t accum = 1;                   // micro-batches of this rank per step (the last may be short)
-  int64_t row_begin = 0, row_end = 0;  // this rank's rows [begin, end) of the global batch
-  std::unique_ptr<BatchReader> reader;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::vector<std::string> token_texts;    // each id's bytes
-  std::vector<std::string> source_domain;  // per training source
-  std::string tokenizer_file;              // copied into checkpoints ("" for byte tokenizers)
-  std::shared_ptr<LocalistModel> model;
-  int64_t whole_parameters = 0;  // the whole model's parameter count (model->parameter_count(): this rank's share)
-  std::unique_ptr<torch::optim::AdamW> optimizer;
-  // torch's AdamW's parameters, decay then no-decay (its order): all of them; under ZeRO
-  // the block (and bp > 1: FFN) tensors when dp = 1, none when dp > 1.
-  std::vector<at::Tensor> adamw_params;
-  // bp > 1: the replicated parameters, whose gradients are partial per rank of the
-  // replica (each rank's positions; the router: each rank's blocks) and are summed over
-  // it after backward.
-  std::vector<at::Tensor> replica_summed;
-  // Each parameter's AdamW moments: torch's, or (under zero_split, between
-  // open_split_moments and close_split_moments: a recruitment round, a test remap) the
-  // split tensors' whole moments gathered from the ZeRO chunks, written back on close.
-  MomentsOf moments;
-  std::unique_ptr<BlockParallel> blocks;    // bp > 1 only
-  std::unique_ptr<GradientSync> grad_sync;  // dp > 1 only (under ZeRO: the block tensors only)
-  std::unique_ptr<ZeroAdamW> zero;          // distributed.zero 1 on several ranks: the replicated parameters
-  // distributed.zero 1 with dp > 1: the split tensors (blocks; FFN under bp > 1),
-  // sharded over the ranks that hold the same share (mesh.dp).
-  std::unique_ptr<ZeroAdamW> zero_split;
+  // What the group holds, read by the train step, the loop, the pool and checkpoints;
+  // the group builds and owns all of it (the optional parts: null where absent).
+  const GroupSetup& setup() const { return setup_; }
+  const GroupMesh& mesh() const { return mesh_; }
+  bool bf16() const { return bf16_; }
+  int64_t accum() const { return accum_; }          // micro-batches of this rank per step (the last may be short)
+  int64_t row_begin() const { return row_begin_; }  // this rank's rows [begin, end) of the global batch
+  int64_t row_end() const { return row_end_; }
+  BatchReader& reader() { return *reader_; }
+  const BatchReader& reader() const { return *reader_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const std::vector<std::string>& token_texts() const { return token_texts_; }      // each id's bytes
+  const std::vector<std::string>& source_domain() const { return source_domain_; }  // per training source
+  const std::string& tokenizer_file() const { return tokenizer_file_; }  // copied into checkpoints ("": byte)
+  LocalistModel& model() { return *model_; }
+  const LocalistModel& model() const { return *model_; }
+  const std::shared_ptr<LocalistModel>& shared_model() const { return model_; }
+  int64_t whole_parameters() const { return whole_parameters_; }  // model().parameter_count(): this rank's share
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const torch::optim::AdamW& optimizer() const { return *optimizer_; }
+  const std::vector<at::Tensor>& adamw_params() const { return adamw_params_; }
+  const std::vector<at::Tensor>& replica_summed() const { return replica_summed_; }
+  const MomentsOf& moments() const { return moments_; }
+  BlockParallel* blocks() { return blocks_.get(); }
+  const BlockParallel* blocks() const { return blocks_.get(); }
+  GradientSync* grad_sync() { return grad_sync_.get(); }
+  const GradientSync* grad_sync() const { return grad_sync_.get(); }
+  ZeroAdamW* zero() { return zero_.get(); }
+  const ZeroAdamW* zero() const { return zero_.get(); }
+  ZeroAdamW* zero_split() { return zero_split_.get(); }
+  const ZeroAdamW* zero_split() const { return zero_split_.get(); }
+  Recruiter* recruiter() { return recruiter_.get(); }
+  const Recruiter* recruiter() const { return recruiter_.get(); }
+  GroupRules& rules() { return rules_; }
+  const GroupRules& rules() const { return rules_; }
+
   // bp > 1: each rank holds only its share of the block and FFN tensors (recruitment
   // rounds run on the shares too); release_assembled (local) goes back to the share after
   // an evaluation's assembly: every train step, recruitment round and
@@ -135,7 +144,7 @@ struct ModelGroup {
   // Whether logged training steps trace a micro-batch (the largest-block-share statistic):
   // not under bp > 1 (traces need every block on one rank) nor under activation
   // checkpointing (a trace keeps every layer's attention, the peak it exists to avoid).
-  bool traces_steps() const { return !blocks && !setup.train.activation_checkpointing; }
+  bool traces_steps() const { return !blocks_ && !setup_.train.activation_checkpointing; }
   // What this rank holds for the group, counted from tensor sizes: parameters, gradients,
   // optimizer moments (torch's AdamW and ZeRO's chunk), and the block tensors' part.
   // sync_buffers: the gradient sync's flat bucket buffers (dp > 1) and ZeRO's flat
@@ -144,10 +153,40 @@ struct ModelGroup {
     int64_t parameters = 0, gradients = 0, optimizer = 0, sync_buffers = 0;
   };
   Memory memory() const;
-  std::unique_ptr<Recruiter> recruiter;  // recruitment.enabled only
-  GroupRules rules;
 
  private:
+  GroupSetup setup_;
+  GroupMesh mesh_;
+  bool bf16_ = false;
+  int64_t accum_ = 1;                    // micro-batches of this rank per step (the last may be short)
+  int64_t row_begin_ = 0, row_end_ = 0;  // this rank's rows [begin, end) of the global batch
+  std::unique_ptr<BatchReader> reader_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<std::string> token_texts_;    // each id's bytes
+  std::vector<std::string> source_domain_;  // per training source
+  std::string tokenizer_file_;              // copied into checkpoints ("" for byte tokenizers)
+  std::shared_ptr<LocalistModel> model_;
+  int64_t whole_parameters_ = 0;  // the whole model's parameter count (model->parameter_count(): this rank's share)
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  // torch's AdamW's parameters, decay then no-decay (its order): all of them; under ZeRO
+  // the block (and bp > 1: FFN) tensors when dp = 1, none when dp > 1.
+  std::vector<at::Tensor> adamw_params_;
+  // bp > 1: the replicated parameters, whose gradients are partial per rank of the
+  // replica (each rank's positions; the router: each rank's blocks) and are summed over
+  // it after backward.
+  std::vector<at::Tensor> replica_summed_;
+  // Each parameter's AdamW moments: torch's, or (under zero_split_, between
+  // open_split_moments and close_split_moments: a recruitment round, a test remap) the
+  // split tensors' whole moments gathered from the ZeRO chunks, written back on close.
+  MomentsOf moments_;
+  std::unique_ptr<BlockParallel> blocks_;    // bp > 1 only
+  std::unique_ptr<GradientSync> grad_sync_;  // dp > 1 only (under ZeRO: the block tensors only)
+  std::unique_ptr<ZeroAdamW> zero_;          // distributed.zero 1 on several ranks: the replicated parameters
+  // distributed.zero 1 with dp > 1: the split tensors (blocks; FFN under bp > 1),
+  // sharded over the ranks that hold the same share (mesh.dp).
+  std::unique_ptr<ZeroAdamW> zero_split_;
+  std::unique_ptr<Recruiter> recruiter_;  // recruitment.enabled only
+  GroupRules rules_;
   void reader_rows(int64_t global_batch);
   // The constructor's steps: the data stream and tokenizer; the model (cut to this rank's
   // share under bp > 1, then loaded from `from`); the block recruiter.
