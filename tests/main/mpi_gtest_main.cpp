@@ -7,7 +7,7 @@
 
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
-#include "tests/mpi/mpi_gtest_main.h"
+#include "tests/main/mpi_gtest_main.h"
 
 namespace localist::test {
 namespace {

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "parallel/grad_sync.h"
-#include "tests/mpi/mpi_gtest_main.h"
+#include "tests/main/mpi_gtest_main.h"
 
 using namespace localist;
 

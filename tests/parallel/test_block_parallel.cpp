@@ -15,7 +15,7 @@
 #include "parallel/block_parallel.h"
 #include "parallel/block_slots.h"
 #include "tests/block_parallel_util.h"
-#include "tests/mpi/mpi_gtest_main.h"
+#include "tests/main/mpi_gtest_main.h"
 
 using namespace localist;
 

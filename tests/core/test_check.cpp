@@ -31,7 +31,7 @@ TEST(Check, ABrokenInvariantIsAnInternalErrorWithItsSite) {
     FAIL() << "a broken invariant must not read as a user error";
   } catch (const InternalError& e) {
     const std::string m = e.what();
-    EXPECT_EQ(m, "check failed at unit/test_check.cpp:" + std::to_string(line) +
+    EXPECT_EQ(m, "check failed at core/test_check.cpp:" + std::to_string(line) +
                      " (rows < 2): block map: 3 rows for 1.5 blocks; this is a localist bug");
   }
 }

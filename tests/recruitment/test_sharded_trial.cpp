@@ -20,7 +20,7 @@
 #include "parallel/block_parallel.h"
 #include "parallel/block_slots.h"
 #include "recruitment/trial.h"
-#include "tests/mpi/mpi_gtest_main.h"
+#include "tests/main/mpi_gtest_main.h"
 #include "tests/test_util.h"
 #include "trainer/model_group.h"
 
