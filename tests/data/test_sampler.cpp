@@ -7,6 +7,7 @@
 
 #include <map>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "data/batch_reader.h"
 #include "data/byte_tokenizer.h"
@@ -92,7 +93,7 @@ TEST(Sampler, SampleAmongKeepsToTheAllowedSources) {
   }
   EXPECT_NEAR(static_cast<double>(count[1]) / 4000, 0.75, 0.03);  // weights 3 : 1
   for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(s.sample_among(7, i, {}), s.sample(7, i));
-  EXPECT_THROW(s.sample_among(10, 0, {2}), Error);  // "late" starts at step 50
+  EXPECT_THROW(s.sample_among(10, 0, {2}), InternalError);  // "late" starts at step 50: a caller's bug
 }
 
 TEST(BatchReader, WindowsAreStretchesOfTheSourceText) {

@@ -228,9 +228,11 @@ TEST(FusedAttention, SameBitsAtAnyThreadCount) {
   for (size_t i = 0; i < one.grads.size(); ++i)
     EXPECT_TRUE(at::equal(one.grads[i], three.grads[i])) << "gradient " << i;
   // The trainer's setting, one LibTorch thread and the BLAS on three: the kernels take
-  // three threads of their own (OpenBLAS single-threaded meanwhile). Outputs keep their
-  // bits; gradients differ only where OpenBLAS's own threads change the last bits of a
-  // large product outside the kernels (the unfused path's do too).
+  // three threads of their own (OpenBLAS single-threaded meanwhile). Ω, computed inside
+  // the kernel, keeps its bits; the layer's output and gradients differ only where
+  // OpenBLAS's own threads change the last bits of a product outside the kernels (the
+  // unfused path's do too): on an AMD EPYC with Debian's OpenBLAS 0.3.21 the output
+  // projection's three-thread product does.
   const int blas_before = blas_threads();
   at::set_num_threads(1);
   if (!set_blas_threads(3)) GTEST_SKIP() << "the BLAS is not OpenBLAS";
@@ -239,7 +241,7 @@ TEST(FusedAttention, SameBitsAtAnyThreadCount) {
   EXPECT_EQ(blas_threads(), 3) << "restored after each kernel";
   set_blas_threads(blas_before);
   at::set_num_threads(before);
-  EXPECT_TRUE(at::equal(one.y, blas3.y));
+  EXPECT_LE(scaled_diff(blas3.y, one.y), 1e-6) << "output (BLAS threads)";
   EXPECT_TRUE(at::equal(one.omega, blas3.omega));
   for (size_t i = 0; i < one.grads.size(); ++i)
     EXPECT_LE(scaled_diff(blas3.grads[i], one.grads[i]), 1e-6) << "gradient " << i << " (BLAS threads)";

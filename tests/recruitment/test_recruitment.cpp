@@ -9,6 +9,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/mix64.h"
 #include "recruitment/candidates.h"
@@ -58,8 +59,8 @@ TEST(Mdl, DecisionsUseTheGainsConfidenceBound) {
   const double n = 1000;
   const double se = mdl_gain_standard_error(before, after, n);
   EXPECT_NEAR(se, std::sqrt(0.05 / 3.0) / 2.0 * n, 1e-9);
-  EXPECT_DOUBLE_EQ(mdl_gain_standard_error({3.0}, {2.0}, n), 0.0);  // one window: no spread to measure
-  EXPECT_THROW(mdl_gain_standard_error({1, 2}, {1}, n), Error);
+  EXPECT_DOUBLE_EQ(mdl_gain_standard_error({3.0}, {2.0}, n), 0.0);       // one window: no spread to measure
+  EXPECT_THROW(mdl_gain_standard_error({1, 2}, {1}, n), InternalError);  // a caller's bug
   const int64_t p = 10, k = 8;
   const double c = 0.5 * p * std::log2(n) + 3;  // c_blk
   const double g = 0.25 * n;                    // 250 bits, c ≈ 52.8: a margin of ≈ 197 bits
