@@ -3,9 +3,11 @@
 // the library at run time fails with a one-line error that names the file (or the first
 // missing symbol) and says what to do; the data plane for CPU tensors is the control
 // plane itself, and for CUDA tensors on several ranks a missing NCCL is reported before
-// any CUDA call. (The collectives themselves are tested by the gpu suite.)
+// any CUDA call; the CUDA toolkit's libnccl.so.2, where the build found nccl.h, loads and
+// makes a unique id without a GPU or driver. (The collectives are tested by the gpu suite.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "comm/in_process_group.h"
@@ -20,6 +22,27 @@ TEST(NcclLibrary, AMissingFileIsNamedWithAHint) {
   EXPECT_NE(load.error.find("NCCL could not be loaded from '/nonexistent/libnccl.so.2'"), std::string::npos)
       << load.error;
   EXPECT_NE(load.error.find("LOCALIST_NCCL_LIBRARY="), std::string::npos) << load.error;
+}
+
+// Where the build found nccl.h (LOCALIST_TEST_NCCL_TOOLKIT) its library must load; elsewhere
+// the test runs when some libnccl.so.2 is on the loader's path.
+TEST(NcclLibrary, TheLibraryLoadsAndMakesAUniqueIdWithoutAGpu) {
+  const NcclLoad load = nccl_library_load("libnccl.so.2");
+#ifndef LOCALIST_TEST_NCCL_TOOLKIT
+  if (!load.library) GTEST_SKIP() << "no libnccl.so.2 on this machine: " << load.error;
+#endif
+  ASSERT_NE(load.library, nullptr) << load.error;
+  const NcclLibrary& nccl = *load.library;
+  int version = 0;
+  ASSERT_EQ(nccl.GetVersion(&version), ncclSuccess);
+  EXPECT_EQ(version, nccl.version);
+  EXPECT_GE(version, 21000) << "localist needs NCCL >= 2.10";
+  ncclUniqueId a{}, b{};
+  ASSERT_EQ(nccl.GetUniqueId(&a), ncclSuccess) << nccl.GetErrorString(nccl.GetUniqueId(&a));
+  ASSERT_EQ(nccl.GetUniqueId(&b), ncclSuccess);
+  EXPECT_TRUE(std::any_of(a.internal, a.internal + sizeof(a.internal), [](char c) { return c != 0; }));
+  EXPECT_FALSE(std::equal(a.internal, a.internal + sizeof(a.internal), b.internal)) << "two ids, the same bytes";
+  std::printf("NCCL %d from %s: unique id made without a GPU\n", version, nccl.path.c_str());
 }
 
 TEST(NcclLibrary, ALibraryWithoutNcclsSymbolsIsRefused) {
