@@ -106,9 +106,12 @@ std::vector<size_t> split_documents(const std::string& text, const std::string& 
 TextSource text_source_read(const std::string& path, const std::string& split_mode) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    throw Error(path +
-                ": source file not found (check data.sources[].path; relative paths are "
-                "taken from the directory you run localist in)");
+    // The bundled pool configs read corpora that a script makes (not committed).
+    const bool generated = path.find("corpora/generated/") != std::string::npos;
+    throw Error(
+        path + ": source file not found (check data.sources[].path; relative paths are taken from the " +
+        "directory you run localist in" +
+        (generated ? "; corpora/generated/ is made by tools/pool_corpora.sh, which tools/setup.sh runs)" : ")"));
   }
   if (!S_ISREG(st.st_mode)) throw Error(path + ": source is not a regular file");
   TextSource src;

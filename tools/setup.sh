@@ -69,3 +69,8 @@ if [ "$current" != "$openblas" ]; then
 else
   log "BLAS: $current"
 fi
+
+# The pool configs' corpora (German fortunes, Shakespeare split for held-out text) are
+# made, not committed: make them here so `localist prepare configs/pool.yaml` works.
+bash "$(dirname "$0")/pool_corpora.sh" >/dev/null && log "pool corpora: corpora/generated/"
+

@@ -108,6 +108,9 @@ TEST(TextSource, ErrorsAreOneLineAndSayWhere) {
   };
   const std::string missing = message(dir / "nope.txt");
   EXPECT_NE(missing.find("nope.txt: source file not found"), std::string::npos) << missing;
+  EXPECT_EQ(missing.find("pool_corpora"), std::string::npos) << missing;
+  const std::string generated = message(dir / "corpora/generated/german-train.txt");
+  EXPECT_NE(generated.find("corpora/generated/ is made by tools/pool_corpora.sh"), std::string::npos) << generated;
   test::write_text(dir / "empty.txt", "");
   EXPECT_NE(message(dir / "empty.txt").find("empty.txt: source file is empty"), std::string::npos);
   test::write_text(dir / "latin1.txt", "line one\nline two caf\xE9\n");
