@@ -31,12 +31,7 @@ class Block(nn.Module):
     def forward(self, x):
         B, T, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if hasattr(F, "scaled_dot_product_attention"):
-            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:  # torch 1.x (Debian's python3-torch): the explicit causal softmax
-            s = (q @ k.transpose(-2, -1)) / (d // self.heads) ** 0.5
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            att = s.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.out(att.transpose(1, 2).reshape(B, T, d))
         return x + self.proj(F.gelu(self.fc(self.ln2(x))))
 

@@ -54,6 +54,7 @@ std::string env_or(const char* name, const char* fallback) {
 const at::Device kDevice(env_or("LOCALIST_BENCH_DEVICE", "cpu"));
 const bool kBf16 = env_or("LOCALIST_BENCH_BF16", "0") == "1" && kDevice.is_cuda();
 const bool kUnfused = env_or("LOCALIST_BENCH_UNFUSED", "0") == "1";
+const bool kSdpa = env_or("LOCALIST_ATTENTION", "") == "sdpa";  // the SDPA path on any device
 
 double peak_rss_mb() {
   rusage u{};
@@ -117,11 +118,11 @@ void run(double dial, int steps, int warmup, bool penalties) {
     o.penalties = penalties && dial > 0;  // as the trainer: λ = 0 gives the penalties zero weight
     o.fused = !kUnfused;
     if (kBf16) {
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
     }
     const auto r = model.forward(x, o);
-    if (kBf16) at::autocast::set_enabled(false);
+    if (kBf16) at::autocast::set_autocast_enabled(at::kCUDA, false);
     auto loss = at::cross_entropy_loss(r.logits.to(at::kFloat).reshape({-1, V}), y.reshape({-1}));
     for (size_t l = 0; l < r.omega.size(); ++l) loss = loss + dial * (0.01 * r.omega[l] - 0.1 * r.mutual_info[l]) / 4.0;
     const double f = ms_since(t0);
@@ -139,10 +140,13 @@ void run(double dial, int steps, int warmup, bool penalties) {
   std::printf(
       "localist-cpp%s dial=%.1f%s ms/step %.1f (forward %.1f, backward %.1f, optimizer %.1f) tokens/s %.0f params %lld"
       " device %s%s batch %lld context %lld vocab %lld peak_rss_mb %.0f peak_gpu_mb %.0f\n",
-      kUnfused ? "-unfused" : "", dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps,
-      optm / steps, B * T / (total / 1000.0), static_cast<long long>(model.parameter_count()), kDevice.str().c_str(),
-      kBf16 ? " bf16" : "", static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(V),
-      peak_rss_mb(), peak_cuda_mb(false));
+      kUnfused ? "-unfused"
+      : kSdpa  ? "-sdpa"
+               : "",
+      dial, penalties ? "" : " (no penalties)", total, fwd / steps, bwd / steps, optm / steps, B * T / (total / 1000.0),
+      static_cast<long long>(model.parameter_count()), kDevice.str().c_str(), kBf16 ? " bf16" : "",
+      static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(V), peak_rss_mb(),
+      peak_cuda_mb(false));
 }
 
 }  // namespace

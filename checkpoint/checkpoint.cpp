@@ -358,7 +358,7 @@ void checkpoint_load_optimizer(const CheckpointContents& c, LocalistModel& model
     st->step(step);
     st->exp_avg(m1.to(p.device()).clone());
     st->exp_avg_sq(m2.to(p.device()).clone());
-    optimizer.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+    optimizer.state()[static_cast<void*>(p.unsafeGetTensorImpl())] = std::move(st);
   };
   std::vector<std::map<const void*, FullMoments>> kept(others.size());
   // Into the first other optimizer that keeps p; else torch's AdamW.

@@ -62,7 +62,7 @@ void checkpoint_block_assign(const at::Tensor& w, const at::Tensor& b, const at:
 }
 
 torch::optim::AdamWParamState* checkpoint_adam_state(torch::optim::AdamW& opt, const at::Tensor& p) {
-  const auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  const auto it = opt.state().find(static_cast<void*>(p.unsafeGetTensorImpl()));
   return it == opt.state().end() ? nullptr : static_cast<torch::optim::AdamWParamState*>(it->second.get());
 }
 

@@ -8,8 +8,11 @@ include(GNUInstallDirs)
 set(LOCALIST_SHARE ${CMAKE_INSTALL_DATADIR}/localist)
 set(LOCALIST_DOC ${CMAKE_INSTALL_DOCDIR})
 
-# Libraries found outside the system's directories (a user's CUDA LibTorch) stay found.
-set_target_properties(localist localist-spm PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
+# Libraries found outside the system's directories stay found. LibTorch's folder is named
+# explicitly: CMake leaves out link folders inside the project, and the venv is one.
+get_filename_component(LOCALIST_TORCH_LIB_DIR "${TORCH_LIBRARY}" DIRECTORY)
+set_target_properties(localist localist-spm PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE
+                      INSTALL_RPATH "${LOCALIST_TORCH_LIB_DIR}")
 install(TARGETS localist RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS localist-spm RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/localist)
 install(PROGRAMS launch/mpirun.sh DESTINATION ${CMAKE_INSTALL_BINDIR} RENAME localist-mpirun)
@@ -41,7 +44,8 @@ install(CODE "
 ")
 
 # The Debian package: runtime libraries from dpkg-shlibdeps, plus what is called, not
-# linked (mpirun, a fast BLAS for LibTorch).
+# linked (mpirun). LibTorch is no Debian package: it stays where the build found it (the
+# binary's RUNPATH names it; docs/install.md), so dpkg-shlibdeps is told it is private.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME localist)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -53,11 +57,13 @@ set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "openmpi-bin, libopenblas0-pthread | libblas3")
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${LOCALIST_TORCH_LIB_DIR}")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "openmpi-bin")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3-h5py")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "slurm-wlm")
 set(CPACK_PACKAGE_DESCRIPTION "localist trains transformer language models whose representations move from localist
 (semantic blocks, attention inside the relevant block, checkable rules) to distributed by one number, the locality
 dial, and grows capacity while training (recruited blocks, specialist LLMs). MPI-launched (mpirun or Slurm), HDF5
-checkpoints, YAML configs.")
+checkpoints, YAML configs. Needs LibTorch ${Torch_VERSION} where it was built against: ${LOCALIST_TORCH_LIB_DIR}
+(or on LD_LIBRARY_PATH).")
 include(CPack)

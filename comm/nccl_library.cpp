@@ -3,7 +3,9 @@
 #include "comm/nccl_library.h"
 
 #include <dlfcn.h>
+#include <link.h>
 
+#include <climits>
 #include <cstdlib>
 
 namespace localist {
@@ -20,6 +22,14 @@ bool bind(void* handle, const char* symbol, F* out, std::string* error) {
   return *out != nullptr;
 }
 
+// The file the loader chose for `name` (a bare soname resolves through ld.so.cache).
+std::string loaded_file(void* handle, const std::string& name) {
+  struct link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || !map || !map->l_name || !*map->l_name) return name;
+  char resolved[PATH_MAX];
+  return realpath(map->l_name, resolved) ? resolved : map->l_name;
+}
+
 }  // namespace
 
 NcclLoad nccl_library_load(const std::string& name) {
@@ -31,7 +41,7 @@ NcclLoad nccl_library_load(const std::string& name) {
     return out;
   }
   auto* lib = new NcclLibrary();  // lives as long as the process (the handle is never closed)
-  lib->path = name;
+  lib->path = loaded_file(handle, name);
   std::string missing;
   bind(handle, "ncclGetVersion", &lib->GetVersion, &missing);
   bind(handle, "ncclGetUniqueId", &lib->GetUniqueId, &missing);

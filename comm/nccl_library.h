@@ -32,8 +32,8 @@ enum ncclDataType_t {
 using cudaStream_t = struct CUstream_st*;
 
 struct NcclLibrary {
-  std::string path;
-  int version = 0;  // e.g. 21903 for 2.19.3
+  std::string path;  // the file the loader chose (resolved), not just the name asked for
+  int version = 0;   // e.g. 21903 for 2.19.3
   int (*GetVersion)(int*) = nullptr;
   int (*GetUniqueId)(ncclUniqueId*) = nullptr;
   int (*CommInitRank)(ncclComm_t*, int, ncclUniqueId, int) = nullptr;

@@ -80,16 +80,23 @@ int run_info() {
       nccl.library ? fmt::format("{}.{}.{} loaded from {}", nccl.library->version / 10000,
                                  nccl.library->version / 100 % 100, nccl.library->version % 100, nccl.library->path)
                    : "not loaded (CUDA tensors on several ranks need it): " + nccl.error;
+  const std::string cuda_text =
+      t.compiled_cuda.empty()
+          ? std::string("not compiled in (a CPU-only LibTorch)")
+          : fmt::format("LibTorch compiled with CUDA {} (cuDNN {}), localist's CUDA paths {}; {}", t.compiled_cuda,
+                        t.compiled_cudnn.empty() ? "none" : t.compiled_cudnn, built_cuda ? "built" : "not built",
+                        t.cuda_devices > 0 ? fmt::format("{} CUDA device(s) visible", t.cuda_devices)
+                                           : std::string("no CUDA device visible"));
   std::cout << fmt::format(
-      "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {}{}{}\n"
+      "localist {} (commit {})\n  LibTorch        {} ({} intra-op threads)\n  BLAS            {} in {}{}{}\n"
       "  CPU kernels     fused attention and FFN, {} build\n"
-      "  CUDA            built {}, {} device(s) visible\n  NCCL            {}\n"
+      "  CUDA            {}\n  NCCL            {}\n"
       "  launcher        {} (rank {} of {}, local rank {} of {})\n",
-      build_version(), build_commit(), t.torch_version, t.intra_op_threads,
-      t.blas_library.empty() ? "not loaded" : t.blas_library,
-      t.blas_is_reference ? "  <- reference BLAS: slow, run tools/setup.sh" : "", blas_spin_text(),
-      fused_attention_capability(), built_cuda ? "yes" : "no", t.cuda_devices, nccl_text, env.launcher, env.rank,
-      env.world_size, env.local_rank, env.local_size);
+      build_version(), build_commit(), t.torch_version, t.intra_op_threads, t.blas.empty() ? "BLAS" : t.blas,
+      t.blas_library.empty() ? "an unknown library" : t.blas_library,
+      t.blas_is_reference ? "  <- reference BLAS: slow, see docs/install.md" : "", blas_spin_text(),
+      fused_attention_capability(), cuda_text, nccl_text, env.launcher, env.rank, env.world_size, env.local_rank,
+      env.local_size);
   return kExitOk;
 }
 

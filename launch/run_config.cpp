@@ -200,7 +200,7 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.rules = m.get_string("rules", t.rules);
   t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
   t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
-  t.threads = m.get_int("threads", t.threads, 1, 1024);
+  t.threads = m.get_int("threads", t.threads, 0, 1024);
   t.dial = parse_dial(m);
   m.finish();
 }

@@ -31,8 +31,8 @@ void warn_if_slow_blas() {
   const TorchRuntimeInfo info = torch_runtime_info();
   if (info.blas_is_reference) {
     spdlog::warn(
-        "LibTorch is using the reference BLAS ({}), ~37x slower than OpenBLAS; run tools/setup.sh "
-        "(or update-alternatives --set libblas.so.3-x86_64-linux-gnu <openblas>)",
+        "the fused kernels call the reference BLAS ({}), ~37x slower than MKL or OpenBLAS; build against "
+        "the LibTorch 2.11 wheel (tools/setup.sh), whose libtorch_cpu provides MKL (docs/install.md)",
         info.blas_library);
   }
 }
@@ -110,12 +110,14 @@ int train(const TrainArgs& a, const RunConfig& cfg, const std::string& effective
           int rank, std::shared_ptr<Communicator>& world_comm) {
   TrainPlan plan = train_plan(cfg, effective, a);
   plan.local_rank = env.local_rank;
+  plan.local_ranks = env.local_size;
   JobEndPlan end;
   if (world > 1) {
     const MpiWorld w = mpi_world(env, cfg.distributed.startup_timeout_s);
     world_comm = w.world;
     plan.world = world_comm;
     plan.local_rank = w.local_rank;  // MPI's view of the node (the launcher's may be absent)
+    plan.local_ranks = static_cast<int>(w.node_peers.size()) + 1;
     end.local_rank = w.local_rank;
     end.node_peers = w.node_peers;
     end.timeout_s = cfg.distributed.timeout_s;

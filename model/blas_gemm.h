@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // blas_gemm.h: row-major matrix products on raw pointers through the BLAS that
-// LibTorch itself calls (Debian's libblas.so.3 alternative: OpenBLAS after setup), for
-// kernels that multiply tiles in place without making tensors. Limits: float and double
+// LibTorch itself calls (the wheel's libtorch_cpu exports MKL's sgemm_/dgemm_; nothing
+// else providing them is linked), for kernels that multiply tiles in place without
+// making tensors. Limits: float and double
 // only; dimensions and leading dimensions must fit in a 32-bit int (LP64 BLAS).
 #pragma once
 #include <cstdint>

@@ -13,6 +13,7 @@
 #include "model/fused_attention.h"
 #include "model/penalty.h"
 #include "model/routing.h"
+#include "model/sdpa_attention.h"
 
 namespace localist {
 
@@ -168,13 +169,14 @@ at::Tensor localist_attention(const LocalistLayer& L, const at::Tensor& xn_in, c
   // M4: y_i = sum_k g_ik o_ik with g_ik = (1 - dial) + dial * K * pi_ik (all ones at dial 0).
   const auto gate = routing ? (1.0 - dial) + dial * static_cast<double>(K) * pi : at::Tensor();
   at::Tensor heads, alpha, z, scores, omega;
-  if (fused && !trace && H > 0 && fused_attention_supported(qkv_flat) && !fused_disabled_by_env("attention")) {
-    FusedAttentionInput fin;
-    fin.qkv = qkv_flat, fin.heads = H, fin.head_dim = dh, fin.scale = scale;
-    if (dial != 0.0) fin.key_bias = key_bias(), fin.gate = gate.index_select(-1, head_block);
-    if (targets.defined()) fin.rule_targets = targets, fin.rho = c.rho;
-    if (penalties) fin.hard = hard, fin.head_block = head_block, fin.blocks = K;
-    auto r = fused_attention(fin);
+  const AttentionPath path = H > 0 ? attention_path(qkv_flat, fused, trace) : AttentionPath::kExplicit;
+  if (path != AttentionPath::kExplicit) {
+    AttentionKernelInput kin;
+    kin.qkv = qkv_flat, kin.heads = H, kin.head_dim = dh, kin.scale = scale;
+    if (dial != 0.0) kin.key_bias = key_bias(), kin.gate = gate.index_select(-1, head_block);
+    if (targets.defined()) kin.rule_targets = targets, kin.rho = c.rho;
+    if (penalties) kin.hard = hard, kin.head_block = head_block, kin.blocks = K;
+    auto r = path == AttentionPath::kFused ? fused_attention(kin) : sdpa_attention(kin);
     heads = r.heads;  // (B,T,H,d_h), gated
     omega = r.omega;
   } else {

@@ -5,7 +5,9 @@
 // g_ik = (1 − λ) + λKπ_ik, and the penalties Ω (group lasso) and I_π when asked.
 // Under block parallelism only the shard's blocks are computed and the partial
 // outputs summed over the group (sequence parallel: xn is the gathered whole sequence
-// and the output is this rank's positions). Limits: the unfused path keeps (B,H,T,T) tensors for backward.
+// and the output is this rank's positions). Limits: the explicit path keeps (B,H,T,T)
+// tensors for backward; the fused (CPU) and SDPA (CUDA) paths keep none (which one runs:
+// model/attention_kernel.h).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -17,7 +19,7 @@ namespace localist {
 // penalties; exposed for tests that compare it with plain multi-head attention.
 // routing_trace (without trace): keep only the routing (pi, router, hard, gate), which
 // every rank of a shard computes whole, so it is allowed under block parallelism.
-// fused: the CPU kernel of model/fused_attention.h where it applies (never with trace).
+// fused: the kernel attention_path() picks (fused CPU kernel or SDPA; never with trace).
 at::Tensor localist_attention(const LocalistLayer& layer, const at::Tensor& xn, const at::Tensor& anchors,
                               const at::Tensor& active_blocks, const ModelConfig& c, double dial,
                               const RuleMasks* rules, bool penalties, bool trace, ForwardResult& out,

@@ -6,6 +6,36 @@
 #include <ATen/autocast_mode.h>
 
 namespace localist {
+namespace {
+
+// bf16 autocast on the pass's device type (CUDA or CPU) for the forward only; the
+// previous state comes back however the forward ends.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(bool on, at::DeviceType type) : on_(on), type_(type) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_autocast_enabled(type_);
+    was_dtype_ = at::autocast::get_autocast_dtype(type_);
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(type_, was_enabled_);
+    at::autocast::set_autocast_dtype(type_, was_dtype_);
+    if (!was_enabled_) at::autocast::clear_cache();
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_;
+  at::DeviceType type_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+}  // namespace
 
 ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, const at::Tensor& targets,
                                const std::vector<std::string>& domains, ForwardOptions options, const PassSpec& spec,
@@ -17,13 +47,11 @@ ForwardPass forward_with_rules(LocalistModel& model, const at::Tensor& inputs, c
     masks = spec.rules->masks(inputs, domains, spec.token_texts ? *spec.token_texts : no_texts, spec.device);
   }
   options.rules = with_rules ? &masks : nullptr;
-  if (spec.bf16) {
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  }
   ForwardPass out;
-  out.result = model.forward(inputs.to(spec.device), options);
-  if (spec.bf16) at::autocast::set_enabled(false);
+  {
+    const Bf16Autocast autocast(spec.bf16, spec.device.type());
+    out.result = model.forward(inputs.to(spec.device), options);
+  }
   if (loss == PassLoss::kNone) return out;
   const auto logits = out.result.logits.to(at::kFloat);
   const auto all_targets = targets.to(spec.device);

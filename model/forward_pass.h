@@ -3,7 +3,7 @@
 // probes and trials, evaluation and generation share: the rule masks of the rows (M6),
 // the forward with them, and the cross-entropy over non-padding targets in nats.
 // Limits: the rows' domains are the caller's to choose (training may hide a tag);
-// bf16 autocast applies on CUDA only and the logits are cast back to float32.
+// bf16 autocast runs on the pass's device (CUDA or CPU); the logits are cast back to float32.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -19,7 +19,7 @@ struct PassSpec {
   const RuleSet* rules = nullptr;                         // null or empty: no rules
   const std::vector<std::string>* token_texts = nullptr;  // each id's bytes (needed with rules)
   at::Device device = at::kCPU;
-  bool bf16 = false;      // autocast the forward (CUDA)
+  bool bf16 = false;      // autocast the forward in bf16 (CUDA or CPU)
   int64_t pad_id = -100;  // targets equal to it carry no loss
 };
 

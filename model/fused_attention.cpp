@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -131,12 +132,14 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
 }  // namespace
 
 bool fused_attention_supported(const at::Tensor& qkv) {
-  return qkv.device().is_cpu() && (qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kDouble);
+  // Under CPU autocast the kernels' own products would come out in bf16: not theirs to serve.
+  return qkv.device().is_cpu() && (qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kDouble) &&
+         !at::autocast::is_autocast_enabled(at::kCPU);
 }
 
 const char* fused_attention_capability() { return fused_kernels_use_avx2() ? "AVX2" : "DEFAULT"; }
 
-FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
+AttentionKernelOutput fused_attention(const AttentionKernelInput& in) {
   RECORD_FUNCTION("localist::fused_attention", std::vector<c10::IValue>());  // named in profiles
   if (!fused_attention_supported(in.qkv)) throw Error("the fused attention runs on CPU float or double tensors");
   const int64_t B = in.qkv.size(0), T = in.qkv.size(1);
@@ -159,7 +162,7 @@ FusedAttentionOutput fused_attention(const FusedAttentionInput& in) {
                  "fused attention: the gate is not (B, T, H)");
   const auto outs = FusedAttentionFunction::apply(qkv, beta, gate, targets, hard, head_block, counts, in.heads,
                                                   in.blocks, in.scale, in.rho);
-  FusedAttentionOutput r;
+  AttentionKernelOutput r;
   r.heads = outs[0];
   if (in.hard.defined()) r.omega = outs[1];
   return r;

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -71,7 +72,9 @@ struct LinearBiasGelu : public torch::autograd::Function<LinearBiasGelu> {
 }  // namespace
 
 bool fused_ffn_supported(const at::Tensor& x) {
-  return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
+  // Under CPU autocast the kernels' own products would come out in bf16: not theirs to serve.
+  return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
+         !at::autocast::is_autocast_enabled(at::kCPU);
 }
 
 at::Tensor linear_bias_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {

@@ -5,6 +5,7 @@
 #include "model/fused_routing.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -87,7 +88,9 @@ struct RoutingFunction : public torch::autograd::Function<RoutingFunction> {
 }  // namespace
 
 bool fused_routing_supported(const at::Tensor& xn) {
-  return xn.device().is_cpu() && (xn.scalar_type() == at::kFloat || xn.scalar_type() == at::kDouble);
+  // Under CPU autocast the kernels' own products would come out in bf16: not theirs to serve.
+  return xn.device().is_cpu() && (xn.scalar_type() == at::kFloat || xn.scalar_type() == at::kDouble) &&
+         !at::autocast::is_autocast_enabled(at::kCPU);
 }
 
 FusedRouting fused_routing(const at::Tensor& xn, const at::Tensor& router_w, const at::Tensor& anchors, double tau) {

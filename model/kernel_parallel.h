@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // kernel_parallel.h: runs a fused kernel's independent work items on every core the rank
-// was given, max(LibTorch's threads, OpenBLAS's threads). The trainer's setting is one
-// LibTorch thread and the BLAS on the rank's cores (docs/operations.md), which alone would
-// leave a fused kernel on one core. While the items run, OpenBLAS is single-threaded: each
-// item's small products run on that item's thread. Other BLAS: LibTorch's threads only.
+// was given, max(LibTorch's threads, OpenBLAS's threads). With the LibTorch wheel's MKL
+// (the supported build) that is LibTorch's threads, through at::parallel_for, and MKL
+// runs each item's small products sequentially inside the parallel region. Built against
+// an OpenBLAS LibTorch, OpenBLAS's threads count too and it is single-threaded meanwhile.
 #pragma once
 #include <cstdint>
 #include <functional>

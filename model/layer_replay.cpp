@@ -43,8 +43,9 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
                                                 const c10::intrusive_ptr<Replay>& r, const at::Tensor& x,
                                                 at::TensorList params) {
     r->rng = generator_state(x.device());
-    r->autocast = at::autocast::is_enabled();
-    r->autocast_dtype = at::autocast::get_autocast_gpu_dtype();
+    // Autocast of the input's device type (CUDA or CPU), replayed as it was.
+    r->autocast = at::autocast::is_autocast_enabled(x.device().type());
+    r->autocast_dtype = at::autocast::get_autocast_dtype(x.device().type());
     std::vector<at::Tensor> outs;
     {
       at::NoGradGuard no_grad;
@@ -67,11 +68,14 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     std::vector<at::Tensor> outs;
     {
       at::AutoGradMode grad_on(true);
-      const bool was = at::autocast::is_enabled();
-      at::autocast::set_enabled(r->autocast);
-      if (r->autocast) at::autocast::set_autocast_gpu_dtype(r->autocast_dtype);
+      const auto type = x.device().type();
+      const bool was = at::autocast::is_autocast_enabled(type);
+      const auto was_dtype = at::autocast::get_autocast_dtype(type);
+      at::autocast::set_autocast_enabled(type, r->autocast);
+      at::autocast::set_autocast_dtype(type, r->autocast_dtype);
       outs = r->layer(x);
-      at::autocast::set_enabled(was);
+      at::autocast::set_autocast_enabled(type, was);
+      at::autocast::set_autocast_dtype(type, was_dtype);
     }
     set_generator_state(x.device(), after);
     if (outs.size() != grads.size())

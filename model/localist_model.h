@@ -77,9 +77,9 @@ struct ForwardOptions {
   bool routing_trace = false;
   const BlockShard* shard = nullptr;    // block parallel; null: every active block here
   bool checkpoint_activations = false;  // training: replay each layer in backward (model/layer_replay.h)
-  // The fused CPU kernels where they apply: attention (model/fused_attention.h, never
-  // with trace) and the FFN's bias + GELU (model/fused_ffn.h); false: the unfused
-  // reference path (tests compare the two).
+  // The fast kernels where they apply: attention's fused CPU kernel or SDPA on CUDA
+  // (model/attention_kernel.h, never with trace) and the FFN's bias + GELU
+  // (model/fused_ffn.h); false: the explicit reference path (tests compare them).
   bool fused = true;
 };
 

@@ -364,12 +364,9 @@ TrainSummary train_run(const TrainPlan& p) {
   const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
   const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics and the checkpoint index
   world->set_timeout(p.startup_timeout_s);
-  torch_set_threads(static_cast<int>(tc.threads));
+  torch_set_threads(rank_threads(tc.threads, p.local_ranks));
   at::manual_seed(p.seed);
   const at::Device device = trainer_device(tc.device, p.local_rank);
-  if (tc.precision == "bf16" && !device.is_cuda()) {
-    spdlog::warn("train.precision: bf16 autocast is used on CUDA only; training in fp32 on the CPU");
-  }
   const std::unique_ptr<CheckpointContents> resumed = resume_read(p, world);
   const int64_t start_step = resumed ? resumed->meta.step : 0;
   Pool pool(pool_setup(p, world, device), start_step, resumed.get());

@@ -33,6 +33,7 @@ struct TrainPlan {
   TrainConfig train;
   std::shared_ptr<Communicator> world;  // all ranks of the run; null: one process
   int local_rank = 0;                   // this rank's index on its node: its GPU under train.device cuda
+  int local_ranks = 1;                  // ranks on this node (train.threads 0 shares the cores)
   int64_t block_parallel = 1;           // ranks sharing one replica's blocks (divides the world)
   double timeout_s = 600.0;             // collective timeout in steady state
   double startup_timeout_s = 1800.0;    // ... until the first step is done

@@ -38,7 +38,12 @@ class TempDir {
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
+  // LOCALIST_TEST_KEEP=1 keeps the folders (their paths are printed) for a post-mortem.
   ~TempDir() {
+    if (const char* keep = std::getenv("LOCALIST_TEST_KEEP"); keep && std::string(keep) == "1") {
+      std::fprintf(stderr, "kept %s\n", path_.c_str());
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }

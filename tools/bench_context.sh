@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # bench_context.sh: training at contexts 256 -> 4096 with a fixed number of tokens per
 # step (batch = tokens / context), each run in its own process so its peak resident
-# memory is its own: the fused path (λ = 0 and 1), the unfused path (λ = 0 and 1) and
-# the plain PyTorch-Python model; prints a table and plots docs/img/context-curve.png.
+# memory is its own: the fused path, the SDPA path and the unfused path (λ = 0 and 1
+# each) and the plain PyTorch-Python model (torch 2.11 of the venv, SDPA attention);
+# prints a table and plots docs/img/context-curve.png.
 # Reference shape otherwise (bench_train.cpp). Run on an idle machine.
 # Usage: tools/bench_context.sh [build_dir] [tokens_per_step] [steps]
 set -euo pipefail
@@ -12,9 +13,10 @@ BUILD_DIR=${1:-build}
 TOKENS=${2:-4096}
 STEPS=${3:-3}
 CONTEXTS=${CONTEXTS:-256 512 1024 2048 4096}
-PY=/usr/bin/python3
-"$PY" -c "import torch" 2>/dev/null || { echo "bench_context: needs python3-torch (tools/bench_train.sh installs it)" >&2; exit 1; }
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(getconf _NPROCESSORS_ONLN)}
+PY=${LOCALIST_VENV:-$PWD/.venv}/bin/python
+"$PY" -c "import torch" 2>/dev/null || { echo "bench_context: no torch in $PY; run tools/setup.sh" >&2; exit 1; }
+THREADS=${THREADS:-$(getconf _NPROCESSORS_ONLN)}
+export OMP_NUM_THREADS=$THREADS
 out=${OUT:-$BUILD_DIR/bench-context.tsv}
 printf 'context\trun\ttokens_per_s\tms_per_step\tpeak_rss_mb\n' > "$out"
 field() { awk -v key="$1" '{for (i = 1; i < NF; i++) if ($i == key) print $(i + 1)}'; }
@@ -26,22 +28,23 @@ record() {  # context, name, output line
 for T in $CONTEXTS; do
   export LOCALIST_BENCH_CONTEXT=$T LOCALIST_BENCH_TOKENS=$TOKENS
   for dial in 0 1; do
-    record "$T" "fused-dial$dial" "$(LOCALIST_BENCH_DIALS=$dial "$BUILD_DIR/bench/bench_train" "$STEPS" 1 1)"
-    record "$T" "unfused-dial$dial" "$(LOCALIST_BENCH_UNFUSED=1 LOCALIST_BENCH_DIALS=$dial "$BUILD_DIR/bench/bench_train" "$STEPS" 1 1)"
+    record "$T" "fused-dial$dial" "$(LOCALIST_BENCH_DIALS=$dial "$BUILD_DIR/bench/bench_train" "$STEPS" 1 "$THREADS")"
+    record "$T" "sdpa-dial$dial" "$(LOCALIST_ATTENTION=sdpa LOCALIST_BENCH_DIALS=$dial "$BUILD_DIR/bench/bench_train" "$STEPS" 1 "$THREADS")"
+    record "$T" "unfused-dial$dial" "$(LOCALIST_BENCH_UNFUSED=1 LOCALIST_BENCH_DIALS=$dial "$BUILD_DIR/bench/bench_train" "$STEPS" 1 "$THREADS")"
   done
-  record "$T" "pytorch" "$("$PY" bench/baseline_train.py "$STEPS" 1 1)"
+  record "$T" "pytorch" "$("$PY" bench/baseline_train.py "$STEPS" 1 "$THREADS")"
 done
 column -t "$out"
 if command -v gnuplot >/dev/null; then
   mkdir -p docs/img
   # One file per series: a filtered-out row (1/0) would break each series' line.
-  runs="fused-dial0 fused-dial1 unfused-dial0 unfused-dial1 pytorch"
+  runs="fused-dial0 fused-dial1 sdpa-dial0 sdpa-dial1 unfused-dial0 unfused-dial1 pytorch"
   for r in $runs; do awk -F'\t' -v r="$r" '$2 == r' "$out" > "$out.$r"; done
   gnuplot <<GP
 set terminal pngcairo size 1100,420 font "DejaVu Sans,10"
 set output "docs/img/context-curve.png"
 set datafile separator "\t"
-set multiplot layout 1,2 title "Training at $TOKENS tokens per step (reference shape, 1 torch thread, OpenBLAS $OPENBLAS_NUM_THREADS)"
+set multiplot layout 1,2 title "Training at $TOKENS tokens per step (reference shape, $THREADS threads, LibTorch 2.11)"
 set logscale x 2
 set xlabel "context (tokens)"
 set key top right

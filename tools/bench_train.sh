@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # bench_train.sh: localist (C++) against the plain PyTorch-Python baseline on the same
-# model shape, in one go, each with its best thread setting on this machine (torch
-# threads 1, OpenBLAS threads = cores), plus the machine's measured fp32 matmul rate,
-# so each result is also a fraction of what the BLAS can do. Installs python3-torch
-# (Debian, the same version as libtorch-dev) if it is missing. Run on an idle machine.
-# The localist lines: the fused CPU kernels (the default) and the unfused reference path.
+# model shape, in one go, both on the LibTorch 2.11 of the project's venv (the baseline
+# attends through F.scaled_dot_product_attention), each with THREADS intra-op threads
+# (default: the cores; MKL follows them), plus the machine's measured fp32 matmul rate, so
+# each result is also a fraction of what the BLAS can do. Run on an idle machine.
+# The localist lines: the fused CPU kernels (the default), the SDPA path
+# (LOCALIST_ATTENTION=sdpa) and the unfused reference path.
 # Usage: tools/bench_train.sh [build_dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 STEPS=${2:-20}
-if ! python3 -c "import torch" 2>/dev/null && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "installing python3-torch (Debian) for the baseline"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-torch >/dev/null
-fi
-PY=/usr/bin/python3
+PY=${LOCALIST_VENV:-$PWD/.venv}/bin/python
+"$PY" -c "import torch" 2>/dev/null || { echo "bench_train: no torch in $PY; run tools/setup.sh" >&2; exit 1; }
 CORES=$(getconf _NPROCESSORS_ONLN)
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$CORES}
+THREADS=${THREADS:-$CORES}
+export OMP_NUM_THREADS=$THREADS
 ROUNDS=${ROUNDS:-3}
-echo "threads: torch 1, OpenBLAS $OPENBLAS_NUM_THREADS; $CORES cores; best of $ROUNDS interleaved rounds"
-peak=$("$PY" - <<'PY'
-import time, torch
-torch.set_num_threads(1)
+echo "threads: $THREADS (torch intra-op, MKL); $CORES cores; torch $("$PY" -c 'import torch; print(torch.__version__)'); best of $ROUNDS interleaved rounds"
+peak=$("$PY" - "$THREADS" <<'PY'
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
 a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
 for _ in range(3): a @ b
 best = min((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(10))
@@ -33,13 +32,15 @@ echo "machine fp32 matmul (1024^2, torch): $peak GFLOP/s"
 # Interleaved rounds, best of each: this machine's speed drifts by 10-20% over minutes.
 all_cpp="" all_py=""
 for r in $(seq "$ROUNDS"); do
-  all_cpp+="$("$BUILD_DIR/bench/bench_train" "$STEPS" 3 1)"$'\n'
-  all_cpp+="$(LOCALIST_BENCH_UNFUSED=1 "$BUILD_DIR/bench/bench_train" "$STEPS" 3 1)"$'\n'
-  all_py+="$("$PY" bench/baseline_train.py "$STEPS" 3 1)"$'\n'
+  all_cpp+="$("$BUILD_DIR/bench/bench_train" "$STEPS" 3 "$THREADS")"$'\n'
+  all_cpp+="$(LOCALIST_ATTENTION=sdpa "$BUILD_DIR/bench/bench_train" "$STEPS" 3 "$THREADS")"$'\n'
+  all_cpp+="$(LOCALIST_BENCH_UNFUSED=1 "$BUILD_DIR/bench/bench_train" "$STEPS" 3 "$THREADS")"$'\n'
+  all_py+="$("$PY" bench/baseline_train.py "$STEPS" 3 "$THREADS")"$'\n'
 done
 best() { grep "$1" | sort -t' ' -k3 -n | awk -v key="ms/step" '{for(i=1;i<=NF;i++) if($i==key) print $(i+1), $0}' | sort -n | head -1 | cut -d' ' -f2-; }
 cpp="$(printf '%s' "$all_cpp" | best 'cpp dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'cpp dial=1.0')"
 cpp+=$'\n'"$(printf '%s' "$all_cpp" | best 'unfused dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'unfused dial=1.0')"
+cpp+=$'\n'"$(printf '%s' "$all_cpp" | best 'sdpa dial=0.0')"$'\n'"$(printf '%s' "$all_cpp" | best 'sdpa dial=1.0')"
 py="$(printf '%s' "$all_py" | best pytorch)"
 echo "$cpp"
 echo "$py"
@@ -60,4 +61,5 @@ print(f"pytorch-python: {100 * base * flops_tok / 1e9 / peak:.1f}% of the matmul
 l0, l1 = tps(cpp[0]), tps(cpp[1])
 print(f"dial 1 vs dial 0: {100 * (l0 - l1) / l0:+.1f}% slower (fused)")
 print(f"fused vs unfused: {l0 / tps(cpp[2]):.2f}x at dial 0, {l1 / tps(cpp[3]):.2f}x at dial 1")
+print(f"fused vs sdpa: {l0 / tps(cpp[4]):.2f}x at dial 0, {l1 / tps(cpp[5]):.2f}x at dial 1")
 PY

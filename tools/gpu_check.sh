@@ -4,8 +4,8 @@
 # machine (one H100/H200, Python 3.12 with torch 2.11.0+cu130, no Debian dev packages,
 # no network). The build happens here, so the lent minutes are spent running:
 #   tools/gpu_check.sh prepare [BUILD]  on the CPU machine: builds localist, the gpu tests
-#                                and bench_train in BUILD (default build-cuda, configured
-#                                against the venv's CUDA LibTorch 2.11), copies them, the
+#                                and bench_train in BUILD (default build, configured as CI
+#                                does: CUDA LibTorch 2.11 of the venv), copies them, the
 #                                libraries they load (not LibTorch, CUDA or glibc: the GPU
 #                                image has those) and OpenMPI's runtime into .gpu/ (ignored
 #                                by git: name .gpu in the device run's carry)
@@ -24,28 +24,11 @@ runtime_libs() {
     grep -v -E '/\.venv/|/cuda-13|/(libtorch|libc10|libcuda|libcudart|libcublas|libcudnn|libnv|libcufft|libcurand|libcusparse|libcusolver|libgomp)' || true
 }
 
-# A venv with torch 2.11.0 (cu130) for its LibTorch, without the NVIDIA wheels the CUDA
-# 13.0 toolkit on this machine already provides (only the three it lacks), and a build
-# directory configured against it with CUDA on.
-configure_cuda_build() {
-  local B=$1
-  if ! .venv/bin/python -c 'import torch; assert torch.__version__.startswith("2.11.0")' 2>/dev/null; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q --no-deps torch==2.11.0 nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 \
-      nvidia-cufile==1.15.1.6
-    .venv/bin/pip install -q 'typing-extensions>=4.10' filelock 'sympy>=1.13.3' 'networkx>=2.5.1' jinja2 \
-      'fsspec>=0.8.5' 'setuptools<82' numpy
-  fi
-  [ -f "$B/CMakeCache.txt" ] && return 0
-  TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$(.venv/bin/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
-    -DCUDAToolkit_ROOT=/usr/local/cuda-13.0 -DCMAKE_CUDA_COMPILER=/usr/local/cuda-13.0/bin/nvcc \
-    -DCMAKE_DISABLE_FIND_PACKAGE_MKL=TRUE -DLOCALIST_CUDA=ON
-}
-
 prepare() {
-  local B=${1:-build-cuda}
-  configure_cuda_build "$B"
+  local B=${1:-build}
+  # CI's own recipe (the default build is the CUDA build on LibTorch 2.11): set-up and
+  # configure as `make configure` does, then only the three targets the GPU run needs.
+  [ -f "$B/CMakeCache.txt" ] || make configure BUILD_DIR="$B"
   cmake --build "$B" -j "${JOBS:-2}" --target localist localist_gpu_tests bench_train
   rm -rf "$GPU_DIR" && mkdir -p "$GPU_DIR/bin" "$GPU_DIR/lib"
   cp "$B/localist" "$B/tests/localist_gpu_tests" "$B/bench/bench_train" "$GPU_DIR/bin/"
@@ -131,6 +114,13 @@ run() {
   lines+="$(timeout 240 python3 bench/baseline_train.py 10 3 1 || echo "baseline FAILED")"
   echo "$lines"
   python3 tools/gpu_mfu.py "$lines" || true
+
+  echo "--- context 1024 -> 8192 at 16,384 tokens a step, SDPA path, dial 1: peak GPU memory stays flat"
+  unset LOCALIST_BENCH_BATCH
+  for T in 1024 4096 8192; do
+    LOCALIST_BENCH_CONTEXT=$T LOCALIST_BENCH_TOKENS=16384 LOCALIST_BENCH_DIALS=1 timeout 120 "$bin/bench_train" 3 1 1 ||
+      echo "context $T FAILED"
+  done
   echo "gpu_check: done; report in $report"
 }
 

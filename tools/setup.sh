@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# setup.sh: installs the Debian packages localist builds and tests with, and makes
-# LibTorch use OpenBLAS instead of the reference BLAS (37x slower matmuls).
-# chromium (headless) is for the audit report's browser test; fonts-dejavu-core draws its text.
-# Idempotent and quick when everything is present. Needs root (or sudo) and apt.
+# setup.sh: installs the Debian packages localist builds and tests with, and the project
+# venv (.venv, or LOCALIST_VENV) holding LibTorch 2.11.0: the PyPI torch wheel (cu130)
+# without the NVIDIA wheels the CUDA 13.0 toolkit already provides, plus the Python side
+# (benchmark baseline, h5py). chromium (headless) is for the audit report's browser test.
+# Idempotent and quick when everything is present. Needs root (or sudo), apt and PyPI.
 # Limits: Debian/Ubuntu only; other systems install the same libraries by hand
 # (see docs/install.md).
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format
-  libtorch-dev libopenblas0-pthread libblas-dev libsleef-dev
+  python3-venv
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
@@ -54,20 +55,22 @@ else
   log "all ${#PACKAGES[@]} packages present"
 fi
 
-# LibTorch calls whatever libblas.so.3 Debian's alternatives select; the default
-# reference BLAS runs a 1024^2 matmul at ~3 GFLOP/s, OpenBLAS at ~125.
-alt=libblas.so.3-$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-current=$(update-alternatives --query "$alt" 2>/dev/null | awk '/^Value:/{print $2}')
-openblas=$(update-alternatives --query "$alt" 2>/dev/null | awk '/^Alternative:/{print $2}' | grep openblas | head -n1 || true)
-if [ -z "$openblas" ]; then
-  log "error: no OpenBLAS alternative for $alt after installing libopenblas0-pthread"
-  exit 1
-fi
-if [ "$current" != "$openblas" ]; then
-  log "selecting OpenBLAS for LibTorch ($current -> $openblas)"
-  as_root update-alternatives --set "$alt" "$openblas"
+# LibTorch 2.11.0 (cu130), pinned: the GPU machine's version, built against the CUDA 13.0
+# this image's toolkit provides. --no-deps skips ~2.7 GB of NVIDIA wheels; the three
+# libraries the toolkit lacks (libcusparseLt, libnvshmem_host, libcufile) come pinned.
+VENV=${LOCALIST_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv}
+TORCH_PIN=2.11.0
+NVIDIA_PINS=(nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 nvidia-cufile==1.15.1.6)
+PY_PINS=('typing-extensions>=4.10' 'filelock' 'sympy>=1.13.3' 'networkx>=2.5.1' 'jinja2' 'fsspec>=0.8.5'
+         'setuptools<82' 'numpy<3' 'h5py>=3.8')
+if "$VENV/bin/python" -c "import torch, h5py, numpy; assert torch.__version__.split('+')[0] == '$TORCH_PIN'" 2>/dev/null; then
+  log "venv: $VENV (torch $TORCH_PIN)"
 else
-  log "BLAS: $current"
+  log "venv: installing torch==$TORCH_PIN into $VENV (~770 MB from PyPI)"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
+  "$VENV/bin/python" -c "import torch; print('setup: venv: torch', torch.__version__, 'CUDA', torch.version.cuda)"
 fi
 
 # The pool configs' corpora (German fortunes, Shakespeare split for held-out text) are

@@ -60,7 +60,8 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LocalistModel& model, const 
 
 ModelGroup::ModelGroup(const GroupSetup& s, const CheckpointContents* resumed, const std::string& source_name)
     : setup_(s), mesh_(group_mesh_make(s.ranks, s.block_parallel, s.device)), rules_(s.train.rules, s.model.k_max) {
-  bf16_ = s.device.is_cuda() && s.train.precision != "fp32";
+  // auto: bf16 autocast on CUDA, fp32 on the CPU; bf16: autocast on either device.
+  bf16_ = s.train.precision == "bf16" || (s.device.is_cuda() && s.train.precision == "auto");
   // Uneven slices when the batch does not divide: this rank's rows in micro-batches of
   // micro_batch (the last one may be smaller).
   reader_rows(s.train.global_batch);

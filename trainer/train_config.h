@@ -30,9 +30,9 @@ struct TrainConfig {
   bool activation_checkpointing = false;  // replay each layer in backward: less memory, ~1 more forward
   bool async_checkpoint = true;           // periodic checkpoints: training waits only for the host copy
   std::string rules;                      // rules file (M6), reloaded when it changes; "" for none
-  std::string precision = "auto";         // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
-  std::string device = "auto";            // auto | cpu | cuda
-  int64_t threads = 1;                    // LibTorch intra-op threads per rank (BLAS threads: OPENBLAS_NUM_THREADS)
+  std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (autocast on CPU too)
+  std::string device = "auto";     // auto | cpu | cuda
+  int64_t threads = 0;  // LibTorch (and MKL) threads per rank; 0: OMP_NUM_THREADS, else cores / ranks per node
   DialSchedule dial;
 };
 

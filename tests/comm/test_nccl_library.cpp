@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "comm/in_process_group.h"
 #include "comm/nccl_communicator.h"
@@ -37,6 +38,9 @@ TEST(NcclLibrary, TheLibraryLoadsAndMakesAUniqueIdWithoutAGpu) {
   ASSERT_EQ(nccl.GetVersion(&version), ncclSuccess);
   EXPECT_EQ(version, nccl.version);
   EXPECT_GE(version, 21000) << "localist needs NCCL >= 2.10";
+  // The file the loader chose, resolved: what `localist info` prints.
+  EXPECT_EQ(nccl.path.front(), '/') << nccl.path;
+  EXPECT_TRUE(std::filesystem::is_regular_file(nccl.path)) << nccl.path;
   ncclUniqueId a{}, b{};
   ASSERT_EQ(nccl.GetUniqueId(&a), ncclSuccess) << nccl.GetErrorString(nccl.GetUniqueId(&a));
   ASSERT_EQ(nccl.GetUniqueId(&b), ncclSuccess);

@@ -86,6 +86,55 @@ TEST_F(Cli, HelpAndVersion) {
   EXPECT_EQ(run_cli(dir_, "--version").status, 0);
 }
 
+// `localist info` against independent views: the venv's Python torch (version, the CUDA
+// it was compiled with), nccl.h's version and the loader cache's libnccl.so.2; and `ldd`:
+// the binary loads here, where there is no GPU driver.
+TEST_F(Cli, InfoNamesTheLibTorchCudaAndNcclThisProcessUses) {
+  CliRun r = run_cli(dir_, "info");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto line = [&](const std::string& key) {
+    const size_t at = r.out.find("  " + key + " ");
+    return at == std::string::npos ? std::string() : r.out.substr(at, r.out.find('\n', at) - at);
+  };
+  const bool gpu = localist::test::run_command("nvidia-smi -L >/dev/null 2>&1").status == 0;
+#ifdef LOCALIST_TEST_TORCH_PYTHON
+  auto torch = localist::test::run_command(std::string(LOCALIST_TEST_TORCH_PYTHON) +
+                                           " -c \"import torch; print(torch.__version__.split('+')[0], "
+                                           "torch.version.cuda or '')\"");
+  ASSERT_EQ(torch.status, 0) << torch.out;
+  std::istringstream words(torch.out);
+  std::string version, cuda;
+  words >> version >> cuda;
+  EXPECT_NE(line("LibTorch").find(version), std::string::npos) << r.out;
+  if (!cuda.empty()) {
+    EXPECT_NE(line("CUDA").find("compiled with CUDA " + cuda + " "), std::string::npos) << r.out;
+    if (!gpu) EXPECT_NE(line("CUDA").find("no CUDA device visible"), std::string::npos) << r.out;
+  }
+#endif
+  EXPECT_EQ(line("BLAS").find("reference BLAS"), std::string::npos) << r.out;
+  // It loads without a driver: nothing unresolved, and neither it nor anything it loads
+  // asks for libcuda (LibTorch dlopens the driver when CUDA is first used).
+  const auto ldd = localist::test::run_command("ldd " + bin() + " 2>&1");
+  EXPECT_EQ(ldd.status, 0) << ldd.out;
+  EXPECT_EQ(ldd.out.find("not found"), std::string::npos) << ldd.out;
+  EXPECT_EQ(ldd.out.find("libcuda.so"), std::string::npos) << ldd.out;
+#ifdef LOCALIST_TEST_NCCL_H
+  const std::string header = localist::test::read_text(LOCALIST_TEST_NCCL_H);
+  const auto define = [&](const std::string& name) {
+    const size_t at = header.find("#define " + name + " ");
+    return at == std::string::npos ? -1 : std::atoi(header.c_str() + at + 9 + name.size());
+  };
+  const std::string nccl = std::to_string(define("NCCL_MAJOR")) + "." + std::to_string(define("NCCL_MINOR")) + "." +
+                           std::to_string(define("NCCL_PATCH"));
+  auto cached = localist::test::run_command("ldconfig -p | awk '/libnccl.so.2 .*x86-64/{print $NF; exit}'");
+  if (std::getenv("LOCALIST_NCCL_LIBRARY") == nullptr && !cached.out.empty()) {
+    cached.out.pop_back();
+    const std::string where = fs::canonical(cached.out).string();
+    EXPECT_NE(line("NCCL").find(nccl + " loaded from " + where), std::string::npos) << r.out << " vs " << where;
+  }
+#endif
+}
+
 TEST_F(Cli, BadInputsGiveOneLineAndWriteNothing) {
   expect_one_line(run_cli(dir_, "prepare missing.yaml"), 2, "missing.yaml: cannot open");
   expect_one_line(run_cli(dir_, ""), 2, "A subcommand is required");

@@ -7,7 +7,8 @@
 // a missing or damaged rank file of one LLM is a one-line error naming it; eval answers
 // with the (domain × LLM) table and the routers (the mixture bound holds), generate
 // routes a prompt; inspect and the h5py reader show the pool; a bad pool is exit 2. The
-// coordinator's spawns (pool.recruit): an accepted one on 1, 2 and 4 ranks, resumed across;
+// coordinator's spawns (pool.recruit): an accepted one on 1, 2 and 4 ranks (losses within
+// 5e-5 of the 1-rank run), resumed across;
 // rejected trials leave every loss bit-identical to pool.recruit: false.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -66,11 +67,17 @@ std::vector<nlohmann::json> records(const fs::path& metrics, const std::string& 
 
 void expect_same(const std::map<std::pair<std::string, int64_t>, double>& want,
                  const std::map<std::pair<std::string, int64_t>, double>& got, double rel, const std::string& what) {
+  double largest = 0;
+  std::string where;
   for (const auto& [k, v] : want) {
     const auto it = got.find(k);
     ASSERT_NE(it, got.end()) << what << ": no " << k.first << " step " << k.second;
     EXPECT_NEAR(it->second, v, rel * std::fabs(v)) << what << ": " << k.first << " step " << k.second;
+    if (std::fabs(it->second - v) > largest * std::fabs(v)) {
+      largest = std::fabs(it->second - v) / std::fabs(v), where = k.first + " step " + std::to_string(k.second);
+    }
   }
+  std::printf("%s: largest relative loss difference %.2e (%s)\n", what.c_str(), largest, where.c_str());
 }
 
 class Pool : public ::testing::Test {
@@ -253,7 +260,9 @@ TEST_F(Pool, BlockRecruitmentRunsInsideEachLlm) {
     for (size_t i = 0; i < one.size(); ++i) {
       const std::string llm = one[i].at("llm");
       (llm == "main" ? main_rounds : drama_rounds)++;
-      if (llm == "drama" && one[i].contains("candidate")) EXPECT_EQ(one[i].at("candidate"), "domain drama") << one[i];
+      if (llm == "drama" && one[i].contains("candidate")) {
+        EXPECT_EQ(one[i].at("candidate"), "domain drama") << one[i];
+      }
       EXPECT_EQ(other[i].at("llm"), one[i].at("llm"));
       EXPECT_EQ(other[i].at("step"), one[i].at("step"));
       EXPECT_EQ(other[i].value("decision", ""), one[i].value("decision", "")) << one[i] << "\n" << other[i];
@@ -411,7 +420,10 @@ TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
         EXPECT_NEAR(b, a, 1e-4 * std::max(1.0, std::fabs(a))) << run << " " << k;
       }
     }
-    expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, run);
+    // 5e-5, not 1e-5: with LibTorch 2.11's MKL one record, the main's loss at the spawn
+    // step on 4 data-parallel ranks, is 1.3e-5 off the 1-rank run (every other step of
+    // every run here within 2e-7); docs/results.md, "Losses across meshes".
+    expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 5e-5, run);
   }
   // Resumed from the checkpoint before the spawn round (step 40) and from one after it.
   for (const std::string from : {"step-00000040", "step-00000060"}) {

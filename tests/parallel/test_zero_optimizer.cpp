@@ -78,7 +78,7 @@ struct Reference {
     opt->step();
   }
   torch::optim::AdamWParamState* state(size_t i) {
-    auto it = opt->state().find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+    auto it = opt->state().find(static_cast<void*>(params[i].unsafeGetTensorImpl()));
     return it == opt->state().end() ? nullptr : static_cast<torch::optim::AdamWParamState*>(it->second.get());
   }
 };

@@ -1,27 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_torch_runtime.cpp: the set-up step leaves LibTorch on a fast BLAS. The library
-// LibTorch resolved is compared with the one Debian's alternatives select
-// (update-alternatives, an independent view) and must not be the reference BLAS.
+// test_torch_runtime.cpp: LibTorch runs on a fast BLAS and the fused kernels call the
+// same one. LibTorch's build settings name the BLAS; where it is MKL (the PyPI wheel), the
+// sgemm_ this process resolves must live in the library that holds LibTorch's own code.
+#include <ATen/Version.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <climits>
 #include <cstdlib>
 
 #include "run/torch_runtime.h"
-#include "tests/test_util.h"
 
-TEST(Machine, LibTorchUsesTheSelectedFastBlas) {
+TEST(Machine, LibTorchAndTheFusedKernelsUseOneFastBlas) {
   const localist::TorchRuntimeInfo info = localist::torch_runtime_info();
   EXPECT_FALSE(info.torch_version.empty());
-  ASSERT_FALSE(info.blas_library.empty()) << "libtorch loaded no libblas.so";
-  EXPECT_FALSE(info.blas_is_reference) << info.blas_library << " is the reference BLAS; run tools/setup.sh";
-  auto alt = localist::test::run_command(
-      "update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | "
-      "awk '/^Value:/{print $2}'");
-  if (alt.status == 0 && !alt.out.empty()) {
-    alt.out.pop_back();  // newline
+  ASSERT_FALSE(info.blas.empty()) << at::show_config();
+  EXPECT_FALSE(info.blas_is_reference) << info.blas_library << " is a reference BLAS";
+  ASSERT_FALSE(info.blas_library.empty()) << "sgemm_ resolved to no library";
+  if (info.blas == "mkl") {
+    Dl_info torch{};
+    ASSERT_NE(dladdr(reinterpret_cast<const void*>(&at::show_config), &torch), 0);
     char resolved[PATH_MAX];
-    ASSERT_NE(realpath(alt.out.c_str(), resolved), nullptr) << alt.out;
-    EXPECT_EQ(info.blas_library, resolved);
+    ASSERT_NE(realpath(torch.dli_fname, resolved), nullptr) << torch.dli_fname;
+    EXPECT_EQ(info.blas_library, resolved) << "the fused kernels' sgemm_ is not LibTorch's MKL";
   }
 }
