@@ -51,6 +51,9 @@ if(NOT LOCALIST_CUDA STREQUAL "OFF")
     set(CMAKE_CUDA_COMPILER "${CUDAToolkit_ROOT}/bin/nvcc")
   endif()
 endif()
+# CMake would give CUDA a default architecture list, which the wheel's config warns about and
+# ignores (TORCH_CUDA_ARCH_LIST above is what it uses): leave it unset (policy CMP0104 OLD).
+cmake_policy(SET CMP0104 OLD)
 # The wheel's config looks for MKL headers it does not ship; localist needs none.
 set(CMAKE_DISABLE_FIND_PACKAGE_MKL TRUE)
 find_package(Torch REQUIRED)

@@ -23,12 +23,12 @@ trap 'rm -rf "$out"' EXIT
 common=(--set "train.steps=$STEPS" --set train.log_every=1 --set train.eval_every=0)
 mpi=(mpirun -np 2 --oversubscribe)
 monitor() { echo --mca pml_monitoring_enable 1 --mca pml_monitoring_enable_output 3 --mca pml_monitoring_filename "$1"; }
-OPENBLAS_NUM_THREADS=2 "$LOCALIST" train "$CONFIG" "${common[@]}" --set "run.dir=$out/r1" >/dev/null 2>&1
-OPENBLAS_NUM_THREADS=1 "${mpi[@]}" $(monitor "$out/full") "$LOCALIST" train "$CONFIG" "${common[@]}" \
+OMP_NUM_THREADS=2 "$LOCALIST" train "$CONFIG" "${common[@]}" --set "run.dir=$out/r1" >/dev/null 2>&1
+OMP_NUM_THREADS=1 "${mpi[@]}" $(monitor "$out/full") "$LOCALIST" train "$CONFIG" "${common[@]}" \
   --set "run.dir=$out/r2" >/dev/null 2>&1
-OPENBLAS_NUM_THREADS=1 "${mpi[@]}" $(monitor "$out/half") "$LOCALIST" train "$CONFIG" "${common[@]}" \
+OMP_NUM_THREADS=1 "${mpi[@]}" $(monitor "$out/half") "$LOCALIST" train "$CONFIG" "${common[@]}" \
   --set "train.steps=$((STEPS / 2))" --set "run.dir=$out/r2half" >/dev/null 2>&1
-OPENBLAS_NUM_THREADS=1 "${mpi[@]}" "$LOCALIST" train "$CONFIG" "${common[@]}" --set "run.dir=$out/r2one" \
+OMP_NUM_THREADS=1 "${mpi[@]}" "$LOCALIST" train "$CONFIG" "${common[@]}" --set "run.dir=$out/r2one" \
   --set distributed.bucket_mb=4096 >/dev/null 2>&1
 grep -h "gradient sync:" "$out/r2/logs/rank-0.log" | sed 's/^.*gradient sync/gradient sync/'
 python3 - "$out" "$STEPS" <<'PY'
