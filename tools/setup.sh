@@ -68,8 +68,10 @@ if "$VENV/bin/python" -c "import torch, h5py, numpy; assert torch.__version__.sp
 else
   log "venv: installing torch==$TORCH_PIN into $VENV (~770 MB from PyPI)"
   /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"
+  # torch last: installed first, its unmet NVIDIA requirements make pip print an ERROR
+  # block at the next install (harmless, alarming in a CI log).
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"
   "$VENV/bin/python" -c "import torch; print('setup: venv: torch', torch.__version__, 'CUDA', torch.version.cuda)"
 fi
 
