@@ -4,7 +4,6 @@
 # .venv; LOCALIST_PYTHON names another interpreter) unless CMAKE_PREFIX_PATH or Torch_DIR
 # already point at one. CUDA is on when that LibTorch has CUDA and nvcc is found; NCCL is
 # loaded at run time. Limits: LibTorch 2.11 only (docs/install.md says why one version).
-set(LOCALIST_TORCH_VERSION_RANGE "2.11" CACHE INTERNAL "the LibTorch minor version localist supports")
 
 # The venv's torch: its CMake package lies inside the wheel.
 set(LOCALIST_PYTHON "" CACHE FILEPATH "Python whose torch package provides LibTorch (default: the project's .venv)")
@@ -61,7 +60,7 @@ get_filename_component(torch_found_lib "${TORCH_LIBRARY}" DIRECTORY)
 get_filename_component(torch_own_lib "${TORCH_INSTALL_PREFIX}/lib" ABSOLUTE)
 if(NOT torch_found_lib STREQUAL torch_own_lib)
   message(FATAL_ERROR "LibTorch's CMake package at ${Torch_DIR} found its library at ${TORCH_LIBRARY}, which belongs "
-                      "to another installation (Debian's libtorch-dev?); configure a fresh build folder, or pass "
+                      "to another installation (Debian's libtorch-dev?); configure a fresh build folder with "
                       "-DCMAKE_LIBRARY_PATH=${torch_own_lib}")
 endif()
 if(NOT Torch_VERSION VERSION_GREATER_EQUAL 2.11 OR Torch_VERSION VERSION_GREATER_EQUAL 2.12)
