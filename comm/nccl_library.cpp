@@ -7,6 +7,9 @@
 
 #include <climits>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 namespace localist {
 namespace {
@@ -40,7 +43,7 @@ NcclLoad nccl_library_load(const std::string& name) {
     out.error = "NCCL could not be loaded from '" + name + "': " + (why ? why : "unknown error") + kHint;
     return out;
   }
-  auto* lib = new NcclLibrary();  // lives as long as the process (the handle is never closed)
+  auto* lib = new NcclLibrary();
   lib->path = loaded_file(handle, name);
   std::string missing;
   bind(handle, "ncclGetVersion", &lib->GetVersion, &missing);
@@ -70,6 +73,11 @@ NcclLoad nccl_library_load(const std::string& name) {
     dlclose(handle);
     return out;
   }
+  // Kept for the life of the process (the handle is never closed), reachable from here.
+  static std::mutex mutex;
+  static std::vector<std::unique_ptr<NcclLibrary>> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  loaded.emplace_back(lib);
   out.library = lib;
   return out;
 }
