@@ -70,8 +70,11 @@ else
   /usr/bin/python3 -m venv "$VENV"
   # torch last: installed first, its unmet NVIDIA requirements make pip print an ERROR
   # block at the next install (harmless, alarming in a CI log).
-  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}" ||
+     ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"; then
+    log "error: could not install torch==$TORCH_PIN from PyPI into $VENV (is PyPI reachable?); run tools/setup.sh again"
+    exit 1
+  fi
   "$VENV/bin/python" -c "import torch; print('setup: venv: torch', torch.__version__, 'CUDA', torch.version.cuda)"
 fi
 
