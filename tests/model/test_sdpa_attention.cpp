@@ -100,23 +100,30 @@ TEST(OmegaTiles, EqualTheWholeAlphaPenaltyAtAnyTileSize) {
   }
 }
 
-// 50 AdamW steps with penalties at λ = 0.6 and 1: float64 runs take the explicit path's
-// losses within 1e-9 relative (the algorithm is the same), float32 runs within 1e-3 (SDPA's
-// CPU kernel sums in another order; float32 rounding of ~1e-6 a step grows through the
-// optimizer's updates to ~1e-4 by step 40, which is drift, not a different loss).
+// 50 AdamW steps with penalties at λ = 0.6 and 1. In float64 the SDPA path takes the explicit
+// path's losses within 1e-9 relative (the same algorithm). In float32 both paths are held to
+// the float64 trajectory within 1e-4 at every step: SDPA's CPU kernel sums in another order
+// (and with its own exp), and float32 rounding of ~1e-7 a step grows through the optimizer to
+// ~6e-5 by step 45 for either path, in opposite directions, so comparing the two float32
+// runs with each other would test the drift twice over (measured: 1.3e-4 apart).
 TEST(SdpaAttention, FiftyTrainingStepsTakeTheExplicitLosses) {
-  for (const auto dtype : {at::kDouble, at::kFloat}) {
-    const double tol = dtype == at::kDouble ? 1e-9 : 1e-3;
-    std::vector<double> u, s;
-    {
-      AttentionEnv env("explicit");
-      u = fifty_step_losses(true, dtype);
-    }
-    {
-      AttentionEnv env("sdpa");
-      s = fifty_step_losses(true, dtype);
-    }
-    for (size_t i = 0; i < u.size(); ++i) EXPECT_NEAR(s[i], u[i], tol * std::fabs(u[i])) << "step " << i;
-    EXPECT_LT(u.back(), u.front() - 0.1);  // it trains
+  std::vector<double> exact, explicit32, sdpa64, sdpa32;
+  {
+    AttentionEnv env("explicit");
+    exact = fifty_step_losses(true, at::kDouble);
+    explicit32 = fifty_step_losses(true, at::kFloat);
   }
+  {
+    AttentionEnv env("sdpa");
+    sdpa64 = fifty_step_losses(true, at::kDouble);
+    sdpa32 = fifty_step_losses(true, at::kFloat);
+  }
+  for (size_t i = 0; i < exact.size(); ++i) {
+    const double scale = std::fabs(exact[i]);
+    EXPECT_NEAR(sdpa64[i], exact[i], 1e-9 * scale) << "step " << i << " float64";
+    EXPECT_NEAR(sdpa32[i], exact[i], 1e-4 * scale) << "step " << i << " SDPA float32";
+    EXPECT_NEAR(explicit32[i], exact[i], 1e-4 * scale) << "step " << i << " explicit float32";
+  }
+  EXPECT_LT(exact.back(), exact.front() - 0.1);  // it trains
 }
+
