@@ -21,6 +21,7 @@
 #include "core/stop_signal.h"
 #include "data/prepare.h"
 #include "launch/checkpoint_commands.h"
+#include "launch/export_command.h"
 #include "launch/report_command.h"
 #include "launch/run_config.h"
 #include "launch/train_command.h"
@@ -45,6 +46,7 @@ struct CliArgs {
   GenerateArgs generate;
   std::string inspect_path;
   ReportArgs report;
+  ExportArgs export_args;
 };
 
 int run_prepare(const PrepareArgs& a) {
@@ -208,6 +210,20 @@ CLI::App* add_report(CLI::App& app, ReportArgs& rep) {
   return report;
 }
 
+CLI::App* add_export(CLI::App& app, ExportArgs& a) {
+  auto* ex = app.add_subcommand("export", "Write a checkpoint's LLM (or pool) as a Hugging Face model directory");
+  ex->add_option("--checkpoint", a.checkpoint, "Checkpoint directory (or its run directory)")->required();
+  ex->add_option("--format", a.format, "Output format (hf)")->check(CLI::IsMember({"hf"}));
+  ex->add_option("--out", a.out, "New directory to write (must not exist, or be empty)")->required();
+  ex->add_option("--llm", a.llm, "A pool checkpoint: export this LLM (default: main)");
+  ex->add_flag("--pool", a.pool, "Export every LLM of the pool and the pool's router (pool_localist.py)");
+  ex->add_option("--dtype", a.dtype, "Parameter type in model.safetensors: fp32 | bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  ex->add_option("--windows", a.windows, "Held-out windows per source for the model card (default: train.eval_windows)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  return ex;
+}
+
 // Runs the verb the command line chose; `world` is the MPI world of a multi-rank run.
 int dispatch(CLI::App& app, const CliArgs& a, std::shared_ptr<Communicator>& world) {
   if (app.got_subcommand("prepare")) return run_prepare(a.prepare);
@@ -216,6 +232,7 @@ int dispatch(CLI::App& app, const CliArgs& a, std::shared_ptr<Communicator>& wor
   if (app.got_subcommand("generate")) return run_generate(a.generate);
   if (app.got_subcommand("inspect")) return run_inspect(a.inspect_path);
   if (app.got_subcommand("report")) return run_report(a.report);
+  if (app.got_subcommand("export")) return run_export(a.export_args);
   if (app.got_subcommand("info")) return run_info();
   return kExitFailure;
 }
@@ -234,6 +251,7 @@ int cli_main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "Describe a token shard or a model checkpoint");
   inspect->add_option("path", a.inspect_path, "Token shard file or checkpoint directory")->required();
   add_report(app, a.report);
+  add_export(app, a.export_args);
   app.add_subcommand("info", "Print build and runtime facts: LibTorch, BLAS, CUDA, NCCL, launcher");
 
   // The MPI world once training on several ranks started; an error then ends every rank.

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 FOLDERS = ["core", "comm", "data", "model", "parallel", "checkpoint", "recruitment", "trainer", "pool", "run",
-           "report", "launch"]
+           "report", "export", "launch"]
 EXTS = (".h", ".cpp", ".cu")
 
 

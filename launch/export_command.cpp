@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+// export_command.cpp: see export_command.h. The card's numbers come from the same
+// evaluate() as `localist eval`, on the same held-out windows.
+#include "launch/export_command.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "export/hf_export.h"
+#include "export/hf_model_card.h"
+#include "launch/loaded_checkpoint.h"
+#include "launch/pool_commands.h"
+#include "report/model_card.h"
+#include "trainer/evaluate.h"
+
+namespace localist {
+namespace fs = std::filesystem;
+namespace {
+
+// The dial the checkpoint was at (its schedule's value per layer at its step), else 0.
+std::vector<double> trained_dial(const LoadedCheckpoint& c) {
+  const auto d = c.contents->state.value("schedules", nlohmann::json::object()).value("dial", nlohmann::json());
+  std::vector<double> out(c.cfg.model.n_layers, 0.0);
+  if (d.is_array() && d.size() == out.size())
+    for (size_t i = 0; i < out.size(); ++i) out[i] = d[i].get<double>();
+  else if (d.is_number())
+    std::fill(out.begin(), out.end(), d.get<double>());
+  return out;
+}
+
+// The card's numbers: the sweep over λ and the results by domain at the trained dial.
+void card_numbers(LoadedCheckpoint& c, int64_t windows, HfCardInput& card) {
+  EvalSet set;
+  try {
+    set = eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
+  } catch (const Error& e) {
+    spdlog::warn("export: no held-out evaluation for the model card ({})", e.what());
+    card.heldout_what = std::string("(not evaluated: ") + e.what() + ")";
+    return;
+  }
+  const auto texts = c.tokenizer->token_texts();
+  const EvalInputs in = eval_inputs_for(c, texts);
+  const RuleSet rules = rules_for(c, "", false, nullptr);
+  card.heldout_what =
+      fmt::format("text: {} windows of {} tokens from the held-out sources", set.tokens.size(0), c.cfg.model.context);
+  card.sweep = nlohmann::json::array();
+  for (double d : {0.0, 0.25, 0.5, 0.75, 1.0}) {
+    card.sweep.push_back(
+        eval_metrics_json(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, d), &rules, in)));
+  }
+  std::map<std::string, std::vector<int64_t>> rows;
+  for (size_t i = 0; i < set.domains.size(); ++i) rows[set.domains[i]].push_back(static_cast<int64_t>(i));
+  card.by_domain = nlohmann::json::object();
+  for (const auto& [domain, idx] : rows) {
+    EvalSet part;
+    part.tokens = set.tokens.index_select(0, at::tensor(idx, at::kLong));
+    part.domains.assign(idx.size(), domain);
+    card.by_domain[domain] = eval_metrics_json(evaluate(*c.model, part, card.dial, &rules, in));
+  }
+}
+
+void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir) {
+  HfCardInput card;
+  card.name = c.llm == "main" ? fs::path(c.dir).parent_path().parent_path().filename().string() : c.llm;
+  if (card.name.empty()) card.name = "localist-model";
+  card.card = report_model_card(*c.contents, c.llm, *c.model);
+  card.dial = trained_dial(c);
+  card.sources = c.cfg.data.sources;
+  card_numbers(c, a.windows, card);
+  HfExportSpec s;
+  s.model = c.model.get();
+  s.dtype = a.dtype;
+  s.dial = card.dial;
+  s.domain_routes = c.domain_routes;
+  s.tokenizer = c.tokenizer.get();
+  if (c.tokenizer->kind() != "byte") s.tokenizer_model_file = c.dir + "/tokenizer.model";
+  s.model_card = hf_model_card(card);
+  s.localist = {{"llm", c.llm},
+                {"step", c.meta.step},
+                {"tokens_seen", c.meta.tokens_seen},
+                {"checkpoint", c.dir},
+                {"written_by", c.meta.written_by},
+                {"exported_by", card.card["software"]}};
+  hf_write_model(s, dir);
+}
+
+}  // namespace
+
+int run_export(const ExportArgs& a) {
+  if (a.format != "hf") throw ConfigError("--format " + a.format + ": the only export format is hf");
+  if (a.pool && !a.llm.empty()) throw ConfigError("--pool and --llm: choose one (the whole pool, or one LLM of it)");
+  LoadedCheckpoint c = load_checkpoint(a.checkpoint, "cpu");
+  if (!a.llm.empty()) c.select(a.llm);  // throws naming the pool's LLMs
+  hf_export_atomically(a.out, [&](const std::string& tmp) {
+    if (!a.pool) {
+      export_llm(c, a, tmp);
+      return;
+    }
+    nlohmann::json llms = nlohmann::json::array();
+    for (const auto& name : c.llm_names()) {
+      c.select(name);
+      fs::create_directory(tmp + "/" + name);
+      export_llm(c, a, tmp + "/" + name);
+      nlohmann::json domains = nlohmann::json::array();
+      for (const auto& d : c.cfg.pool.llms.at(c.cfg.pool.index(name)).domains) domains.push_back(d);
+      llms.push_back({{"name", name}, {"dir", name}, {"domains", domains}});
+    }
+    const nlohmann::json pool = {{"llms", llms},
+                                 {"priors", pool_priors(c.cfg, c.meta.step, c.llm_names())},
+                                 {"route_prefix", 16},
+                                 {"step", c.meta.step}};
+    write_file_atomic(tmp + "/pool.json", pool.dump(2) + "\n");
+    write_file_atomic(tmp + "/pool_localist.py", hf_pool_py());
+  });
+  std::cout << "exported " << (a.pool ? fmt::format("the pool of {} LLMs", c.llm_names().size()) : "LLM " + c.llm)
+            << " of " << c.dir << " (step " << c.meta.step << ") to " << a.out << "\n";
+  return kExitOk;
+}
+
+}  // namespace localist
