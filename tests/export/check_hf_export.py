@@ -5,8 +5,13 @@
 # at λ ∈ {0, 0.5, 1} with and without rules within 1e-4 relative, and the traced
 # attention, π, gates, blocks and fired rules; optionally greedy generation against
 # `localist generate`'s text and the tokenizer against localist's byte ids.
-# Usage: check_hf_export.py DIR REFERENCE.safetensors [--generate PROMPT EXPECTED DIAL]
+# With --checkpoint, every tensor of model.safetensors must equal the checkpoint's, read
+# with h5py from its rank files, bit for bit (fp32) or as its bf16 rounding (bf16).
+# Usage: check_hf_export.py DIR REFERENCE.safetensors [--generate PROMPT EXPECTED DIAL TOKENS]
+#        [--checkpoint CKPT_DIR LLM]
 import argparse
+import glob
+import json
 import os
 import sys
 
@@ -27,18 +32,74 @@ def rel(a, b):
 
 
 def check(name, value, limit):
-    ok = value <= limit
+    ok = value <= limit  # NaN fails
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {value:.3e} (limit {limit:.0e})")
     if not ok:
         failures.append(name)
 
 
+def checkpoint_tensors(ckpt, llm, config):
+    """The checkpoint's parameters of `llm` under the exported names (h5py, every rank file)."""
+    import h5py
+    import numpy as np
+    shared, blocks = {}, {}
+    for path in sorted(glob.glob(os.path.join(ckpt, "rank-*.h5"))):
+        with h5py.File(path, "r") as f:
+            if f"model/{llm}" not in f:
+                continue
+            g = f[f"model/{llm}"]
+            if "shared" in g:
+                g["shared"].visititems(lambda n, d: shared.__setitem__(n, np.array(d)) if hasattr(d, "shape") else None)
+            if "block" in g:
+                g["block"].visititems(lambda n, d: blocks.__setitem__(n, np.array(d)) if hasattr(d, "shape") else None)
+    names = {"wte": "model.wte.weight", "wpe": "model.wpe.weight", "lnf_weight": "model.lnf.weight",
+             "lnf_bias": "model.lnf.bias"}
+    per_layer = {"ln1_weight": "ln1.weight", "ln1_bias": "ln1.bias", "router_weight": "router.weight",
+                 "out_bias": "attention.out.bias", "ln2_weight": "ln2.weight", "ln2_bias": "ln2.bias",
+                 "fc_weight": "fc.weight", "fc_bias": "fc.bias", "proj_weight": "proj.weight", "proj_bias": "proj.bias"}
+    out = {}
+    for name, value in shared.items():
+        if name in names:
+            out[names[name]] = torch.from_numpy(value)
+        else:
+            layer, param = name.split("/")
+            out[f"model.layers.{layer[5:]}.{per_layer[param]}"] = torch.from_numpy(value)
+    for l in range(config["n_layers"]):  # the slots' rows, in slot order, q | k | v
+        slots = [f"{k}/layer{l}" for k in range(config["k_max"])]
+        qkv_w = np.stack([blocks[f"{s}/qkv_weight"] for s in slots], 1)  # (3, k_max, hb*dh, d)
+        qkv_b = np.stack([blocks[f"{s}/qkv_bias"] for s in slots], 1)
+        out[f"model.layers.{l}.attention.qkv.weight"] = torch.from_numpy(qkv_w.reshape(-1, qkv_w.shape[-1]))
+        out[f"model.layers.{l}.attention.qkv.bias"] = torch.from_numpy(qkv_b.reshape(-1))
+        out[f"model.layers.{l}.attention.out.weight"] = torch.from_numpy(
+            np.concatenate([blocks[f"{s}/out_weight"] for s in slots], 1))
+    return out
+
+
+def check_round_trip(directory, ckpt, llm):
+    config = json.load(open(os.path.join(directory, "config.json")))
+    exported = load_file(os.path.join(directory, "model.safetensors"))
+    want = checkpoint_tensors(ckpt, llm, config)
+    check("tensors missing or extra", float(len(set(exported) ^ set(want))), 0)
+    bf16 = config.get("dtype") == "bfloat16"
+    differing = [n for n in want if n in exported and not torch.equal(
+        exported[n], want[n].to(torch.bfloat16) if bf16 else want[n])]
+    check(f"round trip: tensors not equal bit for bit ({'bf16' if bf16 else 'fp32'})", float(len(differing)), 0)
+    if differing:
+        print("  differing:", ", ".join(differing[:8]))
+
+
 def main():
+    global TOL
     p = argparse.ArgumentParser()
     p.add_argument("dir")
     p.add_argument("reference")
-    p.add_argument("--generate", nargs=3, metavar=("PROMPT", "EXPECTED", "DIAL"))
+    p.add_argument("--generate", nargs=4, metavar=("PROMPT", "EXPECTED", "DIAL", "TOKENS"))
+    p.add_argument("--checkpoint", nargs=2, metavar=("CKPT_DIR", "LLM"))
+    p.add_argument("--tolerance", type=float, default=TOL)
     a = p.parse_args()
+    TOL = a.tolerance
+    if a.checkpoint:
+        check_round_trip(a.dir, *a.checkpoint)
     model = AutoModelForCausalLM.from_pretrained(a.dir, trust_remote_code=True, dtype=torch.float32).eval()
     ref = load_file(a.reference)
     Rules = sys.modules[type(model).__module__].Rules
@@ -74,15 +135,18 @@ def main():
 
     tok = AutoTokenizer.from_pretrained(a.dir, trust_remote_code=True)
     if a.generate:
-        prompt, expected, dial = a.generate
+        prompt, expected, dial, new = a.generate
         if model.config.vocab_size == 258:  # byte-level: the tokenizer gives localist's ids
             check("byte tokenizer ids differing", float(tok(prompt)["input_ids"] != list(prompt.encode())), 0)
         ids = torch.tensor([tok(prompt)["input_ids"]])
-        new = len(expected.encode()) - len(prompt.encode()) if model.config.vocab_size == 258 else 16
         with torch.no_grad():
-            gen = model.generate(ids, max_new_tokens=new, do_sample=False, dial=float(dial))
+            # localist generates through document boundaries: no end-of-sequence stop here either.
+            gen = model.generate(ids, max_new_tokens=int(new), do_sample=False, dial=float(dial), eos_token_id=None)
         text = tok.decode(gen[0], skip_special_tokens=True)
-        same = text == expected
+        if model.config.vocab_size == 258:  # bytes, which need not be UTF-8: compare them as bytes
+            same = bytes(i for i in gen[0].tolist() if i < 256) == os.fsencode(expected)
+        else:
+            same = text == expected
         print(f"{'ok  ' if same else 'FAIL'} greedy generate at λ={dial}: {text!r}" +
               ("" if same else f" != localist's {expected!r}"))
         if not same:

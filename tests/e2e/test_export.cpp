@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+// test_export.cpp: `localist export --format hf` end to end. A small byte-level model
+// trained here (one rank, and two ranks with its blocks split, bp 2) is exported and
+// loaded in transformers from the project's venv (tests/e2e/export_check.h): logits,
+// per-token losses, attention, routing and greedy generation equal localist's, the
+// tensors equal the checkpoint's bit for bit (bf16: its rounding); bad input gives one
+// line and writes nothing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "tests/e2e/export_check.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+using localist::test::CommandResult;
+using localist::test::TempDir;
+
+namespace {
+
+std::string bin() { return localist::test::localist_bin(); }
+
+class Export : public ::testing::Test {
+ protected:
+  // One small model for the suite: trained once (20 steps, λ 0.3 and 0.8 by layer).
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string text = localist::test::read_text(localist::test::corpus("tinyshakespeare.txt"));
+    localist::test::write_text(*dir_ / "train.txt", text.substr(0, 60000));
+    localist::test::write_text(*dir_ / "held.txt", text.substr(60000, 12000));
+    localist::test::write_text(
+        *dir_ / "c.yaml",
+        "run:\n  dir: run\ndata:\n  shard_dir: shards\n  sources:\n"
+        "    - {name: text, path: train.txt, split: blank_line, domain: drama}\n"
+        "    - {name: held, path: held.txt, split: blank_line, domain: drama, train: false}\n"
+        "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  k_initial: 3\n  k_max: 4\n  anchor_dim: 4\n"
+        "train:\n  steps: 20\n  global_batch: 8\n  micro_batch: 4\n  eval_windows: 2\n"
+        "  dial: [0.3, 0.8]\n");
+    ASSERT_EQ(sh("prepare c.yaml").status, 0);
+    const CommandResult t = sh("train c.yaml");
+    ASSERT_EQ(t.status, 0) << t.out;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static CommandResult sh(const std::string& args, const std::string& prefix = "") {
+    return localist::test::run_command("cd '" + dir_->path() + "' && " + prefix + bin() + " " + args + " 2>&1");
+  }
+  static std::string ckpt() { return dir_->path() + "/run/checkpoints/step-00000020"; }
+  static TempDir* dir_;
+};
+TempDir* Export::dir_ = nullptr;
+
+void expect_one_line_error(const CommandResult& r, int status, const std::string& needle) {
+  EXPECT_EQ(r.status, status) << r.out;
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << "more than one line: " << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
+}
+
+// No temporary sibling of an export is left behind.
+void expect_no_temporaries(const std::string& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  }
+}
+
+}  // namespace
+
+TEST_F(Export, TheExportedModelInTransformersIsLocalists) {
+  const CommandResult e = sh("export --checkpoint run --format hf --out hf");
+  ASSERT_EQ(e.status, 0) << e.out;
+  for (const char* f : {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+                        "tokenizer_config.json", "configuration_localist.py", "modeling_localist.py", "README.md"}) {
+    EXPECT_TRUE(fs::exists(*dir_ / ("hf/" + std::string(f)))) << f;
+  }
+  const std::string card = localist::test::read_text(*dir_ / "hf/README.md");
+  EXPECT_EQ(card.rfind("---\n", 0), 0u);
+  for (const char* s : {"model-index:", "## Model Examination", "## Factors", "## Training data", "arXiv:2510.09338"}) {
+    EXPECT_NE(card.find(s), std::string::npos) << s;
+  }
+  const std::string config = localist::test::read_text(*dir_ / "hf/config.json");
+  EXPECT_NE(config.find("\"AutoModelForCausalLM\": \"modeling_localist.LocalistForCausalLM\""), std::string::npos);
+  EXPECT_NE(config.find("\"active_blocks\": [\n    0,\n    1,\n    2\n  ]"), std::string::npos) << config;
+  const auto r = localist::test::export_check(dir_->path(), ckpt(), "main", "hf", "ROMEO: What");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("greedy generate at"), std::string::npos) << r.out;
+  std::fprintf(stderr, "%s", r.out.c_str());
+}
+
+TEST_F(Export, Bf16TensorsAreTheCheckpointsRounded) {
+  ASSERT_EQ(sh("export --checkpoint run --dtype bf16 --out hf16").status, 0);
+  EXPECT_NE(localist::test::read_text(*dir_ / "hf16/config.json").find("\"dtype\": \"bfloat16\""), std::string::npos);
+  // Round trip against the bf16 rounding, exact. The logits are the rounded weights' (6e-2
+  // relative at most on this model, λ = 1 with route rules): only loaded and run here.
+  const auto r = localist::test::export_check(dir_->path(), ckpt(), "main", "hf16", "", "--tolerance 0.2");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("round trip: tensors not equal bit for bit (bf16): 0"), std::string::npos) << r.out;
+}
+
+TEST_F(Export, BadInputGivesOneLineAndWritesNothing) {
+  fs::create_directories(*dir_ / "full");
+  localist::test::write_text(*dir_ / "full/keep.txt", "x");
+  expect_one_line_error(sh("export --checkpoint run --out full"), 2, "exists and is not an empty directory");
+  EXPECT_EQ(localist::test::read_text(*dir_ / "full/keep.txt"), "x");
+  expect_one_line_error(sh("export --checkpoint run --llm nosuch --out bad1"), 1, "nosuch");
+  EXPECT_FALSE(fs::exists(*dir_ / "bad1"));
+  expect_one_line_error(sh("export --checkpoint run --format onnx --out bad2"), 2, "--format");
+  // A damaged copy of the checkpoint: one rank file cut short.
+  fs::create_directories(*dir_ / "damaged/checkpoints");
+  fs::copy(ckpt(), *dir_ / "damaged/checkpoints/step-00000020", fs::copy_options::recursive);
+  const std::string rank = *dir_ / "damaged/checkpoints/step-00000020/rank-00000.h5";
+  fs::resize_file(rank, fs::file_size(rank) / 2);
+  const CommandResult d = sh("export --checkpoint damaged --out bad3");
+  EXPECT_EQ(d.status, 1) << d.out;
+  EXPECT_EQ(d.out.find('\n'), d.out.size() - 1) << d.out;
+  EXPECT_FALSE(fs::exists(*dir_ / "bad3"));
+  expect_no_temporaries(dir_->path());
+}
+
+TEST_F(Export, ABlockParallelCheckpointExportsWhole) {
+  const CommandResult t = sh("train c.yaml --set run.dir=bp2 --set train.steps=6 --set distributed.block_parallel=2",
+                             "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ");
+  ASSERT_EQ(t.status, 0) << t.out;
+  ASSERT_EQ(sh("export --checkpoint bp2 --out hfbp2 --windows 1").status, 0);
+  const auto r =
+      localist::test::export_check(dir_->path(), dir_->path() + "/bp2/checkpoints/step-00000006", "main", "hfbp2", "");
+  EXPECT_EQ(r.status, 0) << r.out;
+}
