@@ -18,6 +18,7 @@
 #include <map>
 #include <sstream>
 
+#include "tests/e2e/export_check.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -337,6 +338,22 @@ TEST_F(Pool, EvalGenerateAndBadPools) {
   } else {
     ADD_FAILURE() << "Debian's chromium is needed for the browser test: run tools/setup.sh";
   }
+  // The pool exported (docs/export.md): each LLM in transformers is localist's, and the
+  // pool class routes the held-out windows as eval does (argmin@16, the mixture).
+  ASSERT_EQ(sh(dir_, bin() + " export --checkpoint one --pool --out hfpool --windows 1").status, 0);
+  const std::string ckpt = dir_.path() + "/one/checkpoints/step-00000012";
+  for (const char* llm : {"main", "drama"}) {
+    const auto r = localist::test::export_check(dir_.path(), ckpt, llm, std::string("hfpool/") + llm,
+                                                llm == std::string("main") ? "ROMEO: what" : "");
+    EXPECT_EQ(r.status, 0) << llm << ":\n" << r.out;
+  }
+  ASSERT_EQ(sh(dir_, bin() + " eval --checkpoint one --dial 0.5 --out ev05").status, 0);
+  Shell ref = sh(dir_, localist::test::env_or_empty("LOCALIST_EXPORT_REFERENCE") + " --pool " + ckpt +
+                           " 0.5 pool-ref.safetensors");
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  Shell pool = sh(dir_, localist::test::env_or_empty("LOCALIST_PYTHON") + " " + localist::test::source_dir() +
+                            "/tests/export/check_hf_pool.py hfpool pool-ref.safetensors 0.5 ev05/pool.json");
+  EXPECT_EQ(pool.status, 0) << pool.out << pool.err;
   Shell gen = sh(dir_, bin() + " generate --checkpoint one --prompt 'ROMEO: what light' --max-tokens 4");
   ASSERT_EQ(gen.status, 0) << gen.err;
   EXPECT_NE(gen.out.find("prompt code length: main"), std::string::npos) << gen.out;

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/e2e/export_check.h"
 #include "tests/e2e/recruitment_fixture.h"
 #include "tests/test_util.h"
 
@@ -134,6 +135,14 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
   EXPECT_EQ(gen.status, 0) << gen.out;
   const auto untagged = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --max-tokens 8");
   EXPECT_NE(untagged.out.find("pass --domain NAME"), std::string::npos) << untagged.out;
+  // Exported (docs/export.md), the recruited block and its domain route come along: text
+  // tagged drama in transformers takes localist's logits.
+  ASSERT_EQ(sh(bin() + " export --checkpoint ref --out hf --windows 1").status, 0);
+  EXPECT_NE(read_text(path("hf/config.json")).find("\"drama\": 3"), std::string::npos);
+  const auto exported =
+      localist::test::export_check(dir_->path(), path("ref/checkpoints/step-00000300"), "main", "hf", "");
+  EXPECT_EQ(exported.status, 0) << exported.out;
+  EXPECT_NE(exported.out.find("domain=drama (its recruited block)"), std::string::npos) << exported.out;
   const auto typo = sh(bin() + " generate --checkpoint ref --prompt 'ROMEO:' --domain dramma");
   EXPECT_EQ(typo.status, 2) << typo.out;
   EXPECT_NE(typo.out.find("--domain dramma: not a domain of this model's data (its sources' domains: encyclopedia, "

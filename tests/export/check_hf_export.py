@@ -123,6 +123,10 @@ def main():
                 lw = F.cross_entropy(want[:, :-1].transpose(1, 2).double(), tokens[:, 1:], reduction="none")
                 lg = F.cross_entropy(got[:, :-1].transpose(1, 2).double(), tokens[:, 1:], reduction="none")
                 check(f"per-token loss λ={dial / 10} rules={kind}", ((lg - lw).abs() / lw.abs()).max().item(), TOL)
+        for key in [k for k in ref if k.startswith("domain/")]:
+            domain = key.split("/", 1)[1]
+            got = model(tokens, dial=0.5, domain=domain).logits
+            check(f"logits λ=0.5 domain={domain} (its recruited block)", rel(got, ref[key]), TOL)
         out = model(tokens, dial=0.5, rules=rules_of("both"), output_attentions=True, output_routing=True)
         check("traced logits λ=0.5 route+point", rel(out.logits, ref["trace/logits"]), TOL)
         for l, (alpha, routing) in enumerate(zip(out.attentions, out.routing)):

@@ -3,17 +3,25 @@
 // safetensors file for tests/export/check_hf_export.py to hold an exported model to:
 // logits at λ ∈ {0, 0.5, 1} without rules, with route rules and with point rules, on
 // fixed windows, through the path training and eval take (fused kernels); and at λ = 0.5
-// with both rules, the traced attention, π, gates and blocks of every layer.
+// with both rules, the traced attention, π, gates and blocks of every layer; with a domain
+// route, the logits of text tagged with that domain. --pool: the pool's held-out windows,
+// every LLM's bits on them, argmin routing and the mixture, as `localist eval` has them.
 // Usage: localist_export_reference CHECKPOINT LLM OUT.safetensors
+//        localist_export_reference --pool CHECKPOINT DIAL OUT.safetensors
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "export/safetensors.h"
 #include "launch/loaded_checkpoint.h"
+#include "launch/pool_commands.h"
+#include "pool/pool_eval.h"
+#include "pool/pool_routing.h"
 
 using namespace localist;
 
@@ -41,9 +49,52 @@ RuleMasks make_rules(int64_t N, int64_t T, const std::vector<int64_t>& active, b
   return r;
 }
 
+// The pool's held-out windows (eval's set), every LLM's bits (untagged), the argmin choice
+// by the first 16 tokens and the mixture's bits.
+void pool_reference(const std::string& checkpoint, double dial, const std::string& out_path) {
+  LoadedCheckpoint c = load_checkpoint(checkpoint, "cpu");
+  const EvalSet set = eval_set_load(c.cfg.data, c.cfg.model.context, c.cfg.train.eval_windows);
+  const auto texts = c.tokenizer->token_texts();
+  const EvalInputs in = eval_inputs_for(c, texts);
+  std::vector<at::Tensor> bits;
+  for (const auto& name : c.llm_names()) {
+    c.select(name);
+    const RuleSet rules = rules_for(c, "", true, nullptr);
+    bits.push_back(pool_window_bits(*c.model, set, &rules, std::vector<double>(c.cfg.model.n_layers, dial), in));
+  }
+  const auto all = at::stack(bits, 0);
+  const auto priors = pool_priors(c.cfg, c.meta.step, c.llm_names());
+  std::vector<std::string> domains;
+  std::vector<int64_t> domain_index;
+  for (const auto& d : set.domains) {
+    auto it = std::find(domains.begin(), domains.end(), d);
+    if (it == domains.end()) it = domains.insert(domains.end(), d);
+    domain_index.push_back(it - domains.begin());
+  }
+  std::string names;
+  for (const auto& d : domains) names += (names.empty() ? "" : ",") + d;
+  safetensors_write(out_path,
+                    {{"windows", set.tokens},
+                     {"domain", at::tensor(domain_index, at::kLong)},
+                     {"bits", all},
+                     {"argmin", route_argmin(all, 16)},
+                     {"mixture_bits", route_mixture_bits(all, priors)},
+                     {"priors", at::tensor(priors, at::kDouble)}},
+                    {{"domains", names}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--pool") {
+    try {
+      pool_reference(argv[2], std::atof(argv[3]), argv[4]);
+      return 0;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "localist_export_reference: %s\n", e.what());
+      return 1;
+    }
+  }
   if (argc != 4) {
     std::fprintf(stderr, "usage: localist_export_reference CHECKPOINT LLM OUT.safetensors\n");
     return 2;
@@ -77,6 +128,15 @@ int main(int argc, char** argv) {
         out.emplace_back("logits/" + std::to_string(static_cast<int>(dial * 10)) + "/" + variants[v],
                          m.forward(tokens, o).logits);
       }
+    }
+    // Text tagged with a domain that has a recruited block: every token routed there.
+    for (const auto& route : c.domain_routes) {
+      RuleMasks tagged;
+      tagged.route_block = at::full({N, T}, route.slot, at::kLong);
+      ForwardOptions o;
+      o.dial.assign(L, 0.5);
+      o.rules = &tagged;
+      out.emplace_back("domain/" + route.domain, m.forward(tokens, o).logits);
     }
     // Traces at λ = 0.5 with route and point rules together.
     RuleMasks both = make_rules(N, T, active, true, true);
