@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # lm_eval_check.sh: lm-evaluation-harness on an exported localist model gives the bits per
 # byte and perplexity `localist eval` gives on the same text (docs/export.md). A small
-# byte-level model is trained on tiny Shakespeare; the held-out text is WikiText-2 test cut
-# into documents of exactly `context` bytes, so that each of localist's held-out windows is
-# [document token, one document] and lm-eval's rolling log-likelihood (prefix token = the
-# document token) scores the same T predictions. lm-eval (pinned) goes into its own venv,
+# byte-level model is trained on tiny Shakespeare; the held-out text is one document of
+# 40 × context bytes of WikiText-2 test: localist's held-out windows (stride T, the first
+# starting at the document token) are then exactly lm-eval's rolling windows (prefix token
+# = the tokenizer's BOS = the document token, max_length T), so both score the same
+# predictions from the same contexts. lm-eval (pinned) goes into its own venv,
 # .venv-lmeval, which sees the project venv's torch and transformers (a .pth file): ~160 MB
 # from PyPI the first time, which is why this is a script and not part of CI.
 # Usage: tools/lm_eval_check.sh [build_dir] [dial]
@@ -15,30 +16,33 @@ ROOT=$PWD
 BUILD=${1:-build}
 DIAL=${2:-0.5}
 LMEVAL_PIN=0.4.13
+# lm-eval's HF model needs accelerate; --no-deps, so that pip does not fetch torch's
+# NVIDIA wheels (the toolkit provides those libraries; tools/setup.sh).
+ACCELERATE_PINS=(accelerate==1.16.0 psutil==7.2.2)
 VENV=${LOCALIST_VENV:-$ROOT/.venv}
 LM=$ROOT/.venv-lmeval
 [ -x "$BUILD/localist" ] || { echo "lm_eval_check: no $BUILD/localist; build first" >&2; exit 1; }
-if ! "$LM/bin/python" -c "import lm_eval, torch, transformers" 2>/dev/null; then
+if ! "$LM/bin/python" -c "import lm_eval, accelerate, torch, transformers" 2>/dev/null; then
   echo "lm_eval_check: installing lm-eval==$LMEVAL_PIN into $LM"
   /usr/bin/python3 -m venv "$LM"
   site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
   echo "$site" > "$("$LM/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/localist-venv.pth"
   "$LM/bin/pip" install -q --disable-pip-version-check "lm-eval==$LMEVAL_PIN"
+  "$LM/bin/pip" install -q --disable-pip-version-check --no-deps "${ACCELERATE_PINS[@]}"
 fi
 W=$(mktemp -d /tmp/localist-lmeval-XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 T=64
-# Documents of exactly T bytes (printable ASCII, no blank line inside), one per line pair.
+# One document of exactly 40 T bytes (printable ASCII): localist's 40 held-out windows
+# (stride T, each [the token before, T predicted]) are then lm-eval's rolling windows.
 "$VENV/bin/python" - "$ROOT/corpora/wikitext2-test.txt" "$W" "$T" <<'PY'
 import json, re, sys
 src, out, T = sys.argv[1], sys.argv[2], int(sys.argv[3])
 text = re.sub(r"\s+", " ", open(src, encoding="utf-8").read()).encode("ascii", "ignore").decode()
-docs = [text[i:i + T] for i in range(0, 40 * T, T)]
-docs = [d if not d[0].isspace() and not d[-1].isspace() else "x" + d[1:-1] + "x" for d in docs]
-open(f"{out}/heldout.txt", "w").write("\n\n".join(docs) + "\n")
+doc = "x" + text[1:40 * T - 1] + "x"
+open(f"{out}/heldout.txt", "w").write(doc)
 with open(f"{out}/heldout.jsonl", "w") as f:
-    for d in docs:
-        f.write(json.dumps({"text": d}) + "\n")
+    f.write(json.dumps({"text": doc}) + "\n")
 PY
 cat > "$W/c.yaml" <<YAML
 run: {dir: run, seed: 7}
@@ -46,7 +50,7 @@ data:
   shard_dir: shards
   sources:
     - {name: drama, path: $ROOT/corpora/tinyshakespeare.txt, split: blank_line}
-    - {name: wiki, path: heldout.txt, split: blank_line, train: false}
+    - {name: wiki, path: heldout.txt, split: file, train: false}
 model: {context: $T, d_model: 64, head_dim: 16, k_initial: 4, k_max: 4, anchor_dim: 4}
 train: {steps: 150, global_batch: 16, micro_batch: 16, eval_windows: 40, dial: $DIAL, eval_every: 0}
 YAML
