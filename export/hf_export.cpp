@@ -88,7 +88,9 @@ void write_tokenizer(const HfExportSpec& s, const std::string& dir) {
     if (s.tokenizer_model_file.empty())
       throw Error("export: the SentencePiece model file of the checkpoint is missing");
     write_file_atomic(dir + "/tokenizer.model", read_file(s.tokenizer_model_file));
-    cfg["localist_tokenizer"] = {{"kind", t.kind()}, {"spec", nlohmann::json::parse(t.spec(), nullptr, false)}};
+    write_file_atomic(dir + "/tokenization_localist.py", hf_tokenization_py());
+    cfg["tokenizer_class"] = "LocalistSentencePieceTokenizer";
+    cfg["auto_map"] = {{"AutoTokenizer", {"tokenization_localist.LocalistSentencePieceTokenizer", nullptr}}};
   }
   write_file_atomic(dir + "/tokenizer_config.json", cfg.dump(2) + "\n");
 }

@@ -3,7 +3,8 @@
 // model.safetensors (every parameter under the name modeling_localist.py gives it),
 // config.json (the model section, anchors, active blocks, dial, domain routes, auto_map),
 // generation_config.json, the tokenizer (byte-level: a tokenizer.json that reproduces
-// localist's ids; SentencePiece: its model file), the model code and the model card.
+// localist's ids; SentencePiece: its model file and tokenization_localist.py), the model
+// code and the model card.
 // Limits: writes into a directory the caller made (hf_export_atomically commits it whole).
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -45,5 +46,6 @@ void hf_export_atomically(const std::string& out, const std::function<void(const
 const std::string& hf_configuration_py();
 const std::string& hf_modeling_py();
 const std::string& hf_pool_py();
+const std::string& hf_tokenization_py();
 
 }  // namespace localist

@@ -64,7 +64,7 @@ NVIDIA_PINS=(nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 nvidia-cuf
 PY_PINS=('typing-extensions>=4.10' 'filelock' 'sympy>=1.13.3' 'networkx>=2.5.1' 'jinja2' 'fsspec>=0.8.5'
          'setuptools<82' 'numpy<3' 'h5py>=3.8')
 # What an exported model is checked with (docs/export.md): transformers and its loaders, pinned.
-HF_PINS=(transformers==5.25.0 safetensors==0.8.0 tokenizers==0.23.3 huggingface_hub==2.4.0)
+HF_PINS=(transformers==5.25.0 safetensors==0.8.0 tokenizers==0.23.3 huggingface_hub==2.4.0 sentencepiece==0.2.3)
 if "$VENV/bin/python" -c "import torch, h5py, numpy; assert torch.__version__.split('+')[0] == '$TORCH_PIN'" 2>/dev/null; then
   log "venv: $VENV (torch $TORCH_PIN)"
 else
@@ -79,7 +79,7 @@ else
   fi
   "$VENV/bin/python" -c "import torch; print('setup: venv: torch', torch.__version__, 'CUDA', torch.version.cuda)"
 fi
-if ! "$VENV/bin/python" -c "import transformers; assert transformers.__version__ == '${HF_PINS[0]#*==}'" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import sentencepiece, transformers; assert transformers.__version__ == '${HF_PINS[0]#*==}'" 2>/dev/null; then
   log "venv: installing ${HF_PINS[*]} (~30 MB)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "${HF_PINS[@]}" ||
     { log "error: could not install ${HF_PINS[0]} from PyPI into $VENV; run tools/setup.sh again"; exit 1; }

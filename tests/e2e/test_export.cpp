@@ -125,3 +125,20 @@ TEST_F(Export, ABlockParallelCheckpointExportsWhole) {
       localist::test::export_check(dir_->path(), dir_->path() + "/bp2/checkpoints/step-00000006", "main", "hfbp2", "");
   EXPECT_EQ(r.status, 0) << r.out;
 }
+
+TEST_F(Export, ASentencePieceModelExportsItsTokenizer) {
+  std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  cfg.replace(cfg.find("  shard_dir: shards\n"), 19,
+              "  shard_dir: spm-shards\n  tokenizer: {kind: sentencepiece, vocab_size: 400, model_type: unigram}\n");
+  localist::test::write_text(*dir_ / "spm.yaml", cfg);
+  ASSERT_EQ(sh("prepare spm.yaml").status, 0);
+  const CommandResult t = sh("train spm.yaml --set run.dir=spm --set train.steps=6");
+  ASSERT_EQ(t.status, 0) << t.out;
+  ASSERT_EQ(sh("export --checkpoint spm --out hfspm --windows 1").status, 0);
+  EXPECT_TRUE(fs::exists(*dir_ / "hfspm/tokenizer.model"));
+  EXPECT_TRUE(fs::exists(*dir_ / "hfspm/tokenization_localist.py"));
+  // AutoTokenizer gives localist's ids on a hard sample; logits, text and tensors as above.
+  const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/spm/checkpoints/step-00000006", "main",
+                                              "hfspm", "ROMEO: What");
+  EXPECT_EQ(r.status, 0) << r.out;
+}

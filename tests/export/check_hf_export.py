@@ -20,6 +20,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
@@ -138,11 +139,15 @@ def main():
                   float((routing.rule_fired != ref[f"trace/{l}/rule_fired"].bool()).sum()), 0)
 
     tok = AutoTokenizer.from_pretrained(a.dir, trust_remote_code=True)
+    with safe_open(a.reference, "pt") as f:
+        sample = f.metadata()["sample_text"]
+    sample_ids = tok(sample, add_special_tokens=False)["input_ids"]
+    check("tokenizer: ids differing from localist's on the sample text",
+          float(sample_ids != ref["tokenizer/sample_ids"].tolist()), 0)
+    check("tokenizer: decode(encode(sample)) differs", float(tok.decode(sample_ids) != sample), 0)
     if a.generate:
         prompt, expected, dial, new = a.generate
-        if model.config.vocab_size == 258:  # byte-level: the tokenizer gives localist's ids
-            check("byte tokenizer ids differing", float(tok(prompt)["input_ids"] != list(prompt.encode())), 0)
-        ids = torch.tensor([tok(prompt)["input_ids"]])
+        ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
             # localist generates through document boundaries: no end-of-sequence stop here either.
             gen = model.generate(ids, max_new_tokens=int(new), do_sample=False, dial=float(dial), eos_token_id=None)

@@ -158,7 +158,13 @@ int main(int argc, char** argv) {
       out.emplace_back(p + "block", r.active_blocks.index_select(0, t.hard.flatten()).view(t.hard.sizes()));
       out.emplace_back(p + "rule_fired", t.rule_fired);
     }
-    safetensors_write(argv[3], out, {{"checkpoint", c.dir}, {"llm", c.llm}});
+    // The tokenizer: ids of a text with what tokenizers get wrong (leading spaces, tabs,
+    // CRLF, digits, accents, a wide character, a character outside the training text).
+    const std::string sample = "  Probe,\ttext 0123\r\n ünïcöde Ａ — ROMEO: what light";
+    std::vector<uint32_t> ids;
+    c.tokenizer->encode(sample, ids);
+    out.emplace_back("tokenizer/sample_ids", at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
+    safetensors_write(argv[3], out, {{"checkpoint", c.dir}, {"llm", c.llm}, {"sample_text", sample}});
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "localist_export_reference: %s\n", e.what());
