@@ -8,10 +8,10 @@
 
 #include <filesystem>
 
+#include "checkpoint/safetensors.h"
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/file_util.h"
-#include "export/safetensors.h"
 
 namespace localist {
 namespace fs = std::filesystem;
@@ -148,7 +148,8 @@ nlohmann::json hf_config(const HfExportSpec& s) {
           {"tau", c.tau},
           {"gamma", c.gamma},
           {"rho", c.rho},
-          {"layer_norm_eps", 1e-5},
+          {"layer_norm_eps", c.layer_norm_eps},
+          {"activation", c.activation},
           {"anchors", s.model->anchor_code().values},
           {"anchor_kind", s.model->anchor_code().kind},
           {"active_blocks", s.model->active_slots()},

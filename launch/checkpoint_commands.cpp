@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 
 int run_eval(const EvalArgs& a) {
   const std::vector<double> dials = dial_arg_parse(a.dial);
+  const DialProfile profile = dial_profile_arg_parse(a.dial_profile);
   LoadedCheckpoint c = load_checkpoint(a.checkpoint, a.device);
   if (!a.llm.empty()) c.select(a.llm);
   if (a.llm.empty() && (c.llm_names().size() > 1 || a.by_domain)) {
@@ -49,9 +50,14 @@ int run_eval(const EvalArgs& a) {
   ProgressLine progress(true);
   for (size_t i = 0; i < dials.size(); ++i) {
     progress.update(fmt::format("eval [{}/{}] dial {:.2f}", i + 1, dials.size(), dials[i]));
-    rows.push_back(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, dials[i]), &rules, in));
+    DialSchedule at;  // λ = dials[i] on every layer, times the profile
+    at.value = {dials[i]};
+    at.profile = profile;
+    rows.push_back(evaluate(*c.model, set, at.at(0, c.cfg.model.n_layers, 0), &rules, in));
+    rows.back().dial = dials[i];  // the row's λ, not the mean over the profile's layers
   }
   progress.finish();
+  if (profile.kind != "uniform") described += ", dial profile " + profile.describe();
   std::cout << fmt::format("checkpoint {} (step {}{}), {} held-out windows of {} tokens{}\n", c.dir, c.meta.step,
                            c.llm == "main" ? "" : ", LLM " + c.llm, set.tokens.size(0), c.cfg.model.context, described)
             << sweep_table(rows) << std::endl;
@@ -69,6 +75,7 @@ int run_generate(const GenerateArgs& a) {
   const std::string& domain = a.domain;
   const std::vector<double> dial = dial_arg_parse(a.dial);
   if (dial.size() != 1) throw ConfigError("--dial: generate takes one dial value");
+  const DialProfile profile = dial_profile_arg_parse(a.dial_profile);
   LoadedCheckpoint c = load_checkpoint(a.checkpoint, a.device);
   checkpoint_require_domain(c, domain);
   std::vector<uint32_t> ids;
@@ -92,7 +99,10 @@ int run_generate(const GenerateArgs& a) {
         fmt::join(names, ", "));
   }
   GenerateOptions o;
-  o.dial.assign(c.cfg.model.n_layers, dial[0]);
+  DialSchedule at;
+  at.value = {dial[0]};
+  at.profile = profile;
+  o.dial = at.at(0, c.cfg.model.n_layers, 0);
   o.temperature = a.temperature;
   o.top_k = a.top_k;
   o.max_tokens = a.max_tokens;

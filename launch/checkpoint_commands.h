@@ -14,7 +14,7 @@ namespace localist {
 constexpr const char* kDefaultEvalDial = "0:1:0.1";
 
 struct EvalArgs {
-  std::string checkpoint, dial = kDefaultEvalDial, out_dir, rules_path, device = "auto";
+  std::string checkpoint, dial = kDefaultEvalDial, dial_profile = "uniform", out_dir, rules_path, device = "auto";
   int64_t windows = 0;            // held-out windows per held-out source (0: train.eval_windows)
   bool by_domain = false;         // the pool table also for a one-LLM checkpoint
   bool no_domain_routes = false;  // route every token by the learned router
@@ -23,7 +23,7 @@ struct EvalArgs {
 };
 
 struct GenerateArgs {
-  std::string checkpoint, prompt, dial = "0", rules_path, domain, llm, device = "auto";
+  std::string checkpoint, prompt, dial = "0", dial_profile = "uniform", rules_path, domain, llm, device = "auto";
   uint64_t seed = 1;
   double temperature = 1.0;
   int top_k = 0, max_tokens = 200;

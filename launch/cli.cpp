@@ -140,6 +140,8 @@ CLI::App* add_eval(CLI::App& app, EvalArgs& a) {
   auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint over dial values (sweep table, CSV, JSON, plot)");
   eval->add_option("--checkpoint", a.checkpoint, "Checkpoint directory")->required();
   eval->add_option("--dial", a.dial, "Dial values: 0.6, a list 0,0.5,1 or a sweep 0:1:0.1");
+  eval->add_option("--dial-profile", a.dial_profile,
+                   "Per-layer profile multiplying each dial value: uniform, linear, power:P or values 0,0.5,1");
   eval->add_option("--out", a.out_dir,
                    "Directory for sweep.csv/json/png (default: <run>/eval-step-N beside the checkpoints)");
   eval->add_option("--rules", a.rules_path, "Rules file (YAML/JSON) applied during evaluation");
@@ -161,6 +163,8 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
   generate->add_option("--checkpoint", a.checkpoint, "Checkpoint directory")->required();
   generate->add_option("--prompt", a.prompt, "Prompt text")->required();
   generate->add_option("--dial", a.dial, "Locality dial in [0, 1]");
+  generate->add_option("--dial-profile", a.dial_profile,
+                       "Per-layer profile multiplying the dial: uniform, linear, power:P or values 0,0.5,1");
   generate->add_option("--rules", a.rules_path, "Rules file (YAML/JSON) applied while generating");
   generate->add_option("--domain", a.domain,
                        "The prompt's domain (domain rules, the routes of recruited blocks; in a "

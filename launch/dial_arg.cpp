@@ -2,6 +2,7 @@
 // dial_arg.cpp: see dial_arg.h.
 #include "launch/dial_arg.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -57,6 +58,34 @@ std::vector<double> dial_arg_parse(const std::string& text) {
     }
   }
   return out;
+}
+
+DialProfile dial_profile_arg_parse(const std::string& text) {
+  DialProfile p;
+  if (text == "uniform" || text == "linear") {
+    p.kind = text;
+  } else if (text.rfind("power:", 0) == 0) {
+    p.kind = "power";
+    char* end = nullptr;
+    const std::string num = text.substr(6);
+    p.power = std::strtod(num.c_str(), &end);
+    if (num.empty() || *end != '\0' || !(p.power >= 1e-3 && p.power <= 100)) {
+      throw ConfigError("--dial-profile '" + text + "': the power must be a number in [0.001, 100], e.g. power:5");
+    }
+  } else if (!text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) {
+    p.kind = "values";
+    for (const auto& part : split(text, ',')) {
+      char* end = nullptr;
+      const double v = std::strtod(part.c_str(), &end);
+      if (part.empty() || *end != '\0' || !(v >= 0.0 && v <= 1.0)) {
+        throw ConfigError("--dial-profile '" + text + "': '" + part + "' is not a value in [0, 1]");
+      }
+      p.values.push_back(v);
+    }
+  } else {
+    throw ConfigError("--dial-profile '" + text + "': expected uniform, linear, power:P or per-layer values 0,0.5,1");
+  }
+  return p;
 }
 
 }  // namespace localist

@@ -92,6 +92,45 @@ void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir
   hf_write_model(s, dir);
 }
 
+// Every LLM in a directory of its own, pool.json (what pool_localist.py reads), the pool
+// class and a README.md that points to each LLM's card.
+void export_pool(LoadedCheckpoint& c, const ExportArgs& a, const std::string& tmp) {
+  nlohmann::json llms = nlohmann::json::array();
+  std::string table = "| LLM | domains it owns | directory |\n|---|---|---|\n";
+  for (const auto& name : c.llm_names()) {
+    c.select(name);
+    fs::create_directory(tmp + "/" + name);
+    export_llm(c, a, tmp + "/" + name);
+    nlohmann::json domains = nlohmann::json::array();
+    std::string owned;
+    for (const auto& d : c.cfg.pool.llms.at(c.cfg.pool.index(name)).domains) {
+      domains.push_back(d);
+      owned += (owned.empty() ? "" : ", ") + d;
+    }
+    llms.push_back({{"name", name}, {"dir", name}, {"domains", domains}});
+    table += fmt::format("| {} | {} | [{}/]({}/README.md) |\n", name, owned.empty() ? "the rest" : owned, name, name);
+  }
+  const auto priors = pool_priors(c.cfg, c.meta.step, c.llm_names());
+  const nlohmann::json pool = {{"llms", llms}, {"priors", priors}, {"route_prefix", 16}, {"step", c.meta.step}};
+  write_file_atomic(tmp + "/pool.json", pool.dump(2) + "\n");
+  write_file_atomic(tmp + "/pool_localist.py", hf_pool_py());
+  const std::string readme =
+      "---\nlibrary_name: transformers\ntags:\n  - localist\n  - custom_code\n---\n\n# A pool of " +
+      std::to_string(llms.size()) + " localist LLMs\n\nExported by `localist export --pool` from step " +
+      std::to_string(c.meta.step) + " of " + c.dir +
+      ". Each LLM is a model directory of its own (transformers loads it with "
+      "`trust_remote_code=True`; its README.md is its model card). `pool_localist.py` answers a text as "
+      "localist does: by its domain tag (the owner of the domain), else by code length — argmin over the "
+      "LLMs of the bits of the first 16 tokens, or the Bayesian mixture with weights ∝ prior · "
+      "2^(−code length); the priors are each LLM's share of the training data.\n\n" +
+      table +
+      "\n```python\nimport importlib.util\nspec = importlib.util.spec_from_file_location(\"pool_localist\", "
+      "\"pool_localist.py\")\npool_localist = importlib.util.module_from_spec(spec); "
+      "spec.loader.exec_module(pool_localist)\npool = pool_localist.LocalistPool.from_pretrained(\".\")\n"
+      "name = pool.route(ids)  # or pool.route(ids, domain=\"drama\")\n```\n";
+  write_file_atomic(tmp + "/README.md", readme);
+}
+
 }  // namespace
 
 int run_export(const ExportArgs& a) {
@@ -104,21 +143,7 @@ int run_export(const ExportArgs& a) {
       export_llm(c, a, tmp);
       return;
     }
-    nlohmann::json llms = nlohmann::json::array();
-    for (const auto& name : c.llm_names()) {
-      c.select(name);
-      fs::create_directory(tmp + "/" + name);
-      export_llm(c, a, tmp + "/" + name);
-      nlohmann::json domains = nlohmann::json::array();
-      for (const auto& d : c.cfg.pool.llms.at(c.cfg.pool.index(name)).domains) domains.push_back(d);
-      llms.push_back({{"name", name}, {"dir", name}, {"domains", domains}});
-    }
-    const nlohmann::json pool = {{"llms", llms},
-                                 {"priors", pool_priors(c.cfg, c.meta.step, c.llm_names())},
-                                 {"route_prefix", 16},
-                                 {"step", c.meta.step}};
-    write_file_atomic(tmp + "/pool.json", pool.dump(2) + "\n");
-    write_file_atomic(tmp + "/pool_localist.py", hf_pool_py());
+    export_pool(c, a, tmp);
   });
   std::cout << "exported " << (a.pool ? fmt::format("the pool of {} LLMs", c.llm_names().size()) : "LLM " + c.llm)
             << " of " << c.dir << " (step " << c.meta.step << ") to " << a.out << "\n";

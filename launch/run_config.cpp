@@ -14,6 +14,7 @@
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "core/strict_yaml.h"
+#include "launch/dial_config.h"
 #include "launch/pool_section.h"
 
 namespace localist {
@@ -92,84 +93,16 @@ void parse_model(StrictMap m, ModelConfig& c) {
   c.tau = m.get_double("tau", c.tau, 1e-6, 1e6);
   c.gamma = m.get_double("gamma", c.gamma, 0.0, 1e6);
   c.rho = m.get_double("rho", c.rho, 0.0, 1e6);
-  m.finish();
-}
-
-std::vector<double> parse_dial_value(const StrictMap& owner, const YAML::Node& n, const std::string& path) {
-  std::vector<double> v;
-  if (n.IsSequence()) {
-    if (n.size() == 0) owner.fail_at(n, path, "a per-layer dial needs one value per layer");
-    for (size_t i = 0; i < n.size(); ++i)
-      v.push_back(yaml_to_double(owner, n[i], path + "[" + std::to_string(i) + "]"));
-  } else {
-    v.push_back(yaml_to_double(owner, n, path));
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] < 0.0 || v[i] > 1.0) {
-      const YAML::Node& at = n.IsSequence() ? n[i] : n;
-      owner.fail_at(at, path, "dial value " + YAML::Dump(at) + " is outside [0, 1]");
-    }
-  }
-  return v;
-}
-
-DialSchedule parse_dial(StrictMap& train) {
-  DialSchedule d;
-  YAML::Node n = train.get_node("dial");
-  const std::string path = train.key_path("dial");
-  if (!n.IsDefined() || n.IsNull()) return d;
-  if (!n.IsMap()) {
-    d.value = parse_dial_value(train, n, path);
-    return d;
-  }
-  StrictMap m(n, path, std::make_shared<const std::string>(train.file()));
-  d.kind = m.get_string("schedule", "constant", {"constant", "linear", "cosine", "points", "stages", "uniform"});
-  if (d.kind == "constant") {
-    if (!m.has("value")) m.fail("", "a constant dial schedule needs a value");
-    d.value = parse_dial_value(m, m.get_node("value"), m.key_path("value"));
-  } else if (d.kind == "linear" || d.kind == "cosine") {
-    d.from = m.get_double("from", 0.0, 0.0, 1.0);
-    d.to = m.get_double("to", 1.0, 0.0, 1.0);
-    d.start = m.get_int("start", 0, 0, kHuge);
-    if (!m.has("end")) m.fail("", "a " + d.kind + " dial schedule needs an end step");
-    d.end = m.get_int("end", 1, 0, kHuge);
-    if (d.end <= d.start) m.fail("end", "end must be after start (" + std::to_string(d.start) + ")");
-  } else if (d.kind == "points") {
-    YAML::Node p = m.get_node("points");
-    if (!p.IsSequence() || p.size() == 0) m.fail("points", "expected a list of [step, value] pairs");
-    for (size_t i = 0; i < p.size(); ++i) {
-      const std::string pp = m.key_path("points") + "[" + std::to_string(i) + "]";
-      if (!p[i].IsSequence() || p[i].size() != 2) m.fail_at(p[i], pp, "expected [step, value]");
-      int64_t step = 0;
-      if (!YAML::convert<int64_t>::decode(p[i][0], step) || step < 0)
-        m.fail_at(p[i][0], pp, "step must be an integer >= 0");
-      if (!d.points.empty() && step <= d.points.back().step) m.fail_at(p[i][0], pp, "steps must increase");
-      d.points.push_back({step, parse_dial_value(m, p[i][1], pp).at(0)});
-    }
-  } else if (d.kind == "stages") {
-    std::vector<StrictMap> stages = m.get_map_list("stages");
-    if (stages.empty()) m.fail("stages", "expected a list of {name, until, value}");
-    for (size_t i = 0; i < stages.size(); ++i) {
-      StrictMap& s = stages[i];
-      DialStage st;
-      st.name = s.get_string("name", "stage" + std::to_string(i));
-      st.until_step = s.get_int("until", -1, 1, kHuge);
-      if (i + 1 < stages.size() && st.until_step < 0) s.fail("", "every stage but the last needs `until`");
-      if (!d.stages.empty() && st.until_step >= 0 && st.until_step <= d.stages.back().until_step) {
-        s.fail("until", "stages must be in increasing `until` order");
-      }
-      if (!s.has("value")) s.fail("", "each stage needs a value");
-      st.value = parse_dial_value(s, s.get_node("value"), s.key_path("value"));
-      s.finish();
-      d.stages.push_back(st);
-    }
-  } else {  // uniform
-    d.lo = m.get_double("lo", 0.0, 0.0, 1.0);
-    d.hi = m.get_double("hi", 1.0, 0.0, 1.0);
-    if (d.hi < d.lo) m.fail("hi", "hi must be >= lo");
+  c.activation = m.get_string("activation", c.activation, {"gelu", "gelu_tanh"});
+  c.layer_norm_eps = m.get_double("layer_norm_eps", c.layer_norm_eps, 1e-12, 1e-2);
+  if (m.has("init_from")) {
+    StrictMap f = m.get_map("init_from");
+    c.init_from.format = f.get_string("format", c.init_from.format, {"hf"});
+    c.init_from.path = f.get_string("path", "");
+    if (c.init_from.path.empty()) f.fail("path", "init_from needs the path of the model directory to start from");
+    f.finish();
   }
   m.finish();
-  return d;
 }
 
 void parse_train(StrictMap m, TrainConfig& t) {
@@ -201,19 +134,8 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
   t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
   t.threads = m.get_int("threads", t.threads, 0, 1024);
-  t.dial = parse_dial(m);
+  t.dial = dial_config_parse(m);
   m.finish();
-}
-
-void check_dial_layers(StrictMap& train, const DialSchedule& d, int64_t n_layers) {
-  auto check = [&](const std::vector<double>& v) {
-    if (v.size() != 1 && static_cast<int64_t>(v.size()) != n_layers) {
-      train.fail("dial", "per-layer dial has " + std::to_string(v.size()) + " values but model.n_layers is " +
-                             std::to_string(n_layers));
-    }
-  };
-  if (d.kind == "constant") check(d.value);
-  for (const auto& s : d.stages) check(s.value);
 }
 
 void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model) {
@@ -262,7 +184,7 @@ RunConfig run_config_parse(const std::string& yaml_text, const std::string& file
   parse_model(root.get_map("model"), c.model);
   StrictMap train = root.get_map("train");
   parse_train(train, c.train);
-  check_dial_layers(train, c.train.dial, c.model.n_layers);
+  dial_config_check_layers(train, c.train.dial, c.model.n_layers);
 
   StrictMap dist = root.get_map("distributed");
   c.distributed.block_parallel = dist.get_int("block_parallel", 1, 1, 4096);
@@ -313,20 +235,6 @@ RunConfig run_config_load(const std::string& path, int world_size, const ConfigO
 
 namespace {
 
-void emit_dial_value(YAML::Emitter& e, const std::vector<double>& v) {
-  if (v.size() == 1) {
-    e << v[0];
-  } else {
-    e << YAML::Flow << YAML::BeginSeq;
-    for (double x : v) e << x;
-    e << YAML::EndSeq;
-  }
-}
-
-}  // namespace
-
-namespace {
-
 // The effective config, section by section.
 void emit_data(YAML::Emitter& e, const DataConfig& data) {
   e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
@@ -344,35 +252,6 @@ void emit_data(YAML::Emitter& e, const DataConfig& data) {
     e << YAML::Key << "train" << YAML::Value << s.train << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::EndMap;
-}
-
-// The dial's schedule: its kind and the keys of that kind.
-void emit_dial_schedule(YAML::Emitter& e, const DialSchedule& d) {
-  e << YAML::Key << "dial" << YAML::Value << YAML::BeginMap << YAML::Key << "schedule" << YAML::Value << d.kind;
-  if (d.kind == "constant") {
-    e << YAML::Key << "value" << YAML::Value;
-    emit_dial_value(e, d.value);
-  } else if (d.kind == "linear" || d.kind == "cosine") {
-    e << YAML::Key << "from" << YAML::Value << d.from << YAML::Key << "to" << YAML::Value << d.to;
-    e << YAML::Key << "start" << YAML::Value << d.start << YAML::Key << "end" << YAML::Value << d.end;
-  } else if (d.kind == "points") {
-    e << YAML::Key << "points" << YAML::Value << YAML::BeginSeq;
-    for (const auto& p : d.points) e << YAML::Flow << YAML::BeginSeq << p.step << p.value << YAML::EndSeq;
-    e << YAML::EndSeq;
-  } else if (d.kind == "stages") {
-    e << YAML::Key << "stages" << YAML::Value << YAML::BeginSeq;
-    for (const auto& s : d.stages) {
-      e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;
-      if (s.until_step >= 0) e << YAML::Key << "until" << YAML::Value << s.until_step;
-      e << YAML::Key << "value" << YAML::Value;
-      emit_dial_value(e, s.value);
-      e << YAML::EndMap;
-    }
-    e << YAML::EndSeq;
-  } else {
-    e << YAML::Key << "lo" << YAML::Value << d.lo << YAML::Key << "hi" << YAML::Value << d.hi;
-  }
-  e << YAML::EndMap;
 }
 
 void emit_train(YAML::Emitter& e, const TrainConfig& t) {
@@ -397,7 +276,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   e << YAML::Key << "activation_checkpointing" << YAML::Value << t.activation_checkpointing;
   e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
   e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
-  emit_dial_schedule(e, t.dial);
+  dial_config_emit(e, t.dial);
   e << YAML::EndMap;
 }
 
@@ -440,7 +319,18 @@ std::string run_config_to_yaml(const RunConfig& c) {
   e << YAML::Key << "k_max" << YAML::Value << m.k_max << YAML::Key << "anchor_dim" << YAML::Value << m.anchor_dim;
   e << YAML::Key << "ffn_mult" << YAML::Value << m.ffn_mult << YAML::Key << "dropout" << YAML::Value << m.dropout;
   e << YAML::Key << "tau" << YAML::Value << m.tau << YAML::Key << "gamma" << YAML::Value << m.gamma;
-  e << YAML::Key << "rho" << YAML::Value << m.rho << YAML::EndMap;
+  e << YAML::Key << "rho" << YAML::Value << m.rho;
+  // Written only when not the default, so that configs written before these keys existed
+  // read back the same (resume compares the model section key by key).
+  if (m.activation != ModelConfig().activation) e << YAML::Key << "activation" << YAML::Value << m.activation;
+  if (m.layer_norm_eps != ModelConfig().layer_norm_eps) {
+    e << YAML::Key << "layer_norm_eps" << YAML::Value << m.layer_norm_eps;
+  }
+  if (!m.init_from.path.empty()) {
+    e << YAML::Key << "init_from" << YAML::Value << YAML::BeginMap << YAML::Key << "format" << YAML::Value
+      << m.init_from.format << YAML::Key << "path" << YAML::Value << m.init_from.path << YAML::EndMap;
+  }
+  e << YAML::EndMap;
 
   emit_train(e, c.train);
 
@@ -477,7 +367,8 @@ ResumeConflicts run_config_resume_conflicts(const std::string& checkpoint_yaml, 
   if (differs("run", "seed")) out.fixed.push_back("run.seed");
   if (differs("train", "global_batch")) out.fixed.push_back("train.global_batch");
 
-  for (const char* k : {"steps", "lr", "min_lr", "lr_schedule", "warmup_steps", "decay_fraction", "dial"}) {
+  for (const char* k :
+       {"steps", "lr", "min_lr", "lr_schedule", "warmup_steps", "decay_fraction", "dial", "dial_profile"}) {
     if (differs("train", k)) out.schedules.push_back(std::string("train.") + k);
   }
   return out;

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/hf_import.h"
 #include "comm/launch_env.h"
 #include "comm/mpi_communicator.h"
 #include "core/error.h"
@@ -189,6 +190,9 @@ int run_train(const TrainArgs& a, std::shared_ptr<Communicator>& world_comm) {
   // no run directory.
   const BatchReader reader(cfg.data, cfg.model.context, static_cast<uint64_t>(cfg.run.seed), cfg.train.global_batch);
   if (!cfg.train.rules.empty()) RuleSet::load(cfg.train.rules, cfg.model.k_max);
+  if (!cfg.model.init_from.path.empty()) {
+    hf_import_check(cfg.model, reader.shards().front()->meta().vocab_size, cfg.model.init_from.path);
+  }
   if (!a.resume.empty() && a.resume != "auto") checkpoint_resolve(a.resume);  // a wrong path writes nothing
   const int rank = a.world_size > 0 ? 0 : env.rank;
 

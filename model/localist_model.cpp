@@ -178,10 +178,11 @@ at::Tensor dropout_of(const at::Tensor& x, double p, const BlockShard* shard, in
   return x * noise;
 }
 
-// The FFN's hidden layer gelu(x W^T + b): fused on the CPU, at::linear + at::gelu otherwise.
-at::Tensor ffn_hidden(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, bool fused) {
-  if (fused && fused_ffn_supported(x) && !fused_disabled_by_env("ffn")) return linear_bias_gelu(x, w, b);
-  return at::gelu(at::linear(x, w, b));
+// The FFN's hidden layer gelu(x W^T + b): fused on the CPU (the exact GELU), at::linear +
+// at::gelu otherwise (and for GPT-2's tanh approximation).
+at::Tensor ffn_hidden(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, bool fused, bool tanh) {
+  if (!tanh && fused && fused_ffn_supported(x) && !fused_disabled_by_env("ffn")) return linear_bias_gelu(x, w, b);
+  return at::gelu(at::linear(x, w, b), tanh ? "tanh" : "none");
 }
 
 }  // namespace
@@ -190,11 +191,13 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
                                         const ForwardOptions& o, double p, int64_t T, ForwardResult& out) const {
   const BlockShard* shard = o.shard;
   const bool seq = shard && shard->sequence_parallel();
-  const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b);
+  const double eps = config_.layer_norm_eps;
+  const bool tanh = config_.activation == "gelu_tanh";
+  const auto xn = at::layer_norm(x_in, {config_.d_model}, L.ln1_w, L.ln1_b, eps);
   auto attn = localist_attention(L, seq ? shard->gather_seq(xn, T) : xn, anchors, out.active_blocks, config_, dial,
                                  o.rules, o.penalties, o.trace, out, shard, o.routing_trace, o.fused);
   const auto x = x_in + dropout_of(attn, p, shard, T);
-  const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b);
+  const auto xn2 = at::layer_norm(x, {config_.d_model}, L.ln2_w, L.ln2_b, eps);
   at::Tensor ffn;
   if (shard && shard->ffn_size >= 0) {
     // This rank's hidden units (held alone, or cut from the whole FFN); the second
@@ -204,11 +207,12 @@ at::Tensor LocalistModel::layer_forward(const LocalistLayer& L, const at::Tensor
                    L.ffn_begin, ", the shard computes ", n, " from ", a);
     auto part_of = [&](const at::Tensor& t, int64_t dim) { return L.ffn_whole() ? t.narrow(dim, a, n) : t; };
     const auto in = seq ? shard->gather_seq(xn2, T) : shard->enter(xn2);
-    const auto part = at::linear(ffn_hidden(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0), o.fused), part_of(L.proj_w, 1));
+    const auto part =
+        at::linear(ffn_hidden(in, part_of(L.fc_w, 0), part_of(L.fc_b, 0), o.fused, tanh), part_of(L.proj_w, 1));
     ffn = (seq ? shard->scatter_seq(part) : shard->leave(part)) + L.proj_b;
   } else {
     if (!L.ffn_whole()) throw Error("the layer holds only a block-parallel rank's FFN part: assemble the model first");
-    ffn = at::linear(ffn_hidden(xn2, L.fc_w, L.fc_b, o.fused), L.proj_w, L.proj_b);
+    ffn = at::linear(ffn_hidden(xn2, L.fc_w, L.fc_b, o.fused, tanh), L.proj_w, L.proj_b);
   }
   return x + dropout_of(ffn, p, shard, T);
 }
@@ -287,7 +291,7 @@ ForwardResult LocalistModel::forward(const at::Tensor& tokens, const ForwardOpti
     x = outs[0];
     if (penalties) out.omega.push_back(outs[1]), out.mutual_info.push_back(outs[2]);
   }
-  x = at::layer_norm(x, {config_.d_model}, lnf_w, lnf_b);
+  x = at::layer_norm(x, {config_.d_model}, lnf_w, lnf_b, config_.layer_norm_eps);
   // Vocabulary parallel: this rank's rows' logits for the whole sequence.
   out.logits = vocab ? at::linear(o.shard->gather_seq(x, T), rows) : at::linear(x, wte);
   return out;

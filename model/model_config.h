@@ -4,6 +4,7 @@
 // M1's requirement anchor_dim >= ceil(log2 k_max).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace localist {
 
@@ -21,6 +22,17 @@ struct ModelConfig {
   double tau = 1.0;    // routing temperature (M2)
   double gamma = 8.0;  // locality bias scale (M3)
   double rho = 4.0;    // rule pointer bias (M3/M6)
+  // What a pretrained source computes differently (model.init_from, docs/import.md):
+  // the FFN's GELU exact (erf) or tanh-approximated (GPT-2's gelu_new), LayerNorm's ε.
+  std::string activation = "gelu";  // gelu | gelu_tanh
+  double layer_norm_eps = 1e-5;
+  // Weights to start from instead of random ones (a fresh run only; a resume reads its
+  // checkpoint): format hf = a Hugging Face GPT-2-family directory (config.json +
+  // model.safetensors). Empty path: random initialisation.
+  struct InitFrom {
+    std::string format = "hf";
+    std::string path;
+  } init_from;
 };
 
 }  // namespace localist

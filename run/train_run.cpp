@@ -36,17 +36,29 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double mean(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0 : s / v.size();
+// λ for the progress line: one value when every layer has it, else each layer's (up to
+// 8 layers; more: first…last and the mean).
+std::string dial_text(const std::vector<double>& v) {
+  if (v.empty()) return "-";
+  if (std::all_of(v.begin(), v.end(), [&](double x) { return x == v.front(); })) return fmt::format("{:.2f}", v[0]);
+  if (v.size() <= 8) {
+    std::string s;
+    for (double x : v) s += fmt::format("{}{:.2f}", s.empty() ? "" : "/", x);
+    return s;
+  }
+  double sum = 0;
+  for (double x : v) sum += x;
+  return fmt::format("{:.2f}…{:.2f} (mean {:.2f})", v.front(), v.back(), sum / static_cast<double>(v.size()));
 }
 
 // The λ used for evaluation during and after training: the schedule's value at that
 // step, except for dial-conditioned training (uniform), evaluated at the range's middle.
 std::vector<double> eval_dial(const TrainConfig& t, int64_t step, int64_t layers, uint64_t seed) {
-  if (t.dial.kind == "uniform") return std::vector<double>(layers, 0.5 * (t.dial.lo + t.dial.hi));
-  return t.dial.at(step, layers, seed);
+  if (t.dial.kind != "uniform") return t.dial.at(step, layers, seed);
+  std::vector<double> v(layers, 0.5 * (t.dial.lo + t.dial.hi));
+  const std::vector<double> w = t.dial.profile.weights(layers);
+  for (int64_t l = 0; l < layers; ++l) v[l] *= w[l];
+  return v;
 }
 
 // Resume: the checkpoint is found and verified first (a damaged one fails before any other work).
@@ -145,9 +157,9 @@ class StepReporter {
     const double bits = s.ce / std::log(2.0);
     if (!pool_.declared) {
       progress_.update(
-          fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {:.2f}  omega {:.3f}  I {:.3f}  "
+          fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {}  omega {:.3f}  I {:.3f}  "
                       "lr {:.2e}  {:.0f} tok/s",
-                      step + 1, tc.steps, s.loss, bits, mean(dial), s.omega, s.mutual_info, lr, tok_s));
+                      step + 1, tc.steps, s.loss, bits, dial_text(dial), s.omega, s.mutual_info, lr, tok_s));
     } else {
       const int me = pool_.index(g.setup().name);
       bits_.resize(pool_.llms.size(), -1.0);
@@ -158,7 +170,7 @@ class StepReporter {
         llms += fmt::format("{}{} {:.3f}", llms.empty() ? "" : " | ", pool_.llms[i].name, bits_[i]);
       }
       progress_.update(
-          fmt::format("step {}/{}  {} bits/token  dial {:.2f}  lr {:.2e}", step + 1, tc.steps, llms, mean(dial), lr));
+          fmt::format("step {}/{}  {} bits/token  dial {}  lr {:.2e}", step + 1, tc.steps, llms, dial_text(dial), lr));
     }
     if (!log_step) return nullptr;
     const bool shares = g.traces_steps();  // null where training steps keep no traces

@@ -3,6 +3,7 @@
 #include "trainer/dial_schedule.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/mix64.h"
@@ -27,7 +28,44 @@ double ramp_fraction(int64_t step, int64_t start, int64_t end) {
 
 }  // namespace
 
+std::vector<double> DialProfile::weights(int64_t n_layers) const {
+  std::vector<double> w(n_layers, 1.0);
+  if (kind == "values") {
+    if (static_cast<int64_t>(values.size()) != n_layers) {
+      throw ConfigError("dial profile: " + std::to_string(values.size()) + " values but the model has " +
+                        std::to_string(n_layers) + " layers");
+    }
+    return values;
+  }
+  if (n_layers < 2 || kind == "uniform") return w;
+  for (int64_t l = 0; l < n_layers; ++l) {
+    const double x = static_cast<double>(l) / static_cast<double>(n_layers - 1);
+    w[l] = kind == "linear" ? x : std::pow(x, power);
+  }
+  return w;
+}
+
+std::string DialProfile::describe() const {
+  if (kind == "power") {
+    std::ostringstream s;
+    s << "power " << power;
+    return s.str();
+  }
+  if (kind != "values") return kind;
+  std::ostringstream s;
+  s << "values [";
+  for (size_t i = 0; i < values.size(); ++i) s << (i ? ", " : "") << values[i];
+  return s.str() + "]";
+}
+
 std::vector<double> DialSchedule::at(int64_t step, int64_t n_layers, uint64_t seed) const {
+  std::vector<double> v = base_at(step, n_layers, seed);
+  const std::vector<double> w = profile.weights(n_layers);
+  for (int64_t l = 0; l < n_layers; ++l) v[l] *= w[l];
+  return v;
+}
+
+std::vector<double> DialSchedule::base_at(int64_t step, int64_t n_layers, uint64_t seed) const {
   if (kind == "constant") return broadcast(value, n_layers);
   if (kind == "linear") {
     return std::vector<double>(n_layers, from + (to - from) * ramp_fraction(step, start, end));

@@ -13,6 +13,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_schema.h"
+#include "checkpoint/hf_import.h"
 #include "core/check.h"
 #include "core/error.h"
 #include "data/prepare.h"
@@ -105,6 +106,13 @@ void ModelGroup::make_model(const CheckpointContents* resumed, const LlmCheckpoi
   const TrainConfig& tc = s.train;
   BlockMap planned;  // bp > 1: the block map this group starts under
   model_ = std::make_shared<LocalistModel>(s.model, tokenizer_->vocab_size(), s.seed);
+  if (!resumed && !s.model.init_from.path.empty()) {
+    // Every rank reads the same file; the broadcast below keeps the guarantee.
+    const HfImportSummary imported = hf_import_gpt2(*model_, s.model.init_from.path);
+    if (s.lead)
+      spdlog::info("model: started from {} ({} tensors; its {} heads are blocks 0-{})", imported.source,
+                   imported.tensors, imported.heads, imported.heads / s.model.heads_per_block - 1);
+  }
   if (mesh_.ranks->size() > 1) {
     // Identical replicas by construction (same seed); the broadcast makes it a guarantee.
     at::NoGradGuard no_grad;

@@ -10,7 +10,7 @@ class LocalistConfig(PretrainedConfig):
     model_type = "localist"
 
     def __init__(self, vocab_size=258, d_model=128, n_layers=2, context=128, heads_per_block=1, head_dim=32,
-                 k_max=8, anchor_dim=8, ffn_mult=4, tau=1.0, gamma=8.0, rho=4.0, layer_norm_eps=1e-5,
+                 k_max=8, anchor_dim=8, ffn_mult=4, tau=1.0, gamma=8.0, rho=4.0, layer_norm_eps=1e-5, activation="gelu",
                  anchors=None, active_blocks=None, dial=0.0, domain_routes=None, document_id=None, pad_id=None,
                  **kwargs):
         self.vocab_size = vocab_size
@@ -26,6 +26,7 @@ class LocalistConfig(PretrainedConfig):
         self.gamma = gamma
         self.rho = rho
         self.layer_norm_eps = layer_norm_eps
+        self.activation = activation  # the FFN's GELU: gelu (exact, erf) or gelu_tanh (GPT-2's approximation)
         # k_max rows of anchor_dim values: the frozen anchor code a_k of M1 (exact float64 values).
         self.anchors = anchors
         # Slot ids of the blocks switched on, ascending; the others' weights are kept but unused.

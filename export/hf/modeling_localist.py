@@ -130,7 +130,7 @@ class BlockAttention(nn.Module):
 
 
 class LocalistLayer(nn.Module):
-    """Pre-LayerNorm: x + attention(LN x), then + FFN(LN x) with an exact (erf) GELU."""
+    """Pre-LayerNorm: x + attention(LN x), then + FFN(LN x) with a GELU (exact, or GPT-2's tanh form)."""
 
     def __init__(self, config):
         super().__init__()
@@ -140,6 +140,7 @@ class LocalistLayer(nn.Module):
         self.ln2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.fc = nn.Linear(config.d_model, config.ffn_mult * config.d_model)
         self.proj = nn.Linear(config.ffn_mult * config.d_model, config.d_model)
+        self.gelu_approximate = "tanh" if getattr(config, "activation", "gelu") == "gelu_tanh" else "none"
 
     def forward(self, x, dial, anchors, active_heads, head_block, rules, route_index, point_index, want_attention):
         xn = self.ln1(x)
@@ -148,7 +149,7 @@ class LocalistLayer(nn.Module):
         point = None if rules is None else Rules(None, rules.point_targets, point_index)
         y, alpha, fired = self.attention(xn, dial, pi, active_heads, head_block, point, hard, want_attention)
         x = x + y
-        x = x + self.proj(F.gelu(self.fc(self.ln2(x))))
+        x = x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate=self.gelu_approximate))
         return x, alpha, pi, hard, fired
 
 

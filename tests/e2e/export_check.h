@@ -31,13 +31,14 @@ struct ExportCheck {
 
 // Runs in `dir`: checks the exported LLM directory `exported` of `checkpoint` (a checkpoint
 // directory) as LLM `llm`; `prompt` non-empty: also greedy generation at λ = 0.5;
-// `flags`: more check_hf_export.py flags.
+// `flags`: more check_hf_export.py flags; `text_file`: windows from that text, not random ids.
 inline ExportCheck export_check(const std::string& dir, const std::string& checkpoint, const std::string& llm,
-                                const std::string& exported, const std::string& prompt, const std::string& flags = "") {
+                                const std::string& exported, const std::string& prompt, const std::string& flags = "",
+                                const std::string& text_file = "") {
   const std::string cd = "cd '" + dir + "' && ";
   const std::string ref = exported + ".reference.safetensors";
-  CommandResult r =
-      run_command(cd + env_or_empty("LOCALIST_EXPORT_REFERENCE") + " " + checkpoint + " " + llm + " " + ref + " 2>&1");
+  CommandResult r = run_command(cd + env_or_empty("LOCALIST_EXPORT_REFERENCE") + " " + checkpoint + " " + llm + " " +
+                                ref + " " + text_file + " 2>&1");
   if (r.status != 0) return {r.status, "localist_export_reference: " + r.out};
   std::string args = exported + " " + ref + " --checkpoint " + checkpoint + " " + llm + " " + flags;
   if (!prompt.empty()) {

@@ -234,6 +234,10 @@ TEST_F(Cli, TrainEvalGenerate) {
   localist::test::write_text(dir_ / "rules.yaml", "rules:\n  - {kind: route, match: {regex: \"[aeiou]\"}, block: 1}\n");
   CliRun ruled = run_cli(dir_, "eval --checkpoint run --dial 0.5 --rules rules.yaml --out ruled");
   EXPECT_EQ(ruled.status, 0) << ruled.err;
+  // A per-layer profile (progressive locality): the row keeps its λ, the header names the profile.
+  CliRun profiled = run_cli(dir_, "eval --checkpoint run --dial 0,1 --dial-profile power:2 --out profiled");
+  ASSERT_EQ(profiled.status, 0) << profiled.err;
+  EXPECT_NE(profiled.out.find("dial profile power 2"), std::string::npos) << profiled.out;
   CliRun i = run_cli(dir_, "inspect run");
   EXPECT_EQ(i.status, 0) << i.err;
   EXPECT_NE(i.out.find("step            30"), std::string::npos) << i.out;
@@ -731,4 +735,32 @@ TEST_F(Cli, ZeroAndActivationCheckpointingKeepTheLosses) {
   CliRun to3 = resume_from("to2", 10, "to3", 3);
   ASSERT_EQ(to3.status, 0) << to3.err;
   expect_near(losses("to3"), base, 10, "4 -> 2 -> 3 ranks");
+}
+
+// Progressive locality (train.dial_profile): the λ each layer sees at every logged step is
+// λ(t)·(ℓ/(L−1))^p, with λ(t) the step schedule; eval takes the same profile.
+TEST_F(Cli, ADialProfileGivesEachLayerItsShareAtEveryStep) {
+  prepare_small(
+      "  steps: 6\n  log_every: 1\n  dial: {schedule: linear, from: 0, to: 1, start: 0, end: 4}\n"
+      "  dial_profile: {power: 2}\n",
+      "\n  n_layers: 3");
+  const CliRun t = run_cli(dir_, "train c.yaml");
+  ASSERT_EQ(t.status, 0) << t.err;
+  std::istringstream in(localist::test::read_text(dir_ / "run/metrics.jsonl"));
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"event\":\"step\"") == std::string::npos) continue;
+    const size_t s = line.find("\"step\":"), d = line.find("\"dial\":[");
+    ASSERT_NE(d, std::string::npos) << line;
+    const int64_t step = std::stoll(line.substr(s + 7));  // 0-based, as λ(t) is
+    std::istringstream vals(line.substr(d + 8, line.find(']', d) - d - 8));
+    std::vector<double> got;
+    for (std::string v; std::getline(vals, v, ',');) got.push_back(std::stod(v));
+    ASSERT_EQ(got.size(), 3u) << line;
+    const double lambda = std::min(1.0, step / 4.0);
+    for (int l = 0; l < 3; ++l) EXPECT_NEAR(got[l], lambda * std::pow(l / 2.0, 2.0), 1e-12) << line;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6);
+  expect_one_line(run_cli(dir_, "eval --checkpoint run --dial-profile quintic"), 2, "--dial-profile 'quintic'");
 }

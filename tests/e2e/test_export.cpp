@@ -142,3 +142,44 @@ TEST_F(Export, ASentencePieceModelExportsItsTokenizer) {
                                               "hfspm", "ROMEO: What");
   EXPECT_EQ(r.status, 0) << r.out;
 }
+
+// model.init_from (docs/import.md): a random GPT-2 written by transformers, imported with
+// its 4 heads as 2 blocks of 2 and 2 free slots; one step at lr 0 writes a checkpoint of
+// the imported weights. At λ = 0 localist's logits on real text are GPT2LMHeadModel's.
+TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
+  const std::string py = localist::test::env_or_empty("LOCALIST_PYTHON") + " " + localist::test::source_dir() +
+                         "/tests/export/make_gpt2.py ";
+  auto run = [&](const std::string& cmd) { return localist::test::run_command("cd '" + dir_->path() + "' && " + cmd); };
+  ASSERT_EQ(run(py + "gpt2src 2>&1").status, 0);
+  std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  cfg.replace(cfg.find("model:\n"), cfg.find("train:\n") - cfg.find("model:\n"),
+              "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  heads_per_block: 2\n  k_initial: 2\n"
+              "  k_max: 4\n  anchor_dim: 4\n  activation: gelu_tanh\n  init_from: {format: hf, path: gpt2src}\n");
+  cfg.replace(cfg.find("  steps: 20"), 10, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0");
+  cfg.replace(cfg.find("  dial: [0.3, 0.8]"), 18, "  dial: 0");
+  localist::test::write_text(*dir_ / "g.yaml", cfg);
+  const CommandResult t = sh("train g.yaml --set run.dir=imported");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_NE(t.out.find("started from gpt2src (28 tensors; its 4 heads are blocks 0-1)"), std::string::npos) << t.out;
+  ASSERT_EQ(sh("export --checkpoint imported --out hfgpt2 --windows 1").status, 0);
+  const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/imported/checkpoints/step-00000001",
+                                              "main", "hfgpt2", "ROMEO: What", "--gpt2 gpt2src", "held.txt");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("ok   imported GPT-2: localist's logits"), std::string::npos) << r.out;
+
+  // Bad sources: one line naming the file and what does not fit, exit 2, no run directory.
+  for (const auto& [variant, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"llama", "config.json: model_type 'llama' is not a GPT-2-family model"},
+           {"missing", "model.safetensors: tensor transformer.h.1.mlp.c_fc.bias is missing"},
+           {"shape", "model.safetensors: tensor transformer.h.0.attn.c_proj.weight has shape (32, 16)"}}) {
+    ASSERT_EQ(run(py + "bad-" + variant + " --variant " + variant + " 2>&1").status, 0);
+    const CommandResult b = sh("train g.yaml --set run.dir=bad --set model.init_from.path=bad-" + variant);
+    expect_one_line_error(b, 2, needle);
+    EXPECT_FALSE(fs::exists(*dir_ / "bad")) << variant;
+  }
+  expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.heads_per_block=3"), 2,
+                        "n_head 4 is not a multiple of model.heads_per_block 3");
+  expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.activation=gelu"), 2,
+                        "activation_function 'gelu_new' needs model.activation: gelu_tanh");
+  EXPECT_FALSE(fs::exists(*dir_ / "bad"));
+}

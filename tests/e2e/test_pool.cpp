@@ -341,6 +341,8 @@ TEST_F(Pool, EvalGenerateAndBadPools) {
   // The pool exported (docs/export.md): each LLM in transformers is localist's, and the
   // pool class routes the held-out windows as eval does (argmin@16, the mixture).
   ASSERT_EQ(sh(dir_, bin() + " export --checkpoint one --pool --out hfpool --windows 1").status, 0);
+  EXPECT_NE(localist::test::read_text(dir_ / "hfpool/README.md").find("| drama | drama | [drama/](drama/README.md) |"),
+            std::string::npos);
   const std::string ckpt = dir_.path() + "/one/checkpoints/step-00000012";
   for (const char* llm : {"main", "drama"}) {
     const auto r = localist::test::export_check(dir_.path(), ckpt, llm, std::string("hfpool/") + llm,

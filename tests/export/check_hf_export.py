@@ -97,6 +97,7 @@ def main():
     p.add_argument("--generate", nargs=4, metavar=("PROMPT", "EXPECTED", "DIAL", "TOKENS"))
     p.add_argument("--checkpoint", nargs=2, metavar=("CKPT_DIR", "LLM"))
     p.add_argument("--tolerance", type=float, default=TOL)
+    p.add_argument("--gpt2", metavar="SOURCE_DIR", help="an imported GPT-2: its logits in transformers at λ = 0")
     a = p.parse_args()
     TOL = a.tolerance
     if a.checkpoint:
@@ -115,6 +116,14 @@ def main():
                      point_block=get("point_block"))
 
     with torch.no_grad():
+        if a.gpt2:  # the source model, in transformers' own GPT-2 code, against localist at λ = 0
+            from transformers import GPT2LMHeadModel
+            source = GPT2LMHeadModel.from_pretrained(a.gpt2, dtype=torch.float32).eval()
+            want = source(tokens).logits
+            check("imported GPT-2: localist's logits at λ=0 against transformers' GPT2LMHeadModel",
+                  rel(ref["logits/0/none"], want), TOL)
+            check("imported GPT-2: the exported model's logits at λ=0 against GPT2LMHeadModel",
+                  rel(model(tokens, dial=0.0).logits, want), TOL)
         for dial in (0, 5, 10):
             for kind in ("none", "route", "point"):
                 want = ref[f"logits/{dial}/{kind}"]

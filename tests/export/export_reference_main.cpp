@@ -6,7 +6,8 @@
 // with both rules, the traced attention, π, gates and blocks of every layer; with a domain
 // route, the logits of text tagged with that domain. --pool: the pool's held-out windows,
 // every LLM's bits on them, argmin routing and the mixture, as `localist eval` has them.
-// Usage: localist_export_reference CHECKPOINT LLM OUT.safetensors
+// Usage: localist_export_reference CHECKPOINT LLM OUT.safetensors [TEXT_FILE]
+//        (TEXT_FILE: the windows are that text's first tokens instead of random ids)
 //        localist_export_reference --pool CHECKPOINT DIAL OUT.safetensors
 #include <ATen/ATen.h>
 
@@ -16,8 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/safetensors.h"
 #include "core/error.h"
-#include "export/safetensors.h"
+#include "core/file_util.h"
 #include "launch/loaded_checkpoint.h"
 #include "launch/pool_commands.h"
 #include "pool/pool_eval.h"
@@ -95,7 +97,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (argc != 4) {
+  if (argc != 4 && argc != 5) {
     std::fprintf(stderr, "usage: localist_export_reference CHECKPOINT LLM OUT.safetensors\n");
     return 2;
   }
@@ -107,7 +109,13 @@ int main(int argc, char** argv) {
     at::NoGradGuard no_grad;
     const int64_t N = 2, T = m.config().context, L = m.config().n_layers;
     auto gen = at::detail::createCPUGenerator(5);
-    const auto tokens = at::randint(m.vocab_size(), {N, T}, gen, at::kLong);
+    at::Tensor tokens = at::randint(m.vocab_size(), {N, T}, gen, at::kLong);
+    if (argc == 5) {  // real text
+      std::vector<uint32_t> ids;
+      c.tokenizer->encode(read_file(argv[4]), ids);
+      if (static_cast<int64_t>(ids.size()) < N * T) throw Error(std::string(argv[4]) + ": too short for the windows");
+      tokens = at::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + N * T), at::kLong).view({N, T});
+    }
     const auto active = m.active_slots();
     std::vector<std::pair<std::string, at::Tensor>> out = {{"tokens", tokens}};
     const char* variants[3] = {"none", "route", "point"};

@@ -71,3 +71,44 @@ TEST(DialArg, FormsAndErrors) {
     EXPECT_THROW(dial_arg_parse(bad), ConfigError) << bad;
   }
 }
+
+// Progressive locality: λ_ℓ(t) = λ(t) · profile(ℓ), against the formula written out.
+TEST(DialSchedule, ProfilesMultiplyEverySchedule) {
+  DialSchedule l;
+  l.kind = "linear", l.from = 0.0, l.to = 1.0, l.start = 0, l.end = 100;
+  for (const auto& [kind, power] :
+       std::vector<std::pair<std::string, double>>{{"linear", 1}, {"power", 5}, {"power", 0.5}}) {
+    l.profile.kind = kind, l.profile.power = power;
+    for (int64_t step : {0, 30, 100, 500}) {
+      const auto v = l.at(step, 4, 0);
+      const double lambda = std::min(1.0, step / 100.0);
+      for (int64_t layer = 0; layer < 4; ++layer) {
+        EXPECT_NEAR(v[layer], lambda * std::pow(layer / 3.0, power), 1e-15) << kind << power << " step " << step;
+      }
+    }
+  }
+  DialSchedule c;
+  c.value = {0.8};
+  c.profile.kind = "values", c.profile.values = {0.0, 0.5, 1.0};
+  EXPECT_EQ(c.at(0, 3, 0), (std::vector<double>{0.0, 0.4, 0.8}));
+  EXPECT_THROW(c.at(0, 2, 0), ConfigError);  // 3 values for 2 layers
+  c.profile.kind = "power", c.profile.power = 5;
+  EXPECT_EQ(c.at(0, 1, 0), (std::vector<double>{0.8}));  // one layer: the whole λ
+  EXPECT_EQ(c.profile.describe(), "power 5");
+  DialSchedule u;  // dial-conditioned training draws λ, then the profile applies
+  u.kind = "uniform", u.lo = 0.2, u.hi = 0.6;
+  u.profile.kind = "linear";
+  const auto drawn = u.at(9, 3, 4);
+  EXPECT_EQ(drawn[0], 0.0);
+  EXPECT_NEAR(drawn[1] * 2, drawn[2], 1e-15);
+}
+
+TEST(DialArg, ProfileForms) {
+  EXPECT_EQ(dial_profile_arg_parse("linear").kind, "linear");
+  EXPECT_EQ(dial_profile_arg_parse("power:5").power, 5.0);
+  EXPECT_EQ(dial_profile_arg_parse("0,0.5,1").values, (std::vector<double>{0, 0.5, 1}));
+  EXPECT_THROW(dial_profile_arg_parse("power:0"), ConfigError);
+  EXPECT_THROW(dial_profile_arg_parse("power:x"), ConfigError);
+  EXPECT_THROW(dial_profile_arg_parse("quintic"), ConfigError);
+  EXPECT_THROW(dial_profile_arg_parse("0,1.5"), ConfigError);
+}

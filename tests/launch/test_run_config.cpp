@@ -111,6 +111,44 @@ TEST(RunConfig, DialScheduleForms) {
             std::string::npos);
 }
 
+TEST(RunConfig, DialProfilesAndImportKeysAreCheckedAndRoundTrip) {
+  for (const std::string profile : {"linear", "{power: 5}", "[0.0, 1.0]"}) {
+    const RunConfig a =
+        run_config_parse(replace(kBase, "dial: 0.5", "dial: 0.5\n  dial_profile: " + profile), "t.yaml", 0);
+    const std::string yaml = run_config_to_yaml(a);
+    const RunConfig b = run_config_parse(yaml, "effective.yaml", 0);
+    EXPECT_EQ(run_config_to_yaml(b), yaml) << profile;
+    EXPECT_EQ(b.train.dial.at(3, 2, 1), a.train.dial.at(3, 2, 1)) << profile;
+    EXPECT_EQ(a.train.dial.at(3, 2, 1)[0], 0.0) << profile;  // the first layer is distributed
+  }
+  EXPECT_EQ(error_of(replace(kBase, "dial: 0.5", "dial: 0.5\n  dial_profile: quintic")),
+            "t.yaml:11:17: train.dial_profile: unknown profile 'quintic' (expected uniform, linear, {power: p} or a "
+            "list)");
+  EXPECT_EQ(error_of(replace(kBase, "dial: 0.5", "dial: 0.5\n  dial_profile: {power: -1}")),
+            "t.yaml:11:25: train.dial_profile.power: value -1 is out of range [0.001, 100]");
+  EXPECT_NE(error_of(replace(kBase, "dial: 0.5", "dial: 0.5\n  dial_profile: [0, 0.5, 1]"))
+                .find("the profile has 3 values but model.n_layers is 2"),
+            std::string::npos);
+  // The model keys an imported GPT-2 needs; written back only when not the default.
+  const RunConfig m = run_config_parse(replace(kBase, "train:",
+                                               "model:\n  activation: gelu_tanh\n  layer_norm_eps: 1.0e-6\n"
+                                               "  init_from: {format: hf, path: gpt2}\ntrain:"),
+                                       "t.yaml", 0);
+  EXPECT_EQ(m.model.activation, "gelu_tanh");
+  EXPECT_EQ(m.model.layer_norm_eps, 1e-6);
+  EXPECT_EQ(m.model.init_from.path, "gpt2");
+  EXPECT_EQ(run_config_to_yaml(run_config_parse(run_config_to_yaml(m), "e.yaml", 0)), run_config_to_yaml(m));
+  EXPECT_EQ(run_config_to_yaml(run_config_parse(kBase, "t.yaml", 0)).find("activation: "), std::string::npos);
+  EXPECT_NE(error_of(replace(kBase, "train:", "model:\n  activation: relu\ntrain:")).find("model.activation"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kBase, "train:", "model:\n  init_from: {format: onnx, path: x}\ntrain:"))
+                .find("model.init_from.format"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(replace(kBase, "train:", "model:\n  init_from: {format: hf}\ntrain:")).find("init_from needs the path"),
+      std::string::npos);
+}
+
 TEST(RunConfig, EffectiveConfigRoundTrips) {
   for (const std::string dial :
        {"0.5", "[0.0, 1.0]", "{schedule: cosine, from: 0.0, to: 1.0, start: 0, end: 100}",

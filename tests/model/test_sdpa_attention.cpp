@@ -126,4 +126,3 @@ TEST(SdpaAttention, FiftyTrainingStepsTakeTheExplicitLosses) {
   }
   EXPECT_LT(exact.back(), exact.front() - 0.1);  // it trains
 }
-

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_safetensors.cpp: export/safetensors against the format's definition: the bytes of
+// test_safetensors.cpp: checkpoint/safetensors against the format's definition: the bytes of
 // a small file built by hand from the specification (length, JSON header padded to 8,
 // raw little-endian data), a round trip of every supported dtype and of odd shapes, and
 // damaged files refused with a message naming the file.
@@ -9,8 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "checkpoint/safetensors.h"
 #include "core/error.h"
-#include "export/safetensors.h"
 #include "tests/test_util.h"
 
 using localist::Error;

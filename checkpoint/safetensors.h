@@ -24,6 +24,14 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
+struct SafetensorsEntry {
+  at::ScalarType dtype;
+  std::vector<int64_t> shape;
+};
+// The header alone (names, dtypes, shapes), validated as safetensors_read does, without
+// reading the tensors' bytes.
+std::map<std::string, SafetensorsEntry> safetensors_header(const std::string& path);
+
 // Reads and validates a file (header size and JSON, every dtype, shape and byte range
 // inside the file, ranges that tile the data exactly); throws an Error naming the path.
 SafetensorsFile safetensors_read(const std::string& path);

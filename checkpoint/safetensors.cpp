@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // safetensors.cpp: see safetensors.h. The header is padded with spaces to a multiple of 8
 // bytes, as the reference writer does, so the data starts aligned.
-#include "export/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -75,13 +76,23 @@ void safetensors_write(const std::string& path, const std::vector<std::pair<std:
   write_file_atomic(path, out);  // little-endian hosts only (x86-64, aarch64), as LibTorch's own files
 }
 
-SafetensorsFile safetensors_read(const std::string& path) {
-  const std::string bytes = read_file(path);
-  if (bytes.size() < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+namespace {
+
+// The header of `bytes` (the whole file, or its first 8 + header-length bytes when
+// `file_size` says how long the file is), every entry validated against the file's size.
+struct ParsedHeader {
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::pair<SafetensorsEntry, std::pair<uint64_t, uint64_t>>> entries;
+  uint64_t data_begin = 0;
+};
+
+ParsedHeader parse_header(const std::string& path, const std::string& bytes, uint64_t file_size) {
+  if (file_size < 8 || bytes.size() < 8)
+    throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
   const uint64_t n = read_u64_le(bytes);
-  if (n < 2 || n > bytes.size() - 8) {
+  if (n < 2 || n > file_size - 8 || n > bytes.size() - 8) {
     throw Error(path + ": not a safetensors file (header length " + std::to_string(n) + " for a file of " +
-                std::to_string(bytes.size()) + " bytes)");
+                std::to_string(file_size) + " bytes)");
   }
   nlohmann::json header;
   try {
@@ -90,8 +101,9 @@ SafetensorsFile safetensors_read(const std::string& path) {
     throw Error(path + ": the safetensors header is not JSON (" + std::string(e.what()) + ")");
   }
   if (!header.is_object()) throw Error(path + ": the safetensors header is not a JSON object");
-  SafetensorsFile f;
-  const uint64_t data = 8 + n, size = bytes.size() - data;
+  ParsedHeader h;
+  h.data_begin = 8 + n;
+  const uint64_t size = file_size - h.data_begin;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, e] : header.items()) {
     const std::string where = path + ": tensor " + name;
@@ -99,7 +111,7 @@ SafetensorsFile safetensors_read(const std::string& path) {
       if (!e.is_object()) throw Error(path + ": __metadata__ is not an object");
       for (const auto& [k, v] : e.items()) {
         if (!v.is_string()) throw Error(path + ": __metadata__." + k + " is not a string");
-        f.metadata[k] = v.get<std::string>();
+        h.metadata[k] = v.get<std::string>();
       }
       continue;
     }
@@ -116,9 +128,7 @@ SafetensorsFile safetensors_read(const std::string& path) {
       if (off.size() != 2 || off[0] > off[1] || off[1] > size || off[1] - off[0] != want) {
         throw Error(where + ": byte range does not match its shape or lies outside the file");
       }
-      auto t = at::empty(shape, at::TensorOptions().dtype(type));
-      if (want) std::memcpy(t.data_ptr(), bytes.data() + data + off[0], want);
-      f.tensors.emplace(name, t);
+      h.entries[name] = {SafetensorsEntry{type, shape}, {off[0], off[1]}};
       ranges.emplace_back(off[0], off[1]);
     } catch (const nlohmann::json::exception& ex) {
       throw Error(where + ": malformed entry (" + std::string(ex.what()) + ")");
@@ -131,6 +141,40 @@ SafetensorsFile safetensors_read(const std::string& path) {
     at_byte = e;
   }
   if (at_byte != size) throw Error(path + ": " + std::to_string(size - at_byte) + " bytes after the last tensor");
+  return h;
+}
+
+}  // namespace
+
+std::map<std::string, SafetensorsEntry> safetensors_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the file");
+  in.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  std::string head(std::min<uint64_t>(size, 8), '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  if (size >= 8) {
+    const uint64_t n = std::min<uint64_t>(read_u64_le(head), size - 8);
+    head.resize(8 + n);
+    in.read(head.data() + 8, static_cast<std::streamsize>(n));
+  }
+  std::map<std::string, SafetensorsEntry> out;
+  for (const auto& [name, e] : parse_header(path, head, size).entries) out.emplace(name, e.first);
+  return out;
+}
+
+SafetensorsFile safetensors_read(const std::string& path) {
+  const std::string bytes = read_file(path);
+  const ParsedHeader h = parse_header(path, bytes, bytes.size());
+  SafetensorsFile f;
+  f.metadata = h.metadata;
+  for (const auto& [name, e] : h.entries) {
+    auto t = at::empty(e.first.shape, at::TensorOptions().dtype(e.first.dtype));
+    const uint64_t n = e.second.second - e.second.first;
+    if (n) std::memcpy(t.data_ptr(), bytes.data() + h.data_begin + e.second.first, n);
+    f.tensors.emplace(name, t);
+  }
   return f;
 }
 
