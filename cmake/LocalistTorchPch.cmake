@@ -2,6 +2,8 @@
 # LocalistTorchPch.cmake: LibTorch 2.x's headers cost ~15 s of parsing in every file that
 # includes <ATen/ATen.h>; they are precompiled once (target localist_torch_pch) and that
 # header is reused by every target that links torch (a file's parse: ~16 s -> ~4 s).
+# Loading the 570 MB precompiled header costs ~5 s itself, so a file that includes no
+# LibTorch header, directly or through the project's headers, compiles without it.
 # Limits: GCC's PCH is taken only with matching code-generation flags, so the AVX2 kernel
 # objects (-mavx2) and -fPIC objects parse the headers themselves; off with -DLOCALIST_PCH=OFF.
 option(LOCALIST_PCH "Precompile LibTorch's headers once for every target that links torch" ON)
@@ -34,6 +36,38 @@ function(localist_links_torch target out)
   set(${out} ${found} PARENT_SCOPE)
 endfunction()
 
+# Whether `file` includes a LibTorch header (<ATen/...>, <torch/...>, <c10/...>), directly
+# or through the project's own headers ("folder/name.h"); memoised per file. A file that
+# does not exist yet (generated sources: embedded text) includes none.
+function(localist_includes_torch file out)
+  get_property(known GLOBAL PROPERTY "localist_torch_${file}" SET)
+  if(known)
+    get_property(v GLOBAL PROPERTY "localist_torch_${file}")
+    set(${out} ${v} PARENT_SCOPE)
+    return()
+  endif()
+  set_property(GLOBAL PROPERTY "localist_torch_${file}" FALSE)  # a cycle ends here
+  set(v FALSE)
+  if(EXISTS ${file})
+    file(STRINGS ${file} lines REGEX "^#include [<\"]")
+    foreach(line ${lines})
+      if(line MATCHES "^#include <(ATen|torch|c10)/")
+        set(v TRUE)
+        break()
+      endif()
+      if(line MATCHES "^#include \"([^\"]+)\"" AND EXISTS ${PROJECT_SOURCE_DIR}/${CMAKE_MATCH_1})
+        localist_includes_torch(${PROJECT_SOURCE_DIR}/${CMAKE_MATCH_1} inner)
+        if(inner)
+          set(v TRUE)
+          break()
+        endif()
+      endif()
+    endforeach()
+  endif()
+  set_property(GLOBAL PROPERTY "localist_torch_${file}" ${v})
+  set(${out} ${v} PARENT_SCOPE)
+endfunction()
+
 # localist_torch_pch(DIRS dir...): every library and executable in those directories
 # that links torch reuses the precompiled LibTorch headers.
 function(localist_torch_pch)
@@ -54,9 +88,22 @@ function(localist_torch_pch)
         continue()
       endif()
       localist_links_torch(${t} links)
-      if(links)
-        target_precompile_headers(${t} REUSE_FROM localist_torch_pch)
+      if(NOT links)
+        continue()
       endif()
+      target_precompile_headers(${t} REUSE_FROM localist_torch_pch)
+      get_target_property(srcs ${t} SOURCES)
+      get_target_property(src_dir ${t} SOURCE_DIR)
+      foreach(src ${srcs})
+        if(NOT src MATCHES "\\.cpp$")
+          continue()
+        endif()
+        get_filename_component(path ${src} ABSOLUTE BASE_DIR ${src_dir})
+        localist_includes_torch(${path} torch_inside)
+        if(NOT torch_inside)
+          set_source_files_properties(${path} TARGET_DIRECTORY ${t} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+        endif()
+      endforeach()
     endforeach()
   endforeach()
 endfunction()

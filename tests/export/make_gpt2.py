@@ -2,7 +2,8 @@
 # make_gpt2.py: a small random GPT-2 written by transformers (GPT2LMHeadModel
 # .save_pretrained), the source the import tests start from, and damaged variants of it.
 # Weights are drawn wider than GPT-2's 0.02 so that the logits are far from uniform.
-# Usage: make_gpt2.py DIR [--variant ok|llama|missing|shape]
+# Usage: make_gpt2.py DIR [--variant ok|llama|missing|shape] [--bad-variants]
+#        (--bad-variants: also DIR-llama, DIR-missing and DIR-shape, in one process)
 import argparse
 import json
 import os
@@ -14,6 +15,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 p = argparse.ArgumentParser()
 p.add_argument("dir")
 p.add_argument("--variant", default="ok", choices=["ok", "llama", "missing", "shape"])
+p.add_argument("--bad-variants", action="store_true")
 a = p.parse_args()
 torch.manual_seed(3)
 config = GPT2Config(vocab_size=258, n_positions=64, n_embd=32, n_layer=2, n_head=4, initializer_range=0.15,
@@ -23,16 +25,25 @@ with torch.no_grad():  # LayerNorms and biases away from their trivial initial v
     for name, t in model.named_parameters():
         if name.endswith("bias") or ".ln_" in name:
             t.add_(torch.randn_like(t) * 0.1)
-model.save_pretrained(a.dir)
-weights = os.path.join(a.dir, "model.safetensors")
-if a.variant == "llama":
-    cfg = json.load(open(os.path.join(a.dir, "config.json")))
-    cfg["model_type"] = "llama"
-    json.dump(cfg, open(os.path.join(a.dir, "config.json"), "w"))
-elif a.variant in ("missing", "shape"):
-    t = load_file(weights)
-    if a.variant == "missing":
-        del t["transformer.h.1.mlp.c_fc.bias"]
-    else:
-        t["transformer.h.0.attn.c_proj.weight"] = t["transformer.h.0.attn.c_proj.weight"][:, :16].contiguous()
-    save_file(t, weights, metadata={"format": "pt"})
+
+
+def write(directory, variant):
+    model.save_pretrained(directory)
+    weights = os.path.join(directory, "model.safetensors")
+    if variant == "llama":
+        cfg = json.load(open(os.path.join(directory, "config.json")))
+        cfg["model_type"] = "llama"
+        json.dump(cfg, open(os.path.join(directory, "config.json"), "w"))
+    elif variant in ("missing", "shape"):
+        t = load_file(weights)
+        if variant == "missing":
+            del t["transformer.h.1.mlp.c_fc.bias"]
+        else:
+            t["transformer.h.0.attn.c_proj.weight"] = t["transformer.h.0.attn.c_proj.weight"][:, :16].contiguous()
+        save_file(t, weights, metadata={"format": "pt"})
+
+
+write(a.dir, a.variant)
+if a.bad_variants:
+    for v in ("llama", "missing", "shape"):
+        write(f"{a.dir}-{v}", v)
