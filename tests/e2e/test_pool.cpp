@@ -344,11 +344,10 @@ TEST_F(Pool, EvalGenerateAndBadPools) {
   EXPECT_NE(localist::test::read_text(dir_ / "hfpool/README.md").find("| drama | drama | [drama/](drama/README.md) |"),
             std::string::npos);
   const std::string ckpt = dir_.path() + "/one/checkpoints/step-00000012";
-  for (const char* llm : {"main", "drama"}) {
-    const auto r = localist::test::export_check(dir_.path(), ckpt, llm, std::string("hfpool/") + llm,
-                                                llm == std::string("main") ? "ROMEO: what" : "");
-    EXPECT_EQ(r.status, 0) << llm << ":\n" << r.out;
-  }
+  const auto r = localist::test::export_check_run(
+      dir_.path(), {localist::test::export_check_job(dir_.path(), ckpt, "main", "hfpool/main", "ROMEO: what"),
+                    localist::test::export_check_job(dir_.path(), ckpt, "drama", "hfpool/drama", "")});
+  EXPECT_EQ(r.status, 0) << r.out;
   ASSERT_EQ(sh(dir_, bin() + " eval --checkpoint one --dial 0.5 --out ev05").status, 0);
   Shell ref = sh(dir_, localist::test::env_or_empty("LOCALIST_EXPORT_REFERENCE") + " --pool " + ckpt +
                            " 0.5 pool-ref.safetensors");

@@ -7,12 +7,14 @@
 # `localist generate`'s text and the tokenizer against localist's byte ids.
 # With --checkpoint, every tensor of model.safetensors must equal the checkpoint's, read
 # with h5py from its rank files, bit for bit (fp32) or as its bf16 rounding (bf16).
-# Usage: check_hf_export.py DIR REFERENCE.safetensors [--generate PROMPT EXPECTED DIAL TOKENS]
-#        [--checkpoint CKPT_DIR LLM]
+# Usage: check_hf_export.py DIR REFERENCE.safetensors [--generate PROMPT EXPECTED_FILE DIAL TOKENS]
+#        [--checkpoint CKPT_DIR LLM] [--tolerance T] [--gpt2 SOURCE_DIR]
+#        check_hf_export.py --batch FILE   (one such argument list per line)
 import argparse
 import glob
 import json
 import os
+import shlex
 import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -26,6 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 TOL = 1e-4
 failures = []
+label = ""  # the directory being checked (a batch checks several)
 
 
 def rel(a, b):
@@ -36,7 +39,7 @@ def check(name, value, limit):
     ok = value <= limit  # NaN fails
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {value:.3e} (limit {limit:.0e})")
     if not ok:
-        failures.append(name)
+        failures.append(f"{label}: {name}")
 
 
 def checkpoint_tensors(ckpt, llm, config):
@@ -89,16 +92,21 @@ def check_round_trip(directory, ckpt, llm):
         print("  differing:", ", ".join(differing[:8]))
 
 
-def main():
+def check_directory(argv):
+    """One exported directory against its reference (the arguments of one check)."""
     global TOL
     p = argparse.ArgumentParser()
     p.add_argument("dir")
     p.add_argument("reference")
-    p.add_argument("--generate", nargs=4, metavar=("PROMPT", "EXPECTED", "DIAL", "TOKENS"))
+    p.add_argument("--generate", nargs=4, metavar=("PROMPT", "EXPECTED_FILE", "DIAL", "TOKENS"),
+                   help="EXPECTED_FILE: the bytes `localist generate` printed (without the final newline)")
     p.add_argument("--checkpoint", nargs=2, metavar=("CKPT_DIR", "LLM"))
     p.add_argument("--tolerance", type=float, default=TOL)
     p.add_argument("--gpt2", metavar="SOURCE_DIR", help="an imported GPT-2: its logits in transformers at λ = 0")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    global label
+    label = a.dir
+    print(f"== {a.dir}")
     TOL = a.tolerance
     if a.checkpoint:
         check_round_trip(a.dir, *a.checkpoint)
@@ -155,20 +163,33 @@ def main():
           float(sample_ids != ref["tokenizer/sample_ids"].tolist()), 0)
     check("tokenizer: decode(encode(sample)) differs", float(tok.decode(sample_ids) != sample), 0)
     if a.generate:
-        prompt, expected, dial, new = a.generate
+        prompt, expected_file, dial, new = a.generate
+        expected_bytes = open(expected_file, "rb").read()
+        expected = expected_bytes.decode("utf-8", "replace")
         ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
             # localist generates through document boundaries: no end-of-sequence stop here either.
             gen = model.generate(ids, max_new_tokens=int(new), do_sample=False, dial=float(dial), eos_token_id=None)
         text = tok.decode(gen[0], skip_special_tokens=True)
         if model.config.vocab_size == 258:  # bytes, which need not be UTF-8: compare them as bytes
-            same = bytes(i for i in gen[0].tolist() if i < 256) == os.fsencode(expected)
+            same = bytes(i for i in gen[0].tolist() if i < 256) == expected_bytes
         else:
             same = text == expected
         print(f"{'ok  ' if same else 'FAIL'} greedy generate at λ={dial}: {text!r}" +
               ("" if same else f" != localist's {expected!r}"))
         if not same:
-            failures.append("generate")
+            failures.append(f"{label}: generate")
+
+
+def main():
+    # --batch FILE: one check per line (its arguments, shell-quoted), in one process: the
+    # imports of torch and transformers cost ~4 s a process.
+    if len(sys.argv) == 3 and sys.argv[1] == "--batch":
+        for line in open(sys.argv[2]):
+            if line.strip():
+                check_directory(shlex.split(line))
+    else:
+        check_directory(sys.argv[1:])
     if failures:
         print(f"check_hf_export: {len(failures)} check(s) failed: {', '.join(failures)}")
         return 1
