@@ -44,6 +44,9 @@ Source read_source(const ModelConfig& c, int64_t vocab_size, const std::string& 
   Source s;
   s.config_path = (std::filesystem::path(dir) / "config.json").string();
   s.weights_path = (std::filesystem::path(dir) / "model.safetensors").string();
+  if (!std::filesystem::is_regular_file(s.config_path)) {
+    throw ConfigError(s.config_path + ": no such file (model.init_from.path must be a Hugging Face model directory)");
+  }
   s.config = nlohmann::json::parse(read_file(s.config_path), nullptr, false);
   if (!s.config.is_object()) throw ConfigError(s.config_path + ": not a JSON object");
   const std::string type = s.config.value("model_type", std::string());
@@ -162,16 +165,27 @@ void check_tensors(const ModelConfig& c, int64_t vocab, Source& s) {
   check("wpe.weight", {c.context, c.d_model}, false);  // the first `context` positions are used
 }
 
+// read_source, with a value of the wrong JSON type (a string where a number belongs) as a
+// config error naming the file.
+Source read_source_checked(const ModelConfig& c, int64_t vocab_size, const std::string& dir) {
+  try {
+    return read_source(c, vocab_size, dir);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError((std::filesystem::path(dir) / "config.json").string() + ": a value has the wrong type (" +
+                      e.what() + ")");
+  }
+}
+
 }  // namespace
 
 void hf_import_check(const ModelConfig& config, int64_t vocab_size, const std::string& dir) {
-  Source s = read_source(config, vocab_size, dir);
+  Source s = read_source_checked(config, vocab_size, dir);
   check_tensors(config, vocab_size, s);
 }
 
 HfImportSummary hf_import_gpt2(LocalistModel& model, const std::string& dir) {
   const ModelConfig& c = model.config();
-  Source s = read_source(c, model.vocab_size(), dir);
+  Source s = read_source_checked(c, model.vocab_size(), dir);
   check_tensors(c, model.vocab_size(), s);
   const SafetensorsFile file = safetensors_read(s.weights_path);
   auto get = [&](const std::string& name) { return file.tensors.at(s.prefix + name).to(at::kFloat); };

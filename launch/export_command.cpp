@@ -25,17 +25,6 @@ namespace localist {
 namespace fs = std::filesystem;
 namespace {
 
-// The dial the checkpoint was at (its schedule's value per layer at its step), else 0.
-std::vector<double> trained_dial(const LoadedCheckpoint& c) {
-  const auto d = c.contents->state.value("schedules", nlohmann::json::object()).value("dial", nlohmann::json());
-  std::vector<double> out(c.cfg.model.n_layers, 0.0);
-  if (d.is_array() && d.size() == out.size())
-    for (size_t i = 0; i < out.size(); ++i) out[i] = d[i].get<double>();
-  else if (d.is_number())
-    std::fill(out.begin(), out.end(), d.get<double>());
-  return out;
-}
-
 // The card's numbers: the sweep over λ and the results by domain at the trained dial.
 void card_numbers(LoadedCheckpoint& c, int64_t windows, HfCardInput& card) {
   EvalSet set;
@@ -72,7 +61,7 @@ void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir
   card.name = c.llm == "main" ? fs::path(c.dir).parent_path().parent_path().filename().string() : c.llm;
   if (card.name.empty()) card.name = "localist-model";
   card.card = report_model_card(*c.contents, c.llm, *c.model);
-  card.dial = trained_dial(c);
+  card.dial = checkpoint_trained_dial(c);
   card.sources = c.cfg.data.sources;
   card_numbers(c, a.windows, card);
   HfExportSpec s;

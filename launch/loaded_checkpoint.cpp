@@ -49,6 +49,17 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
   return c;
 }
 
+std::vector<double> checkpoint_trained_dial(const LoadedCheckpoint& c) {
+  const auto d = c.contents->state.value("schedules", nlohmann::json::object()).value("dial", nlohmann::json());
+  std::vector<double> out(c.cfg.model.n_layers, 0.0);
+  if (d.is_array() && d.size() == out.size()) {
+    for (size_t i = 0; i < out.size(); ++i) out[i] = d[i].get<double>();
+  } else if (d.is_number()) {
+    std::fill(out.begin(), out.end(), d.get<double>());
+  }
+  return out;
+}
+
 void checkpoint_require_domain(const LoadedCheckpoint& c, const std::string& domain) {
   const auto& sources = c.cfg.data.sources;
   if (domain.empty() ||

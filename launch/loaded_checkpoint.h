@@ -34,6 +34,9 @@ struct LoadedCheckpoint {
 };
 
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& device_name);
+// The dial the checkpoint was trained at: its schedule's value per layer at its step
+// (0 on every layer when it did not record one).
+std::vector<double> checkpoint_trained_dial(const LoadedCheckpoint& c);
 // Throws naming the domains of the checkpoint's data when `domain` (non-empty) is not one.
 void checkpoint_require_domain(const LoadedCheckpoint& c, const std::string& domain);
 // Evaluation inputs for this checkpoint's model (`texts`: its tokenizer's, kept alive by the caller).

@@ -91,12 +91,7 @@ std::vector<double> report_dial(const LoadedCheckpoint& c, const ReportArgs& a) 
     if (d.size() != 1) throw ConfigError("--dial: the report takes one dial value (the sweep is --sweep)");
     dial.assign(c.cfg.model.n_layers, d[0]);
   } else {
-    const auto trained = c.contents->state.value("schedules", nlohmann::json::object()).value("dial", nlohmann::json());
-    if (trained.is_array() && static_cast<int64_t>(trained.size()) == c.cfg.model.n_layers) {
-      for (const auto& v : trained) dial.push_back(v.get<double>());
-    } else {
-      dial.assign(c.cfg.model.n_layers, 0.0);
-    }
+    dial = checkpoint_trained_dial(c);
   }
   return dial;
 }

@@ -172,6 +172,8 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
     expect_one_line_error(b, 2, needle);
     EXPECT_FALSE(fs::exists(*dir_ / "bad")) << variant;
   }
+  expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.init_from.path=nosuch"), 2,
+                        "nosuch/config.json: no such file");
   expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.heads_per_block=3"), 2,
                         "n_head 4 is not a multiple of model.heads_per_block 3");
   expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.activation=gelu"), 2,
