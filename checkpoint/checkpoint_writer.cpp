@@ -251,10 +251,9 @@ nlohmann::json committed_files(const at::Tensor& all, int world_size, const Chec
   }
   write_file_atomic((dir / "config.yaml").string(), w.config_yaml);
   files["config.yaml"] = {{"sha256", sha256_hex(w.config_yaml)}, {"bytes", w.config_yaml.size()}};
-  if (!w.tokenizer_model_path.empty()) {
-    write_file_atomic((dir / "tokenizer.model").string(), read_file(w.tokenizer_model_path));
-    files["tokenizer.model"] = {{"sha256", sha256_file((dir / "tokenizer.model").string())},
-                                {"bytes", fs::file_size(dir / "tokenizer.model")}};
+  if (!w.tokenizer_file.empty()) {
+    write_file_atomic((dir / w.tokenizer_file).string(), w.tokenizer_contents);
+    files[w.tokenizer_file] = {{"sha256", sha256_hex(w.tokenizer_contents)}, {"bytes", w.tokenizer_contents.size()}};
   }
   return files;
 }

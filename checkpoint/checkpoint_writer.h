@@ -56,10 +56,11 @@ struct CheckpointWrite {
   std::vector<LlmWrite> llms;           // this rank's LLMs (every LLM of the pool has a lead somewhere)
   CheckpointMeta meta;
   std::string config_yaml;
-  std::string tokenizer_model_path;  // copied in when not empty (SentencePiece)
-  nlohmann::json state;              // schedules, data position, mesh, pool map: stored in the index
-  int64_t keep_last = 3;             // complete checkpoints kept (newest first)
-  int64_t keep_every = 0;            // and every checkpoint whose step is a multiple of this, forever
+  std::string tokenizer_file;      // the tokenizer's file in the checkpoint ("": none; tokenizer_stored_file)
+  std::string tokenizer_contents;  // and its bytes
+  nlohmann::json state;            // schedules, data position, mesh, pool map: stored in the index
+  int64_t keep_last = 3;           // complete checkpoints kept (newest first)
+  int64_t keep_every = 0;          // and every checkpoint whose step is a multiple of this, forever
   // Called at each point of the write (directory, rank-file, before-index, after-index);
   // the fault tests kill the process there. All but "directory" are inside finish().
   std::function<void(const std::string&)> on_point;

@@ -9,9 +9,11 @@
 namespace localist {
 
 struct TokenizerConfig {
-  std::string kind = "byte";  // byte | sentencepiece
+  std::string kind = "byte";  // byte | sentencepiece | bpe (GPT-2's byte-level BPE)
+  // sentencepiece: load this .model (empty = train one from the sources); bpe: a
+  // tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt.
+  std::string model;
   // sentencepiece only:
-  std::string model;                   // load this .model; empty = train one from the sources
   int64_t vocab_size = 4000;           // when training
   std::string model_type = "unigram";  // unigram | bpe (when training)
 };

@@ -117,6 +117,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::load(const std::
   t->document_id_ = static_cast<uint32_t>(v[1]);
   t->pad_id_ = static_cast<uint32_t>(v[2]);
   t->hash_ = sha256_hex(info.substr(sizeof v));  // the mapping, not the file bytes
+  t->model_path_ = model_path;
   return t;
 }
 
@@ -169,6 +170,8 @@ std::string SentencePieceTokenizer::decode(const uint32_t* ids, size_t n) const 
   }
   return helper_->call(spm::kDecode, keep.data(), keep.size() * sizeof(int32_t), "decode");
 }
+
+std::string SentencePieceTokenizer::stored_contents() const { return read_file(model_path_); }
 
 std::string SentencePieceTokenizer::spec() const {
   return std::string(R"({"kind":"sentencepiece","vocab_size":)") + std::to_string(vocab_size_) + R"(,"document_id":)" +

@@ -31,6 +31,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string decode(const uint32_t* ids, size_t n) const override;
   std::string spec() const override;
   std::string hash() const override { return hash_; }
+  std::string stored_contents() const override;
 
  private:
   SentencePieceTokenizer() = default;
@@ -40,6 +41,7 @@ class SentencePieceTokenizer : public Tokenizer {
   uint32_t document_id_ = 0;
   uint32_t pad_id_ = 0;
   std::string hash_;
+  std::string model_path_;
 };
 
 }  // namespace localist

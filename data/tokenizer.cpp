@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "data/bpe_tokenizer.h"
 #include "data/byte_tokenizer.h"
 #include "data/data_config.h"
 #include "data/sentencepiece_tokenizer.h"
@@ -15,6 +16,10 @@ std::vector<std::string> Tokenizer::token_texts() const {
   std::vector<std::string> out(vocab_size());
   for (uint32_t id = 0; id < vocab_size(); ++id) out[id] = decode(&id, 1);
   return out;
+}
+
+std::string tokenizer_stored_file(const std::string& kind) {
+  return kind == "sentencepiece" ? "tokenizer.model" : kind == "bpe" ? "tokenizer.json" : "";
 }
 
 std::unique_ptr<Tokenizer> tokenizer_create(const TokenizerConfig& config,
@@ -29,7 +34,12 @@ std::unique_ptr<Tokenizer> tokenizer_create(const TokenizerConfig& config,
     }
     return SentencePieceTokenizer::load(trained_model_path);
   }
-  throw ConfigError("data.tokenizer.kind: '" + config.kind + "' is not one of: byte, sentencepiece");
+  if (config.kind == "bpe") {
+    if (config.model.empty())
+      throw ConfigError("data.tokenizer.model: kind bpe needs the tokenizer's files (tokenizer.json, or a directory)");
+    return BpeTokenizer::load(config.model);
+  }
+  throw ConfigError("data.tokenizer.kind: '" + config.kind + "' is not one of: byte, sentencepiece, bpe");
 }
 
 }  // namespace localist

@@ -12,38 +12,19 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "data/bpe_tokenizer.h"
+#include "data/byte_level.h"
 
 namespace localist {
 namespace fs = std::filesystem;
 namespace {
-
-// GPT-2's printable stand-in for every byte (the ByteLevel pre-tokenizer's alphabet), so
-// that a BPE model with no merges gives byte b the id b.
-std::vector<std::string> byte_level_alphabet() {
-  std::vector<int> printable;
-  for (int b = '!'; b <= '~'; ++b) printable.push_back(b);
-  for (int b = 0xA1; b <= 0xAC; ++b) printable.push_back(b);
-  for (int b = 0xAE; b <= 0xFF; ++b) printable.push_back(b);
-  std::vector<int> code(256, -1);
-  for (int b : printable) code[b] = b;
-  int next = 256;
-  for (int b = 0; b < 256; ++b)
-    if (code[b] < 0) code[b] = next++;
-  std::vector<std::string> out(256);
-  for (int b = 0; b < 256; ++b) {
-    const int c = code[b];  // below 0x800: one or two UTF-8 bytes
-    out[b] = c < 0x80 ? std::string(1, static_cast<char>(c))
-                      : std::string{static_cast<char>(0xC0 | (c >> 6)), static_cast<char>(0x80 | (c & 0x3F))};
-  }
-  return out;
-}
 
 const char* kDocumentToken = "<|document|>";
 const char* kPadToken = "<|pad|>";
 
 nlohmann::json byte_tokenizer_json(const Tokenizer& t) {
   nlohmann::json vocab = nlohmann::json::object();
-  const auto alphabet = byte_level_alphabet();
+  const auto& alphabet = byte_level_alphabet();
   for (int b = 0; b < 256; ++b) vocab[alphabet[b]] = b;
   vocab[kDocumentToken] = t.document_id();
   vocab[kPadToken] = t.pad_id();
@@ -74,6 +55,10 @@ nlohmann::json byte_tokenizer_json(const Tokenizer& t) {
             {"merges", nlohmann::json::array()}}}};
 }
 
+// GPT-2's BPE has no padding token (localist's lies past the vocabulary): generation pads
+// with the document token, as transformers does for GPT-2.
+uint32_t pad_token_id(const Tokenizer& t) { return t.pad_id() < t.vocab_size() ? t.pad_id() : t.document_id(); }
+
 void write_tokenizer(const HfExportSpec& s, const std::string& dir) {
   const Tokenizer& t = *s.tokenizer;
   nlohmann::json cfg = {{"model_max_length", s.model->config().context},
@@ -84,10 +69,13 @@ void write_tokenizer(const HfExportSpec& s, const std::string& dir) {
     write_file_atomic(dir + "/tokenizer.json", byte_tokenizer_json(t).dump(1));
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
     cfg["eos_token"] = kDocumentToken, cfg["bos_token"] = kDocumentToken, cfg["pad_token"] = kPadToken;
+  } else if (t.kind() == "bpe") {  // GPT-2's own tokenizer class reads it, no remote code
+    write_file_atomic(dir + "/tokenizer.json", t.stored_contents());
+    cfg["tokenizer_class"] = "GPT2TokenizerFast";
+    cfg["eos_token"] = BpeTokenizer::kDocumentToken, cfg["bos_token"] = BpeTokenizer::kDocumentToken;
+    cfg["unk_token"] = BpeTokenizer::kDocumentToken;
   } else {
-    if (s.tokenizer_model_file.empty())
-      throw Error("export: the SentencePiece model file of the checkpoint is missing");
-    write_file_atomic(dir + "/tokenizer.model", read_file(s.tokenizer_model_file));
+    write_file_atomic(dir + "/tokenizer.model", t.stored_contents());
     write_file_atomic(dir + "/tokenization_localist.py", hf_tokenization_py());
     cfg["tokenizer_class"] = "LocalistSentencePieceTokenizer";
     cfg["auto_map"] = {{"AutoTokenizer", {"tokenization_localist.LocalistSentencePieceTokenizer", nullptr}}};
@@ -158,7 +146,7 @@ nlohmann::json hf_config(const HfExportSpec& s) {
                                   : nlohmann::json(s.dial)},
           {"domain_routes", routes},
           {"document_id", t.document_id()},
-          {"pad_id", t.pad_id()},
+          {"pad_id", pad_token_id(t)},
           {"dtype", s.dtype == "bf16" ? "bfloat16" : "float32"},
           {"tie_word_embeddings", true},
           {"localist", s.localist}};
@@ -176,7 +164,7 @@ void hf_write_model(const HfExportSpec& s, const std::string& dir) {
   write_file_atomic(dir + "/config.json", hf_config(s).dump(2) + "\n");
   const nlohmann::json generation = {{"bos_token_id", s.tokenizer->document_id()},
                                      {"eos_token_id", s.tokenizer->document_id()},
-                                     {"pad_token_id", s.tokenizer->pad_id()},
+                                     {"pad_token_id", pad_token_id(*s.tokenizer)},
                                      {"do_sample", false}};
   write_file_atomic(dir + "/generation_config.json", generation.dump(2) + "\n");
   write_tokenizer(s, dir);

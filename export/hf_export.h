@@ -27,9 +27,8 @@ struct HfExportSpec {
   std::vector<double> dial;                // λ per layer: config.json's default dial
   std::vector<DomainRoute> domain_routes;  // blocks recruited for a domain
   const Tokenizer* tokenizer = nullptr;
-  std::string tokenizer_model_file;  // SentencePiece: the model file copied as tokenizer.model
-  std::string model_card;            // README.md
-  nlohmann::json localist;           // config.json's "localist" record: LLM, step, version, commit
+  std::string model_card;   // README.md
+  nlohmann::json localist;  // config.json's "localist" record: LLM, step, version, commit
 };
 
 // The parameters under their exported names, in the model's dtype (whole model only).

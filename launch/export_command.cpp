@@ -70,7 +70,6 @@ void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir
   s.dial = card.dial;
   s.domain_routes = c.domain_routes;
   s.tokenizer = c.tokenizer.get();
-  if (c.tokenizer->kind() != "byte") s.tokenizer_model_file = c.dir + "/tokenizer.model";
   s.model_card = hf_model_card(card);
   s.localist = {{"llm", c.llm},
                 {"step", c.meta.step},

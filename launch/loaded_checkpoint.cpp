@@ -40,7 +40,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dev
   torch_set_threads(static_cast<int>(c.cfg.train.threads));
   c.device = at::Device(trainer_device_name(device_name));
   TokenizerConfig tc = c.cfg.data.tokenizer;
-  if (tc.kind == "sentencepiece") tc.model = c.dir + "/tokenizer.model";
+  if (!tokenizer_stored_file(tc.kind).empty()) tc.model = c.dir + "/" + tokenizer_stored_file(tc.kind);
   c.tokenizer = tokenizer_create(tc, {}, "");
   if (c.tokenizer->hash() != c.meta.tokenizer_hash) {
     throw Error(c.dir + ": the tokenizer does not match the one the model was trained with");

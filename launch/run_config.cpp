@@ -36,8 +36,10 @@ void parse_data(StrictMap m, DataConfig& d) {
   d.shard_dir = m.get_string("shard_dir", d.shard_dir);
   if (d.shard_dir.empty()) m.fail("shard_dir", "must not be empty");
   StrictMap t = m.get_map("tokenizer");
-  d.tokenizer.kind = t.get_string("kind", d.tokenizer.kind, {"byte", "sentencepiece"});
+  d.tokenizer.kind = t.get_string("kind", d.tokenizer.kind, {"byte", "sentencepiece", "bpe"});
   d.tokenizer.model = t.get_string("model", d.tokenizer.model);
+  if (d.tokenizer.kind == "bpe" && d.tokenizer.model.empty())
+    t.fail("model", "kind bpe reads GPT-2's tokenizer files: give a tokenizer.json or the model's directory");
   d.tokenizer.vocab_size = t.get_int("vocab_size", d.tokenizer.vocab_size, 300, 1 << 20);
   d.tokenizer.model_type = t.get_string("model_type", d.tokenizer.model_type, {"unigram", "bpe"});
   t.finish();

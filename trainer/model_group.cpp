@@ -96,9 +96,6 @@ void ModelGroup::make_data() {
                 "`localist prepare --force`");
   }
   token_texts_ = tokenizer_->token_texts();
-  tokenizer_file_ = s.data.tokenizer.kind != "sentencepiece" ? ""
-                    : s.data.tokenizer.model.empty()         ? sp_model
-                                                             : s.data.tokenizer.model;
 }
 
 void ModelGroup::make_model(const CheckpointContents* resumed, const LlmCheckpoint* from, const std::string& source) {

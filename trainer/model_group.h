@@ -100,7 +100,6 @@ class ModelGroup {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const std::vector<std::string>& token_texts() const { return token_texts_; }      // each id's bytes
   const std::vector<std::string>& source_domain() const { return source_domain_; }  // per training source
-  const std::string& tokenizer_file() const { return tokenizer_file_; }  // copied into checkpoints ("": byte)
   LocalistModel& model() { return *model_; }
   const LocalistModel& model() const { return *model_; }
   const std::shared_ptr<LocalistModel>& shared_model() const { return model_; }
@@ -164,7 +163,6 @@ class ModelGroup {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<std::string> token_texts_;    // each id's bytes
   std::vector<std::string> source_domain_;  // per training source
-  std::string tokenizer_file_;              // copied into checkpoints ("" for byte tokenizers)
   std::shared_ptr<LocalistModel> model_;
   int64_t whole_parameters_ = 0;  // the whole model's parameter count (model->parameter_count(): this rank's share)
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -146,14 +146,20 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
   const std::string py = localist::test::env_or_empty("LOCALIST_PYTHON") + " " + localist::test::source_dir() +
                          "/tests/export/make_gpt2.py ";
   auto run = [&](const std::string& cmd) { return localist::test::run_command("cd '" + dir_->path() + "' && " + cmd); };
-  ASSERT_EQ(run(py + "gpt2src --bad-variants 2>&1").status, 0);
+  const CommandResult made = run(py + "gpt2src --bad-variants --tokenizer train.txt 2>&1");
+  ASSERT_EQ(made.status, 0) << made.out;
   std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  // GPT-2's byte-level BPE, from the source's own files.
+  const std::string shard_line = "  shard_dir: shards\n";
+  cfg.replace(cfg.find(shard_line), shard_line.size(),
+              "  shard_dir: shards-gpt2\n  tokenizer: {kind: bpe, model: gpt2src}\n");
   cfg.replace(cfg.find("model:\n"), cfg.find("train:\n") - cfg.find("model:\n"),
               "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  heads_per_block: 2\n  k_initial: 2\n"
               "  k_max: 4\n  anchor_dim: 4\n  activation: gelu_tanh\n  init_from: {format: hf, path: gpt2src}\n");
   cfg.replace(cfg.find("  steps: 20"), 10, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0");
   cfg.replace(cfg.find("  dial: [0.3, 0.8]"), 18, "  dial: 0");
   localist::test::write_text(*dir_ / "g.yaml", cfg);
+  ASSERT_EQ(sh("prepare g.yaml").status, 0);
   const CommandResult t = sh("train g.yaml --set run.dir=imported");
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_NE(t.out.find("started from gpt2src (28 tensors; its 4 heads are blocks 0-1)"), std::string::npos) << t.out;
@@ -179,4 +185,47 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
   expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.activation=gelu"), 2,
                         "activation_function 'gelu_new' needs model.activation: gelu_tanh");
   EXPECT_FALSE(fs::exists(*dir_ / "bad"));
+}
+
+// GPT-2's byte-level BPE (data.tokenizer.kind: bpe): the shards `prepare` writes hold,
+// for every bundled corpus, the pool demo's held-out texts and text in many scripts,
+// exactly the ids of Hugging Face tokenizers with the same tokenizer.json; the
+// vocab.json + merges.txt layout of the same tokenizer gives the same shards.
+TEST_F(Export, BpeIdsEqualHuggingFaceTokenizersOnEveryCorpus) {
+  const std::string src = localist::test::source_dir();
+  const std::string py =
+      localist::test::env_or_empty("LOCALIST_PYTHON") + " " + src + "/tests/export/check_bpe_ids.py ";
+  auto run = [&](const std::string& cmd) {
+    return localist::test::run_command("cd '" + dir_->path() + "' && " + cmd + " 2>&1");
+  };
+  const CommandResult demo = run("bash " + src + "/tools/pool_corpora.sh");
+  ASSERT_EQ(demo.status, 0) << demo.out;
+  const CommandResult tr =
+      run(py + "train bpe 2000 " + src + "/corpora/tinyshakespeare.txt " + src + "/tests/data/text/scripts.txt");
+  ASSERT_EQ(tr.status, 0) << tr.out;
+  const std::vector<std::pair<std::string, std::string>> texts = {
+      {"shakespeare", src + "/corpora/tinyshakespeare.txt"},
+      {"wiki_valid", src + "/corpora/wikitext2-valid.txt"},
+      {"wiki_test", src + "/corpora/wikitext2-test.txt"},
+      {"german_heldout", src + "/corpora/generated/german-heldout.txt"},
+      {"shakespeare_heldout", src + "/corpora/generated/shakespeare-heldout.txt"},
+      {"scripts", src + "/tests/data/text/scripts.txt"}};
+  for (const std::string model : {"bpe/tokenizer.json", "bpe/files"}) {
+    const bool files = model == "bpe/files";  // the other layout: on the two texts with the most scripts
+    const std::string shards = files ? "shards-bpe-files" : "shards-bpe";
+    std::string sources, pairs;
+    for (const auto& [name, path] : texts) {
+      if (files && name != "scripts" && name != "german_heldout") continue;
+      sources += "    - {name: " + name + ", path: '" + path + "', split: file}\n";
+      pairs += " " + name + "=" + path;
+    }
+    localist::test::write_text(
+        *dir_ / "bpe.yaml",
+        "data:\n  shard_dir: " + shards + "\n  tokenizer: {kind: bpe, model: " + model + "}\n  sources:\n" + sources);
+    const CommandResult p = sh("prepare bpe.yaml");
+    ASSERT_EQ(p.status, 0) << p.out;
+    const CommandResult c = run(py + "compare bpe/tokenizer.json " + shards + pairs);
+    EXPECT_EQ(c.status, 0) << model << "\n" << c.out;
+    EXPECT_NE(c.out.find(files ? "ok   2 texts" : "ok   6 texts"), std::string::npos) << c.out;
+  }
 }
