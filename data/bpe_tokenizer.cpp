@@ -17,8 +17,8 @@
 namespace localist {
 namespace {
 
-constexpr int64_t kMaxId = int64_t(1) << 24;               // far above any real vocabulary
-constexpr uint64_t kMaxFileBytes = uint64_t(256) << 20;    // tokenizer files are a few MB
+constexpr int64_t kMaxId = int64_t(1) << 24;             // far above any real vocabulary
+constexpr uint64_t kMaxFileBytes = uint64_t(256) << 20;  // tokenizer files are a few MB
 constexpr size_t kCacheEntries = size_t(1) << 16;
 constexpr size_t kCachedPieceBytes = 64;
 
@@ -112,8 +112,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::string& path) {
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::string& vocab_json,
-                                                              const std::string& merges_txt,
-                                                              const std::string& where) {
+                                                              const std::string& merges_txt, const std::string& where) {
   const std::string vocab_where = where + "/vocab.json", merges_where = where + "/merges.txt";
   auto vocab = read_vocab(parse_json(vocab_json, vocab_where), vocab_where);
   std::vector<std::pair<std::string, std::string>> merges;
@@ -199,12 +198,14 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
                          const std::string& where) {
   int64_t max_id = -1;
   for (const auto& [token, id] : vocab) {
-    if (id < 0 || id >= kMaxId) throw ConfigError(where + ": token \"" + token + "\" has id " + std::to_string(id) + ", out of range");
+    if (id < 0 || id >= kMaxId)
+      throw ConfigError(where + ": token \"" + token + "\" has id " + std::to_string(id) + ", out of range");
     if (token.empty()) throw ConfigError(where + ": the vocabulary has an empty token");
     max_id = std::max(max_id, id);
   }
   for (const auto& [token, id] : specials) {
-    if (id < 0 || id >= kMaxId) throw ConfigError(where + ": special token \"" + token + "\" has id " + std::to_string(id) + ", out of range");
+    if (id < 0 || id >= kMaxId)
+      throw ConfigError(where + ": special token \"" + token + "\" has id " + std::to_string(id) + ", out of range");
     max_id = std::max(max_id, id);
   }
   const size_t n = static_cast<size_t>(max_id + 1);
@@ -212,16 +213,19 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
   special_.assign(n, false);
   for (auto& [token, id] : vocab) {
     if (!id_token_[id].empty())
-      throw ConfigError(where + ": id " + std::to_string(id) + " is given to \"" + id_token_[id] + "\" and \"" + token + "\"");
+      throw ConfigError(where + ": id " + std::to_string(id) + " is given to \"" + id_token_[id] + "\" and \"" + token +
+                        "\"");
     id_token_[id] = token;
     token_id_[token] = static_cast<uint32_t>(id);
   }
   for (const auto& [token, id] : specials) {
     const auto it = token_id_.find(token);
     if (it != token_id_.end() && it->second != id)
-      throw ConfigError(where + ": special token \"" + token + "\" has id " + std::to_string(id) + " but the vocabulary says " + std::to_string(it->second));
+      throw ConfigError(where + ": special token \"" + token + "\" has id " + std::to_string(id) +
+                        " but the vocabulary says " + std::to_string(it->second));
     if (it == token_id_.end() && !id_token_[id].empty())
-      throw ConfigError(where + ": special token \"" + token + "\" takes id " + std::to_string(id) + " of \"" + id_token_[id] + "\"");
+      throw ConfigError(where + ": special token \"" + token + "\" takes id " + std::to_string(id) + " of \"" +
+                        id_token_[id] + "\"");
     id_token_[id] = token;
     token_id_[token] = static_cast<uint32_t>(id);
     special_[id] = true;
@@ -247,11 +251,15 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& [a, b] = merges[r];
     const auto ia = token_id_.find(a), ib = token_id_.find(b), ic = token_id_.find(a + b);
-    const std::string missing = ia == token_id_.end() ? a : ib == token_id_.end() ? b : ic == token_id_.end() ? a + b : "";
+    const std::string missing = ia == token_id_.end()   ? a
+                                : ib == token_id_.end() ? b
+                                : ic == token_id_.end() ? a + b
+                                                        : "";
     if (!missing.empty())
       throw ConfigError(where + ": merge " + std::to_string(r) + " (\"" + a + "\" \"" + b + "\") needs \"" + missing +
                         "\", which is not in the vocabulary");
-    merges_[pair_key(ia->second, ib->second)] = {static_cast<uint32_t>(r), ic->second};  // a repeat overrides, as in tokenizers
+    merges_[pair_key(ia->second, ib->second)] = {static_cast<uint32_t>(r),
+                                                 ic->second};  // a repeat overrides, as in tokenizers
   }
   ignore_merges_ = ignore_merges;
 
@@ -260,13 +268,19 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
   for (size_t id = 0; id < n; ++id) {
     if (id_token_[id].empty()) continue;
     if (special_[id]) {
-      added.push_back({{"id", id}, {"content", id_token_[id]}, {"single_word", false}, {"lstrip", false},
-                       {"rstrip", false}, {"normalized", false}, {"special", true}});
+      added.push_back({{"id", id},
+                       {"content", id_token_[id]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", false},
+                       {"special", true}});
     }
     v[id_token_[id]] = id;
   }
   bool plain = true;  // "a b" strings read everywhere; pairs only when a token holds a space
-  for (const auto& [a, b] : merges) plain = plain && a.find(' ') == std::string::npos && b.find(' ') == std::string::npos;
+  for (const auto& [a, b] : merges)
+    plain = plain && a.find(' ') == std::string::npos && b.find(' ') == std::string::npos;
   for (const auto& [a, b] : merges) ml.push_back(plain ? nlohmann::json(a + " " + b) : nlohmann::json::array({a, b}));
   const nlohmann::json byte_level = {
       {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
@@ -314,13 +328,16 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<uint32_t>& o
   };
   const auto n = static_cast<int32_t>(piece.size());
   std::vector<Symbol> s(piece.size());
-  for (int32_t i = 0; i < n; ++i) s[i] = {byte_id_[static_cast<unsigned char>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  for (int32_t i = 0; i < n; ++i)
+    s[i] = {byte_id_[static_cast<unsigned char>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
   struct Candidate {
     uint32_t rank;
     int32_t pos;
     uint32_t id;
   };
-  auto later = [](const Candidate& a, const Candidate& b) { return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos; };
+  auto later = [](const Candidate& a, const Candidate& b) {
+    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
+  };
   std::priority_queue<Candidate, std::vector<Candidate>, decltype(later)> queue(later);
   auto offer = [&](int32_t i) {
     const int32_t j = s[i].next;

@@ -51,14 +51,15 @@ class BpeTokenizer : public Tokenizer {
   // checks them and builds the tables; `where` names the source in errors.
   void build(std::vector<std::pair<std::string, int64_t>> vocab,
              const std::vector<std::pair<std::string, std::string>>& merges,
-             const std::vector<std::pair<std::string, int64_t>>& specials, bool ignore_merges, const std::string& where);
+             const std::vector<std::pair<std::string, int64_t>>& specials, bool ignore_merges,
+             const std::string& where);
   void encode_piece(std::string_view piece, std::vector<uint32_t>& out) const;
 
   std::unordered_map<std::string, uint32_t> token_id_;  // byte-level text -> id
   std::vector<std::string> id_token_;                   // id -> byte-level text ("" for holes)
   std::vector<std::string> id_bytes_;                   // id -> the bytes it decodes to
   std::vector<bool> special_;                           // decode drops these
-  std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> merge
+  std::unordered_map<uint64_t, Merge> merges_;          // (left id << 32 | right id) -> merge
   std::array<uint32_t, 256> byte_id_{};
   bool ignore_merges_ = false;
   uint32_t document_id_ = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # fuzz.sh: runs one libFuzzer harness of tests/fuzz for a while and prints its figures.
-# Usage: tools/fuzz.sh TARGET SECONDS   (TARGET: config dial rules index tensor_file shard spm, or all)
+# Usage: tools/fuzz.sh TARGET SECONDS   (TARGET: config dial rules index tensor_file shard bpe hf_source spm, or all)
 # FUZZ_RUNS=N stops a run after N executions (or SECONDS, whichever comes first).
 # Builds build-fuzz/ with clang, libFuzzer, ASan and UBSan (every library instrumented;
 # LOCALIST_FUZZ=ON), fuzzes from the committed corpus tests/fuzz/corpus/TARGET into a
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 target=${1:?usage: tools/fuzz.sh TARGET SECONDS}
 seconds=${2:?usage: tools/fuzz.sh TARGET SECONDS}
 build=${LOCALIST_FUZZ_BUILD:-build-fuzz}
-all=(config dial rules index tensor_file shard spm)
+all=(config dial rules index tensor_file shard bpe hf_source spm)
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is needed (apt install clang libclang-rt-14-dev)"; exit 2; }
 if [ ! -f "$build/build.ninja" ]; then

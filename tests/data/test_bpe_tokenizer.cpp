@@ -128,8 +128,9 @@ std::vector<uint32_t> reference_ids(const Files& f, std::string_view piece) {
 
 std::string random_text(std::mt19937& rng, size_t n) {
   static const std::vector<std::string> alphabet = {
-      "a", "b", "e", "t", "h", " ", " ", "  ", "\n", "\t", "'", "'s", "'ll", "1", "23", ".", ",", "!", "é", "ß",
-      "Ж", "日本", "🙂", "\xC2\xA0", "\xE3\x80\x80", "\xC2\x85", "the", " the", "ing", "\r\n", "--", "٣"};
+      "a",   "b",    "e",   "t",    "h",  " ", " ", "  ", "\n",   "\t",   "'",        "'s",           "'ll",
+      "1",   "23",   ".",   ",",    "!",  "é", "ß", "Ж",  "日本", "🙂", "\xC2\xA0", "\xE3\x80\x80", "\xC2\x85",
+      "the", " the", "ing", "\r\n", "--", "٣"};
   std::string s;
   while (s.size() < n) s += alphabet[rng() % alphabet.size()];
   return s;
@@ -142,7 +143,7 @@ TEST(BytePretokenizer, SplitsAsGpt2sRegex) {
   EXPECT_EQ(pieces("Hello world"), (V{"Hello", " world"}));
   EXPECT_EQ(pieces("I'm here, they'll see"), (V{"I", "'m", " here", ",", " they", "'ll", " see"}));
   EXPECT_EQ(pieces("It'S"), (V{"It", "'", "S"}));  // the contractions are lower case only
-  EXPECT_EQ(pieces("a  b"), (V{"a", " ", " b"}));   // \s+(?!\S) leaves the last space to " b"
+  EXPECT_EQ(pieces("a  b"), (V{"a", " ", " b"}));  // \s+(?!\S) leaves the last space to " b"
   EXPECT_EQ(pieces("x\n\ny"), (V{"x", "\n", "\n", "y"}));
   EXPECT_EQ(pieces(" \ny"), (V{" ", "\n", "y"}));
   EXPECT_EQ(pieces("end   "), (V{"end", "   "}));  // trailing whitespace stays whole
@@ -151,9 +152,15 @@ TEST(BytePretokenizer, SplitsAsGpt2sRegex) {
   EXPECT_EQ(pieces("(\"quoted\")!!"), (V{"(\"", "quoted", "\")!!"}));
   EXPECT_EQ(pieces("Καλημέρα κόσμε"), (V{"Καλημέρα", " κόσμε"}));
   EXPECT_EQ(pieces("日本語のテキスト"), (V{"日本語のテキスト"}));
-  EXPECT_EQ(pieces("a\xC2\x85" "b"), (V{"a", "\xC2\x85", "b"}));        // NEL is whitespace to Oniguruma
-  EXPECT_EQ(pieces("a\xE3\x80\x80\xE3\x80\x80" "b"), (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
-  EXPECT_EQ(pieces("a\xFF\xFE" "b c"), (V{"a", "\xFF", "\xFE", "b", " c"}));  // invalid bytes: one piece each
+  EXPECT_EQ(pieces("a\xC2\x85"
+                   "b"),
+            (V{"a", "\xC2\x85", "b"}));  // NEL is whitespace to Oniguruma
+  EXPECT_EQ(pieces("a\xE3\x80\x80\xE3\x80\x80"
+                   "b"),
+            (V{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
+  EXPECT_EQ(pieces("a\xFF\xFE"
+                   "b c"),
+            (V{"a", "\xFF", "\xFE", "b", " c"}));  // invalid bytes: one piece each
   EXPECT_TRUE(pieces("").empty());
 }
 
@@ -165,7 +172,8 @@ TEST(BpeTokenizer, MergesAsGpt2sOwnLoopOnCorpusAndRandomText) {
   EXPECT_EQ(tok->document_id(), static_cast<uint32_t>(f.vocab.at("<|endoftext|>")));
   EXPECT_EQ(tok->pad_id(), tok->vocab_size());
   std::mt19937 rng(7);
-  std::vector<std::string> texts = {corpus.substr(0, 20000), test::read_text(test::corpus("wikitext2-valid.txt")).substr(0, 20000)};
+  std::vector<std::string> texts = {corpus.substr(0, 20000),
+                                    test::read_text(test::corpus("wikitext2-valid.txt")).substr(0, 20000)};
   for (int i = 0; i < 300; ++i) texts.push_back(random_text(rng, 1 + rng() % 200));
   texts.push_back(std::string(5000, '!'));  // one long piece: the heap's case
   for (const auto& text : texts) {
@@ -246,7 +254,9 @@ TEST(BpeTokenizer, BadFilesAreLocatedConfigErrors) {
       EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
     }
   };
-  auto vm = [](const std::string& v, const std::string& m) { return [=] { BpeTokenizer::from_vocab_merges(v, m, "D"); }; };
+  auto vm = [](const std::string& v, const std::string& m) {
+    return [=] { BpeTokenizer::from_vocab_merges(v, m, "D"); };
+  };
   fails(vm("{", f.merges_txt), "D/vocab.json: not valid JSON");
   fails(vm("[1]", f.merges_txt), "D/vocab.json: the vocabulary is not a JSON object");
   fails(vm(R"({"a": "x"})", f.merges_txt), "vocabulary entry \"a\" has no integer id");
@@ -260,7 +270,8 @@ TEST(BpeTokenizer, BadFilesAreLocatedConfigErrors) {
   auto no_byte = nlohmann::json::parse(f.vocab_json);
   no_byte.erase("A");
   fails(vm(no_byte.dump(), ""), "no token for byte 0x41");
-  const auto good = nlohmann::json::parse(BpeTokenizer::from_vocab_merges(f.vocab_json, f.merges_txt, "D")->stored_contents());
+  const auto good =
+      nlohmann::json::parse(BpeTokenizer::from_vocab_merges(f.vocab_json, f.merges_txt, "D")->stored_contents());
   auto js = [](nlohmann::json j) { return [=] { BpeTokenizer::from_tokenizer_json(j.dump(), "T.json"); }; };
   auto with = [&](const std::string& ptr, const nlohmann::json& v) {
     auto j = good;
