@@ -263,9 +263,13 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
   }
   ignore_merges_ = ignore_merges;
 
-  // The canonical tokenizer.json: what checkpoints keep and exports carry; its hash names the mapping.
+  write_canonical(merges);
+}
+
+// The canonical tokenizer.json: what checkpoints keep and exports carry; its hash names the mapping.
+void BpeTokenizer::write_canonical(const std::vector<std::pair<std::string, std::string>>& merges) {
   nlohmann::json v = nlohmann::json::object(), added = nlohmann::json::array(), ml = nlohmann::json::array();
-  for (size_t id = 0; id < n; ++id) {
+  for (size_t id = 0; id < id_token_.size(); ++id) {
     if (id_token_[id].empty()) continue;
     if (special_[id]) {
       added.push_back({{"id", id},
@@ -300,7 +304,7 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
                               {"end_of_word_suffix", ""},
                               {"fuse_unk", false},
                               {"byte_fallback", false},
-                              {"ignore_merges", ignore_merges},
+                              {"ignore_merges", ignore_merges_},
                               {"vocab", v},
                               {"merges", ml}}}};
   canonical_json_ = j.dump(1);

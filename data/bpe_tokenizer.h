@@ -53,6 +53,7 @@ class BpeTokenizer : public Tokenizer {
              const std::vector<std::pair<std::string, std::string>>& merges,
              const std::vector<std::pair<std::string, int64_t>>& specials, bool ignore_merges,
              const std::string& where);
+  void write_canonical(const std::vector<std::pair<std::string, std::string>>& merges);
   void encode_piece(std::string_view piece, std::vector<uint32_t>& out) const;
 
   std::unordered_map<std::string, uint32_t> token_id_;  // byte-level text -> id
