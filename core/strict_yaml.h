@@ -7,12 +7,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace localist {
+
+// The largest step count, seed or size a config may give (room left for sums of them).
+constexpr int64_t kConfigHuge = std::numeric_limits<int64_t>::max() / 4;
 
 class StrictMap {
  public:

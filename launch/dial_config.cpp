@@ -8,8 +8,6 @@
 namespace localist {
 namespace {
 
-constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() / 4;
-
 std::vector<double> parse_dial_value(const StrictMap& owner, const YAML::Node& n, const std::string& path) {
   std::vector<double> v;
   if (n.IsSequence()) {
@@ -45,9 +43,9 @@ DialSchedule parse_schedule(StrictMap& train) {
   } else if (d.kind == "linear" || d.kind == "cosine") {
     d.from = m.get_double("from", 0.0, 0.0, 1.0);
     d.to = m.get_double("to", 1.0, 0.0, 1.0);
-    d.start = m.get_int("start", 0, 0, kHuge);
+    d.start = m.get_int("start", 0, 0, kConfigHuge);
     if (!m.has("end")) m.fail("", "a " + d.kind + " dial schedule needs an end step");
-    d.end = m.get_int("end", 1, 0, kHuge);
+    d.end = m.get_int("end", 1, 0, kConfigHuge);
     if (d.end <= d.start) m.fail("end", "end must be after start (" + std::to_string(d.start) + ")");
   } else if (d.kind == "points") {
     YAML::Node p = m.get_node("points");
@@ -68,7 +66,7 @@ DialSchedule parse_schedule(StrictMap& train) {
       StrictMap& s = stages[i];
       DialStage st;
       st.name = s.get_string("name", "stage" + std::to_string(i));
-      st.until_step = s.get_int("until", -1, 1, kHuge);
+      st.until_step = s.get_int("until", -1, 1, kConfigHuge);
       if (i + 1 < stages.size() && st.until_step < 0) s.fail("", "every stage but the last needs `until`");
       if (!d.stages.empty() && st.until_step >= 0 && st.until_step <= d.stages.back().until_step) {
         s.fail("until", "stages must be in increasing `until` order");

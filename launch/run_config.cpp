@@ -21,13 +21,12 @@ namespace localist {
 namespace {
 
 constexpr int64_t kBig = std::numeric_limits<int32_t>::max();
-constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() / 4;
 
 void parse_run(StrictMap m, RunSection& r) {
   r.name = m.get_string("name", r.name);
   r.dir = m.get_string("dir", r.dir);
   if (r.dir.empty()) m.fail("dir", "must not be empty");
-  r.seed = m.get_int("seed", r.seed, 0, kHuge);
+  r.seed = m.get_int("seed", r.seed, 0, kConfigHuge);
   r.log_level = m.get_string("log_level", r.log_level, {"trace", "debug", "info", "warn", "error"});
   m.finish();
 }
@@ -63,7 +62,7 @@ void parse_data(StrictMap m, DataConfig& d) {
     c.domain = s.get_string("domain", c.name);
     c.split = s.get_string("split", c.split, {"file", "blank_line", "wikitext"});
     c.weight = s.get_double("weight", c.weight, 1e-9, 1e9);
-    c.start_step = s.get_int("start_step", c.start_step, 0, kHuge);
+    c.start_step = s.get_int("start_step", c.start_step, 0, kConfigHuge);
     c.train = s.get_bool("train", c.train);
     s.finish();
     train_at_zero |= c.train && c.start_step == 0;
@@ -108,13 +107,13 @@ void parse_model(StrictMap m, ModelConfig& c) {
 }
 
 void parse_train(StrictMap m, TrainConfig& t) {
-  t.steps = m.get_int("steps", t.steps, 1, kHuge);
+  t.steps = m.get_int("steps", t.steps, 1, kConfigHuge);
   t.global_batch = m.get_int("global_batch", t.global_batch, 1, kBig);
   t.micro_batch = m.get_int("micro_batch", t.micro_batch, 1, kBig);
   t.lr.lr = m.get_double("lr", t.lr.lr, 0.0, 10.0);
   t.lr.min_lr = m.get_double("min_lr", t.lr.lr * 0.1, 0.0, 10.0);
   t.lr.kind = m.get_string("lr_schedule", t.lr.kind, {"constant", "linear", "cosine", "wsd"});
-  t.lr.warmup_steps = m.get_int("warmup_steps", t.lr.warmup_steps, 0, kHuge);
+  t.lr.warmup_steps = m.get_int("warmup_steps", t.lr.warmup_steps, 0, kConfigHuge);
   t.lr.decay_fraction = m.get_double("decay_fraction", t.lr.decay_fraction, 0.0, 1.0);
   t.lr.total_steps = t.steps;
   t.weight_decay = m.get_double("weight_decay", t.weight_decay, 0.0, 10.0);
@@ -124,12 +123,12 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.grad_clip = m.get_double("grad_clip", t.grad_clip, 0.0, 1e9);
   t.penalty_mu = m.get_double("penalty_mu", t.penalty_mu, 0.0, 1e6);
   t.penalty_nu = m.get_double("penalty_nu", t.penalty_nu, 0.0, 1e6);
-  t.log_every = m.get_int("log_every", t.log_every, 1, kHuge);
-  t.eval_every = m.get_int("eval_every", t.eval_every, 0, kHuge);
+  t.log_every = m.get_int("log_every", t.log_every, 1, kConfigHuge);
+  t.eval_every = m.get_int("eval_every", t.eval_every, 0, kConfigHuge);
   t.eval_windows = m.get_int("eval_windows", t.eval_windows, 1, kBig);
-  t.checkpoint_every = m.get_int("checkpoint_every", t.checkpoint_every, 0, kHuge);
-  t.keep_checkpoints = m.get_int("keep_checkpoints", t.keep_checkpoints, 1, kHuge);
-  t.keep_checkpoint_every = m.get_int("keep_checkpoint_every", t.keep_checkpoint_every, 0, kHuge);
+  t.checkpoint_every = m.get_int("checkpoint_every", t.checkpoint_every, 0, kConfigHuge);
+  t.keep_checkpoints = m.get_int("keep_checkpoints", t.keep_checkpoints, 1, kConfigHuge);
+  t.keep_checkpoint_every = m.get_int("keep_checkpoint_every", t.keep_checkpoint_every, 0, kConfigHuge);
   t.async_checkpoint = m.get_bool("async_checkpoint", t.async_checkpoint);
   t.activation_checkpointing = m.get_bool("activation_checkpointing", t.activation_checkpointing);
   t.rules = m.get_string("rules", t.rules);
@@ -141,19 +140,19 @@ void parse_train(StrictMap m, TrainConfig& t) {
 }
 
 void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model) {
-  constexpr int64_t kHuge = int64_t(1) << 40;
+  constexpr int64_t kConfigHuge = int64_t(1) << 40;
   r.enabled = m.get_bool("enabled", r.enabled);
-  r.interval = m.get_int("interval", r.interval, 1, kHuge);
+  r.interval = m.get_int("interval", r.interval, 1, kConfigHuge);
   r.probe_windows = m.get_int("probe_windows", r.probe_windows, 1, 1 << 20);
   r.phi = m.get_double("phi", r.phi, 0.0, 1.0);
   r.kappa = m.get_double("kappa", r.kappa, 0.0, 64.0);
   r.median_rounds = m.get_int("median_rounds", r.median_rounds, 1, 1000);
-  r.n_min = m.get_int("n_min", r.n_min, 1, kHuge);
+  r.n_min = m.get_int("n_min", r.n_min, 1, kConfigHuge);
   r.kmeans_k = m.get_int("kmeans_k", r.kmeans_k, 1, 1024);
   r.kmeans_iters = m.get_int("kmeans_iters", r.kmeans_iters, 1, 10000);
   r.n_try = m.get_int("n_try", r.n_try, 1, 1000000);
   r.heldout_fraction = m.get_double("heldout_fraction", r.heldout_fraction, 0.01, 0.99);
-  r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kHuge);
+  r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kConfigHuge);
   r.delta = m.get_double("delta", r.delta, 0.0, 1e15);
   r.confidence_z = m.get_double("confidence_z", r.confidence_z, 0.0, 100.0);
   r.domain_routes = m.get_bool("domain_routes", r.domain_routes);

@@ -15,8 +15,10 @@
 
 #include "model/localist_model.h"
 #include "model/rules.h"
+#include "tests/model/text_tokens.h"
 
 using namespace localist;
+using localist::test::text_tokens;
 
 namespace {
 
@@ -33,14 +35,6 @@ ModelConfig replay_config() {
   c.ffn_mult = 2;
   c.dropout = 0.2;  // the replay must draw the same masks
   return c;
-}
-
-at::Tensor text_tokens(const std::vector<std::string>& rows) {
-  std::vector<int64_t> ids;
-  for (const auto& r : rows) {
-    for (unsigned char ch : r) ids.push_back(ch);
-  }
-  return at::tensor(ids, at::kLong).view({static_cast<int64_t>(rows.size()), -1});
 }
 
 // How many nodes of loss's autograd graph are replayed layers.
