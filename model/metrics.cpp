@@ -40,13 +40,13 @@ MetricsAccumulator::MetricsAccumulator(const ModelConfig& config, std::vector<in
     : config_(config), token_bytes_(std::move(token_bytes)), epsilon0_(epsilon0) {
   ent_layer_sum_.assign(config.n_layers, 0.0);
   route_ent_sum_.assign(config.n_layers, 0.0);
+  own_mass_layer_.assign(config.n_layers, 0.0);
+  own_pairs_layer_.assign(config.n_layers, 0.0);
   sums_.epsilon_histogram.assign(EvalMetrics::kHistogramBins, 0);
   sums_.lambda_star_histogram.assign(EvalMetrics::kHistogramBins, 0);
 }
 
-void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_in, int64_t pad_id) {
-  at::NoGradGuard no_grad;
-  if (static_cast<int64_t>(r.traces.size()) != config_.n_layers) throw Error("metrics need a traced forward pass");
+void MetricsAccumulator::add_language_model(const ForwardResult& r, const at::Tensor& targets_in, int64_t pad_id) {
   const auto targets = targets_in.to(at::kCPU);
   const auto logp = at::log_softmax(r.logits.to(at::kDouble).to(at::kCPU), -1);
   const auto keep = targets.ne(pad_id);
@@ -59,6 +59,12 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
   for (int64_t i = 0; i < flat.numel(); ++i) {
     sums_.bytes += (t[i] >= 0 && t[i] < static_cast<int64_t>(token_bytes_.size())) ? token_bytes_[t[i]] : 0;
   }
+}
+
+void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_in, int64_t pad_id) {
+  at::NoGradGuard no_grad;
+  if (static_cast<int64_t>(r.traces.size()) != config_.n_layers) throw Error("metrics need a traced forward pass");
+  add_language_model(r, targets_in, pad_id);
 
   const int64_t K = r.active_blocks.size(0);
   const auto head_block = r.head_block.to(at::kCPU);
@@ -112,9 +118,13 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
     const auto top = A.gather(-1, alpha.argmax(-1, true)).squeeze(-1);
     const auto is_rule = fired.unsqueeze(1).expand_as(has_target) & has_target;
     const auto is_own = fired.logical_not().unsqueeze(1).expand_as(has_target) & has_target;
-    own_mass_ += mass.masked_select(is_own).sum().item<double>();
+    const double layer_mass = mass.masked_select(is_own).sum().item<double>();
+    const int64_t layer_pairs = is_own.sum().item<int64_t>();
+    own_mass_ += layer_mass;
     own_top1_ += top.masked_select(is_own).sum().item<double>();
-    sums_.own_pairs += is_own.sum().item<int64_t>();
+    sums_.own_pairs += layer_pairs;
+    own_mass_layer_[l] += layer_mass;
+    own_pairs_layer_[l] += static_cast<double>(layer_pairs);
     rule_mass_ += mass.masked_select(is_rule).sum().item<double>();
     rule_top1_ += top.masked_select(is_rule).sum().item<double>();
     sums_.rule_pairs += is_rule.sum().item<int64_t>();
@@ -184,6 +194,9 @@ EvalMetrics MetricsAccumulator::finish() const {
     m.max_share = *std::max_element(m.block_share.begin(), m.block_share.end());
   }
   if (m.own_pairs > 0) m.own_fidelity_mass = own_mass_ / m.own_pairs, m.own_fidelity_top1 = own_top1_ / m.own_pairs;
+  m.own_fidelity_per_layer.assign(L, 0.0);
+  for (int64_t l = 0; l < L; ++l)
+    if (own_pairs_layer_[l] > 0) m.own_fidelity_per_layer[l] = own_mass_layer_[l] / own_pairs_layer_[l];
   if (m.rule_pairs > 0)
     m.rule_fidelity_mass = rule_mass_ / m.rule_pairs, m.rule_fidelity_top1 = rule_top1_ / m.rule_pairs;
   if (m.bound_queries > 0) {

@@ -29,6 +29,7 @@ struct EvalMetrics {
   // pointer fidelity: own block (no point rule fired) and point rules
   double own_fidelity_mass = 0, own_fidelity_top1 = 0;
   int64_t own_pairs = 0;
+  std::vector<double> own_fidelity_per_layer;  // own-block mass per layer (0 where a layer has no pair)
   double rule_fidelity_mass = 0, rule_fidelity_top1 = 0;
   int64_t rule_pairs = 0;
   // M8 over (head, query) pairs with on- and off-target keys
@@ -52,6 +53,7 @@ class MetricsAccumulator {
   EvalMetrics finish() const;
 
  private:
+  void add_language_model(const ForwardResult& result, const at::Tensor& targets, int64_t pad_id);
   ModelConfig config_;
   std::vector<int64_t> token_bytes_;
   double epsilon0_;
@@ -65,6 +67,7 @@ class MetricsAccumulator {
   double dial_sum_ = 0;
   int64_t dial_count_ = 0;
   double own_mass_ = 0, own_top1_ = 0, rule_mass_ = 0, rule_top1_ = 0;
+  std::vector<double> own_mass_layer_, own_pairs_layer_;
   double eps_sum_ = 0, delta_sum_ = 0, eps_ok_ = 0, ent_ok_ = 0, delta_ok_ = 0;
   std::vector<double> lambda_stars_;
   int64_t correct_ = 0;

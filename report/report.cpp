@@ -174,6 +174,7 @@ nlohmann::json report_build(const ReportSpec& spec) {
                           {"llm", main.name},
                           {"metrics", eval_metrics_json(m)},
                           {"attn_entropy_per_layer", m.attn_entropy_per_layer},
+                          {"own_fidelity_per_layer", m.own_fidelity_per_layer},
                           {"block_share_by_layer", m.block_share_by_layer}};
   report["bounds"] = bounds_json(m, spec.inputs.epsilon0);
   // Blocks: the card's origin and decision beside what the pass saw.

@@ -47,6 +47,7 @@ const std::vector<MetricField>& metric_fields() {
       {"bytes", LOCALIST_FIELD(m.bytes)},
       {"code_length_bits", LOCALIST_FIELD(m.code_length_bits)},
       {"attn_entropy_per_layer_bits", LOCALIST_FIELD(m.attn_entropy_per_layer)},
+      {"own_fidelity_per_layer", LOCALIST_FIELD(m.own_fidelity_per_layer)},
       {"block_share", LOCALIST_FIELD(m.block_share)},
       {"block_share_by_layer", LOCALIST_FIELD(m.block_share_by_layer)},
       {"own_pairs", LOCALIST_FIELD(m.own_pairs)},

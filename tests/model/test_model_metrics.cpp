@@ -14,8 +14,10 @@
 #include "model/localist_model.h"
 #include "model/metrics.h"
 #include "model/rules.h"
+#include "tests/model/text_tokens.h"
 
 using namespace localist;
+using localist::test::text_tokens;
 
 namespace {
 
@@ -41,14 +43,6 @@ std::vector<std::string> byte_texts(int64_t vocab) {
   return t;
 }
 
-at::Tensor text_tokens(const std::vector<std::string>& rows) {
-  std::vector<int64_t> ids;
-  for (const auto& r : rows) {
-    for (unsigned char ch : r) ids.push_back(ch);
-  }
-  return at::tensor(ids, at::kLong).view({static_cast<int64_t>(rows.size()), -1});
-}
-
 }  // namespace
 
 TEST(Metrics, MatchLoopsOnATracedForward) {
@@ -66,7 +60,10 @@ TEST(Metrics, MatchLoopsOnATracedForward) {
 
   double ent_w = 0, ent_u = 0, fid = 0, top1 = 0;
   int64_t n_ent = 0, n_fid = 0;
+  std::vector<double> fid_layer, ent_layer;  // per layer, as the report shows them
   for (const auto& tr : r.traces) {
+    const double fid0 = fid, ent0 = ent_w;
+    const int64_t n_fid0 = n_fid, n_ent0 = n_ent;
     const auto a = tr.alpha.to(at::kDouble), g = tr.gate.to(at::kDouble);
     for (int64_t b = 0; b < 2; ++b) {
       for (int64_t i = 0; i < 12; ++i) {
@@ -94,6 +91,13 @@ TEST(Metrics, MatchLoopsOnATracedForward) {
         if (i >= 1) ent_w += w_ent, ent_u += u_ent, ++n_ent;
       }
     }
+    fid_layer.push_back((fid - fid0) / static_cast<double>(n_fid - n_fid0));
+    ent_layer.push_back((ent_w - ent0) / static_cast<double>(n_ent - n_ent0));
+  }
+  ASSERT_EQ(got.own_fidelity_per_layer.size(), r.traces.size());
+  for (size_t l = 0; l < r.traces.size(); ++l) {
+    EXPECT_NEAR(got.own_fidelity_per_layer[l], fid_layer[l], 1e-5) << "layer " << l;
+    EXPECT_NEAR(got.attn_entropy_per_layer[l], ent_layer[l], 1e-5) << "layer " << l;
   }
   EXPECT_NEAR(got.attn_entropy, ent_w / n_ent, 1e-5);
   EXPECT_NEAR(got.attn_entropy_unweighted, ent_u / n_ent, 1e-5);
