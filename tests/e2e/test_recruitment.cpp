@@ -168,11 +168,11 @@ TEST_F(Recruitment, ANewDomainGetsABlockAndStationaryDataDoesNot) {
 
 TEST_F(Recruitment, DecisionsAreTheSameOnOneTwoAndFourRanks) {
   const auto ref = records(path("ref/metrics.jsonl"), "recruitment");
-  // (ranks, block_parallel, zero): data parallel on 2 and 4, block parallel 2 on 2 and 4
-  // ranks, and bp 2 on 4 ranks with ZeRO (the blocks' moments sharded over the 2 replicas:
-  // a round gathers them, moves and resets them, and shards them again).
-  for (const auto& [n, bp, zero] :
-       std::vector<std::tuple<int, int, int>>{{2, 1, 0}, {4, 1, 0}, {2, 2, 0}, {4, 2, 0}, {4, 2, 1}}) {
+  // (ranks, block_parallel, zero): data parallel on 2, block parallel 2 on 2 ranks, and
+  // both (dp 2 x bp 2) on 4 ranks with ZeRO (the blocks' moments sharded over the 2
+  // replicas: a round gathers them, moves and resets them, and shards them again). dp 4
+  // and bp 2 without ZeRO on 4 ranks add no path these do not take (each costs ~20 s).
+  for (const auto& [n, bp, zero] : std::vector<std::tuple<int, int, int>>{{2, 1, 0}, {2, 2, 0}, {4, 2, 1}}) {
     const std::string run = "np" + std::to_string(n) + "bp" + std::to_string(bp) + (zero ? "zero" : "");
     const auto r =
         sh("OMP_NUM_THREADS=1 timeout 300 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin() +
