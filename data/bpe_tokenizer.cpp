@@ -251,13 +251,12 @@ void BpeTokenizer::build(std::vector<std::pair<std::string, int64_t>> vocab,
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& [a, b] = merges[r];
     const auto ia = token_id_.find(a), ib = token_id_.find(b), ic = token_id_.find(a + b);
-    const std::string missing = ia == token_id_.end()   ? a
-                                : ib == token_id_.end() ? b
-                                : ic == token_id_.end() ? a + b
-                                                        : "";
-    if (!missing.empty())
+    const auto end = token_id_.end();
+    if (ia == end || ib == end || ic == end) {  // (an empty part is never in the vocabulary)
+      const std::string missing = ia == end ? a : ib == end ? b : a + b;
       throw ConfigError(where + ": merge " + std::to_string(r) + " (\"" + a + "\" \"" + b + "\") needs \"" + missing +
                         "\", which is not in the vocabulary");
+    }
     merges_[pair_key(ia->second, ib->second)] = {static_cast<uint32_t>(r),
                                                  ic->second};  // a repeat overrides, as in tokenizers
   }

@@ -288,6 +288,7 @@ TEST(BpeTokenizer, BadFilesAreLocatedConfigErrors) {
   EXPECT_NO_THROW(js(with("/post_processor", {{"type", "TemplateProcessing"}, {"single", {text}}}))());
   fails(js(with("/model/dropout", 0.1)), "uses dropout");
   fails(js(with("/model/merges/0", 5)), "merge 0 is neither");
+  fails(js(with("/model/merges/0", " t")), "merge 0 (\"\" \"t\") needs \"\", which is not in the vocabulary");
   fails(js(with("/model/vocab", 3)), "the vocabulary is not a JSON object");
   fails(js(with("/added_tokens/0/special", false)), "is not special");
   fails(js(with("/added_tokens/0/id", "x")), "T.json: unexpected tokenizer.json layout");
