@@ -117,6 +117,15 @@ ParsedHeader parse_header(const std::string& path, const std::string& bytes, uin
     }
     try {
       const auto type = dtype_of(e.at("dtype").get<std::string>(), where);
+      // Integers only: json's conversion of 1e300 to an integer would be undefined.
+      for (const char* key : {"shape", "data_offsets"}) {
+        const auto& list = e.at(key);
+        if (!list.is_array()) throw Error(where + ": " + key + " is not a list");
+        for (const auto& v : list)
+          if (!v.is_number_integer()) throw Error(where + ": " + key + " holds " + v.dump() + ", not an integer");
+      }
+      for (const auto& v : e.at("data_offsets"))
+        if (!v.is_number_unsigned()) throw Error(where + ": data_offsets holds a negative offset");
       const auto shape = e.at("shape").get<std::vector<int64_t>>();
       const auto off = e.at("data_offsets").get<std::vector<uint64_t>>();
       int64_t numel = 1;

@@ -105,5 +105,12 @@ TEST(Safetensors, DamagedFilesAreRefusedNamingTheFile) {
                          data),
                  "overlap");
   expect_refused(p, file_of(R"({"a":{"dtype":"F32","shape":[2]}})", data), "malformed");
+  // Numbers that are not integers (found by fuzzing: 1E52 as an offset was undefined behaviour).
+  expect_refused(p, file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1E52]}})", data),
+                 "data_offsets holds 1e+52, not an integer");
+  expect_refused(p, file_of(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", data),
+                 "shape holds 2.5, not an integer");
+  expect_refused(p, file_of(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,8]}})", data), "negative offset");
+  expect_refused(p, file_of(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", data), "shape is not a list");
   expect_refused(dir / "missing.safetensors", "", "");  // written empty: too short
 }
