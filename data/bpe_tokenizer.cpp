@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <queue>
 
@@ -24,9 +25,16 @@ constexpr size_t kCachedPieceBytes = 64;
 
 uint64_t pair_key(uint32_t a, uint32_t b) { return (static_cast<uint64_t>(a) << 32) | b; }
 
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+bool is_file(const std::string& p) { return std::filesystem::is_regular_file(p); }
+
+// "a b" -> (a, b): exactly one space, both parts non-empty (merges.txt lines and the
+// string form of tokenizer.json's merges).
+bool split_merge(const std::string& s, std::pair<std::string, std::string>& out) {
+  const size_t space = s.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 == s.size() || s.find(' ', space + 1) != std::string::npos)
+    return false;
+  out = {s.substr(0, space), s.substr(space + 1)};
+  return true;
 }
 
 std::string read_tokenizer_file(const std::string& path) {
@@ -125,12 +133,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::string&
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line_no == 1 && line.rfind("#version", 0) == 0) continue;
-    const size_t space = line.find(' ');
-    if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
-        line.find(' ', space + 1) != std::string::npos) {
+    if (!split_merge(line, merges.emplace_back()))
       throw ConfigError(merges_where + ":" + std::to_string(line_no) + ": a merge is two tokens and one space");
-    }
-    merges.emplace_back(line.substr(0, space), line.substr(space + 1));
   }
   // GPT-2's slow tokenizer keeps <|endoftext|> in vocab.json and marks it special.
   std::vector<std::pair<std::string, int64_t>> specials;
@@ -166,11 +170,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
     for (size_t i = 0; i < ms.size(); ++i) {
       const auto& e = ms[i];
       if (e.is_string()) {  // "a b" (tokenizers before 0.20)
-        const std::string s = e.get<std::string>();
-        const size_t space = s.find(' ');
-        if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-          throw ConfigError(where + ": merge " + std::to_string(i) + " \"" + s + "\" is not two tokens and one space");
-        merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+        if (!split_merge(e.get<std::string>(), merges.emplace_back()))
+          throw ConfigError(where + ": merge " + std::to_string(i) + " " + e.dump() +
+                            " is not two tokens and one space");
       } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
         merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
       } else {
@@ -182,6 +184,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
       const std::string content = a.at("content").get<std::string>();
       if (!a.value("special", false))
         throw ConfigError(where + ": added token \"" + content + "\" is not special; localist does not split them out");
+      if (!a.at("id").is_number_integer())
+        throw ConfigError(where + ": added token \"" + content + "\" has no integer id");
       specials.emplace_back(content, a.at("id").get<int64_t>());
     }
     std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());

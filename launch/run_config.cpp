@@ -140,19 +140,19 @@ void parse_train(StrictMap m, TrainConfig& t) {
 }
 
 void parse_recruitment(StrictMap m, RecruitmentConfig& r, const ModelConfig& model) {
-  constexpr int64_t kConfigHuge = int64_t(1) << 40;
+  constexpr int64_t kRoundsMax = int64_t(1) << 40;
   r.enabled = m.get_bool("enabled", r.enabled);
-  r.interval = m.get_int("interval", r.interval, 1, kConfigHuge);
+  r.interval = m.get_int("interval", r.interval, 1, kRoundsMax);
   r.probe_windows = m.get_int("probe_windows", r.probe_windows, 1, 1 << 20);
   r.phi = m.get_double("phi", r.phi, 0.0, 1.0);
   r.kappa = m.get_double("kappa", r.kappa, 0.0, 64.0);
   r.median_rounds = m.get_int("median_rounds", r.median_rounds, 1, 1000);
-  r.n_min = m.get_int("n_min", r.n_min, 1, kConfigHuge);
+  r.n_min = m.get_int("n_min", r.n_min, 1, kRoundsMax);
   r.kmeans_k = m.get_int("kmeans_k", r.kmeans_k, 1, 1024);
   r.kmeans_iters = m.get_int("kmeans_iters", r.kmeans_iters, 1, 10000);
   r.n_try = m.get_int("n_try", r.n_try, 1, 1000000);
   r.heldout_fraction = m.get_double("heldout_fraction", r.heldout_fraction, 0.01, 0.99);
-  r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kConfigHuge);
+  r.horizon_steps = m.get_int("horizon_steps", r.horizon_steps, 0, kRoundsMax);
   r.delta = m.get_double("delta", r.delta, 0.0, 1e15);
   r.confidence_z = m.get_double("confidence_z", r.confidence_z, 0.0, 100.0);
   r.domain_routes = m.get_bool("domain_routes", r.domain_routes);

@@ -41,7 +41,7 @@ MetricsAccumulator::MetricsAccumulator(const ModelConfig& config, std::vector<in
   ent_layer_sum_.assign(config.n_layers, 0.0);
   route_ent_sum_.assign(config.n_layers, 0.0);
   own_mass_layer_.assign(config.n_layers, 0.0);
-  own_pairs_layer_.assign(config.n_layers, 0.0);
+  own_pairs_layer_.assign(config.n_layers, 0);
   sums_.epsilon_histogram.assign(EvalMetrics::kHistogramBins, 0);
   sums_.lambda_star_histogram.assign(EvalMetrics::kHistogramBins, 0);
 }
@@ -124,7 +124,7 @@ void MetricsAccumulator::add(const ForwardResult& r, const at::Tensor& targets_i
     own_top1_ += top.masked_select(is_own).sum().item<double>();
     sums_.own_pairs += layer_pairs;
     own_mass_layer_[l] += layer_mass;
-    own_pairs_layer_[l] += static_cast<double>(layer_pairs);
+    own_pairs_layer_[l] += layer_pairs;
     rule_mass_ += mass.masked_select(is_rule).sum().item<double>();
     rule_top1_ += top.masked_select(is_rule).sum().item<double>();
     sums_.rule_pairs += is_rule.sum().item<int64_t>();
@@ -196,7 +196,8 @@ EvalMetrics MetricsAccumulator::finish() const {
   if (m.own_pairs > 0) m.own_fidelity_mass = own_mass_ / m.own_pairs, m.own_fidelity_top1 = own_top1_ / m.own_pairs;
   m.own_fidelity_per_layer.assign(L, 0.0);
   for (int64_t l = 0; l < L; ++l)
-    if (own_pairs_layer_[l] > 0) m.own_fidelity_per_layer[l] = own_mass_layer_[l] / own_pairs_layer_[l];
+    if (own_pairs_layer_[l] > 0)
+      m.own_fidelity_per_layer[l] = own_mass_layer_[l] / static_cast<double>(own_pairs_layer_[l]);
   if (m.rule_pairs > 0)
     m.rule_fidelity_mass = rule_mass_ / m.rule_pairs, m.rule_fidelity_top1 = rule_top1_ / m.rule_pairs;
   if (m.bound_queries > 0) {

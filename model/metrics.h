@@ -67,7 +67,8 @@ class MetricsAccumulator {
   double dial_sum_ = 0;
   int64_t dial_count_ = 0;
   double own_mass_ = 0, own_top1_ = 0, rule_mass_ = 0, rule_top1_ = 0;
-  std::vector<double> own_mass_layer_, own_pairs_layer_;
+  std::vector<double> own_mass_layer_;
+  std::vector<int64_t> own_pairs_layer_;
   double eps_sum_ = 0, delta_sum_ = 0, eps_ok_ = 0, ent_ok_ = 0, delta_ok_ = 0;
   std::vector<double> lambda_stars_;
   int64_t correct_ = 0;

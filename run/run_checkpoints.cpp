@@ -62,8 +62,10 @@ void RunCheckpoints::save(const Pool& pool, int64_t step, bool periodic) {
       CheckpointMeta{step,       pool.tokens_before(step), tok.vocab_size(), g.setup().seed, tok.kind(), tok.hash(),
                      tok.spec(), /*written_by=*/{}};
   w.config_yaml = s_.config_yaml;
-  w.tokenizer_file = tokenizer_stored_file(g.tokenizer().kind());
-  if (!w.tokenizer_file.empty()) w.tokenizer_contents = g.tokenizer().stored_contents();
+  if (s_.world->rank() == 0) {  // only rank 0 writes the shared files (checkpoint_writer.h)
+    w.tokenizer_file = tokenizer_stored_file(tok.kind());
+    if (!w.tokenizer_file.empty()) w.tokenizer_contents = tok.stored_contents();
+  }
   w.keep_last = tc.keep_checkpoints;
   w.keep_every = tc.keep_checkpoint_every;
   w.on_point = fault_checkpoint_hook(s_.fault, s_.world->rank(), step);

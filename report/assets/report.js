@@ -145,14 +145,13 @@
   // trained dial, then each layer's entropy and fidelity across the sweep.
   function renderLayers(sw, x) {
     const e = R.evaluation, L = e.attn_entropy_per_layer.length;
-    const fid = e.own_fidelity_per_layer || [];
     let s = '<h3>By layer</h3><p>At the trained dial (λ_ℓ per layer, from the checkpoint\'s schedule and profile): each layer\'s attention entropy and own-block pointer fidelity.</p>';
     s += table(['layer', 'λ_ℓ', 'H_attn (bits)', 'own fidelity'], e.attn_entropy_per_layer.map((h, l) =>
-      [String(l), fmt(e.dial_per_layer[l], 3), fmt(h), fid.length ? fmt(fid[l]) : '–']), [true, true, true, true]);
+      [String(l), fmt(e.dial_per_layer[l], 3), fmt(h), fmt(e.own_fidelity_per_layer[l])]), [true, true, true, true]);
     const layers = [...Array(L).keys()];
     s += '<div class="charts" id="layer-plots">' +
       lineChart({title: 'attention entropy by layer (bits)', xlabel: 'λ', series: layers.map((l) => ({name: 'layer ' + l, x: x, y: sw.map((m) => m.attn_entropy_per_layer_bits[l])}))}) +
-      lineChart({title: 'own-block fidelity by layer', xlabel: 'λ', series: layers.map((l) => ({name: 'layer ' + l, x: x, y: sw.map((m) => (m.own_fidelity_per_layer || [])[l])}))}) + '</div>';
+      lineChart({title: 'own-block fidelity by layer', xlabel: 'λ', series: layers.map((l) => ({name: 'layer ' + l, x: x, y: sw.map((m) => m.own_fidelity_per_layer[l])}))}) + '</div>';
     return s;
   }
   const holds = (f) => f === undefined ? '–' : '<span class="' + (f >= 1 ? 'ok' : 'bad') + '">' + (100 * f).toFixed(f >= 1 ? 0 : 2) + '%</span>';

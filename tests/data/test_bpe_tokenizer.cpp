@@ -195,6 +195,23 @@ TEST(BpeTokenizer, MergesAsGpt2sOwnLoopOnCorpusAndRandomText) {
   EXPECT_LT(static_cast<double>(ids.size()), 0.6 * static_cast<double>(corpus.size()));  // the merges do merge
 }
 
+// decode(encode(x)) = x on every bundled corpus, whole (ids against tokenizers: the e2e test).
+TEST(BpeTokenizer, EveryBundledCorpusRoundTrips) {
+  const Files f = gpt2_files(test::read_text(test::corpus("tinyshakespeare.txt")).substr(0, 30000), 200);
+  const auto tok = BpeTokenizer::from_vocab_merges(f.vocab_json, f.merges_txt, "test");
+  for (const char* name : {"tinyshakespeare.txt", "wikitext2-valid.txt", "wikitext2-test.txt"}) {
+    const std::string text = test::read_text(test::corpus(name));
+    std::vector<uint32_t> ids;
+    tok->encode(text, ids);
+    EXPECT_LT(ids.size(), text.size()) << name;
+    EXPECT_EQ(tok->decode(ids), text) << name;
+  }
+  const std::string scripts = test::read_text(test::source_dir() + "/tests/data/text/scripts.txt");
+  std::vector<uint32_t> ids;
+  tok->encode(scripts, ids);
+  EXPECT_EQ(tok->decode(ids), scripts);
+}
+
 TEST(BpeTokenizer, AnyBytesRoundTrip) {
   const Files f = gpt2_files(test::read_text(test::corpus("wikitext2-valid.txt")).substr(0, 30000), 200);
   const auto tok = BpeTokenizer::from_vocab_merges(f.vocab_json, f.merges_txt, "test");
@@ -288,10 +305,14 @@ TEST(BpeTokenizer, BadFilesAreLocatedConfigErrors) {
   EXPECT_NO_THROW(js(with("/post_processor", {{"type", "TemplateProcessing"}, {"single", {text}}}))());
   fails(js(with("/model/dropout", 0.1)), "uses dropout");
   fails(js(with("/model/merges/0", 5)), "merge 0 is neither");
-  fails(js(with("/model/merges/0", " t")), "merge 0 (\"\" \"t\") needs \"\", which is not in the vocabulary");
+  fails(js(with("/model/merges/0", " t")), "merge 0 \" t\" is not two tokens and one space");
+  fails(js(with("/model/merges/0", nlohmann::json::array({"", "t"}))),
+        "merge 0 (\"\" \"t\") needs \"\", which is not in the vocabulary");
   fails(js(with("/model/vocab", 3)), "the vocabulary is not a JSON object");
   fails(js(with("/added_tokens/0/special", false)), "is not special");
-  fails(js(with("/added_tokens/0/id", "x")), "T.json: unexpected tokenizer.json layout");
+  fails(js(with("/added_tokens/0/id", "x")), "added token \"<|endoftext|>\" has no integer id");
+  fails(js(with("/added_tokens/0/id", 1e300)), "added token \"<|endoftext|>\" has no integer id");
+  fails(js(with("/added_tokens/0/content", 7)), "T.json: unexpected tokenizer.json layout");
   fails([] { BpeTokenizer::load("/nonexistent/tok"); }, "/nonexistent/tok: no such tokenizer file or directory");
   test::TempDir dir;
   fails([&] { BpeTokenizer::load(dir.path()); }, "has neither tokenizer.json nor vocab.json and merges.txt");
