@@ -168,6 +168,14 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
                                               "main", "hfgpt2", "ROMEO: What", "--gpt2 gpt2src", "held.txt");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("ok   imported GPT-2: localist's logits"), std::string::npos) << r.out;
+  // The BPE checkpoint through eval (a per-layer profile) and the audit report.
+  const CommandResult ev =
+      sh("eval --checkpoint imported/checkpoints/step-00000001 --dial 0,1 --dial-profile power:5 --windows 1 --out ev");
+  EXPECT_EQ(ev.status, 0) << ev.out;
+  EXPECT_TRUE(fs::exists(*dir_ / "ev/sweep.json")) << ev.out;
+  const CommandResult rep = sh("report --checkpoint imported --out rep --windows 1 --sweep 0:1:0.5");
+  EXPECT_EQ(rep.status, 0) << rep.out;
+  EXPECT_NE(localist::test::read_text(*dir_ / "rep/report.json").find("own_fidelity_per_layer"), std::string::npos);
 
   // Bad sources: one line naming the file and what does not fit, exit 2, no run directory.
   for (const auto& [variant, needle] : std::vector<std::pair<std::string, std::string>>{
