@@ -289,8 +289,10 @@ class MpiCommunicator : public Communicator {
     // MPI_Comm_split blocks without a bound: an all-gather of (color, key) under this
     // group's timeout first makes sure every rank has arrived (a missing one becomes a
     // CommTimeout naming the split), so the split itself only runs once all are there.
+    // A rank stopped between the two would still hang the others: the split has a deadline.
     all_gather(at::tensor(std::vector<int64_t>{color, key}, at::kLong), "split into '" + name + "'");
     MPI_Comm sub = MPI_COMM_NULL;
+    DeadlineGuard bound("MPI_Comm_split of '" + name_ + "' into '" + name + "'", timeout_s_);
     mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split",
               "split of '" + name_ + "' into '" + name + "'");
     return std::make_shared<MpiCommunicator>(sub, name, timeout_s_, /*owned=*/true);

@@ -11,7 +11,9 @@ within 1e-5 relative otherwise), the same recruitment and pool decisions, no par
 checkpoint left, and no process of the job outliving it. Prints a JSON summary.
 
 Usage: chaos.py --bin build/localist --work DIR [--faults N] [--seconds S] [--seed K]
-                [--worlds 2,3,4] [--steps N]
+                [--worlds 2,3,4] [--steps N] [--episode-timeout S]
+A job still running after --episode-timeout seconds is a failure: the ranks' stacks (gdb,
+where installed) and the job's output go into the summary, and the job is killed.
 Everything is real: processes, signals, MPI over the loopback; nothing is mocked."""
 import argparse
 import json
@@ -139,6 +141,22 @@ def decision_key(d):
     return (d["event"], d.get("llm", ""), d["step"], d.get("accepted"), d.get("slot"), d.get("domain"), d.get("name"))
 
 
+def stacks_of(pids):
+    """Every thread's stack of each hung rank, so a hang in CI says where it waits."""
+    if not shutil.which("gdb"):
+        return "(gdb not installed: no stacks)"
+    out = []
+    for p in pids:
+        try:
+            r = subprocess.run(["gdb", "-p", str(p), "-batch", "-nx", "-ex", "thread apply all bt 25"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+            frames = [l for l in r.stdout.splitlines() if l.startswith(("#", "Thread"))]
+            out.append(f"--- rank pid {p}\n" + "\n".join(frames[:200]))
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append(f"--- rank pid {p}: gdb failed: {e}")
+    return "\n".join(out)
+
+
 def latest_step(run):
     ck = os.path.join(run, "checkpoints")
     best = -1
@@ -158,6 +176,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--worlds", default="2,3,4")
     ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--episode-timeout", type=float, default=600, help="a job running longer has hung")
     ap.add_argument("--source-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -172,7 +191,7 @@ def main():
         raise SystemExit("chaos: prepare failed")
     w0 = worlds[0]
     t_ref = time.time()
-    ref = sh(mpirun(w0) + [binary, "train", "c.yaml", "--set", "run.dir=ref"], timeout=900)
+    ref = sh(mpirun(w0) + [binary, "train", "c.yaml", "--set", "run.dir=ref"], timeout=a.episode_timeout)
     if ref.returncode != 0:
         raise SystemExit("chaos: the reference run failed:\n" + ref.stdout[-3000:])
     ref_s = time.time() - t_ref
@@ -235,11 +254,15 @@ def main():
             elif kind == "ckptkill":
                 fault_at = time.time()  # the kill comes at the checkpoint; timed from its start below
             try:
-                out, _ = proc.communicate(timeout=600)
+                out, _ = proc.communicate(timeout=a.episode_timeout)
             except subprocess.TimeoutExpired:
+                pids = rank_pids(marker)
+                stacks = stacks_of(pids)
                 os.killpg(proc.pid, signal.SIGKILL)
                 out, _ = proc.communicate()
-                summary["failures"].append(f"{run} episode {episode}: the job hung past 600 s after {kind}")
+                summary["failures"].append(f"{run} episode {episode}: the job hung past {a.episode_timeout:g} s "
+                                           f"after {kind} (hit pid {hit}, ranks {pids}, world {world})\n"
+                                           f"{stacks}\n--- job output\n{out[-4000:]}")
             ended = time.time()
             rc = proc.returncode
             # Nothing of the job may outlive it.
@@ -275,6 +298,7 @@ def main():
             elif kind is None and rc != 0:
                 summary["failures"].append(f"{run} episode {episode}: exit {rc} with no fault:\n{out[-1500:]}")
             summary["episodes"].append(ep)
+            print(f"chaos: {json.dumps(ep)}", file=sys.stderr, flush=True)
         summary["runs"] += 1
         # The interrupted run equals the reference.
         steps, decisions = records(os.path.join(marker, "metrics.jsonl"))

@@ -7,7 +7,10 @@
 // line and writes nothing.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "tests/e2e/export_check.h"
@@ -142,13 +145,20 @@ TEST_F(Export, BlockParallelAndSentencePieceCheckpointsExport) {
 // model.init_from (docs/import.md): a random GPT-2 written by transformers, imported with
 // its 4 heads as 2 blocks of 2 and 2 free slots; one step at lr 0 writes a checkpoint of
 // the imported weights. At λ = 0 localist's logits on real text are GPT2LMHeadModel's.
-TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
+namespace {
+
+// The suite's run as an import (g.yaml): a random GPT-2 written by transformers (gpt2src,
+// with the damaged variants beside it) with its own byte-level BPE, its 4 heads as 2
+// blocks of 2 and 2 free slots, one step at lr 0. Empty when making the source failed.
+std::string write_imported_config(const TempDir& dir) {
   const std::string py = localist::test::env_or_empty("LOCALIST_PYTHON") + " " + localist::test::source_dir() +
                          "/tests/export/make_gpt2.py ";
-  auto run = [&](const std::string& cmd) { return localist::test::run_command("cd '" + dir_->path() + "' && " + cmd); };
-  const CommandResult made = run(py + "gpt2src --bad-variants --tokenizer train.txt 2>&1");
-  ASSERT_EQ(made.status, 0) << made.out;
-  std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  if (!fs::exists(dir / "gpt2src/model.safetensors")) {
+    const CommandResult made = localist::test::run_command("cd '" + dir.path() + "' && " + py +
+                                                           "gpt2src --bad-variants --tokenizer train.txt 2>&1");
+    if (made.status != 0) return "make_gpt2.py failed: " + made.out;
+  }
+  std::string cfg = localist::test::read_text(dir / "c.yaml");
   // GPT-2's byte-level BPE, from the source's own files.
   const std::string shard_line = "  shard_dir: shards\n";
   cfg.replace(cfg.find(shard_line), shard_line.size(),
@@ -158,7 +168,15 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
               "  k_max: 4\n  anchor_dim: 4\n  activation: gelu_tanh\n  init_from: {format: hf, path: gpt2src}\n");
   cfg.replace(cfg.find("  steps: 20"), 10, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0");
   cfg.replace(cfg.find("  dial: [0.3, 0.8]"), 18, "  dial: 0");
-  localist::test::write_text(*dir_ / "g.yaml", cfg);
+  localist::test::write_text(dir / "g.yaml", cfg);
+  return "";
+}
+
+}  // namespace
+
+TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
+  const std::string made = write_imported_config(*dir_);
+  ASSERT_EQ(made, "");
   ASSERT_EQ(sh("prepare g.yaml").status, 0);
   const CommandResult t = sh("train g.yaml --set run.dir=imported");
   ASSERT_EQ(t.status, 0) << t.out;
@@ -193,6 +211,45 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
   expect_one_line_error(sh("train g.yaml --set run.dir=bad --set model.activation=gelu"), 2,
                         "activation_function 'gelu_new' needs model.activation: gelu_tanh");
   EXPECT_FALSE(fs::exists(*dir_ / "bad"));
+}
+
+// Recruitment on an imported model (docs/import.md): the imported (random) GPT-2 trains on
+// Shakespeare, WikiText joins at step 10; a round switches on the free slot beyond the
+// imported heads (slot 2, zero output projection at the start) for a domain that pays, the
+// run goes on, and the grown model, exported, is localist's in transformers — its recruited
+// block and domain route included.
+TEST_F(Export, AnImportedGpt2RecruitsABlockIntoAFreeSlot) {
+  const std::string made = write_imported_config(*dir_);
+  ASSERT_EQ(made, "");
+  localist::test::write_text(*dir_ / "wiki.txt",
+                             localist::test::read_text(localist::test::corpus("wikitext2-valid.txt")).substr(0, 60000));
+  std::string cfg = localist::test::read_text(*dir_ / "g.yaml");
+  const std::string held = "    - {name: held,";
+  cfg.insert(cfg.find(held),
+             "    - {name: wiki, path: wiki.txt, split: wikitext, domain: encyclopedia, start_step: 10}\n");
+  const std::string one_step = "  steps: 1\n  lr: 0\n  min_lr: 0\n";
+  cfg.replace(cfg.find(one_step), one_step.size(), "  steps: 60\n  lr: 3.0e-3\n  min_lr: 3.0e-4\n");
+  cfg +=
+      "recruitment:\n  enabled: true\n  interval: 20\n  probe_windows: 16\n  phi: 0.9\n  n_min: 64\n"
+      "  n_try: 10\n  horizon_steps: 100000\n";
+  localist::test::write_text(*dir_ / "grow.yaml", cfg);
+  ASSERT_EQ(sh("prepare grow.yaml").status, 0);
+  const CommandResult t = sh("train grow.yaml --set run.dir=grown");
+  ASSERT_EQ(t.status, 0) << t.out;
+  int accepted = 0;
+  std::istringstream lines(localist::test::read_text(*dir_ / "grown/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const auto r = nlohmann::json::parse(line);
+    if (r.value("event", "") != "recruitment" || r.value("decision", "") != "accepted") continue;
+    ++accepted;
+    EXPECT_EQ(r.at("slot"), 2 + accepted - 1) << "the first free slot beyond the imported heads: " << r.dump();
+    EXPECT_TRUE(r.at("route_domain") == "drama" || r.at("route_domain") == "encyclopedia") << r.dump();
+  }
+  ASSERT_GE(accepted, 1) << localist::test::read_text(*dir_ / "grown/metrics.jsonl");
+  ASSERT_EQ(sh("export --checkpoint grown --out hfgrown --windows 1").status, 0);
+  const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/grown/checkpoints/step-00000060", "main",
+                                              "hfgrown", "", "", "held.txt");
+  EXPECT_EQ(r.status, 0) << r.out;
 }
 
 // GPT-2's byte-level BPE (data.tokenizer.kind: bpe): the shards `prepare` writes hold,
