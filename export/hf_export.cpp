@@ -55,13 +55,12 @@ nlohmann::json byte_tokenizer_json(const Tokenizer& t) {
             {"merges", nlohmann::json::array()}}}};
 }
 
-// GPT-2's BPE has no padding token (localist's lies past the vocabulary): generation pads
-// with the document token, as transformers does for GPT-2.
-uint32_t pad_token_id(const Tokenizer& t) { return t.pad_id() < t.vocab_size() ? t.pad_id() : t.document_id(); }
+}  // namespace
 
-void write_tokenizer(const HfExportSpec& s, const std::string& dir) {
-  const Tokenizer& t = *s.tokenizer;
-  nlohmann::json cfg = {{"model_max_length", s.model->config().context},
+uint32_t hf_pad_token_id(const Tokenizer& t) { return t.pad_id() < t.vocab_size() ? t.pad_id() : t.document_id(); }
+
+void hf_write_tokenizer(const Tokenizer& t, int64_t context, const std::string& dir) {
+  nlohmann::json cfg = {{"model_max_length", context},
                         {"add_bos_token", false},
                         {"add_eos_token", false},
                         {"clean_up_tokenization_spaces", false}};
@@ -82,8 +81,6 @@ void write_tokenizer(const HfExportSpec& s, const std::string& dir) {
   }
   write_file_atomic(dir + "/tokenizer_config.json", cfg.dump(2) + "\n");
 }
-
-}  // namespace
 
 std::vector<std::pair<std::string, at::Tensor>> hf_tensors(const LocalistModel& m) {
   if (!m.vocab_whole()) throw Error("export: the model holds only part of its vocabulary; assemble it first");
@@ -146,28 +143,32 @@ nlohmann::json hf_config(const HfExportSpec& s) {
                                   : nlohmann::json(s.dial)},
           {"domain_routes", routes},
           {"document_id", t.document_id()},
-          {"pad_id", pad_token_id(t)},
+          {"pad_id", hf_pad_token_id(t)},
           {"dtype", s.dtype == "bf16" ? "bfloat16" : "float32"},
           {"tie_word_embeddings", true},
           {"localist", s.localist}};
 }
 
-void hf_write_model(const HfExportSpec& s, const std::string& dir) {
-  if (!s.model || !s.tokenizer) throw Error("export: internal error: no model or tokenizer to export");
-  if (s.dtype != "fp32" && s.dtype != "bf16") throw ConfigError("--dtype: " + s.dtype + " is not fp32 or bf16");
-  auto tensors = hf_tensors(*s.model);
-  if (s.dtype == "bf16")
+void hf_write_weights_and_tokenizer(std::vector<std::pair<std::string, at::Tensor>> tensors, const std::string& dtype,
+                                    const Tokenizer& tokenizer, int64_t context, const std::string& dir) {
+  if (dtype != "fp32" && dtype != "bf16") throw ConfigError("--dtype: " + dtype + " is not fp32 or bf16");
+  if (dtype == "bf16")
     for (auto& [name, t] : tensors) t = t.to(at::kBFloat16);
   safetensors_write(dir + "/model.safetensors", tensors,
                     {{"format", "pt"},
                      {"producer", std::string("localist ") + build_version() + " (commit " + build_commit() + ")"}});
-  write_file_atomic(dir + "/config.json", hf_config(s).dump(2) + "\n");
-  const nlohmann::json generation = {{"bos_token_id", s.tokenizer->document_id()},
-                                     {"eos_token_id", s.tokenizer->document_id()},
-                                     {"pad_token_id", pad_token_id(*s.tokenizer)},
+  const nlohmann::json generation = {{"bos_token_id", tokenizer.document_id()},
+                                     {"eos_token_id", tokenizer.document_id()},
+                                     {"pad_token_id", hf_pad_token_id(tokenizer)},
                                      {"do_sample", false}};
   write_file_atomic(dir + "/generation_config.json", generation.dump(2) + "\n");
-  write_tokenizer(s, dir);
+  hf_write_tokenizer(tokenizer, context, dir);
+}
+
+void hf_write_model(const HfExportSpec& s, const std::string& dir) {
+  if (!s.model || !s.tokenizer) throw Error("export: internal error: no model or tokenizer to export");
+  hf_write_weights_and_tokenizer(hf_tensors(*s.model), s.dtype, *s.tokenizer, s.model->config().context, dir);
+  write_file_atomic(dir + "/config.json", hf_config(s).dump(2) + "\n");
   write_file_atomic(dir + "/configuration_localist.py", hf_configuration_py());
   write_file_atomic(dir + "/modeling_localist.py", hf_modeling_py());
   write_file_atomic(dir + "/README.md", s.model_card);

@@ -37,6 +37,16 @@ std::vector<std::pair<std::string, at::Tensor>> hf_tensors(const LocalistModel& 
 nlohmann::json hf_config(const HfExportSpec& spec);
 // Writes the model's files into the existing directory `dir`.
 void hf_write_model(const HfExportSpec& spec, const std::string& dir);
+// The tokenizer's files: byte-level and GPT-2's BPE as a tokenizer.json that transformers'
+// own classes read; SentencePiece as its model file and tokenization_localist.py.
+void hf_write_tokenizer(const Tokenizer& tokenizer, int64_t context, const std::string& dir);
+// model.safetensors (the tensors in `dtype`: fp32 | bf16), generation_config.json and the
+// tokenizer's files: what every exported format writes alike.
+void hf_write_weights_and_tokenizer(std::vector<std::pair<std::string, at::Tensor>> tensors, const std::string& dtype,
+                                    const Tokenizer& tokenizer, int64_t context, const std::string& dir);
+// GPT-2's BPE has no padding token (localist's lies past the vocabulary): generation pads
+// with the document token, as transformers does for GPT-2.
+uint32_t hf_pad_token_id(const Tokenizer& tokenizer);
 // Runs write(tmp) on a fresh temporary sibling of `out` and renames it to `out`; refuses an
 // `out` that exists and is not an empty directory; removes the temporary on failure.
 void hf_export_atomically(const std::string& out, const std::function<void(const std::string&)>& write);

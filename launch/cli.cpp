@@ -217,7 +217,9 @@ CLI::App* add_report(CLI::App& app, ReportArgs& rep) {
 CLI::App* add_export(CLI::App& app, ExportArgs& a) {
   auto* ex = app.add_subcommand("export", "Write a checkpoint's LLM (or pool) as a Hugging Face model directory");
   ex->add_option("--checkpoint", a.checkpoint, "Checkpoint directory (or its run directory)")->required();
-  ex->add_option("--format", a.format, "Output format (hf)")->check(CLI::IsMember({"hf"}));
+  ex->add_option("--format", a.format,
+                 "Output format: hf (the localist model, remote code) or gpt2 (its λ = 0 reading as GPT2LMHeadModel)")
+      ->check(CLI::IsMember({"hf", "gpt2"}));
   ex->add_option("--out", a.out, "New directory to write (must not exist, or be empty)")->required();
   ex->add_option("--llm", a.llm, "A pool checkpoint: export this LLM (default: main)");
   ex->add_flag("--pool", a.pool, "Export every LLM of the pool and the pool's router (pool_localist.py)");

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "export/gpt2_export.h"
 #include "export/hf_export.h"
 #include "export/hf_model_card.h"
 #include "launch/loaded_checkpoint.h"
@@ -80,6 +81,44 @@ void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir
   hf_write_model(s, dir);
 }
 
+// The λ = 0 reading as GPT-2 (docs/export.md): checked first, so that a model with no GPT-2
+// reading costs no evaluation; the card's numbers are at λ = 0, the dial GPT-2 computes.
+void export_gpt2(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir) {
+  gpt2_export_check(*c.model);
+  std::string numbers = "not evaluated (no held-out source)";
+  try {
+    const EvalSet set =
+        eval_set_load(c.cfg.data, c.cfg.model.context, a.windows > 0 ? a.windows : c.cfg.train.eval_windows);
+    const EvalInputs in = eval_inputs_for(c, c.tokenizer->token_texts());
+    const auto m =
+        eval_metrics_json(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, 0.0), nullptr, in));
+    numbers =
+        fmt::format("{:.4f} bits per token, perplexity {:.2f} ({} windows of {} tokens from the held-out sources)",
+                    m.at("bits_per_token").get<double>(), m.at("perplexity").get<double>(), set.tokens.size(0),
+                    c.cfg.model.context);
+  } catch (const Error& e) {
+    spdlog::warn("export: no held-out evaluation for the model card ({})", e.what());
+  }
+  Gpt2ExportSpec s;
+  s.model = c.model.get();
+  s.tokenizer = c.tokenizer.get();
+  s.dtype = a.dtype;
+  const auto dial = checkpoint_trained_dial(c);
+  std::string trained;
+  for (double v : dial) trained += (trained.empty() ? "" : ", ") + fmt::format("{:g}", v);
+  s.model_card = fmt::format(
+      "---\nlibrary_name: transformers\ntags:\n  - gpt2\n  - localist\n---\n\n# {} as GPT-2 (its λ = 0 reading)\n\n"
+      "Exported by `localist export --format gpt2` from step {} of {} (LLM {}). `GPT2LMHeadModel` loads it "
+      "without remote code and computes what the localist model computes at λ = 0, the distributed end of its "
+      "locality dial. It was trained at λ = [{}]; the dial, the router, the anchors and any domain routes are not "
+      "part of GPT-2 — `localist export --format hf` keeps them.\n\nHeld-out at λ = 0: {}.\n",
+      c.llm, c.meta.step, c.dir, c.llm, trained, numbers);
+  s.localist = {{"llm", c.llm},         {"step", c.meta.step},  {"tokens_seen", c.meta.tokens_seen},
+                {"checkpoint", c.dir},  {"trained_dial", dial}, {"written_by", c.meta.written_by},
+                {"reading", "lambda 0"}};
+  gpt2_write_model(s, dir);
+}
+
 // Every LLM in a directory of its own, pool.json (what pool_localist.py reads), the pool
 // class and a README.md that points to each LLM's card.
 void export_pool(LoadedCheckpoint& c, const ExportArgs& a, const std::string& tmp) {
@@ -122,19 +161,28 @@ void export_pool(LoadedCheckpoint& c, const ExportArgs& a, const std::string& tm
 }  // namespace
 
 int run_export(const ExportArgs& a) {
-  if (a.format != "hf") throw ConfigError("--format " + a.format + ": the only export format is hf");
+  if (a.format != "hf" && a.format != "gpt2") throw ConfigError("--format " + a.format + ": not hf or gpt2");
   if (a.pool && !a.llm.empty()) throw ConfigError("--pool and --llm: choose one (the whole pool, or one LLM of it)");
+  if (a.pool && a.format == "gpt2") {
+    throw ConfigError(
+        "--pool with --format gpt2: GPT-2 holds one LLM; export each with --llm NAME, or the pool "
+        "with --format hf");
+  }
   LoadedCheckpoint c = load_checkpoint(a.checkpoint, "cpu");
-  if (!a.llm.empty()) c.select(a.llm);  // throws naming the pool's LLMs
+  if (!a.llm.empty()) c.select(a.llm);                  // throws naming the pool's LLMs
+  if (a.format == "gpt2") gpt2_export_check(*c.model);  // before --out is touched
   hf_export_atomically(a.out, [&](const std::string& tmp) {
-    if (!a.pool) {
+    if (a.format == "gpt2") {
+      export_gpt2(c, a, tmp);
+    } else if (!a.pool) {
       export_llm(c, a, tmp);
-      return;
+    } else {
+      export_pool(c, a, tmp);
     }
-    export_pool(c, a, tmp);
   });
-  std::cout << "exported " << (a.pool ? fmt::format("the pool of {} LLMs", c.llm_names().size()) : "LLM " + c.llm)
-            << " of " << c.dir << " (step " << c.meta.step << ") to " << a.out << "\n";
+  std::cout << "exported " << (a.format == "gpt2" ? "as GPT-2 (its λ = 0 reading) " : "")
+            << (a.pool ? fmt::format("the pool of {} LLMs", c.llm_names().size()) : "LLM " + c.llm) << " of " << c.dir
+            << " (step " << c.meta.step << ") to " << a.out << "\n";
   return kExitOk;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // export_command.h: `localist export --format hf`: a checkpoint's LLM (or its whole pool)
 // as a Hugging Face model directory that transformers loads with trust_remote_code
-// (docs/export.md), with a model card filled from the checkpoint and a held-out dial sweep.
+// (docs/export.md), with a model card filled from the checkpoint and a held-out dial sweep;
+// `--format gpt2`: one LLM's λ = 0 reading as a plain GPT2LMHeadModel (export/gpt2_export.h).
 // Limits: CPU only (exporting needs no accelerator); the output appears whole or not at all.
 #pragma once
 #include <cstdint>

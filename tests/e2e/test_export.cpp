@@ -166,7 +166,7 @@ std::string write_imported_config(const TempDir& dir) {
   cfg.replace(cfg.find("model:\n"), cfg.find("train:\n") - cfg.find("model:\n"),
               "model:\n  context: 32\n  d_model: 32\n  head_dim: 8\n  heads_per_block: 2\n  k_initial: 2\n"
               "  k_max: 4\n  anchor_dim: 4\n  activation: gelu_tanh\n  init_from: {format: hf, path: gpt2src}\n");
-  cfg.replace(cfg.find("  steps: 20"), 10, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0");
+  cfg.replace(cfg.find("  steps: 20\n"), 12, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0\n");
   cfg.replace(cfg.find("  dial: [0.3, 0.8]"), 18, "  dial: 0");
   localist::test::write_text(dir / "g.yaml", cfg);
   return "";
@@ -185,7 +185,7 @@ TEST_F(Export, AnImportedGpt2IsTheSourceAtDialZero) {
   const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/imported/checkpoints/step-00000001",
                                               "main", "hfgpt2", "ROMEO: What", "--gpt2 gpt2src", "held.txt");
   EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("ok   imported GPT-2: localist's logits"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok   GPT-2: localist's logits"), std::string::npos) << r.out;
   // The BPE checkpoint through eval (a per-layer profile) and the audit report.
   const CommandResult ev =
       sh("eval --checkpoint imported/checkpoints/step-00000001 --dial 0,1 --dial-profile power:5 --windows 1 --out ev");
@@ -250,6 +250,47 @@ TEST_F(Export, AnImportedGpt2RecruitsABlockIntoAFreeSlot) {
   const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/grown/checkpoints/step-00000060", "main",
                                               "hfgrown", "", "", "held.txt");
   EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// --format gpt2 (docs/export.md): a model trained here whose 4 blocks of one head of 8 fill
+// d_model 32 is, at λ = 0, a plain GPT2LMHeadModel — transformers' own GPT-2 code (no remote
+// code) gives localist's logits, its tokenizer localist's ids — and imported back
+// (model.init_from) and exported again it is the same file. A model whose heads do not fill
+// d_model, or a whole pool, is refused in one line with nothing written.
+TEST_F(Export, AsGpt2AModelIsItsDialZeroReadingAndImportsBack) {
+  std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  cfg.replace(cfg.find("  k_initial: 3\n  k_max: 4\n"), 26, "  k_initial: 4\n  k_max: 4\n");
+  localist::test::write_text(*dir_ / "g4.yaml", cfg);
+  ASSERT_EQ(sh("train g4.yaml --set run.dir=run4").status, 0);
+  const std::string ckpt4 = dir_->path() + "/run4/checkpoints/step-00000020";
+  const CommandResult e = sh("export --checkpoint run4 --format gpt2 --out asgpt2 --windows 1");
+  ASSERT_EQ(e.status, 0) << e.out;
+  EXPECT_NE(e.out.find("exported as GPT-2 (its λ = 0 reading) LLM main"), std::string::npos) << e.out;
+  EXPECT_NE(localist::test::read_text(*dir_ / "asgpt2/config.json").find("\"GPT2LMHeadModel\""), std::string::npos);
+  ASSERT_EQ(sh("export --checkpoint run4 --out hf4 --windows 1").status, 0);
+  const auto r = localist::test::export_check(dir_->path(), ckpt4, "main", "hf4", "", "--gpt2 asgpt2", "held.txt");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("ok   GPT-2: localist's logits at λ=0 against transformers' GPT2LMHeadModel"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("ok   GPT-2 directory's tokenizer"), std::string::npos) << r.out;
+  // Imported back (one step at lr 0) and exported again: the same tensors, bit for bit.
+  cfg.replace(cfg.find("  steps: 20\n"), 12, "  steps: 1\n  lr: 0\n  min_lr: 0\n  warmup_steps: 0\n");
+  cfg.replace(cfg.find("  anchor_dim: 4\n"), 16, "  anchor_dim: 4\n  init_from: {format: hf, path: asgpt2}\n");
+  localist::test::write_text(*dir_ / "back.yaml", cfg);
+  const CommandResult b = sh("train back.yaml --set run.dir=back");
+  ASSERT_EQ(b.status, 0) << b.out;
+  ASSERT_EQ(sh("export --checkpoint back --format gpt2 --out asgpt2-again --windows 1").status, 0);
+  EXPECT_EQ(localist::test::run_command("cmp " + dir_->path() + "/asgpt2/model.safetensors " + dir_->path() +
+                                        "/asgpt2-again/model.safetensors")
+                .status,
+            0);
+  // No GPT-2 reading: 3 blocks of one head of 8 are 24 units of d_model 32.
+  expect_one_line_error(sh("export --checkpoint run --format gpt2 --out nogpt2"), 2,
+                        "--format gpt2: the 3 active blocks hold 3 heads of 8 = 24 units, but GPT-2 needs n_head x "
+                        "head_dim = n_embd 32; use --format hf");
+  expect_one_line_error(sh("export --checkpoint run --pool --format gpt2 --out nogpt2"), 2,
+                        "--pool with --format gpt2: GPT-2 holds one LLM");
+  EXPECT_FALSE(fs::exists(*dir_ / "nogpt2"));
 }
 
 // GPT-2's byte-level BPE (data.tokenizer.kind: bpe): the shards `prepare` writes hold,

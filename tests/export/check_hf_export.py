@@ -124,13 +124,13 @@ def check_directory(argv):
                      point_block=get("point_block"))
 
     with torch.no_grad():
-        if a.gpt2:  # the source model, in transformers' own GPT-2 code, against localist at λ = 0
+        if a.gpt2:  # a GPT-2 directory (a source imported, or --format gpt2) in transformers' own code
             from transformers import GPT2LMHeadModel
             source = GPT2LMHeadModel.from_pretrained(a.gpt2, dtype=torch.float32).eval()
             want = source(tokens).logits
-            check("imported GPT-2: localist's logits at λ=0 against transformers' GPT2LMHeadModel",
+            check("GPT-2: localist's logits at λ=0 against transformers' GPT2LMHeadModel",
                   rel(ref["logits/0/none"], want), TOL)
-            check("imported GPT-2: the exported model's logits at λ=0 against GPT2LMHeadModel",
+            check("GPT-2: the exported model's logits at λ=0 against GPT2LMHeadModel",
                   rel(model(tokens, dial=0.0).logits, want), TOL)
         for dial in (0, 5, 10):
             for kind in ("none", "route", "point"):
@@ -162,6 +162,10 @@ def check_directory(argv):
     check("tokenizer: ids differing from localist's on the sample text",
           float(sample_ids != ref["tokenizer/sample_ids"].tolist()), 0)
     check("tokenizer: decode(encode(sample)) differs", float(tok.decode(sample_ids) != sample), 0)
+    if a.gpt2 and os.path.exists(os.path.join(a.gpt2, "tokenizer_config.json")):
+        plain = AutoTokenizer.from_pretrained(a.gpt2)  # no remote code: transformers' own tokenizer classes
+        check("GPT-2 directory's tokenizer: ids differing from localist's on the sample text",
+              float(plain(sample, add_special_tokens=False)["input_ids"] != ref["tokenizer/sample_ids"].tolist()), 0)
     if a.generate:
         prompt, expected_file, dial, new = a.generate
         expected_bytes = open(expected_file, "rb").read()
