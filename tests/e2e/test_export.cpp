@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -291,6 +292,54 @@ TEST_F(Export, AsGpt2AModelIsItsDialZeroReadingAndImportsBack) {
   expect_one_line_error(sh("export --checkpoint run --pool --format gpt2 --out nogpt2"), 2,
                         "--pool with --format gpt2: GPT-2 holds one LLM");
   EXPECT_FALSE(fs::exists(*dir_ / "nogpt2"));
+}
+
+// GPT-2's vocabulary size (50,257 ids, a BPE trained by tokenizers on the bundled corpora
+// and the pool demo's German)
+// under block parallelism (bp 2): the embedding and the tied head split by vocabulary rows
+// (distributed.vocab_parallel: auto turns it on), the losses those of one rank, each rank
+// holding about half the parameters, and the checkpoint assembles whole: as GPT-2, its
+// logits in transformers are localist's.
+TEST_F(Export, AGpt2SizedVocabularySplitsOverTheBlockParallelGroup) {
+  const std::string c = localist::test::source_dir() + "/corpora/";
+  const CommandResult tok = localist::test::run_command(
+      "cd '" + dir_->path() + "' && bash " + localist::test::source_dir() + "/tools/pool_corpora.sh && " +
+      localist::test::env_or_empty("LOCALIST_PYTHON") + " " + localist::test::source_dir() +
+      "/tools/train_bpe.py tok50k.json 50257 " + c + "wikitext2-valid.txt " + c + "wikitext2-test.txt " + c +
+      "tinyshakespeare.txt " + c + "generated/german-train.txt 2>&1");
+  ASSERT_EQ(tok.status, 0) << tok.out;
+  ASSERT_NE(tok.out.find("50257 ids"), std::string::npos) << tok.out;
+  std::string cfg = localist::test::read_text(*dir_ / "c.yaml");
+  const std::string shard_line = "  shard_dir: shards\n";
+  cfg.replace(cfg.find(shard_line), shard_line.size(),
+              "  shard_dir: shards-50k\n  tokenizer: {kind: bpe, model: tok50k.json}\n");
+  cfg.replace(cfg.find("  k_initial: 3\n  k_max: 4\n"), 26, "  k_initial: 4\n  k_max: 4\n");
+  cfg.replace(cfg.find("  steps: 20\n"), 12, "  steps: 4\n  log_every: 1\n");
+  localist::test::write_text(*dir_ / "v50k.yaml", cfg);
+  ASSERT_EQ(sh("prepare v50k.yaml").status, 0);
+  const CommandResult one = sh("train v50k.yaml --set run.dir=v1");
+  ASSERT_EQ(one.status, 0) << one.out;
+  const CommandResult two = sh("train v50k.yaml --set run.dir=v2 --set distributed.block_parallel=2",
+                               "OMP_NUM_THREADS=1 timeout 300 mpirun -np 2 --oversubscribe ");
+  ASSERT_EQ(two.status, 0) << two.out;
+  const auto base = localist::test::step_losses(*dir_ / "v1/metrics.jsonl");
+  const auto split = localist::test::step_losses(*dir_ / "v2/metrics.jsonl");
+  ASSERT_EQ(base.size(), 4u);
+  ASSERT_EQ(split.size(), base.size());
+  for (size_t i = 0; i < base.size(); ++i) EXPECT_NEAR(split[i], base[i], 1e-5 * base[i]) << "step " << i;
+  EXPECT_NE(localist::test::read_text(*dir_ / "v2/logs/rank-0.log").find("vocabulary parallel:"), std::string::npos);
+  const auto bytes = [&](const std::string& run) {
+    return localist::test::event_values(*dir_ / (run + "/metrics.jsonl"), "memory", "parameter_bytes").at(0);
+  };
+  EXPECT_LT(bytes("v2"), 0.6 * bytes("v1")) << "the 50,257-row embedding is split, not replicated";
+  std::printf(
+      "vocabulary 50257, bp 2: parameter bytes on rank 0 %.0f (one rank: %.0f); last loss %.6f (one rank %.6f)\n",
+      bytes("v2"), bytes("v1"), split.back(), base.back());
+  ASSERT_EQ(sh("export --checkpoint v2 --format gpt2 --out v2gpt2 --windows 1").status, 0);
+  ASSERT_EQ(sh("export --checkpoint v2 --out v2hf --windows 1").status, 0);
+  const auto r = localist::test::export_check(dir_->path(), dir_->path() + "/v2/checkpoints/step-00000004", "main",
+                                              "v2hf", "", "--gpt2 v2gpt2", "held.txt");
+  EXPECT_EQ(r.status, 0) << r.out;
 }
 
 // GPT-2's byte-level BPE (data.tokenizer.kind: bpe): the shards `prepare` writes hold,
