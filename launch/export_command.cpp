@@ -57,10 +57,15 @@ void card_numbers(LoadedCheckpoint& c, int64_t windows, HfCardInput& card) {
   }
 }
 
+// The model's name on its card: the run directory's for main, else the LLM's.
+std::string model_name(const LoadedCheckpoint& c) {
+  const std::string name = c.llm == "main" ? fs::path(c.dir).parent_path().parent_path().filename().string() : c.llm;
+  return name.empty() ? "localist-model" : name;
+}
+
 void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir) {
   HfCardInput card;
-  card.name = c.llm == "main" ? fs::path(c.dir).parent_path().parent_path().filename().string() : c.llm;
-  if (card.name.empty()) card.name = "localist-model";
+  card.name = model_name(c);
   card.card = report_model_card(*c.contents, c.llm, *c.model);
   card.dial = checkpoint_trained_dial(c);
   card.sources = c.cfg.data.sources;
@@ -112,7 +117,7 @@ void export_gpt2(LoadedCheckpoint& c, const ExportArgs& a, const std::string& di
       "without remote code and computes what the localist model computes at λ = 0, the distributed end of its "
       "locality dial. It was trained at λ = [{}]; the dial, the router, the anchors and any domain routes are not "
       "part of GPT-2 — `localist export --format hf` keeps them.\n\nHeld-out at λ = 0: {}.\n",
-      c.llm, c.meta.step, c.dir, c.llm, trained, numbers);
+      model_name(c), c.meta.step, c.dir, c.llm, trained, numbers);
   s.localist = {{"llm", c.llm},         {"step", c.meta.step},  {"tokens_seen", c.meta.tokens_seen},
                 {"checkpoint", c.dir},  {"trained_dial", dial}, {"written_by", c.meta.written_by},
                 {"reading", "lambda 0"}};

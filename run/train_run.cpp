@@ -392,7 +392,23 @@ TrainSummary train_run(const TrainPlan& p) {
     }
   }
   std::unique_ptr<MetricsWriter> metrics;
-  if (lead) metrics = std::make_unique<MetricsWriter>((std::filesystem::path(p.run_dir) / "metrics.jsonl").string());
+  if (lead) {
+    const std::string path = (std::filesystem::path(p.run_dir) / "metrics.jsonl").string();
+    // An interrupted attempt logged past this checkpoint: those steps are logged again now.
+    const MetricsCut cut = resumed ? metrics_cut_to_checkpoint(path, start_step) : MetricsCut{};
+    metrics = std::make_unique<MetricsWriter>(path);
+    if (resumed) {
+      metrics->write({{"event", "resume"},
+                      {"step", start_step},
+                      {"checkpoint", resumed->dir},
+                      {"records_kept", cut.kept},
+                      {"records_dropped", cut.dropped}});
+      if (cut.dropped > 0) {
+        spdlog::info("metrics.jsonl: {} record(s) logged after the checkpoint of step {} removed (logged again now)",
+                     cut.dropped, start_step);
+      }
+    }
+  }
   StepReporter reporter(pc, lead);
   TrainSummary summary;
   const FaultInjection fault = fault_injection_from_env();

@@ -7,7 +7,8 @@ kill -9 of a random rank, SIGUSR1 (a preemption) to a random rank, a stalled ran
 point of a random coming checkpoint). After every fault the job is resumed with
 `--resume auto`, sometimes on another world size, until it finishes. Then it asserts:
 per-step losses equal an uninterrupted run's (bit for bit when the world never changed,
-within 1e-5 relative otherwise), the same recruitment and pool decisions, no partial
+within 1e-5 relative otherwise), one record per step and decision in metrics.jsonl
+(every line whole), the same recruitment and pool decisions, no partial
 checkpoint left, and no process of the job outliving it. Prints a JSON summary.
 
 Usage: chaos.py --bin build/localist --work DIR [--faults N] [--seconds S] [--seed K]
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 TIMEOUT_S = 6  # distributed.timeout_s of the soak's config: a stalled rank ends the job in < 2x this
 # distributed.startup_timeout_s: the bound for a rank stopped while MPI starts or before the
@@ -121,19 +123,30 @@ def rank_pids(marker):
     return sorted(out)
 
 
-def records(metrics):
-    steps, decisions = {}, []
+def records(metrics, duplicates=None):
+    """Step losses by (LLM, step) and the decisions; every line must parse, and a (LLM,
+    step) logged twice or a decision logged twice is added to `duplicates` (a resume cuts
+    the file back to its checkpoint: one record per step, the resumed attempt's)."""
+    steps, decisions, seen = {}, [], set()
     if not os.path.exists(metrics):
         return steps, decisions
     for line in open(metrics):
         try:
             r = json.loads(line)
         except ValueError:
-            continue  # a line cut by a kill
+            if duplicates is not None:
+                duplicates.append(f"a line that is not JSON: {line[:80]!r}")
+            continue
+        key = None
         if r.get("event") == "step":
+            key = ("step", r.get("llm", "main"), r["step"])
             steps[(r.get("llm", "main"), r["step"])] = r["loss"]
         elif r.get("event") in ("recruitment", "pool_recruitment"):
+            key = (r["event"], r.get("llm", ""), r["step"])
             decisions.append(r)
+        if key is not None and duplicates is not None and key in seen:
+            duplicates.append(f"{key} logged twice")
+        seen.add(key)
     return steps, decisions
 
 
@@ -301,7 +314,10 @@ def main():
             print(f"chaos: {json.dumps(ep)}", file=sys.stderr, flush=True)
         summary["runs"] += 1
         # The interrupted run equals the reference.
-        steps, decisions = records(os.path.join(marker, "metrics.jsonl"))
+        twice = []
+        steps, decisions = records(os.path.join(marker, "metrics.jsonl"), twice)
+        if twice:
+            summary["failures"].append(f"{run}: metrics.jsonl is not one record per step: {twice[:3]}")
         exact = worlds_used == {w0}
         worst = 0.0
         for k, v in ref_steps.items():
@@ -315,9 +331,7 @@ def main():
                 break
         summary.setdefault("loss_max_rel_diff", []).append({"run": run, "worlds": sorted(worlds_used),
                                                             "bit_exact_expected": exact, "max_rel": worst})
-        # Decisions: the last one logged for each (event, llm, step) — a resumed round logs again.
-        last = lambda ds: sorted({(d["event"], d.get("llm", ""), d["step"]): decision_key(d) for d in ds}.values())
-        if last(decisions) != last(ref_decisions):
+        if Counter(map(decision_key, decisions)) != Counter(map(decision_key, ref_decisions)):
             summary["failures"].append(f"{run}: recruitment/pool decisions differ from the uninterrupted run")
         leftovers = []
         for root, dirs, files in os.walk(os.path.join(marker, "checkpoints")):

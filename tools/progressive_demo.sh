@@ -14,7 +14,7 @@ bin=$(realpath "${LOCALIST_BIN:-$root/build/localist}")
 py=${LOCALIST_PYTHON:-$root/.venv/bin/python}
 work=${1:-$root/runs/progressive}
 pretrain_steps=${PRETRAIN_STEPS:-1500}
-finetune_steps=${FINETUNE_STEPS:-600}
+finetune_steps=${FINETUNE_STEPS:-400}
 layers=${LAYERS:-6}
 bash "$root/tools/pool_corpora.sh" >/dev/null
 mkdir -p "$work"

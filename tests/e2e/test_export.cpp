@@ -122,7 +122,7 @@ TEST_F(Export, BadInputGivesOneLineAndWritesNothing) {
 // tokenizer gives localist's ids in AutoTokenizer (a hard sample); both as above.
 TEST_F(Export, BlockParallelAndSentencePieceCheckpointsExport) {
   const CommandResult t = sh("train c.yaml --set run.dir=bp2 --set train.steps=6 --set distributed.block_parallel=2",
-                             "OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe ");
+                             "OMP_NUM_THREADS=1 timeout 300 mpirun -np 2 --oversubscribe ");
   ASSERT_EQ(t.status, 0) << t.out;
   ASSERT_EQ(sh("export --checkpoint bp2 --out hfbp2 --windows 1").status, 0);
   std::string cfg = localist::test::read_text(*dir_ / "c.yaml");

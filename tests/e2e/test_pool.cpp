@@ -40,7 +40,7 @@ Shell sh(const TempDir& dir, const std::string& cmd) {
 std::string bin() { return localist::test::localist_bin(); }
 
 std::string mpi(int n) {
-  return "OMP_NUM_THREADS=1 timeout 120 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin();
+  return "OMP_NUM_THREADS=1 timeout 300 mpirun -np " + std::to_string(n) + " --oversubscribe " + bin();
 }
 
 // (llm, step) -> loss of every step record.
