@@ -125,7 +125,7 @@ std::string report_metrics_path(const std::string& checkpoint_dir) {
 nlohmann::json report_training_curves(const std::string& path, int64_t last_step) {
   std::ifstream in(path);
   if (!in) return {{"found", false}, {"path", path}};
-  // (llm, step) -> point; later lines win (a resumed run logs its steps again).
+  // (llm, step) -> point; later lines win (files older than the resume cut may hold a step twice).
   std::map<std::string, std::map<int64_t, nlohmann::json>> points;
   nlohmann::json events = nlohmann::json::array();
   int64_t unreadable = 0;
