@@ -31,18 +31,14 @@ TEST(MetricsCut, KeepsWhatPrecedesTheCheckpointAndDropsTheRest) {
   // Iteration s of the loop: recruitment round at s, step s, evaluation at s + 1, then
   // the checkpoint of s + 1. The checkpoint of 6 follows step 5 and the evaluation at 6.
   const std::vector<std::string> before = {
-      R"({"event":"step","step":0,"loss":5.0})",
-      R"({"event":"resume","step":3,"checkpoint":"c3"})",
-      R"({"event":"step","step":3,"loss":4.0})",
-      R"({"event":"recruitment","step":4,"decision":"rejected"})",
-      R"({"event":"step","step":5,"loss":3.5})",
-      R"({"event":"eval","step":6,"ce_nats":3.4})",
+      R"({"event":"step","step":0,"loss":5.0})", R"({"event":"resume","step":3,"checkpoint":"c3"})",
+      R"({"event":"step","step":3,"loss":4.0})", R"({"event":"recruitment","step":4,"decision":"rejected"})",
+      R"({"event":"step","step":5,"loss":3.5})", R"({"event":"eval","step":6,"ce_nats":3.4})",
       R"({"event":"memory","rank":0})"};
-  const std::vector<std::string> after = {R"({"event":"recruitment","step":6,"decision":"accepted"})",
-                                          R"({"event":"step","step":6,"loss":3.3})",
-                                          R"({"event":"pool_recruitment","step":7,"accepted":false})",
-                                          R"({"event":"eval","step":8,"ce_nats":3.2})",
-                                          R"({"event":"step","step":8,"lo)"};  // cut by the kill
+  const std::vector<std::string> after = {
+      R"({"event":"recruitment","step":6,"decision":"accepted"})", R"({"event":"step","step":6,"loss":3.3})",
+      R"({"event":"pool_recruitment","step":7,"accepted":false})", R"({"event":"eval","step":8,"ce_nats":3.2})",
+      R"({"event":"step","step":8,"lo)"};  // cut by the kill
   std::string text;
   for (const auto& l : before) text += l + "\n";
   for (const auto& l : after) text += l + (&l == &after.back() ? "" : "\n");
