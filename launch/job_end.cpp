@@ -2,13 +2,20 @@
 // job_end.cpp: see job_end.h. The order matters: each step covers the window of the one
 // before it. A rank stopped before the barrier times it out (abort: mpirun kills all); one
 // stopped between the barrier and its MPI_Finalize leaves the others' finalize to time out
-// (core/deadline_guard.h); one stopped after MPI_Finalize is seen by its host's first rank.
+// (core/deadline_guard.h); one stopped after MPI_Finalize is seen by its host's first rank,
+// and the host's first rank by a watcher process it forks after MPI_Finalize.
 #include "launch/job_end.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "comm/mpi_communicator.h"
@@ -19,6 +26,31 @@
 namespace localist {
 namespace {
 bool g_skip_teardown = false;
+
+// Nobody watches the host's first rank once MPI is finalized: stopped then (SIGSTOP, a
+// frozen process), it would keep mpirun waiting forever (found by the chaos test under
+// CI's load: rank 0 stopped while it waited for the others' exit). A child forked here
+// ends it with SIGKILL if it has not exited `bound_s` seconds later, so the launcher ends
+// the job. The child uses async-signal-safe calls only (the parent had other threads).
+void watch_own_exit(int rank, double bound_s) {
+  char msg[320];
+  const int n = std::snprintf(msg, sizeof msg,
+                              "localist: rank %d did not exit within %.0f s after the job's end (stopped?); its "
+                              "watcher ended it so that the launcher ends the job (the run itself is complete)\n",
+                              rank, bound_s);
+  const pid_t parent = ::getpid();
+  if (::fork() != 0) return;  // the parent, or no watcher (fork failed): best effort
+  const timespec tick = {0, 20 * 1000 * 1000};
+  for (long i = 0; i < static_cast<long>(bound_s / 0.02); ++i) {
+    if (::getppid() != parent) ::_exit(0);  // it exited: this process was re-parented
+    ::nanosleep(&tick, nullptr);
+  }
+  if (::getppid() == parent) {
+    if (n > 0) (void)!::write(2, msg, static_cast<size_t>(std::min<int>(n, sizeof msg - 1)));
+    ::kill(parent, SIGKILL);
+  }
+  ::_exit(0);
+}
 }  // namespace
 
 void job_end(JobEndPlan plan) {
@@ -35,6 +67,8 @@ void job_end(JobEndPlan plan) {
   if (auto l = spdlog::default_logger()) l->flush();
   plan.world.reset();
   mpi_finalize(plan.timeout_s);
+  // Its own wait below is bounded by timeout_s; the watcher allows that and 5 s more.
+  if (plan.local_rank == 0 && plan.world_size > 1) watch_own_exit(rank, plan.timeout_s + 5.0);
   fault_maybe_stop_at_exit(fault, rank, "exit");
   g_skip_teardown = true;
   if (plan.local_rank != 0 || plan.node_peers.empty()) return;

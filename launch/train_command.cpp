@@ -120,6 +120,7 @@ int train(const TrainArgs& a, const RunConfig& cfg, const std::string& effective
     plan.local_rank = w.local_rank;  // MPI's view of the node (the launcher's may be absent)
     plan.local_ranks = static_cast<int>(w.node_peers.size()) + 1;
     end.local_rank = w.local_rank;
+    end.world_size = world;
     end.node_peers = w.node_peers;
     end.timeout_s = cfg.distributed.timeout_s;
   }
