@@ -43,7 +43,7 @@ TEST(Checkpoint, AsynchronousWriteHoldsTheStateAtItsStart) {
   llm.map = block_map_initial(active, 1);
   llm.lead = true;
   w.llms.push_back(llm);
-  w.meta = CheckpointMeta{5, 100, 50, 3, "byte", "h", "byte"};
+  w.meta = CheckpointMeta{5, 100, 50, 3, "byte", "h", "byte", ""};
   w.config_yaml = "model: {}\n";
   w.run_dir = root / "sync";
   const std::string sync_dir = checkpoint_save(w);
