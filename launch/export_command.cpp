@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/file_util.h"
@@ -26,21 +27,35 @@ namespace localist {
 namespace fs = std::filesystem;
 namespace {
 
-// The card's numbers: the sweep over λ and the results by domain at the trained dial.
-void card_numbers(LoadedCheckpoint& c, int64_t windows, HfCardInput& card) {
-  EvalSet set;
+// The card's held-out windows (`windows` per held-out source, 0: train.eval_windows), or
+// none — with a warning, and the reason in `why` — when the run holds no held-out text.
+std::optional<EvalSet> card_eval_set(const LoadedCheckpoint& c, int64_t windows, std::string& why) {
   try {
-    set = eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
+    return eval_set_load(c.cfg.data, c.cfg.model.context, windows > 0 ? windows : c.cfg.train.eval_windows);
   } catch (const Error& e) {
     spdlog::warn("export: no held-out evaluation for the model card ({})", e.what());
-    card.heldout_what = std::string("(not evaluated: ") + e.what() + ")";
+    why = e.what();
+    return std::nullopt;
+  }
+}
+
+std::string heldout_text(const EvalSet& set, int64_t context) {
+  return fmt::format("{} windows of {} tokens from the held-out sources", set.tokens.size(0), context);
+}
+
+// The card's numbers: the sweep over λ and the results by domain at the trained dial.
+void card_numbers(LoadedCheckpoint& c, int64_t windows, HfCardInput& card) {
+  std::string why;
+  const std::optional<EvalSet> loaded = card_eval_set(c, windows, why);
+  if (!loaded) {
+    card.heldout_what = "(not evaluated: " + why + ")";
     return;
   }
+  const EvalSet& set = *loaded;
   const auto texts = c.tokenizer->token_texts();
   const EvalInputs in = eval_inputs_for(c, texts);
   const RuleSet rules = rules_for(c, "", false, nullptr);
-  card.heldout_what =
-      fmt::format("text: {} windows of {} tokens from the held-out sources", set.tokens.size(0), c.cfg.model.context);
+  card.heldout_what = "text: " + heldout_text(set, c.cfg.model.context);
   card.sweep = nlohmann::json::array();
   for (double d : {0.0, 0.25, 0.5, 0.75, 1.0}) {
     card.sweep.push_back(
@@ -86,23 +101,18 @@ void export_llm(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir
   hf_write_model(s, dir);
 }
 
-// The λ = 0 reading as GPT-2 (docs/export.md): checked first, so that a model with no GPT-2
-// reading costs no evaluation; the card's numbers are at λ = 0, the dial GPT-2 computes.
+// The λ = 0 reading as GPT-2 (docs/export.md; run_export has checked that it has one);
+// the card's numbers are at λ = 0, the dial GPT-2 computes.
 void export_gpt2(LoadedCheckpoint& c, const ExportArgs& a, const std::string& dir) {
-  gpt2_export_check(*c.model);
-  std::string numbers = "not evaluated (no held-out source)";
-  try {
-    const EvalSet set =
-        eval_set_load(c.cfg.data, c.cfg.model.context, a.windows > 0 ? a.windows : c.cfg.train.eval_windows);
+  std::string why, numbers;
+  if (const std::optional<EvalSet> set = card_eval_set(c, a.windows, why)) {
     const EvalInputs in = eval_inputs_for(c, c.tokenizer->token_texts());
     const auto m =
-        eval_metrics_json(evaluate(*c.model, set, std::vector<double>(c.cfg.model.n_layers, 0.0), nullptr, in));
-    numbers =
-        fmt::format("{:.4f} bits per token, perplexity {:.2f} ({} windows of {} tokens from the held-out sources)",
-                    m.at("bits_per_token").get<double>(), m.at("perplexity").get<double>(), set.tokens.size(0),
-                    c.cfg.model.context);
-  } catch (const Error& e) {
-    spdlog::warn("export: no held-out evaluation for the model card ({})", e.what());
+        eval_metrics_json(evaluate(*c.model, *set, std::vector<double>(c.cfg.model.n_layers, 0.0), nullptr, in));
+    numbers = fmt::format("{:.4f} bits per token, perplexity {:.2f} ({})", m.at("bits_per_token").get<double>(),
+                          m.at("perplexity").get<double>(), heldout_text(*set, c.cfg.model.context));
+  } else {
+    numbers = "not evaluated (" + why + ")";
   }
   Gpt2ExportSpec s;
   s.model = c.model.get();

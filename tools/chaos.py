@@ -144,7 +144,9 @@ def records(metrics, duplicates=None):
         elif r.get("event") in ("recruitment", "pool_recruitment"):
             key = (r["event"], r.get("llm", ""), r["step"])
             decisions.append(r)
-        if key is not None and duplicates is not None and key in seen:
+        if key is None:
+            continue
+        if duplicates is not None and key in seen:
             duplicates.append(f"{key} logged twice")
         seen.add(key)
     return steps, decisions
