@@ -135,6 +135,9 @@ void parse_train(StrictMap m, TrainConfig& t) {
   t.precision = m.get_string("precision", t.precision, {"auto", "fp32", "bf16"});
   t.device = m.get_string("device", t.device, {"auto", "cpu", "cuda"});
   t.threads = m.get_int("threads", t.threads, 0, 1024);
+  t.tensorboard = m.get_string("tensorboard", t.tensorboard);
+  if (t.tensorboard == "false" || t.tensorboard == "no" || t.tensorboard == "off") t.tensorboard.clear();
+  if (t.tensorboard == "yes" || t.tensorboard == "on") t.tensorboard = "true";
   t.dial = dial_config_parse(m);
   m.finish();
 }
@@ -277,6 +280,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   e << YAML::Key << "activation_checkpointing" << YAML::Value << t.activation_checkpointing;
   e << YAML::Key << "rules" << YAML::Value << t.rules << YAML::Key << "precision" << YAML::Value << t.precision;
   e << YAML::Key << "device" << YAML::Value << t.device << YAML::Key << "threads" << YAML::Value << t.threads;
+  if (!t.tensorboard.empty()) e << YAML::Key << "tensorboard" << YAML::Value << t.tensorboard;
   dial_config_emit(e, t.dial);
   e << YAML::EndMap;
 }

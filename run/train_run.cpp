@@ -19,6 +19,7 @@
 #include "core/process_memory.h"
 #include "core/progress_line.h"
 #include "core/stop_signal.h"
+#include "core/tensorboard_writer.h"
 #include "pool/pool.h"
 #include "recruitment/recruiter.h"
 #include "run/record_relay.h"
@@ -35,6 +36,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// train.tensorboard: "true" is the run's own directory for event files.
+std::string tensorboard_dir(const TrainPlan& p) {
+  if (p.train.tensorboard == "true") return (std::filesystem::path(p.run_dir) / "tensorboard").string();
+  return p.train.tensorboard;
+}
 
 // λ for the progress line: one value when every layer has it, else each layer's (up to
 // 8 layers; more: first…last and the mean).
@@ -295,12 +305,47 @@ PoolSetup pool_setup(const TrainPlan& p, const std::shared_ptr<Communicator>& wo
   return ps;
 }
 
+// Rank 0's metrics.jsonl (an interrupted attempt's records after the checkpoint removed:
+// those steps are logged again now) and the TensorBoard event files that mirror it.
+struct RecordFiles {
+  std::unique_ptr<MetricsWriter> metrics;
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+};
+RecordFiles open_record_files(const TrainPlan& p, const CheckpointContents* resumed, int64_t start_step) {
+  RecordFiles f;
+  const std::string path = (std::filesystem::path(p.run_dir) / "metrics.jsonl").string();
+  const MetricsCut cut = resumed ? metrics_cut_to_checkpoint(path, start_step) : MetricsCut{};
+  f.metrics = std::make_unique<MetricsWriter>(path);
+  if (resumed) {
+    f.metrics->write({{"event", "resume"},
+                      {"step", start_step},
+                      {"wall_time", unix_seconds()},
+                      {"checkpoint", resumed->dir},
+                      {"records_kept", cut.kept},
+                      {"records_dropped", cut.dropped}});
+    if (cut.dropped > 0) {
+      spdlog::info("metrics.jsonl: {} record(s) logged after the checkpoint of step {} removed (logged again now)",
+                   cut.dropped, start_step);
+    }
+  }
+  if (!tensorboard_dir(p).empty()) {  // shows metrics.jsonl as it is now, then follows it
+    f.tensorboard = std::make_unique<TensorBoardWriter>(tensorboard_dir(p), path);
+    spdlog::info("TensorBoard event file: {}", f.tensorboard->path());
+  }
+  return f;
+}
+
 // What rank 0 does with every record, whichever rank made it: writes it to metrics.jsonl,
 // folds it into the summary, and shows steps, spawns and evaluations.
-std::function<void(const nlohmann::json&)> record_sink(MetricsWriter* metrics, const PoolConfig& pc,
-                                                       TrainSummary& summary, StepReporter& reporter) {
-  return [metrics, &pc, &summary, &reporter](const nlohmann::json& rec) {
+// TensorBoard's event files (when configured) get the same records, with the same time.
+std::function<void(const nlohmann::json&)> record_sink(MetricsWriter* metrics, TensorBoardWriter* tensorboard,
+                                                       const PoolConfig& pc, TrainSummary& summary,
+                                                       StepReporter& reporter) {
+  return [metrics, tensorboard, &pc, &summary, &reporter](const nlohmann::json& in) {
+    nlohmann::json rec = in;
+    if (!rec.contains("wall_time")) rec["wall_time"] = unix_seconds();
     metrics->write(rec);
+    if (tensorboard) tensorboard->write(rec);
     absorb_record(rec, pc, summary);
     const std::string event = rec.value("event", "");
     if (event == "step") reporter.heard(rec);
@@ -391,24 +436,8 @@ TrainSummary train_run(const TrainPlan& p) {
                    resumed->meta.tokens_seen);
     }
   }
-  std::unique_ptr<MetricsWriter> metrics;
-  if (lead) {
-    const std::string path = (std::filesystem::path(p.run_dir) / "metrics.jsonl").string();
-    // An interrupted attempt logged past this checkpoint: those steps are logged again now.
-    const MetricsCut cut = resumed ? metrics_cut_to_checkpoint(path, start_step) : MetricsCut{};
-    metrics = std::make_unique<MetricsWriter>(path);
-    if (resumed) {
-      metrics->write({{"event", "resume"},
-                      {"step", start_step},
-                      {"checkpoint", resumed->dir},
-                      {"records_kept", cut.kept},
-                      {"records_dropped", cut.dropped}});
-      if (cut.dropped > 0) {
-        spdlog::info("metrics.jsonl: {} record(s) logged after the checkpoint of step {} removed (logged again now)",
-                     cut.dropped, start_step);
-      }
-    }
-  }
+  RecordFiles files;
+  if (lead) files = open_record_files(p, resumed.get(), start_step);
   StepReporter reporter(pc, lead);
   TrainSummary summary;
   const FaultInjection fault = fault_injection_from_env();
@@ -425,7 +454,7 @@ TrainSummary train_run(const TrainPlan& p) {
     return summary;
   }
 
-  RecordRelay relay(world, record_sink(metrics.get(), pc, summary, reporter));
+  RecordRelay relay(world, record_sink(files.metrics.get(), files.tensorboard.get(), pc, summary, reporter));
   LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
   LoopHooks hooks;
   hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial, double lr,

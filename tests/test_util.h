@@ -25,6 +25,16 @@ inline std::string source_dir() {
 
 inline std::string corpus(const std::string& name) { return source_dir() + "/corpora/" + name; }
 
+inline std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// The project venv's python (CTest sets LOCALIST_PYTHON) running a script of tools/ on `args`.
+inline std::string tools_python(const std::string& script, const std::string& args) {
+  return env_or_empty("LOCALIST_PYTHON") + " " + source_dir() + "/tools/" + script + " " + args + " 2>&1";
+}
+
 // The `localist` binary the end-to-end suites run (CTest sets LOCALIST_BIN).
 inline std::string localist_bin() {
   const char* b = std::getenv("LOCALIST_BIN");

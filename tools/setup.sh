@@ -65,6 +65,8 @@ PY_PINS=('typing-extensions>=4.10' 'filelock' 'sympy>=1.13.3' 'networkx>=2.5.1' 
          'setuptools<82' 'numpy<3' 'h5py>=3.8')
 # What an exported model is checked with (docs/export.md): transformers and its loaders, pinned.
 HF_PINS=(transformers==5.25.0 safetensors==0.8.0 tokenizers==0.23.3 huggingface_hub==2.4.0 sentencepiece==0.2.3)
+# What reads the run's TensorBoard event files in the tests (tools/check_tensorboard.py).
+TB_PINS=(tensorboard==2.21.0)
 if "$VENV/bin/python" -c "import torch, h5py, numpy; assert torch.__version__.split('+')[0] == '$TORCH_PIN'" 2>/dev/null; then
   log "venv: $VENV (torch $TORCH_PIN)"
 else
@@ -72,7 +74,7 @@ else
   /usr/bin/python3 -m venv "$VENV"
   # torch last: installed first, its unmet NVIDIA requirements make pip print an ERROR
   # block at the next install (harmless, alarming in a CI log).
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}" "${HF_PINS[@]}" ||
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}" "${HF_PINS[@]}" "${TB_PINS[@]}" ||
      ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$TORCH_PIN" "${NVIDIA_PINS[@]}"; then
     log "error: could not install torch==$TORCH_PIN from PyPI into $VENV (is PyPI reachable?); run tools/setup.sh again"
     exit 1
@@ -83,6 +85,12 @@ if ! "$VENV/bin/python" -c "import sentencepiece, transformers; assert transform
   log "venv: installing ${HF_PINS[*]} (~30 MB)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "${HF_PINS[@]}" ||
     { log "error: could not install ${HF_PINS[0]} from PyPI into $VENV; run tools/setup.sh again"; exit 1; }
+fi
+
+if ! "$VENV/bin/python" -c "import tensorboard; assert tensorboard.__version__ == '${TB_PINS[0]#*==}'" 2>/dev/null; then
+  log "venv: installing ${TB_PINS[*]} (~28 MB)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${TB_PINS[@]}" 'setuptools<82' ||
+    { log "error: could not install ${TB_PINS[0]} from PyPI into $VENV; run tools/setup.sh again"; exit 1; }
 fi
 
 # The pool configs' corpora (German fortunes, Shakespeare split for held-out text) are

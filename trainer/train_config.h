@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string rules;                      // rules file (M6), reloaded when it changes; "" for none
   std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (autocast on CPU too)
   std::string device = "auto";     // auto | cpu | cuda
+  std::string tensorboard;         // "": no event files; "true": <run.dir>/tensorboard; else that directory
   int64_t threads = 0;  // LibTorch (and MKL) threads per rank; 0: OMP_NUM_THREADS, else cores / ranks per node
   DialSchedule dial;
 };

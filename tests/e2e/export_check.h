@@ -13,11 +13,6 @@
 
 namespace localist::test {
 
-inline std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
 // A word for a POSIX shell, whatever bytes it holds.
 inline std::string shell_quote(const std::string& s) {
   std::string q = "'";

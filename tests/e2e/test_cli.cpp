@@ -400,10 +400,11 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   const auto full = localist::test::step_losses(dir_ / "full/metrics.jsonl");
   ASSERT_EQ(full.size(), 20u);
 
-  CliRun killed = run_cli(dir_, "train c.yaml --set run.dir=cut", "LOCALIST_TEST_FAULT=kill:rank=0:step=13 ");
+  CliRun killed = run_cli(dir_, "train c.yaml --set run.dir=cut --set train.tensorboard=true",
+                          "LOCALIST_TEST_FAULT=kill:rank=0:step=13 ");
   EXPECT_NE(killed.status, 0);
   ASSERT_TRUE(fs::exists(dir_ / "cut/checkpoints/step-00000010/index.h5"));
-  CliRun resumed = run_cli(dir_, "train c.yaml --set run.dir=cut --resume auto");
+  CliRun resumed = run_cli(dir_, "train c.yaml --set run.dir=cut --set train.tensorboard=true --resume auto");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   // The 3 steps the killed attempt logged after its checkpoint were cut on resume (and
   // logged again): one record per step, each the uninterrupted run's, bit for bit.
@@ -425,10 +426,15 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   EXPECT_EQ(localist::test::step_losses(dir_ / "full/metrics.jsonl").size(), 20u) << "nothing was trained";
 
   // Mesh changes: the step-10 checkpoint of a 4-rank bp = 2 run resumes on 1 and 3 ranks.
-  CliRun four = run_cli(dir_, "train c.yaml --set run.dir=four --set distributed.block_parallel=2",
-                        "OMP_NUM_THREADS=1 timeout 120 mpirun -np 4 --oversubscribe ");
+  CliRun four =
+      run_cli(dir_, "train c.yaml --set run.dir=four --set distributed.block_parallel=2 --set train.tensorboard=true",
+              "OMP_NUM_THREADS=1 timeout 120 mpirun -np 4 --oversubscribe ");
   ASSERT_EQ(four.status, 0) << four.err;
   const auto four_losses = localist::test::step_losses(dir_ / "four/metrics.jsonl");
+  // TensorBoard's own reader sees metrics.jsonl once, after the kill and resume and on 4 ranks.
+  const auto tb = localist::test::run_command(
+      localist::test::tools_python("check_tensorboard.py", dir_.path() + "/cut " + dir_.path() + "/four"));
+  EXPECT_EQ(tb.status, 0) << tb.out;
   for (int n : {1, 3}) {
     const std::string name = "from4to" + std::to_string(n);
     fs::create_directories(dir_ / (name + "/checkpoints"));

@@ -135,7 +135,7 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
   EXPECT_NE(one.out.find("drama"), std::string::npos) << one.out;
   for (int n : {2, 3, 4}) {
     const std::string run = "w" + std::to_string(n);
-    Shell r = sh(dir_, mpi(n) + " train p.yaml --set run.dir=" + run);
+    Shell r = sh(dir_, mpi(n) + " train p.yaml --set run.dir=" + run + (n == 2 ? " --set train.tensorboard=true" : ""));
     ASSERT_EQ(r.status, 0) << r.err;
     expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, run);
   }
@@ -157,16 +157,21 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
   }
   // Killed after the checkpoint of the branch step (it holds main alone): the resumed run
   // branches again and continues bit for bit.
-  Shell killed = sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=8 " + bin() +
-                              " train p.yaml --set run.dir=cut --set train.async_checkpoint=false");
+  Shell killed =
+      sh(dir_, "LOCALIST_TEST_FAULT=kill:rank=0:step=8 " + bin() +
+                   " train p.yaml --set run.dir=cut --set train.async_checkpoint=false --set train.tensorboard=true");
   EXPECT_NE(killed.status, 0);
   ASSERT_TRUE(fs::exists(dir_ / "cut/checkpoints/step-00000006/index.h5"));
   fs::remove_all(dir_ / "cut/checkpoints/step-00000009");
   Shell resumed = sh(dir_, bin() +
-                               " train p.yaml --set run.dir=cut --set train.async_checkpoint=false --resume "
-                               "cut/checkpoints/step-00000006");
+                               " train p.yaml --set run.dir=cut --set train.async_checkpoint=false "
+                               "--set train.tensorboard=true --resume cut/checkpoints/step-00000006");
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   expect_same(base, losses(dir_ / "cut/metrics.jsonl"), 0.0, "resumed across the branch");
+  // TensorBoard's reader sees each LLM's records once, on 2 ranks and across the resume.
+  const auto tb = localist::test::run_command(
+      localist::test::tools_python("check_tensorboard.py", dir_.path() + "/w2 " + dir_.path() + "/cut"));
+  EXPECT_EQ(tb.status, 0) << tb.out;
 
   // A specialist added to a run that had none: main alone to its step-6 checkpoint, then
   // resumed with the pool: the same losses as the pool run from the start (main's batches
