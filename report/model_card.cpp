@@ -117,6 +117,29 @@ nlohmann::json report_model_card(const CheckpointContents& c, const std::string&
   return card;
 }
 
+namespace {
+
+// Each part of the logged steps' time (time_ms), averaged over the steps after the first
+// (start-up); empty for records written before the split existed.
+nlohmann::json mean_step_time(const std::map<int64_t, nlohmann::json>& by_step) {
+  std::map<std::string, double> sum;
+  int64_t n = 0;
+  for (auto it = by_step.begin(); it != by_step.end(); ++it) {
+    const nlohmann::json& t = it->second.at("time_ms");
+    if (it == by_step.begin() || !t.is_object()) continue;
+    for (const auto& [part, ms] : t.items()) {
+      if (ms.is_number()) sum[part] += ms.get<double>();
+    }
+    ++n;
+  }
+  nlohmann::json mean = nlohmann::json::object();
+  for (const auto& [part, total] : sum) mean[part] = total / static_cast<double>(n);
+  if (n > 0) mean["steps"] = n;
+  return mean;
+}
+
+}  // namespace
+
 std::string report_metrics_path(const std::string& checkpoint_dir) {
   namespace fs = std::filesystem;
   return (fs::path(checkpoint_dir).lexically_normal().parent_path().parent_path() / "metrics.jsonl").string();
@@ -144,7 +167,9 @@ nlohmann::json report_training_curves(const std::string& path, int64_t last_step
                                                            {"loss", j.value("loss", 0.0)},
                                                            {"bits_per_token", j.value("bits_per_token", 0.0)},
                                                            {"dial", mean_dial(j.value("dial", nlohmann::json()))},
-                                                           {"active_blocks", j.value("active_blocks", 0)}};
+                                                           {"active_blocks", j.value("active_blocks", 0)},
+                                                           {"mfu", j.contains("mfu") ? j["mfu"] : nlohmann::json()},
+                                                           {"time_ms", j.value("time_ms", nlohmann::json())}};
     } else if (event == "recruitment" || event == "pool_recruitment" || event == "eval") {
       events.push_back(j);
     }
@@ -152,14 +177,13 @@ nlohmann::json report_training_curves(const std::string& path, int64_t last_step
   if (unreadable > 0) spdlog::warn("{}: {} unreadable line(s) skipped", path, unreadable);
   nlohmann::json llms = nlohmann::json::object();
   for (const auto& [name, by_step] : points) {
-    nlohmann::json s = {{"step", nlohmann::json::array()},
-                        {"loss", nlohmann::json::array()},
-                        {"bits_per_token", nlohmann::json::array()},
-                        {"dial", nlohmann::json::array()},
-                        {"active_blocks", nlohmann::json::array()}};
+    nlohmann::json s = {{"step", nlohmann::json::array()},           {"loss", nlohmann::json::array()},
+                        {"bits_per_token", nlohmann::json::array()}, {"dial", nlohmann::json::array()},
+                        {"active_blocks", nlohmann::json::array()},  {"mfu", nlohmann::json::array()}};
     for (const auto& [step, p] : by_step) {
       for (auto& [key, arr] : s.items()) arr.push_back(p.at(key));
     }
+    s["time_ms"] = mean_step_time(by_step);
     llms[name] = std::move(s);
   }
   return {{"found", true},

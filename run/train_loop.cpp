@@ -50,6 +50,10 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
   auto ms_since = [](Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
   };
+  // Each step's window starts where the previous step's training ended: the evaluation
+  // and checkpoint that followed it are carried into the next step's time.
+  auto window_start = Clock::now();
+  double carried_eval_ms = 0, carried_checkpoint_ms = 0;
   for (int64_t step = setup.start_step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
     const bool timed = step > setup.start_step;
@@ -61,7 +65,8 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     const Boundary b = agree_at_boundary(world, checkpoints, relay, step);
     if (b.written) checkpoints.commit_pending();
     relay.exchange(b.queued, "step " + std::to_string(step));
-    if (timed) end.control_ms += ms_since(step_start);
+    const double boundary_ms = ms_since(step_start);
+    if (timed) end.control_ms += boundary_ms;
     if (b.stop_signal != 0) {
       if (hooks.interrupted) hooks.interrupted();
       checkpoints.commit_pending();
@@ -73,6 +78,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       end.spawn = spawner.times();
       return end;
     }
+    const auto rounds_start = Clock::now();
     pool.advance_to(step);  // a branch step: specialists join, the map is re-planned
     std::vector<ModelGroup*> groups = pool.local_groups();
     const double lr = tc.lr.at(step);
@@ -92,6 +98,9 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     }
     const std::vector<double> dial = tc.dial.at(step, L, seed);
     const bool log_step = step % tc.log_every == 0 || step + 1 == tc.steps;
+    StepTime time;
+    time.eval_ms = carried_eval_ms, time.checkpoint_ms = carried_checkpoint_ms;
+    time.boundary_ms = boundary_ms, time.rounds_ms = ms_since(rounds_start);
     for (ModelGroup* g : groups) {
       const auto t0 = Clock::now();
       const StepStats stats = train_step(*g, step, dial, lr, log_step);
@@ -99,11 +108,14 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
         world.set_timeout(setup.timeout_s);
         g->set_timeout(setup.timeout_s);
       }
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      time.train_ms = ms_since(t0);
+      time.wall_ms = ms_since(window_start);
       if (!hooks.report) continue;
-      const nlohmann::json rec = hooks.report(*g, step, stats, dial, lr, ms, log_step);
+      const nlohmann::json rec = hooks.report(*g, step, stats, dial, lr, time, log_step);
       if (!rec.is_null() && leads(*g)) relay.post(rec);
     }
+    window_start = Clock::now();
+    const auto eval_start = window_start;
     if (hooks.evaluate && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
       for (ModelGroup* g : groups)
         g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
@@ -114,9 +126,12 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
       }
       for (ModelGroup* g : groups) g->release_assembled();  // back to each rank's share at once
     }
+    carried_eval_ms = ms_since(eval_start);
+    const auto checkpoint_start = Clock::now();
     if (tc.checkpoint_every > 0 && (step + 1) % tc.checkpoint_every == 0 && step + 1 < tc.steps) {
       checkpoints.save(pool, step + 1, true);
     }
+    carried_checkpoint_ms = ms_since(checkpoint_start);
     if (timed) end.step_ms += ms_since(step_start), ++end.timed_steps;
   }
   end.steps = tc.steps;

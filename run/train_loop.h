@@ -33,11 +33,21 @@ struct LoopSetup {
   int64_t forced_remap_step = -1;
 };
 
+// The wall time of one group's step, from the end of the previous step's training to the
+// end of this one's, in the loop's parts (the train step's own parts are in StepStats):
+// the previous step's evaluation and checkpoint, this step's boundary agreement (stop
+// flags, checkpoint commit, record relay) and its recruitment, spawn and branch rounds.
+struct StepTime {
+  double wall_ms = 0;
+  double eval_ms = 0, checkpoint_ms = 0, boundary_ms = 0, rounds_ms = 0;
+  double train_ms = 0;  // the group's train_step
+};
+
 struct LoopHooks {
   // After each of this rank's group steps: the step record (null: none this step). The
   // loop posts it from the group's lead; the hook may also update the progress line.
   std::function<nlohmann::json(const ModelGroup&, int64_t step, const StepStats&, const std::vector<double>& dial,
-                               double lr, double ms, bool log_step)>
+                               double lr, const StepTime& time, bool log_step)>
       report;
   // On each group's lead at the eval cadence: the group's evaluation record (null: none).
   std::function<nlohmann::json(ModelGroup&, int64_t step)> evaluate;

@@ -24,6 +24,7 @@
 #include "recruitment/recruiter.h"
 #include "run/record_relay.h"
 #include "run/run_checkpoints.h"
+#include "run/step_reporter.h"
 #include "run/tensor_memory.h"
 #include "run/torch_runtime.h"
 #include "run/train_loop.h"
@@ -44,21 +45,6 @@ double unix_seconds() {
 std::string tensorboard_dir(const TrainPlan& p) {
   if (p.train.tensorboard == "true") return (std::filesystem::path(p.run_dir) / "tensorboard").string();
   return p.train.tensorboard;
-}
-
-// λ for the progress line: one value when every layer has it, else each layer's (up to
-// 8 layers; more: first…last and the mean).
-std::string dial_text(const std::vector<double>& v) {
-  if (v.empty()) return "-";
-  if (std::all_of(v.begin(), v.end(), [&](double x) { return x == v.front(); })) return fmt::format("{:.2f}", v[0]);
-  if (v.size() <= 8) {
-    std::string s;
-    for (double x : v) s += fmt::format("{}{:.2f}", s.empty() ? "" : "/", x);
-    return s;
-  }
-  double sum = 0;
-  for (double x : v) sum += x;
-  return fmt::format("{:.2f}…{:.2f} (mean {:.2f})", v.front(), v.back(), sum / static_cast<double>(v.size()));
 }
 
 // The λ used for evaluation during and after training: the schedule's value at that
@@ -148,65 +134,6 @@ RunEvaluation run_evaluation(const TrainPlan& p, const ModelGroup& g, bool lead)
   }
   return e;
 }
-
-// The step record of a group's step (logged steps), and the progress line of rank 0's
-// groups (every step). A pool's line shows every LLM's latest bits per token.
-class StepReporter {
- public:
-  StepReporter(const PoolConfig& pool, bool lead) : pool_(pool), progress_(lead), bits_(pool.llms.size(), -1.0) {}
-  ProgressLine& progress() { return progress_; }
-  void heard(const nlohmann::json& rec) {  // rank 0: a step record from any rank
-    const int i = pool_.index(rec.value("llm", "main"));
-    bits_.resize(pool_.llms.size(), -1.0);  // a spawn adds an LLM
-    if (i >= 0) bits_[i] = rec.value("bits_per_token", -1.0);
-  }
-  nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
-                        double lr, double ms, bool log_step) {
-    const TrainConfig& tc = g.setup().train;
-    const double tok_s = tc.global_batch * g.setup().model.context / (ms / 1000.0);  // over the group's ranks
-    const double bits = s.ce / std::log(2.0);
-    if (!pool_.declared) {
-      progress_.update(
-          fmt::format("step {}/{}  loss {:.4f}  {:.3f} bits/token  dial {}  omega {:.3f}  I {:.3f}  "
-                      "lr {:.2e}  {:.0f} tok/s",
-                      step + 1, tc.steps, s.loss, bits, dial_text(dial), s.omega, s.mutual_info, lr, tok_s));
-    } else {
-      const int me = pool_.index(g.setup().name);
-      bits_.resize(pool_.llms.size(), -1.0);
-      bits_[me] = bits;
-      std::string llms;
-      for (size_t i = 0; i < bits_.size(); ++i) {
-        if (bits_[i] < 0 || !pool_.exists_at(i, step)) continue;
-        llms += fmt::format("{}{} {:.3f}", llms.empty() ? "" : " | ", pool_.llms[i].name, bits_[i]);
-      }
-      progress_.update(
-          fmt::format("step {}/{}  {} bits/token  dial {}  lr {:.2e}", step + 1, tc.steps, llms, dial_text(dial), lr));
-    }
-    if (!log_step) return nullptr;
-    const bool shares = g.traces_steps();  // null where training steps keep no traces
-    return {{"event", "step"},
-            {"step", step},
-            {"llm", g.setup().name},
-            {"loss", s.loss},
-            {"ce_nats", s.ce},
-            {"bits_per_token", bits},
-            {"dial", dial},
-            {"omega", s.omega},
-            {"mutual_info_bits", s.mutual_info},
-            {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
-            {"active_blocks", g.model().active_slots().size()},
-            {"grad_norm", s.grad_norm},
-            {"lr", lr},
-            {"tokens_per_s", tok_s},
-            {"ms_per_step", ms},
-            {"comm_ms", s.comm_ms}};
-  }
-
- private:
-  const PoolConfig& pool_;
-  ProgressLine progress_;
-  std::vector<double> bits_;
-};
 
 // Overhead of recruitment (probing, candidates, decisions, restores) against the run's
 // wall time; the trials' steps are training and are reported apart.
@@ -438,7 +365,11 @@ TrainSummary train_run(const TrainPlan& p) {
   }
   RecordFiles files;
   if (lead) files = open_record_files(p, resumed.get(), start_step);
-  StepReporter reporter(pc, lead);
+  // Every rank measures at once, as they will share the machine while training.
+  world->barrier("device peak");
+  const DevicePeak peak = device_peak(device, pool.local_groups().front()->bf16());
+  if (lead) spdlog::info("MFU against {}", peak.flops > 0 ? peak.source : "no known peak (" + peak.source + "): n/a");
+  StepReporter reporter(pc, lead, peak);
   TrainSummary summary;
   const FaultInjection fault = fault_injection_from_env();
   RunCheckpoints checkpoints({p.run_dir, world, p.config_yaml, fault}, tc);
@@ -458,7 +389,8 @@ TrainSummary train_run(const TrainPlan& p) {
   LoopSetup ls{world, start_step, p.timeout_s, fault, forced_remap_step_from_env()};
   LoopHooks hooks;
   hooks.report = [&](const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial, double lr,
-                     double ms, bool log_step) { return reporter.report(g, step, s, dial, lr, ms, log_step); };
+                     const StepTime& time,
+                     bool log_step) { return reporter.report(g, step, s, dial, lr, time, log_step); };
   if (evaluation.available) {
     hooks.evaluate = [&](ModelGroup& g, int64_t step) { return evaluation.run(g, pc, step); };
   }

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <torch/cuda.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
@@ -22,6 +23,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The phases of a step on the host's clock; on CUDA a traced step waits for the device
+// at each mark, so that a phase's time is its kernels' and not their launches'.
+struct PhaseClock {
+  bool sync = false;
+  Clock::time_point last = Clock::now();
+  double lap() {
+    if (sync) torch::cuda::synchronize();
+    const auto now = Clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - last).count();
+    last = now;
+    return ms;
+  }
+};
+
 // The step's statistics while it runs: double tensors on the device, so that a GPU step
 // is not stalled by a host read per micro-batch (the host reads them once, after backward).
 struct DeviceStats {
@@ -33,7 +48,8 @@ struct DeviceStats {
 
 // Forward and backward of micro-batch m of this rank's rows; adds its statistics to s.
 void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& batch, const at::Tensor& all,
-                      const RuleSet& rules, const std::vector<double>& dial, bool trace, DeviceStats& s) {
+                      const RuleSet& rules, const std::vector<double>& dial, bool trace, DeviceStats& s,
+                      PhaseClock& clock, StepStats& times) {
   const TrainConfig& tc = g.setup().train;
   const int64_t T = g.setup().model.context, L = g.setup().model.n_layers, mb = tc.micro_batch;
   const int64_t first = m * mb, n = std::min(mb, batch.rows - first);  // the last micro-batch may be short
@@ -78,6 +94,7 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
   const double rank_parts = static_cast<double>(batch.rows) / static_cast<double>(n);
   const auto loss = (f.ce + pen) / global_parts;
   if (g.grad_sync() && m + 1 == g.accum()) g.grad_sync()->arm("gradients (step " + std::to_string(step) + ")");
+  times.forward_ms += clock.lap();
   loss.backward();
   at::NoGradGuard no_grad;
   const double dp = g.mesh().dp_size;
@@ -97,6 +114,7 @@ void micro_batch_pass(ModelGroup& g, int64_t step, int64_t m, const TokenBatch& 
       s.max_share = at::maximum(s.max_share, shares.max());
     }
   }
+  times.backward_ms += clock.lap();
 }
 
 // The host's copy of the step's statistics: the one read-back of the step's losses.
@@ -202,16 +220,21 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   g.release_assembled();  // training runs on this rank's share (a whole model was for evaluation or recruitment)
   const RuleSet& rules = g.step_rules();
   for (auto& pg : g.optimizer().param_groups()) static_cast<torch::optim::AdamWOptions&>(pg.options()).lr(lr);
+  PhaseClock clock{trace && g.setup().device.is_cuda()};
+  StepStats times;
   const TokenBatch batch = g.reader().read(step, g.mesh().dp_rank, g.mesh().dp_size);
   const auto all = at::tensor(std::vector<int64_t>(batch.tokens.begin(), batch.tokens.end()), at::kLong)
                        .view({batch.rows, batch.cols});
   g.zero_grad();
   DeviceStats d(g.setup().device);
+  times.data_ms = clock.lap();
   for (int64_t m = 0; m < g.accum(); ++m) {
-    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && g.traces_steps(), d);
+    micro_batch_pass(g, step, m, batch, all, rules, dial, trace && m == 0 && g.traces_steps(), d, clock, times);
   }
   StepStats s = host_stats(d);
+  times.backward_ms += clock.lap();  // the read-back waits for the last kernels of backward
   if (g.mesh().ranks->size() > 1) sync_step(g, s);
+  clock.lap();  // sync_step measures itself (comm_ms)
   if (!std::isfinite(s.loss)) {
     throw Error(
         fmt::format("training diverged at step {}: loss is {} (lower train.lr or raise warmup_steps)", step, s.loss));
@@ -222,6 +245,8 @@ StepStats train_step(ModelGroup& g, int64_t step, const std::vector<double>& dia
   if (g.zero_split()) {
     g.zero_split()->step(lr, "split tensors after the ZeRO step, all-gathered (step " + std::to_string(step) + ")");
   }
+  s.data_ms = times.data_ms, s.forward_ms = times.forward_ms, s.backward_ms = times.backward_ms;
+  s.optimizer_ms = clock.lap();
   return s;
 }
 

@@ -22,6 +22,10 @@ struct StepStats {
   double max_share = 0;               // largest block share (bp 1, traced steps only)
   double grad_norm = 0;               // before clipping
   double comm_ms = 0;                 // communication that backward did not hide
+  // Where the step's time went on this rank (comm_ms is the gradient sync's share). On
+  // CUDA the device is synchronised at each boundary on traced (logged) steps only, so
+  // other steps run without stalls and their split is not measured.
+  double data_ms = 0, forward_ms = 0, backward_ms = 0, optimizer_ms = 0;
 };
 
 // Collective over the group's ranks. `trace`: compute block shares on the first micro-batch.

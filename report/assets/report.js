@@ -115,8 +115,17 @@
       const chart = (key, title) => lineChart({title: title, xlabel: 'step', markers: markers,
         series: names.map((n) => ({name: n, x: cv.llms[n].step, y: cv.llms[n][key]}))});
       s += '<div class="charts" id="training-curves">' + chart('loss', 'loss') + chart('bits_per_token', 'bits per token') +
-        chart('dial', 'dial λ (mean over layers)') + chart('active_blocks', 'active blocks') + '</div>' +
+        chart('dial', 'dial λ (mean over layers)') + chart('active_blocks', 'active blocks') +
+        (names.some((n) => (cv.llms[n].mfu || []).some((v) => v !== null)) ? chart('mfu', 'MFU (model FLOPs / peak)') : '') + '</div>' +
         '<p class="muted">Dashed lines: recruitment accepted (green) or rejected (grey), specialist spawned (purple).</p>';
+      const parts = ['data', 'forward', 'backward', 'sync', 'optimizer', 'boundary', 'rounds', 'eval', 'checkpoint', 'other'];
+      const timed = names.filter((n) => cv.llms[n].time_ms && cv.llms[n].time_ms.steps);
+      if (timed.length) {
+        s += '<h3>Where the time went</h3><p class="muted">Mean milliseconds per logged step after the first, on the rank that leads each LLM (metrics.jsonl <code>time_ms</code>).</p>' +
+          table(['LLM', 'step'].concat(parts), timed.map((n) => [esc(n), fmt(cv.llms[n].time_ms.step, 1)].concat(
+            parts.map((p) => fmt(cv.llms[n].time_ms[p] || 0, 1) + ' (' + fmt(100 * (cv.llms[n].time_ms[p] || 0) / cv.llms[n].time_ms.step, 0) + '%)'))),
+          [false].concat(parts.map(() => true), [true]));
+      }
     }
     s += '<h3>Checkpoint files</h3>' + table(['file', 'bytes', 'SHA-256', 'checked'], card.files.map((f) =>
       ['<code>' + esc(f.name) + '</code>', big(f.bytes), '<code>' + esc(f.sha256) + '</code>', f.verified ? '<span class="ok">verified</span>' : '<span class="bad">not verified</span>']), [false, true, false, false]);

@@ -5,6 +5,7 @@
 // write nothing; the happy path prepares shards and dry-runs a config, also on 2
 // ranks under mpirun.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -399,6 +400,34 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
   ASSERT_EQ(run_cli(dir_, "train c.yaml --set run.dir=full").status, 0);
   const auto full = localist::test::step_losses(dir_ / "full/metrics.jsonl");
   ASSERT_EQ(full.size(), 20u);
+  // Where each step's time went: the measured parts cover its wall time (within 5%; the
+  // step after a checkpoint carries the checkpoint), and MFU is a fraction of the peak.
+  std::istringstream records(localist::test::read_text(dir_ / "full/metrics.jsonl"));
+  int timed = 0;
+  for (std::string line; std::getline(records, line);) {
+    const auto r = nlohmann::json::parse(line);
+    if (r.value("event", "") != "step") continue;
+    const auto& t = r.at("time_ms");
+    double parts = 0;
+    for (const char* k :
+         {"eval", "checkpoint", "boundary", "rounds", "data", "forward", "backward", "sync", "optimizer"})
+      parts += t.at(k).get<double>();
+    const double wall = t.at("step").get<double>();
+    EXPECT_NEAR(parts, wall, 0.05 * wall) << line;
+    EXPECT_NEAR(parts + t.at("other").get<double>(), wall, 1e-6 * wall) << line;
+    EXPECT_GT(t.at("forward").get<double>(), 0) << line;
+    EXPECT_GT(t.at("backward").get<double>(), 0) << line;
+    if (r.at("step") == 10) EXPECT_GT(t.at("checkpoint").get<double>(), 0) << line;
+    // MFU: the step's model FLOPs over the group's peak (here one rank's measured matmul
+    // rate; a peak measured while the shared machine was busy may read low, hence < 2).
+    ASSERT_TRUE(r.at("mfu").is_number() && r.at("peak_flops").is_number()) << line;
+    const double flops = r.at("model_flops_per_token").get<double>() * 12 * 32 / (wall / 1000);
+    EXPECT_NEAR(r.at("mfu").get<double>(), flops / r.at("peak_flops").get<double>(), 1e-9) << line;
+    EXPECT_GT(r.at("mfu").get<double>(), 0.0) << line;
+    EXPECT_LT(r.at("mfu").get<double>(), 2.0) << line;
+    ++timed;
+  }
+  EXPECT_EQ(timed, 20);
 
   CliRun killed = run_cli(dir_, "train c.yaml --set run.dir=cut --set train.tensorboard=true",
                           "LOCALIST_TEST_FAULT=kill:rank=0:step=13 ");
