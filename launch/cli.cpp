@@ -22,6 +22,7 @@
 #include "data/prepare.h"
 #include "launch/checkpoint_commands.h"
 #include "launch/export_command.h"
+#include "launch/plan_command.h"
 #include "launch/report_command.h"
 #include "launch/run_config.h"
 #include "launch/train_command.h"
@@ -47,6 +48,7 @@ struct CliArgs {
   std::string inspect_path;
   ReportArgs report;
   ExportArgs export_args;
+  PlanArgs plan;
 };
 
 int run_prepare(const PrepareArgs& a) {
@@ -214,6 +216,26 @@ CLI::App* add_report(CLI::App& app, ReportArgs& rep) {
   return report;
 }
 
+CLI::App* add_plan(CLI::App& app, PlanArgs& a) {
+  auto* plan =
+      app.add_subcommand("plan", "Plan a job without training: meshes, pool map, bytes held and sent per rank");
+  plan->add_option("config", a.config, "Run config (YAML)")->required();
+  plan->add_option("--ranks", a.ranks, "Ranks of the job")->required()->check(CLI::Range(1, 1 << 20));
+  plan->add_option("--ranks-per-node", a.ranks_per_node, "Ranks per node (GPUs per node; default: all on one node)")
+      ->check(CLI::Range(1, 1 << 16));
+  plan->add_option("--device", a.device, "cpu, h100, h200, or a GPU's memory such as 48GiB (default cpu)");
+  plan->add_option("--after-spawn", a.after_spawn, "Plan the pool after a specialist is spawned for this domain");
+  plan->add_option("--intra-gbps", a.intra_gbps, "GB/s between ranks of a node (default: the device's)")
+      ->check(CLI::PositiveNumber);
+  plan->add_option("--inter-gbps", a.inter_gbps, "GB/s between nodes (default: the device's)")
+      ->check(CLI::PositiveNumber);
+  plan->add_option("--vocab", a.vocab, "Vocabulary size (default: the config's tokenizer)")
+      ->check(CLI::Range(1LL, 1LL << 31));
+  plan->add_option("--set", a.overrides, "Override a config key: --set distributed.zero=1");
+  plan->add_flag("--json", a.json, "Print the plan as JSON");
+  return plan;
+}
+
 CLI::App* add_export(CLI::App& app, ExportArgs& a) {
   auto* ex = app.add_subcommand("export", "Write a checkpoint's LLM (or pool) as a Hugging Face model directory");
   ex->add_option("--checkpoint", a.checkpoint, "Checkpoint directory (or its run directory)")->required();
@@ -239,6 +261,7 @@ int dispatch(CLI::App& app, const CliArgs& a, std::shared_ptr<Communicator>& wor
   if (app.got_subcommand("inspect")) return run_inspect(a.inspect_path);
   if (app.got_subcommand("report")) return run_report(a.report);
   if (app.got_subcommand("export")) return run_export(a.export_args);
+  if (app.got_subcommand("plan")) return run_plan(a.plan);
   if (app.got_subcommand("info")) return run_info();
   return kExitFailure;
 }
@@ -258,6 +281,7 @@ int cli_main(int argc, char** argv) {
   inspect->add_option("path", a.inspect_path, "Token shard file or checkpoint directory")->required();
   add_report(app, a.report);
   add_export(app, a.export_args);
+  add_plan(app, a.plan);
   app.add_subcommand("info", "Print build and runtime facts: LibTorch, BLAS, CUDA, NCCL, launcher");
 
   // The MPI world once training on several ranks started; an error then ends every rank.

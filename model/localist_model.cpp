@@ -75,6 +75,32 @@ const at::Tensor& LocalistLayer::slot_rows_on(const at::Device& device) const {
   return slot_rows_index_;
 }
 
+std::vector<ParameterShape> localist_parameter_shapes(const ModelConfig& c, int64_t vocab) {
+  const int64_t d = c.d_model, hd = c.k_max * c.heads_per_block * c.head_dim, f = c.ffn_mult * c.d_model;
+  std::vector<ParameterShape> out = {
+      {"wte", {vocab, d}}, {"wpe", {c.context, d}}, {"lnf_weight", {d}}, {"lnf_bias", {d}}};
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "layer" + std::to_string(l) + ".";
+    for (ParameterShape s : std::vector<ParameterShape>{{"ln1_weight", {d}},
+                                                        {"ln1_bias", {d}},
+                                                        {"qkv_weight", {3 * hd, d}},
+                                                        {"qkv_bias", {3 * hd}},
+                                                        {"out_weight", {d, hd}},
+                                                        {"out_bias", {d}},
+                                                        {"router_weight", {c.anchor_dim, d}},
+                                                        {"ln2_weight", {d}},
+                                                        {"ln2_bias", {d}},
+                                                        {"fc_weight", {f, d}},
+                                                        {"fc_bias", {f}},
+                                                        {"proj_weight", {d, f}},
+                                                        {"proj_bias", {d}}}) {
+      s.name = p + s.name;
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
 LocalistModel::LocalistModel(const ModelConfig& config, int64_t vocab_size, uint64_t seed)
     : config_(config), vocab_size_(vocab_size), anchor_code_(anchors_make(config.k_max, config.anchor_dim, seed)) {
   auto gen = at::detail::createCPUGenerator(seed);

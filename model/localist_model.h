@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -138,6 +139,14 @@ class LocalistLayer : public torch::nn::Module {
   int64_t ffn_hidden_ = 0;
   mutable at::Tensor slot_rows_index_;
 };
+
+struct ParameterShape {
+  std::string name;  // as named_parameters() names it: "wte", "layer0.qkv_weight", ...
+  std::vector<int64_t> shape;
+};
+// Every parameter of a whole model in registration order, without building it (the job
+// planner counts bytes with it; a test holds it to the built model's parameters).
+std::vector<ParameterShape> localist_parameter_shapes(const ModelConfig& c, int64_t vocab);
 
 class LocalistModel : public torch::nn::Module {
  public:

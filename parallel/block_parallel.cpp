@@ -26,10 +26,6 @@ std::vector<int64_t> rows_of(const BlockMap& map, int rank) {
 }
 
 // The shapes of a layer's six split tensors holding `slots` slots and `units` FFN units.
-std::vector<std::vector<int64_t>> split_shapes(const ModelConfig& c, int64_t slots, int64_t units) {
-  const int64_t d = c.d_model, hd = slots * c.heads_per_block * c.head_dim;
-  return {{3 * hd, d}, {3 * hd}, {d, hd}, {units, d}, {units}, {d, units}};
-}
 
 // The FFN part [a, a + n) of tensor i (3 fc_w, 4 fc_b, 5 proj_w) of a layer.
 at::Tensor ffn_slice(const at::Tensor& t, int i, int64_t a, int64_t n) { return t.narrow(i == 5 ? 1 : 0, a, n); }
@@ -51,6 +47,11 @@ void copy_share(const std::vector<at::Tensor>& whole, const std::vector<at::Tens
 }
 
 }  // namespace
+
+std::vector<std::vector<int64_t>> block_parallel_split_shapes(const ModelConfig& c, int64_t slots, int64_t units) {
+  const int64_t d = c.d_model, hd = slots * c.heads_per_block * c.head_dim;
+  return {{3 * hd, d}, {3 * hd}, {d, hd}, {units, d}, {units}, {d, units}};
+}
 
 BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel& model, BlockMap map,
                              bool vocab_parallel)
@@ -79,7 +80,7 @@ BlockParallel::BlockParallel(std::shared_ptr<Communicator> group, LocalistModel&
   at::NoGradGuard no_grad;
   for (auto& l : model_.layers) {
     const auto whole = l->split_tensors();
-    const auto shapes = split_shapes(c, capacity_, b - a);
+    const auto shapes = block_parallel_split_shapes(c, capacity_, b - a);
     std::vector<at::Tensor> share;
     for (int i = 0; i < 6; ++i) share.push_back(at::zeros(shapes[i], whole[i].options()));
     copy_share(whole, share, c, slot_row_, a, b - a, /*into_share=*/true);
@@ -152,7 +153,7 @@ void BlockParallel::assemble() {
   at::NoGradGuard no_grad;
   const auto& c = model_.config();
   const auto [a, b] = ffn_;
-  const auto shapes = split_shapes(c, c.k_max, c.ffn_mult * c.d_model);
+  const auto shapes = block_parallel_split_shapes(c, c.k_max, c.ffn_mult * c.d_model);
   for (size_t l = 0; l < model_.layers.size(); ++l) {
     const auto& share = held_[l];
     std::vector<at::Tensor> whole;
@@ -187,7 +188,7 @@ void BlockParallel::assemble_at(int root) {
     for (const auto& t : mine) group_->send(t.contiguous(), root, kAssembleTag, "block-parallel share (evaluation)");
     return;
   }
-  const auto shapes = split_shapes(c, c.k_max, hidden);
+  const auto shapes = block_parallel_split_shapes(c, c.k_max, hidden);
   std::vector<std::vector<at::Tensor>> whole(model_.layers.size());
   for (size_t l = 0; l < whole.size(); ++l) {
     for (int i = 0; i < 6; ++i) whole[l].push_back(at::zeros(shapes[i], held_[l][i].options()));
@@ -206,7 +207,7 @@ void BlockParallel::assemble_at(int root) {
           share.push_back(mine[k]);
           continue;
         }
-        auto t = at::empty(split_shapes(c, capacity_, b - a)[i], mine[k].options());
+        auto t = at::empty(block_parallel_split_shapes(c, capacity_, b - a)[i], mine[k].options());
         group_->recv(t, r, kAssembleTag, "block-parallel share of rank " + std::to_string(r) + " (evaluation)");
         share.push_back(t);
       }

@@ -26,6 +26,10 @@
 
 namespace localist {
 
+// A block-parallel rank's shapes of a layer's six split tensors (qkv_w, qkv_b, out_w, fc_w,
+// fc_b, proj_w) when it stores `slots` block slots and `units` FFN units.
+std::vector<std::vector<int64_t>> block_parallel_split_shapes(const ModelConfig& c, int64_t slots, int64_t units);
+
 class BlockParallel {
  public:
   // `model` must hold the whole model (as built or loaded); it then holds only this

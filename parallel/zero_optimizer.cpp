@@ -22,7 +22,7 @@ ZeroAdamW::ZeroAdamW(std::shared_ptr<Communicator> dp, std::vector<at::Tensor> p
     total_ += p.numel();
   }
   const int64_t n = dp_->size(), r = dp_->rank();
-  chunk_ = (total_ + n - 1) / n;
+  chunk_ = zero_chunk_numel(total_, n);
   const int64_t begin = r * chunk_, end = begin + chunk_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t a = std::max(begin, offset_[i]), b = std::min(end, offset_[i] + params_[i].numel());

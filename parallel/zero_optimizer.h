@@ -21,6 +21,10 @@
 
 namespace localist {
 
+// A rank's chunk of a flat vector of `total` elements sharded over `ranks` (the vector is
+// padded to chunk × ranks). The planner (run/job_plan.h) counts with it too.
+inline int64_t zero_chunk_numel(int64_t total, int64_t ranks) { return (total + ranks - 1) / ranks; }
+
 class ZeroAdamW : public OptimizerState {
  public:
   struct Options {

@@ -243,16 +243,7 @@ std::vector<std::string> Pool::names() const {
   return out;
 }
 
-std::vector<double> Pool::loads_at(int64_t step) const {
-  std::vector<double> out(size(), 0.0);
-  for (size_t i = 0; i < size(); ++i) {
-    // Every LLM has the same architecture, so FLOPs per token are equal: load ∝ tokens per step.
-    if (i == 0 || s_.pool.exists_at(i, step)) {
-      out[i] = static_cast<double>(s_.pool.llms[i].global_batch * s_.base.model.context);
-    }
-  }
-  return out;
-}
+std::vector<double> Pool::loads_at(int64_t step) const { return s_.pool.loads_at(step, s_.base.model.context); }
 
 int64_t Pool::tokens_before(int64_t step) const {
   int64_t tokens = 0;

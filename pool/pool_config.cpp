@@ -51,4 +51,12 @@ std::vector<int64_t> PoolConfig::branch_steps() const {
   return out;
 }
 
+std::vector<double> PoolConfig::loads_at(int64_t step, int64_t context) const {
+  std::vector<double> out(llms.size(), 0.0);
+  for (size_t i = 0; i < llms.size(); ++i) {
+    if (exists_at(i, step)) out[i] = static_cast<double>(llms[i].global_batch * context);
+  }
+  return out;
+}
+
 }  // namespace localist

@@ -52,6 +52,9 @@ struct PoolConfig {
   std::vector<std::string> owned_at(int64_t step) const;
   // The steps at which the pool changes (branch steps), ascending and distinct.
   std::vector<int64_t> branch_steps() const;
+  // Each LLM's load at `step` for the pool map: its tokens per step (every LLM has the
+  // same architecture, so FLOPs per token are equal), 0 for one that does not exist yet.
+  std::vector<double> loads_at(int64_t step, int64_t context) const;
 };
 
 }  // namespace localist

@@ -73,14 +73,18 @@ bool PoolSpawner::due(int64_t step) const {
   return static_cast<int64_t>(pool_.config().existing_at(step).size()) < r.max_llms;
 }
 
-std::string PoolSpawner::new_name(const std::string& domain) const {
+std::string pool_specialist_name(const PoolConfig& pool, const std::string& domain) {
   std::string base = "spec-";
   for (unsigned char ch : domain) {
     base += std::isalnum(ch) ? static_cast<char>(std::tolower(ch)) : (ch == '_' ? '_' : '-');
   }
   std::string name = base;
-  for (int k = 2; pool_.config().index(name) >= 0; ++k) name = base + "-" + std::to_string(k);
+  for (int k = 2; pool.index(name) >= 0; ++k) name = base + "-" + std::to_string(k);
   return name;
+}
+
+std::string PoolSpawner::new_name(const std::string& domain) const {
+  return pool_specialist_name(pool_.config(), domain);
 }
 
 std::vector<SampleRef> PoolSpawner::heldout_windows(const ModelGroup& main, int64_t step,

@@ -26,6 +26,9 @@
 
 namespace localist {
 
+// The name a specialist spawned for `domain` gets: spec-<domain>, numbered when taken.
+std::string pool_specialist_name(const PoolConfig& pool, const std::string& domain);
+
 // Where spawn rounds spent this rank's time (seconds): choosing candidates and deciding,
 // the trials' training steps (parent's control and candidate), admitting an accepted
 // specialist (re-plan, state moves, rebuilt groups); on a rank that does not train main,

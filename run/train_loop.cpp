@@ -35,6 +35,17 @@ Boundary agree_at_boundary(Communicator& world, const RunCheckpoints& checkpoint
 
 bool leads(const ModelGroup& g) { return g.mesh().ranks->rank() == 0; }
 
+// The held-out evaluation before `step` on each group's lead (collective over the groups).
+void evaluate_groups(const std::vector<ModelGroup*>& groups, int64_t step, RecordRelay& relay, const LoopHooks& hooks) {
+  for (ModelGroup* g : groups) g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
+  for (ModelGroup* g : groups) {
+    if (!leads(*g)) continue;
+    const nlohmann::json rec = hooks.evaluate(*g, step);
+    if (!rec.is_null()) relay.post(rec);
+  }
+  for (ModelGroup* g : groups) g->release_assembled();  // back to each rank's share at once
+}
+
 }  // namespace
 
 LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoints, RecordRelay& relay,
@@ -117,14 +128,7 @@ LoopEnd train_loop(const LoopSetup& setup, Pool& pool, RunCheckpoints& checkpoin
     window_start = Clock::now();
     const auto eval_start = window_start;
     if (hooks.evaluate && tc.eval_every > 0 && (step + 1) % tc.eval_every == 0 && step + 1 < tc.steps) {
-      for (ModelGroup* g : groups)
-        g->assemble_on_lead();  // every rank of the lead's replica, before the lead evaluates
-      for (ModelGroup* g : groups) {
-        if (!leads(*g)) continue;
-        const nlohmann::json rec = hooks.evaluate(*g, step + 1);
-        if (!rec.is_null()) relay.post(rec);
-      }
-      for (ModelGroup* g : groups) g->release_assembled();  // back to each rank's share at once
+      evaluate_groups(groups, step + 1, relay, hooks);
     }
     carried_eval_ms = ms_since(eval_start);
     const auto checkpoint_start = Clock::now();

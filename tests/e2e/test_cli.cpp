@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/e2e/plan_check.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -460,6 +461,14 @@ TEST_F(Cli, ResumeContinuesExactlyAndOnAnotherMesh) {
               "OMP_NUM_THREADS=1 timeout 120 mpirun -np 4 --oversubscribe ");
   ASSERT_EQ(four.status, 0) << four.err;
   const auto four_losses = localist::test::step_losses(dir_ / "four/metrics.jsonl");
+  // `localist plan` counts what each rank held, on 1 rank and on 4 with bp 2.
+  for (const auto& [run, flags] : std::vector<std::pair<std::string, std::string>>{
+           {"full", "--ranks 1"}, {"four", "--ranks 4 --set distributed.block_parallel=2"}}) {
+    CliRun plan = run_cli(dir_, "plan c.yaml --json " + flags);
+    ASSERT_EQ(plan.status, 0) << plan.err;
+    EXPECT_EQ(localist::test::expect_plan_matches_run(plan.out, dir_.path() + "/" + run + "/metrics.jsonl"),
+              run == "full" ? 1 : 4);
+  }
   // TensorBoard's own reader sees metrics.jsonl once, after the kill and resume and on 4 ranks.
   const auto tb = localist::test::run_command(
       localist::test::tools_python("check_tensorboard.py", dir_.path() + "/cut " + dir_.path() + "/four"));

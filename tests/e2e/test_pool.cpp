@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "tests/e2e/export_check.h"
+#include "tests/e2e/plan_check.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -154,6 +155,17 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
                            bp);
     ASSERT_EQ(r.status, 0) << r.err;
     expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 1e-5, "4 ranks, zero 1, checkpointing, bp " + bp);
+  }
+  // `localist plan` counts what each rank of these runs held (after the branch: both LLMs).
+  for (const auto& [run, flags] : std::vector<std::pair<std::string, std::string>>{
+           {"w3", "--ranks 3"},
+           {"w4", "--ranks 4"},
+           {"bp2", "--ranks 4 --set distributed.block_parallel=2"},
+           {"mem1", "--ranks 4 --set distributed.zero=1 --set train.activation_checkpointing=true"},
+           {"mem2", "--ranks 4 --set distributed.zero=1 --set distributed.block_parallel=2"}}) {
+    Shell plan = sh(dir_, bin() + " plan p.yaml --json " + flags);
+    ASSERT_EQ(plan.status, 0) << plan.err;
+    EXPECT_GE(localist::test::expect_plan_matches_run(plan.out, dir_.path() + "/" + run + "/metrics.jsonl"), 3) << run;
   }
   // Killed after the checkpoint of the branch step (it holds main alone): the resumed run
   // branches again and continues bit for bit.
@@ -448,6 +460,11 @@ TEST_F(Pool, CoordinatorSpawnsASpecialistThatPays) {
     // every run here within 2e-7); docs/results.md, "Losses across meshes".
     expect_same(base, losses(dir_ / (run + "/metrics.jsonl")), 5e-5, run);
   }
+  // The plan of the pool after this spawn counts what each rank of the 4-rank bp 2 run held.
+  Shell plan =
+      sh(dir_, bin() + " plan spawn.yaml --json --ranks 4 --set distributed.block_parallel=2 --after-spawn " + domain);
+  ASSERT_EQ(plan.status, 0) << plan.err;
+  EXPECT_EQ(localist::test::expect_plan_matches_run(plan.out, dir_.path() + "/s4bp2/metrics.jsonl"), 4) << plan.out;
   // Resumed from the checkpoint before the spawn round (step 40) and from one after it.
   for (const std::string from : {"step-00000040", "step-00000060"}) {
     const std::string run = "r" + from.substr(from.size() - 2);
