@@ -41,7 +41,7 @@ class Communicator {
   virtual int size() const = 0;
   virtual const std::string& name() const = 0;  // "world", or the name given to split()
   double timeout_s() const { return timeout_s_; }
-  void set_timeout(double seconds) { timeout_s_ = seconds; }
+  virtual void set_timeout(double seconds) { timeout_s_ = seconds; }
 
   // In place on a contiguous tensor; kAvg divides the sum by size().
   virtual void all_reduce(at::Tensor& t, ReduceOp op, const std::string& what) = 0;

@@ -119,6 +119,19 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
     dp_wire += 2.0 * (llm.dp - 1) * chunk * 4;
   }
   r.sync_buffers += 4 * n.synced;
+  // Payloads: the gradient sync's buckets, ZeRO's reduce-scatter (the padded flat vector)
+  // and all-gather (the chunk), the loss statistics (4 + 1 doubles) and ZeRO's norm (1).
+  int64_t& dp_payload = llm.bp > 1 ? r.payload_dp : r.payload_group;  // bp 1: dp is the group
+  dp_payload += 4 * n.synced;
+  if (group > 1) r.payload_group += 40;
+  if (sharded) {
+    const int64_t chunk = zero_chunk_numel(n.replicated, group);
+    r.payload_group += 4 * (chunk * group + chunk) + 8;
+  }
+  if (split_sharded) {
+    const int64_t chunk = zero_chunk_numel(n.split, llm.dp);
+    dp_payload += 4 * (chunk * llm.dp + chunk);
+  }
   if (llm.bp > 1 && !sharded) bp_wire += ring_all_reduce(4.0 * n.replicated, llm.bp);
   std::tie(r.activations, r.activations_checkpointed) =
       activation_bytes(in, llm, static_cast<int64_t>(r.blocks.size()), r.bp_rank);
@@ -225,6 +238,7 @@ nlohmann::json job_plan_json(const JobPlan& plan) {
                        {"total_bytes", r.total()},
                        {"wire_bytes_per_step", r.wire_bytes},
                        {"wire_dp_bytes_per_step", r.wire_dp_bytes},
+                       {"payload_bytes_per_step", {{"group", r.payload_group}, {"dp", r.payload_dp}}},
                        {"wire_bp_bytes_per_step", r.wire_bp_bytes},
                        {"wire_ms_per_step", r.wire_ms}});
     }

@@ -46,7 +46,11 @@ struct RankPlan {
   int64_t wire_dp_bytes = 0;  // over the data-parallel ranks (gradient sync, ZeRO)
   int64_t wire_bp_bytes = 0;  // within the replica (its replicated gradients, sequence-parallel activations)
   double wire_ms = 0;         // at the plan's bandwidths (a node's, or the network's for a group across nodes)
-  int64_t total() const;      // what the rank holds at its peak (activations as configured)
+  // Bytes handed to collectives per step (what LOCALIST_COUNT_COMM_BYTES counts): on the
+  // LLM's whole group (ZeRO over it, the loss statistics; with bp 1 also the gradient
+  // sync) and on its data-parallel groups (bp > 1: the gradient sync, the split ZeRO).
+  int64_t payload_group = 0, payload_dp = 0;
+  int64_t total() const;  // what the rank holds at its peak (activations as configured)
   bool checkpointing = false;
 };
 

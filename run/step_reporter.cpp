@@ -51,8 +51,8 @@ nlohmann::json step_time_json(const StepStats& s, const StepTime& t) {
           {"other", std::max(0.0, t.wall_ms - sum)}};
 }
 
-StepReporter::StepReporter(const PoolConfig& pool, bool lead, DevicePeak peak)
-    : pool_(pool), progress_(lead), bits_(pool.llms.size(), -1.0), peak_(std::move(peak)) {}
+StepReporter::StepReporter(const PoolConfig& pool, bool lead, DevicePeak peak, std::shared_ptr<CommByteCounts> comm)
+    : pool_(pool), progress_(lead), bits_(pool.llms.size(), -1.0), peak_(std::move(peak)), comm_(std::move(comm)) {}
 
 void StepReporter::heard(const nlohmann::json& rec) {
   const int i = pool_.index(rec.value("llm", "main"));
@@ -91,26 +91,35 @@ nlohmann::json StepReporter::report(const ModelGroup& g, int64_t step, const Ste
   }
   if (!log_step) return nullptr;
   const bool shares = g.traces_steps();  // null where training steps keep no traces
-  return {{"event", "step"},
-          {"step", step},
-          {"llm", g.setup().name},
-          {"loss", s.loss},
-          {"ce_nats", s.ce},
-          {"bits_per_token", bits},
-          {"dial", dial},
-          {"omega", s.omega},
-          {"mutual_info_bits", s.mutual_info},
-          {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
-          {"active_blocks", active},
-          {"grad_norm", s.grad_norm},
-          {"lr", lr},
-          {"tokens_per_s", tok_s},
-          {"ms_per_step", time.train_ms},
-          {"comm_ms", s.comm_ms},
-          {"time_ms", step_time_json(s, time)},
-          {"model_flops_per_token", flops_token},
-          {"peak_flops", group_peak > 0 ? nlohmann::json(group_peak) : nlohmann::json(nullptr)},
-          {"mfu", mfu}};
+  nlohmann::json rec = {{"event", "step"},
+                        {"step", step},
+                        {"llm", g.setup().name},
+                        {"loss", s.loss},
+                        {"ce_nats", s.ce},
+                        {"bits_per_token", bits},
+                        {"dial", dial},
+                        {"omega", s.omega},
+                        {"mutual_info_bits", s.mutual_info},
+                        {"max_block_share", shares ? nlohmann::json(s.max_share) : nlohmann::json(nullptr)},
+                        {"active_blocks", active},
+                        {"grad_norm", s.grad_norm},
+                        {"lr", lr},
+                        {"tokens_per_s", tok_s},
+                        {"ms_per_step", time.train_ms},
+                        {"comm_ms", s.comm_ms},
+                        {"time_ms", step_time_json(s, time)},
+                        {"model_flops_per_token", flops_token},
+                        {"peak_flops", group_peak > 0 ? nlohmann::json(group_peak) : nlohmann::json(nullptr)},
+                        {"mfu", mfu}};
+  if (comm_) {
+    nlohmann::json delta = nlohmann::json::object();
+    for (const auto& [group, bytes] : comm_->snapshot()) {
+      delta[group] = bytes - comm_seen_[group];
+      comm_seen_[group] = bytes;
+    }
+    rec["comm_bytes"] = delta;
+  }
+  return rec;
 }
 
 }  // namespace localist

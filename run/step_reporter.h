@@ -8,8 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "comm/counting_communicator.h"
 #include "core/progress_line.h"
 #include "pool/pool_config.h"
 #include "run/device_peak.h"
@@ -21,7 +25,9 @@ namespace localist {
 
 class StepReporter {
  public:
-  StepReporter(const PoolConfig& pool, bool lead, DevicePeak peak);
+  // `comm` (may be null): the rank's counted collective bytes; each step record then
+  // carries what each group got since this rank's previous record (`comm_bytes`).
+  StepReporter(const PoolConfig& pool, bool lead, DevicePeak peak, std::shared_ptr<CommByteCounts> comm = nullptr);
   ProgressLine& progress() { return progress_; }
   void heard(const nlohmann::json& rec);  // rank 0: a step record from any rank
   nlohmann::json report(const ModelGroup& g, int64_t step, const StepStats& s, const std::vector<double>& dial,
@@ -32,6 +38,8 @@ class StepReporter {
   ProgressLine progress_;
   std::vector<double> bits_;
   DevicePeak peak_;
+  std::shared_ptr<CommByteCounts> comm_;
+  std::map<std::string, int64_t> comm_seen_;
 };
 
 // The parts of a step's wall time as the record's `time_ms` object; `other` is what no

@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "checkpoint/checkpoint.h"
+#include "comm/counting_communicator.h"
 #include "core/error.h"
 #include "core/metrics_writer.h"
 #include "core/process_memory.h"
@@ -345,7 +347,12 @@ TrainSummary train_run(const TrainPlan& p) {
   stop_signal_install();             // SIGTERM/SIGUSR1 from here on: checkpoint at the next step boundary
   tensor_memory_install_from_env();  // benchmarks: count CPU tensor bytes (before any model exists)
   const TrainConfig& tc = p.train;
-  const std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
+  std::shared_ptr<Communicator> world = p.world ? p.world : local_communicator();
+  std::shared_ptr<CommByteCounts> comm_counts;  // benchmarks and the plan's checks: bytes per group
+  if (const char* c = std::getenv("LOCALIST_COUNT_COMM_BYTES"); c && std::string(c) == "1") {
+    comm_counts = std::make_shared<CommByteCounts>();
+    world = std::make_shared<CountingCommunicator>(world, comm_counts);
+  }
   const bool lead = world->rank() == 0;  // rank 0 logs progress, writes metrics and the checkpoint index
   world->set_timeout(p.startup_timeout_s);
   torch_set_threads(rank_threads(tc.threads, p.local_ranks));
@@ -369,7 +376,7 @@ TrainSummary train_run(const TrainPlan& p) {
   world->barrier("device peak");
   const DevicePeak peak = device_peak(device, pool.local_groups().front()->bf16());
   if (lead) spdlog::info("MFU against {}", peak.flops > 0 ? peak.source : "no known peak (" + peak.source + "): n/a");
-  StepReporter reporter(pc, lead, peak);
+  StepReporter reporter(pc, lead, peak, comm_counts);
   TrainSummary summary;
   const FaultInjection fault = fault_injection_from_env();
   RunCheckpoints checkpoints({p.run_dir, world, p.config_yaml, fault}, tc);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// plan_check.h: holds `localist plan --json` to what a real run held: every memory record
-// of the run's metrics.jsonl (per rank and LLM: parameters, gradients, optimizer state,
-// communication buffers, as ModelGroup::memory counts them) against the plan's rank.
+// plan_check.h: holds `localist plan --json` to what a real run held and sent: every
+// memory record of the run's metrics.jsonl (per rank and LLM: parameters, gradients,
+// optimizer state, communication buffers, as ModelGroup::memory counts them) against the
+// plan's rank, and a step's counted collective payloads against the plan's.
 #pragma once
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,41 @@ inline int expect_plan_matches_run(const std::string& plan_json, const std::stri
     ++compared;
   }
   return compared;
+}
+
+// Compares what LLM `llm`'s lead handed to collectives in step `step` (the step record's
+// comm_bytes, LOCALIST_COUNT_COMM_BYTES=1, logged every step) with the plan's payloads:
+// its data-parallel groups (dp[...]) and its whole group.
+inline void expect_plan_payloads_match(const std::string& plan_json, const std::string& metrics_path,
+                                       const std::string& llm, int64_t step) {
+  const auto plan = nlohmann::json::parse(plan_json, nullptr, false);
+  ASSERT_FALSE(plan.is_discarded()) << plan_json;
+  nlohmann::json want;
+  for (const auto& l : plan.at("llms")) {
+    if (l.at("name") == llm) want = l.at("per_rank").at(0).at("payload_bytes_per_step");
+  }
+  ASSERT_TRUE(want.is_object()) << "no LLM " << llm << " in the plan";
+  std::istringstream lines(read_text(metrics_path));
+  for (std::string line; std::getline(lines, line);) {
+    const auto r = nlohmann::json::parse(line, nullptr, false);
+    if (r.is_discarded() || r.value("event", "") != "step" || r.value("llm", "") != llm || r.at("step") != step)
+      continue;
+    ASSERT_TRUE(r.contains("comm_bytes")) << line;
+    // The LLM's group is pool[c] in a pool, else the world itself (whose control plane —
+    // step-boundary flags, checkpoint commits — then adds its few bytes).
+    const auto& counted = r.at("comm_bytes");
+    bool pooled = false;
+    for (const auto& [name, bytes] : counted.items()) pooled = pooled || name.rfind("pool[", 0) == 0;
+    double dp = 0, group = 0;
+    for (const auto& [name, bytes] : counted.items()) {
+      if (name.rfind("dp[", 0) == 0) dp += bytes.get<double>();
+      if (name.rfind(pooled ? "pool[" : "world", 0) == 0) group += bytes.get<double>();
+    }
+    EXPECT_NEAR(dp, want.at("dp").get<double>(), 0.05 * want.at("dp").get<double>() + 256) << line;
+    EXPECT_NEAR(group, want.at("group").get<double>(), 0.05 * want.at("group").get<double>() + 256) << line;
+    return;
+  }
+  ADD_FAILURE() << "no step record of " << llm << " at step " << step << " in " << metrics_path;
 }
 
 }  // namespace localist::test
