@@ -22,7 +22,7 @@ TEST(CountingCommunicator, CountsWhatEachRankHandsToEachGroup) {
     sums[r] = t[0].item<double>();
     auto half = c->split(r % 2, r, "half[" + std::to_string(r % 2) + "]");
     auto d = at::zeros({3}, at::kDouble);
-    half->broadcast(d, 0, "three doubles");  // 24 bytes on the root only
+    half->broadcast(d, 0, "three doubles");                    // 24 bytes on the root only
     half->all_gather(at::zeros({2}, at::kLong), "two longs");  // 16 bytes each
     half->set_timeout(7.5);
     timeouts[r] = half->timeout_s();
