@@ -95,6 +95,36 @@ std::pair<int64_t, int64_t> activation_bytes(const PlanInput& in, const LlmPlan&
   return {static_cast<int64_t>(L * layer + top), static_cast<int64_t>(L * el * tok / bp * d + layer + top)};
 }
 
+// What a block-parallel rank hands to its replica's collectives in a step of `rows`
+// sequences (block_shard.cpp): per micro-batch and layer, the attention's and the FFN's
+// input gathered (each rank its positions) and partial output reduce-scattered (the whole
+// sequence), and both again backward (and forward once more when activation checkpointing
+// replays the layer); around a vocabulary-parallel embedding and head the same once more,
+// plus the loss's three per-token reductions. Parts are padded to the
+// longest when the context does not divide by bp.
+struct Traffic {
+  int64_t payload = 0;  // bytes handed to the collectives
+  double wire = 0;      // bytes a ring sends: (n-1) parts per gather, (n-1)/n of a reduce-scatter
+};
+Traffic sequence_parallel_traffic(const PlanInput& in, const LlmPlan& llm, int64_t rows) {
+  const int64_t n = llm.bp, T = in.model.context, d = in.model.d_model, longest = (T + n - 1) / n;
+  const double el = activation_element_bytes(in);
+  Traffic t;
+  for (int64_t first = 0; first < rows; first += in.train.micro_batch) {
+    const int64_t B = std::min(in.train.micro_batch, rows - first);
+    const double part = el * static_cast<double>(B * longest * d);
+    const double whole = el * static_cast<double>(T % n == 0 ? B * T * d : n * B * longest * d);
+    // Each pair: a gather and a reduce-scatter forward, the same two backward; a layer
+    // replayed under activation checkpointing runs its forward pair again.
+    const double layers = 2.0 * static_cast<double>(in.model.n_layers);
+    const double passes = layers * (in.train.activation_checkpointing ? 3 : 2) + (llm.vocab_parallel ? 2.0 : 0.0);
+    t.payload += static_cast<int64_t>(passes * (part + whole)) + (llm.vocab_parallel ? 3 * 4 * B * T : 0);
+    t.wire += passes * (static_cast<double>(n - 1) * part + static_cast<double>(n - 1) / n * whole) +
+              (llm.vocab_parallel ? ring_all_reduce(3.0 * 4 * B * T, llm.bp) : 0.0);
+  }
+  return t;
+}
+
 RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, const BlockMap& map, int64_t global_batch) {
   RankPlan r;
   r.rank = llm.ranks[group_rank];
@@ -126,7 +156,7 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
   if (group > 1) r.payload_group += 40;
   if (sharded) {
     const int64_t chunk = zero_chunk_numel(n.replicated, group);
-    r.payload_group += 4 * (chunk * group + chunk) + 8;
+    r.payload_group += 4 * (chunk * group + chunk) + 8;  // and ZeRO's share of the norm
   }
   if (split_sharded) {
     const int64_t chunk = zero_chunk_numel(n.split, llm.dp);
@@ -137,13 +167,10 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
       activation_bytes(in, llm, static_cast<int64_t>(r.blocks.size()), r.bp_rank);
   r.checkpointing = in.train.activation_checkpointing;
   if (llm.bp > 1) {
-    // Per micro-batch and layer, 4 gathers or reduce-scatters of (tokens, d) forward and 4
-    // backward (+ 2 around a vocabulary-parallel head).
     const auto [row0, row1] = batch_slice(global_batch, r.dp_rank, llm.dp);
-    const double accum = std::ceil(static_cast<double>(row1 - row0) / static_cast<double>(in.train.micro_batch));
-    const double per = (llm.bp - 1.0) / llm.bp * static_cast<double>(in.train.micro_batch * in.model.context) *
-                       static_cast<double>(in.model.d_model) * activation_element_bytes(in);
-    bp_wire += accum * per * (8.0 * static_cast<double>(in.model.n_layers) + (llm.vocab_parallel ? 2.0 : 0.0));
+    const Traffic t = sequence_parallel_traffic(in, llm, row1 - row0);
+    r.payload_bp += t.payload + (sharded ? 0 : 4 * n.replicated) + 8;  // + the replicated sum, the norm's part
+    bp_wire += t.wire;
   }
   r.wire_dp_bytes = static_cast<int64_t>(dp_wire), r.wire_bp_bytes = static_cast<int64_t>(bp_wire);
   r.wire_bytes = r.wire_dp_bytes + r.wire_bp_bytes;
@@ -225,22 +252,23 @@ nlohmann::json job_plan_json(const JobPlan& plan) {
   for (const LlmPlan& l : plan.llms) {
     nlohmann::json ranks = nlohmann::json::array();
     for (const RankPlan& r : l.per_rank) {
-      ranks.push_back({{"rank", r.rank},
-                       {"dp_rank", r.dp_rank},
-                       {"bp_rank", r.bp_rank},
-                       {"blocks", r.blocks},
-                       {"parameter_bytes", r.parameters},
-                       {"gradient_bytes", r.gradients},
-                       {"optimizer_bytes", r.optimizer},
-                       {"sync_buffer_bytes", r.sync_buffers},
-                       {"activation_bytes", r.activations},
-                       {"activation_bytes_checkpointed", r.activations_checkpointed},
-                       {"total_bytes", r.total()},
-                       {"wire_bytes_per_step", r.wire_bytes},
-                       {"wire_dp_bytes_per_step", r.wire_dp_bytes},
-                       {"payload_bytes_per_step", {{"group", r.payload_group}, {"dp", r.payload_dp}}},
-                       {"wire_bp_bytes_per_step", r.wire_bp_bytes},
-                       {"wire_ms_per_step", r.wire_ms}});
+      ranks.push_back(
+          {{"rank", r.rank},
+           {"dp_rank", r.dp_rank},
+           {"bp_rank", r.bp_rank},
+           {"blocks", r.blocks},
+           {"parameter_bytes", r.parameters},
+           {"gradient_bytes", r.gradients},
+           {"optimizer_bytes", r.optimizer},
+           {"sync_buffer_bytes", r.sync_buffers},
+           {"activation_bytes", r.activations},
+           {"activation_bytes_checkpointed", r.activations_checkpointed},
+           {"total_bytes", r.total()},
+           {"wire_bytes_per_step", r.wire_bytes},
+           {"wire_dp_bytes_per_step", r.wire_dp_bytes},
+           {"payload_bytes_per_step", {{"group", r.payload_group}, {"dp", r.payload_dp}, {"bp", r.payload_bp}}},
+           {"wire_bp_bytes_per_step", r.wire_bp_bytes},
+           {"wire_ms_per_step", r.wire_ms}});
     }
     llms.push_back({{"name", l.name},
                     {"ranks", l.ranks},

@@ -5,8 +5,8 @@
 // optimizer state and communication buffers — counted from the model's parameter shapes
 // and the shard and ZeRO formulas training uses — plus activations (an estimate from
 // each layer's saved tensors) and the bytes each rank sends per step, with times at a
-// stated bandwidth. Limits: activations and wire bytes are estimates (docs/operations.md
-// says how close); parameters, gradients and optimizer state are exact.
+// stated bandwidth. Limits: activations are an estimate (docs/results.md: how close);
+// held bytes and the bytes handed to collectives are exact, wire bytes a ring's count.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -49,7 +49,9 @@ struct RankPlan {
   // Bytes handed to collectives per step (what LOCALIST_COUNT_COMM_BYTES counts): on the
   // LLM's whole group (ZeRO over it, the loss statistics; with bp 1 also the gradient
   // sync) and on its data-parallel groups (bp > 1: the gradient sync, the split ZeRO).
-  int64_t payload_group = 0, payload_dp = 0;
+  // And within its replica (bp > 1: the sequence-parallel activations and the
+  // replicated parameters' gradient sum).
+  int64_t payload_group = 0, payload_dp = 0, payload_bp = 0;
   int64_t total() const;  // what the rank holds at its peak (activations as configured)
   bool checkpointing = false;
 };

@@ -48,7 +48,7 @@ inline int expect_plan_matches_run(const std::string& plan_json, const std::stri
 
 // Compares what LLM `llm`'s lead handed to collectives in step `step` (the step record's
 // comm_bytes, LOCALIST_COUNT_COMM_BYTES=1, logged every step) with the plan's payloads:
-// its data-parallel groups (dp[...]) and its whole group.
+// its data-parallel groups (dp[...]), its replica's (bp[...]) and its whole group.
 inline void expect_plan_payloads_match(const std::string& plan_json, const std::string& metrics_path,
                                        const std::string& llm, int64_t step) {
   const auto plan = nlohmann::json::parse(plan_json, nullptr, false);
@@ -69,13 +69,15 @@ inline void expect_plan_payloads_match(const std::string& plan_json, const std::
     const auto& counted = r.at("comm_bytes");
     bool pooled = false;
     for (const auto& [name, bytes] : counted.items()) pooled = pooled || name.rfind("pool[", 0) == 0;
-    double dp = 0, group = 0;
+    double dp = 0, group = 0, bp = 0;
     for (const auto& [name, bytes] : counted.items()) {
       if (name.rfind("dp[", 0) == 0) dp += bytes.get<double>();
+      if (name.rfind("bp[", 0) == 0) bp += bytes.get<double>();
       if (name.rfind(pooled ? "pool[" : "world", 0) == 0) group += bytes.get<double>();
     }
     EXPECT_NEAR(dp, want.at("dp").get<double>(), 0.05 * want.at("dp").get<double>() + 256) << line;
     EXPECT_NEAR(group, want.at("group").get<double>(), 0.05 * want.at("group").get<double>() + 256) << line;
+    EXPECT_NEAR(bp, want.at("bp").get<double>(), 0.05 * want.at("bp").get<double>() + 256) << line;
     return;
   }
   ADD_FAILURE() << "no step record of " << llm << " at step " << step << " in " << metrics_path;

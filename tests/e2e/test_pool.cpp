@@ -162,7 +162,9 @@ TEST_F(Pool, LossesOfEveryLlmDoNotDependOnTheWorldAndResumeIsExact) {
            {"w4", "--ranks 4"},
            {"bp2", "--ranks 4 --set distributed.block_parallel=2"},
            {"mem1", "--ranks 4 --set distributed.zero=1 --set train.activation_checkpointing=true"},
-           {"mem2", "--ranks 4 --set distributed.zero=1 --set distributed.block_parallel=2"}}) {
+           {"mem2",
+            "--ranks 4 --set distributed.zero=1 --set train.activation_checkpointing=true --set "
+            "distributed.block_parallel=2"}}) {
     Shell plan = sh(dir_, bin() + " plan p.yaml --json " + flags);
     ASSERT_EQ(plan.status, 0) << plan.err;
     EXPECT_GE(localist::test::expect_plan_matches_run(plan.out, dir_.path() + "/" + run + "/metrics.jsonl"), 3) << run;
