@@ -6,7 +6,9 @@
 // and the shard and ZeRO formulas training uses — plus activations (an estimate from
 // each layer's saved tensors) and the bytes each rank sends per step, with times at a
 // stated bandwidth. Limits: activations are an estimate (docs/results.md: how close);
-// held bytes and the bytes handed to collectives are exact, wire bytes a ring's count.
+// held bytes and the bytes handed to collectives are exact on CPU (fp32), wire bytes a
+// ring's count; under bf16 autocast every activation is taken as 2 bytes (unchecked:
+// no GPU has run it, and autocast keeps some, e.g. norm outputs, in fp32).
 #pragma once
 #include <nlohmann/json.hpp>
 
