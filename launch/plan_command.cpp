@@ -35,6 +35,7 @@ void apply_device(const PlanArgs& a, PlanInput& in) {
       throw ConfigError("--device '" + a.device + "': expected cpu, h100, h200 or a GPU's memory such as 48GiB");
     }
     in.memory = std::stod(m[1]) * (m[3] == "GiB" ? GiB : 1e9);
+    if (!(in.memory >= 1e6)) throw ConfigError("--device '" + a.device + "': a GPU's memory must be at least 1 MB");
   }
   if (a.intra_gbps > 0) in.intra_gbps = a.intra_gbps;
   if (a.inter_gbps > 0) in.inter_gbps = a.inter_gbps;

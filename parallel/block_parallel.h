@@ -15,6 +15,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,13 @@ namespace localist {
 // A block-parallel rank's shapes of a layer's six split tensors (qkv_w, qkv_b, out_w, fc_w,
 // fc_b, proj_w) when it stores `slots` block slots and `units` FFN units.
 std::vector<std::vector<int64_t>> block_parallel_split_shapes(const ModelConfig& c, int64_t slots, int64_t units);
+
+// distributed.vocab_parallel: "on", or "auto" when the vocabulary has more rows than a
+// micro-batch has tokens (then its gradient traffic and memory outweigh the two activation
+// collectives the split adds per micro-batch).
+inline bool block_parallel_splits_vocab(const std::string& setting, int64_t vocab, int64_t micro_batch_tokens) {
+  return setting == "on" || (setting == "auto" && vocab > micro_batch_tokens);
+}
 
 class BlockParallel {
  public:

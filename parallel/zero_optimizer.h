@@ -25,6 +25,19 @@ namespace localist {
 // padded to chunk × ranks). The planner (run/job_plan.h) counts with it too.
 inline int64_t zero_chunk_numel(int64_t total, int64_t ranks) { return (total + ranks - 1) / ranks; }
 
+// What `distributed.zero` shards for a group of `ranks` ranks, `dp` of them data parallel:
+// the replicated parameters' moments over the group, and (with several data-parallel
+// ranks) the split tensors' over those. ModelGroup builds its optimizers and gradient sync
+// by it; the planner (run/job_plan.h) counts by it.
+struct ZeroSharding {
+  bool replicated = false, split = false;
+  ZeroSharding(int64_t zero, int64_t ranks, int64_t dp)
+      : replicated(zero == 1 && ranks > 1), split(replicated && dp > 1) {}
+  bool in_torch_adamw(bool is_split) const { return !replicated || (is_split && !split); }
+  // The gradient sync over the data-parallel ranks carries what ZeRO does not reduce-scatter.
+  bool synced(bool is_split, int64_t dp) const { return dp > 1 && !split && (!replicated || is_split); }
+};
+
 class ZeroAdamW : public OptimizerState {
  public:
   struct Options {

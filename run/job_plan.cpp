@@ -53,7 +53,7 @@ Counts count_parameters(const PlanInput& in, const LlmPlan& llm, int bp_rank) {
   const auto [f0, f1] = block_parallel_ffn_range(c.ffn_mult * c.d_model, bp_rank, bp);
   const auto [v0, v1] = block_parallel_ffn_range(in.vocab, bp_rank, bp);
   const auto share = block_parallel_split_shapes(c, block_map_capacity(c.k_max, bp), f1 - f0);
-  const bool sharded = in.zero == 1 && bp * dp > 1, split_sharded = sharded && dp > 1;
+  const ZeroSharding zero(in.zero, bp * dp, dp);
   Counts n;
   for (const ParameterShape& p : localist_parameter_shapes(c, in.vocab)) {
     const int i = split_index(p.name);
@@ -63,8 +63,8 @@ Counts count_parameters(const PlanInput& in, const LlmPlan& llm, int bp_rank) {
     if (vocab) k = (v1 - v0) * c.d_model;
     const bool split = block || (bp > 1 && ffn) || vocab;
     (split ? n.split : n.replicated) += k;
-    if (!sharded || (split && !split_sharded)) n.adamw += k;
-    if (dp > 1 && !split_sharded && (!sharded || split)) n.synced += k;
+    if (zero.in_torch_adamw(split)) n.adamw += k;
+    if (zero.synced(split, dp)) n.synced += k;
   }
   return n;
 }
@@ -132,7 +132,8 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
   r.blocks = llm.bp > 1 ? map.owned_by(r.bp_rank) : map.owned_by(0);
   const Counts n = count_parameters(in, llm, r.bp_rank);
   const int group = llm.bp * llm.dp;
-  const bool sharded = in.zero == 1 && group > 1, split_sharded = sharded && llm.dp > 1;
+  const ZeroSharding zero(in.zero, group, llm.dp);
+  const bool sharded = zero.replicated, split_sharded = zero.split;
   r.parameters = r.gradients = 4 * (n.replicated + n.split);
   r.optimizer = 8 * n.adamw;
   // Sent per step: over the data-parallel ranks (gradients, ZeRO) and within a replica
@@ -225,8 +226,7 @@ JobPlan job_plan(const PlanInput& in) {
     llm.bp = static_cast<int>(in.block_parallel);
     llm.dp = static_cast<int>(llm.ranks.size()) / llm.bp;
     llm.vocab_parallel =
-        llm.bp > 1 && (in.vocab_parallel == "on" ||
-                       (in.vocab_parallel == "auto" && in.vocab > in.train.micro_batch * in.model.context));
+        llm.bp > 1 && block_parallel_splits_vocab(in.vocab_parallel, in.vocab, in.train.micro_batch * in.model.context);
     const int per_node = std::max(1, in.ranks_per_node);
     llm.spans_nodes = llm.ranks.front() / per_node != llm.ranks.back() / per_node;
     for (const ParameterShape& p : localist_parameter_shapes(in.model, in.vocab))

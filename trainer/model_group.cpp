@@ -125,11 +125,8 @@ void ModelGroup::make_model(const CheckpointContents* resumed, const LlmCheckpoi
     // resumed map keeps its owners where the mesh allows; otherwise the planner re-places.
     planned = from ? block_map_plan(from->map, from->map.active, mesh_.bp_size)
                    : block_map_initial(active_mask(), mesh_.bp_size);
-    // Vocabulary parallel when asked, or (auto) when the vocabulary has more rows than a
-    // micro-batch has tokens: then its gradient traffic and memory outweigh the two
-    // activation collectives (B, T, d) the split adds per micro-batch.
-    const bool vocab = s.vocab_parallel == "on" ||
-                       (s.vocab_parallel == "auto" && model_->vocab_size() > tc.micro_batch * s.model.context);
+    const bool vocab =
+        block_parallel_splits_vocab(s.vocab_parallel, model_->vocab_size(), tc.micro_batch * s.model.context);
     blocks_ = std::make_unique<BlockParallel>(mesh_.bp_data, *model_, planned, vocab);
     if (s.lead && vocab)
       spdlog::info("vocabulary parallel: {} embedding rows split over {} ranks", model_->vocab_size(), mesh_.bp_size);
@@ -190,11 +187,11 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
   // over all of them (bp > 1: each rank of a replica holds its positions' part). The
   // split tensors (blocks; FFN under bp > 1) are sharded over the ranks that hold the
   // same share (dp), when there are several: their moments fall as 1/(bp·dp).
-  const bool sharded = s.zero == 1 && mesh_.ranks->size() > 1;
-  const bool split_sharded = sharded && mesh_.dp_size > 1;
+  const ZeroSharding zero(s.zero, mesh_.ranks->size(), mesh_.dp_size);
+  const bool sharded = zero.replicated, split_sharded = zero.split;
   auto split = [&](const at::Tensor& t) { return is_split(*model_, t, mesh_.bp_size); };
   optimizer_ = make_optimizer(
-      *model_, tc, [&](const at::Tensor& t) { return !sharded || (split(t) && !split_sharded); }, &adamw_params_);
+      *model_, tc, [&](const at::Tensor& t) { return zero.in_torch_adamw(split(t)); }, &adamw_params_);
   torch_moments_ = adamw_moments(*optimizer_);
   moments_ = [this](const at::Tensor& p) -> std::vector<at::Tensor> {
     if (!zero_split_ || zero_split_->index_of(p) < 0) return torch_moments_(p);
@@ -247,15 +244,14 @@ void ModelGroup::make_optimizers(const CheckpointContents* resumed, const std::s
 
 void ModelGroup::make_gradient_sync() {
   const GroupSetup& s = setup_;
-  const bool sharded = s.zero == 1 && mesh_.ranks->size() > 1, split_sharded = sharded && mesh_.dp_size > 1;
-  auto split = [&](const at::Tensor& t) { return is_split(*model_, t, mesh_.bp_size); };
+  const ZeroSharding zero(s.zero, mesh_.ranks->size(), mesh_.dp_size);
   // Gradients are summed over the data-parallel ranks while backward runs (hooks).
   // Under ZeRO the gradients of what it shards are reduce-scattered instead (all of them
   // with several data-parallel ranks).
-  if (mesh_.dp_size > 1 && !split_sharded) {
+  if (mesh_.dp_size > 1 && !zero.split) {
     std::vector<at::Tensor> synced;
     for (const auto& p : model_->parameters()) {
-      if (!sharded || split(p)) synced.push_back(p);
+      if (zero.synced(is_split(*model_, p, mesh_.bp_size), mesh_.dp_size)) synced.push_back(p);
     }
     grad_sync_ = std::make_unique<GradientSync>(mesh_.dp_data, synced, static_cast<int64_t>(s.bucket_mb * 1024 * 1024));
     if (s.lead) {
