@@ -132,6 +132,18 @@ TEST_F(Report, JsonEqualsEvalAndTheCheckpoint) {
   EXPECT_GE(recruited, 1);
   EXPECT_TRUE(j.at("curves").at("found").get<bool>());
   EXPECT_EQ(j.at("curves").at("llms").at("main").at("step").back(), 299);
+  // The MFU curve and the mean time split of the logged steps after the first.
+  const auto& main_curves = j.at("curves").at("llms").at("main");
+  ASSERT_EQ(main_curves.at("mfu").size(), main_curves.at("step").size());
+  for (const auto& m : main_curves.at("mfu")) EXPECT_TRUE(m.is_number() && m.get<double>() > 0) << m;
+  const auto& split = main_curves.at("time_ms");
+  EXPECT_EQ(split.at("steps").get<int64_t>(), static_cast<int64_t>(main_curves.at("step").size()) - 1);
+  double parts = 0;
+  for (const char* k :
+       {"eval", "checkpoint", "boundary", "rounds", "data", "forward", "backward", "sync", "optimizer", "other"})
+    parts += split.at(k).get<double>();
+  EXPECT_NEAR(parts, split.at("step").get<double>(), 1e-6 * split.at("step").get<double>()) << split;
+  EXPECT_GT(split.at("forward").get<double>(), 0) << split;
   EXPECT_NE(card.at("software").at("commit"), "");
   EXPECT_EQ(card.at("method").size(), 3u);
 
