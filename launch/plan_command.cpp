@@ -138,8 +138,7 @@ void print_plan(const PlanArgs& a, const PlanInput& in, const JobPlan& plan) {
 
 }  // namespace
 
-int run_plan(const PlanArgs& a) {
-  const RunConfig cfg = run_config_load(a.config, a.ranks, a.overrides);
+PlanInput plan_input_from_config(const RunConfig& cfg, const PlanArgs& a) {
   PlanInput in;
   in.model = cfg.model;
   in.train = cfg.train;
@@ -154,6 +153,12 @@ int run_plan(const PlanArgs& a) {
   apply_device(a, in);
   in.step = cfg.train.steps;  // the pool once every declared branch has happened
   if (!a.after_spawn.empty()) add_spawn(cfg, a.after_spawn, in);
+  return in;
+}
+
+int run_plan(const PlanArgs& a) {
+  const RunConfig cfg = run_config_load(a.config, a.ranks, a.overrides);
+  const PlanInput in = plan_input_from_config(cfg, a);
   const JobPlan plan = job_plan(in);
   if (a.json) {
     nlohmann::json j = job_plan_json(plan);

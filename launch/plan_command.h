@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "launch/run_config.h"
+#include "run/job_plan.h"
+
 namespace localist {
 
 struct PlanArgs {
@@ -20,6 +23,10 @@ struct PlanArgs {
   long long vocab = 0;                    // 0: the config's tokenizer
   bool json = false;
 };
+
+// What job_plan is asked about `cfg` on args.ranks ranks (the pool after every declared
+// branch, or after --after-spawn). Throws ConfigError for a bad --device or --after-spawn.
+PlanInput plan_input_from_config(const RunConfig& cfg, const PlanArgs& args);
 
 int run_plan(const PlanArgs& args);
 

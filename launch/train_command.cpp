@@ -38,47 +38,6 @@ void warn_if_slow_blas() {
   }
 }
 
-// The run's plan from its config; on resume, `check_resume` refuses the differences from
-// the checkpoint's config that cannot continue it.
-TrainPlan train_plan(const RunConfig& cfg, const std::string& effective, const TrainArgs& a) {
-  TrainPlan plan;
-  plan.run_dir = cfg.run.dir;
-  plan.config_yaml = effective;
-  plan.seed = static_cast<uint64_t>(cfg.run.seed);
-  plan.model = cfg.model;
-  plan.data = cfg.data;
-  plan.train = cfg.train;
-  plan.block_parallel = cfg.distributed.block_parallel;
-  plan.timeout_s = cfg.distributed.timeout_s;
-  plan.startup_timeout_s = cfg.distributed.startup_timeout_s;
-  plan.bucket_mb = cfg.distributed.bucket_mb;
-  plan.zero = cfg.distributed.zero;
-  plan.vocab_parallel = cfg.distributed.vocab_parallel;
-  plan.resume = a.resume;
-  plan.recruitment = cfg.recruitment;
-  plan.pool = cfg.pool;
-  plan.check_resume = [effective, override_schedules = a.override_schedules](const std::string& checkpoint_yaml) {
-    const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);
-    auto list = [](const std::vector<std::string>& v) {
-      std::string out;
-      for (const auto& k : v) out += (out.empty() ? "" : ", ") + k;
-      return out;
-    };
-    if (!c.fixed.empty()) {
-      throw ConfigError("--resume: " + list(c.fixed) +
-                        " differ(s) from the checkpoint's config; a changed model or "
-                        "data order cannot continue this run (use a new run.dir to start afresh)");
-    }
-    if (!c.schedules.empty() && !override_schedules) {
-      throw ConfigError("--resume: " + list(c.schedules) +
-                        " differ(s) from the checkpoint's config; pass "
-                        "--override-schedules to continue with this config's schedules, or restore them");
-    }
-    if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
-  };
-  return plan;
-}
-
 // Rank 0's summary of a finished (or already complete) run.
 void print_summary(const RunConfig& cfg, const TrainSummary& s) {
   if (s.already_complete) {
@@ -109,7 +68,7 @@ void print_summary(const RunConfig& cfg, const TrainSummary& s) {
 // The run itself: MPI on several ranks, train_run, the job's end, the summary.
 int train(const TrainArgs& a, const RunConfig& cfg, const std::string& effective, const LaunchEnv& env, int world,
           int rank, std::shared_ptr<Communicator>& world_comm) {
-  TrainPlan plan = train_plan(cfg, effective, a);
+  TrainPlan plan = train_plan_from_config(cfg, effective, a);
   plan.local_rank = env.local_rank;
   plan.local_ranks = env.local_size;
   JobEndPlan end;
@@ -176,6 +135,45 @@ int dry_run(const TrainArgs& a, const RunConfig& cfg, const BatchReader& reader,
 }
 
 }  // namespace
+
+TrainPlan train_plan_from_config(const RunConfig& cfg, const std::string& effective, const TrainArgs& a) {
+  TrainPlan plan;
+  plan.run_dir = cfg.run.dir;
+  plan.config_yaml = effective;
+  plan.seed = static_cast<uint64_t>(cfg.run.seed);
+  plan.model = cfg.model;
+  plan.data = cfg.data;
+  plan.train = cfg.train;
+  plan.block_parallel = cfg.distributed.block_parallel;
+  plan.timeout_s = cfg.distributed.timeout_s;
+  plan.startup_timeout_s = cfg.distributed.startup_timeout_s;
+  plan.bucket_mb = cfg.distributed.bucket_mb;
+  plan.zero = cfg.distributed.zero;
+  plan.vocab_parallel = cfg.distributed.vocab_parallel;
+  plan.resume = a.resume;
+  plan.recruitment = cfg.recruitment;
+  plan.pool = cfg.pool;
+  plan.check_resume = [effective, override_schedules = a.override_schedules](const std::string& checkpoint_yaml) {
+    const ResumeConflicts c = run_config_resume_conflicts(checkpoint_yaml, effective);
+    auto list = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& k : v) out += (out.empty() ? "" : ", ") + k;
+      return out;
+    };
+    if (!c.fixed.empty()) {
+      throw ConfigError("--resume: " + list(c.fixed) +
+                        " differ(s) from the checkpoint's config; a changed model or "
+                        "data order cannot continue this run (use a new run.dir to start afresh)");
+    }
+    if (!c.schedules.empty() && !override_schedules) {
+      throw ConfigError("--resume: " + list(c.schedules) +
+                        " differ(s) from the checkpoint's config; pass "
+                        "--override-schedules to continue with this config's schedules, or restore them");
+    }
+    if (!c.schedules.empty()) spdlog::warn("--override-schedules: using this config's {}", list(c.schedules));
+  };
+  return plan;
+}
 
 int run_train(const TrainArgs& a, std::shared_ptr<Communicator>& world_comm) {
   // From the first line on, not from the training loop: a preemption signal during start-

@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "launch/run_config.h"
+#include "run/train_run.h"
 
 namespace localist {
 
@@ -20,6 +21,11 @@ struct TrainArgs {
   std::string resume;               // "", "auto" or a checkpoint path
   bool override_schedules = false;  // on resume, this config's schedules win
 };
+
+// The run's plan (run/train_run.h) from its config and effective YAML, as `localist train`
+// makes it: one process until the caller sets `world`; on resume its `check_resume`
+// refuses the differences from the checkpoint's config that cannot continue it.
+TrainPlan train_plan_from_config(const RunConfig& cfg, const std::string& effective, const TrainArgs& args);
 
 // `world` is set to the MPI world once training on several ranks has started (and reset
 // when the job has ended), so that the caller's error handler can end every rank.

@@ -2,7 +2,8 @@
 // plan_check.h: holds `localist plan --json` to what a real run held and sent: every
 // memory record of the run's metrics.jsonl (per rank and LLM: parameters, gradients,
 // optimizer state, communication buffers, as ModelGroup::memory counts them) against the
-// plan's rank, and a step's counted collective payloads against the plan's.
+// plan's rank, with its place in the mesh and the blocks it owns, and a step's counted
+// collective payloads against the plan's.
 #pragma once
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -40,6 +41,10 @@ inline int expect_plan_matches_run(const std::string& plan_json, const std::stri
       const double got = rank->at(k).get<double>(), want = r.at(k).get<double>();
       EXPECT_NEAR(got, want, tolerance * std::max(1.0, want))
           << k << " of LLM " << r.at("llm") << " on rank " << r.at("rank") << " (" << metrics_path << ")";
+    }
+    // Where the rank sits and which blocks it holds: the plan's placement, exactly.
+    for (const char* k : {"dp_rank", "bp_rank", "blocks"}) {
+      EXPECT_EQ(rank->at(k), r.at(k)) << k << " of LLM " << r.at("llm") << " on rank " << r.at("rank");
     }
     ++compared;
   }
