@@ -74,23 +74,35 @@ double activation_element_bytes(const PlanInput& in) {
   return in.train.precision == "bf16" || (in.train.precision == "auto" && in.cuda) ? 2.0 : 4.0;
 }
 
-// Activation bytes of one micro-batch on a rank: per layer the tensors backward keeps
-// (norm inputs and outputs, q/k/v, the attention output, the FFN's two hidden tensors,
-// the residual adds); split parts at the rank's share, the rest sequence parallel
-// (1/bp of the positions) except the two gathered norm outputs; the logits in fp32
-// twice (softmax and its gradient). Checkpointing keeps each layer's input and one
-// replayed layer.
-std::pair<int64_t, int64_t> activation_bytes(const PlanInput& in, const LlmPlan& llm, int64_t own_blocks, int bp_rank) {
+// Activation bytes of one micro-batch (`rows` sequences) on a rank, per token of the
+// whole sequence (measured tensor by tensor on CPU, docs/results.md). A layer keeps its
+// two norm outputs at full length (gathered under bp > 1, where the local ones are freed),
+// its residual sum and output at the rank's positions, for its own heads q, k, v, the
+// output and the gated output (5 per head unit) with a log-sum-exp and Ω's per-block
+// coefficients per head, the router's anchor scores, shares and key biases, and the FFN's
+// pre-activation and GELU output of its own units. The top keeps the embedding and final
+// norm outputs and the logits with their log-softmax (fp32), and backward's largest
+// transient. Checkpointing keeps each layer's input and one replayed layer.
+std::pair<int64_t, int64_t> activation_bytes(const PlanInput& in, const LlmPlan& llm, int64_t own_blocks, int bp_rank,
+                                             int64_t active, int64_t rows) {
   const ModelConfig& c = in.model;
   const double el = activation_element_bytes(in);
-  const double bp = llm.bp, tok = static_cast<double>(in.train.micro_batch * c.context), d = c.d_model;
-  const double a_own = static_cast<double>(own_blocks * c.heads_per_block * c.head_dim);
+  const double bp = llm.bp, d = c.d_model, K = static_cast<double>(active);
+  const double tok = static_cast<double>(std::min(in.train.micro_batch, std::max<int64_t>(rows, 1)) * c.context);
+  const double heads = static_cast<double>(own_blocks * c.heads_per_block), a_own = heads * c.head_dim;
   const auto [f0, f1] = block_parallel_ffn_range(c.ffn_mult * c.d_model, bp_rank, llm.bp);
   const auto [v0, v1] = block_parallel_ffn_range(in.vocab, bp_rank, llm.bp);
-  const double layer = el * (tok * (2 * d + 4 * a_own + 2 * static_cast<double>(f1 - f0)) + tok / bp * 4 * d);
-  const double logits = llm.vocab_parallel ? 4.0 * 2 * tok * static_cast<double>(v1 - v0)
+  const double drop = c.dropout > 0 ? 1.0 : 0.0;  // each dropout keeps its input and mask
+  const double layer = el * tok *
+                       (2 * d + (2 + 4 * drop) * d / bp + 5 * a_own + heads * (1 + K) +
+                        static_cast<double>(c.anchor_dim) + 2 * K + 2 * static_cast<double>(f1 - f0));
+  // Vocabulary parallel: the rank's rows' logits for the whole sequence, from the
+  // gathered final norm output. Backward's largest transient: the logits' two gradients,
+  // or under bp > 1 a layer's full-length gradients of its gathered input and output.
+  const double logits = llm.vocab_parallel ? 4.0 * 2 * tok * static_cast<double>(v1 - v0) + el * tok * d
                                            : 4.0 * 2 * tok / bp * static_cast<double>(in.vocab);
-  const double top = el * tok / bp * 3 * d + logits;
+  const double transient = std::max(logits, llm.bp > 1 ? el * tok * 2 * d : 0.0);
+  const double top = el * tok / bp * (2 + 2 * drop) * d + logits + transient;
   const double L = static_cast<double>(c.n_layers);
   return {static_cast<int64_t>(L * layer + top), static_cast<int64_t>(L * el * tok / bp * d + layer + top)};
 }
@@ -164,11 +176,21 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
     dp_payload += 4 * (chunk * llm.dp + chunk);
   }
   if (llm.bp > 1 && !sharded) bp_wire += ring_all_reduce(4.0 * n.replicated, llm.bp);
+  const auto [row0, row1] = batch_slice(global_batch, r.dp_rank, llm.dp);
+  const int64_t active = std::count(map.active.begin(), map.active.end(), uint8_t{1});
+  // torch's AdamW drops its parameters' gradients at zero_grad (ZeRO's keep theirs); a
+  // second micro-batch's backward finds them allocated again.
+  const int64_t rows = row1 - row0, micro_batches = (rows + in.train.micro_batch - 1) / in.train.micro_batch;
+  // (Checkpointing peaks in a replay, after the layers above have their gradients.)
+  if (micro_batches <= 1 && !in.train.activation_checkpointing) r.gradients_dropped = 4 * n.adamw;
+  if (in.train.async_checkpoint && r.dp_rank == 0) {
+    r.checkpoint_copy = 12 * (n.replicated + n.split);  // parameters, the two moments whole
+    r.checkpoint_overlaps = in.train.checkpoint_every > 0 && in.train.checkpoint_every < in.train.steps;
+  }
   std::tie(r.activations, r.activations_checkpointed) =
-      activation_bytes(in, llm, static_cast<int64_t>(r.blocks.size()), r.bp_rank);
+      activation_bytes(in, llm, static_cast<int64_t>(r.blocks.size()), r.bp_rank, active, rows);
   r.checkpointing = in.train.activation_checkpointing;
   if (llm.bp > 1) {
-    const auto [row0, row1] = batch_slice(global_batch, r.dp_rank, llm.dp);
     const Traffic t = sequence_parallel_traffic(in, llm, row1 - row0);
     r.payload_bp += t.payload + (sharded ? 0 : 4 * n.replicated) + 8;  // + the replicated sum, the norm's part
     bp_wire += t.wire;
@@ -202,7 +224,9 @@ PoolMap plan_pool_map(const PlanInput& in) {
 }  // namespace
 
 int64_t RankPlan::total() const {
-  return parameters + gradients + optimizer + sync_buffers + (checkpointing ? activations_checkpointed : activations);
+  const int64_t act = checkpointing ? activations_checkpointed : activations;
+  const int64_t training = act + gradients - gradients_dropped + (checkpoint_overlaps ? checkpoint_copy : 0);
+  return parameters + optimizer + sync_buffers + std::max(training, gradients + checkpoint_copy);
 }
 
 JobPlan job_plan(const PlanInput& in) {

@@ -54,7 +54,16 @@ struct RankPlan {
   // And within its replica (bp > 1: the sequence-parallel activations and the
   // replicated parameters' gradient sum).
   int64_t payload_group = 0, payload_dp = 0, payload_bp = 0;
-  int64_t total() const;  // what the rank holds at its peak (activations as configured)
+  // What the rank holds at its peak (activations as configured): parameters, optimizer
+  // state, buffers, and the larger of one micro-batch's activations with the gradients
+  // then alive, and all gradients (backward's end). A step of one micro-batch starts
+  // backward without the gradients torch's zero_grad dropped (`gradients_dropped`).
+  // An asynchronous checkpoint's host copy (dp rank 0: parameters and whole moments)
+  // adds to the peak; a periodic one lives on while the next steps train.
+  int64_t total() const;
+  int64_t gradients_dropped = 0;
+  int64_t checkpoint_copy = 0;  // bytes, 0 without async_checkpoint or off dp rank 0
+  bool checkpoint_overlaps = false;
   bool checkpointing = false;
 };
 

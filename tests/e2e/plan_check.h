@@ -2,8 +2,8 @@
 // plan_check.h: holds `localist plan --json` to what a real run held and sent: every
 // memory record of the run's metrics.jsonl (per rank and LLM: parameters, gradients,
 // optimizer state, communication buffers, as ModelGroup::memory counts them) against the
-// plan's rank, with its place in the mesh and the blocks it owns, and a step's counted
-// collective payloads against the plan's.
+// plan's rank, with its place in the mesh and the blocks it owns; the plan's peak against
+// the allocator's; and a step's counted collective payloads against the plan's.
 #pragma once
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -16,10 +16,10 @@
 
 namespace localist::test {
 
-// Compares every memory record of `metrics_path` with `plan_json` (within `tolerance`,
-// relative); returns how many (rank, LLM) pairs were compared.
-inline int expect_plan_matches_run(const std::string& plan_json, const std::string& metrics_path,
-                                   double tolerance = 0.05) {
+// Calls check(record, plan's rank) for every memory record of `metrics_path` (a record
+// the plan has no rank for fails); returns how many were checked.
+template <typename Check>
+int for_each_memory_record(const std::string& plan_json, const std::string& metrics_path, Check check) {
   const auto plan = nlohmann::json::parse(plan_json, nullptr, false);
   EXPECT_FALSE(plan.is_discarded()) << plan_json;
   if (plan.is_discarded()) return 0;
@@ -37,18 +37,40 @@ inline int expect_plan_matches_run(const std::string& plan_json, const std::stri
     }
     EXPECT_TRUE(rank) << "the plan has no rank " << r.at("rank") << " for LLM " << r.at("llm") << ": " << plan_json;
     if (!rank) continue;
+    check(r, *rank);
+    ++compared;
+  }
+  return compared;
+}
+
+// Compares every memory record of `metrics_path` with `plan_json` (within `tolerance`,
+// relative); returns how many (rank, LLM) pairs were compared.
+inline int expect_plan_matches_run(const std::string& plan_json, const std::string& metrics_path,
+                                   double tolerance = 0.05) {
+  return for_each_memory_record(plan_json, metrics_path, [&](const nlohmann::json& r, const nlohmann::json& rank) {
     for (const char* k : {"parameter_bytes", "gradient_bytes", "optimizer_bytes", "sync_buffer_bytes"}) {
-      const double got = rank->at(k).get<double>(), want = r.at(k).get<double>();
+      const double got = rank.at(k).get<double>(), want = r.at(k).get<double>();
       EXPECT_NEAR(got, want, tolerance * std::max(1.0, want))
           << k << " of LLM " << r.at("llm") << " on rank " << r.at("rank") << " (" << metrics_path << ")";
     }
     // Where the rank sits and which blocks it holds: the plan's placement, exactly.
     for (const char* k : {"dp_rank", "bp_rank", "blocks"}) {
-      EXPECT_EQ(rank->at(k), r.at(k)) << k << " of LLM " << r.at("llm") << " on rank " << r.at("rank");
+      EXPECT_EQ(rank.at(k), r.at(k)) << k << " of LLM " << r.at("llm") << " on rank " << r.at("rank");
     }
-    ++compared;
-  }
-  return compared;
+  });
+}
+
+// The plan's whole-rank peak (total_bytes: held bytes and one micro-batch's activations)
+// against each memory record's allocator peak (LOCALIST_COUNT_TENSOR_MEMORY=1, which
+// every record must carry), within `tolerance` (relative); returns how many were compared.
+inline int expect_plan_peak_matches(const std::string& plan_json, const std::string& metrics_path,
+                                    double tolerance = 0.05) {
+  return for_each_memory_record(plan_json, metrics_path, [&](const nlohmann::json& r, const nlohmann::json& rank) {
+    ASSERT_TRUE(r.contains("peak_tensor_bytes")) << "run without LOCALIST_COUNT_TENSOR_MEMORY=1: " << metrics_path;
+    const double want = r.at("peak_tensor_bytes").get<double>(), got = rank.at("total_bytes").get<double>();
+    EXPECT_NEAR(got / want, 1.0, tolerance) << "plan " << got << " bytes, measured peak " << want << " on rank "
+                                            << r.at("rank") << " (" << metrics_path << ")";
+  });
 }
 
 // Compares what LLM `llm`'s lead handed to collectives in step `step` (the step record's
