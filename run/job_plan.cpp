@@ -184,14 +184,14 @@ RankPlan rank_plan(const PlanInput& in, const LlmPlan& llm, int group_rank, cons
   // (Checkpointing peaks in a replay, after the layers above have their gradients.)
   if (micro_batches <= 1 && !in.train.activation_checkpointing) r.gradients_dropped = 4 * n.adamw;
   if (in.train.async_checkpoint && r.dp_rank == 0) {
-    r.checkpoint_copy = 12 * (n.replicated + n.split);  // parameters, the two moments whole
+    r.checkpoint_copy = 3 * r.parameters;  // parameters, the two moments whole
     r.checkpoint_overlaps = in.train.checkpoint_every > 0 && in.train.checkpoint_every < in.train.steps;
   }
   std::tie(r.activations, r.activations_checkpointed) =
       activation_bytes(in, llm, static_cast<int64_t>(r.blocks.size()), r.bp_rank, active, rows);
   r.checkpointing = in.train.activation_checkpointing;
   if (llm.bp > 1) {
-    const Traffic t = sequence_parallel_traffic(in, llm, row1 - row0);
+    const Traffic t = sequence_parallel_traffic(in, llm, rows);
     r.payload_bp += t.payload + (sharded ? 0 : 4 * n.replicated) + 8;  // + the replicated sum, the norm's part
     bp_wire += t.wire;
   }
